@@ -1,0 +1,1 @@
+"""tgm's domain core: entities, value objects, ports and use cases. Imports no framework."""

@@ -1,0 +1,43 @@
+"""Domain errors: each names what went wrong in words a caller can act on."""
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class InvalidToken(DomainError):
+    """Text that is not shaped like a Telegram bot token."""
+
+
+class TokenRejected(DomainError):
+    """Telegram refused the token (getMe answered 401/404): revoked or never valid."""
+
+
+class BotOwnedByAnotherAdmin(DomainError):
+    """The bot is registered by someone else; who is not said."""
+
+
+class BotNotFound(DomainError):
+    """No bot with that id (or not visible to the caller)."""
+
+
+class IllegalTransition(DomainError):
+    """A bot status change the state machine does not allow."""
+
+
+class TelegramUnavailable(DomainError):
+    """Telegram could not be reached or failed; the call may be retried."""
+
+
+class TelegramRequestFailed(DomainError):
+    """Telegram answered ok=false for a reason other than the token."""
+
+    def __init__(self, error_code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(f"Telegram error {error_code}: {description}")
+        self.error_code = error_code
+        self.description = description
+        self.retry_after = retry_after
+
+
+class VaultUnavailable(DomainError):
+    """The vault could not be reached or refused the call."""

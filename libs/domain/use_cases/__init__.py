@@ -1,0 +1,1 @@
+"""Use cases: one module each, taking ports and nothing else."""

@@ -1,0 +1,54 @@
+"""HandleUpdate: what a managed bot answers to one update."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from libs.domain.bots import BotToken
+from libs.domain.messages import render
+from libs.domain.ports import BotDirectory, DecryptPurpose, SecretKind, TelegramApi, TokenVault
+from libs.domain.updates import UpdateEnvelope
+
+
+@dataclass(frozen=True)
+class HandleOutcome:
+    """What happened, for logs and tests."""
+
+    action: str
+    replied: bool = False
+
+
+class HandleUpdate:
+    def __init__(self, bots: BotDirectory, telegram: TelegramApi, vault: TokenVault) -> None:
+        self._bots = bots
+        self._telegram = telegram
+        self._vault = vault
+
+    def __call__(self, envelope: UpdateEnvelope) -> HandleOutcome:
+        bot = self._bots.get_bot(envelope.bot_id)
+        if bot is None or not bot.serves_updates:
+            return HandleOutcome("ignored:bot_inactive")
+        chat_id = envelope.chat_id
+        text = envelope.text
+        if chat_id is None or text is None:
+            return HandleOutcome("ignored:no_text")
+        command = _command_of(text, bot.username)
+        if command != "/start":
+            return HandleOutcome("ignored:unknown_command")
+        reply = bot.settings.welcome_text or render(
+            "welcome", envelope.sender_language or bot.settings.language, username=bot.username
+        )
+        token = BotToken(self._vault.decrypt(bot.id, SecretKind.BOT_TOKEN, DecryptPurpose.SEND, bot.sealed_token))
+        self._telegram.send_message(token, chat_id, reply)
+        return HandleOutcome("command:/start", replied=True)
+
+
+def _command_of(text: str, bot_username: str) -> str | None:
+    """'/start@MyBot payload' → '/start' (None when addressed to another bot or not a command)."""
+    if not text.startswith("/"):
+        return None
+    head = text.split(maxsplit=1)[0]
+    name, _, addressee = head.partition("@")
+    if addressee and addressee.lower() != bot_username.lower():
+        return None
+    return name.lower()
