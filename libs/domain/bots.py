@@ -128,14 +128,15 @@ class Bot:
     updated_at: datetime
     is_manager: bool = False
 
-    def _move(self, target: BotStatus, now: datetime) -> None:
-        if target not in _ALLOWED_MOVES[self.status]:
+    def _move(self, target: BotStatus, now: datetime, *, from_: BotStatus | None = None) -> None:
+        if target not in _ALLOWED_MOVES[self.status] or (from_ is not None and self.status is not from_):
             raise IllegalTransition(f"bot {self.id}: {self.status.value} → {target.value} is not allowed")
         self.status = target
         self.updated_at = now
 
     def activate(self, now: datetime) -> None:
-        self._move(BotStatus.ACTIVE, now)
+        """First activation, once the webhook is set."""
+        self._move(BotStatus.ACTIVE, now, from_=BotStatus.PENDING)
 
     def fail(self, now: datetime) -> None:
         self._move(BotStatus.FAILED, now)
@@ -144,7 +145,8 @@ class Bot:
         self._move(BotStatus.DISABLED, now)
 
     def enable(self, now: datetime) -> None:
-        self._move(BotStatus.ACTIVE, now)
+        """Back to service after the owner disabled it."""
+        self._move(BotStatus.ACTIVE, now, from_=BotStatus.DISABLED)
 
     def delete(self, now: datetime) -> None:
         self._move(BotStatus.DELETED, now)

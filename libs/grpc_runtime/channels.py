@@ -38,7 +38,7 @@ class _DeadlineInterceptor(grpc.UnaryUnaryClientInterceptor):
         return continuation(details, request)
 
 
-class _ClientCallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+class _ClientCallDetails(grpc.ClientCallDetails):
     def __init__(
         self, method: str, timeout: float | None, metadata: Any, credentials: Any, wait_for_ready: bool | None
     ) -> None:

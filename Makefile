@@ -1,0 +1,46 @@
+# tgm — the two commands that matter: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install proto lint typecheck unit e2e bench clean
+
+run: $(STAMP)  ## the whole stack on embedded defaults, with the Telegram emulator
+	$(BIN)/python -m tools.devstack
+
+test: $(STAMP) system-deps lint  ## lint, types, then every test on real PostgreSQL + Redis
+	$(BIN)/pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip==26.3
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: system-deps
+system-deps:
+	bash scripts/install-system-deps.sh
+
+proto: $(STAMP)  ## regenerate gRPC stubs into tgm/ (idempotent)
+	PYTHON=$(BIN)/python bash scripts/gen_proto.sh
+	$(BIN)/buf lint
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+e2e: $(STAMP) system-deps
+	$(BIN)/pytest tests/e2e
+
+bench: $(STAMP) system-deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,83 @@
+"""`python -m apps.embedded`: the gateway's HTTP server plus the dispatcher's workers, one process, no Redis.
+
+Both containers share one `StubBroker`; the worker starts with the app and stops with it (uvicorn
+handles SIGTERM/SIGINT). Updates queued in memory are lost if the process dies: dev/single-node only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from fastapi import FastAPI
+
+from libs.observability.logging import configure_logging
+from services.dispatcher.settings import DispatcherSettings
+from services.gateway.settings import GatewaySettings
+
+logger = logging.getLogger("apps.embedded")
+STOP_TIMEOUT_MS = 10_000
+
+
+def build(gateway_settings: GatewaySettings, dispatcher_settings: DispatcherSettings) -> FastAPI:
+    """Returns the FastAPI app with the dispatcher's worker hooked to its lifespan."""
+    import dramatiq
+    from dramatiq.brokers.stub import StubBroker
+
+    from services.dispatcher.container import DispatcherContainer
+    from services.dispatcher.workers.actors import register_actors
+    from services.gateway.app import create_app
+    from services.gateway.container import GatewayContainer
+
+    broker = StubBroker()
+    dispatcher = DispatcherContainer(settings=dispatcher_settings)
+    register_actors(broker, dispatcher.handle_update, dispatcher.deduplicator())
+    worker = dramatiq.Worker(broker, worker_threads=dispatcher_settings.dispatcher_threads)
+    gateway = GatewayContainer(settings=gateway_settings, broker=broker)
+
+    def start() -> None:
+        worker.start()
+        logger.info("embedded dispatcher started")
+
+    def stop() -> None:
+        worker.stop(timeout=STOP_TIMEOUT_MS)
+        broker.close()
+        gateway.shutdown_resources()
+        dispatcher.shutdown_resources()
+        logger.info("embedded dispatcher stopped")
+
+    return create_app(gateway, on_startup=[start], on_shutdown=[stop])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m apps.embedded")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
+    parser.parse_args(argv)
+
+    import uvicorn
+
+    gateway_settings = GatewaySettings()
+    configure_logging("embedded", gateway_settings.log_level)
+    logging.getLogger("dramatiq").setLevel(max(logging.INFO, logging.getLogger().level))
+    if gateway_settings.redis_url:
+        logger.warning("REDIS_URL is set but ignored: embedded mode uses an in-process broker")
+    dispatcher_settings = DispatcherSettings(
+        redis_url="",
+        registry_addr=gateway_settings.registry_addr,
+        vault_addr=gateway_settings.vault_addr,
+        telegram_api_base_url=gateway_settings.telegram_api_base_url,
+    )
+    app = build(gateway_settings, dispatcher_settings)
+    uvicorn.run(
+        app,
+        host=gateway_settings.gateway_host,
+        port=gateway_settings.gateway_port,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Client side of the registry's gRPC API: RouteDirectory and BotDirectory adapters."""

@@ -1,0 +1,186 @@
+"""RouteDirectory and BotDirectory over the registry's gRPC API, with small in-process TTL caches.
+
+Proto ↔ domain mapping lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+import grpc
+
+from libs.domain.bots import Bot, BotSettings, BotStatus
+from libs.domain.clock import SystemClock
+from libs.domain.errors import DomainError
+from libs.domain.ports import Clock, Route
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
+
+DEFAULT_CALL_TIMEOUT_SECONDS = 2.0
+DEFAULT_MAX_ENTRIES = 10_000
+
+_STATUS_FROM_PROTO: dict[int, BotStatus] = {
+    registry_pb2.BOT_STATUS_PENDING: BotStatus.PENDING,
+    registry_pb2.BOT_STATUS_ACTIVE: BotStatus.ACTIVE,
+    registry_pb2.BOT_STATUS_DISABLED: BotStatus.DISABLED,
+    registry_pb2.BOT_STATUS_DELETED: BotStatus.DELETED,
+    registry_pb2.BOT_STATUS_FAILED: BotStatus.FAILED,
+}
+# The registry does not send timestamps with a Bot; readers of a Bot must not rely on them.
+_UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class RegistryUnavailable(DomainError):
+    """The registry could not be reached or failed; the caller may retry later (gateway: 503)."""
+
+
+def status_from_proto(value: int) -> BotStatus:
+    """Unknown/unspecified statuses map to PENDING: such a bot never serves updates."""
+    return _STATUS_FROM_PROTO.get(value, BotStatus.PENDING)
+
+
+def route_from_proto(reply: registry_pb2.GetRouteResponse) -> Route:
+    return Route(
+        bot_id=reply.bot_id,
+        webhook_secret_sha256=bytes(reply.webhook_secret_sha256),
+        accepts_updates=status_from_proto(reply.status) is BotStatus.ACTIVE,
+        is_manager=reply.is_manager,
+    )
+
+
+def bot_from_proto(message: registry_pb2.Bot) -> Bot:
+    return Bot(
+        id=message.bot_id,
+        public_id=message.public_id,
+        owner_id=message.owner_id,
+        telegram_bot_id=message.telegram_bot_id,
+        username=message.username,
+        status=status_from_proto(message.status),
+        sealed_token=bytes(message.sealed_token),
+        # Not part of the dispatcher's view: the gateway checks secrets through GetRoute.
+        webhook_secret_sha256=b"",
+        settings=BotSettings(welcome_text=message.welcome_text, language=message.language or "pt-BR"),
+        created_at=_UNKNOWN_TIME,
+        updated_at=_UNKNOWN_TIME,
+    )
+
+
+_V = TypeVar("_V")
+
+
+class _TtlCache(Generic[_V]):
+    """A bounded, thread-safe LRU with per-entry expiry on a monotonic clock."""
+
+    def __init__(self, clock: Clock, max_entries: int) -> None:
+        self._clock = clock
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, _V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[bool, _V | None]:
+        now = self._clock.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return False, None
+            expires_at, value = entry
+            if expires_at <= now:
+                del self._entries[key]
+                return False, None
+            self._entries.move_to_end(key)
+            return True, value
+
+    def put(self, key: str, value: _V, ttl_seconds: float) -> None:
+        if ttl_seconds <= 0:
+            return
+        expires_at = self._clock.monotonic() + ttl_seconds
+        with self._lock:
+            self._entries[key] = (expires_at, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _call(rpc: Callable[[], _V]) -> _V | None:
+    """Runs one RPC: NOT_FOUND → None, any other failure → RegistryUnavailable (no server text kept)."""
+    try:
+        return rpc()
+    except grpc.RpcError as exc:
+        code = exc.code() if callable(getattr(exc, "code", None)) else None
+        if code is grpc.StatusCode.NOT_FOUND:
+            return None
+        name = code.name if code is not None else "UNKNOWN"
+        raise RegistryUnavailable(f"registry call failed: {name}") from None
+
+
+class GrpcRouteDirectory:
+    """RouteDirectory adapter: GetRoute, cached for `ttl_seconds`; unknown ids cached for `negative_ttl_seconds`."""
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        ttl_seconds: float = 30.0,
+        negative_ttl_seconds: float = 2.0,
+        clock: Clock | None = None,
+        *,
+        timeout_seconds: float = DEFAULT_CALL_TIMEOUT_SECONDS,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
+        self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        self._ttl = ttl_seconds
+        self._negative_ttl = negative_ttl_seconds
+        self._timeout = timeout_seconds
+        self._cache: _TtlCache[Route | None] = _TtlCache(clock or SystemClock(), max_entries)
+
+    def route_for(self, public_id: str) -> Route | None:
+        hit, cached = self._cache.get(public_id)
+        if hit:
+            return cached
+        reply = _call(
+            lambda: self._stub.GetRoute(registry_pb2.GetRouteRequest(public_id=public_id), timeout=self._timeout)
+        )
+        route = route_from_proto(reply) if reply is not None and reply.bot_id else None
+        self._cache.put(public_id, route, self._ttl if route is not None else self._negative_ttl)
+        return route
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+
+class GrpcBotDirectory:
+    """BotDirectory adapter: GetBot, cached briefly (settings changes show up within `ttl_seconds`)."""
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        ttl_seconds: float = 5.0,
+        negative_ttl_seconds: float = 2.0,
+        clock: Clock | None = None,
+        *,
+        timeout_seconds: float = DEFAULT_CALL_TIMEOUT_SECONDS,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
+        self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        self._ttl = ttl_seconds
+        self._negative_ttl = negative_ttl_seconds
+        self._timeout = timeout_seconds
+        self._cache: _TtlCache[Bot | None] = _TtlCache(clock or SystemClock(), max_entries)
+
+    def get_bot(self, bot_id: str) -> Bot | None:
+        hit, cached = self._cache.get(bot_id)
+        if hit:
+            return cached
+        reply = _call(lambda: self._stub.GetBot(registry_pb2.GetBotRequest(bot_id=bot_id), timeout=self._timeout))
+        bot = bot_from_proto(reply.bot) if reply is not None and reply.HasField("bot") else None
+        self._cache.put(bot_id, bot, self._ttl if bot is not None else self._negative_ttl)
+        return bot
+
+    def invalidate(self) -> None:
+        self._cache.clear()

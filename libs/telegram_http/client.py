@@ -1,0 +1,239 @@
+"""The Telegram Bot API over HTTPS: the `TelegramApi` port's real adapter.
+
+The Bot API puts the token in the URL path, so this module is careful that no URL ever escapes it:
+httpx errors are turned into domain errors raised *outside* the `except` block (no `__context__`
+chain back to an httpx object that holds the URL), messages name only the method, and httpx's own
+request logging is redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from libs.domain.bots import BotToken, TelegramBotInfo
+from libs.domain.errors import DomainError, TelegramRequestFailed, TelegramUnavailable, TokenRejected
+from libs.domain.ports import SentMessage, WebhookRegistration
+from libs.domain.redaction import redact
+
+DEFAULT_BASE_URL = "https://api.telegram.org"
+
+
+class _RedactRecords(logging.Filter):
+    """httpx logs every request URL at INFO; Bot API URLs carry the token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def _install_log_redaction() -> None:
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactRecords) for f in logger.filters):
+            logger.addFilter(_RedactRecords())
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A successful call's result; nothing of the request (no URL) is kept."""
+
+    result: Any
+
+
+class HttpTelegramApi:
+    """Sync Bot API client with a connection pool; safe to share between threads."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout_seconds: float = 10.0,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        _install_log_redaction()
+        self._base_url = base_url.rstrip("/")
+        self._client = httpx.Client(
+            timeout=timeout_seconds,
+            transport=transport,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            follow_redirects=False,
+            trust_env=transport is None,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpTelegramApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HttpTelegramApi({self._base_url!r})"
+
+    # -- transport -----------------------------------------------------------------------------------
+
+    def _post(self, secret: str, method: str, params: dict[str, Any]) -> _Answer | DomainError:
+        """The result, or the error to raise; never raises, so no httpx exception (holding the URL) is chained,
+        and no frame holding the URL or Telegram's raw answer is left in the caller's traceback."""
+        try:
+            response = self._client.post(f"{self._base_url}/bot{secret}/{method}", json=params)
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            return _interpret(method, response.status_code, body, response.headers.get("retry-after"))
+        except httpx.TimeoutException:
+            return TelegramUnavailable(f"Telegram {method}: timed out")
+        except httpx.HTTPError as exc:
+            return TelegramUnavailable(f"Telegram {method}: network error ({type(exc).__name__})")
+        except Exception as exc:  # e.g. httpx.InvalidURL, whose message is the URL itself
+            return TelegramUnavailable(f"Telegram {method}: request failed ({type(exc).__name__})")
+
+    def _call(self, token: BotToken, method: str, params: dict[str, Any] | None = None) -> Any:
+        outcome = self._post(token.reveal(), method, {k: v for k, v in (params or {}).items() if v is not None})
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome.result
+
+    # -- the port ------------------------------------------------------------------------------------
+
+    def get_me(self, token: BotToken) -> TelegramBotInfo:
+        user = self._call(token, "getMe")
+        if not isinstance(user, dict) or not isinstance(user.get("id"), int):
+            raise TelegramUnavailable("Telegram getMe: unexpected result")
+        return TelegramBotInfo(
+            telegram_bot_id=user["id"],
+            username=str(user.get("username") or ""),
+            first_name=str(user.get("first_name") or ""),
+            can_manage_bots=bool(user.get("can_manage_bots", False)),
+        )
+
+    def set_webhook(self, token: BotToken, registration: WebhookRegistration) -> None:
+        self._call(
+            token,
+            "setWebhook",
+            {
+                "url": registration.url,
+                "secret_token": registration.secret_token,
+                "allowed_updates": list(registration.allowed_updates),
+                "drop_pending_updates": registration.drop_pending_updates,
+            },
+        )
+
+    def delete_webhook(self, token: BotToken, drop_pending_updates: bool = False) -> None:
+        self._call(token, "deleteWebhook", {"drop_pending_updates": drop_pending_updates})
+
+    def get_webhook_info(self, token: BotToken) -> dict[str, Any]:
+        info = self._call(token, "getWebhookInfo")
+        return info if isinstance(info, dict) else {}
+
+    def send_message(
+        self,
+        token: BotToken,
+        chat_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+        disable_web_page_preview: bool = False,
+    ) -> SentMessage:
+        params: dict[str, Any] = {"chat_id": chat_id, "text": text, "parse_mode": parse_mode}
+        if reply_markup is not None:
+            params["reply_markup"] = reply_markup
+        if disable_web_page_preview:
+            # disable_web_page_preview was removed from sendMessage; link_preview_options replaces it.
+            params["link_preview_options"] = {"is_disabled": True}
+        return _sent(self._call(token, "sendMessage", params), chat_id, "sendMessage")
+
+    def edit_message_text(
+        self,
+        token: BotToken,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+    ) -> SentMessage:
+        params: dict[str, Any] = {"chat_id": chat_id, "message_id": message_id, "text": text}
+        params["parse_mode"] = parse_mode
+        if reply_markup is not None:
+            params["reply_markup"] = reply_markup
+        result = self._call(token, "editMessageText", params)
+        if result is True:
+            return SentMessage(message_id=message_id, chat_id=chat_id)
+        return _sent(result, chat_id, "editMessageText")
+
+    def delete_message(self, token: BotToken, chat_id: int, message_id: int) -> None:
+        self._call(token, "deleteMessage", {"chat_id": chat_id, "message_id": message_id})
+
+    def answer_callback_query(self, token: BotToken, callback_query_id: str, text: str | None = None) -> None:
+        self._call(token, "answerCallbackQuery", {"callback_query_id": callback_query_id, "text": text})
+
+    def get_managed_bot_token(self, manager_token: BotToken, user_id: int) -> BotToken:
+        return _token(self._call(manager_token, "getManagedBotToken", {"user_id": user_id}), "getManagedBotToken")
+
+    def replace_managed_bot_token(self, manager_token: BotToken, user_id: int) -> BotToken:
+        result = self._call(manager_token, "replaceManagedBotToken", {"user_id": user_id})
+        return _token(result, "replaceManagedBotToken")
+
+
+def _interpret(method: str, status_code: int, body: Any, retry_after_header: str | None) -> _Answer | DomainError:
+    if not isinstance(body, dict) or "ok" not in body:
+        if status_code >= 500 or status_code == 429:
+            return TelegramUnavailable(f"Telegram {method}: HTTP {status_code}")
+        return TelegramUnavailable(f"Telegram {method}: unexpected answer (HTTP {status_code})")
+    if body.get("ok") is True:
+        return _Answer(body.get("result"))
+    code = body.get("error_code")
+    error_code = code if isinstance(code, int) else status_code
+    description = redact(str(body.get("description") or "no description"))
+    if error_code == 401 or (error_code == 404 and method == "getMe"):
+        return TokenRejected(f"Telegram {method}: the bot token was rejected ({error_code} {description})")
+    if error_code >= 500:
+        return TelegramUnavailable(f"Telegram {method}: {error_code} {description}")
+    parameters = body.get("parameters")
+    retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
+    if not isinstance(retry_after, int):
+        retry_after = _int_or_none(retry_after_header) if error_code == 429 else None
+    return TelegramRequestFailed(error_code, description, retry_after)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _sent(result: Any, chat_id: int, method: str) -> SentMessage:
+    if not isinstance(result, dict) or not isinstance(result.get("message_id"), int):
+        raise TelegramUnavailable(f"Telegram {method}: unexpected result")
+    chat = result.get("chat")
+    answered_chat = chat.get("id") if isinstance(chat, dict) else None
+    return SentMessage(
+        message_id=result["message_id"], chat_id=answered_chat if isinstance(answered_chat, int) else chat_id
+    )
+
+
+def _token(result: Any, method: str) -> BotToken:
+    if not isinstance(result, str):
+        raise TelegramUnavailable(f"Telegram {method}: unexpected result")
+    value: BotToken | None = None
+    try:
+        value = BotToken(result)
+    except DomainError:
+        value = None
+    if value is None:  # raised outside the except block: InvalidToken's context would hold nothing, but be sure
+        raise TelegramUnavailable(f"Telegram {method}: the answer is not a bot token")
+    return value

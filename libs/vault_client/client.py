@@ -1,0 +1,54 @@
+"""`TokenVault` over gRPC. Any failure becomes VaultUnavailable, never carrying request or response payload."""
+
+from __future__ import annotations
+
+import grpc
+
+from libs.domain.errors import VaultUnavailable
+from libs.domain.ports import DecryptPurpose, SecretKind
+from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
+
+_KINDS = {
+    SecretKind.BOT_TOKEN: vault_pb2.SECRET_KIND_BOT_TOKEN,
+    SecretKind.INBOUND_TEXT: vault_pb2.SECRET_KIND_INBOUND_TEXT,
+}
+_PURPOSES = {
+    DecryptPurpose.MANAGE: vault_pb2.PURPOSE_MANAGE,
+    DecryptPurpose.SEND: vault_pb2.PURPOSE_SEND,
+}
+
+
+class GrpcTokenVault:
+    """Implements libs.domain.ports.TokenVault. Use with `libs.grpc_runtime.channels.open_channel(VAULT_ADDR)`."""
+
+    def __init__(self, channel: grpc.Channel, timeout_seconds: float = 5.0) -> None:
+        self._stub = vault_pb2_grpc.VaultServiceStub(channel)
+        self._timeout = timeout_seconds
+
+    def encrypt(self, bot_ref: str, kind: SecretKind, plaintext: str) -> bytes:
+        request = vault_pb2.EncryptRequest(bot_ref=bot_ref, kind=_KINDS[kind], plaintext=plaintext.encode("utf-8"))
+        try:
+            response = self._stub.Encrypt(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _unavailable("Encrypt", exc) from None
+        return response.ciphertext
+
+    def decrypt(self, bot_ref: str, kind: SecretKind, purpose: DecryptPurpose, ciphertext: bytes) -> str:
+        request = vault_pb2.DecryptRequest(
+            bot_ref=bot_ref, kind=_KINDS[kind], purpose=_PURPOSES[purpose], ciphertext=ciphertext
+        )
+        try:
+            response = self._stub.Decrypt(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _unavailable("Decrypt", exc) from None
+        try:
+            return response.plaintext.decode("utf-8")
+        except UnicodeDecodeError:
+            raise VaultUnavailable("vault Decrypt returned a secret that is not UTF-8 text") from None
+
+
+def _unavailable(verb: str, exc: grpc.RpcError) -> VaultUnavailable:
+    # Only the status code: details are the server's words and the call's payload must not travel in errors.
+    code = exc.code() if isinstance(exc, grpc.Call) else None
+    name = code.name if code is not None else "UNKNOWN"
+    return VaultUnavailable(f"vault {verb} failed: {name}")

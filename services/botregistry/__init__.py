@@ -1,0 +1,1 @@
+"""botregistry: owns bots and their settings; serves RegistryService over gRPC."""

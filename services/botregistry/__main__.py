@@ -1,0 +1,81 @@
+"""`python -m services.botregistry serve|migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from grpc_health.v1 import health_pb2
+
+from libs.grpc_runtime.channels import build_server, mark_serving
+from libs.observability.logging import configure_logging
+from services.botregistry import migrate
+from services.botregistry.container import Container
+from services.botregistry.grpc.servicer import SERVICE_NAME
+from services.botregistry.settings import RegistrySettings
+from tgm.registry.v1 import registry_pb2_grpc
+
+logger = logging.getLogger("services.botregistry")
+
+
+def run_migrations(settings: RegistrySettings) -> None:
+    migrate.upgrade(settings.db_url)
+    logger.info("database migrated", extra={"backend": settings.db_url.split(":", 1)[0]})
+
+
+def serve(settings: RegistrySettings) -> int:
+    run_migrations(settings)
+    container = Container()
+    container.settings.override(settings)
+    servicer = container.servicer()
+
+    server, health_servicer = build_server(max_workers=settings.grpc_max_workers)
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port(settings.registry_listen)
+    if port == 0:
+        logger.error("cannot listen", extra={"listen": settings.registry_listen})
+        return 1
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+    server.start()
+    mark_serving(health_servicer, SERVICE_NAME)
+    logger.info("botregistry serving", extra={"listen": settings.registry_listen, "port": port})
+    try:
+        stop.wait()
+    finally:
+        # Tell load balancers first, then let in-flight calls finish within the grace period.
+        health_servicer.enter_graceful_shutdown()
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        server.stop(grace=settings.shutdown_grace_seconds).wait()
+        container.engine().dispose()
+        container.vault_channel().close()  # created with the servicer above
+        logger.info("botregistry stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.botregistry")
+    parser.add_argument("command", choices=("serve", "migrate"))
+    args = parser.parse_args(argv)
+    settings = RegistrySettings()
+    configure_logging("botregistry", settings.log_level)
+    if args.command == "migrate":
+        run_migrations(settings)
+        return 0
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

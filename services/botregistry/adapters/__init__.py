@@ -1,0 +1,1 @@
+"""Adapters of the registry: one module per technology."""

@@ -1,0 +1,63 @@
+"""In-memory BotRepository for unit tests and the embedded mode; behaves like the SQL one."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+
+from libs.domain.bots import Bot
+from libs.domain.errors import BotNotFound
+from services.botregistry.errors import DuplicateBot
+
+
+class InMemoryBotRepository:
+    """Stores copies, so a caller mutating a Bot changes nothing until it calls save()."""
+
+    def __init__(self) -> None:
+        self._bots: dict[str, Bot] = {}
+        self._lock = threading.Lock()
+
+    def add(self, bot: Bot) -> None:
+        with self._lock:
+            if bot.id in self._bots:
+                raise DuplicateBot(f"bot {bot.id} already exists")
+            self._check_unique(bot)
+            self._bots[bot.id] = copy.deepcopy(bot)
+
+    def save(self, bot: Bot) -> None:
+        with self._lock:
+            if bot.id not in self._bots:
+                raise BotNotFound(f"bot {bot.id} does not exist")
+            self._check_unique(bot)
+            self._bots[bot.id] = copy.deepcopy(bot)
+
+    def get(self, bot_id: str) -> Bot | None:
+        with self._lock:
+            bot = self._bots.get(bot_id)
+            return copy.deepcopy(bot) if bot is not None else None
+
+    def by_public_id(self, public_id: str) -> Bot | None:
+        return self._find(lambda bot: bot.public_id == public_id)
+
+    def by_telegram_bot_id(self, telegram_bot_id: int) -> Bot | None:
+        return self._find(lambda bot: bot.telegram_bot_id == telegram_bot_id)
+
+    def list_by_owner(self, owner_id: int) -> list[Bot]:
+        with self._lock:
+            mine = [copy.deepcopy(bot) for bot in self._bots.values() if bot.owner_id == owner_id]
+        return sorted(mine, key=lambda bot: (bot.created_at, bot.id))
+
+    def _check_unique(self, bot: Bot) -> None:
+        for other in self._bots.values():
+            if other.id == bot.id:
+                continue
+            if other.telegram_bot_id == bot.telegram_bot_id or other.public_id == bot.public_id:
+                raise DuplicateBot(f"bot {bot.id}: telegram_bot_id or public_id already registered")
+
+    def _find(self, matches: Callable[[Bot], bool]) -> Bot | None:
+        with self._lock:
+            for bot in self._bots.values():
+                if matches(bot):
+                    return copy.deepcopy(bot)
+        return None

@@ -1,0 +1,248 @@
+"""SQLAlchemy 2 adapter: the registry's tables and a BotRepository over them.
+
+Works on PostgreSQL (postgresql+psycopg://) and SQLite (the embedded default). The schema itself is
+owned by the Alembic migrations in ../migrations; these models mirror it (a contract test compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Engine,
+    ForeignKey,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from libs.domain.bots import Bot, BotSettings, BotStatus
+from libs.domain.errors import BotNotFound
+from services.botregistry.errors import DuplicateBot
+
+BOT_STATUSES: tuple[str, ...] = tuple(status.value for status in BotStatus)
+STATUS_CHECK_SQL = "status IN (" + ", ".join(f"'{s}'" for s in BOT_STATUSES) + ")"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset; this restores it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a timezone-aware column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class BotRow(Base):
+    __tablename__ = "bots"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(64), unique=True)
+    owner_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    telegram_bot_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    username: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    # Ciphertext from the vault; there is deliberately no plaintext token column.
+    sealed_token: Mapped[bytes] = mapped_column(LargeBinary)
+    webhook_secret_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    welcome_text: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(8))
+    is_manager: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (CheckConstraint(STATUS_CHECK_SQL, name="status"),)
+
+
+class BotUserRow(Base):
+    """(bot, Telegram user) pairs a bot has talked to; used by later features."""
+
+    __tablename__ = "bot_users"
+
+    # The composite primary key is the unique (bot_id, telegram_user_id) pair.
+    bot_id: Mapped[str] = mapped_column(String(36), ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    language_code: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# ---------------------------------------------------------------------------------------------- engine
+
+
+def normalize_url(url: str) -> URL:
+    """Parses a DB URL; a bare postgresql:// means psycopg 3 (the driver we ship)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def make_engine(url: str, pool_size: int = 20, max_overflow: int = 40, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite gets its folder created, WAL, foreign keys and a busy timeout."""
+    parsed = normalize_url(url)
+    sqlite_file = _sqlite_file(parsed)
+    if sqlite_file is not None:
+        sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.execute("PRAGMA busy_timeout=5000")
+                if sqlite_file is not None:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+            finally:
+                cursor.close()
+
+        return engine
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", pool_size)
+        kwargs.setdefault("max_overflow", max_overflow)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **kwargs)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+# ---------------------------------------------------------------------------------------------- mapping
+
+
+def _to_domain(row: BotRow) -> Bot:
+    return Bot(
+        id=row.id,
+        public_id=row.public_id,
+        owner_id=row.owner_id,
+        telegram_bot_id=row.telegram_bot_id,
+        username=row.username,
+        status=BotStatus(row.status),
+        sealed_token=bytes(row.sealed_token),
+        webhook_secret_sha256=bytes(row.webhook_secret_sha256),
+        settings=BotSettings(welcome_text=row.welcome_text or "", language=row.language),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        is_manager=row.is_manager,
+    )
+
+
+def _copy_into(row: BotRow, bot: Bot) -> None:
+    row.public_id = bot.public_id
+    row.owner_id = bot.owner_id
+    row.telegram_bot_id = bot.telegram_bot_id
+    row.username = bot.username
+    row.status = bot.status.value
+    row.sealed_token = bytes(bot.sealed_token)
+    row.webhook_secret_sha256 = bytes(bot.webhook_secret_sha256)
+    row.welcome_text = bot.settings.welcome_text
+    row.language = bot.settings.language
+    row.is_manager = bot.is_manager
+    row.created_at = bot.created_at
+    row.updated_at = bot.updated_at
+
+
+def _is_unique_violation(error: IntegrityError) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "23505")
+    return "UNIQUE constraint failed" in str(error.orig)
+
+
+class SqlBotRepository:
+    """BotRepository over SQLAlchemy; each call is its own short transaction."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._sessions = session_factory
+
+    def add(self, bot: Bot) -> None:
+        row = BotRow(id=bot.id)
+        _copy_into(row, bot)
+        try:
+            with self._sessions.begin() as session:
+                session.add(row)
+        except IntegrityError as error:
+            if _is_unique_violation(error):
+                raise DuplicateBot(f"bot {bot.id}: telegram_bot_id or public_id already registered") from None
+            raise
+
+    def save(self, bot: Bot) -> None:
+        try:
+            with self._sessions.begin() as session:
+                row = session.get(BotRow, bot.id, with_for_update=True)
+                if row is None:
+                    raise BotNotFound(f"bot {bot.id} does not exist")
+                _copy_into(row, bot)
+        except IntegrityError as error:
+            if _is_unique_violation(error):
+                raise DuplicateBot(f"bot {bot.id}: telegram_bot_id or public_id already registered") from None
+            raise
+
+    def get(self, bot_id: str) -> Bot | None:
+        with self._sessions() as session:
+            row = session.get(BotRow, bot_id)
+            return _to_domain(row) if row is not None else None
+
+    def by_public_id(self, public_id: str) -> Bot | None:
+        return self._one(select(BotRow).where(BotRow.public_id == public_id))
+
+    def by_telegram_bot_id(self, telegram_bot_id: int) -> Bot | None:
+        return self._one(select(BotRow).where(BotRow.telegram_bot_id == telegram_bot_id))
+
+    def list_by_owner(self, owner_id: int) -> list[Bot]:
+        query = select(BotRow).where(BotRow.owner_id == owner_id).order_by(BotRow.created_at, BotRow.id)
+        with self._sessions() as session:
+            return [_to_domain(row) for row in session.scalars(query)]
+
+    def _one(self, query: Any) -> Bot | None:
+        with self._sessions() as session:
+            row = session.scalars(query).one_or_none()
+            return _to_domain(row) if row is not None else None

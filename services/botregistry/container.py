@@ -1,0 +1,67 @@
+"""The composition root of botregistry: the only place adapters are chosen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dependency_injector import containers, providers
+
+from libs.domain.clock import SystemClock
+from libs.domain.use_cases.register_bot import RegisterBot
+from services.botregistry.adapters.sql import SqlBotRepository, make_engine, make_session_factory
+from services.botregistry.grpc.servicer import RegistryServicer
+from services.botregistry.settings import RegistrySettings
+
+if TYPE_CHECKING:
+    import grpc
+
+
+def _open_vault_channel(vault_addr: str) -> grpc.Channel:
+    from libs.grpc_runtime.channels import open_channel
+
+    return open_channel(vault_addr)
+
+
+def _grpc_vault(channel: grpc.Channel) -> Any:
+    # Imported lazily: the client library is optional until the registry actually serves.
+    from libs.vault_client.client import GrpcTokenVault
+
+    return GrpcTokenVault(channel)
+
+
+def _http_telegram(base_url: str, timeout_seconds: float) -> Any:
+    from libs.telegram_http.client import HttpTelegramApi
+
+    return HttpTelegramApi(base_url, timeout_seconds)
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Singleton(RegistrySettings)
+
+    engine = providers.Singleton(
+        make_engine,
+        url=settings.provided.db_url,
+        pool_size=settings.provided.db_pool_size,
+        max_overflow=settings.provided.db_max_overflow,
+    )
+    session_factory = providers.Singleton(make_session_factory, engine)
+    bots = providers.Singleton(SqlBotRepository, session_factory)
+
+    vault_channel = providers.Singleton(_open_vault_channel, settings.provided.vault_addr)
+    vault = providers.Singleton(_grpc_vault, vault_channel)
+    telegram = providers.Singleton(
+        _http_telegram,
+        base_url=settings.provided.telegram_api_base_url,
+        timeout_seconds=settings.provided.telegram_timeout_seconds,
+    )
+    clock = providers.Singleton(SystemClock)
+
+    register_bot = providers.Singleton(
+        RegisterBot,
+        bots=bots,
+        telegram=telegram,
+        vault=vault,
+        clock=clock,
+        webhook_base_url=settings.provided.webhook_base_url,
+    )
+    servicer = providers.Singleton(RegistryServicer, register_bot=register_bot, bots=bots)

@@ -1,0 +1,1 @@
+"""The registry's inbound side: gRPC servicers."""

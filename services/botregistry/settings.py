@@ -1,0 +1,23 @@
+"""Configuration of botregistry, from the environment. Holds no key material (only the vault does)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB_URL = "sqlite:///./.run/registry.db"
+
+
+class RegistrySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    registry_listen: str = "127.0.0.1:50052"
+    db_url: str = DEFAULT_DB_URL
+    db_pool_size: int = 20
+    db_max_overflow: int = 40
+    vault_addr: str = "127.0.0.1:50051"
+    telegram_api_base_url: str = "https://api.telegram.org"
+    telegram_timeout_seconds: float = 10.0
+    webhook_base_url: str = "http://127.0.0.1:8080"
+    log_level: str = "INFO"
+    grpc_max_workers: int = 16
+    shutdown_grace_seconds: float = 5.0

@@ -1,0 +1,1 @@
+"""The dispatcher: Dramatiq workers that turn queued updates into bot replies."""

@@ -1,0 +1,146 @@
+"""POST /webhook/{public_id}: the only door Telegram knocks on.
+
+Order of checks (security relevant): size cap from Content-Length → route → secret header →
+body read under the cap → bot accepts updates → JSON shape → enqueue. Nothing is parsed or
+enqueued before the secret matched, and bodies are never logged (they may hold tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from libs.domain.bots import webhook_secret_matches
+from libs.domain.ports import Clock, Route, RouteDirectory, UpdateQueue
+from libs.domain.updates import UpdateEnvelope
+from libs.observability.logging import request_id_var
+from libs.registry_client.client import RegistryUnavailable
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+REQUEST_ID_HEADER = "X-Request-Id"
+# public ids are `secrets.token_urlsafe(18)`; anything far off that shape never reaches the registry.
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+logger = logging.getLogger("services.gateway.webhook")
+router = APIRouter()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _reply(status: int, request_id: str, body: dict[str, Any], retry_after: int | None = None) -> JSONResponse:
+    headers = {REQUEST_ID_HEADER: request_id}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _error(status: int, request_id: str, description: str, retry_after: int | None = None) -> JSONResponse:
+    return _reply(status, request_id, {"ok": False, "error": description}, retry_after)
+
+
+async def _read_capped(request: Request, cap: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > cap:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_update(body: bytes) -> tuple[dict[str, Any], int] | None:
+    try:
+        update = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(update, dict):
+        return None
+    update_id = update.get("update_id")
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
+        return None
+    return update, update_id
+
+
+@router.post("/webhook/{public_id}")
+async def receive_update(public_id: str, request: Request) -> Response:
+    container = request.app.state.container
+    settings = container.settings()
+    cap: int = settings.max_update_bytes
+    retry_after: int = settings.retry_after_seconds
+    request_id = uuid.uuid4().hex
+    context_token = request_id_var.set(request_id)
+    try:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return _error(400, request_id, "bad Content-Length")
+            if int(declared) > cap:
+                logger.warning("update rejected: too large", extra={"request_id": request_id})
+                return _error(413, request_id, "update too large")
+
+        if not _PUBLIC_ID.fullmatch(public_id):
+            return _error(404, request_id, "unknown bot")
+        routes: RouteDirectory = container.route_directory()
+        try:
+            route: Route | None = await run_in_threadpool(routes.route_for, public_id)
+        except RegistryUnavailable as exc:
+            logger.warning("route lookup failed; asking Telegram to retry", extra={"error": str(exc)})
+            return _error(503, request_id, "temporarily unavailable", retry_after)
+        except Exception:
+            logger.exception("route lookup crashed; asking Telegram to retry")
+            return _error(503, request_id, "temporarily unavailable", retry_after)
+        if route is None:
+            return _error(404, request_id, "unknown bot")
+
+        if not webhook_secret_matches(request.headers.get(SECRET_HEADER), route.webhook_secret_sha256):
+            logger.warning("update rejected: bad secret", extra={"bot_id": route.bot_id})
+            return _error(403, request_id, "forbidden")
+
+        try:
+            body = await _read_capped(request, cap)
+        except _TooLarge:
+            logger.warning("update rejected: too large", extra={"bot_id": route.bot_id})
+            return _error(413, request_id, "update too large")
+
+        if not route.accepts_updates:
+            logger.info("update dropped: bot does not accept updates", extra={"bot_id": route.bot_id})
+            return _reply(200, request_id, {"ok": True})
+
+        parsed = _parse_update(body)
+        if parsed is None:
+            logger.warning("update rejected: not an update object", extra={"bot_id": route.bot_id})
+            return _error(400, request_id, "body must be a JSON object with an integer update_id")
+        update, update_id = parsed
+
+        clock: Clock = container.clock()
+        envelope = UpdateEnvelope(
+            bot_id=route.bot_id,
+            update_id=update_id,
+            received_at=clock.now().timestamp(),
+            request_id=request_id,
+            update=update,
+        )
+        queue: UpdateQueue = container.update_queue()
+        try:
+            await run_in_threadpool(queue.enqueue, envelope)
+        except Exception as exc:
+            # No traceback: the failing call had the update in hand, and bodies are never logged.
+            logger.warning(
+                "enqueue failed; asking Telegram to retry",
+                extra={"bot_id": route.bot_id, "update_id": update_id, "error": type(exc).__name__},
+            )
+            return _error(503, request_id, "temporarily unavailable", retry_after)
+        logger.info("update accepted", extra={"bot_id": route.bot_id, "update_id": update_id})
+        return _reply(200, request_id, {"ok": True})
+    finally:
+        request_id_var.reset(context_token)

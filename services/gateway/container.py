@@ -1,0 +1,48 @@
+"""The gateway's composition root: the only place where adapters are chosen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dramatiq
+import grpc
+from dependency_injector import containers, providers
+
+from libs.domain.clock import SystemClock
+from libs.grpc_runtime.channels import open_channel
+from libs.messaging.update_queue import DramatiqUpdateQueue
+from libs.registry_client.client import GrpcRouteDirectory
+from services.gateway.adapters.readiness import BrokerProbe, GrpcHealthProbe
+from services.gateway.settings import GatewaySettings
+
+
+def _channel(target: str) -> Iterator[grpc.Channel]:
+    channel = open_channel(target)
+    try:
+        yield channel
+    finally:
+        channel.close()
+
+
+class GatewayContainer(containers.DeclarativeContainer):
+    """Give it `settings` and a Dramatiq `broker` (Redis in production, a StubBroker in embedded mode)."""
+
+    settings = providers.Dependency(instance_of=GatewaySettings)
+    broker = providers.Dependency(instance_of=dramatiq.Broker)
+
+    clock = providers.Singleton(SystemClock)
+    registry_channel = providers.Resource(_channel, settings.provided.registry_addr)
+
+    route_directory = providers.Singleton(
+        GrpcRouteDirectory,
+        channel=registry_channel,
+        ttl_seconds=settings.provided.route_cache_ttl_seconds,
+        negative_ttl_seconds=settings.provided.route_negative_ttl_seconds,
+        clock=clock,
+    )
+    update_queue = providers.Singleton(DramatiqUpdateQueue, broker)
+
+    readiness_probes = providers.List(
+        providers.Singleton(GrpcHealthProbe, "registry", registry_channel),
+        providers.Singleton(BrokerProbe, broker),
+    )

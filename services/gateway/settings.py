@@ -1,0 +1,26 @@
+"""Gateway configuration (environment variables; no secrets of its own)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.domain.updates import MAX_UPDATE_BYTES
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8080, ge=1, le=65535)
+    registry_addr: str = "127.0.0.1:50052"
+    # Empty = embedded mode (`python -m apps.embedded`): in-process broker, dispatcher in the same process.
+    redis_url: str = ""
+    max_update_bytes: int = Field(default=MAX_UPDATE_BYTES, ge=1024)
+    route_cache_ttl_seconds: float = Field(default=30.0, ge=0)
+    route_negative_ttl_seconds: float = Field(default=2.0, ge=0)
+    retry_after_seconds: int = Field(default=5, ge=1, le=3600)
+    log_level: str = "INFO"
+    # Only used in embedded mode, where this process also runs the dispatcher.
+    vault_addr: str = "127.0.0.1:50051"
+    telegram_api_base_url: str = "https://api.telegram.org"

@@ -1,0 +1,1 @@
+"""The vault: the only process that holds key material (see shared DESIGN §4)."""

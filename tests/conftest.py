@@ -1,0 +1,51 @@
+"""Session-wide real servers: one throwaway PostgreSQL 15 and one Redis 7, on free loopback ports.
+
+`make test` installs both from Debian packages when missing, so their absence is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.support.postgres import PostgresServer, available, running_postgres
+from tests.support.redis_server import REDIS_BINARY, RedisServer, start_redis, stop_redis
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    if not available():
+        pytest.fail("PostgreSQL server binaries not found: run scripts/install-system-deps.sh (or set PG_BIN)")
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """SQLAlchemy URL (postgresql+psycopg://) of a database owned by a non-superuser role."""
+    return postgres_server.url
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A new, empty database owned by the application role, for tests that need a clean schema."""
+    name = "tgm_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
+    with psycopg.connect(postgres_server.superuser_conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" OWNER "{postgres_server.user}"')
+    return postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    import shutil
+
+    if not shutil.which(REDIS_BINARY):
+        pytest.fail("redis-server not found: run scripts/install-system-deps.sh")
+    server, process, workdir = start_redis()
+    try:
+        yield server
+    finally:
+        stop_redis(process, workdir)

@@ -1,0 +1,48 @@
+"""A whole tgm stack of real processes, once on the embedded default and once on PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+import redis
+
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
+from tools.devstack.emulator_control import EmulatorControl
+from tools.devstack.stack import Stack, StackConfig
+
+
+@pytest.fixture(params=["embedded", "postgres_redis"])
+def stack(request: pytest.FixtureRequest, tmp_path) -> Iterator[Stack]:
+    config = StackConfig(run_dir=tmp_path / "run")
+    if request.param == "postgres_redis":
+        redis_server = request.getfixturevalue("redis_server")
+        redis.Redis.from_url(redis_server.url).flushall()
+        config.redis_url = redis_server.url
+        config.db_url = request.getfixturevalue("fresh_postgres_url")
+    stack = Stack(config).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def emulator(stack: Stack) -> Iterator[EmulatorControl]:
+    control = EmulatorControl(stack.emulator_url)
+    yield control
+    control.close()
+
+
+@pytest.fixture
+def register(stack: Stack) -> Iterator[Callable[..., registry_pb2.Bot]]:
+    channel = grpc.insecure_channel(stack.registry_addr)
+    registry = registry_pb2_grpc.RegistryServiceStub(channel)
+
+    def register_bot(owner_id: int, token: str) -> registry_pb2.Bot:
+        reply = registry.RegisterBot(registry_pb2.RegisterBotRequest(owner_id=owner_id, token=token), timeout=20)
+        return reply.bot
+
+    yield register_bot
+    channel.close()

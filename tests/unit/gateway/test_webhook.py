@@ -1,0 +1,254 @@
+"""POST /webhook/{public_id} with fakes of RouteDirectory and UpdateQueue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from dependency_injector import providers
+from dramatiq.brokers.stub import StubBroker
+from fastapi.testclient import TestClient
+
+from libs.domain.bots import hash_webhook_secret
+from libs.domain.ports import Route
+from libs.domain.updates import UpdateEnvelope
+from libs.registry_client.client import RegistryUnavailable
+from services.gateway.app import create_app
+from services.gateway.container import GatewayContainer
+from services.gateway.settings import GatewaySettings
+
+CAP = 4096
+SECRET_A = "secret-of-bot-a_" + "x" * 20
+SECRET_B = "secret-of-bot-b_" + "y" * 20
+PUBLIC_A = "pubA_abcdefghijklmnop"
+PUBLIC_B = "pubB_abcdefghijklmnop"
+PUBLIC_OFF = "pubOff_abcdefghijklm"
+UPDATE = {"update_id": 1001, "message": {"message_id": 1, "chat": {"id": 42}, "text": "/start"}}
+
+
+class FakeRoutes:
+    def __init__(self) -> None:
+        self.routes = {
+            PUBLIC_A: Route("bot-a", hash_webhook_secret(SECRET_A), accepts_updates=True),
+            PUBLIC_B: Route("bot-b", hash_webhook_secret(SECRET_B), accepts_updates=True),
+            PUBLIC_OFF: Route("bot-off", hash_webhook_secret(SECRET_A), accepts_updates=False),
+        }
+        self.down = False
+        self.lookups: list[str] = []
+
+    def route_for(self, public_id: str) -> Route | None:
+        self.lookups.append(public_id)
+        if self.down:
+            raise RegistryUnavailable("registry call failed: UNAVAILABLE")
+        return self.routes.get(public_id)
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.envelopes: list[UpdateEnvelope] = []
+        self.down = False
+
+    def enqueue(self, envelope: UpdateEnvelope) -> None:
+        if self.down:
+            raise ConnectionError("broker down")
+        self.envelopes.append(envelope)
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.routes = FakeRoutes()
+        self.queue = FakeQueue()
+        container = GatewayContainer(settings=GatewaySettings(max_update_bytes=CAP), broker=StubBroker())
+        container.route_directory.override(providers.Object(self.routes))
+        container.update_queue.override(providers.Object(self.queue))
+        self.client = TestClient(create_app(container))
+
+    def post(self, public_id: str, body: object = UPDATE, secret: str | None = SECRET_A, **kwargs: object):
+        headers = {"Content-Type": "application/json"}
+        if secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        if "content" not in kwargs:
+            kwargs["content"] = json.dumps(body).encode()
+        return self.client.post(f"/webhook/{public_id}", headers=headers, **kwargs)
+
+
+@pytest.fixture
+def gw() -> Iterator[Harness]:
+    harness = Harness()
+    with harness.client:
+        yield harness
+
+
+def test_accepts_and_enqueues_envelope(gw: Harness) -> None:
+    response = gw.post(PUBLIC_A)
+    assert response.status_code == 200
+    assert response.json() == {"ok": True}
+    request_id = response.headers["X-Request-Id"]
+    assert len(request_id) == 32 and int(request_id, 16) >= 0
+    assert len(gw.queue.envelopes) == 1
+    envelope = gw.queue.envelopes[0]
+    assert envelope.bot_id == "bot-a"
+    assert envelope.update_id == 1001
+    assert envelope.update == UPDATE
+    assert envelope.request_id == request_id
+    assert envelope.received_at > 0
+    assert UpdateEnvelope.from_message(envelope.to_message()) == envelope
+
+
+def test_each_request_gets_its_own_request_id(gw: Harness) -> None:
+    first = gw.post(PUBLIC_A).headers["X-Request-Id"]
+    second = gw.post(PUBLIC_A).headers["X-Request-Id"]
+    assert first != second
+
+
+def test_wrong_secret_is_forbidden_and_nothing_enqueued(gw: Harness) -> None:
+    response = gw.post(PUBLIC_A, secret="not-the-secret")
+    assert response.status_code == 403
+    assert gw.queue.envelopes == []
+
+
+def test_missing_secret_header_is_forbidden(gw: Harness) -> None:
+    response = gw.post(PUBLIC_A, secret=None)
+    assert response.status_code == 403
+    assert gw.queue.envelopes == []
+
+
+def test_another_bots_secret_is_forbidden(gw: Harness) -> None:
+    response = gw.post(PUBLIC_A, secret=SECRET_B)
+    assert response.status_code == 403
+    assert gw.queue.envelopes == []
+
+
+def test_secret_is_checked_before_the_body_is_parsed(gw: Harness) -> None:
+    response = gw.post(PUBLIC_A, secret="wrong", content=b"not json")
+    assert response.status_code == 403
+
+
+def test_unknown_bot_is_not_found(gw: Harness) -> None:
+    response = gw.post("unknown_public_id_000")
+    assert response.status_code == 404
+    assert gw.queue.envelopes == []
+
+
+def test_public_id_of_a_foreign_shape_never_reaches_the_registry(gw: Harness) -> None:
+    response = gw.post("a" * 500)
+    assert response.status_code == 404
+    assert gw.routes.lookups == []
+
+
+def test_oversized_body_with_content_length_is_rejected(gw: Harness) -> None:
+    big = {"update_id": 1, "message": {"text": "x" * (CAP + 10)}}
+    response = gw.post(PUBLIC_A, big)
+    assert response.status_code == 413
+    assert gw.queue.envelopes == []
+    assert gw.routes.lookups == []  # rejected from the header alone
+
+
+def test_oversized_body_without_content_length_is_rejected(gw: Harness) -> None:
+    payload = json.dumps({"update_id": 1, "message": {"text": "x" * (CAP + 10)}}).encode()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(payload), 1000):
+            yield payload[start : start + 1000]
+
+    response = gw.post(PUBLIC_A, content=chunks())
+    assert response.status_code == 413
+    assert gw.queue.envelopes == []
+
+
+def test_body_just_under_the_cap_streamed_without_content_length_is_accepted(gw: Harness) -> None:
+    payload = json.dumps({"update_id": 7, "message": {"text": "x" * (CAP - 200)}}).encode()
+    assert len(payload) <= CAP
+    response = gw.post(PUBLIC_A, content=iter([payload[:100], payload[100:]]))
+    assert response.status_code == 200
+    assert gw.queue.envelopes[0].update_id == 7
+
+
+def test_non_json_body_is_bad_request(gw: Harness) -> None:
+    response = gw.post(PUBLIC_A, content=b"{not json")
+    assert response.status_code == 400
+    assert gw.queue.envelopes == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": {"text": "hi"}},
+        {"update_id": "12"},
+        {"update_id": True},
+        {"update_id": 1.5},
+        [{"update_id": 1}],
+        "update_id",
+    ],
+)
+def test_json_without_integer_update_id_is_bad_request(gw: Harness, body: object) -> None:
+    response = gw.post(PUBLIC_A, body)
+    assert response.status_code == 400
+    assert gw.queue.envelopes == []
+
+
+def test_deeply_nested_json_is_bad_request_not_a_crash(gw: Harness) -> None:
+    response = gw.post(PUBLIC_A, content=b"[" * 2000 + b"]" * 2000)
+    assert response.status_code == 400
+
+
+def test_registry_down_is_unavailable_with_retry_after(gw: Harness) -> None:
+    gw.routes.down = True
+    response = gw.post(PUBLIC_A)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert gw.queue.envelopes == []
+
+
+def test_queue_down_is_unavailable_with_retry_after(gw: Harness) -> None:
+    gw.queue.down = True
+    response = gw.post(PUBLIC_A)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_inactive_bot_is_acknowledged_and_dropped(gw: Harness) -> None:
+    response = gw.post(PUBLIC_OFF)
+    assert response.status_code == 200
+    assert gw.queue.envelopes == []
+
+
+def test_inactive_bot_still_needs_the_secret(gw: Harness) -> None:
+    response = gw.post(PUBLIC_OFF, secret="wrong")
+    assert response.status_code == 403
+
+
+def test_bodies_are_never_logged(gw: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    marker = "very-private-text-123"
+    caplog.set_level("DEBUG")
+    gw.post(PUBLIC_A, {"update_id": 5, "message": {"text": marker}})
+    gw.queue.down = True
+    gw.post(PUBLIC_A, {"update_id": 6, "message": {"text": marker}})
+    assert len(caplog.records) >= 2
+    assert marker not in caplog.text
+    assert all(marker not in str(record.__dict__) for record in caplog.records)
+
+
+def test_healthz(gw: Harness) -> None:
+    assert gw.client.get("/healthz").status_code == 200
+
+
+def test_readyz_reports_each_dependency() -> None:
+    harness = Harness()
+
+    class Probe:
+        def __init__(self, name: str, ok: bool) -> None:
+            self.name, self.ok = name, ok
+
+        def __call__(self) -> bool:
+            return self.ok
+
+    container = harness.client.app.state.container
+    container.readiness_probes.override(providers.Object([Probe("registry", True), Probe("broker", True)]))
+    with harness.client:
+        assert harness.client.get("/readyz").status_code == 200
+        container.readiness_probes.override(providers.Object([Probe("registry", False), Probe("broker", True)]))
+        response = harness.client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["checks"] == {"registry": False, "broker": True}

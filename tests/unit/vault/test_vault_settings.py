@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+import pytest
+
+from services.vault.settings import VaultConfigError, decode_key, keyring_from_settings, load_settings
+
+_VARS = ("ENCRYPTION_KEY", "VAULT_KEYS", "VAULT_PRIMARY_KEY_VERSION", "VAULT_LISTEN")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _b64(raw: bytes, urlsafe: bool = False) -> str:
+    return (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(raw).decode()
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENCRYPTION_KEY", "base64:" + _b64(os.urandom(32)))
+    settings = load_settings()
+    assert settings.vault_listen == "127.0.0.1:50051"
+    keyring = keyring_from_settings(settings)
+    assert keyring.versions == (1,)
+    assert keyring.primary_version == 1
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda raw: "base64:" + _b64(raw),
+        lambda raw: _b64(raw),
+        lambda raw: _b64(raw, urlsafe=True),
+        lambda raw: _b64(raw, urlsafe=True).rstrip("="),
+        lambda raw: "  base64:" + _b64(raw) + "\n",
+    ],
+)
+def test_accepted_key_forms(form: object) -> None:
+    raw = b"\xfb\xff" + os.urandom(30)  # forces '+/' vs '-_' to differ
+    assert decode_key(form(raw), "ENCRYPTION_KEY") == raw  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("base64:" + _b64(os.urandom(16)), "32 bytes"),
+        (_b64(os.urandom(31)), "32 bytes"),
+        (_b64(os.urandom(33)), "32 bytes"),
+        ("not base64 at all!!", "base64"),
+        ("base64:" + "%" * 44, "base64"),
+        ("base64:" + _b64(bytes(32)), "degenerate"),
+    ],
+)
+def test_bad_encryption_key_names_the_variable_not_the_value(
+    monkeypatch: pytest.MonkeyPatch, value: str, reason: str
+) -> None:
+    monkeypatch.setenv("ENCRYPTION_KEY", value)
+    with pytest.raises(VaultConfigError) as info:
+        keyring_from_settings(load_settings())
+    message = str(info.value)
+    assert "ENCRYPTION_KEY" in message
+    assert reason in message
+    stripped = value.strip().removeprefix("base64:")
+    assert stripped not in message
+    assert value not in message
+
+
+def test_missing_key_is_a_clear_error() -> None:
+    with pytest.raises(VaultConfigError, match="ENCRYPTION_KEY is required"):
+        keyring_from_settings(load_settings())
+
+
+def test_settings_repr_hides_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded = _b64(os.urandom(32))
+    monkeypatch.setenv("ENCRYPTION_KEY", "base64:" + encoded)
+    monkeypatch.setenv("VAULT_LISTEN", "127.0.0.1:1")
+    settings = load_settings()
+    shown = repr(settings) + str(settings) + settings.model_dump_json()
+    assert encoded not in shown
+    assert "127.0.0.1:1" in shown
+
+
+def test_vault_keys_with_rotation(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = {"1": "base64:" + _b64(os.urandom(32)), "2": _b64(os.urandom(32))}
+    monkeypatch.setenv("VAULT_KEYS", json.dumps(keys))
+    assert keyring_from_settings(load_settings()).primary_version == 2
+    monkeypatch.setenv("VAULT_PRIMARY_KEY_VERSION", "1")
+    keyring = keyring_from_settings(load_settings())
+    assert keyring.versions == (1, 2)
+    assert keyring.primary_version == 1
+    assert keys["2"] not in repr(load_settings())
+
+
+@pytest.mark.parametrize(
+    ("document", "primary", "fragment"),
+    [
+        ("{not json", None, "VAULT_KEYS is not valid JSON"),
+        ("{}", None, "non-empty"),
+        ('{"one": "x"}', None, "key version"),
+        ('{"1": "tooshort"}', None, 'VAULT_KEYS["1"]'),
+        (None, "3", "VAULT_PRIMARY_KEY_VERSION=3"),
+    ],
+)
+def test_bad_vault_keys(
+    monkeypatch: pytest.MonkeyPatch, document: str | None, primary: str | None, fragment: str
+) -> None:
+    good = json.dumps({"1": _b64(os.urandom(32))})
+    monkeypatch.setenv("VAULT_KEYS", document if document is not None else good)
+    if primary:
+        monkeypatch.setenv("VAULT_PRIMARY_KEY_VERSION", primary)
+    with pytest.raises(VaultConfigError, match=fragment.replace("[", r"\[")):
+        keyring_from_settings(load_settings())
+
+
+def test_both_sources_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENCRYPTION_KEY", _b64(os.urandom(32)))
+    monkeypatch.setenv("VAULT_KEYS", json.dumps({"1": _b64(os.urandom(32))}))
+    with pytest.raises(VaultConfigError, match="not both"):
+        keyring_from_settings(load_settings())
+
+
+def test_pydantic_errors_name_the_variable_not_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULT_PRIMARY_KEY_VERSION", "sekrit-value")
+    with pytest.raises(VaultConfigError) as info:
+        load_settings()
+    assert "VAULT_PRIMARY_KEY_VERSION" in str(info.value)
+    assert "sekrit-value" not in str(info.value)
+
+
+def test_genkey_prints_a_key_the_vault_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    from services.vault.__main__ import main
+
+    assert main(["genkey"]) == 0
+    first = capsys.readouterr().out.strip()
+    assert first.startswith("base64:")
+    assert len(decode_key(first, "ENCRYPTION_KEY")) == 32
+    main(["genkey"])
+    assert capsys.readouterr().out.strip() != first

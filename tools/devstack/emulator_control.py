@@ -1,0 +1,51 @@
+"""A small client for the Telegram emulator's control API (play a user, read a chat)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class EmulatorControl:
+    def __init__(self, base_url: str) -> None:
+        self._http = httpx.Client(base_url=f"{base_url.rstrip('/')}/_emulator", timeout=10.0)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def create_bot(self, username: str, first_name: str = "", can_manage_bots: bool = False) -> dict[str, Any]:
+        """Returns {id, username, token}."""
+        body = {"username": username, "first_name": first_name or username, "can_manage_bots": can_manage_bots}
+        return dict(self._call("POST", "/bots", json=body))
+
+    def revoke(self, bot_id: int) -> None:
+        self._call("POST", f"/bots/{bot_id}/revoke")
+
+    def send_text(self, bot_id: int, user: dict[str, Any], text: str, chat_id: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"user": user, "text": text}
+        if chat_id is not None:
+            body["chat_id"] = chat_id
+        return dict(self._call("POST", f"/bots/{bot_id}/messages", json=body))
+
+    def press(self, bot_id: int, user: dict[str, Any], chat_id: int, message_id: int, data: str) -> dict[str, Any]:
+        body = {"user": user, "chat_id": chat_id, "message_id": message_id, "data": data}
+        return dict(self._call("POST", f"/bots/{bot_id}/callbacks", json=body))
+
+    def chat(self, bot_id: int, chat_id: int) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/bots/{bot_id}/chats/{chat_id}/messages"))
+
+    def bot_messages(self, bot_id: int, chat_id: int) -> list[dict[str, Any]]:
+        """Only what the bot itself sent to the chat."""
+        return [m for m in self.chat(bot_id, chat_id) if m.get("from_bot", True)]
+
+    def calls(self, bot_id: int) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/bots/{bot_id}/calls"))
+
+    def webhook(self, bot_id: int) -> dict[str, Any]:
+        return dict(self._call("GET", f"/bots/{bot_id}/webhook"))
+
+    def close(self) -> None:
+        self._http.close()

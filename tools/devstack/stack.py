@@ -1,0 +1,222 @@
+"""Starts tgm's processes on loopback and waits until each is ready. Used by `make run` and the e2e tests.
+
+Each process gets only the environment it needs: the vault alone sees the encryption key.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from libs.grpc_runtime.channels import wait_until_serving
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def new_encryption_key() -> str:
+    return "base64:" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Polls `condition` until true; raises TimeoutError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with suppress(Exception):
+            if condition():
+                return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    return lambda: httpx.get(url, timeout=1.0).status_code == 200
+
+
+@dataclass
+class StackConfig:
+    run_dir: Path
+    redis_url: str = ""  # empty: embedded mode (in-process broker, gateway + dispatcher in one process)
+    db_url: str = ""  # empty: SQLite in run_dir
+    encryption_key: str = field(default_factory=new_encryption_key, repr=False)
+    telegram_api_base_url: str = ""  # empty: start the emulator
+    webhook_base_url: str = ""  # empty: the local gateway
+    dispatcher_processes: int = 2
+    dispatcher_threads: int = 4
+    log_level: str = "INFO"
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+
+class Stack:
+    """A running set of tgm processes; stop() ends them all."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.processes: list[Process] = []
+        self.logs_dir = config.run_dir / "logs"
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.emulator_url = config.telegram_api_base_url
+        self.gateway_port = free_port()
+        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
+        self.vault_addr = f"127.0.0.1:{free_port()}"
+        self.registry_addr = f"127.0.0.1:{free_port()}"
+        self.db_url = config.db_url or f"sqlite:///{config.run_dir / 'registry.db'}"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.config.redis_url
+
+    def _env(self, name: str, **values: str) -> dict[str, str]:
+        env = {key: os.environ[key] for key in _BASE_ENV_KEYS if key in os.environ}
+        env.update(PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1", LOG_LEVEL=self.config.log_level)
+        env.update(values)
+        env.update(self.config.extra_env.get(name, {}))
+        return env
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Process:
+        log_path = self.logs_dir / f"{name}.log"
+        log_file = log_path.open("ab")
+        popen = subprocess.Popen(
+            [sys.executable, *args], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+        log_file.close()
+        process = Process(name, popen, log_path)
+        self.processes.append(process)
+        return process
+
+    def _check_alive(self) -> None:
+        for process in self.processes:
+            if process.popen.poll() is not None:
+                tail = process.log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{process.name} exited with {process.popen.returncode}; log tail:\n{tail}")
+
+    def _wait(self, condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+        def alive_and_ready() -> bool:
+            self._check_alive()
+            return condition()
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            with suppress(Exception):
+                if alive_and_ready():
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+    def start(self) -> Stack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        if not self.emulator_url:
+            port = free_port()
+            self.emulator_url = f"http://127.0.0.1:{port}"
+            self._spawn(
+                "emulator",
+                ["-m", "tools.telegram_emulator", "--host", "127.0.0.1", "--port", str(port)],
+                self._env("emulator"),
+            )
+            self._wait(http_ok(f"{self.emulator_url}/_emulator/health"), "the Telegram emulator")
+        self._spawn(
+            "vault",
+            ["-m", "services.vault", "serve"],
+            self._env("vault", VAULT_LISTEN=self.vault_addr, ENCRYPTION_KEY=self.config.encryption_key),
+        )
+        self._wait(lambda: wait_until_serving(self.vault_addr, 1.0), "the vault")
+        self._spawn(
+            "botregistry",
+            ["-m", "services.botregistry", "serve"],
+            self._env(
+                "botregistry",
+                REGISTRY_LISTEN=self.registry_addr,
+                DB_URL=self.db_url,
+                VAULT_ADDR=self.vault_addr,
+                TELEGRAM_API_BASE_URL=self.emulator_url,
+                WEBHOOK_BASE_URL=self.config.webhook_base_url or self.gateway_url,
+            ),
+        )
+        self._wait(lambda: wait_until_serving(self.registry_addr, 1.0), "the bot registry")
+        common = {
+            "REGISTRY_ADDR": self.registry_addr,
+            "VAULT_ADDR": self.vault_addr,
+            "TELEGRAM_API_BASE_URL": self.emulator_url,
+        }
+        gateway_env = {"GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.gateway_port)}
+        if self.embedded:
+            self._spawn(
+                "embedded",
+                ["-m", "apps.embedded"],
+                self._env("embedded", **common, **gateway_env, DISPATCHER_THREADS=str(self.config.dispatcher_threads)),
+            )
+        else:
+            self._spawn(
+                "gateway",
+                ["-m", "services.gateway", "serve"],
+                self._env("gateway", REGISTRY_ADDR=self.registry_addr, REDIS_URL=self.config.redis_url, **gateway_env),
+            )
+            for index in range(self.config.dispatcher_processes):
+                self._spawn(
+                    f"dispatcher-{index}",
+                    ["-m", "services.dispatcher", "serve"],
+                    self._env(
+                        "dispatcher",
+                        **common,
+                        REDIS_URL=self.config.redis_url,
+                        DISPATCHER_THREADS=str(self.config.dispatcher_threads),
+                    ),
+                )
+        self._wait(http_ok(f"{self.gateway_url}/readyz"), "the gateway")
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.popen.poll() is None:
+                process.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in reversed(self.processes):
+            try:
+                process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.popen.kill()
+                process.popen.wait()
+
+    def log_text(self) -> str:
+        return "\n".join(p.log_path.read_text(errors="replace") for p in self.processes if p.log_path.exists())
+
+
+@contextmanager
+def running_stack(config: StackConfig) -> Iterator[Stack]:
+    stack = Stack(config).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()

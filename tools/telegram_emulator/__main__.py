@@ -1,0 +1,33 @@
+"""python -m tools.telegram_emulator --host 127.0.0.1 --port 8081"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from tools.telegram_emulator.app import create_app
+from tools.telegram_emulator.server import uvicorn_config
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tools.telegram_emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--retry-initial-delay", type=float, default=0.5, help="first webhook redelivery delay (s)")
+    parser.add_argument("--retry-max-delay", type=float, default=60.0, help="cap of the doubling delay (s)")
+    parser.add_argument("--webhook-timeout", type=float, default=10.0, help="webhook request timeout (s)")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(
+        retry_initial_delay=args.retry_initial_delay,
+        retry_max_delay=args.retry_max_delay,
+        webhook_timeout=args.webhook_timeout,
+    )
+    uvicorn.Server(uvicorn_config(app, args.host, args.port, log_level=args.log_level)).run()
+
+
+if __name__ == "__main__":
+    main()
