@@ -105,10 +105,23 @@ def new_bot_id() -> str:
     return str(uuid.uuid4())
 
 
+@dataclass(frozen=True)
+class ApiCommand:
+    """A command that calls an external HTTP API and replies with the result."""
+
+    url: str
+    method: str = "GET"
+    timeout_seconds: float = 5.0
+
+
 @dataclass
 class BotSettings:
     welcome_text: str = ""
     language: str = "pt-BR"
+    # "/command" → reply text
+    custom_commands: dict[str, str] = field(default_factory=dict)
+    # "/command" → external API to call
+    api_commands: dict[str, ApiCommand] = field(default_factory=dict)
 
 
 @dataclass

@@ -78,9 +78,58 @@ class TelegramApi(Protocol):
         disable_web_page_preview: bool = False,
     ) -> SentMessage: ...
 
+    def edit_message_text(
+        self,
+        token: BotToken,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+    ) -> SentMessage: ...
+
     def delete_message(self, token: BotToken, chat_id: int, message_id: int) -> None: ...
 
+    def get_managed_bot_token(self, manager_token: BotToken, user_id: int) -> BotToken:
+        """Bot API 9.6: the token of a bot the user created through the manager bot."""
+        ...
+
     def answer_callback_query(self, token: BotToken, callback_query_id: str, text: str | None = None) -> None: ...
+
+
+class Outbox(Protocol):
+    """Everything a managed bot says goes through here, addressed by bot id, never by token.
+
+    Adapters decide when a call reaches Telegram (flood control, 429 retry_after) and open the
+    bot's token only at that moment.
+    """
+
+    def send_message(
+        self,
+        bot_id: str,
+        chat_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+        disable_web_page_preview: bool = False,
+    ) -> None: ...
+
+    def edit_message_text(
+        self,
+        bot_id: str,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def delete_message(self, bot_id: str, chat_id: int, message_id: int) -> None: ...
+
+    def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None: ...
 
 
 class BotRepository(Protocol):

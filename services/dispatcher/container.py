@@ -16,6 +16,7 @@ from libs.domain.ports import TelegramApi, TokenVault, UpdateDeduplicator
 from libs.domain.use_cases.handle_update import HandleUpdate
 from libs.grpc_runtime.channels import open_channel
 from libs.registry_client.client import GrpcBotDirectory
+from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.settings import DispatcherSettings
 
 
@@ -82,4 +83,5 @@ class DispatcherContainer(containers.DeclarativeContainer):
     vault = providers.Singleton(_token_vault, vault_channel)
     deduplicator = providers.Singleton(_deduplicator, redis_client, settings.provided.dedup_ttl_seconds)
 
-    handle_update = providers.Singleton(HandleUpdate, bots=bot_directory, telegram=telegram, vault=vault)
+    outbox = providers.Singleton(DirectOutbox, bots=bot_directory, vault=vault, telegram=telegram)
+    handle_update = providers.Singleton(HandleUpdate, bots=bot_directory, outbox=outbox)

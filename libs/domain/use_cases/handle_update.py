@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libs.domain.bots import BotToken
 from libs.domain.messages import render
-from libs.domain.ports import BotDirectory, DecryptPurpose, SecretKind, TelegramApi, TokenVault
+from libs.domain.ports import BotDirectory, Outbox
 from libs.domain.updates import UpdateEnvelope
 
 
@@ -19,10 +18,9 @@ class HandleOutcome:
 
 
 class HandleUpdate:
-    def __init__(self, bots: BotDirectory, telegram: TelegramApi, vault: TokenVault) -> None:
+    def __init__(self, bots: BotDirectory, outbox: Outbox) -> None:
         self._bots = bots
-        self._telegram = telegram
-        self._vault = vault
+        self._outbox = outbox
 
     def __call__(self, envelope: UpdateEnvelope) -> HandleOutcome:
         bot = self._bots.get_bot(envelope.bot_id)
@@ -33,14 +31,16 @@ class HandleUpdate:
         if chat_id is None or text is None:
             return HandleOutcome("ignored:no_text")
         command = _command_of(text, bot.username)
-        if command != "/start":
+        if command == "/start":
+            reply = bot.settings.welcome_text or render(
+                "welcome", envelope.sender_language or bot.settings.language, username=bot.username
+            )
+        elif command is not None and command in bot.settings.custom_commands:
+            reply = bot.settings.custom_commands[command]
+        else:
             return HandleOutcome("ignored:unknown_command")
-        reply = bot.settings.welcome_text or render(
-            "welcome", envelope.sender_language or bot.settings.language, username=bot.username
-        )
-        token = BotToken(self._vault.decrypt(bot.id, SecretKind.BOT_TOKEN, DecryptPurpose.SEND, bot.sealed_token))
-        self._telegram.send_message(token, chat_id, reply)
-        return HandleOutcome("command:/start", replied=True)
+        self._outbox.send_message(bot.id, chat_id, reply)
+        return HandleOutcome(f"command:{command}", replied=True)
 
 
 def _command_of(text: str, bot_username: str) -> str | None:

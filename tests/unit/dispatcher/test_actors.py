@@ -18,6 +18,7 @@ from libs.domain.ports import SentMessage
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleUpdate
 from libs.messaging.update_queue import DramatiqUpdateQueue
+from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.memory import InMemoryUpdateDeduplicator
 from services.dispatcher.workers.actors import UpdateHandlingFailed, register_actors
 
@@ -91,7 +92,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 class Rig:
     def __init__(self, handler: Callable[[UpdateEnvelope], Any] | None = None) -> None:
         self.telegram = FakeTelegram()
-        self.use_case = HandleUpdate(FakeBots(make_bot()), self.telegram, FakeVault())
+        bots = FakeBots(make_bot())
+        self.use_case = HandleUpdate(bots, DirectOutbox(bots, FakeVault(), self.telegram))
         self.broker = StubBroker()
         self.captured = Captured()
         # emit_after runs middleware in reverse order: sitting before Retries, we see what Retries stored.

@@ -1,0 +1,76 @@
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from libs.domain.bots import Bot, BotSettings, BotStatus
+from libs.domain.updates import UpdateEnvelope
+from libs.domain.use_cases.handle_update import HandleUpdate
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class RecordingOutbox:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, str]] = []
+
+    def send_message(self, bot_id: str, chat_id: int, text: str, **_: Any) -> None:
+        self.sent.append((bot_id, chat_id, text))
+
+
+class OneBot:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    def get_bot(self, bot_id: str) -> Bot | None:
+        return self.bot if bot_id == self.bot.id else None
+
+
+def bot(status: BotStatus = BotStatus.ACTIVE, **settings: Any) -> Bot:
+    return Bot("b1", "p1", 1, 2, "Shop_bot", status, b"s", b"h", BotSettings(**settings), NOW, NOW)
+
+
+def envelope(text: str, language: str = "en") -> UpdateEnvelope:
+    update = {
+        "update_id": 1,
+        "message": {"chat": {"id": 50}, "from": {"id": 50, "language_code": language}, "text": text},
+    }
+    return UpdateEnvelope("b1", 1, 0.0, "r", update)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/start", "👋 Hi! I am @Shop_bot. How can I help?"),
+        ("/start@shop_bot", "👋 Hi! I am @Shop_bot. How can I help?"),
+        ("/price", "R$ 10"),
+        ("/PRICE extra words", "R$ 10"),
+    ],
+)
+def test_known_commands_are_answered(text: str, expected: str) -> None:
+    outbox = RecordingOutbox()
+    outcome = HandleUpdate(OneBot(bot(custom_commands={"/price": "R$ 10"})), outbox)(envelope(text))
+    assert outcome.replied
+    assert outbox.sent == [("b1", 50, expected)]
+
+
+@pytest.mark.parametrize("text", ["hello", "/start@other_bot", "/unknown", "", "price"])
+def test_everything_else_is_ignored(text: str) -> None:
+    outbox = RecordingOutbox()
+    outcome = HandleUpdate(OneBot(bot(custom_commands={"/price": "R$ 10"})), outbox)(envelope(text))
+    assert not outcome.replied
+    assert outbox.sent == []
+
+
+def test_welcome_text_setting_wins_and_language_falls_back_to_portuguese() -> None:
+    outbox = RecordingOutbox()
+    HandleUpdate(OneBot(bot()), outbox)(envelope("/start", language="fr"))
+    HandleUpdate(OneBot(bot(welcome_text="Bem-vindo à loja!")), outbox)(envelope("/start"))
+    assert [text for _, _, text in outbox.sent] == ["👋 Olá! Eu sou @Shop_bot. Como posso ajudar?", "Bem-vindo à loja!"]
+
+
+@pytest.mark.parametrize("status", [BotStatus.DISABLED, BotStatus.DELETED, BotStatus.PENDING])
+def test_a_bot_out_of_service_says_nothing(status: BotStatus) -> None:
+    outbox = RecordingOutbox()
+    assert not HandleUpdate(OneBot(bot(status)), outbox)(envelope("/start")).replied
+    assert outbox.sent == []
