@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install proto lint typecheck unit e2e bench clean
+.PHONY: run test install proto lint typecheck unit e2e bench clean certs
 
 run: $(STAMP)  ## the whole stack on embedded defaults, with the Telegram emulator
 	$(BIN)/python -m tools.devstack
@@ -13,6 +13,9 @@ test: $(STAMP) system-deps lint  ## lint, types, then every test on real Postgre
 	$(BIN)/pytest
 
 install: $(STAMP)
+
+certs: $(STAMP)  ## local CA + one mTLS certificate per service in .run/certs (idempotent; `make run` does it too)
+	$(BIN)/python -m tools.devstack.certs --out .run/certs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

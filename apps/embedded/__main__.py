@@ -31,8 +31,8 @@ def build(gateway_settings: GatewaySettings, dispatcher_settings: DispatcherSett
     from services.gateway.container import GatewayContainer
 
     broker = StubBroker()
-    dispatcher = DispatcherContainer(settings=dispatcher_settings)
-    register_actors(broker, dispatcher.handle_update, dispatcher.deduplicator())
+    dispatcher = DispatcherContainer(settings=dispatcher_settings, broker=broker)
+    register_actors(broker, dispatcher)
     worker = dramatiq.Worker(broker, worker_threads=dispatcher_settings.dispatcher_threads)
     gateway = GatewayContainer(settings=gateway_settings, broker=broker)
 

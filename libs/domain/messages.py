@@ -25,10 +25,205 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "⚠️ Essa ação não é válida mais.",
         "en": "⚠️ This action is no longer valid.",
     },
+    "api_unavailable": {
+        "pt-BR": "🚧 Serviço externo indisponível no momento. Tente novamente em alguns minutos.",
+        "en": "🚧 The external service is unavailable right now. Try again in a few minutes.",
+    },
+    "api_failed": {
+        "pt-BR": "⚠️ Não foi possível obter a resposta do serviço externo. Tente novamente mais tarde.",
+        "en": "⚠️ Could not get an answer from the external service. Try again later.",
+    },
+    "api_empty": {
+        "pt-BR": "✅ Feito (o serviço não retornou texto).",
+        "en": "✅ Done (the service returned no text).",
+    },
     "secret_saved": {
         "pt-BR": "✅ Dado sensível salvo com segurança.",
         "en": "✅ Sensitive data stored securely.",
     },
+    # -- the manager bot (HTML parse mode: values are escaped by the caller, the texts are valid HTML) --
+    "mgr_help": {
+        "pt-BR": (
+            "🤖 <b>Gerenciador de bots</b>\n"
+            "Eu registro e administro os seus bots do Telegram.\n\n"
+            "/addbot [token] — registrar um bot criado no @BotFather (a mensagem com o token é apagada)\n"
+            "/newbot — criar um bot novo aqui mesmo, sem colar token\n"
+            "/mybots — seus bots: detalhes, ativar/desativar, novo segredo, apagar, estatísticas\n"
+            "/setwelcome @bot texto — texto de boas-vindas do /start\n"
+            "/setcommand @bot /comando resposta — comando com resposta fixa\n"
+            "/setapi @bot /comando URL [GET|POST] [timeout] — comando que chama uma API externa\n"
+            "/delcommand @bot /comando — remover um comando\n"
+            "/cancel — cancelar a operação em andamento"
+        ),
+        "en": (
+            "🤖 <b>Bot manager</b>\n"
+            "I register and run your Telegram bots.\n\n"
+            "/addbot [token] — register a bot made in @BotFather (the message holding the token is deleted)\n"
+            "/newbot — create a new bot right here, no token to paste\n"
+            "/mybots — your bots: details, enable/disable, new secret, delete, stats\n"
+            "/setwelcome @bot text — the welcome text for /start\n"
+            "/setcommand @bot /command reply — a command with a fixed reply\n"
+            "/setapi @bot /command URL [GET|POST] [timeout] — a command that calls an external API\n"
+            "/delcommand @bot /command — remove a command\n"
+            "/cancel — cancel the current operation"
+        ),
+    },
+    "mgr_not_allowed": {
+        "pt-BR": "⛔ Você não tem permissão para administrar bots aqui.",
+        "en": "⛔ You are not allowed to manage bots here.",
+    },
+    "mgr_send_token": {
+        "pt-BR": "🔑 Envie o token do bot (do @BotFather). Vou apagar a mensagem assim que recebê-la.",
+        "en": "🔑 Send the bot's token (from @BotFather). I will delete the message as soon as I get it.",
+    },
+    "mgr_new_bot": {
+        "pt-BR": "🆕 Toque no botão abaixo para criar um bot novo; eu cuido do resto.",
+        "en": "🆕 Tap the button below to create a new bot; I will take care of the rest.",
+    },
+    "mgr_invalid_token": {
+        "pt-BR": "❌ Isso não é um token de bot válido. O formato é <code>123456789:AA…</code> (do @BotFather).",
+        "en": "❌ That is not a valid bot token. The format is <code>123456789:AA…</code> (from @BotFather).",
+    },
+    "mgr_token_rejected": {
+        "pt-BR": "❌ O Telegram recusou esse token: ele foi revogado ou não existe. Gere um novo no @BotFather.",
+        "en": "❌ Telegram rejected that token: it was revoked or never existed. Get a new one from @BotFather.",
+    },
+    "mgr_owned_by_other": {
+        "pt-BR": "⛔ Esse bot já está registrado por outra pessoa e não pode ser adicionado.",
+        "en": "⛔ That bot is already registered by someone else and cannot be added.",
+    },
+    "mgr_registered": {
+        "pt-BR": "🤖 @{username} está ativo. Use /mybots para administrá-lo.",
+        "en": "🤖 @{username} is active. Use /mybots to manage it.",
+    },
+    "mgr_refreshed": {
+        "pt-BR": "🔄 @{username} já era seu: token e segredo do webhook foram renovados.",
+        "en": "🔄 @{username} was already yours: its token and webhook secret were refreshed.",
+    },
+    "mgr_token_removed": {
+        "pt-BR": "🧹 Apaguei sua mensagem porque ela continha um token.",
+        "en": "🧹 I deleted your message because it held a token.",
+    },
+    "mgr_unavailable": {
+        "pt-BR": "⚠️ Não consegui concluir agora. Tente de novo em instantes.",
+        "en": "⚠️ I could not finish that now. Please try again in a moment.",
+    },
+    "mgr_no_bots": {
+        "pt-BR": "Você ainda não tem bots. Use /addbot ou /newbot.",
+        "en": "You have no bots yet. Use /addbot or /newbot.",
+    },
+    "mgr_bots_header": {
+        "pt-BR": "🤖 <b>Seus bots</b>",
+        "en": "🤖 <b>Your bots</b>",
+    },
+    "mgr_bot_line": {
+        "pt-BR": "• @{username} — {status}",
+        "en": "• @{username} — {status}",
+    },
+    "mgr_details": {
+        "pt-BR": "🤖 <b>@{username}</b>\nStatus: {status}\nBoas-vindas: {welcome}\nComandos: {commands}",
+        "en": "🤖 <b>@{username}</b>\nStatus: {status}\nWelcome: {welcome}\nCommands: {commands}",
+    },
+    "mgr_none": {"pt-BR": "(nenhum)", "en": "(none)"},
+    "mgr_default_welcome": {"pt-BR": "(padrão)", "en": "(default)"},
+    "mgr_stats": {
+        "pt-BR": "📊 <b>@{username}</b>\n👥 Usuários: {users_total}\n👤 Usuários hoje: {users_today}\n"
+        "💬 Mensagens hoje: {messages_today}",
+        "en": "📊 <b>@{username}</b>\n👥 Users: {users_total}\n👤 Users today: {users_today}\n"
+        "💬 Messages today: {messages_today}",
+    },
+    "status_active": {"pt-BR": "✅ ativo", "en": "✅ active"},
+    "status_disabled": {"pt-BR": "⏸️ desativado", "en": "⏸️ disabled"},
+    "status_pending": {"pt-BR": "⏳ pendente", "en": "⏳ pending"},
+    "status_failed": {"pt-BR": "❌ falhou", "en": "❌ failed"},
+    "status_deleted": {"pt-BR": "🗑️ apagado", "en": "🗑️ deleted"},
+    "mgr_disabled": {
+        "pt-BR": "⏸️ @{username} foi desativado: não responde mais até ser ativado.",
+        "en": "⏸️ @{username} is disabled: it will not answer until enabled again.",
+    },
+    "mgr_enabled": {
+        "pt-BR": "▶️ @{username} está ativo de novo.",
+        "en": "▶️ @{username} is active again.",
+    },
+    "mgr_rotated": {
+        "pt-BR": "🔑 Novo segredo de webhook configurado para @{username}.",
+        "en": "🔑 A new webhook secret is set for @{username}.",
+    },
+    "mgr_delete_confirm": {
+        "pt-BR": "🗑️ Apagar @{username}? O webhook será removido e o bot deixará de responder.",
+        "en": "🗑️ Delete @{username}? Its webhook is removed and the bot stops answering.",
+    },
+    "mgr_deleted": {
+        "pt-BR": "🗑️ @{username} foi apagado.",
+        "en": "🗑️ @{username} was deleted.",
+    },
+    "mgr_cancelled": {
+        "pt-BR": "👌 Cancelado.",
+        "en": "👌 Cancelled.",
+    },
+    "mgr_session_expired": {
+        "pt-BR": "🔐 Sua sessão de admin expirou. Confirme que é você para continuar com: {action}.",
+        "en": "🔐 Your admin session expired. Confirm it is you to go on with: {action}.",
+    },
+    "mgr_bot_not_found": {
+        "pt-BR": "❓ Bot não encontrado entre os seus. Veja /mybots.",
+        "en": "❓ No such bot among yours. See /mybots.",
+    },
+    "mgr_illegal_move": {
+        "pt-BR": "⚠️ Não é possível: @{username} está {status}.",
+        "en": "⚠️ Not possible: @{username} is {status}.",
+    },
+    "mgr_welcome_set": {
+        "pt-BR": "✅ Boas-vindas de @{username} atualizadas.",
+        "en": "✅ @{username}'s welcome text is updated.",
+    },
+    "mgr_command_set": {
+        "pt-BR": "✅ @{username} agora responde a {command}.",
+        "en": "✅ @{username} now answers {command}.",
+    },
+    "mgr_command_removed": {
+        "pt-BR": "✅ {command} removido de @{username}.",
+        "en": "✅ {command} removed from @{username}.",
+    },
+    "mgr_invalid_setting": {
+        "pt-BR": "❌ Valor inválido: {reason}",
+        "en": "❌ Invalid value: {reason}",
+    },
+    "mgr_usage": {
+        "pt-BR": "ℹ️ Uso: {usage}",
+        "en": "ℹ️ Usage: {usage}",
+    },
+    "mgr_ask_welcome": {
+        "pt-BR": "✏️ Envie o novo texto de boas-vindas de @{username}.",
+        "en": "✏️ Send the new welcome text for @{username}.",
+    },
+    "mgr_ask_command": {
+        "pt-BR": "➕ Envie o comando e a resposta de @{username}: <code>/comando resposta</code>",
+        "en": "➕ Send @{username}'s command and reply: <code>/command reply</code>",
+    },
+    "mgr_ask_api": {
+        "pt-BR": "🌐 Envie o comando de API de @{username}: <code>/comando URL [GET|POST] [timeout]</code>",
+        "en": "🌐 Send @{username}'s API command: <code>/command URL [GET|POST] [timeout]</code>",
+    },
+    "mgr_unknown": {
+        "pt-BR": "🤔 Não entendi. Veja /help.",
+        "en": "🤔 I did not understand. See /help.",
+    },
+    "btn_details": {"pt-BR": "ℹ️ @{username}", "en": "ℹ️ @{username}"},
+    "btn_stats": {"pt-BR": "📊 Estatísticas", "en": "📊 Stats"},
+    "btn_disable": {"pt-BR": "⏸️ Desativar", "en": "⏸️ Disable"},
+    "btn_enable": {"pt-BR": "▶️ Ativar", "en": "▶️ Enable"},
+    "btn_rotate": {"pt-BR": "🔑 Novo segredo", "en": "🔑 Rotate secret"},
+    "btn_delete": {"pt-BR": "🗑️ Apagar", "en": "🗑️ Delete"},
+    "btn_confirm_delete": {"pt-BR": "✅ Sim, apagar", "en": "✅ Yes, delete"},
+    "btn_cancel": {"pt-BR": "✖️ Cancelar", "en": "✖️ Cancel"},
+    "btn_confirm_identity": {"pt-BR": "🔐 Sou eu, continuar", "en": "🔐 It is me, continue"},
+    "btn_welcome": {"pt-BR": "✏️ Boas-vindas", "en": "✏️ Welcome text"},
+    "btn_command": {"pt-BR": "➕ Comando", "en": "➕ Command"},
+    "btn_api": {"pt-BR": "🌐 Comando de API", "en": "🌐 API command"},
+    "btn_create_bot": {"pt-BR": "🆕 Criar um bot", "en": "🆕 Create a bot"},
+    "action_rotate": {"pt-BR": "novo segredo de @{username}", "en": "new secret for @{username}"},
+    "action_delete": {"pt-BR": "apagar @{username}", "en": "delete @{username}"},
 }
 
 

@@ -172,9 +172,18 @@ class UpdateDeduplicator(Protocol):
     def mark_done(self, bot_id: str, update_id: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class RateDecision:
+    """One hit's verdict. `notify` is true for the first refusal in a window (tell the user once)."""
+
+    allowed: bool
+    retry_after_seconds: float = 0.0
+    notify: bool = False
+
+
 class RateLimiter(Protocol):
-    def hit(self, key: str, limit: int, window_seconds: int) -> float:
-        """Counts one hit; returns 0 when allowed, else seconds until the next allowed one."""
+    def hit(self, key: str, limit: int, window_seconds: float) -> RateDecision:
+        """Counts one hit atomically (GCRA: `limit` per `window_seconds`, bursts up to `limit`)."""
         ...
 
 
@@ -193,6 +202,10 @@ class Locks(Protocol):
         """Releases only if `owner_token` still holds the lock."""
         ...
 
+    def renew(self, key: str, owner_token: str, ttl_seconds: float) -> bool:
+        """Extends the TTL only if `owner_token` still holds the lock; False when it was lost."""
+        ...
+
 
 class CallbackSigner(Protocol):
     def sign(self, payload: dict[str, Any], user_id: int, ttl_seconds: int) -> str: ...
@@ -201,7 +214,90 @@ class CallbackSigner(Protocol):
 
 
 class ExternalApi(Protocol):
+    """Raises ExternalApiFailed (libs.domain.external_api); `CircuitOpen` when the API's breaker is open."""
+
     def call(self, url: str, method: str, timeout_seconds: float, payload: dict[str, Any] | None) -> str: ...
+
+    def is_open(self, url: str) -> bool:
+        """True while the circuit breaker of `url`'s API refuses calls (shared by every worker)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiCallJob:
+    """One external-API command call, queued apart from the chat's drain. Ids and text only, never a token."""
+
+    job_id: str
+    bot_id: str
+    chat_id: int
+    user_id: int
+    command: str
+    argument: str
+    language: str | None
+    lock_key: str
+    lock_owner: str
+    attempt: int = 0
+
+
+class ApiCallScheduler(Protocol):
+    def schedule(self, job: ApiCallJob, delay_seconds: float = 0.0) -> None: ...
+
+
+@dataclass(frozen=True)
+class MailboxItem:
+    """The head of a chat's mailbox: the raw stored item (to pop exactly it) and its envelope (None if malformed)."""
+
+    raw: bytes
+    envelope: UpdateEnvelope | None
+
+
+class ChatMailbox(Protocol):
+    """Per-(bot, chat) FIFO of updates waiting to be handled, shared by every worker."""
+
+    def push(self, chat_key: str, envelope: UpdateEnvelope) -> None: ...
+
+    def peek(self, bot_id: str, chat_key: str) -> MailboxItem | None: ...
+
+    def pop(self, bot_id: str, chat_key: str, item: MailboxItem) -> bool:
+        """Removes the head only if it is still `item`."""
+        ...
+
+    def size(self, bot_id: str, chat_key: str) -> int: ...
+
+    def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
+        """Counts one failed attempt at an update; returns the attempts so far."""
+        ...
+
+    def failures(self, bot_id: str, chat_key: str, update_id: int) -> tuple[int, float]:
+        """(attempts, retry_at epoch seconds) for an update; (0, 0.0) when none."""
+        ...
+
+    def clear_failures(self, bot_id: str, chat_key: str, update_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    kind: str  # "update" | "api_call" | "outbound"
+    reason: str  # redacted
+    attempts: int
+    first_failure_at: float
+    last_failure_at: float
+    payload: dict[str, Any]
+
+
+class DeadLetters(Protocol):
+    def add(self, kind: str, payload: dict[str, Any], reason: str, attempts: int, first_failure_at: float) -> str:
+        """Stores a failed job (reason is redacted by the adapter too); returns its id."""
+        ...
+
+    def list(self, limit: int = 100) -> list[DeadLetter]: ...
+
+    def get(self, letter_id: str) -> DeadLetter | None: ...
+
+    def remove(self, letter_id: str) -> bool: ...
+
+    def purge(self) -> int: ...
 
 
 class BotDirectory(Protocol):

@@ -17,15 +17,20 @@ class UpdateEnvelope:
     received_at: float
     request_id: str
     update: dict[str, Any]
+    # Manager bot only: vault ciphertexts (base64) of token-shaped text, replaced by [sealed:N] in `update`.
+    sealed_texts: tuple[str, ...] = ()
 
     def to_message(self) -> dict[str, Any]:
-        return {
+        message: dict[str, Any] = {
             "bot_id": self.bot_id,
             "update_id": self.update_id,
             "received_at": self.received_at,
             "request_id": self.request_id,
             "update": self.update,
         }
+        if self.sealed_texts:
+            message["sealed_texts"] = list(self.sealed_texts)
+        return message
 
     @classmethod
     def from_message(cls, data: dict[str, Any]) -> UpdateEnvelope:
@@ -35,6 +40,7 @@ class UpdateEnvelope:
             received_at=float(data["received_at"]),
             request_id=str(data["request_id"]),
             update=dict(data["update"]),
+            sealed_texts=tuple(str(item) for item in data.get("sealed_texts") or ()),
         )
 
     @property

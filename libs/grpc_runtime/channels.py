@@ -1,32 +1,89 @@
-"""gRPC plumbing shared by the services: channels, request_id propagation, deadlines."""
+"""gRPC plumbing shared by the services: channels, request_id propagation, deadlines, mutual TLS.
+
+TLS comes from the process environment (`libs.grpc_runtime.tls`: TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE)
+unless a caller passes `tls=` explicitly: `None` forces plaintext, a `TlsFiles` uses those files.
+
+Server identity: every server certificate names only its own service (DNS ``vault`` / ``botregistry``), and a
+TLS channel always checks the name of the service it means to reach (``grpc.ssl_target_name_override``), so a
+server holding another service's certificate is refused. The name is `server_name=` when given, else derived
+from the target: the host part when it is a service name (``vault:50051``), else which of ``VAULT_ADDR`` /
+``REGISTRY_ADDR`` in this process's environment the target is. A TLS target that names no known service is a
+configuration error (`TlsConfigError`), never an unchecked connection.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import time
 import uuid
 from collections.abc import Callable
 from concurrent import futures
-from typing import Any
+from typing import Any, Final, Literal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from libs.grpc_runtime.tls import TlsConfigError, TlsFiles, tls_from_env
 from libs.observability.logging import request_id_var
 
 REQUEST_ID_KEY = "x-request-id"
 DEFAULT_DEADLINE_SECONDS = 5.0
+FROM_ENV: Final = "env"
+TlsChoice = TlsFiles | None | Literal["env"]
+VAULT_SERVER_NAME: Final = "vault"
+REGISTRY_SERVER_NAME: Final = "botregistry"
+# Which environment variable addresses which service (for targets given as IP:port, e.g. on loopback).
+SERVER_ADDR_ENV: Final = {"VAULT_ADDR": VAULT_SERVER_NAME, "REGISTRY_ADDR": REGISTRY_SERVER_NAME}
+_REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
-def open_channel(target: str) -> grpc.Channel:
-    """An insecure loopback channel with request_id propagation and a default deadline."""
-    channel = grpc.insecure_channel(target)
-    return grpc.intercept_channel(channel, _DeadlineInterceptor())
+def valid_request_id(value: object) -> str:
+    """`value` when it is 1..64 of [A-Za-z0-9-], else a fresh id: a caller cannot inject text into logs/audit."""
+    if isinstance(value, str) and _REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
+
+
+def _resolve(tls: TlsChoice) -> TlsFiles | None:
+    if isinstance(tls, TlsFiles) or tls is None:
+        return tls
+    return tls_from_env()
+
+
+def expected_server_name(target: str) -> str | None:
+    """The service name a TLS server at `target` must prove (see the module doc), or None when unknown."""
+    host = target.rsplit(":", 1)[0] if ":" in target else target
+    if host in SERVER_ADDR_ENV.values():
+        return host
+    names = {name for var, name in SERVER_ADDR_ENV.items() if os.environ.get(var, "").strip() == target}
+    return names.pop() if len(names) == 1 else None
+
+
+def _raw_channel(target: str, tls: TlsChoice, server_name: str | None = None) -> grpc.Channel:
+    files = _resolve(tls)
+    if files is None:
+        return grpc.insecure_channel(target)
+    name = server_name or expected_server_name(target)
+    if not name:
+        raise TlsConfigError(f"cannot tell which service {target} is: pass server_name= (e.g. 'vault')")
+    return grpc.secure_channel(target, files.channel_credentials(), options=[("grpc.ssl_target_name_override", name)])
+
+
+def open_channel(target: str, tls: TlsChoice = FROM_ENV, server_name: str | None = None) -> grpc.Channel:
+    """A channel with request_id propagation and a default deadline on every call.
+
+    mTLS when the TLS environment is set (or `tls` is given), else plaintext. Over TLS the server certificate
+    must carry `server_name` (default: `expected_server_name(target)`), e.g. "vault" or "botregistry".
+    """
+    return grpc.intercept_channel(_raw_channel(target, tls, server_name), _DeadlineInterceptor())
 
 
 class _DeadlineInterceptor(grpc.UnaryUnaryClientInterceptor):
     def intercept_unary_unary(self, continuation: Callable[..., Any], client_call_details: Any, request: Any) -> Any:
-        request_id = request_id_var.get() or uuid.uuid4().hex
         metadata = list(client_call_details.metadata or [])
-        metadata.append((REQUEST_ID_KEY, request_id))
+        if not any(key == REQUEST_ID_KEY for key, _ in metadata):  # an explicit request id wins
+            metadata.append((REQUEST_ID_KEY, valid_request_id(request_id_var.get())))
         timeout = client_call_details.timeout if client_call_details.timeout is not None else DEFAULT_DEADLINE_SECONDS
         details = _ClientCallDetails(
             client_call_details.method,
@@ -56,11 +113,11 @@ class RequestIdServerInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        request_id = dict(handler_call_details.invocation_metadata or ()).get(REQUEST_ID_KEY) or uuid.uuid4().hex
+        request_id = valid_request_id(dict(handler_call_details.invocation_metadata or ()).get(REQUEST_ID_KEY))
         inner = handler.unary_unary
 
         def with_request_id(request: Any, context: grpc.ServicerContext) -> Any:
-            token = request_id_var.set(str(request_id))
+            token = request_id_var.set(request_id)
             try:
                 return inner(request, context)
             finally:
@@ -84,18 +141,34 @@ def build_server(max_workers: int = 16) -> tuple[grpc.Server, health.HealthServi
     return server, health_servicer
 
 
+def add_server_port(
+    server: grpc.Server, listen: str, tls: TlsChoice = FROM_ENV, require_client_auth: bool = True
+) -> int:
+    """Binds `listen` with mTLS (client certificates required by default) when TLS is configured, else plaintext.
+
+    Returns the bound port, 0 when binding failed.
+    """
+    files = _resolve(tls)
+    try:
+        if files is None:
+            return int(server.add_insecure_port(listen))
+        return int(server.add_secure_port(listen, files.server_credentials(require_client_auth)))
+    except RuntimeError:
+        return 0
+
+
 def mark_serving(health_servicer: health.HealthServicer, *service_names: str) -> None:
     for name in ("", *service_names):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 
-def wait_until_serving(target: str, timeout_seconds: float = 10.0) -> bool:
-    """Polls the health service until it answers SERVING or the deadline passes."""
-    import time
-
+def wait_until_serving(
+    target: str, timeout_seconds: float = 10.0, tls: TlsChoice = FROM_ENV, server_name: str | None = None
+) -> bool:
+    """Polls the health service until it answers SERVING or the deadline passes (over mTLS when configured)."""
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        channel = grpc.insecure_channel(target)
+        channel = _raw_channel(target, tls, server_name)
         try:
             stub = health_pb2_grpc.HealthStub(channel)
             reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)

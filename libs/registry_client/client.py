@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 
 import grpc
 
-from libs.domain.bots import Bot, BotSettings, BotStatus
+from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
 from libs.domain.clock import SystemClock
 from libs.domain.errors import DomainError
 from libs.domain.ports import Clock, Route
@@ -62,9 +62,18 @@ def bot_from_proto(message: registry_pb2.Bot) -> Bot:
         sealed_token=bytes(message.sealed_token),
         # Not part of the dispatcher's view: the gateway checks secrets through GetRoute.
         webhook_secret_sha256=b"",
-        settings=BotSettings(welcome_text=message.welcome_text, language=message.language or "pt-BR"),
+        settings=BotSettings(
+            welcome_text=message.welcome_text,
+            language=message.language or "pt-BR",
+            custom_commands=dict(message.custom_commands),
+            api_commands={
+                api.command: ApiCommand(url=api.url, method=api.method or "GET", timeout_seconds=api.timeout_seconds)
+                for api in message.api_commands
+            },
+        ),
         created_at=_UNKNOWN_TIME,
         updated_at=_UNKNOWN_TIME,
+        is_manager=message.is_manager,
     )
 
 
@@ -132,17 +141,40 @@ class GrpcRouteDirectory:
         *,
         timeout_seconds: float = DEFAULT_CALL_TIMEOUT_SECONDS,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        min_refresh_seconds: float = 1.0,
     ) -> None:
         self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self._ttl = ttl_seconds
         self._negative_ttl = negative_ttl_seconds
         self._timeout = timeout_seconds
-        self._cache: _TtlCache[Route | None] = _TtlCache(clock or SystemClock(), max_entries)
+        self._clock = clock or SystemClock()
+        self._cache: _TtlCache[Route | None] = _TtlCache(self._clock, max_entries)
+        self._min_refresh = min_refresh_seconds
+        self._refreshed_at: dict[str, float] = {}
+        self._refresh_lock = threading.Lock()
 
     def route_for(self, public_id: str) -> Route | None:
         hit, cached = self._cache.get(public_id)
         if hit:
             return cached
+        return self._fetch(public_id)
+
+    def refreshed_route(self, public_id: str) -> Route | None:
+        """The route fetched again, when the cached one may be stale (a secret that did not match: rotated, or
+        a status that changed). At most once per `min_refresh_seconds` per bot, so bad secrets cannot turn the
+        gateway into an amplifier against the registry; otherwise the cached route."""
+        now = self._clock.monotonic()
+        with self._refresh_lock:
+            last = self._refreshed_at.get(public_id)
+            if last is not None and now - last < self._min_refresh:
+                hit, cached = self._cache.get(public_id)
+                return cached if hit else self._fetch(public_id)
+            self._refreshed_at[public_id] = now
+            if len(self._refreshed_at) > 10_000:
+                self._refreshed_at = {k: at for k, at in self._refreshed_at.items() if now - at < self._min_refresh}
+        return self._fetch(public_id)
+
+    def _fetch(self, public_id: str) -> Route | None:
         reply = _call(
             lambda: self._stub.GetRoute(registry_pb2.GetRouteRequest(public_id=public_id), timeout=self._timeout)
         )

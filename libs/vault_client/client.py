@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 
 from libs.domain.errors import VaultUnavailable
@@ -16,6 +18,23 @@ _PURPOSES = {
     DecryptPurpose.MANAGE: vault_pb2.PURPOSE_MANAGE,
     DecryptPurpose.SEND: vault_pb2.PURPOSE_SEND,
 }
+
+
+def ciphertext_key_version(ciphertext: bytes) -> int | None:
+    """The key version in a vault ciphertext's public header (format byte 1, then 4 bytes big-endian), or None.
+
+    The header is not secret and is authenticated by the vault; this is for bookkeeping (e.g. rewrap's rescan).
+    """
+    if len(ciphertext) < 5 or ciphertext[0] != 1:
+        return None
+    return int.from_bytes(ciphertext[1:5], "big")
+
+
+@dataclass(frozen=True)
+class Rewrapped:
+    ciphertext: bytes
+    key_version: int
+    changed: bool
 
 
 class GrpcTokenVault:
@@ -45,6 +64,15 @@ class GrpcTokenVault:
             return response.plaintext.decode("utf-8")
         except UnicodeDecodeError:
             raise VaultUnavailable("vault Decrypt returned a secret that is not UTF-8 text") from None
+
+    def rewrap(self, bot_ref: str, kind: SecretKind, ciphertext: bytes) -> Rewrapped:
+        """Re-seals under the vault's primary key version (unchanged if it already was); plaintext stays inside."""
+        request = vault_pb2.RewrapRequest(bot_ref=bot_ref, kind=_KINDS[kind], ciphertext=ciphertext)
+        try:
+            response = self._stub.Rewrap(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _unavailable("Rewrap", exc) from None
+        return Rewrapped(bytes(response.ciphertext), response.key_version, response.changed)
 
 
 def _unavailable(verb: str, exc: grpc.RpcError) -> VaultUnavailable:

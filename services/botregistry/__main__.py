@@ -1,4 +1,4 @@
-"""`python -m services.botregistry serve|migrate`."""
+"""`python -m services.botregistry serve|migrate|rewrap`."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from types import FrameType
 
 from grpc_health.v1 import health_pb2
 
-from libs.grpc_runtime.channels import build_server, mark_serving
+from libs.grpc_runtime.channels import add_server_port, build_server, mark_serving
 from libs.observability.logging import configure_logging
 from services.botregistry import migrate
 from services.botregistry.container import Container
 from services.botregistry.grpc.servicer import SERVICE_NAME
+from services.botregistry.manager import start_manager_registration
 from services.botregistry.settings import RegistrySettings
 from tgm.registry.v1 import registry_pb2_grpc
 
@@ -35,7 +36,7 @@ def serve(settings: RegistrySettings) -> int:
 
     server, health_servicer = build_server(max_workers=settings.grpc_max_workers)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port(settings.registry_listen)
+    port = add_server_port(server, settings.registry_listen)  # mTLS when TLS_* env is set (issue 4)
     if port == 0:
         logger.error("cannot listen", extra={"listen": settings.registry_listen})
         return 1
@@ -49,6 +50,8 @@ def serve(settings: RegistrySettings) -> int:
     signal.signal(signal.SIGINT, _on_signal)
 
     server.start()
+    # Before reporting SERVING, so that whoever waits for the registry finds the manager bot in place.
+    start_manager_registration(container.register_bot(), settings.manager_bot_token.get_secret_value(), stop)
     mark_serving(health_servicer, SERVICE_NAME)
     logger.info("botregistry serving", extra={"listen": settings.registry_listen, "port": port})
     try:
@@ -67,13 +70,17 @@ def serve(settings: RegistrySettings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.botregistry")
-    parser.add_argument("command", choices=("serve", "migrate"))
+    parser.add_argument("command", choices=("serve", "migrate", "rewrap"))
     args = parser.parse_args(argv)
     settings = RegistrySettings()
     configure_logging("botregistry", settings.log_level)
     if args.command == "migrate":
         run_migrations(settings)
         return 0
+    if args.command == "rewrap":
+        from services.botregistry.rewrap import main as rewrap_main
+
+        return rewrap_main(settings)
     return serve(settings)
 
 

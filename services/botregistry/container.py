@@ -7,8 +7,14 @@ from typing import TYPE_CHECKING, Any
 from dependency_injector import containers, providers
 
 from libs.domain.clock import SystemClock
+from libs.domain.use_cases.manager_admin import BotAdministration
 from libs.domain.use_cases.register_bot import RegisterBot
-from services.botregistry.adapters.sql import SqlBotRepository, make_engine, make_session_factory
+from services.botregistry.adapters.sql import (
+    SqlBotRepository,
+    SqlInteractionStats,
+    make_engine,
+    make_session_factory,
+)
 from services.botregistry.grpc.servicer import RegistryServicer
 from services.botregistry.settings import RegistrySettings
 
@@ -17,9 +23,9 @@ if TYPE_CHECKING:
 
 
 def _open_vault_channel(vault_addr: str) -> grpc.Channel:
-    from libs.grpc_runtime.channels import open_channel
+    from libs.grpc_runtime.channels import VAULT_SERVER_NAME, open_channel
 
-    return open_channel(vault_addr)
+    return open_channel(vault_addr, server_name=VAULT_SERVER_NAME)
 
 
 def _grpc_vault(channel: grpc.Channel) -> Any:
@@ -64,4 +70,15 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         webhook_base_url=settings.provided.webhook_base_url,
     )
-    servicer = providers.Singleton(RegistryServicer, register_bot=register_bot, bots=bots)
+    stats = providers.Singleton(SqlInteractionStats, session_factory)
+    administration = providers.Singleton(
+        BotAdministration,
+        bots=bots,
+        manager=bots,
+        telegram=telegram,
+        vault=vault,
+        clock=clock,
+        register_bot=register_bot,
+        stats=stats,
+    )
+    servicer = providers.Singleton(RegistryServicer, register_bot=register_bot, bots=bots, admin=administration)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_URL = "sqlite:///./.run/registry.db"
@@ -21,3 +22,5 @@ class RegistrySettings(BaseSettings):
     log_level: str = "INFO"
     grpc_max_workers: int = 16
     shutdown_grace_seconds: float = 5.0
+    # The manager bot's token: given to the registry only, sealed by the vault at start (never stored in clear).
+    manager_bot_token: SecretStr = SecretStr("")

@@ -1,4 +1,7 @@
-"""`python -m services.dispatcher serve`: Dramatiq workers on Redis, in this process, stopped by SIGTERM/SIGINT."""
+"""`python -m services.dispatcher serve`: Dramatiq workers on Redis, in this process, stopped by SIGTERM/SIGINT.
+
+`python -m services.dispatcher dead-letters list|show ID|replay ID|purge --yes`: the operators' tool.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from libs.observability.logging import configure_logging
 from services.dispatcher.settings import DispatcherSettings
@@ -16,7 +21,8 @@ logger = logging.getLogger("services.dispatcher")
 STOP_TIMEOUT_MS = 30_000
 
 
-def serve(settings: DispatcherSettings) -> int:
+def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = None) -> int:
+    """Runs the workers until SIGTERM/SIGINT. `prepare(container)` may override providers (tests)."""
     if not settings.redis_url:
         print(
             "services.dispatcher: REDIS_URL is required. For embedded mode (no Redis) run `python -m apps.embedded`.",
@@ -29,10 +35,14 @@ def serve(settings: DispatcherSettings) -> int:
     from services.dispatcher.container import DispatcherContainer
     from services.dispatcher.workers.actors import register_actors
 
-    container = DispatcherContainer(settings=settings)
     broker = RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
-    register_actors(broker, container.handle_update, container.deduplicator())
-    worker = dramatiq.Worker(broker, worker_threads=settings.dispatcher_threads)
+    container = DispatcherContainer(settings=settings, broker=broker)
+    if prepare is not None:
+        prepare(container)
+    container.inbound_policy()  # a malformed RATE_LIMITS_JSON / COOLDOWNS_JSON stops the start here
+    register_actors(broker, container)
+    # worker_timeout: how long an idle consumer waits on Redis; short, so delayed retries fire on time.
+    worker = dramatiq.Worker(broker, worker_threads=settings.dispatcher_threads, worker_timeout=200)
 
     stop = threading.Event()
 
@@ -60,8 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.dispatcher")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the update workers (needs REDIS_URL)")
-    parser.parse_args(argv)
+    from services.dispatcher import dead_letters_cli
+
+    dead_letters_cli.add_parser(sub)
+    args = parser.parse_args(argv)
     settings = DispatcherSettings()
+    if args.command == "dead-letters":
+        return dead_letters_cli.run(args, settings.redis_url)
     configure_logging("dispatcher", settings.log_level)
     # Dramatiq's DEBUG lines print whole messages (update bodies); keep them out of the logs.
     logging.getLogger("dramatiq").setLevel(max(logging.INFO, logging.getLogger().level))

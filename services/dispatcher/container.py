@@ -8,16 +8,29 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import dramatiq
 import grpc
 from dependency_injector import containers, providers
 
 from libs.domain.clock import SystemClock
+from libs.domain.external_api import RetryPolicy, RunApiCall, StartApiCall
+from libs.domain.inbound import InboundGuard, InboundPolicy, RateRule
 from libs.domain.ports import TelegramApi, TokenVault, UpdateDeduplicator
+from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy
 from libs.domain.use_cases.handle_update import HandleUpdate
+from libs.domain.use_cases.manager import ManagerBot
 from libs.grpc_runtime.channels import open_channel
+from libs.messaging.mailbox import mailbox_for
+from libs.registry_client.admin import GrpcBotAdmin
 from libs.registry_client.client import GrpcBotDirectory
+from services.dispatcher.adapters import memory
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
+from services.dispatcher.adapters.external_api import HttpExternalApi
+from services.dispatcher.manager import wiring as manager_wiring
+from services.dispatcher.manager.router import UpdateRouter
+from services.dispatcher.outbound import DrainOutbox, InMemoryOutboxStore, OutboxPolicy, QueuedOutbox
 from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.workers.actors import DramatiqApiCallScheduler
 
 
 def _channel(target: str) -> Iterator[grpc.Channel]:
@@ -66,8 +79,46 @@ def _deduplicator(client: Any, ttl_seconds: int) -> UpdateDeduplicator:
     return RedisUpdateDeduplicator(client, ttl_seconds=ttl_seconds)
 
 
+def _redis_adapters() -> dict[str, Any]:
+    from services.dispatcher.adapters import redis_abuse
+    from services.dispatcher.adapters.dead_letters import RedisDeadLetters
+    from services.dispatcher.outbound import RedisOutboxStore
+
+    return {
+        "locks": redis_abuse.RedisLocks,
+        "rate": redis_abuse.RedisRateLimiter,
+        "cooldowns": redis_abuse.RedisCooldowns,
+        "send": redis_abuse.RedisSendLimiter,
+        "dead": RedisDeadLetters,
+        "obox": RedisOutboxStore,
+    }
+
+
+def _adapter(client: Any, kind: str, **kwargs: Any) -> Any:
+    """The Redis adapter when there is Redis (shared by every worker process), else the in-memory one."""
+    memory_factories: dict[str, Any] = {
+        "locks": memory.InMemoryLocks,
+        "rate": memory.InMemoryRateLimiter,
+        "cooldowns": memory.InMemoryCooldowns,
+        "send": memory.InMemorySendLimiter,
+        "dead": memory.InMemoryDeadLetters,
+        "obox": InMemoryOutboxStore,
+    }
+    if client is None:
+        return memory_factories[kind](**kwargs)
+    return _redis_adapters()[kind](client, **kwargs)
+
+
+def _inbound_policy(settings: DispatcherSettings) -> InboundPolicy:
+    default = RateRule(settings.rate_limit_default_limit, settings.rate_limit_default_window)
+    return InboundPolicy.parse(settings.rate_limits_json, settings.cooldowns_json, default=default)
+
+
 class DispatcherContainer(containers.DeclarativeContainer):
+    """Give it `settings` and the Dramatiq `broker` the actors run on (Redis, or a StubBroker embedded)."""
+
     settings = providers.Dependency(instance_of=DispatcherSettings)
+    broker = providers.Dependency(instance_of=dramatiq.Broker)
 
     clock = providers.Singleton(SystemClock)
     registry_channel = providers.Resource(_channel, settings.provided.registry_addr)
@@ -83,5 +134,105 @@ class DispatcherContainer(containers.DeclarativeContainer):
     vault = providers.Singleton(_token_vault, vault_channel)
     deduplicator = providers.Singleton(_deduplicator, redis_client, settings.provided.dedup_ttl_seconds)
 
-    outbox = providers.Singleton(DirectOutbox, bots=bot_directory, vault=vault, telegram=telegram)
-    handle_update = providers.Singleton(HandleUpdate, bots=bot_directory, outbox=outbox)
+    locks = providers.Singleton(_adapter, redis_client, "locks")
+    rate_limiter = providers.Singleton(_adapter, redis_client, "rate")
+    cooldowns = providers.Singleton(_adapter, redis_client, "cooldowns")
+    dead_letters = providers.Singleton(_adapter, redis_client, "dead")
+    send_limiter = providers.Singleton(
+        _adapter,
+        redis_client,
+        "send",
+        per_bot_per_second=settings.provided.outbound_per_bot_per_second,
+        per_chat_per_second=settings.provided.outbound_per_chat_per_second,
+        per_group_per_minute=settings.provided.outbound_per_group_per_minute,
+        margin=settings.provided.outbound_window_margin,
+    )
+    outbox_store = providers.Singleton(_adapter, redis_client, "obox")
+    mailbox = providers.Singleton(mailbox_for, broker)
+
+    # Sends one queued call, opening the bot's token in the vault for that call only.
+    sender = providers.Singleton(DirectOutbox, bots=bot_directory, vault=vault, telegram=telegram)
+    outbox = providers.Singleton(QueuedOutbox, store=outbox_store, broker=broker)
+
+    external_api = providers.Singleton(
+        HttpExternalApi,
+        redis_client,
+        fail_max=settings.provided.circuit_breaker_fail_max,
+        reset_timeout_seconds=settings.provided.circuit_breaker_timeout,
+    )
+    api_scheduler = providers.Singleton(DramatiqApiCallScheduler, broker)
+    start_api_call = providers.Singleton(
+        StartApiCall,
+        api=external_api,
+        scheduler=api_scheduler,
+        locks=locks,
+        outbox=outbox,
+        lock_ttl_seconds=settings.provided.external_api_lock_seconds,
+    )
+    run_api_call = providers.Singleton(
+        RunApiCall,
+        bots=bot_directory,
+        api=external_api,
+        outbox=outbox,
+        locks=locks,
+        dead_letters=dead_letters,
+        clock=clock,
+        policy=providers.Factory(
+            RetryPolicy,
+            max_attempts=settings.provided.external_api_max_attempts,
+            base_seconds=settings.provided.external_api_retry_base_seconds,
+            max_seconds=settings.provided.external_api_retry_max_seconds,
+        ),
+    )
+
+    # The handler of one update: a single callable `handler(envelope) -> outcome`; put a router here.
+    managed_bot_handler = providers.Singleton(HandleUpdate, bots=bot_directory, outbox=outbox, api_calls=start_api_call)
+    # The manager bot (issue 3): its handler, wiring and state adapters live in services/dispatcher/manager.
+    bot_admin = providers.Singleton(GrpcBotAdmin, channel=registry_channel)
+    manager_bot = providers.Singleton(
+        ManagerBot,
+        admin=bot_admin,
+        outbox=outbox,
+        tokens=providers.Singleton(manager_wiring.callback_tokens_from, settings, clock),
+        conversations=providers.Singleton(manager_wiring.conversation_store, redis_client),
+        sessions=providers.Singleton(manager_wiring.admin_sessions, redis_client),
+        config=providers.Singleton(manager_wiring.manager_config_from, settings),
+    )
+    handle_update = providers.Singleton(
+        UpdateRouter,
+        bots=bot_directory,
+        manager=manager_bot.provider,
+        managed=managed_bot_handler,
+        admin=bot_admin,
+    )
+
+    inbound_policy = providers.Singleton(_inbound_policy, settings)
+    inbound_guard = providers.Singleton(
+        InboundGuard, limiter=rate_limiter, cooldowns=cooldowns, outbox=outbox, policy=inbound_policy
+    )
+    drain_chat = providers.Singleton(
+        DrainChat,
+        mailbox=mailbox,
+        locks=locks,
+        dedup=deduplicator,
+        handler=handle_update.provider,
+        dead_letters=dead_letters,
+        clock=clock,
+        guard=inbound_guard,
+        policy=providers.Factory(
+            DrainPolicy,
+            lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds,
+            max_attempts=settings.provided.update_max_attempts,
+            min_backoff_seconds=settings.provided.update_min_backoff_seconds,
+            max_backoff_seconds=settings.provided.update_max_backoff_seconds,
+        ),
+    )
+    drain_outbox = providers.Singleton(
+        DrainOutbox,
+        store=outbox_store,
+        locks=locks,
+        limiter=send_limiter,
+        sender=sender.provider,
+        dead_letters=dead_letters,
+        policy=providers.Factory(OutboxPolicy, lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds),
+    )

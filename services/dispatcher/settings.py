@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,3 +19,34 @@ class DispatcherSettings(BaseSettings):
     bot_cache_ttl_seconds: float = Field(default=5.0, ge=0)
     dedup_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     log_level: str = "INFO"
+
+    # The manager bot (issue 3). The signing key is the dispatcher's own (never a vault key): ≥ 32 bytes.
+    callback_signing_key: SecretStr = SecretStr("")
+    callback_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    # Comma/space separated Telegram user ids; empty = any manager-bot user manages their own bots.
+    allowed_admin_ids: str = ""
+    admin_session_ttl_seconds: int = Field(default=1800, ge=1)
+    conversation_ttl_seconds: int = Field(default=600, ge=10)
+
+    # Inbound abuse control (per bot + user + action); see libs/domain/inbound.py for the formats.
+    rate_limits_json: str = ""
+    rate_limit_default_limit: int = Field(default=30, ge=1)
+    rate_limit_default_window: float = Field(default=60.0, gt=0)
+    cooldowns_json: str = ""
+    # Per-chat drain: lock TTL (renewed per item), attempts before an update goes to the dead letters.
+    chat_lock_ttl_seconds: float = Field(default=30.0, gt=0)
+    update_max_attempts: int = Field(default=4, ge=1)
+    update_min_backoff_seconds: float = Field(default=0.5, ge=0)
+    update_max_backoff_seconds: float = Field(default=10.0, ge=0)
+    # Outbound flood control (Telegram's limits) and its safety margin on each window.
+    outbound_per_bot_per_second: int = Field(default=30, ge=1)
+    outbound_per_chat_per_second: int = Field(default=1, ge=1)
+    outbound_per_group_per_minute: int = Field(default=20, ge=1)
+    outbound_window_margin: float = Field(default=0.2, ge=0, le=1)
+    # External-API commands.
+    circuit_breaker_fail_max: int = Field(default=5, ge=1)
+    circuit_breaker_timeout: float = Field(default=60.0, gt=0)
+    external_api_max_attempts: int = Field(default=4, ge=1)
+    external_api_retry_base_seconds: float = Field(default=1.0, ge=0)
+    external_api_retry_max_seconds: float = Field(default=60.0, ge=0)
+    external_api_lock_seconds: float = Field(default=300.0, gt=0)

@@ -9,8 +9,10 @@ import grpc
 from dependency_injector import containers, providers
 
 from libs.domain.clock import SystemClock
+from libs.domain.ports import TokenVault
 from libs.grpc_runtime.channels import open_channel
-from libs.messaging.update_queue import DramatiqUpdateQueue
+from libs.messaging.mailbox import mailbox_for
+from libs.messaging.update_queue import MailboxUpdateQueue
 from libs.registry_client.client import GrpcRouteDirectory
 from services.gateway.adapters.readiness import BrokerProbe, GrpcHealthProbe
 from services.gateway.settings import GatewaySettings
@@ -22,6 +24,13 @@ def _channel(target: str) -> Iterator[grpc.Channel]:
         yield channel
     finally:
         channel.close()
+
+
+def _token_vault(channel: grpc.Channel) -> TokenVault:
+    from libs.vault_client.client import GrpcTokenVault
+
+    vault: TokenVault = GrpcTokenVault(channel)
+    return vault
 
 
 class GatewayContainer(containers.DeclarativeContainer):
@@ -40,7 +49,12 @@ class GatewayContainer(containers.DeclarativeContainer):
         negative_ttl_seconds=settings.provided.route_negative_ttl_seconds,
         clock=clock,
     )
-    update_queue = providers.Singleton(DramatiqUpdateQueue, broker)
+    # Per-chat order: the envelope goes to its chat's mailbox, then a `drain_chat` message (ids only).
+    update_queue = providers.Singleton(MailboxUpdateQueue, broker, providers.Callable(mailbox_for, broker))
+
+    # Manager-bot updates only: token-shaped text is sealed (vault Encrypt) before it is enqueued.
+    vault_channel = providers.Resource(_channel, settings.provided.vault_addr)
+    vault = providers.Singleton(_token_vault, vault_channel)
 
     readiness_probes = providers.List(
         providers.Singleton(GrpcHealthProbe, "registry", registry_channel),

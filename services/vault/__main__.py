@@ -1,44 +1,50 @@
-"""`python -m services.vault serve` — run the vault; `python -m services.vault genkey` — print a fresh key."""
+"""The vault's command line.
+
+python -m services.vault serve                       # the gRPC server (mTLS required: TLS_* env)
+python -m services.vault genkey                      # print a fresh ENCRYPTION_KEY value
+python -m services.vault audit verify [--file F] [--anchor SEQ:HASH]  # check the audit chain (and its tail)
+python -m services.vault key status|rotate|retire N  # operator verbs over gRPC (operator certificate)
+"""
 
 from __future__ import annotations
 
 import argparse
 import base64
-import ipaddress
 import logging
 import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
+import grpc
+
+from libs.grpc_runtime.channels import VAULT_SERVER_NAME, open_channel
+from libs.grpc_runtime.tls import TlsConfigError, tls_from_env
 from libs.observability.logging import configure_logging, log_extra
+from services.vault import audit
 from services.vault.container import VaultContainer
 from services.vault.crypto import KEY_BYTES
 from services.vault.grpc.server import start_server
 from services.vault.settings import VaultConfigError
+from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
 log = logging.getLogger("services.vault")
 
 EXIT_CONFIG_ERROR = 2
 
 
-def _is_loopback(listen: str) -> bool:
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost" or listen.startswith("unix:"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(container: VaultContainer) -> int:
     try:
         settings = container.settings()
-        keyring = container.keyring()
+        keys = container.keys()
         servicer = container.servicer()
-    except VaultConfigError as exc:
+        tls = tls_from_env()
+        if tls is None:
+            raise VaultConfigError("the vault requires mutual TLS: set TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE")
+        tls.read()
+    except (VaultConfigError, TlsConfigError, ValueError) as exc:
         log.error("vault cannot start: %s", exc)
         return EXIT_CONFIG_ERROR
     logging.getLogger().setLevel(settings.log_level.upper())
@@ -53,24 +59,23 @@ def serve(container: VaultContainer) -> int:
     signal.signal(signal.SIGINT, _on_signal)
 
     try:
-        running = start_server(servicer, settings.vault_listen)
+        running = start_server(servicer, settings.vault_listen, tls)
     except OSError as exc:
         log.error("vault cannot start: %s", exc)
         return 1
-    if settings.vault_unauthenticated_peers == "any":
-        log.warning("VAULT_UNAUTHENTICATED_PEERS=any: every peer that can reach the vault may use every verb")
-    elif not _is_loopback(settings.vault_listen):
-        log.warning(
-            "vault listens beyond loopback but refuses non-loopback callers until mTLS (issue 4); "
-            "set VAULT_UNAUTHENTICATED_PEERS=any on a private container network"
-        )
+    head = container.audit().head
+    log.info("vault audit log resumed", **log_extra(audit_seq=head.seq, audit_hash=head.hash))
+    status = keys.status()
+    if status.rotation_due:
+        log.warning("vault primary key is older than the rotation period: run `key rotate`, then rewrap")
     log.info(
         "vault serving",
         **log_extra(
             listen=settings.vault_listen,
             port=running.port,
-            key_versions=list(keyring.versions),
-            primary_key_version=keyring.primary_version,
+            key_versions=list(keys.current().versions),
+            primary_key_version=status.primary_version,
+            audit_file=str(settings.vault_audit_file),
         ),
     )
     while not stop.wait(0.5):
@@ -85,14 +90,74 @@ def genkey() -> int:
     return 0
 
 
+def audit_verify(path: Path, anchor: str | None = None) -> int:
+    """Exit 0 intact, 1 tampered (or the anchored line is gone), 2 unreadable / bad arguments."""
+    try:
+        verdict = audit.verify(path, audit.Anchor.parse(anchor) if anchor else None)
+    except OSError as exc:
+        print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"--anchor: {exc}", file=sys.stderr)
+        return 2
+    if verdict.ok:
+        # Compare with the last `audit_seq`/`audit_hash` in the vault's shipped log: a smaller seq = a cut tail.
+        print(f"ok {verdict.lines} lines seq={verdict.lines} head={verdict.head}")
+        return 0
+    print(f"audit log {path}: line {verdict.bad_line}: {verdict.reason}", file=sys.stderr)
+    return 1
+
+
+def key_command(addr: str, action: str, version: int | None) -> int:
+    """Operator verbs over gRPC with this process's certificate (TLS_* env: the operator's)."""
+    with open_channel(addr, server_name=VAULT_SERVER_NAME) as channel:
+        stub = vault_pb2_grpc.VaultServiceStub(channel)
+        try:
+            if action == "rotate":
+                print(f"primary key version is now {stub.RotateKey(vault_pb2.RotateKeyRequest()).primary_version}")
+            elif action == "retire":
+                stub.RetireKeyVersion(vault_pb2.RetireKeyVersionRequest(version=version or 0))
+                print(f"key version {version} retired")
+            else:
+                reply = stub.KeyStatus(vault_pb2.KeyStatusRequest())
+                for v in reply.versions:
+                    flags = " primary" * v.primary + " retired" * v.retired
+                    print(f"version {v.version}: age {v.age_seconds // 86400}d ({v.age_seconds}s){flags}")
+                print(f"rotation_due={str(reply.rotation_due).lower()}")
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            details = exc.details() if isinstance(exc, grpc.Call) else ""
+            print(f"vault {action} failed: {code.name if code else 'UNKNOWN'}: {details}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.vault", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m services.vault", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the vault gRPC server on VAULT_LISTEN")
     sub.add_parser("genkey", help="print a fresh ENCRYPTION_KEY value")
+    audit_parser = sub.add_parser("audit", help="audit log tools")
+    audit_parser.add_argument("action", choices=["verify"])
+    audit_parser.add_argument("--file", type=Path, default=None, help="default: VAULT_AUDIT_FILE or its default")
+    audit_parser.add_argument("--anchor", default=None, help="SEQ:HASH last logged by the vault (audit_seq/audit_hash)")
+    key_parser = sub.add_parser("key", help="operator key verbs over gRPC")
+    key_parser.add_argument("action", choices=["status", "rotate", "retire"])
+    key_parser.add_argument("version", type=int, nargs="?")
+    key_parser.add_argument("--addr", default=os.environ.get("VAULT_ADDR", "127.0.0.1:50051"))
     args = parser.parse_args(argv)
     if args.command == "genkey":
         return genkey()
+    if args.command == "audit":
+        from services.vault.settings import VaultSettings
+
+        return audit_verify(args.file or VaultSettings().vault_audit_file, args.anchor)
+    if args.command == "key":
+        if args.action == "retire" and args.version is None:
+            parser.error("key retire needs a version")
+        return key_command(args.addr, args.action, args.version)
     configure_logging("vault", os.environ.get("LOG_LEVEL", "INFO"))
     return serve(VaultContainer())
 

@@ -18,7 +18,7 @@ import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -89,6 +89,10 @@ class Keyring:
     def versions(self) -> tuple[int, ...]:
         return tuple(sorted(self._aeads))
 
+    def current(self) -> Keyring:
+        """A fixed keyring is its own source (see `KeyringSource`)."""
+        return self
+
     def aead(self, version: int) -> AESGCM:
         try:
             return self._aeads[version]
@@ -102,6 +106,12 @@ class Keyring:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("Keyring cannot be pickled")
+
+
+class KeyringSource(Protocol):
+    """Where a Cipher gets the keyring for each operation: a fixed `Keyring`, or a rotating `KeyStore`."""
+
+    def current(self) -> Keyring: ...
 
 
 @dataclass(frozen=True)
@@ -121,17 +131,25 @@ def associated_data(format_version: int, key_version: int, bot_ref: str, kind: S
 
 
 class Cipher:
-    """Seals with the keyring's primary version; opens any version the keyring holds."""
+    """Seals with the keyring's primary version; opens any version the keyring holds.
 
-    def __init__(self, keyring: Keyring) -> None:
-        self._keyring = keyring
+    Reads the keyring once per operation, so a rotation (a new keyring from the source) never splits a call.
+    """
+
+    def __init__(self, keyring: KeyringSource) -> None:
+        self._source = keyring
+
+    @property
+    def primary_version(self) -> int:
+        return self._source.current().primary_version
 
     def seal(self, bot_ref: str, kind: SecretKind, plaintext: bytes) -> Sealed:
-        key_version = self._keyring.primary_version
+        keyring = self._source.current()
+        key_version = keyring.primary_version
         header = _HEADER.pack(FORMAT_VERSION, key_version)
         nonce = os.urandom(NONCE_BYTES)
         aad = associated_data(FORMAT_VERSION, key_version, bot_ref, kind)
-        body = self._keyring.aead(key_version).encrypt(nonce, plaintext, aad)
+        body = keyring.aead(key_version).encrypt(nonce, plaintext, aad)
         return Sealed(ciphertext=header + nonce + body, key_version=key_version)
 
     def open(self, bot_ref: str, kind: SecretKind, ciphertext: bytes) -> bytes:
@@ -140,7 +158,7 @@ class Cipher:
         format_version, key_version = _HEADER.unpack_from(ciphertext)
         if format_version != FORMAT_VERSION:
             raise CiphertextRejected()
-        aead = self._keyring.aead(key_version)
+        aead = self._source.current().aead(key_version)
         nonce = ciphertext[_HEADER.size : HEADER_BYTES]
         aad = associated_data(format_version, key_version, bot_ref, kind)
         try:

@@ -1,31 +1,44 @@
-"""Who may call which verb. The seam issue 4 (mTLS identities) plugs into.
+"""Who may call which verb. Identity comes from the caller's mTLS certificate, never from a request field.
 
-Today there is no authentication: a caller on a loopback (or unix-socket) peer is the identity
-``unauthenticated-loopback`` and may do everything the vault offers; any other peer is
-``unauthenticated-remote`` and may do nothing unless the operator opts in with
-``VAULT_UNAUTHENTICATED_PEERS=any`` (containers on a private network, until mTLS). Issue 4 replaces
-`PeerCallerResolver` with one that reads the mTLS peer certificate and `default_policy` with the
-per-service grants of DESIGN §4 (gateway: encrypt; registry: encrypt, decrypt:manage; dispatcher: decrypt:send).
+The vault's server requires a client certificate signed by the tgm CA (TLS_CA_FILE); the identity is the
+certificate's one SAN URI ``spiffe://tgm/<name>``. A verified certificate without exactly one such URI is
+``anonymous``, and so is a plaintext peer (only in-process tests run the servicer without TLS): it may do nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, cast
 
 import grpc
+
+from libs.domain.ports import DecryptPurpose, SecretKind
+
+SPIFFE_PREFIX = "spiffe://tgm/"
+ANONYMOUS = "anonymous"
 
 
 class Verb(StrEnum):
     ENCRYPT = "encrypt"
-    DECRYPT_MANAGE = "decrypt:manage"
-    DECRYPT_SEND = "decrypt:send"
+    DECRYPT = "decrypt"
+    REWRAP = "rewrap"
+    ROTATE_KEY = "rotate_key"
+    KEY_STATUS = "key_status"
+    RETIRE_KEY_VERSION = "retire_key_version"
 
 
-UNAUTHENTICATED_LOOPBACK = "unauthenticated-loopback"
-UNAUTHENTICATED_REMOTE = "unauthenticated-remote"
+@dataclass(frozen=True)
+class Grant:
+    """One permitted use: a verb, for secret verbs the kind of secret, for Decrypt also the purpose."""
+
+    verb: Verb
+    kind: SecretKind | None = None
+    purpose: DecryptPurpose | None = None
+
+    def __str__(self) -> str:
+        return ":".join(str(part) for part in (self.verb, self.kind, self.purpose) if part is not None)
 
 
 @dataclass(frozen=True)
@@ -37,35 +50,62 @@ class CallerResolver(Protocol):
     def caller_of(self, context: grpc.ServicerContext) -> Caller: ...
 
 
-_LOOPBACK_PEER_PREFIXES = ("ipv4:127.", "ipv6:[::1]:", "ipv6:[::ffff:127.", "unix:", "unix-abstract:")
-
-
-class PeerCallerResolver:
-    """No authentication yet: loopback peers are trusted, everyone else is not."""
+class CertificateCallerResolver:
+    """The caller is the ``spiffe://tgm/<name>`` SAN URI of the verified peer certificate."""
 
     def caller_of(self, context: grpc.ServicerContext) -> Caller:
-        peer = context.peer() or ""
-        if peer.startswith(_LOOPBACK_PEER_PREFIXES):
-            return Caller(UNAUTHENTICATED_LOOPBACK)
-        return Caller(UNAUTHENTICATED_REMOTE)
+        # grpc returns property name → list of values; types-grpcio says `bytes`, hence the cast.
+        auth = cast(Mapping[str, list[bytes]], context.auth_context())
+        names = [
+            uri[len(SPIFFE_PREFIX) :]
+            for uri in (raw.decode("utf-8", "replace") for raw in auth.get("x509_subject_alternative_name", ()))
+            if uri.startswith(SPIFFE_PREFIX)
+        ]
+        if len(names) != 1 or not names[0].isidentifier():
+            return Caller(ANONYMOUS)
+        return Caller(names[0])
 
 
 class Policy:
-    """A caller may use a verb only if explicitly granted; unknown callers get nothing."""
+    """A caller may do only what it is explicitly granted — (verb, kind[, purpose]); unknown callers get nothing."""
 
-    def __init__(self, grants: Mapping[str, frozenset[Verb]]) -> None:
-        self._grants = {identity: frozenset(verbs) for identity, verbs in grants.items()}
+    def __init__(self, grants: Mapping[str, Iterable[Grant]]) -> None:
+        self._grants = {identity: frozenset(granted) for identity, granted in grants.items()}
 
-    def allows(self, caller: Caller, verb: Verb) -> bool:
-        return verb in self._grants.get(caller.identity, frozenset())
+    def may_use(self, caller: Caller, verb: Verb) -> bool:
+        """Whether the caller has any grant for `verb`: checked first, before the request is even looked at."""
+        return any(grant.verb is verb for grant in self._grants.get(caller.identity, ()))
+
+    def allows(self, caller: Caller, grant: Grant) -> bool:
+        return grant in self._grants.get(caller.identity, frozenset())
 
     def __repr__(self) -> str:
-        shown = {identity: sorted(verbs) for identity, verbs in sorted(self._grants.items())}
+        shown = {identity: sorted(map(str, granted)) for identity, granted in sorted(self._grants.items())}
         return f"Policy({shown})"
 
 
-def default_policy(allow_remote_unauthenticated: bool = False) -> Policy:
-    grants = {UNAUTHENTICATED_LOOPBACK: frozenset(Verb)}
-    if allow_remote_unauthenticated:
-        grants[UNAUTHENTICATED_REMOTE] = frozenset(Verb)
-    return Policy(grants)
+_BOT, _TEXT = SecretKind.BOT_TOKEN, SecretKind.INBOUND_TEXT
+GATEWAY = frozenset({Grant(Verb.ENCRYPT, _TEXT)})
+BOTREGISTRY = frozenset(
+    {
+        Grant(Verb.ENCRYPT, _BOT),
+        Grant(Verb.DECRYPT, _BOT, DecryptPurpose.MANAGE),
+        Grant(Verb.DECRYPT, _TEXT, DecryptPurpose.MANAGE),
+        Grant(Verb.REWRAP, _BOT),
+    }
+)
+DISPATCHER = frozenset({Grant(Verb.DECRYPT, _BOT, DecryptPurpose.SEND)})
+OPERATOR = frozenset({Grant(Verb.ROTATE_KEY), Grant(Verb.KEY_STATUS), Grant(Verb.RETIRE_KEY_VERSION)})
+
+
+def default_policy() -> Policy:
+    """DESIGN §4. `embedded` is apps.embedded: gateway and dispatcher in one process, so the union of both."""
+    return Policy(
+        {
+            "gateway": GATEWAY,
+            "botregistry": BOTREGISTRY,
+            "dispatcher": DISPATCHER,
+            "embedded": GATEWAY | DISPATCHER,
+            "operator": OPERATOR,
+        }
+    )

@@ -1,9 +1,9 @@
 """Vault settings. The only settings class in tgm that has key material fields.
 
-Keys come from either
+Keys come from
   * ``ENCRYPTION_KEY``: one key, key version 1. ``base64:<b64 of 32 bytes>`` or bare standard/urlsafe base64;
-  * ``VAULT_KEYS``: JSON ``{"1": "base64:...", "2": "..."}`` for rotation, with ``VAULT_PRIMARY_KEY_VERSION``
-    choosing the version that seals new secrets (default: the highest).
+  * ``VAULT_KEYRING_FILE``: a 0600 JSON keyring (services/vault/keystore.py). Seeded from ENCRYPTION_KEY on
+    first start, authoritative afterwards; rotation (RotateKey / RetireKeyVersion) happens there.
 Error messages name the variable, never its value.
 """
 
@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-from collections.abc import Mapping
-from typing import Literal
+from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.vault.crypto import KEY_BYTES, MAX_KEY_VERSION, Keyring
+from services.vault.crypto import KEY_BYTES, Keyring
 
 _PREFIX = "base64:"
 
@@ -37,10 +35,11 @@ class VaultSettings(BaseSettings):
 
     vault_listen: str = "127.0.0.1:50051"
     encryption_key: SecretStr | None = None
-    vault_keys: SecretStr | None = None
-    vault_primary_key_version: int | None = None
-    # Until mTLS (issue 4): who may call without credentials. "any" is for a private container network only.
-    vault_unauthenticated_peers: Literal["loopback", "any"] = "loopback"
+    vault_keyring_file: Path | None = None
+    vault_rotation_days: int = 90
+    # The hash-chained audit log (services/vault/audit.py); fsync after every line unless switched off.
+    vault_audit_file: Path = Path(".run/vault-audit.log")
+    vault_audit_fsync: bool = True
     log_level: str = "INFO"
 
 
@@ -77,39 +76,17 @@ def decode_key(value: str, variable: str) -> bytes:
     return raw
 
 
-def _parse_vault_keys(document: str) -> dict[int, bytes]:
-    try:
-        parsed = json.loads(document)
-    except ValueError:
-        raise VaultConfigError('VAULT_KEYS is not valid JSON (expected {"1": "base64:...", ...})') from None
-    if not isinstance(parsed, Mapping) or not parsed:
-        raise VaultConfigError('VAULT_KEYS must be a non-empty JSON object {"<version>": "<key>"}')
-    keys: dict[int, bytes] = {}
-    for name, value in parsed.items():
-        if not (isinstance(name, str) and name.isdecimal() and 1 <= int(name) <= MAX_KEY_VERSION):
-            raise VaultConfigError(f"VAULT_KEYS has a key version that is not an integer in 1..{MAX_KEY_VERSION}")
-        if not isinstance(value, str):
-            raise VaultConfigError(f'VAULT_KEYS["{int(name)}"] must be a string')
-        keys[int(name)] = decode_key(value, f'VAULT_KEYS["{int(name)}"]')
-    return keys
-
-
 def keyring_from_settings(settings: VaultSettings) -> Keyring:
-    """Builds the keyring, or raises VaultConfigError with an actionable message."""
+    """Builds the keyring from the environment alone, or raises VaultConfigError with an actionable message."""
+    found = env_keys(settings)
+    if found is None:
+        raise VaultConfigError("ENCRYPTION_KEY is required; generate one with `vault genkey`")
+    return Keyring(*found)
+
+
+def env_keys(settings: VaultSettings) -> tuple[dict[int, bytes], int] | None:
+    """({1: key}, 1) from ENCRYPTION_KEY; None when it is not set."""
     single = settings.encryption_key.get_secret_value() if settings.encryption_key else ""
-    many = settings.vault_keys.get_secret_value() if settings.vault_keys else ""
-    if single and many:
-        raise VaultConfigError("set ENCRYPTION_KEY or VAULT_KEYS, not both")
-    if many:
-        keys = _parse_vault_keys(many)
-        primary = settings.vault_primary_key_version or max(keys)
-        if primary not in keys:
-            raise VaultConfigError(f"VAULT_PRIMARY_KEY_VERSION={primary} is not one of the versions in VAULT_KEYS")
-    elif single:
-        keys = {1: decode_key(single, "ENCRYPTION_KEY")}
-        primary = settings.vault_primary_key_version or 1
-        if primary != 1:
-            raise VaultConfigError("VAULT_PRIMARY_KEY_VERSION must be 1 (or unset) with ENCRYPTION_KEY; use VAULT_KEYS")
-    else:
-        raise VaultConfigError("ENCRYPTION_KEY is required (or VAULT_KEYS); generate one with `vault genkey`")
-    return Keyring(keys, primary)
+    if not single:
+        return None
+    return {1: decode_key(single, "ENCRYPTION_KEY")}, 1

@@ -11,12 +11,16 @@ from typing import Any
 import dramatiq
 import pytest
 import redis
+from dependency_injector import providers
 from dramatiq.brokers.redis import RedisBroker
 
 from libs.domain.updates import UpdateEnvelope
-from libs.messaging.update_queue import DramatiqUpdateQueue
+from libs.messaging.mailbox import mailbox_for
+from libs.messaging.update_queue import MailboxUpdateQueue
 from services.dispatcher.adapters.memory import InMemoryUpdateDeduplicator
 from services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
+from services.dispatcher.container import DispatcherContainer
+from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.workers.actors import register_actors
 from tests.support.redis_server import RedisServer
 
@@ -90,33 +94,27 @@ def test_envelope_enqueued_on_redis_is_handled_by_a_worker(redis_server: RedisSe
         with lock:
             seen.append(envelope)
 
-    class CountingDedup(RedisUpdateDeduplicator):
-        skipped = 0
-
-        def already_done(self, bot_id: str, update_id: int) -> bool:
-            done = super().already_done(bot_id, update_id)
-            CountingDedup.skipped += int(done)
-            return done
-
     consumer_broker = RedisBroker(url=redis_server.url, namespace=namespace)
     producer_broker = RedisBroker(url=redis_server.url, namespace=namespace)  # like a separate gateway process
-    dedup = CountingDedup(client)
-    register_actors(consumer_broker, lambda: handler, dedup)
+    container = DispatcherContainer(settings=DispatcherSettings(redis_url=redis_server.url), broker=consumer_broker)
+    container.handle_update.override(providers.Object(handler))
+    register_actors(consumer_broker, container)
     worker = dramatiq.Worker(consumer_broker, worker_threads=2, worker_timeout=100)
     worker.start()
+    dedup = RedisUpdateDeduplicator(client)
     try:
-        queue = DramatiqUpdateQueue(producer_broker)
+        queue = MailboxUpdateQueue(producer_broker, mailbox_for(producer_broker))
         update = {"update_id": 31, "message": {"chat": {"id": 1}, "text": "/start"}}
         envelope = UpdateEnvelope("bot-r", 31, time.time(), "rid-31", update)
         queue.enqueue(envelope)
         wait_until(lambda: len(seen) == 1 and dedup.already_done("bot-r", 31))
-        CountingDedup.skipped = 0
         queue.enqueue(envelope)  # Telegram redelivery after the first was handled: skipped
-        wait_until(lambda: CountingDedup.skipped >= 1)
+        wait_until(lambda: client.llen("tgm:mbox:bot-r:1") == 0)
         consumer_broker.join("updates", timeout=10_000)
         worker.join()
     finally:
         worker.stop(timeout=10_000)
         consumer_broker.close()
         producer_broker.close()
+        container.shutdown_resources()
     assert seen == [envelope]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import socket
@@ -18,7 +19,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from libs.grpc_runtime.channels import open_channel
+from libs.grpc_runtime.tls import TlsFiles, tls_env
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
+from tools.devstack.certs import ensure_certs
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_SECONDS = 15.0
@@ -45,11 +49,29 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start(tmp_path: Path, encryption_key: str, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TlsFiles]:
+    return ensure_certs(tmp_path_factory.mktemp("certs"))
+
+
+def _start(
+    tmp_path: Path, encryption_key: str, port: int, tls: TlsFiles | None
+) -> tuple[subprocess.Popen[bytes], Path]:
     env = {
-        k: v for k, v in os.environ.items() if k not in ("ENCRYPTION_KEY", "VAULT_KEYS", "VAULT_PRIMARY_KEY_VERSION")
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "ENCRYPTION_KEY",
+            "VAULT_KEYS",
+            "VAULT_PRIMARY_KEY_VERSION",
+            "TLS_CA_FILE",
+            "TLS_CERT_FILE",
+            "TLS_KEY_FILE",
+        )
     }
     env.update(ENCRYPTION_KEY=encryption_key, VAULT_LISTEN=f"127.0.0.1:{port}", LOG_LEVEL="DEBUG")
+    env.update(VAULT_AUDIT_FILE=str(tmp_path / f"audit-{port}.log"), **(tls_env(tls) if tls else {}))
     stderr_path = tmp_path / f"vault-{port}.stderr"
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
@@ -63,9 +85,9 @@ def _start(tmp_path: Path, encryption_key: str, port: int) -> tuple[subprocess.P
     return process, stderr_path
 
 
-def _wait_serving(process: subprocess.Popen[bytes], stderr_path: Path, target: str) -> None:
+def _wait_serving(process: subprocess.Popen[bytes], stderr_path: Path, target: str, tls: TlsFiles) -> None:
     deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    with grpc.insecure_channel(target) as channel:
+    with open_channel(target, tls=tls, server_name="vault") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -84,14 +106,14 @@ def _wait_serving(process: subprocess.Popen[bytes], stderr_path: Path, target: s
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> Iterator[VaultProcess]:
+def vault(tmp_path: Path, certs: dict[str, TlsFiles]) -> Iterator[VaultProcess]:
     key = os.urandom(32)
     key_b64 = base64.b64encode(key).decode()
     port = _free_port()
-    process, stderr_path = _start(tmp_path, "base64:" + key_b64, port)
+    process, stderr_path = _start(tmp_path, "base64:" + key_b64, port, certs["vault"])
     running = VaultProcess(process, stderr_path, f"127.0.0.1:{port}", key_b64, key)
     try:
-        _wait_serving(process, stderr_path, running.target)
+        _wait_serving(process, stderr_path, running.target, certs["operator"])
         yield running
     finally:
         if process.poll() is None:
@@ -100,24 +122,38 @@ def vault(tmp_path: Path) -> Iterator[VaultProcess]:
 
 
 @pytest.fixture
-def stub(vault: VaultProcess) -> Iterator[vault_pb2_grpc.VaultServiceStub]:
-    with grpc.insecure_channel(vault.target) as channel:
+def stub(vault: VaultProcess, certs: dict[str, TlsFiles]) -> Iterator[vault_pb2_grpc.VaultServiceStub]:
+    # `embedded` (gateway + dispatcher in one process) may Encrypt and Decrypt(send).
+    with open_channel(vault.target, tls=certs["embedded"], server_name="vault") as channel:
         yield vault_pb2_grpc.VaultServiceStub(channel)
 
 
-def test_encrypt_decrypt_and_logs_hold_no_secrets(vault: VaultProcess, stub: vault_pb2_grpc.VaultServiceStub) -> None:
+@pytest.fixture
+def registry_stub(vault: VaultProcess, certs: dict[str, TlsFiles]) -> Iterator[vault_pb2_grpc.VaultServiceStub]:
+    # `botregistry` may Encrypt(bot_token) and Decrypt(manage, bot_token | inbound_text).
+    with open_channel(vault.target, tls=certs["botregistry"], server_name="vault") as channel:
+        yield vault_pb2_grpc.VaultServiceStub(channel)
+
+
+def test_encrypt_decrypt_and_logs_hold_no_secrets(
+    vault: VaultProcess, stub: vault_pb2_grpc.VaultServiceStub, registry_stub: vault_pb2_grpc.VaultServiceStub
+) -> None:
     # Not token-shaped on purpose: the log redactor would mask a token, hiding a leak from this test.
     plaintext = f"correct horse battery staple {uuid.uuid4().hex}"
     token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
     secrets_sent = []
-    for text, kind in ((plaintext, vault_pb2.SECRET_KIND_INBOUND_TEXT), (token, vault_pb2.SECRET_KIND_BOT_TOKEN)):
-        sealed = stub.Encrypt(vault_pb2.EncryptRequest(bot_ref="bot-42", kind=kind, plaintext=text.encode()), timeout=5)
+    # inbound text: sealed by the gateway side, opened by the registry (manage); a token: the other way round.
+    text_kind, bot_kind = vault_pb2.SECRET_KIND_INBOUND_TEXT, vault_pb2.SECRET_KIND_BOT_TOKEN
+    for text, kind, sealer, opener, purpose in (
+        (plaintext, text_kind, stub, registry_stub, vault_pb2.PURPOSE_MANAGE),
+        (token, bot_kind, registry_stub, stub, vault_pb2.PURPOSE_SEND),
+    ):
+        request = vault_pb2.EncryptRequest(bot_ref="bot-42", kind=kind, plaintext=text.encode())
+        sealed = sealer.Encrypt(request, timeout=5)
         assert sealed.key_version == 1
         assert text.encode() not in sealed.ciphertext
-        opened = stub.Decrypt(
-            vault_pb2.DecryptRequest(
-                bot_ref="bot-42", kind=kind, purpose=vault_pb2.PURPOSE_SEND, ciphertext=sealed.ciphertext
-            ),
+        opened = opener.Decrypt(
+            vault_pb2.DecryptRequest(bot_ref="bot-42", kind=kind, purpose=purpose, ciphertext=sealed.ciphertext),
             timeout=5,
         )
         assert opened.plaintext == text.encode()
@@ -141,6 +177,11 @@ def test_encrypt_decrypt_and_logs_hold_no_secrets(vault: VaultProcess, stub: vau
     assert any('"vault serving"' in line for line in lines)
     assert any('"vault stopped"' in line for line in lines)
     assert any('"outcome": "ok"' in line and '"verb": "encrypt"' in line for line in lines)
+    # The audit anchors leave with the log stream: the startup head, then seq + hash of every appended line.
+    assert any('"vault audit log resumed"' in line and '"audit_seq": 0' in line for line in lines)
+    anchors = [json.loads(line) for line in lines if '"audit_seq"' in line and '"vault call"' in line]
+    assert [a["audit_seq"] for a in anchors] == list(range(1, len(anchors) + 1)) and len(anchors) == 5
+    assert all(len(a["audit_hash"]) == 64 for a in anchors)
     for secret in (*secrets_sent, token.split(":")[1], vault.key_b64, vault.key.hex(), repr(vault.key)):
         assert secret not in stderr
 
@@ -160,20 +201,20 @@ def test_encrypt_decrypt_and_logs_hold_no_secrets(vault: VaultProcess, stub: vau
         vault_pb2.DecryptRequest(
             bot_ref="bot",
             kind=vault_pb2.SECRET_KIND_BOT_TOKEN,
-            purpose=vault_pb2.PURPOSE_SEND,
+            purpose=vault_pb2.PURPOSE_MANAGE,
             ciphertext=b"\x01\x00\x00\x00\x01" + b"garbage-garbage-garbage-garbage",
         ),
     ],
     ids=["empty-bot-ref", "kind-unspecified", "plaintext-too-long", "purpose-unspecified", "garbage-ciphertext"],
 )
 def test_invalid_arguments(
-    stub: vault_pb2_grpc.VaultServiceStub, request_: vault_pb2.EncryptRequest | vault_pb2.DecryptRequest
+    registry_stub: vault_pb2_grpc.VaultServiceStub, request_: vault_pb2.EncryptRequest | vault_pb2.DecryptRequest
 ) -> None:
     with pytest.raises(grpc.RpcError) as info:
         if isinstance(request_, vault_pb2.EncryptRequest):
-            stub.Encrypt(request_, timeout=5)
+            registry_stub.Encrypt(request_, timeout=5)
         else:
-            stub.Decrypt(request_, timeout=5)
+            registry_stub.Decrypt(request_, timeout=5)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "garbage" not in (info.value.details() or "")
 
@@ -181,10 +222,19 @@ def test_invalid_arguments(
 @pytest.mark.parametrize(
     "bad_key", [base64.b64encode(b"sixteen-byte-key").decode(), "this is not base64!", "base64:" + "A" * 7]
 )
-def test_bad_encryption_key_fails_startup_naming_the_variable(tmp_path: Path, bad_key: str) -> None:
-    process, stderr_path = _start(tmp_path, bad_key, _free_port())
+def test_bad_encryption_key_fails_startup_naming_the_variable(
+    tmp_path: Path, bad_key: str, certs: dict[str, TlsFiles]
+) -> None:
+    process, stderr_path = _start(tmp_path, bad_key, _free_port(), certs["vault"])
     assert process.wait(timeout=30) == 2
     stderr = stderr_path.read_text()
     assert "ENCRYPTION_KEY" in stderr
     assert bad_key not in stderr
     assert bad_key.removeprefix("base64:") not in stderr
+
+
+def test_vault_refuses_to_start_without_tls(tmp_path: Path) -> None:
+    key = "base64:" + base64.b64encode(os.urandom(32)).decode()
+    process, stderr_path = _start(tmp_path, key, _free_port(), None)
+    assert process.wait(timeout=30) == 2
+    assert "TLS_CA_FILE" in stderr_path.read_text()

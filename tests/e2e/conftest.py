@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import grpc
 import pytest
 import redis
 
@@ -37,7 +36,7 @@ def emulator(stack: Stack) -> Iterator[EmulatorControl]:
 
 @pytest.fixture
 def register(stack: Stack) -> Iterator[Callable[..., registry_pb2.Bot]]:
-    channel = grpc.insecure_channel(stack.registry_addr)
+    channel = stack.channel(stack.registry_addr)  # mTLS, operator certificate
     registry = registry_pb2_grpc.RegistryServiceStub(channel)
 
     def register_bot(owner_id: int, token: str) -> registry_pb2.Bot:

@@ -64,7 +64,7 @@ def test_webhook_with_a_bad_secret_is_refused_and_nothing_is_handled(stack, emul
     forged_chat = 777000 + len(header)
     # The chat must exist in Telegram's eyes for a reply to land: the user says hello first (no reply to that).
     emulator.send_text(victim["id"], {"id": forged_chat, "first_name": "Mallory"}, "hello")
-    wait_for(lambda: emulator.webhook(victim["id"])["pending_update_count"] == 0, 30, "the hello to be delivered")
+    wait_for(lambda: emulator.webhook(victim["id"])["pending_update_count"] == 0, 60, "the hello to be delivered")
     forged = {
         "update_id": 990001,
         "message": {
@@ -89,7 +89,7 @@ def test_webhook_with_a_bad_secret_is_refused_and_nothing_is_handled(stack, emul
     secret = _secret_for(emulator, victim["id"])
     good = httpx.post(url, json=genuine, headers={"X-Telegram-Bot-Api-Secret-Token": secret}, timeout=10)
     assert good.status_code == 200
-    wait_for(lambda: "990002" in stack.log_text(), 30, "the genuine update in the logs")
+    wait_for(lambda: "990002" in stack.log_text(), 60, "the genuine update in the logs")
     wait_for(lambda: emulator.bot_messages(victim["id"], forged_chat), 60, "the reply to the genuine update")
     # The forged update was neither enqueued nor handled: one reply, and no process ever saw its update_id.
     assert len(emulator.bot_messages(victim["id"], forged_chat)) == 1

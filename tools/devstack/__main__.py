@@ -13,8 +13,6 @@ import signal
 import time
 from pathlib import Path
 
-import grpc
-
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tools.devstack.emulator_control import EmulatorControl
 from tools.devstack.stack import REPO_ROOT, Stack, StackConfig, new_encryption_key, wait_for
@@ -74,7 +72,7 @@ def main() -> None:
 def _demo(stack: Stack) -> None:
     emulator = EmulatorControl(stack.emulator_url)
     bot = emulator.create_bot(f"demo_{int(time.time())}_bot", "Demo bot")
-    with grpc.insecure_channel(stack.registry_addr) as channel:
+    with stack.channel(stack.registry_addr) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
         registry.RegisterBot(registry_pb2.RegisterBotRequest(owner_id=1001, token=bot["token"]), timeout=15)
     user = {"id": 2002, "first_name": "Ana", "language_code": "pt-br"}
@@ -92,7 +90,26 @@ def _demo(stack: Stack) -> None:
         + "'"
     )
     print(f"  curl -s {base}/bots/{bot['id']}/chats/3003/messages")
+    if stack.manager is not None:
+        _manager_demo(stack, emulator)
     emulator.close()
+
+
+def _manager_demo(stack: Stack, emulator: EmulatorControl) -> None:
+    """An admin talks to the manager bot: /start, then /addbot with a fresh bot's token (deleted at once)."""
+    manager_id = int(str(stack.manager["id"])) if stack.manager else 0
+    admin = {"id": 4004, "first_name": "Admin", "language_code": "en"}
+    fresh = emulator.create_bot(f"shop_{int(time.time())}_bot", "Shop bot")
+    for text, replies in (("/start", 1), (f"/addbot {fresh['token']}", 3), ("/mybots", 4)):
+        emulator.send_text(manager_id, admin, text)
+        wait_for(lambda n=replies: len(emulator.bot_messages(manager_id, 4004)) >= n, 30, "the manager bot")
+    print(
+        f"\nManager bot @{stack.manager['username'] if stack.manager else ''} (emulator id {manager_id}); admin 4004:"
+    )
+    for message in emulator.chat(manager_id, 4004):
+        who = "bot  " if message["from_bot"] else "admin"
+        text = "<deleted: it held a token>" if message["deleted"] else message["plain_text"].splitlines()[0]
+        print(f"  {who}: {text}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,14 @@ class EmulatorControl:
         body = {"user": user, "chat_id": chat_id, "message_id": message_id, "data": data}
         return dict(self._call("POST", f"/bots/{bot_id}/callbacks", json=body))
 
+    def create_managed_bot(self, manager_id: int, user: dict[str, Any], username: str) -> dict[str, Any]:
+        """The user creates a bot through the manager bot (request_managed_bot); the manager gets `managed_bot`."""
+        body = {"user": user, "username": username}
+        return dict(self._call("POST", f"/bots/{manager_id}/managed_bots", json=body))
+
+    def callbacks(self, bot_id: int) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/bots/{bot_id}/callbacks"))
+
     def chat(self, bot_id: int, chat_id: int) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/bots/{bot_id}/chats/{chat_id}/messages"))
 

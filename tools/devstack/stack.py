@@ -1,6 +1,8 @@
 """Starts tgm's processes on loopback and waits until each is ready. Used by `make run` and the e2e tests.
 
-Each process gets only the environment it needs: the vault alone sees the encryption key.
+Each process gets only the environment it needs: the vault alone sees the encryption key. Every gRPC hop is
+mutual TLS: a local CA and one certificate per identity are created once in `{run_dir}/certs`
+(tools/devstack/certs.py), and each process gets its own certificate through TLS_CA_FILE/TLS_CERT_FILE/TLS_KEY_FILE.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import httpx
 
-from libs.grpc_runtime.channels import wait_until_serving
+from libs.grpc_runtime.channels import open_channel, wait_until_serving
+from libs.grpc_runtime.tls import TlsFiles, tls_env
+from tools.devstack.certs import ensure_certs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
@@ -63,6 +68,8 @@ class StackConfig:
     dispatcher_threads: int = 4
     log_level: str = "INFO"
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Create a manager bot in the emulator (can_manage_bots) and give its token to the registry only.
+    manager_bot: bool = True
 
 
 @dataclass
@@ -86,14 +93,27 @@ class Stack:
         self.vault_addr = f"127.0.0.1:{free_port()}"
         self.registry_addr = f"127.0.0.1:{free_port()}"
         self.db_url = config.db_url or f"sqlite:///{config.run_dir / 'registry.db'}"
+        self.certs: dict[str, TlsFiles] = ensure_certs(config.run_dir / "certs")
+        self.vault_keyring_file = config.run_dir / "vault-keyring.json"
+        self.vault_audit_file = config.run_dir / "vault-audit.log"
+        # The emulator's view of the manager bot ({id, username, token}) when the stack created one.
+        self.manager: dict[str, object] | None = None
+        self.callback_signing_key = secrets.token_urlsafe(32)
+
+    def channel(self, target: str, identity: str = "operator") -> grpc.Channel:
+        """An mTLS channel to one of the stack's gRPC services, presenting `identity`'s certificate."""
+        server_name = {self.vault_addr: "vault", self.registry_addr: "botregistry"}.get(target)
+        return open_channel(target, tls=self.certs[identity], server_name=server_name)
 
     @property
     def embedded(self) -> bool:
         return not self.config.redis_url
 
-    def _env(self, name: str, **values: str) -> dict[str, str]:
+    def _env(self, name: str, identity: str = "", **values: str) -> dict[str, str]:
         env = {key: os.environ[key] for key in _BASE_ENV_KEYS if key in os.environ}
         env.update(PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1", LOG_LEVEL=self.config.log_level)
+        if identity:
+            env.update(tls_env(self.certs[identity]))
         env.update(values)
         env.update(self.config.extra_env.get(name, {}))
         return env
@@ -143,29 +163,51 @@ class Stack:
             self.emulator_url = f"http://127.0.0.1:{port}"
             self._spawn(
                 "emulator",
-                ["-m", "tools.telegram_emulator", "--host", "127.0.0.1", "--port", str(port)],
+                ["-m", "tools.telegram_emulator", "--host", "127.0.0.1", "--port", str(port), "--retry-max-delay", "4"],
                 self._env("emulator"),
             )
             self._wait(http_ok(f"{self.emulator_url}/_emulator/health"), "the Telegram emulator")
+            if self.config.manager_bot:
+                from tools.devstack.emulator_control import EmulatorControl
+
+                control = EmulatorControl(self.emulator_url)
+                try:
+                    self.manager = control.create_bot("tgm_manager_bot", "tgm manager", can_manage_bots=True)
+                finally:
+                    control.close()
+        manager_env = {"MANAGER_BOT_TOKEN": str(self.manager["token"])} if self.manager else {}
         self._spawn(
             "vault",
             ["-m", "services.vault", "serve"],
-            self._env("vault", VAULT_LISTEN=self.vault_addr, ENCRYPTION_KEY=self.config.encryption_key),
+            self._env(
+                "vault",
+                "vault",
+                VAULT_LISTEN=self.vault_addr,
+                ENCRYPTION_KEY=self.config.encryption_key,
+                VAULT_KEYRING_FILE=str(self.vault_keyring_file),
+                VAULT_AUDIT_FILE=str(self.vault_audit_file),
+            ),
         )
-        self._wait(lambda: wait_until_serving(self.vault_addr, 1.0), "the vault")
+        operator = self.certs["operator"]
+        self._wait(lambda: wait_until_serving(self.vault_addr, 1.0, tls=operator, server_name="vault"), "the vault")
         self._spawn(
             "botregistry",
             ["-m", "services.botregistry", "serve"],
             self._env(
+                "botregistry",
                 "botregistry",
                 REGISTRY_LISTEN=self.registry_addr,
                 DB_URL=self.db_url,
                 VAULT_ADDR=self.vault_addr,
                 TELEGRAM_API_BASE_URL=self.emulator_url,
                 WEBHOOK_BASE_URL=self.config.webhook_base_url or self.gateway_url,
+                **manager_env,
             ),
         )
-        self._wait(lambda: wait_until_serving(self.registry_addr, 1.0), "the bot registry")
+        self._wait(
+            lambda: wait_until_serving(self.registry_addr, 1.0, tls=operator, server_name="botregistry"),
+            "the bot registry",
+        )
         common = {
             "REGISTRY_ADDR": self.registry_addr,
             "VAULT_ADDR": self.vault_addr,
@@ -176,13 +218,27 @@ class Stack:
             self._spawn(
                 "embedded",
                 ["-m", "apps.embedded"],
-                self._env("embedded", **common, **gateway_env, DISPATCHER_THREADS=str(self.config.dispatcher_threads)),
+                self._env(
+                    "embedded",
+                    "embedded",
+                    **common,
+                    **gateway_env,
+                    DISPATCHER_THREADS=str(self.config.dispatcher_threads),
+                    CALLBACK_SIGNING_KEY=self.callback_signing_key,
+                ),
             )
         else:
             self._spawn(
                 "gateway",
                 ["-m", "services.gateway", "serve"],
-                self._env("gateway", REGISTRY_ADDR=self.registry_addr, REDIS_URL=self.config.redis_url, **gateway_env),
+                self._env(
+                    "gateway",
+                    "gateway",
+                    REGISTRY_ADDR=self.registry_addr,
+                    VAULT_ADDR=self.vault_addr,
+                    REDIS_URL=self.config.redis_url,
+                    **gateway_env,
+                ),
             )
             for index in range(self.config.dispatcher_processes):
                 self._spawn(
@@ -190,9 +246,11 @@ class Stack:
                     ["-m", "services.dispatcher", "serve"],
                     self._env(
                         "dispatcher",
+                        "dispatcher",
                         **common,
                         REDIS_URL=self.config.redis_url,
                         DISPATCHER_THREADS=str(self.config.dispatcher_threads),
+                        CALLBACK_SIGNING_KEY=self.callback_signing_key,
                     ),
                 )
         self._wait(http_ok(f"{self.gateway_url}/readyz"), "the gateway")

@@ -358,7 +358,8 @@ class Emulator:
     def call(self, bot: BotState, method: str, params: dict[str, Any]) -> Any:
         handler = self._methods().get(method.lower())
         name = handler.__name__.removeprefix("m_") if handler is not None else method
-        bot.calls.append({"method": name, "params": params, "date": self.now(), "known": handler is not None})
+        at = self.clock.now().timestamp()  # sub-second, for flood-control checks
+        bot.calls.append({"method": name, "params": params, "date": self.now(), "at": at, "known": handler is not None})
         if handler is None:
             raise ApiError(404, "Not Found")
         return handler(bot, params)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from libs.domain.messages import render
 from libs.domain.ports import BotDirectory, Outbox
 from libs.domain.updates import UpdateEnvelope
+
+if TYPE_CHECKING:
+    from libs.domain.external_api import StartApiCall
 
 
 @dataclass(frozen=True)
@@ -18,9 +22,10 @@ class HandleOutcome:
 
 
 class HandleUpdate:
-    def __init__(self, bots: BotDirectory, outbox: Outbox) -> None:
+    def __init__(self, bots: BotDirectory, outbox: Outbox, api_calls: StartApiCall | None = None) -> None:
         self._bots = bots
         self._outbox = outbox
+        self._api_calls = api_calls
 
     def __call__(self, envelope: UpdateEnvelope) -> HandleOutcome:
         bot = self._bots.get_bot(envelope.bot_id)
@@ -37,6 +42,22 @@ class HandleUpdate:
             )
         elif command is not None and command in bot.settings.custom_commands:
             reply = bot.settings.custom_commands[command]
+        elif command is not None and command in bot.settings.api_commands and self._api_calls is not None:
+            sender = (envelope.message or {}).get("from")
+            user_id = sender.get("id") if isinstance(sender, dict) else None
+            if not isinstance(user_id, int):
+                return HandleOutcome("ignored:no_sender")
+            argument = text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
+            action = self._api_calls(
+                bot,
+                command,
+                bot.settings.api_commands[command],
+                chat_id,
+                user_id,
+                argument,
+                envelope.sender_language,
+            )
+            return HandleOutcome(action, replied=action != "api:scheduled")
         else:
             return HandleOutcome("ignored:unknown_command")
         self._outbox.send_message(bot.id, chat_id, reply)

@@ -17,12 +17,15 @@ from libs.domain.errors import BotOwnedByAnotherAdmin
 from libs.domain.ports import BotRepository, Clock, SecretKind, TelegramApi, TokenVault, WebhookRegistration
 
 ALLOWED_UPDATES = ("message", "callback_query")
+# The manager bot also hears about bots its users create through it (Bot API 9.6).
+MANAGER_ALLOWED_UPDATES = ("message", "callback_query", "managed_bot")
 
 
 @dataclass(frozen=True)
 class RegisterBotCommand:
     owner_id: int
     token: BotToken
+    is_manager: bool = False
 
 
 class RegisterBot:
@@ -44,6 +47,10 @@ class RegisterBot:
         return f"{self._webhook_base_url}/webhook/{public_id}"
 
     def __call__(self, command: RegisterBotCommand) -> Bot:
+        return self.register(command)[0]
+
+    def register(self, command: RegisterBotCommand) -> tuple[Bot, bool]:
+        """The bot, and whether it was one of the owner's own bots re-added (token and secret refreshed)."""
         info = self._telegram.get_me(command.token)  # the real check of the token
         now = self._clock.now()
         existing = self._bots.by_telegram_bot_id(info.telegram_bot_id)
@@ -69,6 +76,7 @@ class RegisterBot:
                 created_at=now,
                 updated_at=now,
             )
+        bot.is_manager = command.is_manager
         bot.sealed_token = self._vault.encrypt(bot.id, SecretKind.BOT_TOKEN, command.token.reveal())
         # Nothing is stored until Telegram accepted the webhook: a failure leaves no half-registered row.
         self._telegram.set_webhook(
@@ -76,7 +84,7 @@ class RegisterBot:
             WebhookRegistration(
                 url=self.webhook_url(bot.public_id),
                 secret_token=secret.value,
-                allowed_updates=ALLOWED_UPDATES,
+                allowed_updates=MANAGER_ALLOWED_UPDATES if command.is_manager else ALLOWED_UPDATES,
                 drop_pending_updates=True,
             ),
         )
@@ -87,4 +95,4 @@ class RegisterBot:
             self._bots.add(bot)
         else:
             self._bots.save(bot)
-        return bot
+        return bot, reusable

@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from libs.domain.bots import Bot
 from libs.domain.errors import BotNotFound
+from libs.domain.manager_ports import BotStats
 from services.botregistry.errors import DuplicateBot
 
 
@@ -48,6 +50,9 @@ class InMemoryBotRepository:
             mine = [copy.deepcopy(bot) for bot in self._bots.values() if bot.owner_id == owner_id]
         return sorted(mine, key=lambda bot: (bot.created_at, bot.id))
 
+    def manager_bot(self) -> Bot | None:
+        return self._find(lambda bot: bot.is_manager)
+
     def _check_unique(self, bot: Bot) -> None:
         for other in self._bots.values():
             if other.id == bot.id:
@@ -61,3 +66,27 @@ class InMemoryBotRepository:
                 if matches(bot):
                     return copy.deepcopy(bot)
         return None
+
+
+class InMemoryInteractionStats:
+    """InteractionStats in dicts (unit tests)."""
+
+    def __init__(self) -> None:
+        self._last_seen: dict[tuple[str, int], datetime] = {}
+        self._messages: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def record(self, bot_id: str, telegram_user_id: int, language_code: str | None, now: datetime) -> None:
+        day = now.astimezone(UTC).strftime("%Y-%m-%d")
+        with self._lock:
+            self._last_seen[(bot_id, telegram_user_id)] = now
+            self._messages[(bot_id, day)] = self._messages.get((bot_id, day), 0) + 1
+
+    def stats(self, bot_id: str, now: datetime) -> BotStats:
+        start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        with self._lock:
+            seen = [at for (bot, _user), at in self._last_seen.items() if bot == bot_id]
+            messages = self._messages.get((bot_id, start.strftime("%Y-%m-%d")), 0)
+        return BotStats(
+            users_total=len(seen), users_today=sum(1 for at in seen if at >= start), messages_today=messages
+        )

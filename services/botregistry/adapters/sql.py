@@ -6,6 +6,7 @@ owned by the Alembic migrations in ../migrations; these models mirror it (a cont
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,17 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    func,
     select,
+    update,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from libs.domain.bots import Bot, BotSettings, BotStatus
+from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
 from libs.domain.errors import BotNotFound
+from libs.domain.manager_ports import BotStats
 from services.botregistry.errors import DuplicateBot
 
 BOT_STATUSES: tuple[str, ...] = tuple(status.value for status in BotStatus)
@@ -86,6 +90,8 @@ class BotRow(Base):
     welcome_text: Mapped[str] = mapped_column(Text, default="")
     language: Mapped[str] = mapped_column(String(8))
     is_manager: Mapped[bool] = mapped_column(Boolean, default=False)
+    custom_commands: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    api_commands: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -102,7 +108,19 @@ class BotUserRow(Base):
     telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     language_code: Mapped[str | None] = mapped_column(String(16), nullable=True)
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
-    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class BotDailyStatsRow(Base):
+    """Messages a managed bot received per UTC day (the manager bot's stats)."""
+
+    __tablename__ = "bot_daily_stats"
+
+    bot_id: Mapped[str] = mapped_column(String(36), ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    messages: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (CheckConstraint("messages >= 0", name="messages_nonnegative"),)
 
 
 # ---------------------------------------------------------------------------------------------- engine
@@ -168,7 +186,12 @@ def _to_domain(row: BotRow) -> Bot:
         status=BotStatus(row.status),
         sealed_token=bytes(row.sealed_token),
         webhook_secret_sha256=bytes(row.webhook_secret_sha256),
-        settings=BotSettings(welcome_text=row.welcome_text or "", language=row.language),
+        settings=BotSettings(
+            welcome_text=row.welcome_text or "",
+            language=row.language,
+            custom_commands=_commands_from_json(row.custom_commands),
+            api_commands=_apis_from_json(row.api_commands),
+        ),
         created_at=row.created_at,
         updated_at=row.updated_at,
         is_manager=row.is_manager,
@@ -186,8 +209,36 @@ def _copy_into(row: BotRow, bot: Bot) -> None:
     row.welcome_text = bot.settings.welcome_text
     row.language = bot.settings.language
     row.is_manager = bot.is_manager
+    row.custom_commands = json.dumps(bot.settings.custom_commands, ensure_ascii=False, sort_keys=True)
+    row.api_commands = json.dumps(
+        {
+            name: {"url": api.url, "method": api.method, "timeout_seconds": api.timeout_seconds}
+            for name, api in bot.settings.api_commands.items()
+        },
+        sort_keys=True,
+    )
     row.created_at = bot.created_at
     row.updated_at = bot.updated_at
+
+
+def _commands_from_json(text: str | None) -> dict[str, str]:
+    data = json.loads(text or "{}")
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _apis_from_json(text: str | None) -> dict[str, ApiCommand]:
+    data = json.loads(text or "{}")
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(name): ApiCommand(
+            url=str(api.get("url", "")),
+            method=str(api.get("method", "GET")),
+            timeout_seconds=float(api.get("timeout_seconds", 5.0)),
+        )
+        for name, api in data.items()
+        if isinstance(api, dict)
+    }
 
 
 def _is_unique_violation(error: IntegrityError) -> bool:
@@ -242,7 +293,78 @@ class SqlBotRepository:
         with self._sessions() as session:
             return [_to_domain(row) for row in session.scalars(query)]
 
+    def manager_bot(self) -> Bot | None:
+        query = select(BotRow).where(BotRow.is_manager.is_(True)).order_by(BotRow.created_at).limit(1)
+        return self._one(query)
+
     def _one(self, query: Any) -> Bot | None:
         with self._sessions() as session:
             row = session.scalars(query).one_or_none()
             return _to_domain(row) if row is not None else None
+
+
+def _day_start(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class SqlInteractionStats:
+    """Stats for the manager bot: one upsert in bot_users and one counter bump per managed-bot update.
+
+    Portable SQL (select-then-insert/update in one short transaction, a retry on a concurrent insert)
+    rather than dialect upserts, so SQLite and PostgreSQL share the code.
+    """
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._sessions = session_factory
+
+    def record(self, bot_id: str, telegram_user_id: int, language_code: str | None, now: datetime) -> None:
+        for _attempt in range(3):
+            try:
+                self._record(bot_id, telegram_user_id, language_code, now)
+                return
+            except IntegrityError as error:
+                if not _is_unique_violation(error):
+                    raise
+        # Lost three races for the same new row: stats are best effort, the update itself is not affected.
+
+    def _record(self, bot_id: str, telegram_user_id: int, language_code: str | None, now: datetime) -> None:
+        day = now.astimezone(UTC).strftime("%Y-%m-%d")
+        with self._sessions.begin() as session:
+            if session.get(BotRow, bot_id) is None:
+                return  # unknown bot: nothing to count
+            user = session.get(BotUserRow, (bot_id, telegram_user_id))
+            if user is None:
+                session.add(
+                    BotUserRow(
+                        bot_id=bot_id,
+                        telegram_user_id=telegram_user_id,
+                        language_code=language_code,
+                        first_seen=now,
+                        last_seen=now,
+                    )
+                )
+            else:
+                user.last_seen = now
+                if language_code:
+                    user.language_code = language_code
+            bumped = session.execute(
+                update(BotDailyStatsRow)
+                .where(BotDailyStatsRow.bot_id == bot_id, BotDailyStatsRow.day == day)
+                .values(messages=BotDailyStatsRow.messages + 1)
+            )
+            if getattr(bumped, "rowcount", 0) == 0:
+                session.add(BotDailyStatsRow(bot_id=bot_id, day=day, messages=1))
+
+    def stats(self, bot_id: str, now: datetime) -> BotStats:
+        start = _day_start(now)
+        day = start.strftime("%Y-%m-%d")
+        with self._sessions() as session:
+            users_total = session.scalar(select(func.count()).where(BotUserRow.bot_id == bot_id)) or 0
+            users_today = (
+                session.scalar(select(func.count()).where(BotUserRow.bot_id == bot_id, BotUserRow.last_seen >= start))
+                or 0
+            )
+            messages = session.scalar(
+                select(BotDailyStatsRow.messages).where(BotDailyStatsRow.bot_id == bot_id, BotDailyStatsRow.day == day)
+            )
+        return BotStats(users_total=int(users_total), users_today=int(users_today), messages_today=int(messages or 0))

@@ -8,20 +8,33 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 import grpc
 
-from libs.domain.bots import Bot, BotStatus, BotToken
+from libs.domain.bots import ApiCommand, Bot, BotStatus, BotToken
 from libs.domain.errors import (
+    BotNotFound,
     BotOwnedByAnotherAdmin,
+    IllegalTransition,
     InvalidToken,
     TelegramRequestFailed,
     TelegramUnavailable,
     TokenRejected,
     VaultUnavailable,
 )
+from libs.domain.manager_ports import (
+    BotStats,
+    Registration,
+    RemoveCommand,
+    SetApiCommand,
+    SetCommand,
+    SettingsChange,
+    SetWelcome,
+)
 from libs.domain.ports import BotRepository
+from libs.domain.use_cases.manager_admin import BotAdministration, InvalidSetting
 from libs.domain.use_cases.register_bot import RegisterBot, RegisterBotCommand
 from services.botregistry.errors import DuplicateBot
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -47,7 +60,21 @@ _REGISTER_ERRORS: tuple[tuple[type[Exception], grpc.StatusCode, str], ...] = (
     (VaultUnavailable, grpc.StatusCode.UNAVAILABLE, "the vault is unavailable; try again later"),
     (TelegramRequestFailed, grpc.StatusCode.FAILED_PRECONDITION, "Telegram refused to set the webhook"),
     (DuplicateBot, grpc.StatusCode.ABORTED, "the bot was registered concurrently; try again"),
+    (InvalidToken, grpc.StatusCode.INVALID_ARGUMENT, "not a bot token"),
 )
+# Admin RPCs: NOT_FOUND is the one answer for "does not exist" and "is not yours".
+_ADMIN_ERRORS: tuple[tuple[type[Exception], grpc.StatusCode, str], ...] = (
+    (BotNotFound, grpc.StatusCode.NOT_FOUND, "no such bot"),
+    (IllegalTransition, grpc.StatusCode.FAILED_PRECONDITION, "illegal state change"),
+    (TokenRejected, grpc.StatusCode.UNAUTHENTICATED, "Telegram rejected the token"),
+    (BotOwnedByAnotherAdmin, grpc.StatusCode.ALREADY_EXISTS, "this bot is registered by another admin"),
+    (InvalidToken, grpc.StatusCode.INVALID_ARGUMENT, "not a bot token"),
+    (TelegramUnavailable, grpc.StatusCode.UNAVAILABLE, "Telegram is unavailable; try again later"),
+    (VaultUnavailable, grpc.StatusCode.UNAVAILABLE, "the vault is unavailable; try again later"),
+    (TelegramRequestFailed, grpc.StatusCode.ABORTED, "Telegram refused the request"),
+    (DuplicateBot, grpc.StatusCode.ABORTED, "the bot was registered concurrently; try again"),
+)
+_T = TypeVar("_T")
 
 
 def bot_to_proto(bot: Bot) -> registry_pb2.Bot:
@@ -61,7 +88,35 @@ def bot_to_proto(bot: Bot) -> registry_pb2.Bot:
         welcome_text=bot.settings.welcome_text,
         sealed_token=bot.sealed_token,
         language=bot.settings.language,
+        is_manager=bot.is_manager,
+        custom_commands=dict(bot.settings.custom_commands),
+        api_commands=[
+            registry_pb2.ApiCommand(command=name, url=api.url, method=api.method, timeout_seconds=api.timeout_seconds)
+            for name, api in sorted(bot.settings.api_commands.items())
+        ],
     )
+
+
+def stats_to_proto(stats: BotStats) -> registry_pb2.BotStats:
+    return registry_pb2.BotStats(
+        users_total=stats.users_total, users_today=stats.users_today, messages_today=stats.messages_today
+    )
+
+
+def change_from_proto(request: registry_pb2.UpdateBotSettingsRequest) -> SettingsChange | None:
+    which = request.WhichOneof("change")
+    if which == "welcome_text":
+        return SetWelcome(request.welcome_text)
+    if which == "set_command":
+        return SetCommand(request.set_command.command, request.set_command.reply)
+    if which == "remove_command":
+        return RemoveCommand(request.remove_command)
+    if which == "set_api_command":
+        api = request.set_api_command
+        return SetApiCommand(
+            api.command, ApiCommand(url=api.url, method=api.method or "GET", timeout_seconds=api.timeout_seconds or 5.0)
+        )
+    return None
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
@@ -70,15 +125,57 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, register_bot: RegisterBot, bots: BotRepository) -> None:
+    def __init__(self, register_bot: RegisterBot, bots: BotRepository, admin: BotAdministration | None = None) -> None:
         self._register_bot = register_bot
         self._bots = bots
+        self._admin = admin
+
+    def _run_admin(self, context: grpc.ServicerContext, operation: str, call: Callable[[BotAdministration], _T]) -> _T:
+        """Runs one admin operation; domain errors become fixed, token-free status details."""
+        if self._admin is None:
+            _abort(context, grpc.StatusCode.UNIMPLEMENTED, "admin operations are not configured")
+        admin = self._admin
+        failure: tuple[grpc.StatusCode, str] | None = None
+        result: _T | None = None
+        try:
+            result = call(admin)
+        except InvalidSetting as error:
+            failure = (grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except Exception as error:
+            failure = _classify_admin(operation, error)
+        if failure is not None or result is None:
+            code, details = failure or (grpc.StatusCode.INTERNAL, "internal error")
+            _abort(context, code, details)
+        return result
+
+    def _registered(self, operation: str, registration: Registration) -> registry_pb2.Bot:
+        bot = registration.bot
+        logger.info(
+            operation,
+            extra={
+                "bot_id": bot.id,
+                "owner_id": bot.owner_id,
+                "telegram_bot_id": bot.telegram_bot_id,
+                "refreshed": registration.refreshed,
+            },
+        )
+        return bot_to_proto(bot)
 
     def RegisterBot(
         self, request: registry_pb2.RegisterBotRequest, context: grpc.ServicerContext
     ) -> registry_pb2.RegisterBotResponse:
         if request.owner_id <= 0:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "owner_id must be a positive Telegram user id")
+        if request.WhichOneof("credential") == "sealed_token":
+            sealed = request.sealed_token
+            registration = self._run_admin(
+                context,
+                "register sealed",
+                lambda admin: admin.register_sealed(request.owner_id, sealed.ciphertext, sealed.sealed_by_bot_id),
+            )
+            return registry_pb2.RegisterBotResponse(
+                bot=self._registered("bot registered", registration), refreshed=registration.refreshed
+            )
         token: BotToken | None = None
         with contextlib.suppress(InvalidToken):
             token = BotToken(request.token)
@@ -86,8 +183,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "not a bot token")
         failure: tuple[grpc.StatusCode, str] | None = None
         bot: Bot | None = None
+        refreshed = False
         try:
-            bot = self._register_bot(RegisterBotCommand(owner_id=request.owner_id, token=token))
+            bot, refreshed = self._register_bot.register(RegisterBotCommand(owner_id=request.owner_id, token=token))
         except Exception as error:
             failure = self._classify(error, token)
         if failure is not None or bot is None:
@@ -97,7 +195,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             "bot registered",
             extra={"bot_id": bot.id, "owner_id": bot.owner_id, "telegram_bot_id": bot.telegram_bot_id},
         )
-        return registry_pb2.RegisterBotResponse(bot=bot_to_proto(bot))
+        return registry_pb2.RegisterBotResponse(bot=bot_to_proto(bot), refreshed=refreshed)
 
     @staticmethod
     def _classify(error: Exception, token: BotToken) -> tuple[grpc.StatusCode, str]:
@@ -139,5 +237,100 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.ListBotsResponse:
         if request.owner_id <= 0:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "owner_id must be a positive Telegram user id")
-        bots = self._bots.list_by_owner(request.owner_id)
+        if self._admin is not None:
+            bots = self._admin.list_bots(request.owner_id)
+        else:
+            bots = self._bots.list_by_owner(request.owner_id)
         return registry_pb2.ListBotsResponse(bots=[bot_to_proto(bot) for bot in bots])
+
+    # -- admin RPCs (tenant isolation: BotAdministration answers BotNotFound for others' bots) ----------
+
+    @staticmethod
+    def _check_actor(context: grpc.ServicerContext, actor_id: int) -> None:
+        if actor_id <= 0:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "actor_id must be a positive Telegram user id")
+
+    def RegisterManagedBot(
+        self, request: registry_pb2.RegisterManagedBotRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.RegisterManagedBotResponse:
+        self._check_actor(context, request.owner_id)
+        if request.managed_bot_user_id <= 0:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "managed_bot_user_id must be a positive id")
+        registration = self._run_admin(
+            context,
+            "register managed",
+            lambda admin: admin.register_managed(request.owner_id, request.managed_bot_user_id),
+        )
+        return registry_pb2.RegisterManagedBotResponse(
+            bot=self._registered("managed bot registered", registration), refreshed=registration.refreshed
+        )
+
+    def GetBotDetails(
+        self, request: registry_pb2.GetBotDetailsRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.GetBotDetailsResponse:
+        self._check_actor(context, request.actor_id)
+        bot, stats = self._run_admin(context, "details", lambda admin: admin.details(request.actor_id, request.bot_id))
+        return registry_pb2.GetBotDetailsResponse(bot=bot_to_proto(bot), stats=stats_to_proto(stats))
+
+    def SetBotStatus(
+        self, request: registry_pb2.SetBotStatusRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.SetBotStatusResponse:
+        self._check_actor(context, request.actor_id)
+        bot = self._run_admin(
+            context, "set status", lambda admin: admin.set_enabled(request.actor_id, request.bot_id, request.enabled)
+        )
+        logger.info("bot status changed", extra={"bot_id": bot.id, "status": bot.status.value})
+        return registry_pb2.SetBotStatusResponse(bot=bot_to_proto(bot))
+
+    def RotateWebhookSecret(
+        self, request: registry_pb2.RotateWebhookSecretRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.RotateWebhookSecretResponse:
+        self._check_actor(context, request.actor_id)
+        bot = self._run_admin(context, "rotate", lambda admin: admin.rotate_secret(request.actor_id, request.bot_id))
+        logger.info("webhook secret rotated", extra={"bot_id": bot.id})
+        return registry_pb2.RotateWebhookSecretResponse(bot=bot_to_proto(bot))
+
+    def DeleteBot(
+        self, request: registry_pb2.DeleteBotRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.DeleteBotResponse:
+        self._check_actor(context, request.actor_id)
+        bot = self._run_admin(context, "delete", lambda admin: admin.delete(request.actor_id, request.bot_id))
+        logger.info("bot deleted", extra={"bot_id": bot.id})
+        return registry_pb2.DeleteBotResponse(bot=bot_to_proto(bot))
+
+    def UpdateBotSettings(
+        self, request: registry_pb2.UpdateBotSettingsRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.UpdateBotSettingsResponse:
+        self._check_actor(context, request.actor_id)
+        change = change_from_proto(request)
+        if change is None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "no change given")
+        bot = self._run_admin(
+            context, "update settings", lambda admin: admin.update_settings(request.actor_id, request.bot_id, change)
+        )
+        logger.info("bot settings changed", extra={"bot_id": bot.id, "change": type(change).__name__})
+        return registry_pb2.UpdateBotSettingsResponse(bot=bot_to_proto(bot))
+
+    def RecordInteraction(
+        self, request: registry_pb2.RecordInteractionRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.RecordInteractionResponse:
+        if not request.bot_id or len(request.bot_id) > 64:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "bot_id is required")
+        self._run_admin(
+            context,
+            "record interaction",
+            lambda admin: (
+                admin.record_interaction(request.bot_id, request.telegram_user_id, request.language_code) or True
+            ),
+        )
+        return registry_pb2.RecordInteractionResponse()
+
+
+def _classify_admin(operation: str, error: Exception) -> tuple[grpc.StatusCode, str]:
+    for error_type, code, details in _ADMIN_ERRORS:
+        if isinstance(error, error_type):
+            logger.info("admin operation refused", extra={"operation": operation, "error": type(error).__name__})
+            return code, details
+    # Unexpected: the class only; its message could quote a URL that carries a token.
+    logger.error("admin operation failed unexpectedly", extra={"operation": operation, "error": type(error).__name__})
+    return grpc.StatusCode.INTERNAL, "internal error"

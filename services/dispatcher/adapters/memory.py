@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
 
 from libs.domain.clock import SystemClock
-from libs.domain.ports import Clock
+from libs.domain.ports import Clock, DeadLetter, RateDecision
+from libs.domain.redaction import redact
 
 DEFAULT_TTL_SECONDS = 24 * 3600
 
@@ -40,3 +46,170 @@ class InMemoryUpdateDeduplicator:
             if len(self._expiry) > self._prune_at:
                 self._expiry = {key: at for key, at in self._expiry.items() if at > now}
                 self._prune_at = max(1024, 2 * len(self._expiry))
+
+
+class InMemoryRateLimiter:
+    """RateLimiter (GCRA, same rule as the Redis script) for one process."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._tat: dict[str, float] = {}
+        self._notified: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, limit: int, window_seconds: float) -> RateDecision:
+        now = self._clock.monotonic()
+        interval = window_seconds / limit
+        with self._lock:
+            tat = max(self._tat.get(key, now), now)
+            allow_at = tat + interval - window_seconds
+            if allow_at > now:
+                notify = self._notified.get(key, -1.0) <= now
+                if notify:
+                    self._notified[key] = now + window_seconds
+                return RateDecision(False, retry_after_seconds=allow_at - now, notify=notify)
+            self._tat[key] = tat + interval
+            if len(self._tat) > 10_000:
+                self._tat = {k: v for k, v in self._tat.items() if v > now}
+                self._notified = {k: v for k, v in self._notified.items() if v > now}
+            return RateDecision(True)
+
+
+class _Expiring:
+    def __init__(self, clock: Clock | None) -> None:
+        self._clock = clock or SystemClock()
+        self._values: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str, now: float) -> str | None:
+        entry = self._values.get(key)
+        if entry is None or entry[1] <= now:
+            self._values.pop(key, None)
+            return None
+        return entry[0]
+
+
+class InMemoryCooldowns(_Expiring):
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+
+    def start(self, key: str, seconds: float) -> bool:
+        now = self._clock.monotonic()
+        with self._lock:
+            if self._live(key, now) is not None:
+                return False
+            self._values[key] = ("1", now + seconds)
+            return True
+
+
+class InMemoryLocks(_Expiring):
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+
+    def acquire(self, key: str, ttl_seconds: float) -> str | None:
+        now = self._clock.monotonic()
+        with self._lock:
+            if self._live(key, now) is not None:
+                return None
+            owner = secrets.token_hex(16)
+            self._values[key] = (owner, now + ttl_seconds)
+            return owner
+
+    def release(self, key: str, owner_token: str) -> bool:
+        now = self._clock.monotonic()
+        with self._lock:
+            if self._live(key, now) != owner_token:
+                return False
+            del self._values[key]
+            return True
+
+    def renew(self, key: str, owner_token: str, ttl_seconds: float) -> bool:
+        now = self._clock.monotonic()
+        with self._lock:
+            if self._live(key, now) != owner_token:
+                return False
+            self._values[key] = (owner_token, now + ttl_seconds)
+            return True
+
+
+class InMemorySendLimiter:
+    """The outbound limits (sliding windows) for one process."""
+
+    def __init__(
+        self,
+        per_bot_per_second: int = 30,
+        per_chat_per_second: int = 1,
+        per_group_per_minute: int = 20,
+        margin: float = 0.1,
+        clock: Clock | None = None,
+    ) -> None:
+        self._clock = clock or SystemClock()
+        self._scale = 1.0 + margin
+        self._limits = (per_bot_per_second, per_chat_per_second, per_group_per_minute)
+        self._hits: dict[tuple[object, ...], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, bot_id: str, chat_id: int | None) -> float:
+        per_bot, per_chat, per_group = self._limits
+        windows: list[tuple[tuple[object, ...], int, float]] = [(("bot", bot_id), per_bot, self._scale)]
+        if chat_id is not None:
+            if chat_id > 0:
+                windows.append((("chat", bot_id, chat_id), per_chat, self._scale))
+            else:
+                windows.append((("chat", bot_id, chat_id), per_group, 60 * self._scale))
+        now = self._clock.monotonic()
+        with self._lock:
+            wait = 0.0
+            for key, limit, span in windows:
+                hits = self._hits.setdefault(key, deque())
+                while hits and hits[0] <= now - span:
+                    hits.popleft()
+                if len(hits) >= limit:
+                    wait = max(wait, hits[len(hits) - limit] + span - now)
+            recent = [t for t in self._hits[("bot", bot_id)] if t > now - self._scale / 4]
+            burst = max(1, -(-per_bot // 4))
+            if len(recent) >= burst:  # smoothing, as in the Redis script
+                wait = max(wait, recent[len(recent) - burst] + self._scale / 4 - now)
+            if wait > 0:
+                return wait
+            for key, _, _ in windows:
+                self._hits[key].append(now)
+            return 0.0
+
+
+class InMemoryDeadLetters:
+    def __init__(self) -> None:
+        self._letters: dict[str, DeadLetter] = {}
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, payload: dict[str, Any], reason: str, attempts: int, first_failure_at: float) -> str:
+        letter = DeadLetter(
+            id=uuid.uuid4().hex,
+            kind=kind,
+            reason=redact(reason),
+            attempts=attempts,
+            first_failure_at=first_failure_at,
+            last_failure_at=time.time(),
+            payload=payload,
+        )
+        with self._lock:
+            self._letters[letter.id] = letter
+        return letter.id
+
+    def list(self, limit: int = 100) -> list[DeadLetter]:
+        with self._lock:
+            return sorted(self._letters.values(), key=lambda d: d.last_failure_at)[:limit]
+
+    def get(self, letter_id: str) -> DeadLetter | None:
+        with self._lock:
+            return self._letters.get(letter_id)
+
+    def remove(self, letter_id: str) -> bool:
+        with self._lock:
+            return self._letters.pop(letter_id, None) is not None
+
+    def purge(self) -> int:
+        with self._lock:
+            count = len(self._letters)
+            self._letters.clear()
+            return count

@@ -1,37 +1,48 @@
-"""The `handle_update` actor on the `updates` queue (contract: libs/messaging/update_queue.py).
+"""The dispatcher's actors (contract: libs/messaging/update_queue.py and services/dispatcher/outbound.py).
 
-Failures are re-raised as `UpdateHandlingFailed`, built from redacted text and raised outside the
-`except` block, so neither the traceback Dramatiq stores in the message on retry nor its logs can
-carry a token or the original exception's context. It subclasses `dramatiq.Retry` so the worker
-does not log the message itself (its args hold the update body); we log ids instead.
+- `drain_chat(bot_id, chat_key)` on `updates`: runs DrainChat; reschedules itself (Dramatiq `delay`) when
+  the chat waits for a retry.
+- `handle_update(envelope)` on `updates`: messages from an older gateway; moved into the mailbox.
+- `drain_outbox(bot_id, chat_key)` on `outbox`: sends queued Telegram calls within the flood limits.
+- `call_external_api(job)` on `external`: one attempt of an external-API command.
+
+Every message carries ids (and for API jobs the user's command text), never a token. Failures are
+re-raised as `UpdateHandlingFailed`, built from redacted text and raised outside the `except` block,
+so neither the traceback Dramatiq stores in the message on retry nor its logs can carry a token.
+It subclasses `dramatiq.Retry` so the worker does not log the message itself; we log ids instead.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import dramatiq
 
-from libs.domain.ports import UpdateDeduplicator
+from libs.domain.external_api import ApiCallResult, RunApiCall, job_from_message, job_to_message
+from libs.domain.inbound import chat_key_of
+from libs.domain.ports import ApiCallJob, ChatMailbox
 from libs.domain.redaction import redact
 from libs.domain.updates import UpdateEnvelope
-from libs.messaging.update_queue import HANDLE_UPDATE_ACTOR, UPDATES_QUEUE
-from libs.observability.logging import request_id_var
+from libs.domain.use_cases.drain_chat import DrainChat, UpdateHandler
+from libs.messaging.update_queue import DRAIN_CHAT_ACTOR, HANDLE_UPDATE_ACTOR, UPDATES_QUEUE, drain_chat_message
+from services.dispatcher.outbound import DRAIN_OUTBOX_ACTOR, OUTBOX_QUEUE, DrainOutbox, drain_outbox_message
+
+__all__ = ["UpdateHandler", "UpdateHandlingFailed", "register_actors", "sanitized"]
 
 MAX_RETRIES = 5
 MIN_BACKOFF_MS = 500
 MAX_BACKOFF_MS = 30_000
 _MAX_ERROR_CHARS = 500
+EXTERNAL_QUEUE = "external"
+CALL_EXTERNAL_API_ACTOR = "call_external_api"
 
 logger = logging.getLogger("services.dispatcher.actors")
 
-UpdateHandler = Callable[[UpdateEnvelope], Any]
-
 
 class UpdateHandlingFailed(dramatiq.Retry):
-    """A sanitized stand-in for whatever the handler raised: type name and redacted message only."""
+    """A sanitized stand-in for whatever failed: type name and redacted message only."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -44,12 +55,63 @@ def sanitized(exc: BaseException) -> UpdateHandlingFailed:
     return UpdateHandlingFailed(text)
 
 
-def register_actors(
-    broker: dramatiq.Broker,
-    handler: Callable[[], UpdateHandler],
-    deduplicator: UpdateDeduplicator,
-) -> dramatiq.Actor[[dict[str, Any]], None]:
-    """Declares `handle_update` on `broker`. `handler()` is called per message (a container provider fits)."""
+class Runtime(Protocol):
+    """What the actors need; DispatcherContainer's providers fit (each called per message)."""
+
+    def drain_chat(self) -> DrainChat: ...
+    def drain_outbox(self) -> DrainOutbox: ...
+    def run_api_call(self) -> RunApiCall: ...
+    def mailbox(self) -> ChatMailbox: ...
+
+
+def api_call_message(job: ApiCallJob) -> dramatiq.Message[None]:
+    return dramatiq.Message(
+        queue_name=EXTERNAL_QUEUE,
+        actor_name=CALL_EXTERNAL_API_ACTOR,
+        args=(job_to_message(job),),
+        kwargs={},
+        options={},
+    )
+
+
+class DramatiqApiCallScheduler:
+    """ApiCallScheduler: one `call_external_api` message per attempt, `delay` for the backoff."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self._broker = broker
+
+    def schedule(self, job: ApiCallJob, delay_seconds: float = 0.0) -> None:
+        delay_ms = max(0, round(delay_seconds * 1000))
+        self._broker.enqueue(api_call_message(job), delay=delay_ms or None)
+
+
+def _delay_ms(seconds: float) -> int | None:
+    ms = round(seconds * 1000)
+    return ms if ms > 0 else None
+
+
+def _guarded(what: str, ids: dict[str, Any], work: Callable[[], None]) -> None:
+    failure: UpdateHandlingFailed | None = None
+    try:
+        work()
+    except Exception as exc:
+        failure = sanitized(exc)
+    if failure is not None:
+        # Raised here, outside the except block: no __context__ pointing at the original exception.
+        logger.warning(f"{what} failed; will retry", extra={**ids, "error": str(failure)})
+        raise failure
+
+
+def register_actors(broker: dramatiq.Broker, runtime: Runtime) -> dict[str, dramatiq.Actor[..., None]]:
+    """Declares the dispatcher's actors on `broker`; providers of `runtime` are called per message."""
+
+    def drain_chat(bot_id: str, chat_key: str) -> None:
+        def work() -> None:
+            result = runtime.drain_chat()(str(bot_id), str(chat_key))
+            if result.run_again_in is not None:
+                broker.enqueue(drain_chat_message(bot_id, chat_key), delay=_delay_ms(result.run_again_in))
+
+        _guarded("chat drain", {"bot_id": bot_id}, work)
 
     def handle_update(envelope: dict[str, Any]) -> None:
         try:
@@ -58,33 +120,49 @@ def register_actors(
             # Retrying cannot fix a malformed message; drop it (nothing from its content is logged).
             logger.error("dropping malformed update message")
             return
-        context_token = request_id_var.set(update.request_id)
-        ids = {"bot_id": update.bot_id, "update_id": update.update_id, "request_id": update.request_id}
-        failure: UpdateHandlingFailed | None = None
-        try:
-            if deduplicator.already_done(update.bot_id, update.update_id):
-                logger.info("update skipped: already handled", extra=ids)
-                return
-            outcome = handler()(update)
-            deduplicator.mark_done(update.bot_id, update.update_id)
-            logger.info("update handled", extra={**ids, "action": getattr(outcome, "action", None)})
-        except Exception as exc:
-            failure = sanitized(exc)
-        finally:
-            request_id_var.reset(context_token)
-        if failure is not None:
-            # Raised here, outside the except block: no __context__ pointing at the original exception.
-            logger.warning("update failed; will retry", extra={**ids, "error": str(failure)})
-            raise failure
 
-    actor: dramatiq.Actor[[dict[str, Any]], None] = dramatiq.actor(
-        broker=broker,
-        actor_name=HANDLE_UPDATE_ACTOR,
-        queue_name=UPDATES_QUEUE,
-        max_retries=MAX_RETRIES,
-        min_backoff=MIN_BACKOFF_MS,
-        max_backoff=MAX_BACKOFF_MS,
-    )(handle_update)
-    # Dramatiq's per-actor logger prints the message args (the update body) at DEBUG; never let it.
-    actor.logger.setLevel(logging.INFO)
-    return actor
+        def work() -> None:
+            chat_key = chat_key_of(update)
+            runtime.mailbox().push(chat_key, update)
+            broker.enqueue(drain_chat_message(update.bot_id, chat_key, update.request_id))
+
+        _guarded("legacy update hand-over", {"bot_id": update.bot_id, "update_id": update.update_id}, work)
+
+    def drain_outbox(bot_id: str, chat_key: str) -> None:
+        def work() -> None:
+            result = runtime.drain_outbox()(str(bot_id), str(chat_key))
+            if result.run_again_in is not None:
+                broker.enqueue(drain_outbox_message(bot_id, chat_key), delay=_delay_ms(result.run_again_in))
+
+        _guarded("outbox drain", {"bot_id": bot_id}, work)
+
+    def call_external_api(job_message: dict[str, Any]) -> None:
+        try:
+            job = job_from_message(job_message)
+        except (KeyError, TypeError, ValueError):
+            logger.error("dropping malformed api call message")
+            return
+
+        def work() -> None:
+            result: ApiCallResult = runtime.run_api_call()(job)
+            if result.status == "retry" and result.retry_in is not None:
+                retry = ApiCallJob(**{**job_to_message(job), "attempt": job.attempt + 1})
+                broker.enqueue(api_call_message(retry), delay=_delay_ms(result.retry_in))
+
+        _guarded("api call", {"bot_id": job.bot_id, "job_id": job.job_id}, work)
+
+    options = {"max_retries": MAX_RETRIES, "min_backoff": MIN_BACKOFF_MS, "max_backoff": MAX_BACKOFF_MS}
+    declared: dict[str, dramatiq.Actor[..., None]] = {}
+    for fn, name, queue in (
+        (drain_chat, DRAIN_CHAT_ACTOR, UPDATES_QUEUE),
+        (handle_update, HANDLE_UPDATE_ACTOR, UPDATES_QUEUE),
+        (drain_outbox, DRAIN_OUTBOX_ACTOR, OUTBOX_QUEUE),
+        (call_external_api, CALL_EXTERNAL_API_ACTOR, EXTERNAL_QUEUE),
+    ):
+        actor: dramatiq.Actor[..., None] = dramatiq.actor(broker=broker, actor_name=name, queue_name=queue, **options)(
+            fn
+        )
+        # Dramatiq's per-actor logger prints message args at DEBUG; never let it.
+        actor.logger.setLevel(logging.INFO)
+        declared[name] = actor
+    return declared

@@ -19,9 +19,11 @@ from starlette.concurrency import run_in_threadpool
 
 from libs.domain.bots import webhook_secret_matches
 from libs.domain.ports import Clock, Route, RouteDirectory, UpdateQueue
+from libs.domain.sealing import TooManySecrets
 from libs.domain.updates import UpdateEnvelope
 from libs.observability.logging import request_id_var
 from libs.registry_client.client import RegistryUnavailable
+from services.gateway.api.sealing import seal_manager_update
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -102,9 +104,20 @@ async def receive_update(public_id: str, request: Request) -> Response:
         if route is None:
             return _error(404, request_id, "unknown bot")
 
-        if not webhook_secret_matches(request.headers.get(SECRET_HEADER), route.webhook_secret_sha256):
-            logger.warning("update rejected: bad secret", extra={"bot_id": route.bot_id})
-            return _error(403, request_id, "forbidden")
+        presented = request.headers.get(SECRET_HEADER)
+        if not webhook_secret_matches(presented, route.webhook_secret_sha256):
+            # The cached route may predate a secret rotation: look once more (rate-limited per bot).
+            refresh = getattr(routes, "refreshed_route", None)
+            fresh: Route | None = None
+            if refresh is not None and presented is not None:
+                try:
+                    fresh = await run_in_threadpool(refresh, public_id)
+                except Exception:
+                    fresh = None
+            if fresh is None or not webhook_secret_matches(presented, fresh.webhook_secret_sha256):
+                logger.warning("update rejected: bad secret", extra={"bot_id": route.bot_id})
+                return _error(403, request_id, "forbidden")
+            route = fresh
 
         try:
             body = await _read_capped(request, cap)
@@ -122,6 +135,23 @@ async def receive_update(public_id: str, request: Request) -> Response:
             return _error(400, request_id, "body must be a JSON object with an integer update_id")
         update, update_id = parsed
 
+        sealed_texts: tuple[str, ...] = ()
+        if route.is_manager:
+            try:
+                update, sealed_texts = await run_in_threadpool(
+                    seal_manager_update, container.vault(), route.bot_id, update
+                )
+            except TooManySecrets:
+                logger.warning("update rejected: too many token-shaped strings", extra={"bot_id": route.bot_id})
+                return _reply(200, request_id, {"ok": True})  # dropped: a retry would not change it
+            except Exception as exc:
+                # Never enqueue a manager update unsealed: Telegram retries after Retry-After.
+                logger.warning(
+                    "sealing failed; asking Telegram to retry",
+                    extra={"bot_id": route.bot_id, "update_id": update_id, "error": type(exc).__name__},
+                )
+                return _error(503, request_id, "temporarily unavailable", retry_after)
+
         clock: Clock = container.clock()
         envelope = UpdateEnvelope(
             bot_id=route.bot_id,
@@ -129,6 +159,7 @@ async def receive_update(public_id: str, request: Request) -> Response:
             received_at=clock.now().timestamp(),
             request_id=request_id,
             update=update,
+            sealed_texts=sealed_texts,
         )
         queue: UpdateQueue = container.update_queue()
         try:

@@ -7,7 +7,8 @@ from typing import Any
 
 import grpc
 
-from libs.grpc_runtime.channels import build_server, mark_serving
+from libs.grpc_runtime.channels import add_server_port, build_server, mark_serving
+from libs.grpc_runtime.tls import TlsFiles
 from services.vault.grpc.servicer import SERVICE_NAME, VaultServicer
 from tgm.vault.v1 import vault_pb2_grpc
 
@@ -23,14 +24,14 @@ class RunningServer:
         self.server.stop(grace_seconds).wait()
 
 
-def start_server(servicer: VaultServicer, listen: str) -> RunningServer:
-    """Binds `listen` (host:port; port 0 picks a free one), starts, and reports SERVING."""
+def start_server(servicer: VaultServicer, listen: str, tls: TlsFiles | None) -> RunningServer:
+    """Binds `listen` (port 0 picks a free one) with mTLS — client certificates required — and reports SERVING.
+
+    `tls=None` (plaintext) is for in-process tests only: every caller is then anonymous and refused.
+    """
     server, health = build_server()
     vault_pb2_grpc.add_VaultServiceServicer_to_server(servicer, server)
-    try:
-        port = server.add_insecure_port(listen)
-    except RuntimeError:
-        port = 0
+    port = add_server_port(server, listen, tls=tls, require_client_auth=True)
     if port == 0:
         raise OSError(f"vault cannot listen on {listen}")
     server.start()

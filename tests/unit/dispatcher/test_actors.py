@@ -1,7 +1,9 @@
-"""The handle_update actor on a StubBroker with a real in-process Worker and fakes of the ports."""
+"""The dispatcher's actors on a StubBroker with a real in-process Worker: the whole pipeline
+(mailbox → drain_chat → handler → outbox → drain_outbox → Telegram) with in-memory adapters and fakes."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,23 +12,28 @@ from typing import Any
 
 import dramatiq
 import pytest
+from dependency_injector import providers
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware, Retries
 
-from libs.domain.bots import Bot, BotSettings, BotStatus, BotToken
+from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, BotToken
+from libs.domain.errors import TelegramRequestFailed
+from libs.domain.external_api import ExternalApiFailed
 from libs.domain.ports import SentMessage
 from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.handle_update import HandleUpdate
-from libs.messaging.update_queue import DramatiqUpdateQueue
-from services.dispatcher.adapters.direct_outbox import DirectOutbox
-from services.dispatcher.adapters.memory import InMemoryUpdateDeduplicator
+from libs.messaging.mailbox import mailbox_for
+from libs.messaging.update_queue import HANDLE_UPDATE_ACTOR, MailboxUpdateQueue
+from services.dispatcher.container import DispatcherContainer
+from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.workers.actors import UpdateHandlingFailed, register_actors
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+QUEUES = ("updates", "outbox", "external")
 
 
-def make_bot(welcome: str = "Welcome to the test bot!") -> Bot:
+def make_bot() -> Bot:
+    commands = {f"/m{i}": f"reply {i}" for i in range(1, 31)}
     return Bot(
         id="bot-1",
         public_id="pub-1",
@@ -36,7 +43,12 @@ def make_bot(welcome: str = "Welcome to the test bot!") -> Bot:
         status=BotStatus.ACTIVE,
         sealed_token=b"sealed",
         webhook_secret_sha256=b"",
-        settings=BotSettings(welcome_text=welcome, language="en"),
+        settings=BotSettings(
+            welcome_text="Welcome to the test bot!",
+            language="en",
+            custom_commands=commands,
+            api_commands={"/quote": ApiCommand(url="https://api.example.test/quote", method="GET")},
+        ),
         created_at=NOW,
         updated_at=NOW,
     )
@@ -62,17 +74,40 @@ class FakeVault:
 class FakeTelegram:
     def __init__(self) -> None:
         self.sent: list[tuple[str, int, str]] = []
+        self.answered: list[tuple[str, str | None]] = []
+        self.flood_once: set[int] = set()
         self.lock = threading.Lock()
 
     def send_message(self, token: BotToken, chat_id: int, text: str, **_: Any) -> SentMessage:
         with self.lock:
+            if chat_id in self.flood_once:
+                self.flood_once.discard(chat_id)
+                raise TelegramRequestFailed(429, "Too Many Requests: retry after 1", retry_after=1)
             self.sent.append((token.reveal(), chat_id, text))
             return SentMessage(message_id=len(self.sent), chat_id=chat_id)
 
+    def answer_callback_query(self, token: BotToken, callback_query_id: str, text: str | None = None) -> None:
+        with self.lock:
+            self.answered.append((callback_query_id, text))
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail = False
+        self.open = False
+
+    def call(self, url: str, method: str, timeout_seconds: float, payload: dict[str, Any] | None) -> str:
+        self.calls += 1
+        if self.fail:
+            raise ExternalApiFailed(f"HTTP 503 while holding {TOKEN}")
+        return f"quote for {payload}"
+
+    def is_open(self, url: str) -> bool:
+        return self.open
+
 
 class Captured(Middleware):
-    """Records what the worker saw after each attempt: the exception and the stored traceback."""
-
     def __init__(self) -> None:
         self.attempts: list[tuple[BaseException | None, str | None]] = []
 
@@ -80,39 +115,56 @@ class Captured(Middleware):
         self.attempts.append((exception, message.options.get("traceback")))
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met before the deadline")
-
-
 class Rig:
-    def __init__(self, handler: Callable[[UpdateEnvelope], Any] | None = None) -> None:
-        self.telegram = FakeTelegram()
-        bots = FakeBots(make_bot())
-        self.use_case = HandleUpdate(bots, DirectOutbox(bots, FakeVault(), self.telegram))
+    def __init__(self, **settings: Any) -> None:
+        defaults: dict[str, Any] = {
+            "redis_url": "",
+            "update_min_backoff_seconds": 0.01,
+            "update_max_backoff_seconds": 0.05,
+            "external_api_retry_base_seconds": 0.01,
+            "external_api_max_attempts": 3,
+        }
+        self.settings = DispatcherSettings(**{**defaults, **settings})
         self.broker = StubBroker()
         self.captured = Captured()
-        # emit_after runs middleware in reverse order: sitting before Retries, we see what Retries stored.
         self.broker.add_middleware(self.captured, before=Retries)
-        self.dedup = InMemoryUpdateDeduplicator()
-        self.actor = register_actors(self.broker, lambda: handler or self.use_case, self.dedup)
-        self.queue = DramatiqUpdateQueue(self.broker)
-        self.worker = dramatiq.Worker(self.broker, worker_threads=2, worker_timeout=50)
+        self.telegram = FakeTelegram()
+        self.api = FakeApi()
+        self.container = DispatcherContainer(settings=self.settings, broker=self.broker)
+        self.container.bot_directory.override(providers.Object(FakeBots(make_bot())))
+        self.container.vault.override(providers.Object(FakeVault()))
+        self.container.telegram.override(providers.Object(self.telegram))
+        self.container.external_api.override(providers.Object(self.api))
+        self.actors = register_actors(self.broker, self.container)
+        self.queue = MailboxUpdateQueue(self.broker, mailbox_for(self.broker))
+        self.worker = dramatiq.Worker(self.broker, worker_threads=4, worker_timeout=20)
 
-    def send(self, update_id: int, text: str, request_id: str = "req-1") -> None:
+    def send(self, update_id: int, text: str, chat_id: int = 4242, user_id: int = 9) -> UpdateEnvelope:
         update = {
             "update_id": update_id,
-            "message": {"message_id": 1, "chat": {"id": 4242}, "from": {"id": 9, "language_code": "en"}, "text": text},
+            "message": {
+                "message_id": update_id,
+                "chat": {"id": chat_id},
+                "from": {"id": user_id, "language_code": "en"},
+                "text": text,
+            },
         }
-        self.queue.enqueue(UpdateEnvelope("bot-1", update_id, time.time(), request_id, update))
+        envelope = UpdateEnvelope("bot-1", update_id, time.time(), f"req-{update_id}", update)
+        self.queue.enqueue(envelope)
+        return envelope
 
-    def drain(self) -> None:
-        self.broker.join("updates", timeout=5000)
-        self.worker.join()
+    def settle(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for queue in QUEUES:
+                self.broker.join(queue, timeout=int(timeout * 1000))
+            self.worker.join()
+            if all(self.broker.queues[q].qsize() == 0 for q in self.broker.queues):
+                return
+        raise AssertionError("queues did not settle")
+
+    def texts(self, chat_id: int = 4242) -> list[str]:
+        return [text for _, chat, text in self.telegram.sent if chat == chat_id]
 
 
 @pytest.fixture
@@ -126,42 +178,109 @@ def rig() -> Iterator[Rig]:
         r.broker.close()
 
 
-def test_start_sends_the_welcome_text_to_the_chat(rig: Rig) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition not met before the deadline")
+
+
+def test_start_sends_the_welcome_text_through_the_outbox(rig: Rig) -> None:
     rig.send(1, "/start")
-    rig.drain()
+    rig.settle()
     assert rig.telegram.sent == [(TOKEN, 4242, "Welcome to the test bot!")]
 
 
-def test_start_addressed_to_this_bot_is_answered(rig: Rig) -> None:
-    rig.send(1, "/start@testbot")
-    rig.drain()
-    assert len(rig.telegram.sent) == 1
-
-
-def test_start_addressed_to_another_bot_is_ignored(rig: Rig) -> None:
+def test_start_addressed_to_another_bot_is_ignored_but_marked_done(rig: Rig) -> None:
     rig.send(1, "/start@OtherBot")
-    rig.drain()
+    rig.settle()
     assert rig.telegram.sent == []
-    assert rig.dedup.already_done("bot-1", 1)
+    assert rig.container.deduplicator().already_done("bot-1", 1)
 
 
-def test_same_update_twice_is_answered_once(rig: Rig) -> None:
-    rig.send(5, "/start", request_id="first")
-    rig.drain()
-    rig.send(5, "/start", request_id="redelivered")
-    rig.drain()
-    assert len(rig.telegram.sent) == 1
+def test_same_update_five_times_is_answered_once(rig: Rig) -> None:
+    for _ in range(5):
+        rig.send(5, "/start")
+    rig.settle()
     rig.send(6, "/start")
-    rig.drain()
+    rig.settle()
     assert len(rig.telegram.sent) == 2
 
 
-def test_handler_exception_reaches_dramatiq_redacted(caplog: pytest.LogCaptureFixture) -> None:
-    def explode(envelope: UpdateEnvelope) -> None:
-        raise RuntimeError(f"POST https://api.telegram.org/bot{TOKEN}/sendMessage failed")
+def test_replies_keep_the_order_of_one_chat_with_many_threads() -> None:
+    r = Rig(outbound_per_chat_per_second=1000, outbound_per_bot_per_second=1000)
+    r.worker.start()
+    try:
+        for i in range(1, 21):
+            r.send(100 + i, f"/m{i}")
+        r.settle()
+    finally:
+        r.worker.stop(timeout=5000)
+        r.broker.close()
+    assert r.texts() == [f"reply {i}" for i in range(1, 21)]
 
-    caplog.set_level("DEBUG")
-    r = Rig(handler=explode)
+
+def test_rate_limit_answers_once_with_the_real_wait() -> None:
+    r = Rig(rate_limits_json='{"cmd:/start": {"limit": 3, "window": 60}}', outbound_per_chat_per_second=1000)
+    r.worker.start()
+    try:
+        for i in range(10):
+            r.send(200 + i, "/start")
+        r.settle()
+        r.send(300, "/m1", user_id=10, chat_id=5151)  # another user, another action: unaffected
+        r.settle()
+    finally:
+        r.worker.stop(timeout=5000)
+        r.broker.close()
+    texts = r.texts()
+    assert texts[:3] == ["Welcome to the test bot!"] * 3
+    assert texts[3:] == ["⏳ Too many commands in a short time. Wait 20 seconds."]
+    assert r.texts(5151) == ["reply 1"]
+
+
+def test_a_failing_handler_makes_the_chat_wait_then_goes_to_the_dead_letters(caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    r = Rig(update_max_attempts=3, outbound_per_chat_per_second=1000)
+    calls: list[int] = []
+    inner = r.container.handle_update()
+
+    def flaky(envelope: UpdateEnvelope) -> Any:
+        calls.append(envelope.update_id)
+        if envelope.update_id == 1:
+            raise RuntimeError(f"POST https://api.telegram.org/bot{TOKEN}/sendMessage failed")
+        if envelope.update_id == 2 and calls.count(2) == 1:
+            raise ConnectionError("registry unreachable")
+        return inner(envelope)
+
+    r.container.handle_update.override(providers.Object(flaky))
+    r.worker.start()
+    try:
+        r.send(1, "/m1")
+        r.send(2, "/m2")
+        r.send(3, "/m3")
+        wait_until(lambda: len(r.texts()) == 2)
+        r.settle()
+    finally:
+        r.worker.stop(timeout=5000)
+        r.broker.close()
+    assert calls == [1, 1, 1, 2, 2, 3]  # the chat waited for update 1's retries, in order
+    assert r.texts() == ["reply 2", "reply 3"]
+    letters = r.container.dead_letters().list()
+    assert [(d.kind, d.attempts, d.payload["update_id"]) for d in letters] == [("update", 3, 1)]
+    assert TOKEN not in letters[0].reason and "[REDACTED]" in letters[0].reason
+    assert TOKEN not in caplog.text
+
+
+def test_infrastructure_failure_reaches_dramatiq_redacted() -> None:
+    r = Rig()
+
+    class Broken:
+        def __call__(self, bot_id: str, chat_key: str) -> Any:
+            raise RuntimeError(f"redis said {TOKEN}")
+
+    r.container.drain_chat.override(providers.Object(Broken()))
     r.worker.start()
     try:
         r.send(9, "/start")
@@ -169,64 +288,48 @@ def test_handler_exception_reaches_dramatiq_redacted(caplog: pytest.LogCaptureFi
     finally:
         r.worker.stop(timeout=5000)
         r.broker.close()
-
     exception, stored_traceback = r.captured.attempts[0]
     assert isinstance(exception, UpdateHandlingFailed)
-    assert TOKEN not in str(exception)
-    assert "[REDACTED]" in str(exception)
-    assert "RuntimeError" in str(exception)
+    assert TOKEN not in str(exception) and "[REDACTED]" in str(exception)
     assert exception.__cause__ is None and exception.__context__ is None
-    assert stored_traceback is not None and "UpdateHandlingFailed" in stored_traceback
-    assert TOKEN not in stored_traceback
-    assert TOKEN not in caplog.text
-    assert not r.dedup.already_done("bot-1", 9)  # not marked: a retry will run the handler again
+    assert stored_traceback is not None and TOKEN not in stored_traceback
 
 
-def test_failed_update_is_retried_then_handled_once() -> None:
-    calls: list[int] = []
-
-    class Flaky:
-        def __init__(self, inner: Callable[[UpdateEnvelope], Any]) -> None:
-            self.inner = inner
-
-        def __call__(self, envelope: UpdateEnvelope) -> Any:
-            calls.append(envelope.update_id)
-            if len(calls) == 1:
-                raise ConnectionError("telegram unreachable")
-            return self.inner(envelope)
-
-    r = Rig()
-    flaky = Flaky(r.use_case)
-    r.broker.actors.clear()
-    r.actor = register_actors(r.broker, lambda: flaky, r.dedup)
-    r.actor.options.update(min_backoff=10, max_backoff=20)  # keep the test fast; production uses 500 ms
-    r.worker.start()
-    try:
-        r.send(11, "/start")
-        wait_until(lambda: len(r.telegram.sent) == 1)
-    finally:
-        r.worker.stop(timeout=5000)
-        r.broker.close()
-    assert calls == [11, 11]
-    assert r.dedup.already_done("bot-1", 11)
+def test_legacy_handle_update_message_goes_through_the_mailbox(rig: Rig) -> None:
+    update = {"update_id": 77, "message": {"chat": {"id": 4242}, "from": {"id": 9}, "text": "/start"}}
+    envelope = UpdateEnvelope("bot-1", 77, time.time(), "legacy", update)
+    rig.actors[HANDLE_UPDATE_ACTOR].send(envelope.to_message())
+    rig.actors[HANDLE_UPDATE_ACTOR].send({"bot_id": "bot-1"})  # malformed: dropped
+    rig.settle()
+    assert rig.texts() == ["Welcome to the test bot!"]
 
 
-def test_actor_is_declared_with_the_retry_policy() -> None:
-    broker = StubBroker()
-    actor = register_actors(broker, lambda: lambda envelope: None, InMemoryUpdateDeduplicator())
-    assert actor.actor_name == "handle_update"
-    assert actor.queue_name == "updates"
-    assert actor.options["max_retries"] == 5
-    assert actor.options["min_backoff"] == 500
+def test_telegram_429_reschedules_the_send_and_it_arrives_once(rig: Rig) -> None:
+    rig.telegram.flood_once.add(4242)
+    rig.send(1, "/start")
+    wait_until(lambda: len(rig.telegram.sent) == 1)
+    rig.settle()
+    assert rig.texts() == ["Welcome to the test bot!"]
 
 
-def test_malformed_message_is_dropped_without_retry() -> None:
-    r = Rig()
-    r.worker.start()
-    try:
-        r.actor.send({"bot_id": "bot-1"})
-        r.drain()
-    finally:
-        r.worker.stop(timeout=5000)
-        r.broker.close()
-    assert [exc for exc, _ in r.captured.attempts] == [None]
+def test_external_api_command_replies_through_the_outbox(rig: Rig) -> None:
+    rig.send(1, "/quote hello")
+    wait_until(lambda: len(rig.texts()) == 1)
+    rig.settle()
+    assert rig.texts() == ["quote for {'command': '/quote', 'text': 'hello'}"]
+
+
+def test_external_api_failing_retries_then_dead_letter_and_open_breaker_answers_at_once(rig: Rig) -> None:
+    rig.api.fail = True
+    rig.send(1, "/quote x")
+    wait_until(lambda: len(rig.texts()) == 1)
+    rig.settle()
+    assert rig.api.calls == 3
+    assert rig.texts() == ["⚠️ Could not get an answer from the external service. Try again later."]
+    letters = rig.container.dead_letters().list()
+    assert [d.kind for d in letters] == ["api_call"] and TOKEN not in letters[0].reason
+    rig.api.open = True
+    rig.send(2, "/quote y")
+    wait_until(lambda: len(rig.texts()) == 2)
+    assert rig.api.calls == 3  # not called while open
+    assert rig.texts()[-1].startswith("🚧")

@@ -2,14 +2,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 
+from libs.domain.ports import DecryptPurpose, SecretKind
+from libs.grpc_runtime.channels import open_channel
+from libs.grpc_runtime.tls import TlsFiles
+from services.vault.audit import AuditLog
 from services.vault.crypto import Cipher, Keyring
 from services.vault.grpc.server import RunningServer, start_server
 from services.vault.grpc.servicer import VaultServicer
-from services.vault.policy import PeerCallerResolver, Policy, default_policy
+from services.vault.keystore import KeyStore
+from services.vault.policy import CertificateCallerResolver, Grant, Policy, Verb
+from tools.devstack.certs import IDENTITIES, Identity, ensure_certs
+
+# A test-only identity that may use every verb, so one stub can seal and open.
+TESTER = Identity("tester", server=False, client=True)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TlsFiles]:
+    return ensure_certs(tmp_path_factory.mktemp("certs"), (*IDENTITIES, TESTER))
 
 
 @pytest.fixture
@@ -22,18 +37,28 @@ def cipher(key: bytes) -> Cipher:
     return Cipher(Keyring({1: key}, primary_version=1))
 
 
-def serve_in_process(cipher: Cipher, policy: Policy | None = None) -> RunningServer:
-    servicer = VaultServicer(cipher=cipher, policy=policy or default_policy(), callers=PeerCallerResolver())
-    return start_server(servicer, "127.0.0.1:0")
+def everything_for_tester() -> Policy:
+    every = [Grant(verb, kind) for verb in (Verb.ENCRYPT, Verb.REWRAP) for kind in SecretKind]
+    every += [Grant(Verb.DECRYPT, kind, purpose) for kind in SecretKind for purpose in DecryptPurpose]
+    every += [Grant(Verb.ROTATE_KEY), Grant(Verb.KEY_STATUS), Grant(Verb.RETIRE_KEY_VERSION)]
+    return Policy({"tester": every})
 
 
 @pytest.fixture
-def serve_vault() -> Iterator[Callable[..., RunningServer]]:
-    """Starts in-process vault servers on free loopback ports; stops them at teardown."""
+def serve_vault(certs: dict[str, TlsFiles], tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    """Starts in-process mTLS vault servers on free loopback ports; stops them at teardown."""
     started: list[RunningServer] = []
 
-    def _serve(cipher: Cipher, policy: Policy | None = None) -> RunningServer:
-        started.append(serve_in_process(cipher, policy))
+    def _serve(cipher: Cipher, policy: Policy | None = None, keys: KeyStore | None = None) -> RunningServer:
+        audit = AuditLog(tmp_path / f"audit-{len(started)}.log", fsync=False)
+        servicer = VaultServicer(
+            cipher=cipher,
+            policy=policy or everything_for_tester(),
+            callers=CertificateCallerResolver(),
+            keys=keys,
+            audit=audit,
+        )
+        started.append(start_server(servicer, "127.0.0.1:0", certs["vault"]))
         return started[-1]
 
     yield _serve
@@ -47,6 +72,19 @@ def vault_server(cipher: Cipher, serve_vault: Callable[..., RunningServer]) -> R
 
 
 @pytest.fixture
-def vault_channel(vault_server: RunningServer) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(f"127.0.0.1:{vault_server.port}") as channel:
-        yield channel
+def connect(certs: dict[str, TlsFiles]) -> Iterator[Callable[[RunningServer, str], grpc.Channel]]:
+    """connect(server, identity) → an mTLS channel presenting that identity's certificate."""
+    opened: list[grpc.Channel] = []
+
+    def _connect(server: RunningServer, identity: str = "tester") -> grpc.Channel:
+        opened.append(open_channel(f"127.0.0.1:{server.port}", tls=certs[identity], server_name="vault"))
+        return opened[-1]
+
+    yield _connect
+    for channel in opened:
+        channel.close()
+
+
+@pytest.fixture
+def vault_channel(vault_server: RunningServer, connect: Callable[[RunningServer, str], grpc.Channel]) -> grpc.Channel:
+    return connect(vault_server, "tester")

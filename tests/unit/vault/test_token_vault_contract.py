@@ -21,8 +21,7 @@ def vault(request: pytest.FixtureRequest) -> Iterator[TokenVault]:
         yield InMemoryTokenVault()
         return
     server: RunningServer = request.getfixturevalue("vault_server")
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        yield GrpcTokenVault(channel)
+    yield GrpcTokenVault(request.getfixturevalue("connect")(server, "tester"))
 
 
 @pytest.mark.parametrize("purpose", list(DecryptPurpose))

@@ -4,28 +4,24 @@ import base64
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import pytest
 
-from libs.domain.ports import SecretKind
+from libs.domain.ports import DecryptPurpose, SecretKind
 from services.vault.crypto import Cipher
 from services.vault.grpc.server import RunningServer
 from services.vault.grpc.servicer import MAX_PLAINTEXT_BYTES
-from services.vault.policy import (
-    UNAUTHENTICATED_LOOPBACK,
-    UNAUTHENTICATED_REMOTE,
-    Caller,
-    PeerCallerResolver,
-    Policy,
-    Verb,
-    default_policy,
-)
+from services.vault.policy import ANONYMOUS, Caller, CertificateCallerResolver, Grant, Policy, Verb, default_policy
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 BOT = vault_pb2.SECRET_KIND_BOT_TOKEN
 SEND = vault_pb2.PURPOSE_SEND
+MANAGE = vault_pb2.PURPOSE_MANAGE
+MANAGE_, SEND_ = DecryptPurpose.MANAGE, DecryptPurpose.SEND
+BOT_, TEXT_ = SecretKind.BOT_TOKEN, SecretKind.INBOUND_TEXT
 
 
 @pytest.fixture
@@ -111,54 +107,76 @@ def test_tampered_ciphertext_over_grpc(stub: vault_pb2_grpc.VaultServiceStub) ->
 
 
 def test_policy_refusal_is_permission_denied(
-    cipher: Cipher, serve_vault: Callable[..., RunningServer], caplog: pytest.LogCaptureFixture
+    cipher: Cipher,
+    serve_vault: Callable[..., RunningServer],
+    connect: Callable[[RunningServer, str], grpc.Channel],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    registry_like = Policy({UNAUTHENTICATED_LOOPBACK: frozenset({Verb.ENCRYPT, Verb.DECRYPT_MANAGE})})
+    registry_like = Policy(
+        {"tester": {Grant(Verb.ENCRYPT, SecretKind.BOT_TOKEN), Grant(Verb.DECRYPT, SecretKind.BOT_TOKEN, MANAGE_)}}
+    )
     running = serve_vault(cipher, registry_like)
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        stub = vault_pb2_grpc.VaultServiceStub(channel)
-        ciphertext = _encrypt(stub)
-        manage = vault_pb2.DecryptRequest(
-            bot_ref="bot-a", kind=BOT, purpose=vault_pb2.PURPOSE_MANAGE, ciphertext=ciphertext
+    stub = vault_pb2_grpc.VaultServiceStub(connect(running, "tester"))
+    ciphertext = _encrypt(stub)
+    manage = vault_pb2.DecryptRequest(
+        bot_ref="bot-a", kind=BOT, purpose=vault_pb2.PURPOSE_MANAGE, ciphertext=ciphertext
+    )
+    assert stub.Decrypt(manage, timeout=5).plaintext == TOKEN.encode()
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Decrypt(
+            vault_pb2.DecryptRequest(bot_ref="bot-a", kind=BOT, purpose=SEND, ciphertext=ciphertext), timeout=5
         )
-        assert stub.Decrypt(manage, timeout=5).plaintext == TOKEN.encode()
-        with pytest.raises(grpc.RpcError) as info:
-            stub.Decrypt(
-                vault_pb2.DecryptRequest(bot_ref="bot-a", kind=BOT, purpose=SEND, ciphertext=ciphertext), timeout=5
-            )
-        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert any(getattr(r, "outcome", None) == "denied" for r in caplog.records)
 
 
-def test_default_policy_grants_loopback_everything_and_others_nothing() -> None:
+def test_default_policy_is_design_section_4() -> None:
     policy = default_policy()
-    for verb in Verb:
-        assert policy.allows(Caller(UNAUTHENTICATED_LOOPBACK), verb)
-        assert not policy.allows(Caller(UNAUTHENTICATED_REMOTE), verb)
-        assert not policy.allows(Caller("gateway"), verb)
+    every = [Grant(verb, kind) for verb in (Verb.ENCRYPT, Verb.REWRAP) for kind in SecretKind]
+    every += [Grant(Verb.DECRYPT, kind, purpose) for kind in SecretKind for purpose in DecryptPurpose]
+    every += [Grant(Verb.ROTATE_KEY), Grant(Verb.KEY_STATUS), Grant(Verb.RETIRE_KEY_VERSION)]
+    granted = {
+        identity: {grant for grant in every if policy.allows(Caller(identity), grant)}
+        for identity in ("gateway", "botregistry", "dispatcher", "embedded", "operator", ANONYMOUS, "tester")
+    }
+    assert granted == {
+        "gateway": {Grant(Verb.ENCRYPT, TEXT_)},
+        "botregistry": {
+            Grant(Verb.ENCRYPT, BOT_),
+            Grant(Verb.DECRYPT, BOT_, MANAGE_),
+            Grant(Verb.DECRYPT, TEXT_, MANAGE_),
+            Grant(Verb.REWRAP, BOT_),
+        },
+        "dispatcher": {Grant(Verb.DECRYPT, BOT_, SEND_)},
+        "embedded": {Grant(Verb.ENCRYPT, TEXT_), Grant(Verb.DECRYPT, BOT_, SEND_)},
+        "operator": {Grant(Verb.ROTATE_KEY), Grant(Verb.KEY_STATUS), Grant(Verb.RETIRE_KEY_VERSION)},
+        ANONYMOUS: set(),
+        "tester": set(),
+    }
 
 
-class _PeerContext:
-    def __init__(self, peer: str) -> None:
-        self._peer = peer
+class _AuthContext:
+    def __init__(self, auth: dict[str, list[bytes]]) -> None:
+        self._auth = auth
 
-    def peer(self) -> str:
-        return self._peer
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return self._auth
 
 
 @pytest.mark.parametrize(
-    ("peer", "identity"),
+    ("auth", "identity"),
     [
-        ("ipv4:127.0.0.1:5555", UNAUTHENTICATED_LOOPBACK),
-        ("ipv6:[::1]:5555", UNAUTHENTICATED_LOOPBACK),
-        ("unix:/tmp/vault.sock", UNAUTHENTICATED_LOOPBACK),
-        ("ipv4:10.0.0.7:5555", UNAUTHENTICATED_REMOTE),
-        ("ipv6:[2001:db8::1]:5555", UNAUTHENTICATED_REMOTE),
-        ("ipv4:1270.0.0.1:1", UNAUTHENTICATED_REMOTE),
+        ({"x509_subject_alternative_name": [b"spiffe://tgm/dispatcher"]}, "dispatcher"),
+        ({"x509_subject_alternative_name": [b"localhost", b"spiffe://tgm/botregistry"]}, "botregistry"),
+        ({}, ANONYMOUS),  # plaintext peer
+        ({"x509_common_name": [b"gateway"]}, ANONYMOUS),  # a CN alone is not an identity
+        ({"x509_subject_alternative_name": [b"spiffe://tgm/gateway", b"spiffe://tgm/dispatcher"]}, ANONYMOUS),
+        ({"x509_subject_alternative_name": [b"spiffe://other/dispatcher"]}, ANONYMOUS),
+        ({"x509_subject_alternative_name": [b"spiffe://tgm/dispatcher/x"]}, ANONYMOUS),
     ],
 )
-def test_peer_caller_resolver(peer: str, identity: str) -> None:
-    assert PeerCallerResolver().caller_of(_PeerContext(peer)).identity == identity  # type: ignore[arg-type]
+def test_certificate_caller_resolver(auth: dict[str, list[bytes]], identity: str) -> None:
+    assert CertificateCallerResolver().caller_of(_AuthContext(auth)).identity == identity  # type: ignore[arg-type]
 
 
 def test_secret_kind_labels_are_stable() -> None:
@@ -166,14 +184,12 @@ def test_secret_kind_labels_are_stable() -> None:
     assert [k.value for k in SecretKind] == ["bot_token", "inbound_text"]
 
 
-def test_remote_unauthenticated_callers_only_with_explicit_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_container_wires_one_servicer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from services.vault.container import VaultContainer
 
     monkeypatch.setenv("ENCRYPTION_KEY", "base64:" + base64.b64encode(os.urandom(32)).decode())
     monkeypatch.delenv("VAULT_KEYS", raising=False)
-    monkeypatch.delenv("VAULT_UNAUTHENTICATED_PEERS", raising=False)
-    assert not VaultContainer().policy().allows(Caller(UNAUTHENTICATED_REMOTE), Verb.ENCRYPT)
-    monkeypatch.setenv("VAULT_UNAUTHENTICATED_PEERS", "any")
+    monkeypatch.setenv("VAULT_AUDIT_FILE", str(tmp_path / "audit.log"))
     container = VaultContainer()
-    assert container.policy().allows(Caller(UNAUTHENTICATED_REMOTE), Verb.DECRYPT_SEND)
     assert container.servicer() is container.servicer()
+    assert not container.policy().may_use(Caller(ANONYMOUS), Verb.ENCRYPT)

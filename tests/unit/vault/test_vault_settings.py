@@ -8,7 +8,7 @@ import pytest
 
 from services.vault.settings import VaultConfigError, decode_key, keyring_from_settings, load_settings
 
-_VARS = ("ENCRYPTION_KEY", "VAULT_KEYS", "VAULT_PRIMARY_KEY_VERSION", "VAULT_LISTEN")
+_VARS = ("ENCRYPTION_KEY", "VAULT_KEYS", "VAULT_PRIMARY_KEY_VERSION", "VAULT_LISTEN", "VAULT_ROTATION_DAYS")
 
 
 @pytest.fixture(autouse=True)
@@ -85,50 +85,19 @@ def test_settings_repr_hides_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "127.0.0.1:1" in shown
 
 
-def test_vault_keys_with_rotation(monkeypatch: pytest.MonkeyPatch) -> None:
-    keys = {"1": "base64:" + _b64(os.urandom(32)), "2": _b64(os.urandom(32))}
-    monkeypatch.setenv("VAULT_KEYS", json.dumps(keys))
-    assert keyring_from_settings(load_settings()).primary_version == 2
-    monkeypatch.setenv("VAULT_PRIMARY_KEY_VERSION", "1")
-    keyring = keyring_from_settings(load_settings())
-    assert keyring.versions == (1, 2)
-    assert keyring.primary_version == 1
-    assert keys["2"] not in repr(load_settings())
-
-
-@pytest.mark.parametrize(
-    ("document", "primary", "fragment"),
-    [
-        ("{not json", None, "VAULT_KEYS is not valid JSON"),
-        ("{}", None, "non-empty"),
-        ('{"one": "x"}', None, "key version"),
-        ('{"1": "tooshort"}', None, 'VAULT_KEYS["1"]'),
-        (None, "3", "VAULT_PRIMARY_KEY_VERSION=3"),
-    ],
-)
-def test_bad_vault_keys(
-    monkeypatch: pytest.MonkeyPatch, document: str | None, primary: str | None, fragment: str
-) -> None:
-    good = json.dumps({"1": _b64(os.urandom(32))})
-    monkeypatch.setenv("VAULT_KEYS", document if document is not None else good)
-    if primary:
-        monkeypatch.setenv("VAULT_PRIMARY_KEY_VERSION", primary)
-    with pytest.raises(VaultConfigError, match=fragment.replace("[", r"\[")):
-        keyring_from_settings(load_settings())
-
-
-def test_both_sources_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENCRYPTION_KEY", _b64(os.urandom(32)))
+def test_removed_multi_key_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rotation lives in VAULT_KEYRING_FILE; VAULT_KEYS / VAULT_PRIMARY_KEY_VERSION are no longer read.
     monkeypatch.setenv("VAULT_KEYS", json.dumps({"1": _b64(os.urandom(32))}))
-    with pytest.raises(VaultConfigError, match="not both"):
+    monkeypatch.setenv("VAULT_PRIMARY_KEY_VERSION", "2")
+    with pytest.raises(VaultConfigError, match="ENCRYPTION_KEY is required"):
         keyring_from_settings(load_settings())
 
 
 def test_pydantic_errors_name_the_variable_not_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VAULT_PRIMARY_KEY_VERSION", "sekrit-value")
+    monkeypatch.setenv("VAULT_ROTATION_DAYS", "sekrit-value")
     with pytest.raises(VaultConfigError) as info:
         load_settings()
-    assert "VAULT_PRIMARY_KEY_VERSION" in str(info.value)
+    assert "VAULT_ROTATION_DAYS" in str(info.value)
     assert "sekrit-value" not in str(info.value)
 
 

@@ -46,6 +46,26 @@ Global___BotStatus: _TypeAlias = BotStatus  # noqa: Y015
 class Bot(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class CustomCommandsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     BOT_ID_FIELD_NUMBER: _builtins.int
     PUBLIC_ID_FIELD_NUMBER: _builtins.int
     OWNER_ID_FIELD_NUMBER: _builtins.int
@@ -55,6 +75,9 @@ class Bot(_message.Message):
     WELCOME_TEXT_FIELD_NUMBER: _builtins.int
     SEALED_TOKEN_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
+    IS_MANAGER_FIELD_NUMBER: _builtins.int
+    CUSTOM_COMMANDS_FIELD_NUMBER: _builtins.int
+    API_COMMANDS_FIELD_NUMBER: _builtins.int
     bot_id: _builtins.str
     public_id: _builtins.str
     owner_id: _builtins.int
@@ -65,6 +88,13 @@ class Bot(_message.Message):
     sealed_token: _builtins.bytes
     """Opaque: only the vault can open it."""
     language: _builtins.str
+    is_manager: _builtins.bool
+    @_builtins.property
+    def custom_commands(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """"/command" → reply text."""
+
+    @_builtins.property
+    def api_commands(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApiCommand]: ...
     def __init__(
         self,
         *,
@@ -77,14 +107,98 @@ class Bot(_message.Message):
         welcome_text: _builtins.str = ...,
         sealed_token: _builtins.bytes = ...,
         language: _builtins.str = ...,
+        is_manager: _builtins.bool = ...,
+        custom_commands: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        api_commands: _abc.Iterable[Global___ApiCommand] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot_id", b"bot_id", "language", b"language", "owner_id", b"owner_id", "public_id", b"public_id", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "bot_id", b"bot_id", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "owner_id", b"owner_id", "public_id", b"public_id", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Bot: _TypeAlias = Bot  # noqa: Y015
+
+@_typing.final
+class ApiCommand(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMAND_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    command: _builtins.str
+    """"/command" """
+    url: _builtins.str
+    """http or https only."""
+    method: _builtins.str
+    """GET or POST."""
+    timeout_seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        command: _builtins.str = ...,
+        url: _builtins.str = ...,
+        method: _builtins.str = ...,
+        timeout_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "method", b"method", "timeout_seconds", b"timeout_seconds", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApiCommand: _TypeAlias = ApiCommand  # noqa: Y015
+
+@_typing.final
+class BotStats(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERS_TOTAL_FIELD_NUMBER: _builtins.int
+    USERS_TODAY_FIELD_NUMBER: _builtins.int
+    MESSAGES_TODAY_FIELD_NUMBER: _builtins.int
+    users_total: _builtins.int
+    users_today: _builtins.int
+    messages_today: _builtins.int
+    def __init__(
+        self,
+        *,
+        users_total: _builtins.int = ...,
+        users_today: _builtins.int = ...,
+        messages_today: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages_today", b"messages_today", "users_today", b"users_today", "users_total", b"users_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BotStats: _TypeAlias = BotStats  # noqa: Y015
+
+@_typing.final
+class SealedToken(_message.Message):
+    """A token sealed by the vault (kind INBOUND_TEXT) when it arrived in a message to the manager bot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CIPHERTEXT_FIELD_NUMBER: _builtins.int
+    SEALED_BY_BOT_ID_FIELD_NUMBER: _builtins.int
+    ciphertext: _builtins.bytes
+    sealed_by_bot_id: _builtins.str
+    """The bot the ciphertext is bound to: the manager bot's id."""
+    def __init__(
+        self,
+        *,
+        ciphertext: _builtins.bytes = ...,
+        sealed_by_bot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertext", b"ciphertext", "sealed_by_bot_id", b"sealed_by_bot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealedToken: _TypeAlias = SealedToken  # noqa: Y015
 
 @_typing.final
 class RegisterBotRequest(_message.Message):
@@ -92,25 +206,174 @@ class RegisterBotRequest(_message.Message):
 
     OWNER_ID_FIELD_NUMBER: _builtins.int
     TOKEN_FIELD_NUMBER: _builtins.int
+    SEALED_TOKEN_FIELD_NUMBER: _builtins.int
     owner_id: _builtins.int
     """Telegram user id of the admin registering the bot."""
     token: _builtins.str
+    @_builtins.property
+    def sealed_token(self) -> Global___SealedToken:
+        """Only the registry opens it (vault Decrypt, purpose manage): the dispatcher never sees the token."""
+
     def __init__(
         self,
         *,
         owner_id: _builtins.int = ...,
         token: _builtins.str = ...,
+        sealed_token: Global___SealedToken | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "sealed_token", b"sealed_token", "token", b"token"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner_id", b"owner_id", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "owner_id", b"owner_id", "sealed_token", b"sealed_token", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_credential: _TypeAlias = _typing.Literal["token", "sealed_token"]  # noqa: Y015
+    _WhichOneofArgType_credential: _TypeAlias = _typing.Literal["credential", b"credential"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_credential) -> _WhichOneofReturnType_credential | None: ...
 
 Global___RegisterBotRequest: _TypeAlias = RegisterBotRequest  # noqa: Y015
 
 @_typing.final
 class RegisterBotResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    REFRESHED_FIELD_NUMBER: _builtins.int
+    refreshed: _builtins.bool
+    """True when the admin re-added one of their own bots (token and webhook secret refreshed)."""
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+        refreshed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "refreshed", b"refreshed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterBotResponse: _TypeAlias = RegisterBotResponse  # noqa: Y015
+
+@_typing.final
+class RegisterManagedBotRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    MANAGED_BOT_USER_ID_FIELD_NUMBER: _builtins.int
+    owner_id: _builtins.int
+    managed_bot_user_id: _builtins.int
+    """The managed bot's Telegram user id (from the managed_bot update)."""
+    def __init__(
+        self,
+        *,
+        owner_id: _builtins.int = ...,
+        managed_bot_user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["managed_bot_user_id", b"managed_bot_user_id", "owner_id", b"owner_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterManagedBotRequest: _TypeAlias = RegisterManagedBotRequest  # noqa: Y015
+
+@_typing.final
+class RegisterManagedBotResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    REFRESHED_FIELD_NUMBER: _builtins.int
+    refreshed: _builtins.bool
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+        refreshed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "refreshed", b"refreshed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterManagedBotResponse: _TypeAlias = RegisterManagedBotResponse  # noqa: Y015
+
+@_typing.final
+class GetBotDetailsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    bot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        bot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotDetailsRequest: _TypeAlias = GetBotDetailsRequest  # noqa: Y015
+
+@_typing.final
+class GetBotDetailsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    STATS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    @_builtins.property
+    def stats(self) -> Global___BotStats: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+        stats: Global___BotStats | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "stats", b"stats"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "stats", b"stats"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotDetailsResponse: _TypeAlias = GetBotDetailsResponse  # noqa: Y015
+
+@_typing.final
+class SetBotStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    bot_id: _builtins.str
+    enabled: _builtins.bool
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        bot_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id", "enabled", b"enabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetBotStatusRequest: _TypeAlias = SetBotStatusRequest  # noqa: Y015
+
+@_typing.final
+class SetBotStatusResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BOT_FIELD_NUMBER: _builtins.int
@@ -127,7 +390,214 @@ class RegisterBotResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RegisterBotResponse: _TypeAlias = RegisterBotResponse  # noqa: Y015
+Global___SetBotStatusResponse: _TypeAlias = SetBotStatusResponse  # noqa: Y015
+
+@_typing.final
+class RotateWebhookSecretRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    bot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        bot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateWebhookSecretRequest: _TypeAlias = RotateWebhookSecretRequest  # noqa: Y015
+
+@_typing.final
+class RotateWebhookSecretResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateWebhookSecretResponse: _TypeAlias = RotateWebhookSecretResponse  # noqa: Y015
+
+@_typing.final
+class DeleteBotRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    bot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        bot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteBotRequest: _TypeAlias = DeleteBotRequest  # noqa: Y015
+
+@_typing.final
+class DeleteBotResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteBotResponse: _TypeAlias = DeleteBotResponse  # noqa: Y015
+
+@_typing.final
+class UpdateBotSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    WELCOME_TEXT_FIELD_NUMBER: _builtins.int
+    SET_COMMAND_FIELD_NUMBER: _builtins.int
+    REMOVE_COMMAND_FIELD_NUMBER: _builtins.int
+    SET_API_COMMAND_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    bot_id: _builtins.str
+    welcome_text: _builtins.str
+    remove_command: _builtins.str
+    """Removes a custom or API command."""
+    @_builtins.property
+    def set_command(self) -> Global___CustomCommand:
+        """Adds or replaces one "/command → reply"."""
+
+    @_builtins.property
+    def set_api_command(self) -> Global___ApiCommand: ...
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        bot_id: _builtins.str = ...,
+        welcome_text: _builtins.str = ...,
+        set_command: Global___CustomCommand | None = ...,
+        remove_command: _builtins.str = ...,
+        set_api_command: Global___ApiCommand | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "welcome_text", b"welcome_text"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id", "change", b"change", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "welcome_text", b"welcome_text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["welcome_text", "set_command", "remove_command", "set_api_command"]  # noqa: Y015
+    _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
+
+Global___UpdateBotSettingsRequest: _TypeAlias = UpdateBotSettingsRequest  # noqa: Y015
+
+@_typing.final
+class CustomCommand(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMAND_FIELD_NUMBER: _builtins.int
+    REPLY_FIELD_NUMBER: _builtins.int
+    command: _builtins.str
+    reply: _builtins.str
+    def __init__(
+        self,
+        *,
+        command: _builtins.str = ...,
+        reply: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "reply", b"reply"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomCommand: _TypeAlias = CustomCommand  # noqa: Y015
+
+@_typing.final
+class UpdateBotSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateBotSettingsResponse: _TypeAlias = UpdateBotSettingsResponse  # noqa: Y015
+
+@_typing.final
+class RecordInteractionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    TELEGRAM_USER_ID_FIELD_NUMBER: _builtins.int
+    LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
+    bot_id: _builtins.str
+    telegram_user_id: _builtins.int
+    language_code: _builtins.str
+    def __init__(
+        self,
+        *,
+        bot_id: _builtins.str = ...,
+        telegram_user_id: _builtins.int = ...,
+        language_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot_id", b"bot_id", "language_code", b"language_code", "telegram_user_id", b"telegram_user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordInteractionRequest: _TypeAlias = RecordInteractionRequest  # noqa: Y015
+
+@_typing.final
+class RecordInteractionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordInteractionResponse: _TypeAlias = RecordInteractionResponse  # noqa: Y015
 
 @_typing.final
 class GetRouteRequest(_message.Message):

@@ -55,6 +55,41 @@ class RegistryServiceStub:
                 request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotsRequest.SerializeToString,
                 response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotsResponse.FromString,
                 _registered_method=True)
+        self.RegisterManagedBot = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/RegisterManagedBot',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RegisterManagedBotRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RegisterManagedBotResponse.FromString,
+                _registered_method=True)
+        self.GetBotDetails = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/GetBotDetails',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotDetailsRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotDetailsResponse.FromString,
+                _registered_method=True)
+        self.SetBotStatus = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/SetBotStatus',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.SetBotStatusRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.SetBotStatusResponse.FromString,
+                _registered_method=True)
+        self.RotateWebhookSecret = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/RotateWebhookSecret',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RotateWebhookSecretRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RotateWebhookSecretResponse.FromString,
+                _registered_method=True)
+        self.DeleteBot = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/DeleteBot',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.DeleteBotRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.DeleteBotResponse.FromString,
+                _registered_method=True)
+        self.UpdateBotSettings = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/UpdateBotSettings',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.UpdateBotSettingsRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.UpdateBotSettingsResponse.FromString,
+                _registered_method=True)
+        self.RecordInteraction = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/RecordInteraction',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -89,6 +124,59 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterManagedBot(self, request, context):
+        """Admin RPCs: each takes the acting admin's Telegram id and answers NOT_FOUND, exactly as for a
+        nonexistent bot, when the bot is not theirs (existence is never leaked).
+
+        A bot the admin created through the manager bot (Bot API 9.6): the registry opens the manager's
+        token, fetches the new bot's token with getManagedBotToken and registers it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBotDetails(self, request, context):
+        """One bot with its stats (users, messages today).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetBotStatus(self, request, context):
+        """enable (disabled → active) or disable (active → disabled); illegal moves are FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateWebhookSecret(self, request, context):
+        """A fresh webhook secret, sent to Telegram with setWebhook; only its hash is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteBot(self, request, context):
+        """deleteWebhook, then status deleted (terminal).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateBotSettings(self, request, context):
+        """Welcome text, custom commands and external-API commands.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordInteraction(self, request, context):
+        """Counts one interaction of a user with a managed bot (stats).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +199,41 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ListBots,
                     request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotsRequest.FromString,
                     response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotsResponse.SerializeToString,
+            ),
+            'RegisterManagedBot': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterManagedBot,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RegisterManagedBotRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RegisterManagedBotResponse.SerializeToString,
+            ),
+            'GetBotDetails': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBotDetails,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotDetailsRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotDetailsResponse.SerializeToString,
+            ),
+            'SetBotStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetBotStatus,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.SetBotStatusRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.SetBotStatusResponse.SerializeToString,
+            ),
+            'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookSecret,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RotateWebhookSecretRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RotateWebhookSecretResponse.SerializeToString,
+            ),
+            'DeleteBot': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteBot,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.DeleteBotRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.DeleteBotResponse.SerializeToString,
+            ),
+            'UpdateBotSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateBotSettings,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.UpdateBotSettingsRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.UpdateBotSettingsResponse.SerializeToString,
+            ),
+            'RecordInteraction': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordInteraction,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +345,195 @@ class RegistryService:
             '/tgm.registry.v1.RegistryService/ListBots',
             tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotsRequest.SerializeToString,
             tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterManagedBot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/RegisterManagedBot',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RegisterManagedBotRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RegisterManagedBotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBotDetails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/GetBotDetails',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotDetailsRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotDetailsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetBotStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/SetBotStatus',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.SetBotStatusRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.SetBotStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/RotateWebhookSecret',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RotateWebhookSecretRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RotateWebhookSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteBot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/DeleteBot',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.DeleteBotRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.DeleteBotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateBotSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/UpdateBotSettings',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.UpdateBotSettingsRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.UpdateBotSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordInteraction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/RecordInteraction',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionResponse.FromString,
             options,
             channel_credentials,
             insecure,

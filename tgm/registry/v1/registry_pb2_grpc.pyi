@@ -41,6 +41,25 @@ class RegistryServiceStub:
     """What the dispatcher needs to answer as a bot."""
     ListBots: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListBotsRequest, _registry_pb2.ListBotsResponse]
     """One owner's bots."""
+    RegisterManagedBot: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RegisterManagedBotRequest, _registry_pb2.RegisterManagedBotResponse]
+    """Admin RPCs: each takes the acting admin's Telegram id and answers NOT_FOUND, exactly as for a
+    nonexistent bot, when the bot is not theirs (existence is never leaked).
+
+    A bot the admin created through the manager bot (Bot API 9.6): the registry opens the manager's
+    token, fetches the new bot's token with getManagedBotToken and registers it.
+    """
+    GetBotDetails: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetBotDetailsRequest, _registry_pb2.GetBotDetailsResponse]
+    """One bot with its stats (users, messages today)."""
+    SetBotStatus: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SetBotStatusRequest, _registry_pb2.SetBotStatusResponse]
+    """enable (disabled → active) or disable (active → disabled); illegal moves are FAILED_PRECONDITION."""
+    RotateWebhookSecret: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RotateWebhookSecretRequest, _registry_pb2.RotateWebhookSecretResponse]
+    """A fresh webhook secret, sent to Telegram with setWebhook; only its hash is stored."""
+    DeleteBot: _grpc.UnaryUnaryMultiCallable[_registry_pb2.DeleteBotRequest, _registry_pb2.DeleteBotResponse]
+    """deleteWebhook, then status deleted (terminal)."""
+    UpdateBotSettings: _grpc.UnaryUnaryMultiCallable[_registry_pb2.UpdateBotSettingsRequest, _registry_pb2.UpdateBotSettingsResponse]
+    """Welcome text, custom commands and external-API commands."""
+    RecordInteraction: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RecordInteractionRequest, _registry_pb2.RecordInteractionResponse]
+    """Counts one interaction of a user with a managed bot (stats)."""
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -55,6 +74,25 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """What the dispatcher needs to answer as a bot."""
     ListBots: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListBotsRequest, _registry_pb2.ListBotsResponse]  # type: ignore[assignment]
     """One owner's bots."""
+    RegisterManagedBot: _aio.UnaryUnaryMultiCallable[_registry_pb2.RegisterManagedBotRequest, _registry_pb2.RegisterManagedBotResponse]  # type: ignore[assignment]
+    """Admin RPCs: each takes the acting admin's Telegram id and answers NOT_FOUND, exactly as for a
+    nonexistent bot, when the bot is not theirs (existence is never leaked).
+
+    A bot the admin created through the manager bot (Bot API 9.6): the registry opens the manager's
+    token, fetches the new bot's token with getManagedBotToken and registers it.
+    """
+    GetBotDetails: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetBotDetailsRequest, _registry_pb2.GetBotDetailsResponse]  # type: ignore[assignment]
+    """One bot with its stats (users, messages today)."""
+    SetBotStatus: _aio.UnaryUnaryMultiCallable[_registry_pb2.SetBotStatusRequest, _registry_pb2.SetBotStatusResponse]  # type: ignore[assignment]
+    """enable (disabled → active) or disable (active → disabled); illegal moves are FAILED_PRECONDITION."""
+    RotateWebhookSecret: _aio.UnaryUnaryMultiCallable[_registry_pb2.RotateWebhookSecretRequest, _registry_pb2.RotateWebhookSecretResponse]  # type: ignore[assignment]
+    """A fresh webhook secret, sent to Telegram with setWebhook; only its hash is stored."""
+    DeleteBot: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeleteBotRequest, _registry_pb2.DeleteBotResponse]  # type: ignore[assignment]
+    """deleteWebhook, then status deleted (terminal)."""
+    UpdateBotSettings: _aio.UnaryUnaryMultiCallable[_registry_pb2.UpdateBotSettingsRequest, _registry_pb2.UpdateBotSettingsResponse]  # type: ignore[assignment]
+    """Welcome text, custom commands and external-API commands."""
+    RecordInteraction: _aio.UnaryUnaryMultiCallable[_registry_pb2.RecordInteractionRequest, _registry_pb2.RecordInteractionResponse]  # type: ignore[assignment]
+    """Counts one interaction of a user with a managed bot (stats)."""
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings."""
@@ -90,5 +128,66 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.ListBotsResponse, _abc.Awaitable[_registry_pb2.ListBotsResponse]]:
         """One owner's bots."""
+
+    @_abc_1.abstractmethod
+    def RegisterManagedBot(
+        self,
+        request: _registry_pb2.RegisterManagedBotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RegisterManagedBotResponse, _abc.Awaitable[_registry_pb2.RegisterManagedBotResponse]]:
+        """Admin RPCs: each takes the acting admin's Telegram id and answers NOT_FOUND, exactly as for a
+        nonexistent bot, when the bot is not theirs (existence is never leaked).
+
+        A bot the admin created through the manager bot (Bot API 9.6): the registry opens the manager's
+        token, fetches the new bot's token with getManagedBotToken and registers it.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBotDetails(
+        self,
+        request: _registry_pb2.GetBotDetailsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.GetBotDetailsResponse, _abc.Awaitable[_registry_pb2.GetBotDetailsResponse]]:
+        """One bot with its stats (users, messages today)."""
+
+    @_abc_1.abstractmethod
+    def SetBotStatus(
+        self,
+        request: _registry_pb2.SetBotStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.SetBotStatusResponse, _abc.Awaitable[_registry_pb2.SetBotStatusResponse]]:
+        """enable (disabled → active) or disable (active → disabled); illegal moves are FAILED_PRECONDITION."""
+
+    @_abc_1.abstractmethod
+    def RotateWebhookSecret(
+        self,
+        request: _registry_pb2.RotateWebhookSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RotateWebhookSecretResponse, _abc.Awaitable[_registry_pb2.RotateWebhookSecretResponse]]:
+        """A fresh webhook secret, sent to Telegram with setWebhook; only its hash is stored."""
+
+    @_abc_1.abstractmethod
+    def DeleteBot(
+        self,
+        request: _registry_pb2.DeleteBotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.DeleteBotResponse, _abc.Awaitable[_registry_pb2.DeleteBotResponse]]:
+        """deleteWebhook, then status deleted (terminal)."""
+
+    @_abc_1.abstractmethod
+    def UpdateBotSettings(
+        self,
+        request: _registry_pb2.UpdateBotSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.UpdateBotSettingsResponse, _abc.Awaitable[_registry_pb2.UpdateBotSettingsResponse]]:
+        """Welcome text, custom commands and external-API commands."""
+
+    @_abc_1.abstractmethod
+    def RecordInteraction(
+        self,
+        request: _registry_pb2.RecordInteractionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RecordInteractionResponse, _abc.Awaitable[_registry_pb2.RecordInteractionResponse]]:
+        """Counts one interaction of a user with a managed bot (stats)."""
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

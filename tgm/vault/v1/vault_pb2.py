@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tgm/vault/v1/vault.proto\x12\x0ctgm.vault.v1\"a\n\x0e\x45ncryptRequest\x12\x0f\n\x07\x62ot_ref\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.tgm.vault.v1.SecretKind\x12\x16\n\tplaintext\x18\x03 \x01(\x0c\x42\x03\x80\x01\x01\":\n\x0f\x45ncryptResponse\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\"\x85\x01\n\x0e\x44\x65\x63ryptRequest\x12\x0f\n\x07\x62ot_ref\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.tgm.vault.v1.SecretKind\x12&\n\x07purpose\x18\x03 \x01(\x0e\x32\x15.tgm.vault.v1.Purpose\x12\x12\n\nciphertext\x18\x04 \x01(\x0c\")\n\x0f\x44\x65\x63ryptResponse\x12\x16\n\tplaintext\x18\x01 \x01(\x0c\x42\x03\x80\x01\x01*b\n\nSecretKind\x12\x1b\n\x17SECRET_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15SECRET_KIND_BOT_TOKEN\x10\x01\x12\x1c\n\x18SECRET_KIND_INBOUND_TEXT\x10\x02*H\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x12\n\x0ePURPOSE_MANAGE\x10\x01\x12\x10\n\x0cPURPOSE_SEND\x10\x02\x32\x9e\x01\n\x0cVaultService\x12\x46\n\x07\x45ncrypt\x12\x1c.tgm.vault.v1.EncryptRequest\x1a\x1d.tgm.vault.v1.EncryptResponse\x12\x46\n\x07\x44\x65\x63rypt\x12\x1c.tgm.vault.v1.DecryptRequest\x1a\x1d.tgm.vault.v1.DecryptResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tgm/vault/v1/vault.proto\x12\x0ctgm.vault.v1\"a\n\x0e\x45ncryptRequest\x12\x0f\n\x07\x62ot_ref\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.tgm.vault.v1.SecretKind\x12\x16\n\tplaintext\x18\x03 \x01(\x0c\x42\x03\x80\x01\x01\":\n\x0f\x45ncryptResponse\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\"\x85\x01\n\x0e\x44\x65\x63ryptRequest\x12\x0f\n\x07\x62ot_ref\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.tgm.vault.v1.SecretKind\x12&\n\x07purpose\x18\x03 \x01(\x0e\x32\x15.tgm.vault.v1.Purpose\x12\x12\n\nciphertext\x18\x04 \x01(\x0c\")\n\x0f\x44\x65\x63ryptResponse\x12\x16\n\tplaintext\x18\x01 \x01(\x0c\x42\x03\x80\x01\x01\"\\\n\rRewrapRequest\x12\x0f\n\x07\x62ot_ref\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.tgm.vault.v1.SecretKind\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\"J\n\x0eRewrapResponse\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\"\x12\n\x10RotateKeyRequest\",\n\x11RotateKeyResponse\x12\x17\n\x0fprimary_version\x18\x01 \x01(\r\"\x12\n\x10KeyStatusRequest\"Z\n\x10KeyVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x13\n\x0b\x61ge_seconds\x18\x02 \x01(\x04\x12\x0f\n\x07primary\x18\x03 \x01(\x08\x12\x0f\n\x07retired\x18\x04 \x01(\x08\"\x95\x01\n\x11KeyStatusResponse\x12\x17\n\x0fprimary_version\x18\x01 \x01(\r\x12\x30\n\x08versions\x18\x02 \x03(\x0b\x32\x1e.tgm.vault.v1.KeyVersionStatus\x12\x14\n\x0crotation_due\x18\x03 \x01(\x08\x12\x1f\n\x17rotation_period_seconds\x18\x04 \x01(\x04\"*\n\x17RetireKeyVersionRequest\x12\x0f\n\x07version\x18\x01 \x01(\r\"\x1a\n\x18RetireKeyVersionResponse*b\n\nSecretKind\x12\x1b\n\x17SECRET_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15SECRET_KIND_BOT_TOKEN\x10\x01\x12\x1c\n\x18SECRET_KIND_INBOUND_TEXT\x10\x02*H\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x12\n\x0ePURPOSE_MANAGE\x10\x01\x12\x10\n\x0cPURPOSE_SEND\x10\x02\x32\xe2\x03\n\x0cVaultService\x12\x46\n\x07\x45ncrypt\x12\x1c.tgm.vault.v1.EncryptRequest\x1a\x1d.tgm.vault.v1.EncryptResponse\x12\x46\n\x07\x44\x65\x63rypt\x12\x1c.tgm.vault.v1.DecryptRequest\x1a\x1d.tgm.vault.v1.DecryptResponse\x12\x43\n\x06Rewrap\x12\x1b.tgm.vault.v1.RewrapRequest\x1a\x1c.tgm.vault.v1.RewrapResponse\x12L\n\tRotateKey\x12\x1e.tgm.vault.v1.RotateKeyRequest\x1a\x1f.tgm.vault.v1.RotateKeyResponse\x12L\n\tKeyStatus\x12\x1e.tgm.vault.v1.KeyStatusRequest\x1a\x1f.tgm.vault.v1.KeyStatusResponse\x12\x61\n\x10RetireKeyVersion\x12%.tgm.vault.v1.RetireKeyVersionRequest\x1a&.tgm.vault.v1.RetireKeyVersionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENCRYPTREQUEST'].fields_by_name['plaintext']._serialized_options = b'\200\001\001'
   _globals['_DECRYPTRESPONSE'].fields_by_name['plaintext']._loaded_options = None
   _globals['_DECRYPTRESPONSE'].fields_by_name['plaintext']._serialized_options = b'\200\001\001'
-  _globals['_SECRETKIND']._serialized_start=380
-  _globals['_SECRETKIND']._serialized_end=478
-  _globals['_PURPOSE']._serialized_start=480
-  _globals['_PURPOSE']._serialized_end=552
+  _globals['_SECRETKIND']._serialized_start=952
+  _globals['_SECRETKIND']._serialized_end=1050
+  _globals['_PURPOSE']._serialized_start=1052
+  _globals['_PURPOSE']._serialized_end=1124
   _globals['_ENCRYPTREQUEST']._serialized_start=42
   _globals['_ENCRYPTREQUEST']._serialized_end=139
   _globals['_ENCRYPTRESPONSE']._serialized_start=141
@@ -47,6 +47,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECRYPTREQUEST']._serialized_end=335
   _globals['_DECRYPTRESPONSE']._serialized_start=337
   _globals['_DECRYPTRESPONSE']._serialized_end=378
-  _globals['_VAULTSERVICE']._serialized_start=555
-  _globals['_VAULTSERVICE']._serialized_end=713
+  _globals['_REWRAPREQUEST']._serialized_start=380
+  _globals['_REWRAPREQUEST']._serialized_end=472
+  _globals['_REWRAPRESPONSE']._serialized_start=474
+  _globals['_REWRAPRESPONSE']._serialized_end=548
+  _globals['_ROTATEKEYREQUEST']._serialized_start=550
+  _globals['_ROTATEKEYREQUEST']._serialized_end=568
+  _globals['_ROTATEKEYRESPONSE']._serialized_start=570
+  _globals['_ROTATEKEYRESPONSE']._serialized_end=614
+  _globals['_KEYSTATUSREQUEST']._serialized_start=616
+  _globals['_KEYSTATUSREQUEST']._serialized_end=634
+  _globals['_KEYVERSIONSTATUS']._serialized_start=636
+  _globals['_KEYVERSIONSTATUS']._serialized_end=726
+  _globals['_KEYSTATUSRESPONSE']._serialized_start=729
+  _globals['_KEYSTATUSRESPONSE']._serialized_end=878
+  _globals['_RETIREKEYVERSIONREQUEST']._serialized_start=880
+  _globals['_RETIREKEYVERSIONREQUEST']._serialized_end=922
+  _globals['_RETIREKEYVERSIONRESPONSE']._serialized_start=924
+  _globals['_RETIREKEYVERSIONRESPONSE']._serialized_end=950
+  _globals['_VAULTSERVICE']._serialized_start=1127
+  _globals['_VAULTSERVICE']._serialized_end=1609
 # @@protoc_insertion_point(module_scope)

@@ -46,6 +46,26 @@ class VaultServiceStub:
                 request_serializer=tgm_dot_vault_dot_v1_dot_vault__pb2.DecryptRequest.SerializeToString,
                 response_deserializer=tgm_dot_vault_dot_v1_dot_vault__pb2.DecryptResponse.FromString,
                 _registered_method=True)
+        self.Rewrap = channel.unary_unary(
+                '/tgm.vault.v1.VaultService/Rewrap',
+                request_serializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RewrapRequest.SerializeToString,
+                response_deserializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RewrapResponse.FromString,
+                _registered_method=True)
+        self.RotateKey = channel.unary_unary(
+                '/tgm.vault.v1.VaultService/RotateKey',
+                request_serializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RotateKeyRequest.SerializeToString,
+                response_deserializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RotateKeyResponse.FromString,
+                _registered_method=True)
+        self.KeyStatus = channel.unary_unary(
+                '/tgm.vault.v1.VaultService/KeyStatus',
+                request_serializer=tgm_dot_vault_dot_v1_dot_vault__pb2.KeyStatusRequest.SerializeToString,
+                response_deserializer=tgm_dot_vault_dot_v1_dot_vault__pb2.KeyStatusResponse.FromString,
+                _registered_method=True)
+        self.RetireKeyVersion = channel.unary_unary(
+                '/tgm.vault.v1.VaultService/RetireKeyVersion',
+                request_serializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RetireKeyVersionRequest.SerializeToString,
+                response_deserializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RetireKeyVersionResponse.FromString,
+                _registered_method=True)
 
 
 class VaultServiceServicer:
@@ -67,6 +87,34 @@ class VaultServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rewrap(self, request, context):
+        """Re-seals a ciphertext under the primary key version; the plaintext never leaves the vault.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateKey(self, request, context):
+        """Operator: makes a fresh key version the primary one. Older versions still open until retired.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KeyStatus(self, request, context):
+        """Operator: key versions, their ages, and whether rotation is due.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireKeyVersion(self, request, context):
+        """Operator: stops a non-primary key version from opening anything (after a full rewrap).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VaultServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +127,26 @@ def add_VaultServiceServicer_to_server(servicer, server):
                     servicer.Decrypt,
                     request_deserializer=tgm_dot_vault_dot_v1_dot_vault__pb2.DecryptRequest.FromString,
                     response_serializer=tgm_dot_vault_dot_v1_dot_vault__pb2.DecryptResponse.SerializeToString,
+            ),
+            'Rewrap': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rewrap,
+                    request_deserializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RewrapRequest.FromString,
+                    response_serializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RewrapResponse.SerializeToString,
+            ),
+            'RotateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKey,
+                    request_deserializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RotateKeyRequest.FromString,
+                    response_serializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RotateKeyResponse.SerializeToString,
+            ),
+            'KeyStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.KeyStatus,
+                    request_deserializer=tgm_dot_vault_dot_v1_dot_vault__pb2.KeyStatusRequest.FromString,
+                    response_serializer=tgm_dot_vault_dot_v1_dot_vault__pb2.KeyStatusResponse.SerializeToString,
+            ),
+            'RetireKeyVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireKeyVersion,
+                    request_deserializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RetireKeyVersionRequest.FromString,
+                    response_serializer=tgm_dot_vault_dot_v1_dot_vault__pb2.RetireKeyVersionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +205,114 @@ class VaultService:
             '/tgm.vault.v1.VaultService/Decrypt',
             tgm_dot_vault_dot_v1_dot_vault__pb2.DecryptRequest.SerializeToString,
             tgm_dot_vault_dot_v1_dot_vault__pb2.DecryptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rewrap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.vault.v1.VaultService/Rewrap',
+            tgm_dot_vault_dot_v1_dot_vault__pb2.RewrapRequest.SerializeToString,
+            tgm_dot_vault_dot_v1_dot_vault__pb2.RewrapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.vault.v1.VaultService/RotateKey',
+            tgm_dot_vault_dot_v1_dot_vault__pb2.RotateKeyRequest.SerializeToString,
+            tgm_dot_vault_dot_v1_dot_vault__pb2.RotateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KeyStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.vault.v1.VaultService/KeyStatus',
+            tgm_dot_vault_dot_v1_dot_vault__pb2.KeyStatusRequest.SerializeToString,
+            tgm_dot_vault_dot_v1_dot_vault__pb2.KeyStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireKeyVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.vault.v1.VaultService/RetireKeyVersion',
+            tgm_dot_vault_dot_v1_dot_vault__pb2.RetireKeyVersionRequest.SerializeToString,
+            tgm_dot_vault_dot_v1_dot_vault__pb2.RetireKeyVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,14 @@ class VaultServiceStub:
     """Seals a secret for one bot."""
     Decrypt: _grpc.UnaryUnaryMultiCallable[_vault_pb2.DecryptRequest, _vault_pb2.DecryptResponse]
     """Opens a sealed secret; the purpose says why the caller needs it (checked by policy)."""
+    Rewrap: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RewrapRequest, _vault_pb2.RewrapResponse]
+    """Re-seals a ciphertext under the primary key version; the plaintext never leaves the vault."""
+    RotateKey: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RotateKeyRequest, _vault_pb2.RotateKeyResponse]
+    """Operator: makes a fresh key version the primary one. Older versions still open until retired."""
+    KeyStatus: _grpc.UnaryUnaryMultiCallable[_vault_pb2.KeyStatusRequest, _vault_pb2.KeyStatusResponse]
+    """Operator: key versions, their ages, and whether rotation is due."""
+    RetireKeyVersion: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RetireKeyVersionRequest, _vault_pb2.RetireKeyVersionResponse]
+    """Operator: stops a non-primary key version from opening anything (after a full rewrap)."""
 
 @_typing.type_check_only
 class VaultServiceAsyncStub(VaultServiceStub):
@@ -51,6 +59,14 @@ class VaultServiceAsyncStub(VaultServiceStub):
     """Seals a secret for one bot."""
     Decrypt: _aio.UnaryUnaryMultiCallable[_vault_pb2.DecryptRequest, _vault_pb2.DecryptResponse]  # type: ignore[assignment]
     """Opens a sealed secret; the purpose says why the caller needs it (checked by policy)."""
+    Rewrap: _aio.UnaryUnaryMultiCallable[_vault_pb2.RewrapRequest, _vault_pb2.RewrapResponse]  # type: ignore[assignment]
+    """Re-seals a ciphertext under the primary key version; the plaintext never leaves the vault."""
+    RotateKey: _aio.UnaryUnaryMultiCallable[_vault_pb2.RotateKeyRequest, _vault_pb2.RotateKeyResponse]  # type: ignore[assignment]
+    """Operator: makes a fresh key version the primary one. Older versions still open until retired."""
+    KeyStatus: _aio.UnaryUnaryMultiCallable[_vault_pb2.KeyStatusRequest, _vault_pb2.KeyStatusResponse]  # type: ignore[assignment]
+    """Operator: key versions, their ages, and whether rotation is due."""
+    RetireKeyVersion: _aio.UnaryUnaryMultiCallable[_vault_pb2.RetireKeyVersionRequest, _vault_pb2.RetireKeyVersionResponse]  # type: ignore[assignment]
+    """Operator: stops a non-primary key version from opening anything (after a full rewrap)."""
 
 class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
     """The vault is the only holder of key material. Ciphertexts are bound (AEAD associated data)
@@ -72,5 +88,37 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.DecryptResponse, _abc.Awaitable[_vault_pb2.DecryptResponse]]:
         """Opens a sealed secret; the purpose says why the caller needs it (checked by policy)."""
+
+    @_abc_1.abstractmethod
+    def Rewrap(
+        self,
+        request: _vault_pb2.RewrapRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vault_pb2.RewrapResponse, _abc.Awaitable[_vault_pb2.RewrapResponse]]:
+        """Re-seals a ciphertext under the primary key version; the plaintext never leaves the vault."""
+
+    @_abc_1.abstractmethod
+    def RotateKey(
+        self,
+        request: _vault_pb2.RotateKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vault_pb2.RotateKeyResponse, _abc.Awaitable[_vault_pb2.RotateKeyResponse]]:
+        """Operator: makes a fresh key version the primary one. Older versions still open until retired."""
+
+    @_abc_1.abstractmethod
+    def KeyStatus(
+        self,
+        request: _vault_pb2.KeyStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vault_pb2.KeyStatusResponse, _abc.Awaitable[_vault_pb2.KeyStatusResponse]]:
+        """Operator: key versions, their ages, and whether rotation is due."""
+
+    @_abc_1.abstractmethod
+    def RetireKeyVersion(
+        self,
+        request: _vault_pb2.RetireKeyVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vault_pb2.RetireKeyVersionResponse, _abc.Awaitable[_vault_pb2.RetireKeyVersionResponse]]:
+        """Operator: stops a non-primary key version from opening anything (after a full rewrap)."""
 
 def add_VaultServiceServicer_to_server(servicer: VaultServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

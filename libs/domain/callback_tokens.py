@@ -1,0 +1,114 @@
+"""Signed callback_data for the manager bot's inline buttons.
+
+Layout (38 bytes → 51 chars of unpadded base64url, under Telegram's 64-byte limit):
+
+    version (1) | action (1) | bot ref (16, a UUID; zeros when none) | issued at (4, unix s) | nonce (4) | MAC (12)
+
+The MAC is HMAC-SHA256 with CALLBACK_SIGNING_KEY (the dispatcher's own key, never a vault key) over
+``user id | chat id | payload``: the pressing user and the chat are bound without travelling in the button.
+A token is only a claim about *which* button was pressed; the registry still checks that the bot is the
+presser's. Verification failures carry no reason to the user (one catalogue reply for all of them).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import struct
+import uuid
+from dataclasses import dataclass
+from enum import IntEnum
+
+from libs.domain.ports import Clock
+
+VERSION = 1
+MAC_BYTES = 12
+_BODY = struct.Struct(">BB16sI4s")
+TOKEN_BYTES = _BODY.size + MAC_BYTES
+MAX_CALLBACK_DATA_BYTES = 64
+MIN_KEY_BYTES = 32
+# A button pressed a little "before" it was issued (clock skew between dispatcher processes) is tolerated.
+_MAX_CLOCK_SKEW_SECONDS = 30
+
+
+class CallbackAction(IntEnum):
+    """What a button does. Codes are part of the wire format: never renumber."""
+
+    LIST = 1
+    DETAILS = 2
+    STATS = 3
+    DISABLE = 4
+    ENABLE = 5
+    ROTATE = 6
+    DELETE_ASK = 7
+    DELETE_DO = 8
+    CANCEL = 9
+    REAUTH_ROTATE = 10
+    REAUTH_DELETE = 11
+    SET_WELCOME = 12
+    ADD_COMMAND = 13
+    ADD_API_COMMAND = 14
+
+
+@dataclass(frozen=True)
+class CallbackClaim:
+    action: CallbackAction
+    bot_id: str | None
+    issued_at: int
+
+
+class CallbackTokens:
+    """Signs and verifies callback_data. Pure: the key and the clock are given."""
+
+    def __init__(self, key: bytes, clock: Clock, ttl_seconds: int = 900) -> None:
+        if len(key) < MIN_KEY_BYTES:
+            raise ValueError(f"the callback signing key must have at least {MIN_KEY_BYTES} bytes")
+        if ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive")
+        self._key = key
+        self._clock = clock
+        self._ttl = ttl_seconds
+
+    def __repr__(self) -> str:
+        return f"CallbackTokens(ttl={self._ttl}s)"
+
+    def _mac(self, user_id: int, chat_id: int, body: bytes) -> bytes:
+        bound = struct.pack(">qq", user_id, chat_id) + body
+        return hmac.new(self._key, bound, hashlib.sha256).digest()[:MAC_BYTES]
+
+    def sign(self, action: CallbackAction, bot_id: str | None, user_id: int, chat_id: int) -> str:
+        ref = uuid.UUID(bot_id).bytes if bot_id else bytes(16)
+        issued_at = int(self._clock.now().timestamp())
+        body = _BODY.pack(VERSION, int(action), ref, issued_at, secrets.token_bytes(4))
+        token = base64.urlsafe_b64encode(body + self._mac(user_id, chat_id, body)).rstrip(b"=").decode("ascii")
+        assert len(token) <= MAX_CALLBACK_DATA_BYTES
+        return token
+
+    def verify(self, data: str, user_id: int, chat_id: int) -> CallbackClaim | None:
+        """The claim when `data` is an untampered, unexpired token issued to this user in this chat; else None."""
+        if not data or len(data) > MAX_CALLBACK_DATA_BYTES or not data.isascii():
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+        except (binascii.Error, ValueError):
+            return None
+        if len(raw) != TOKEN_BYTES:
+            return None
+        body, mac = raw[: _BODY.size], raw[_BODY.size :]
+        if not hmac.compare_digest(mac, self._mac(user_id, chat_id, body)):
+            return None
+        version, action_code, ref, issued_at, _nonce = _BODY.unpack(body)
+        if version != VERSION:
+            return None
+        now = int(self._clock.now().timestamp())
+        if now - issued_at > self._ttl or issued_at - now > _MAX_CLOCK_SKEW_SECONDS:
+            return None
+        try:
+            action = CallbackAction(action_code)
+        except ValueError:
+            return None
+        bot_id = str(uuid.UUID(bytes=ref)) if ref != bytes(16) else None
+        return CallbackClaim(action=action, bot_id=bot_id, issued_at=issued_at)

@@ -1,0 +1,164 @@
+"""What the dispatcher checks before a handler sees an update: who sent it, which chat it belongs to,
+which action it is, and whether that user may do it now (rate limits and cooldowns).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from libs.domain.messages import render
+from libs.domain.ports import Cooldowns, Outbox, RateLimiter
+from libs.domain.updates import UpdateEnvelope
+
+NO_CHAT = "none"
+_MAX_ACTION_CHARS = 32
+
+
+def _sender(envelope: UpdateEnvelope) -> dict[str, Any] | None:
+    for kind in ("message", "callback_query", "edited_message"):
+        part = envelope.update.get(kind)
+        if isinstance(part, dict) and isinstance(part.get("from"), dict):
+            sender: dict[str, Any] = part["from"]
+            return sender
+    return None
+
+
+def sender_id_of(envelope: UpdateEnvelope) -> int | None:
+    sender = _sender(envelope)
+    value = sender.get("id") if sender else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def language_of(envelope: UpdateEnvelope) -> str | None:
+    sender = _sender(envelope)
+    code = sender.get("language_code") if sender else None
+    return code if isinstance(code, str) else None
+
+
+def chat_key_of(envelope: UpdateEnvelope) -> str:
+    """The ordering domain of an update: its chat, else its sender, else one shared key."""
+    if envelope.chat_id is not None:
+        return str(envelope.chat_id)
+    sender = sender_id_of(envelope)
+    return f"u{sender}" if sender is not None else NO_CHAT
+
+
+def callback_of(envelope: UpdateEnvelope) -> dict[str, Any] | None:
+    callback = envelope.update.get("callback_query")
+    return callback if isinstance(callback, dict) else None
+
+
+def action_of(envelope: UpdateEnvelope) -> str:
+    """'cmd:/start' for commands, 'cb:<action>' for callbacks, 'msg' for other text, 'other' otherwise."""
+    callback = callback_of(envelope)
+    if callback is not None:
+        data = callback.get("data")
+        name = data.split(":", 1)[0] if isinstance(data, str) and data else "none"
+        return f"cb:{name[:_MAX_ACTION_CHARS]}"
+    text = envelope.text
+    if text is None:
+        return "other"
+    if text.startswith("/"):
+        command = text.split(maxsplit=1)[0].partition("@")[0].lower()
+        return f"cmd:{command[:_MAX_ACTION_CHARS]}"
+    return "msg"
+
+
+@dataclass(frozen=True)
+class RateRule:
+    limit: int
+    window_seconds: float
+
+
+@dataclass(frozen=True)
+class InboundPolicy:
+    """Rate limits and cooldowns per action; parsed from RATE_LIMITS_JSON / COOLDOWNS_JSON."""
+
+    default: RateRule = RateRule(limit=30, window_seconds=60.0)
+    rules: Mapping[str, RateRule] = field(default_factory=dict)
+    cooldowns: Mapping[str, float] = field(default_factory=dict)
+
+    def rule_for(self, action: str) -> RateRule:
+        return self.rules.get(action, self.default)
+
+    def cooldown_for(self, action: str) -> float:
+        return self.cooldowns.get(action, 0.0)
+
+    @classmethod
+    def parse(cls, rate_limits_json: str, cooldowns_json: str = "", default: RateRule | None = None) -> InboundPolicy:
+        """`{"cmd:/start": {"limit": 30, "window": 60}, "default": {...}}`; `{"cb:buy": 3}` for cooldowns.
+
+        Raises ValueError on malformed configuration (better to refuse to start than to run unlimited).
+        """
+        rules: dict[str, RateRule] = {}
+        base = default or RateRule(limit=30, window_seconds=60.0)
+        raw = json.loads(rate_limits_json) if rate_limits_json.strip() else {}
+        if not isinstance(raw, dict):
+            raise ValueError("RATE_LIMITS_JSON must be an object")
+        for action, spec in raw.items():
+            if not isinstance(spec, dict):
+                raise ValueError(f"RATE_LIMITS_JSON[{action!r}] must be an object")
+            limit, window = spec.get("limit"), spec.get("window")
+            if not isinstance(limit, int) or limit < 1 or not isinstance(window, int | float) or window <= 0:
+                raise ValueError(f"RATE_LIMITS_JSON[{action!r}] needs limit ≥ 1 and window > 0")
+            rule = RateRule(limit=limit, window_seconds=float(window))
+            if action == "default":
+                base = rule
+            else:
+                rules[str(action)] = rule
+        cooldowns: dict[str, float] = {}
+        raw_cd = json.loads(cooldowns_json) if cooldowns_json.strip() else {}
+        if not isinstance(raw_cd, dict):
+            raise ValueError("COOLDOWNS_JSON must be an object")
+        for action, seconds in raw_cd.items():
+            if not isinstance(seconds, int | float) or seconds < 0:
+                raise ValueError(f"COOLDOWNS_JSON[{action!r}] must be seconds ≥ 0")
+            cooldowns[str(action)] = float(seconds)
+        return cls(default=base, rules=rules, cooldowns=cooldowns)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str = ""
+
+
+class InboundGuard:
+    """Rate limit then cooldown, per bot + user + action; tells the user (once per window) when refused."""
+
+    def __init__(self, limiter: RateLimiter, cooldowns: Cooldowns, outbox: Outbox, policy: InboundPolicy) -> None:
+        self._limiter = limiter
+        self._cooldowns = cooldowns
+        self._outbox = outbox
+        self._policy = policy
+
+    def check(self, envelope: UpdateEnvelope) -> Verdict:
+        user_id = sender_id_of(envelope)
+        if user_id is None:
+            return Verdict(True)
+        action = action_of(envelope)
+        key = f"{envelope.bot_id}:{user_id}:{action}"
+        rule = self._policy.rule_for(action)
+        decision = self._limiter.hit(key, rule.limit, rule.window_seconds)
+        if not decision.allowed:
+            if decision.notify:
+                seconds = max(1, math.ceil(decision.retry_after_seconds))
+                self._tell(envelope, render("rate_limited", language_of(envelope), seconds=seconds))
+            return Verdict(False, "rate_limited")
+        cooldown = self._policy.cooldown_for(action)
+        if cooldown > 0 and not self._cooldowns.start(key, cooldown):
+            self._tell(envelope, render("cooldown", language_of(envelope)))
+            return Verdict(False, "cooldown")
+        return Verdict(True)
+
+    def _tell(self, envelope: UpdateEnvelope, text: str) -> None:
+        callback = callback_of(envelope)
+        if callback is not None and isinstance(callback.get("id"), str):
+            self._outbox.answer_callback_query(envelope.bot_id, callback["id"], text)
+            return
+        if envelope.chat_id is not None:
+            self._outbox.send_message(envelope.bot_id, envelope.chat_id, text)

@@ -1,0 +1,88 @@
+"""Ports of the manager bot: the registry's admin side, conversation state and admin sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from libs.domain.bots import ApiCommand, Bot
+
+
+@dataclass(frozen=True)
+class BotStats:
+    users_total: int = 0
+    users_today: int = 0
+    messages_today: int = 0
+
+
+@dataclass(frozen=True)
+class Registration:
+    bot: Bot
+    refreshed: bool
+
+
+@dataclass(frozen=True)
+class SetWelcome:
+    text: str
+
+
+@dataclass(frozen=True)
+class SetCommand:
+    command: str
+    reply: str
+
+
+@dataclass(frozen=True)
+class SetApiCommand:
+    command: str
+    api: ApiCommand
+
+
+@dataclass(frozen=True)
+class RemoveCommand:
+    command: str
+
+
+SettingsChange = SetWelcome | SetCommand | SetApiCommand | RemoveCommand
+
+
+class BotAdmin(Protocol):
+    """The registry's admin RPCs. Every call names the acting admin; a bot that is not theirs raises
+    BotNotFound exactly like a nonexistent one. Other errors: InvalidToken, TokenRejected,
+    BotOwnedByAnotherAdmin, IllegalTransition, TelegramUnavailable, RegistryUnavailable."""
+
+    def register_sealed(self, owner_id: int, sealed_token: bytes, sealed_by_bot_id: str) -> Registration: ...
+
+    def register_managed(self, owner_id: int, managed_bot_user_id: int) -> Registration: ...
+
+    def list_bots(self, owner_id: int) -> list[Bot]: ...
+
+    def details(self, actor_id: int, bot_id: str) -> tuple[Bot, BotStats]: ...
+
+    def set_enabled(self, actor_id: int, bot_id: str, enabled: bool) -> Bot: ...
+
+    def rotate_secret(self, actor_id: int, bot_id: str) -> Bot: ...
+
+    def delete(self, actor_id: int, bot_id: str) -> Bot: ...
+
+    def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot: ...
+
+    def record_interaction(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None: ...
+
+
+class ConversationStore(Protocol):
+    """What the manager bot waits for from one user in one chat ("awaiting token", …), with a TTL."""
+
+    def get(self, chat_id: int, user_id: int) -> str | None: ...
+
+    def set(self, chat_id: int, user_id: int, state: str, ttl_seconds: int) -> None: ...
+
+    def clear(self, chat_id: int, user_id: int) -> None: ...
+
+
+class AdminSessions(Protocol):
+    """An admin's session: fresh while they kept using the manager bot within the TTL."""
+
+    def is_fresh(self, user_id: int) -> bool: ...
+
+    def touch(self, user_id: int, ttl_seconds: int) -> None: ...

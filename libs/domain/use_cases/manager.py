@@ -1,0 +1,608 @@
+"""ManagerBot: what the manager bot answers. Admins register and run their bots by chatting with it.
+
+Never holds a token: token-shaped text arrives sealed by the gateway and goes, still sealed, to the registry.
+Every reply comes from the catalogue (HTML parse mode, user text escaped, link previews off). Ids in
+buttons and arguments are claims only: the registry re-checks that the bot is the actor's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from libs.domain.bots import ApiCommand, Bot, BotStatus
+from libs.domain.callback_tokens import CallbackAction, CallbackTokens
+from libs.domain.errors import (
+    BotNotFound,
+    BotOwnedByAnotherAdmin,
+    DomainError,
+    IllegalTransition,
+    InvalidToken,
+    TelegramRequestFailed,
+    TokenRejected,
+)
+from libs.domain.manager_ports import (
+    AdminSessions,
+    BotAdmin,
+    ConversationStore,
+    Registration,
+    RemoveCommand,
+    SetApiCommand,
+    SetCommand,
+    SettingsChange,
+    SetWelcome,
+)
+from libs.domain.messages import render
+from libs.domain.ports import Outbox
+from libs.domain.redaction import TOKEN_SHAPED
+from libs.domain.sealing import placeholders_in
+from libs.domain.updates import UpdateEnvelope
+from libs.domain.use_cases.handle_update import HandleOutcome
+from libs.domain.use_cases.manager_admin import InvalidSetting
+
+logger = logging.getLogger("libs.domain.manager")
+
+AWAIT_TOKEN = "await_token"  # noqa: S105 - a state name
+AWAIT_WELCOME = "await_welcome:"
+AWAIT_COMMAND = "await_command:"
+AWAIT_API = "await_api:"
+_PARSE_MODE = "HTML"
+MANAGED_BOT_REQUEST_ID = 1
+MANAGER_COMMANDS = frozenset(
+    {
+        "/start",
+        "/help",
+        "/cancel",
+        "/addbot",
+        "/newbot",
+        "/mybots",
+        "/setwelcome",
+        "/setcommand",
+        "/setapi",
+        "/delcommand",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    allowed_admin_ids: frozenset[int] = frozenset()
+    session_ttl_seconds: int = 1800
+    conversation_ttl_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    manager_id: str
+    chat_id: int
+    user_id: int
+    lang: str | None
+
+
+def _split_command(text: str) -> tuple[str | None, str]:
+    """'/addbot@Mgr  x y' → ('/addbot', 'x y'); not a command → (None, text)."""
+    stripped = text.strip()
+    if not stripped.startswith("/"):
+        return None, stripped
+    head, _, rest = stripped.partition(" ")
+    return head.partition("@")[0].lower(), rest.strip()
+
+
+class ManagerBot:
+    def __init__(
+        self,
+        admin: BotAdmin,
+        outbox: Outbox,
+        tokens: CallbackTokens,
+        conversations: ConversationStore,
+        sessions: AdminSessions,
+        config: ManagerConfig,
+    ) -> None:
+        self._admin = admin
+        self._outbox = outbox
+        self._tokens = tokens
+        self._conversations = conversations
+        self._sessions = sessions
+        self._config = config
+
+    # -- entry -----------------------------------------------------------------------------------------
+
+    def __call__(self, envelope: UpdateEnvelope) -> HandleOutcome:
+        update = envelope.update
+        if isinstance(update.get("managed_bot"), dict):
+            return self._managed_bot(envelope, update["managed_bot"])
+        if isinstance(update.get("callback_query"), dict):
+            return self._callback(envelope, update["callback_query"])
+        message = envelope.message
+        if message is None:
+            return HandleOutcome("manager:ignored")
+        return self._message(envelope, message)
+
+    def _allowed(self, user_id: int) -> bool:
+        allowed = self._config.allowed_admin_ids
+        return not allowed or user_id in allowed
+
+    # -- output ----------------------------------------------------------------------------------------
+
+    def _say(self, ctx: _Ctx, key: str, markup: dict[str, Any] | None = None, **values: object) -> None:
+        escaped = {name: html.escape(str(value), quote=False) for name, value in values.items()}
+        self._outbox.send_message(
+            ctx.manager_id,
+            ctx.chat_id,
+            render(key, ctx.lang, **escaped),
+            parse_mode=_PARSE_MODE,
+            reply_markup=markup,
+            disable_web_page_preview=True,
+        )
+
+    def _button(
+        self, ctx: _Ctx, key: str, action: CallbackAction, bot_id: str | None, **values: object
+    ) -> dict[str, str]:
+        return {
+            "text": render(key, ctx.lang, **values),
+            "callback_data": self._tokens.sign(action, bot_id, ctx.user_id, ctx.chat_id),
+        }
+
+    def _delete(self, ctx: _Ctx, message_id: object) -> None:
+        if not isinstance(message_id, int):
+            return
+        try:
+            self._outbox.delete_message(ctx.manager_id, ctx.chat_id, message_id)
+        except TelegramRequestFailed:
+            logger.info("could not delete a message", extra={"chat_id": ctx.chat_id})
+
+    def _status(self, ctx: _Ctx, status: BotStatus) -> str:
+        return render(f"status_{status.value}", ctx.lang)
+
+    # -- messages --------------------------------------------------------------------------------------
+
+    def _message(self, envelope: UpdateEnvelope, message: dict[str, Any]) -> HandleOutcome:
+        sender = message.get("from")
+        chat = message.get("chat")
+        if not isinstance(sender, dict) or not isinstance(chat, dict) or not isinstance(sender.get("id"), int):
+            return HandleOutcome("manager:ignored")
+        chat_id = envelope.chat_id
+        if chat_id is None:
+            return HandleOutcome("manager:ignored")
+        lang = sender.get("language_code") if isinstance(sender.get("language_code"), str) else None
+        ctx = _Ctx(envelope.bot_id, chat_id, int(sender["id"]), lang)
+        text = envelope.text or ""
+        if envelope.sealed_texts:
+            # A token came in: the message goes away before anything else happens.
+            self._delete(ctx, message.get("message_id"))
+        if chat.get("type") != "private":
+            return HandleOutcome("manager:ignored_not_private")
+        command, arg = _split_command(text)
+        state = self._conversations.get(ctx.chat_id, ctx.user_id)
+        if command in ("/start", "/help"):
+            self._conversations.clear(ctx.chat_id, ctx.user_id)
+            self._say(ctx, "mgr_help", markup=self._create_bot_keyboard(ctx))
+            return HandleOutcome(f"manager:{command}", replied=True)
+        if command == "/cancel":
+            self._conversations.clear(ctx.chat_id, ctx.user_id)
+            self._say(ctx, "mgr_cancelled", markup={"remove_keyboard": True})
+            return HandleOutcome("manager:/cancel", replied=True)
+        if not self._allowed(ctx.user_id):
+            self._say(ctx, "mgr_not_allowed")
+            return HandleOutcome("manager:not_allowed", replied=True)
+        self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)
+
+        if command == "/addbot":
+            if not arg:
+                self._conversations.set(ctx.chat_id, ctx.user_id, AWAIT_TOKEN, self._config.conversation_ttl_seconds)
+                self._say(ctx, "mgr_send_token")
+                return HandleOutcome("manager:await_token", replied=True)
+            if not envelope.sealed_texts:
+                self._delete(ctx, message.get("message_id"))  # maybe a mangled token: do not leave it around
+            return self._register_from(ctx, arg, envelope.sealed_texts)
+        if command is None and (envelope.sealed_texts or state == AWAIT_TOKEN):
+            self._conversations.clear(ctx.chat_id, ctx.user_id)
+            if not envelope.sealed_texts:
+                self._delete(ctx, message.get("message_id"))
+            return self._register_from(ctx, text, envelope.sealed_texts)
+        if envelope.sealed_texts:
+            self._say(ctx, "mgr_token_removed")
+            return HandleOutcome("manager:token_removed", replied=True)
+        if command == "/newbot":
+            self._say(ctx, "mgr_new_bot", markup=self._create_bot_keyboard(ctx))
+            return HandleOutcome("manager:/newbot", replied=True)
+        if command == "/mybots":
+            return self._list(ctx)
+        if command in ("/setwelcome", "/setcommand", "/setapi", "/delcommand"):
+            return self._configure_command(ctx, command, arg)
+        if (
+            state is not None
+            and state.startswith((AWAIT_WELCOME, AWAIT_COMMAND, AWAIT_API))
+            and (command is None or command not in MANAGER_COMMANDS)
+        ):
+            self._conversations.clear(ctx.chat_id, ctx.user_id)
+            kind, _, bot_id = state.partition(":")
+            return self._configure_answer(ctx, kind + ":", bot_id, text)
+        self._say(ctx, "mgr_unknown")
+        return HandleOutcome("manager:unknown", replied=True)
+
+    def _create_bot_keyboard(self, ctx: _Ctx) -> dict[str, Any]:
+        button = {
+            "text": render("btn_create_bot", ctx.lang),
+            "request_managed_bot": {"request_id": MANAGED_BOT_REQUEST_ID},
+        }
+        return {"keyboard": [[button]], "resize_keyboard": True, "one_time_keyboard": True}
+
+    # -- registration ----------------------------------------------------------------------------------
+
+    def _register_from(self, ctx: _Ctx, text: str, sealed_texts: tuple[str, ...]) -> HandleOutcome:
+        indexes = [i for i in placeholders_in(text) if i < len(sealed_texts)]
+        if not indexes or TOKEN_SHAPED.search(text):
+            self._say(ctx, "mgr_invalid_token")
+            return HandleOutcome("manager:invalid_token", replied=True)
+        try:
+            ciphertext = base64.b64decode(sealed_texts[indexes[0]], validate=True)
+        except (binascii.Error, ValueError):
+            self._say(ctx, "mgr_invalid_token")
+            return HandleOutcome("manager:invalid_token", replied=True)
+        return self._registered(ctx, lambda: self._admin.register_sealed(ctx.user_id, ciphertext, ctx.manager_id))
+
+    def _registered(self, ctx: _Ctx, register: Callable[[], Registration]) -> HandleOutcome:
+        try:
+            registration = register()
+        except InvalidToken:
+            self._say(ctx, "mgr_invalid_token")
+            return HandleOutcome("manager:invalid_token", replied=True)
+        except TokenRejected:
+            self._say(ctx, "mgr_token_rejected")
+            return HandleOutcome("manager:token_rejected", replied=True)
+        except BotOwnedByAnotherAdmin:
+            self._say(ctx, "mgr_owned_by_other")
+            return HandleOutcome("manager:owned_by_other", replied=True)
+        except DomainError as error:
+            logger.warning("registration failed", extra={"error": type(error).__name__})
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
+        bot = registration.bot
+        self._say(ctx, "secret_saved", markup={"remove_keyboard": True})
+        self._say(ctx, "mgr_refreshed" if registration.refreshed else "mgr_registered", username=bot.username)
+        return HandleOutcome("manager:registered", replied=True)
+
+    def _managed_bot(self, envelope: UpdateEnvelope, managed: dict[str, Any]) -> HandleOutcome:
+        user, bot = managed.get("user"), managed.get("bot")
+        if not isinstance(user, dict) or not isinstance(bot, dict):
+            return HandleOutcome("manager:ignored")
+        user_id, bot_user_id = user.get("id"), bot.get("id")
+        if not isinstance(user_id, int) or not isinstance(bot_user_id, int):
+            return HandleOutcome("manager:ignored")
+        lang = user.get("language_code") if isinstance(user.get("language_code"), str) else None
+        ctx = _Ctx(envelope.bot_id, user_id, user_id, lang)  # the creator's private chat with the manager bot
+        if not self._allowed(user_id):
+            self._say(ctx, "mgr_not_allowed")
+            return HandleOutcome("manager:not_allowed", replied=True)
+        self._sessions.touch(user_id, self._config.session_ttl_seconds)
+        return self._registered(ctx, lambda: self._admin.register_managed(user_id, bot_user_id))
+
+    # -- /mybots and details ---------------------------------------------------------------------------
+
+    def _admin_call(self, ctx: _Ctx, bot_id: str, call: Callable[[], Bot]) -> Bot | None:
+        try:
+            return call()
+        except BotNotFound:
+            self._say(ctx, "mgr_bot_not_found")
+        except IllegalTransition:
+            self._say_illegal(ctx, bot_id)
+        except InvalidSetting as error:
+            self._say(ctx, "mgr_invalid_setting", reason=str(error))
+        except DomainError as error:
+            logger.warning("admin call failed", extra={"error": type(error).__name__})
+            self._say(ctx, "mgr_unavailable")
+        return None
+
+    def _say_illegal(self, ctx: _Ctx, bot_id: str) -> None:
+        try:
+            bot, _ = self._admin.details(ctx.user_id, bot_id)
+        except DomainError:
+            self._say(ctx, "callback_invalid")
+            return
+        self._say(ctx, "mgr_illegal_move", username=bot.username, status=self._status(ctx, bot.status))
+
+    def _list(self, ctx: _Ctx) -> HandleOutcome:
+        try:
+            bots = self._admin.list_bots(ctx.user_id)
+        except DomainError:
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
+        if not bots:
+            self._say(ctx, "mgr_no_bots")
+            return HandleOutcome("manager:/mybots", replied=True)
+        lines = [render("mgr_bots_header", ctx.lang)]
+        rows: list[list[dict[str, str]]] = []
+        for bot in bots:
+            lines.append(
+                render(
+                    "mgr_bot_line",
+                    ctx.lang,
+                    username=html.escape(bot.username),
+                    status=self._status(ctx, bot.status),
+                )
+            )
+            rows.append(
+                [
+                    self._button(ctx, "btn_details", CallbackAction.DETAILS, bot.id, username=bot.username),
+                    self._button(ctx, "btn_stats", CallbackAction.STATS, bot.id),
+                ]
+            )
+            rows.append(self._state_buttons(ctx, bot))
+        self._outbox.send_message(
+            ctx.manager_id,
+            ctx.chat_id,
+            "\n".join(lines),
+            parse_mode=_PARSE_MODE,
+            reply_markup={"inline_keyboard": rows},
+            disable_web_page_preview=True,
+        )
+        return HandleOutcome("manager:/mybots", replied=True)
+
+    def _state_buttons(self, ctx: _Ctx, bot: Bot) -> list[dict[str, str]]:
+        toggle = (
+            self._button(ctx, "btn_enable", CallbackAction.ENABLE, bot.id)
+            if bot.status is BotStatus.DISABLED
+            else self._button(ctx, "btn_disable", CallbackAction.DISABLE, bot.id)
+        )
+        return [
+            toggle,
+            self._button(ctx, "btn_rotate", CallbackAction.ROTATE, bot.id),
+            self._button(ctx, "btn_delete", CallbackAction.DELETE_ASK, bot.id),
+        ]
+
+    def _details(self, ctx: _Ctx, bot_id: str) -> HandleOutcome:
+        try:
+            bot, _stats = self._admin.details(ctx.user_id, bot_id)
+        except BotNotFound:
+            self._say(ctx, "mgr_bot_not_found")
+            return HandleOutcome("manager:not_found", replied=True)
+        except DomainError:
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
+        commands = sorted({*bot.settings.custom_commands, *bot.settings.api_commands})
+        markup = {
+            "inline_keyboard": [
+                self._state_buttons(ctx, bot),
+                [
+                    self._button(ctx, "btn_stats", CallbackAction.STATS, bot.id),
+                    self._button(ctx, "btn_welcome", CallbackAction.SET_WELCOME, bot.id),
+                ],
+                [
+                    self._button(ctx, "btn_command", CallbackAction.ADD_COMMAND, bot.id),
+                    self._button(ctx, "btn_api", CallbackAction.ADD_API_COMMAND, bot.id),
+                ],
+            ]
+        }
+        self._say(
+            ctx,
+            "mgr_details",
+            markup=markup,
+            username=bot.username,
+            status=render(f"status_{bot.status.value}", ctx.lang),
+            welcome=bot.settings.welcome_text[:200] or render("mgr_default_welcome", ctx.lang),
+            commands=", ".join(commands) or render("mgr_none", ctx.lang),
+        )
+        return HandleOutcome("manager:details", replied=True)
+
+    def _stats(self, ctx: _Ctx, bot_id: str) -> HandleOutcome:
+        try:
+            bot, stats = self._admin.details(ctx.user_id, bot_id)
+        except BotNotFound:
+            self._say(ctx, "mgr_bot_not_found")
+            return HandleOutcome("manager:not_found", replied=True)
+        except DomainError:
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
+        self._say(
+            ctx,
+            "mgr_stats",
+            username=bot.username,
+            users_total=stats.users_total,
+            users_today=stats.users_today,
+            messages_today=stats.messages_today,
+        )
+        return HandleOutcome("manager:stats", replied=True)
+
+    # -- buttons ---------------------------------------------------------------------------------------
+
+    def _callback(self, envelope: UpdateEnvelope, query: dict[str, Any]) -> HandleOutcome:
+        sender = query.get("from")
+        query_id = query.get("id")
+        if not isinstance(sender, dict) or not isinstance(sender.get("id"), int) or not isinstance(query_id, str):
+            return HandleOutcome("manager:ignored")
+        lang = sender.get("language_code") if isinstance(sender.get("language_code"), str) else None
+        chat_id = envelope.chat_id
+        data = query.get("data")
+        claim = (
+            self._tokens.verify(data, int(sender["id"]), chat_id)
+            if isinstance(data, str) and chat_id is not None
+            else None
+        )
+        if claim is None or chat_id is None:
+            self._outbox.answer_callback_query(envelope.bot_id, query_id, render("callback_invalid", lang))
+            return HandleOutcome("manager:callback_invalid")
+        ctx = _Ctx(envelope.bot_id, chat_id, int(sender["id"]), lang)
+        if not self._allowed(ctx.user_id):
+            self._outbox.answer_callback_query(ctx.manager_id, query_id, render("mgr_not_allowed", lang))
+            return HandleOutcome("manager:not_allowed")
+        fresh = self._sessions.is_fresh(ctx.user_id)
+        self._outbox.answer_callback_query(ctx.manager_id, query_id)
+        action, bot_id = claim.action, claim.bot_id or ""
+        if action in (CallbackAction.REAUTH_ROTATE, CallbackAction.REAUTH_DELETE):
+            # The admin confirmed it is them: a new session, then the action they asked for.
+            self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)
+            action = CallbackAction.ROTATE if action is CallbackAction.REAUTH_ROTATE else CallbackAction.DELETE_DO
+        elif action in (CallbackAction.ROTATE, CallbackAction.DELETE_DO) and not fresh:
+            return self._ask_reauth(ctx, action, bot_id)
+        else:
+            self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)
+        return self._run_action(ctx, action, bot_id)
+
+    def _ask_reauth(self, ctx: _Ctx, action: CallbackAction, bot_id: str) -> HandleOutcome:
+        try:
+            bot, _ = self._admin.details(ctx.user_id, bot_id)
+        except BotNotFound:
+            self._say(ctx, "mgr_bot_not_found")
+            return HandleOutcome("manager:not_found", replied=True)
+        except DomainError:
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
+        rotate = action is CallbackAction.ROTATE
+        reauth = CallbackAction.REAUTH_ROTATE if rotate else CallbackAction.REAUTH_DELETE
+        label = render("action_rotate" if rotate else "action_delete", ctx.lang, username=bot.username)
+        markup = {
+            "inline_keyboard": [
+                [
+                    self._button(ctx, "btn_confirm_identity", reauth, bot.id),
+                    self._button(ctx, "btn_cancel", CallbackAction.CANCEL, None),
+                ]
+            ]
+        }
+        self._say(ctx, "mgr_session_expired", markup=markup, action=label)
+        return HandleOutcome("manager:reauth", replied=True)
+
+    def _run_action(self, ctx: _Ctx, action: CallbackAction, bot_id: str) -> HandleOutcome:
+        if action is CallbackAction.LIST:
+            return self._list(ctx)
+        if action is CallbackAction.CANCEL:
+            self._conversations.clear(ctx.chat_id, ctx.user_id)
+            self._say(ctx, "mgr_cancelled")
+            return HandleOutcome("manager:cancelled", replied=True)
+        if action is CallbackAction.DETAILS:
+            return self._details(ctx, bot_id)
+        if action is CallbackAction.STATS:
+            return self._stats(ctx, bot_id)
+        if action in (CallbackAction.DISABLE, CallbackAction.ENABLE):
+            enabled = action is CallbackAction.ENABLE
+            bot = self._admin_call(ctx, bot_id, lambda: self._admin.set_enabled(ctx.user_id, bot_id, enabled))
+            if bot is not None:
+                self._say(ctx, "mgr_enabled" if enabled else "mgr_disabled", username=bot.username)
+            return HandleOutcome(f"manager:{action.name.lower()}", replied=True)
+        if action is CallbackAction.ROTATE:
+            bot = self._admin_call(ctx, bot_id, lambda: self._admin.rotate_secret(ctx.user_id, bot_id))
+            if bot is not None:
+                self._say(ctx, "mgr_rotated", username=bot.username)
+            return HandleOutcome("manager:rotate", replied=True)
+        if action is CallbackAction.DELETE_ASK:
+            return self._ask_delete(ctx, bot_id)
+        if action is CallbackAction.DELETE_DO:
+            bot = self._admin_call(ctx, bot_id, lambda: self._admin.delete(ctx.user_id, bot_id))
+            if bot is not None:
+                self._say(ctx, "mgr_deleted", username=bot.username)
+            return HandleOutcome("manager:delete", replied=True)
+        prompts = {
+            CallbackAction.SET_WELCOME: (AWAIT_WELCOME, "mgr_ask_welcome"),
+            CallbackAction.ADD_COMMAND: (AWAIT_COMMAND, "mgr_ask_command"),
+            CallbackAction.ADD_API_COMMAND: (AWAIT_API, "mgr_ask_api"),
+        }
+        if action in prompts:
+            state, key = prompts[action]
+            try:
+                bot, _ = self._admin.details(ctx.user_id, bot_id)
+            except BotNotFound:
+                self._say(ctx, "mgr_bot_not_found")
+                return HandleOutcome("manager:not_found", replied=True)
+            except DomainError:
+                self._say(ctx, "mgr_unavailable")
+                return HandleOutcome("manager:unavailable", replied=True)
+            self._conversations.set(ctx.chat_id, ctx.user_id, state + bot.id, self._config.conversation_ttl_seconds)
+            self._say(ctx, key, username=bot.username)
+            return HandleOutcome(f"manager:{state.rstrip(':')}", replied=True)
+        self._say(ctx, "callback_invalid")
+        return HandleOutcome("manager:callback_unknown", replied=True)
+
+    def _ask_delete(self, ctx: _Ctx, bot_id: str) -> HandleOutcome:
+        try:
+            bot, _ = self._admin.details(ctx.user_id, bot_id)
+        except BotNotFound:
+            self._say(ctx, "mgr_bot_not_found")
+            return HandleOutcome("manager:not_found", replied=True)
+        except DomainError:
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
+        markup = {
+            "inline_keyboard": [
+                [
+                    self._button(ctx, "btn_confirm_delete", CallbackAction.DELETE_DO, bot.id),
+                    self._button(ctx, "btn_cancel", CallbackAction.CANCEL, None),
+                ]
+            ]
+        }
+        self._say(ctx, "mgr_delete_confirm", markup=markup, username=bot.username)
+        return HandleOutcome("manager:delete_ask", replied=True)
+
+    # -- configuration ---------------------------------------------------------------------------------
+
+    def _resolve(self, ctx: _Ctx, ref: str) -> str | None:
+        """'@name' → the id of the actor's bot of that name; anything else is passed on as an id (the registry
+        checks ownership either way)."""
+        if ref.startswith("@"):
+            try:
+                bots = self._admin.list_bots(ctx.user_id)
+            except DomainError:
+                return None
+            wanted = ref[1:].lower()
+            return next((bot.id for bot in bots if bot.username.lower() == wanted), "")
+        return ref
+
+    def _configure_command(self, ctx: _Ctx, command: str, arg: str) -> HandleOutcome:
+        usages = {
+            "/setwelcome": "/setwelcome @bot texto",
+            "/setcommand": "/setcommand @bot /comando resposta",
+            "/setapi": "/setapi @bot /comando https://… [GET|POST] [timeout]",
+            "/delcommand": "/delcommand @bot /comando",
+        }
+        ref, _, rest = arg.partition(" ")
+        rest = rest.strip()
+        if not ref or not rest:
+            self._say(ctx, "mgr_usage", usage=usages[command])
+            return HandleOutcome("manager:usage", replied=True)
+        bot_id = self._resolve(ctx, ref)
+        if bot_id is None:
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
+        if not bot_id:
+            self._say(ctx, "mgr_bot_not_found")
+            return HandleOutcome("manager:not_found", replied=True)
+        kind = {"/setwelcome": AWAIT_WELCOME, "/setcommand": AWAIT_COMMAND, "/setapi": AWAIT_API}.get(command)
+        if kind is None:
+            return self._apply(ctx, bot_id, RemoveCommand(rest.split()[0]), rest.split()[0])
+        return self._configure_answer(ctx, kind, bot_id, rest)
+
+    def _configure_answer(self, ctx: _Ctx, kind: str, bot_id: str, text: str) -> HandleOutcome:
+        if kind == AWAIT_WELCOME:
+            return self._apply(ctx, bot_id, SetWelcome(text), None)
+        name, _, rest = text.strip().partition(" ")
+        rest = rest.strip()
+        if not name or not rest:
+            usage = "/comando resposta" if kind == AWAIT_COMMAND else "/comando https://… [GET|POST] [timeout]"
+            self._say(ctx, "mgr_usage", usage=usage)
+            return HandleOutcome("manager:usage", replied=True)
+        if kind == AWAIT_COMMAND:
+            return self._apply(ctx, bot_id, SetCommand(name, rest), name)
+        parts = rest.split()
+        method = parts[1].upper() if len(parts) > 1 else "GET"
+        try:
+            timeout = float(parts[2]) if len(parts) > 2 else 5.0
+        except ValueError:
+            timeout = -1.0  # refused by the registry with a clear reason
+        change = SetApiCommand(name, ApiCommand(url=parts[0], method=method, timeout_seconds=timeout))
+        return self._apply(ctx, bot_id, change, name)
+
+    def _apply(self, ctx: _Ctx, bot_id: str, change: SettingsChange, command: str | None) -> HandleOutcome:
+        bot = self._admin_call(ctx, bot_id, lambda: self._admin.update_settings(ctx.user_id, bot_id, change))
+        if bot is None:
+            return HandleOutcome("manager:settings_refused", replied=True)
+        if isinstance(change, SetWelcome):
+            self._say(ctx, "mgr_welcome_set", username=bot.username)
+        elif isinstance(change, RemoveCommand):
+            self._say(ctx, "mgr_command_removed", username=bot.username, command=(command or "").lower())
+        else:
+            self._say(ctx, "mgr_command_set", username=bot.username, command=(command or "").lower())
+        return HandleOutcome("manager:settings", replied=True)

@@ -1,0 +1,260 @@
+"""The registry's side of the manager bot: every admin operation, checked against the acting admin.
+
+Tenant isolation lives here: a bot that is not the actor's (or is the manager bot itself) is
+`BotNotFound`, exactly like a bot that does not exist, so nobody learns whether someone else's bot exists.
+Tokens are opened here only (vault Decrypt, purpose manage), never in the dispatcher.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import replace
+from datetime import datetime
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from libs.domain.bots import ApiCommand, Bot, BotStatus, BotToken, WebhookSecret
+from libs.domain.errors import (
+    BotNotFound,
+    BotOwnedByAnotherAdmin,
+    DomainError,
+    IllegalTransition,
+    InvalidToken,
+    TokenRejected,
+)
+from libs.domain.manager_ports import (
+    BotStats,
+    Registration,
+    RemoveCommand,
+    SetApiCommand,
+    SetCommand,
+    SettingsChange,
+    SetWelcome,
+)
+from libs.domain.ports import (
+    BotRepository,
+    Clock,
+    DecryptPurpose,
+    SecretKind,
+    TelegramApi,
+    TokenVault,
+    WebhookRegistration,
+)
+from libs.domain.use_cases.register_bot import ALLOWED_UPDATES, RegisterBot, RegisterBotCommand
+
+MAX_TEXT_CHARS = 4096
+MAX_URL_CHARS = 2048
+MAX_COMMANDS = 50
+MIN_API_TIMEOUT = 0.5
+MAX_API_TIMEOUT = 30.0
+API_METHODS = frozenset({"GET", "POST"})
+COMMAND_NAME = re.compile(r"/[a-z0-9_]{1,32}")
+# Commands a managed bot's owner may not redefine: /start is the welcome text.
+RESERVED_COMMANDS = frozenset({"/start"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\s]")
+
+
+class InvalidSetting(DomainError):
+    """A settings change the registry refuses (bad command name, URL, method, timeout or size)."""
+
+
+class InteractionStats(Protocol):
+    def record(self, bot_id: str, telegram_user_id: int, language_code: str | None, now: datetime) -> None: ...
+
+    def stats(self, bot_id: str, now: datetime) -> BotStats: ...
+
+
+class ManagerLookup(Protocol):
+    def manager_bot(self) -> Bot | None: ...
+
+
+def validate_command_name(command: str) -> str:
+    name = command.strip().lower()
+    if not COMMAND_NAME.fullmatch(name):
+        raise InvalidSetting("a command is / followed by 1-32 letters, digits or _")
+    if name in RESERVED_COMMANDS:
+        raise InvalidSetting("/start is the welcome text; use the welcome setting")
+    return name
+
+
+def validate_text(text: str) -> str:
+    if not text.strip():
+        raise InvalidSetting("the text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidSetting(f"the text is longer than {MAX_TEXT_CHARS} characters")
+    return text
+
+
+def validate_api(api: ApiCommand) -> ApiCommand:
+    url = api.url.strip()
+    if not url or len(url) > MAX_URL_CHARS or _CONTROL.search(url):
+        raise InvalidSetting("the URL is empty, too long or holds spaces")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise InvalidSetting("the URL cannot be parsed") from None
+    # Only http(s): javascript:, data:, file: and friends are refused.
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise InvalidSetting("only http:// and https:// URLs are accepted")
+    if parts.username or parts.password:
+        raise InvalidSetting("URLs with credentials are not accepted")
+    method = api.method.strip().upper() or "GET"
+    if method not in API_METHODS:
+        raise InvalidSetting("the method is GET or POST")
+    if not MIN_API_TIMEOUT <= api.timeout_seconds <= MAX_API_TIMEOUT:
+        raise InvalidSetting(f"the timeout is {MIN_API_TIMEOUT}-{MAX_API_TIMEOUT:.0f} seconds")
+    return ApiCommand(url=url, method=method, timeout_seconds=float(api.timeout_seconds))
+
+
+class BotAdministration:
+    def __init__(
+        self,
+        bots: BotRepository,
+        manager: ManagerLookup,
+        telegram: TelegramApi,
+        vault: TokenVault,
+        clock: Clock,
+        register_bot: RegisterBot,
+        stats: InteractionStats,
+    ) -> None:
+        self._bots = bots
+        self._manager = manager
+        self._telegram = telegram
+        self._vault = vault
+        self._clock = clock
+        self._register = register_bot
+        self._stats = stats
+
+    # -- registration --------------------------------------------------------------------------------
+
+    def register_sealed(self, owner_id: int, ciphertext: bytes, sealed_by_bot_id: str) -> Registration:
+        """A token the gateway sealed out of a message to the manager bot."""
+        manager = self._manager.manager_bot()
+        if manager is None or manager.id != sealed_by_bot_id:
+            raise InvalidToken("sealed text must come from the manager bot")
+        plaintext = self._vault.decrypt(manager.id, SecretKind.INBOUND_TEXT, DecryptPurpose.MANAGE, ciphertext)
+        token = BotToken(plaintext)  # InvalidToken for anything else
+        if token.telegram_bot_id == manager.telegram_bot_id:
+            raise BotOwnedByAnotherAdmin("this bot is registered by another admin")
+        bot, refreshed = self._register.register(RegisterBotCommand(owner_id=owner_id, token=token))
+        return Registration(bot, refreshed)
+
+    def register_managed(self, owner_id: int, managed_bot_user_id: int) -> Registration:
+        """A bot the owner created through the manager bot: its token comes from getManagedBotToken."""
+        manager = self._manager.manager_bot()
+        if manager is None:
+            raise BotNotFound("no manager bot is registered")
+        manager_token = BotToken(
+            self._vault.decrypt(manager.id, SecretKind.BOT_TOKEN, DecryptPurpose.MANAGE, manager.sealed_token)
+        )
+        token = self._telegram.get_managed_bot_token(manager_token, managed_bot_user_id)
+        if token.telegram_bot_id != managed_bot_user_id:
+            raise InvalidToken("Telegram returned the token of another bot")
+        bot, refreshed = self._register.register(RegisterBotCommand(owner_id=owner_id, token=token))
+        return Registration(bot, refreshed)
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def _owned(self, actor_id: int, bot_id: str) -> Bot:
+        bot = self._bots.get(bot_id) if bot_id and len(bot_id) <= 64 else None
+        if bot is None or bot.owner_id != actor_id or bot.is_manager or actor_id <= 0:
+            raise BotNotFound("no such bot")  # the same answer whether it exists or not
+        return bot
+
+    def list_bots(self, owner_id: int) -> list[Bot]:
+        return [bot for bot in self._bots.list_by_owner(owner_id) if bot.status is not BotStatus.DELETED]
+
+    def details(self, actor_id: int, bot_id: str) -> tuple[Bot, BotStats]:
+        bot = self._owned(actor_id, bot_id)
+        return bot, self._stats.stats(bot.id, self._clock.now())
+
+    # -- state changes -------------------------------------------------------------------------------
+
+    def set_enabled(self, actor_id: int, bot_id: str, enabled: bool) -> Bot:
+        bot = self._owned(actor_id, bot_id)
+        now = self._clock.now()
+        if enabled:
+            bot.enable(now)
+        else:
+            bot.disable(now)
+        self._bots.save(bot)
+        return bot
+
+    def _token_of(self, bot: Bot) -> BotToken:
+        return BotToken(self._vault.decrypt(bot.id, SecretKind.BOT_TOKEN, DecryptPurpose.MANAGE, bot.sealed_token))
+
+    def rotate_secret(self, actor_id: int, bot_id: str) -> Bot:
+        bot = self._owned(actor_id, bot_id)
+        if bot.status not in (BotStatus.ACTIVE, BotStatus.DISABLED):
+            raise IllegalTransition(f"bot {bot.id}: cannot rotate the secret of a {bot.status.value} bot")
+        secret = WebhookSecret.generate()
+        self._telegram.set_webhook(
+            self._token_of(bot),
+            WebhookRegistration(
+                url=self._register.webhook_url(bot.public_id),
+                secret_token=secret.value,
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+            ),
+        )
+        bot.webhook_secret_sha256 = secret.sha256
+        bot.updated_at = self._clock.now()
+        self._bots.save(bot)
+        return bot
+
+    def delete(self, actor_id: int, bot_id: str) -> Bot:
+        bot = self._owned(actor_id, bot_id)
+        now = self._clock.now()
+        bot.delete(now)  # IllegalTransition before anything reaches Telegram
+        with contextlib.suppress(TokenRejected):  # revoked meanwhile: Telegram will not deliver to us anyway
+            self._telegram.delete_webhook(self._token_of(bot), drop_pending_updates=True)
+        bot.sealed_token = b""  # a deleted bot keeps no token, not even sealed
+        bot.webhook_secret_sha256 = b""
+        self._bots.save(bot)
+        return bot
+
+    def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot:
+        bot = self._owned(actor_id, bot_id)
+        if bot.status not in (BotStatus.ACTIVE, BotStatus.DISABLED):
+            raise IllegalTransition(f"bot {bot.id}: a {bot.status.value} bot cannot be configured")
+        settings = bot.settings
+        if isinstance(change, SetWelcome):
+            bot.settings = replace(settings, welcome_text=validate_text(change.text))
+        elif isinstance(change, SetCommand):
+            name = validate_command_name(change.command)
+            self._check_room(bot, name)
+            commands = {**settings.custom_commands, name: validate_text(change.reply)}
+            apis = {k: v for k, v in settings.api_commands.items() if k != name}
+            bot.settings = replace(settings, custom_commands=commands, api_commands=apis)
+        elif isinstance(change, SetApiCommand):
+            name = validate_command_name(change.command)
+            self._check_room(bot, name)
+            apis = {**settings.api_commands, name: validate_api(change.api)}
+            commands = {k: v for k, v in settings.custom_commands.items() if k != name}
+            bot.settings = replace(settings, custom_commands=commands, api_commands=apis)
+        elif isinstance(change, RemoveCommand):
+            name = validate_command_name(change.command)
+            if name not in settings.custom_commands and name not in settings.api_commands:
+                raise InvalidSetting(f"{name} is not configured")
+            bot.settings = replace(
+                settings,
+                custom_commands={k: v for k, v in settings.custom_commands.items() if k != name},
+                api_commands={k: v for k, v in settings.api_commands.items() if k != name},
+            )
+        else:  # pragma: no cover - exhaustive
+            raise InvalidSetting("unknown change")
+        bot.updated_at = self._clock.now()
+        self._bots.save(bot)
+        return bot
+
+    @staticmethod
+    def _check_room(bot: Bot, name: str) -> None:
+        names = set(bot.settings.custom_commands) | set(bot.settings.api_commands)
+        if name not in names and len(names) >= MAX_COMMANDS:
+            raise InvalidSetting(f"at most {MAX_COMMANDS} commands per bot")
+
+    def record_interaction(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None:
+        if telegram_user_id <= 0:
+            return
+        self._stats.record(bot_id, telegram_user_id, (language_code or "")[:16] or None, self._clock.now())

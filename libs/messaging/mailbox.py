@@ -1,0 +1,147 @@
+"""ChatMailbox adapters: per-(bot, chat) FIFO lists of update envelopes.
+
+Redis (shared by the gateway and every worker process) and in-memory (embedded mode: one process).
+Items are the envelope's JSON: ids and the update, never a token.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from collections import deque
+from typing import Any
+
+import dramatiq
+
+from libs.domain.ports import ChatMailbox, MailboxItem
+from libs.domain.updates import UpdateEnvelope
+
+KEY_PREFIX = "tgm:mbox"
+FAILURES_TTL_SECONDS = 7 * 24 * 3600
+
+# Pops the head only if it is still the item the caller worked on (a lost lock cannot pop a newer item).
+_POP_IF_HEAD = """
+if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then
+  redis.call('LPOP', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+def encode(envelope: UpdateEnvelope) -> bytes:
+    return json.dumps(envelope.to_message(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode(raw: bytes) -> MailboxItem:
+    try:
+        data = json.loads(raw)
+        envelope = UpdateEnvelope.from_message(data) if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError):
+        envelope = None
+    return MailboxItem(raw=raw, envelope=envelope)
+
+
+class RedisChatMailbox:
+    def __init__(self, client: Any, prefix: str = KEY_PREFIX) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._pop_if_head = client.register_script(_POP_IF_HEAD)
+
+    def _key(self, bot_id: str, chat_key: str) -> str:
+        return f"{self._prefix}:{bot_id}:{chat_key}"
+
+    def _fail_key(self, bot_id: str, chat_key: str) -> str:
+        return f"{self._prefix}-fail:{bot_id}:{chat_key}"
+
+    def push(self, chat_key: str, envelope: UpdateEnvelope) -> None:
+        self._client.rpush(self._key(envelope.bot_id, chat_key), encode(envelope))
+
+    def peek(self, bot_id: str, chat_key: str) -> MailboxItem | None:
+        raw = self._client.lindex(self._key(bot_id, chat_key), 0)
+        return None if raw is None else decode(bytes(raw))
+
+    def pop(self, bot_id: str, chat_key: str, item: MailboxItem) -> bool:
+        return bool(self._pop_if_head(keys=[self._key(bot_id, chat_key)], args=[item.raw]))
+
+    def size(self, bot_id: str, chat_key: str) -> int:
+        return int(self._client.llen(self._key(bot_id, chat_key)))
+
+    def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
+        key = self._fail_key(bot_id, chat_key)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hincrby(key, f"{update_id}:n", 1)
+        pipe.hset(key, f"{update_id}:at", repr(retry_at))
+        pipe.expire(key, FAILURES_TTL_SECONDS)
+        attempts = pipe.execute()[0]
+        return int(attempts)
+
+    def failures(self, bot_id: str, chat_key: str, update_id: int) -> tuple[int, float]:
+        count, at = self._client.hmget(self._fail_key(bot_id, chat_key), f"{update_id}:n", f"{update_id}:at")
+        return (int(count) if count else 0, float(at) if at else 0.0)
+
+    def clear_failures(self, bot_id: str, chat_key: str, update_id: int) -> None:
+        self._client.hdel(self._fail_key(bot_id, chat_key), f"{update_id}:n", f"{update_id}:at")
+
+
+class InMemoryChatMailbox:
+    def __init__(self) -> None:
+        self._lists: dict[tuple[str, str], deque[bytes]] = {}
+        self._failures: dict[tuple[str, str, int], tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def push(self, chat_key: str, envelope: UpdateEnvelope) -> None:
+        with self._lock:
+            self._lists.setdefault((envelope.bot_id, chat_key), deque()).append(encode(envelope))
+
+    def peek(self, bot_id: str, chat_key: str) -> MailboxItem | None:
+        with self._lock:
+            items = self._lists.get((bot_id, chat_key))
+            raw = items[0] if items else None
+        return None if raw is None else decode(raw)
+
+    def pop(self, bot_id: str, chat_key: str, item: MailboxItem) -> bool:
+        with self._lock:
+            items = self._lists.get((bot_id, chat_key))
+            if not items or items[0] != item.raw:
+                return False
+            items.popleft()
+            if not items:
+                del self._lists[(bot_id, chat_key)]
+            return True
+
+    def size(self, bot_id: str, chat_key: str) -> int:
+        with self._lock:
+            return len(self._lists.get((bot_id, chat_key), ()))
+
+    def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
+        with self._lock:
+            count, _ = self._failures.get((bot_id, chat_key, update_id), (0, 0.0))
+            self._failures[(bot_id, chat_key, update_id)] = (count + 1, retry_at)
+            return count + 1
+
+    def failures(self, bot_id: str, chat_key: str, update_id: int) -> tuple[int, float]:
+        with self._lock:
+            return self._failures.get((bot_id, chat_key, update_id), (0, 0.0))
+
+    def clear_failures(self, bot_id: str, chat_key: str, update_id: int) -> None:
+        with self._lock:
+            self._failures.pop((bot_id, chat_key, update_id), None)
+
+
+_IN_MEMORY: weakref.WeakKeyDictionary[dramatiq.Broker, InMemoryChatMailbox] = weakref.WeakKeyDictionary()
+_IN_MEMORY_LOCK = threading.Lock()
+
+
+def mailbox_for(broker: dramatiq.Broker) -> ChatMailbox:
+    """The mailbox that goes with a broker: Redis next to a RedisBroker (same server), else one in-memory
+    mailbox per broker object, shared by the gateway and the dispatcher of an embedded process."""
+    client = getattr(broker, "client", None)
+    if client is not None:
+        return RedisChatMailbox(client)
+    with _IN_MEMORY_LOCK:
+        mailbox = _IN_MEMORY.get(broker)
+        if mailbox is None:
+            mailbox = _IN_MEMORY[broker] = InMemoryChatMailbox()
+        return mailbox

@@ -1,0 +1,137 @@
+"""BotAdmin (libs.domain.manager_ports) over the registry's admin RPCs: what the manager bot calls.
+
+gRPC status codes become domain errors; server details are never carried over except the fixed,
+token-free reason of an INVALID_ARGUMENT settings refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import grpc
+
+from libs.domain.bots import Bot
+from libs.domain.errors import (
+    BotNotFound,
+    BotOwnedByAnotherAdmin,
+    DomainError,
+    IllegalTransition,
+    InvalidToken,
+    TokenRejected,
+)
+from libs.domain.manager_ports import (
+    BotStats,
+    Registration,
+    RemoveCommand,
+    SetApiCommand,
+    SetCommand,
+    SettingsChange,
+    SetWelcome,
+)
+from libs.domain.use_cases.manager_admin import InvalidSetting
+from libs.registry_client.client import RegistryUnavailable, bot_from_proto
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
+
+_R = TypeVar("_R")
+DEFAULT_TIMEOUT_SECONDS = 20.0  # registrations call Telegram and the vault
+RECORD_TIMEOUT_SECONDS = 1.0
+
+
+def _error_for(exc: grpc.RpcError) -> DomainError:
+    code = exc.code() if callable(getattr(exc, "code", None)) else None
+    details = exc.details() if callable(getattr(exc, "details", None)) else ""
+    if code is grpc.StatusCode.NOT_FOUND:
+        return BotNotFound("no such bot")
+    if code is grpc.StatusCode.FAILED_PRECONDITION:
+        return IllegalTransition("illegal state change")
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        return TokenRejected("Telegram rejected the token")
+    if code is grpc.StatusCode.ALREADY_EXISTS:
+        return BotOwnedByAnotherAdmin("registered by another admin")
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        if details == "not a bot token":
+            return InvalidToken("not a bot token")
+        return InvalidSetting(str(details or "invalid value")[:200])
+    name = code.name if code is not None else "UNKNOWN"
+    return RegistryUnavailable(f"registry call failed: {name}")
+
+
+class GrpcBotAdmin:
+    def __init__(self, channel: grpc.Channel, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        self._timeout = timeout_seconds
+
+    @staticmethod
+    def _call(rpc: Callable[[], _R]) -> _R:
+        failure: DomainError | None = None
+        try:
+            return rpc()
+        except grpc.RpcError as exc:
+            failure = _error_for(exc)
+        raise failure  # outside the except block: no chained RpcError
+
+    def register_sealed(self, owner_id: int, sealed_token: bytes, sealed_by_bot_id: str) -> Registration:
+        request = registry_pb2.RegisterBotRequest(
+            owner_id=owner_id,
+            sealed_token=registry_pb2.SealedToken(ciphertext=sealed_token, sealed_by_bot_id=sealed_by_bot_id),
+        )
+        reply = self._call(lambda: self._stub.RegisterBot(request, timeout=self._timeout))
+        return Registration(bot_from_proto(reply.bot), reply.refreshed)
+
+    def register_managed(self, owner_id: int, managed_bot_user_id: int) -> Registration:
+        request = registry_pb2.RegisterManagedBotRequest(owner_id=owner_id, managed_bot_user_id=managed_bot_user_id)
+        reply = self._call(lambda: self._stub.RegisterManagedBot(request, timeout=self._timeout))
+        return Registration(bot_from_proto(reply.bot), reply.refreshed)
+
+    def list_bots(self, owner_id: int) -> list[Bot]:
+        request = registry_pb2.ListBotsRequest(owner_id=owner_id)
+        reply = self._call(lambda: self._stub.ListBots(request, timeout=self._timeout))
+        return [bot_from_proto(bot) for bot in reply.bots]
+
+    def details(self, actor_id: int, bot_id: str) -> tuple[Bot, BotStats]:
+        request = registry_pb2.GetBotDetailsRequest(actor_id=actor_id, bot_id=bot_id)
+        reply = self._call(lambda: self._stub.GetBotDetails(request, timeout=self._timeout))
+        stats = BotStats(
+            users_total=reply.stats.users_total,
+            users_today=reply.stats.users_today,
+            messages_today=reply.stats.messages_today,
+        )
+        return bot_from_proto(reply.bot), stats
+
+    def set_enabled(self, actor_id: int, bot_id: str, enabled: bool) -> Bot:
+        request = registry_pb2.SetBotStatusRequest(actor_id=actor_id, bot_id=bot_id, enabled=enabled)
+        return bot_from_proto(self._call(lambda: self._stub.SetBotStatus(request, timeout=self._timeout)).bot)
+
+    def rotate_secret(self, actor_id: int, bot_id: str) -> Bot:
+        request = registry_pb2.RotateWebhookSecretRequest(actor_id=actor_id, bot_id=bot_id)
+        return bot_from_proto(self._call(lambda: self._stub.RotateWebhookSecret(request, timeout=self._timeout)).bot)
+
+    def delete(self, actor_id: int, bot_id: str) -> Bot:
+        request = registry_pb2.DeleteBotRequest(actor_id=actor_id, bot_id=bot_id)
+        return bot_from_proto(self._call(lambda: self._stub.DeleteBot(request, timeout=self._timeout)).bot)
+
+    def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot:
+        request = registry_pb2.UpdateBotSettingsRequest(actor_id=actor_id, bot_id=bot_id)
+        if isinstance(change, SetWelcome):
+            request.welcome_text = change.text
+        elif isinstance(change, SetCommand):
+            request.set_command.CopyFrom(registry_pb2.CustomCommand(command=change.command, reply=change.reply))
+        elif isinstance(change, SetApiCommand):
+            request.set_api_command.CopyFrom(
+                registry_pb2.ApiCommand(
+                    command=change.command,
+                    url=change.api.url,
+                    method=change.api.method,
+                    timeout_seconds=change.api.timeout_seconds,
+                )
+            )
+        elif isinstance(change, RemoveCommand):
+            request.remove_command = change.command
+        return bot_from_proto(self._call(lambda: self._stub.UpdateBotSettings(request, timeout=self._timeout)).bot)
+
+    def record_interaction(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None:
+        request = registry_pb2.RecordInteractionRequest(
+            bot_id=bot_id, telegram_user_id=telegram_user_id, language_code=language_code or ""
+        )
+        self._call(lambda: self._stub.RecordInteraction(request, timeout=RECORD_TIMEOUT_SECONDS))

@@ -1,0 +1,99 @@
+"""`python -m services.dispatcher dead-letters list|show ID|replay ID|purge [--yes]` (needs REDIS_URL).
+
+Replay puts the job back where it came from: an update into its chat's mailbox (+ a drain), an API
+call as a fresh first attempt, an outbound call into its chat's outbox (+ a drain); then removes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from libs.domain.external_api import job_from_message, job_to_message
+from libs.domain.inbound import chat_key_of
+from libs.domain.ports import ApiCallJob, DeadLetter
+from libs.domain.updates import UpdateEnvelope
+from libs.messaging.mailbox import RedisChatMailbox
+from libs.messaging.update_queue import drain_chat_message
+from services.dispatcher.adapters.dead_letters import RedisDeadLetters
+from services.dispatcher.outbound import NO_CHAT, RedisOutboxStore, drain_outbox_message
+from services.dispatcher.workers.actors import api_call_message
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("dead-letters", help="list, show, replay or purge failed jobs (needs REDIS_URL)")
+    commands = parser.add_subparsers(dest="dl_command", required=True)
+    listing = commands.add_parser("list", help="the oldest first")
+    listing.add_argument("--limit", type=int, default=100)
+    commands.add_parser("show", help="one dead letter, whole").add_argument("id")
+    commands.add_parser("replay", help="queue the job again and remove it").add_argument("id")
+    commands.add_parser("purge", help="remove every dead letter").add_argument("--yes", action="store_true")
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def replay(letter: DeadLetter, client: Any, broker: Any) -> None:
+    if letter.kind == "update":
+        envelope = UpdateEnvelope.from_message(letter.payload)
+        chat_key = chat_key_of(envelope)
+        RedisChatMailbox(client).push(chat_key, envelope)
+        broker.enqueue(drain_chat_message(envelope.bot_id, chat_key, envelope.request_id))
+    elif letter.kind == "api_call":
+        job = job_from_message(letter.payload)
+        broker.enqueue(api_call_message(ApiCallJob(**{**job_to_message(job), "attempt": 0})))
+    elif letter.kind == "outbound":
+        call = letter.payload
+        chat_key = NO_CHAT if call.get("chat_id") is None else str(call["chat_id"])
+        raw = json.dumps(call, ensure_ascii=False, separators=(",", ":")).encode()
+        RedisOutboxStore(client).push(str(call["bot_id"]), chat_key, raw)
+        broker.enqueue(drain_outbox_message(str(call["bot_id"]), chat_key))
+    else:
+        raise ValueError(f"cannot replay a dead letter of kind {letter.kind!r}")
+
+
+def run(args: argparse.Namespace, redis_url: str, out: TextIO = sys.stdout) -> int:
+    if not redis_url:
+        print("dead-letters: REDIS_URL is required (embedded mode keeps dead letters in memory)", file=sys.stderr)
+        return 2
+    import redis
+    from dramatiq.brokers.redis import RedisBroker
+
+    client = redis.Redis.from_url(redis_url)
+    store = RedisDeadLetters(client)
+    try:
+        if args.dl_command == "list":
+            for letter in store.list(args.limit):
+                print(
+                    f"{letter.id}  {letter.kind:<9} attempts={letter.attempts} "
+                    f"first={_when(letter.first_failure_at)} last={_when(letter.last_failure_at)}  {letter.reason}",
+                    file=out,
+                )
+            return 0
+        if args.dl_command == "purge":
+            if not args.yes:
+                print("purge removes every dead letter; run again with --yes", file=sys.stderr)
+                return 1
+            print(f"purged {store.purge()}", file=out)
+            return 0
+        letter = store.get(args.id)
+        if letter is None:
+            print(f"no dead letter {args.id}", file=sys.stderr)
+            return 1
+        if args.dl_command == "show":
+            print(json.dumps(vars(letter), ensure_ascii=False, indent=2), file=out)
+            return 0
+        broker = RedisBroker(url=redis_url)  # type: ignore[no-untyped-call]
+        try:
+            replay(letter, client, broker)
+        finally:
+            broker.close()
+        store.remove(letter.id)
+        print(f"replayed {letter.id}", file=out)
+        return 0
+    finally:
+        client.close()

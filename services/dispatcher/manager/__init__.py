@@ -1,0 +1,1 @@
+"""The manager bot inside the dispatcher: routing, state adapters and wiring."""

@@ -1,0 +1,67 @@
+"""Factories the dispatcher's container uses for the manager bot (adapters chosen by what is configured)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from libs.domain.callback_tokens import MIN_KEY_BYTES, CallbackTokens
+from libs.domain.manager_ports import AdminSessions, ConversationStore
+from libs.domain.ports import Clock
+from libs.domain.use_cases.manager import ManagerConfig
+from services.dispatcher.manager.state import (
+    InMemoryAdminSessions,
+    InMemoryConversationStore,
+    RedisAdminSessions,
+    RedisConversationStore,
+)
+
+logger = logging.getLogger("services.dispatcher.manager")
+
+
+def signing_key(configured: str) -> bytes:
+    """CALLBACK_SIGNING_KEY (≥ 32 bytes); a random per-process key when unset (single-process dev only)."""
+    key = configured.encode("utf-8")
+    if len(key) >= MIN_KEY_BYTES:
+        return key
+    if configured:
+        raise ValueError(f"CALLBACK_SIGNING_KEY must have at least {MIN_KEY_BYTES} bytes")
+    logger.warning("CALLBACK_SIGNING_KEY is not set: using a per-process key (buttons break across processes)")
+    return secrets.token_bytes(32)
+
+
+def callback_tokens(key: str, clock: Clock, ttl_seconds: int) -> CallbackTokens:
+    return CallbackTokens(signing_key(key), clock, ttl_seconds)
+
+
+def conversation_store(client: Any) -> ConversationStore:
+    return InMemoryConversationStore() if client is None else RedisConversationStore(client)
+
+
+def admin_sessions(client: Any) -> AdminSessions:
+    return InMemoryAdminSessions() if client is None else RedisAdminSessions(client)
+
+
+def parse_admin_ids(raw: str) -> frozenset[int]:
+    """'1, 2 3' → {1, 2, 3}; empty → any manager-bot user may manage their own bots."""
+    parts = [part for part in raw.replace(",", " ").split() if part]
+    return frozenset(int(part) for part in parts)
+
+
+def manager_config(allowed_admin_ids: str, session_ttl_seconds: int, conversation_ttl_seconds: int) -> ManagerConfig:
+    return ManagerConfig(
+        allowed_admin_ids=parse_admin_ids(allowed_admin_ids),
+        session_ttl_seconds=session_ttl_seconds,
+        conversation_ttl_seconds=conversation_ttl_seconds,
+    )
+
+
+def callback_tokens_from(settings: Any, clock: Clock) -> CallbackTokens:
+    return callback_tokens(settings.callback_signing_key.get_secret_value(), clock, settings.callback_ttl_seconds)
+
+
+def manager_config_from(settings: Any) -> ManagerConfig:
+    return manager_config(
+        settings.allowed_admin_ids, settings.admin_session_ttl_seconds, settings.conversation_ttl_seconds
+    )

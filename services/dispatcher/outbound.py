@@ -1,0 +1,344 @@
+"""Outbound flood control: every Telegram call a bot makes is queued per (bot, chat) and sent by a drain.
+
+`QueuedOutbox` (the Outbox port) RPUSHes an outbound call — an id, the bot id, the chat id, the method
+and its parameters; never a token — and enqueues `drain_outbox(bot_id, chat_key)`. `DrainOutbox` takes
+the chat's outbox lock, asks the shared `SendLimiter` for a slot (≤ 30/s per bot, ≤ 1/s per private
+chat, ≤ 20/min per group) and, when there is none, asks to be run again after the wait instead of
+sleeping; a 429 from Telegram does the same with `retry_after`. Each call is marked sent (by id)
+right after Telegram accepted it and only then popped, so a redelivered drain does not send it twice.
+What stays at-least-once: a crash between Telegram's answer and the mark, or a timeout on a send that
+Telegram did perform (the retry sends again).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import dramatiq
+
+from libs.domain.errors import BotNotFound, TelegramRequestFailed
+from libs.domain.ports import DeadLetters, Locks
+from libs.domain.use_cases.drain_chat import describe_failure
+from services.dispatcher.adapters.direct_outbox import DirectOutbox
+
+logger = logging.getLogger("services.dispatcher.outbound")
+
+OUTBOX_QUEUE = "outbox"
+DRAIN_OUTBOX_ACTOR = "drain_outbox"
+NO_CHAT = "cbq"  # answerCallbackQuery has no chat: its own lane, limited per bot only
+SENT_TTL_SECONDS = 24 * 3600
+
+_POP_IF_HEAD = """
+if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then
+  redis.call('LPOP', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+class OutboxStore(Protocol):
+    def push(self, bot_id: str, chat_key: str, raw: bytes) -> None: ...
+    def peek(self, bot_id: str, chat_key: str) -> bytes | None: ...
+    def pop(self, bot_id: str, chat_key: str, raw: bytes) -> bool: ...
+    def size(self, bot_id: str, chat_key: str) -> int: ...
+    def is_sent(self, call_id: str) -> bool: ...
+    def mark_sent(self, call_id: str) -> None: ...
+    def record_failure(self, call_id: str) -> int: ...
+    def clear_failures(self, call_id: str) -> None: ...
+
+
+class SendLimiter(Protocol):
+    def acquire(self, bot_id: str, chat_id: int | None) -> float: ...
+
+
+class RedisOutboxStore:
+    def __init__(self, client: Any, prefix: str = "tgm:obox") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._pop_if_head = client.register_script(_POP_IF_HEAD)
+
+    def _key(self, bot_id: str, chat_key: str) -> str:
+        return f"{self._prefix}:{bot_id}:{chat_key}"
+
+    def push(self, bot_id: str, chat_key: str, raw: bytes) -> None:
+        self._client.rpush(self._key(bot_id, chat_key), raw)
+
+    def peek(self, bot_id: str, chat_key: str) -> bytes | None:
+        raw = self._client.lindex(self._key(bot_id, chat_key), 0)
+        return None if raw is None else bytes(raw)
+
+    def pop(self, bot_id: str, chat_key: str, raw: bytes) -> bool:
+        return bool(self._pop_if_head(keys=[self._key(bot_id, chat_key)], args=[raw]))
+
+    def size(self, bot_id: str, chat_key: str) -> int:
+        return int(self._client.llen(self._key(bot_id, chat_key)))
+
+    def is_sent(self, call_id: str) -> bool:
+        return bool(self._client.exists(f"{self._prefix}-sent:{call_id}"))
+
+    def mark_sent(self, call_id: str) -> None:
+        self._client.set(f"{self._prefix}-sent:{call_id}", b"1", ex=SENT_TTL_SECONDS)
+
+    def record_failure(self, call_id: str) -> int:
+        key = f"{self._prefix}-fail:{call_id}"
+        pipe = self._client.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, SENT_TTL_SECONDS)
+        return int(pipe.execute()[0])
+
+    def clear_failures(self, call_id: str) -> None:
+        self._client.delete(f"{self._prefix}-fail:{call_id}")
+
+
+class InMemoryOutboxStore:
+    def __init__(self) -> None:
+        self._lists: dict[tuple[str, str], deque[bytes]] = {}
+        self._sent: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def push(self, bot_id: str, chat_key: str, raw: bytes) -> None:
+        with self._lock:
+            self._lists.setdefault((bot_id, chat_key), deque()).append(raw)
+
+    def peek(self, bot_id: str, chat_key: str) -> bytes | None:
+        with self._lock:
+            items = self._lists.get((bot_id, chat_key))
+            return items[0] if items else None
+
+    def pop(self, bot_id: str, chat_key: str, raw: bytes) -> bool:
+        with self._lock:
+            items = self._lists.get((bot_id, chat_key))
+            if not items or items[0] != raw:
+                return False
+            items.popleft()
+            if not items:
+                del self._lists[(bot_id, chat_key)]
+            return True
+
+    def size(self, bot_id: str, chat_key: str) -> int:
+        with self._lock:
+            return len(self._lists.get((bot_id, chat_key), ()))
+
+    def is_sent(self, call_id: str) -> bool:
+        with self._lock:
+            return self._sent.get(call_id, 0.0) > time.monotonic()
+
+    def mark_sent(self, call_id: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if len(self._sent) > 10_000:
+                self._sent = {k: v for k, v in self._sent.items() if v > now}
+            self._sent[call_id] = now + SENT_TTL_SECONDS
+
+    def record_failure(self, call_id: str) -> int:
+        with self._lock:
+            self._failures[call_id] = self._failures.get(call_id, 0) + 1
+            return self._failures[call_id]
+
+    def clear_failures(self, call_id: str) -> None:
+        with self._lock:
+            self._failures.pop(call_id, None)
+
+
+def drain_outbox_message(bot_id: str, chat_key: str) -> dramatiq.Message[None]:
+    return dramatiq.Message(
+        queue_name=OUTBOX_QUEUE, actor_name=DRAIN_OUTBOX_ACTOR, args=(bot_id, chat_key), kwargs={}, options={}
+    )
+
+
+class QueuedOutbox:
+    """The Outbox port: queue the call, let a drain send it within Telegram's limits."""
+
+    def __init__(self, store: OutboxStore, broker: dramatiq.Broker) -> None:
+        self._store = store
+        self._broker = broker
+
+    def _queue(self, bot_id: str, chat_id: int | None, method: str, params: dict[str, Any]) -> None:
+        chat_key = NO_CHAT if chat_id is None else str(chat_id)
+        call = {"id": uuid.uuid4().hex, "bot_id": bot_id, "chat_id": chat_id, "method": method, "params": params}
+        self._store.push(bot_id, chat_key, json.dumps(call, ensure_ascii=False, separators=(",", ":")).encode())
+        self._broker.enqueue(drain_outbox_message(bot_id, chat_key))
+
+    def send_message(
+        self,
+        bot_id: str,
+        chat_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+        disable_web_page_preview: bool = False,
+    ) -> None:
+        params = {
+            "text": text,
+            "parse_mode": parse_mode,
+            "reply_markup": reply_markup,
+            "disable_web_page_preview": disable_web_page_preview,
+        }
+        self._queue(bot_id, chat_id, "send_message", params)
+
+    def edit_message_text(
+        self,
+        bot_id: str,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+    ) -> None:
+        params = {"message_id": message_id, "text": text, "parse_mode": parse_mode, "reply_markup": reply_markup}
+        self._queue(bot_id, chat_id, "edit_message_text", params)
+
+    def delete_message(self, bot_id: str, chat_id: int, message_id: int) -> None:
+        self._queue(bot_id, chat_id, "delete_message", {"message_id": message_id})
+
+    def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None:
+        self._queue(bot_id, None, "answer_callback_query", {"callback_query_id": callback_query_id, "text": text})
+
+
+def perform(sender: DirectOutbox, call: dict[str, Any]) -> None:
+    """Executes one queued call; the sender opens the bot's token in the vault for this call only."""
+    bot_id, chat_id, params = str(call["bot_id"]), call.get("chat_id"), dict(call["params"])
+    method = call["method"]
+    if method == "send_message":
+        sender.send_message(
+            bot_id,
+            int(chat_id),
+            str(params["text"]),
+            parse_mode=params.get("parse_mode"),
+            reply_markup=params.get("reply_markup"),
+            disable_web_page_preview=bool(params.get("disable_web_page_preview")),
+        )
+    elif method == "edit_message_text":
+        sender.edit_message_text(
+            bot_id,
+            int(chat_id),
+            int(params["message_id"]),
+            str(params["text"]),
+            parse_mode=params.get("parse_mode"),
+            reply_markup=params.get("reply_markup"),
+        )
+    elif method == "delete_message":
+        sender.delete_message(bot_id, int(chat_id), int(params["message_id"]))
+    elif method == "answer_callback_query":
+        sender.answer_callback_query(bot_id, str(params["callback_query_id"]), params.get("text"))
+    else:
+        raise ValueError(f"unknown outbound method {method!r}")
+
+
+@dataclass(frozen=True)
+class OutboxPolicy:
+    lock_ttl_seconds: float = 30.0
+    max_attempts: int = 5
+    min_backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+    max_items_per_run: int = 50
+
+
+@dataclass(frozen=True)
+class OutboxDrainResult:
+    sent: int = 0
+    busy: bool = False
+    run_again_in: float | None = None
+
+
+class DrainOutbox:
+    def __init__(
+        self,
+        store: OutboxStore,
+        locks: Locks,
+        limiter: SendLimiter,
+        sender: Callable[[], DirectOutbox],
+        dead_letters: DeadLetters,
+        policy: OutboxPolicy | None = None,
+    ) -> None:
+        self._store = store
+        self._locks = locks
+        self._limiter = limiter
+        self._sender = sender
+        self._dead = dead_letters
+        self._policy = policy or OutboxPolicy()
+
+    def __call__(self, bot_id: str, chat_key: str) -> OutboxDrainResult:
+        sent = 0
+        key = f"obox:{bot_id}:{chat_key}"
+        while True:
+            owner = self._locks.acquire(key, self._policy.lock_ttl_seconds)
+            if owner is None:
+                return OutboxDrainResult(sent, busy=True)
+            try:
+                count, again = self._drain_locked(bot_id, chat_key, key, owner)
+            finally:
+                self._locks.release(key, owner)
+            sent += count
+            if again is not None:
+                return OutboxDrainResult(sent, run_again_in=again)
+            if self._store.size(bot_id, chat_key) == 0:  # lost-wakeup guard, as in DrainChat
+                return OutboxDrainResult(sent)
+
+    def _drain_locked(self, bot_id: str, chat_key: str, key: str, owner: str) -> tuple[int, float | None]:
+        sent = 0
+        for _ in range(self._policy.max_items_per_run):
+            if not self._locks.renew(key, owner, self._policy.lock_ttl_seconds):
+                return sent, None
+            raw = self._store.peek(bot_id, chat_key)
+            if raw is None:
+                return sent, None
+            try:
+                call = json.loads(raw)
+                call_id = str(call["id"])
+            except (ValueError, KeyError, TypeError):
+                logger.error("dropping malformed outbound call", extra={"bot_id": bot_id})
+                self._store.pop(bot_id, chat_key, raw)
+                continue
+            ids = {"bot_id": bot_id, "call_id": call_id, "method": call.get("method")}
+            if self._store.is_sent(call_id):
+                self._store.pop(bot_id, chat_key, raw)
+                continue
+            chat_id = call.get("chat_id")
+            wait = self._limiter.acquire(bot_id, chat_id if isinstance(chat_id, int) else None)
+            if wait > 0:
+                return sent, wait
+            try:
+                perform(self._sender(), call)
+            except TelegramRequestFailed as exc:
+                if exc.retry_after is not None:
+                    logger.warning("Telegram said 429; rescheduling", extra={**ids, "retry_after": exc.retry_after})
+                    return sent, float(exc.retry_after)
+                self._give_up(bot_id, chat_key, raw, call, describe_failure(exc), 1)  # 400/403: a retry won't help
+                continue
+            except BotNotFound as exc:
+                self._give_up(bot_id, chat_key, raw, call, describe_failure(exc), 1)
+                continue
+            except Exception as exc:
+                attempts = self._store.record_failure(call_id)
+                reason = describe_failure(exc)
+                if attempts < self._policy.max_attempts:
+                    step = self._policy.min_backoff_seconds * 2 ** (attempts - 1)
+                    delay = min(self._policy.max_backoff_seconds, step)
+                    logger.warning("send failed; retrying", extra={**ids, "retry_in": delay, "error": reason})
+                    return sent, delay
+                self._give_up(bot_id, chat_key, raw, call, reason, attempts)
+                continue
+            self._store.mark_sent(call_id)
+            self._store.pop(bot_id, chat_key, raw)
+            self._store.clear_failures(call_id)
+            sent += 1
+        return sent, 0.0
+
+    def _give_up(self, bot_id: str, chat_key: str, raw: bytes, call: dict[str, Any], reason: str, n: int) -> None:
+        letter_id = self._dead.add("outbound", call, reason, n, time.time())
+        logger.error("outbound call failed for good", extra={"bot_id": bot_id, "dead_letter_id": letter_id})
+        self._store.pop(bot_id, chat_key, raw)
+        self._store.clear_failures(str(call["id"]))

@@ -1,0 +1,22 @@
+"""Seals token-shaped text in the manager bot's updates before they are enqueued (vault Encrypt only)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from libs.domain.ports import SecretKind, TokenVault
+from libs.domain.sealing import seal_update
+
+
+def seal_manager_update(
+    vault: TokenVault, manager_bot_id: str, update: dict[str, Any]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The update with every token-shaped substring replaced by [sealed:N], and the ciphertexts (base64).
+
+    Raises VaultUnavailable (the gateway then answers 503 so Telegram redelivers) or TooManySecrets.
+    """
+    sealed_update, sealed = seal_update(
+        update, lambda secret: vault.encrypt(manager_bot_id, SecretKind.INBOUND_TEXT, secret)
+    )
+    return sealed_update, tuple(base64.b64encode(item).decode("ascii") for item in sealed)

@@ -1,0 +1,242 @@
+"""Key versions on disk: a 0600 JSON keyring file that only the vault reads, rotated without downtime.
+
+    {"format": 1, "primary": 2,
+     "versions": {"1": {"key": "base64:...", "created_at": "2025-01-01T00:00:00+00:00", "retired": false}, ...}}
+
+Every change is written atomically (temp file 0600 + fsync + rename + fsync of the folder) and only then
+swapped in memory, so a crash leaves either the old or the new keyring, never half of one. Retired versions
+keep their key bytes in the file (a mistaken retire can be undone by hand) but no longer open anything.
+One vault process owns the file: `lock_keyring` (flock on ``<file>.lock``) makes a second vault refuse to start.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from services.vault.crypto import KEY_BYTES, Keyring
+from services.vault.settings import VaultConfigError, decode_key
+
+FILE_FORMAT = 1
+ROTATION_PERIOD = timedelta(days=90)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class KeyStoreError(Exception):
+    """A key operation that cannot be done (e.g. retiring the primary); the message holds no key material."""
+
+
+@dataclass(frozen=True)
+class KeyVersion:
+    version: int
+    created_at: datetime
+    retired: bool = False
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    primary_version: int
+    versions: tuple[KeyVersion, ...]
+    ages: Mapping[int, timedelta]
+    rotation_due: bool
+    rotation_period: timedelta
+
+
+class KeyStore:
+    """The key versions, their metadata and the primary. `current()` is the Keyring of non-retired versions."""
+
+    def __init__(
+        self,
+        keys: Mapping[int, bytes],
+        meta: Mapping[int, KeyVersion],
+        primary: int,
+        path: Path | None,
+        clock: Clock = utc_now,
+        rotation_period: timedelta = ROTATION_PERIOD,
+    ) -> None:
+        self._keys = dict(keys)
+        self._meta = dict(meta)
+        self._primary = primary
+        self._path = path
+        self._clock = clock
+        self._rotation_period = rotation_period
+        self._lock = threading.Lock()
+        self._keyring = self._build_keyring()
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | None,
+        bootstrap: tuple[Mapping[int, bytes], int] | None,
+        clock: Clock = utc_now,
+        rotation_period: timedelta = ROTATION_PERIOD,
+    ) -> KeyStore:
+        """Loads `path` if it exists; else starts from the environment's keys and, with a path, persists them."""
+        if path is not None and path.exists():
+            keys, meta, primary = _load(path)
+            for version, key in (bootstrap[0] if bootstrap else {}).items():
+                if keys.get(version) != key:
+                    raise VaultConfigError(
+                        f"the environment's key version {version} does not match VAULT_KEYRING_FILE; "
+                        "the file is authoritative once it exists: unset ENCRYPTION_KEY or fix the file"
+                    )
+            return cls(keys, meta, primary, path, clock, rotation_period)
+        if bootstrap is None:
+            raise VaultConfigError("ENCRYPTION_KEY is required; generate one with `vault genkey`")
+        now = clock()
+        keys = dict(bootstrap[0])
+        store = cls(keys, {v: KeyVersion(v, now) for v in keys}, bootstrap[1], path, clock, rotation_period)
+        if path is not None:
+            store._persist(store._keys, store._meta, store._primary)
+        return store
+
+    def current(self) -> Keyring:
+        return self._keyring
+
+    def status(self) -> KeyStatus:
+        with self._lock:
+            now = self._clock()
+            versions = tuple(self._meta[v] for v in sorted(self._meta))
+            ages = {meta.version: max(now - meta.created_at, timedelta(0)) for meta in versions}
+            return KeyStatus(
+                primary_version=self._primary,
+                versions=versions,
+                ages=ages,
+                rotation_due=ages[self._primary] >= self._rotation_period,
+                rotation_period=self._rotation_period,
+            )
+
+    def rotate(self) -> int:
+        """A fresh random key becomes the primary version; returns its number."""
+        with self._lock:
+            self._require_file("rotate keys")
+            version = max(self._meta) + 1
+            keys = {**self._keys, version: os.urandom(KEY_BYTES)}
+            meta = {**self._meta, version: KeyVersion(version, self._clock())}
+            self._commit(keys, meta, version)
+            return version
+
+    def retire(self, version: int) -> None:
+        """The version stops opening ciphertexts. Refuses the primary and unknown versions."""
+        with self._lock:
+            self._require_file("retire key versions")
+            if version not in self._meta:
+                raise KeyStoreError(f"key version {version} does not exist")
+            if version == self._primary:
+                raise KeyStoreError(f"key version {version} is the primary; rotate first")
+            meta = {**self._meta, version: replace(self._meta[version], retired=True)}
+            self._commit(self._keys, meta, self._primary)
+
+    def __repr__(self) -> str:
+        return f"KeyStore(versions={sorted(self._meta)}, primary={self._primary}, path={self._path})"
+
+    __str__ = __repr__
+
+    def _require_file(self, action: str) -> None:
+        if self._path is None:
+            raise KeyStoreError(f"cannot {action} without VAULT_KEYRING_FILE (keys from the environment are fixed)")
+
+    def _commit(self, keys: dict[int, bytes], meta: dict[int, KeyVersion], primary: int) -> None:
+        self._persist(keys, meta, primary)
+        self._keys, self._meta, self._primary = keys, meta, primary
+        self._keyring = self._build_keyring()  # one reference swap: in-flight calls keep the keyring they read
+
+    def _build_keyring(self) -> Keyring:
+        return Keyring({v: k for v, k in self._keys.items() if not self._meta[v].retired}, self._primary)
+
+    def _persist(self, keys: Mapping[int, bytes], meta: Mapping[int, KeyVersion], primary: int) -> None:
+        assert self._path is not None
+        document = {
+            "format": FILE_FORMAT,
+            "primary": primary,
+            "versions": {
+                str(v): {
+                    "key": "base64:" + base64.b64encode(keys[v]).decode("ascii"),
+                    "created_at": meta[v].created_at.isoformat(),
+                    "retired": meta[v].retired,
+                }
+                for v in sorted(meta)
+            },
+        }
+        _atomic_write(self._path, json.dumps(document, indent=1).encode("utf-8"))
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def lock_keyring(path: Path) -> int:
+    """Takes `<keyring>.lock` (flock, exclusive, non-blocking) for the life of the process: one vault per keyring.
+
+    Two vaults on one keyring would each rotate from their own in-memory copy and overwrite the other's versions.
+    Returns the descriptor holding the lock; raises VaultConfigError when another process holds it.
+    """
+    _private_dir(path.parent)
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise VaultConfigError(
+            f"another vault process is already using VAULT_KEYRING_FILE {path} (it holds {lock}); "
+            "run one vault per keyring"
+        ) from None
+    return fd
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    _private_dir(path.parent)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600, unique name
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _load(path: Path) -> tuple[dict[int, bytes], dict[int, KeyVersion], int]:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise VaultConfigError(f"VAULT_KEYRING_FILE {path} must be readable by its owner only (chmod 600)")
+    try:
+        document = json.loads(path.read_bytes())
+        if document.get("format") != FILE_FORMAT:
+            raise VaultConfigError(f"VAULT_KEYRING_FILE {path} has an unknown format")
+        primary = int(document["primary"])
+        keys: dict[int, bytes] = {}
+        meta: dict[int, KeyVersion] = {}
+        for name, entry in document["versions"].items():
+            version = int(name)
+            keys[version] = decode_key(str(entry["key"]), f"VAULT_KEYRING_FILE version {version}")
+            created = datetime.fromisoformat(str(entry["created_at"]))
+            meta[version] = KeyVersion(version, created, bool(entry["retired"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise VaultConfigError(f"VAULT_KEYRING_FILE {path} is not a valid keyring file") from None
+    if primary not in meta or meta[primary].retired:
+        raise VaultConfigError(f"VAULT_KEYRING_FILE {path}: the primary version must exist and not be retired")
+    return keys, meta, primary

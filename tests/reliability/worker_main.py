@@ -1,0 +1,94 @@
+"""`python -m tests.reliability.worker_main`: the real dispatcher (`serve`, Redis adapters, actors) with the
+registry and vault replaced by fixtures from TEST_BOTS_JSON, so reliability tests need no gRPC services.
+
+TEST_BOTS_JSON: [{"bot_id", "username", "token", "telegram_bot_id", "custom_commands": {...},
+"api_commands": {"/cmd": {"url", "method", "timeout_seconds"}}}]. Test scaffolding only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from dependency_injector import providers
+
+from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
+from libs.observability.logging import configure_logging
+from services.dispatcher.__main__ import serve
+from services.dispatcher.settings import DispatcherSettings
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class StaticBots:
+    def __init__(self, bots: dict[str, Bot]) -> None:
+        self._bots = bots
+
+    def get_bot(self, bot_id: str) -> Bot | None:
+        return self._bots.get(bot_id)
+
+
+class FixtureVault:
+    def __init__(self, tokens: dict[bytes, str]) -> None:
+        self._tokens = tokens
+
+    def encrypt(self, bot_ref: str, kind: Any, plaintext: str) -> bytes:
+        raise NotImplementedError
+
+    def decrypt(self, bot_ref: str, kind: Any, purpose: Any, ciphertext: bytes) -> str:
+        return self._tokens[ciphertext]
+
+
+class NullAdmin:
+    """No registry here: interaction stats are dropped."""
+
+    def record_interaction(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def load() -> tuple[StaticBots, FixtureVault]:
+    bots: dict[str, Bot] = {}
+    tokens: dict[bytes, str] = {}
+    for spec in json.loads(os.environ["TEST_BOTS_JSON"]):
+        sealed = f"sealed-{spec['bot_id']}".encode()
+        tokens[sealed] = spec["token"]
+        api = {name: ApiCommand(**cmd) for name, cmd in spec.get("api_commands", {}).items()}
+        bots[spec["bot_id"]] = Bot(
+            id=spec["bot_id"],
+            public_id=spec["bot_id"],
+            owner_id=1,
+            telegram_bot_id=int(spec["telegram_bot_id"]),
+            username=spec["username"],
+            status=BotStatus.ACTIVE,
+            sealed_token=sealed,
+            webhook_secret_sha256=b"",
+            settings=BotSettings(
+                welcome_text="hello", language="en", custom_commands=spec.get("custom_commands", {}), api_commands=api
+            ),
+            created_at=NOW,
+            updated_at=NOW,
+        )
+    return StaticBots(bots), FixtureVault(tokens)
+
+
+def main() -> int:
+    settings = DispatcherSettings()
+    configure_logging("dispatcher", settings.log_level)
+    logging.getLogger("dramatiq").setLevel(logging.INFO)
+    directory, vault = load()
+
+    def prepare(container: Any) -> None:
+        container.bot_directory.override(providers.Object(directory))
+        container.vault.override(providers.Object(vault))
+        if hasattr(container, "bot_admin"):  # the manager bot's registry client (issue 3)
+            container.bot_admin.override(providers.Object(NullAdmin()))
+
+    return serve(settings, prepare)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The gateway seals every token-shaped string of a manager-bot update; the envelope on the queue holds none."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from libs.domain.ports import SecretKind
+from libs.domain.sealing import MAX_SEALED_PER_UPDATE, TooManySecrets, placeholders_in
+from libs.domain.updates import UpdateEnvelope
+from libs.vault_client.memory import InMemoryTokenVault
+from services.gateway.api.sealing import seal_manager_update
+
+TOKEN = "1234567890:AAFakeTokenForTestsOnly_abcdefghijklmnop"
+OTHER = "9876543210:BBAnotherFakeBotTokenForTests_zyxwvut1"
+
+
+def test_every_token_shaped_string_is_sealed_anywhere_in_the_update() -> None:
+    vault = InMemoryTokenVault()
+    update = {
+        "update_id": 1,
+        "message": {
+            "text": f"/addbot {TOKEN} and {OTHER}",
+            "reply_to_message": {"text": f"old {TOKEN}"},
+            "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+        },
+    }
+    sealed_update, sealed = seal_manager_update(vault, "mgr-1", update)
+    envelope = UpdateEnvelope("mgr-1", 1, 0.0, "r", sealed_update, sealed)
+    wire = json.dumps(UpdateEnvelope.from_message(envelope.to_message()).to_message())
+    assert TOKEN not in wire and OTHER not in wire
+    assert TOKEN.split(":")[1] not in wire
+    assert placeholders_in(sealed_update["message"]["text"]) == [0, 1]
+    import base64
+
+    opened = [
+        vault.decrypt("mgr-1", SecretKind.INBOUND_TEXT, "manage", base64.b64decode(item))  # type: ignore[arg-type]
+        for item in sealed
+    ]
+    assert opened == [TOKEN, OTHER, TOKEN]
+
+
+def test_nothing_to_seal_leaves_the_update_alone() -> None:
+    update = {"update_id": 1, "message": {"text": "/mybots 12:abc"}}
+    assert seal_manager_update(InMemoryTokenVault(), "mgr-1", update) == (update, ())
+
+
+def test_too_many_secrets_are_refused() -> None:
+    update = {"update_id": 1, "message": {"text": " ".join([TOKEN] * (MAX_SEALED_PER_UPDATE + 1))}}
+    with pytest.raises(TooManySecrets):
+        seal_manager_update(InMemoryTokenVault(), "mgr-1", update)

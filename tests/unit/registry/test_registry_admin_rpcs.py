@@ -1,0 +1,238 @@
+"""The registry's admin RPCs over a real in-process gRPC server: tenant isolation, every illegal move, settings
+validation, stats, sealed and managed registrations. The Container on SQLite (Alembic), fakes for Telegram/vault."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from dependency_injector import providers
+
+from libs.domain.bots import BotToken
+from libs.domain.ports import SecretKind
+from libs.grpc_runtime.channels import build_server
+from libs.vault_client.memory import InMemoryTokenVault
+from services.botregistry import migrate
+from services.botregistry.container import Container
+from services.botregistry.manager import register_manager
+from services.botregistry.settings import RegistrySettings
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
+
+ALICE, MALLORY = 1001, 2002
+MANAGER_TOKEN = "555555555:CCManagerBotTokenForTestsOnly_abcdefgh"
+MANAGED_TOKEN = "444444444:DDManagedBotTokenForTestsOnly_ijklmnop"
+
+
+class AdminTelegram(FakeTelegram):
+    def __init__(self) -> None:
+        super().__init__()
+        self.known.update({555555555: "mgr_bot", 444444444: "made_bot"})
+        self.deleted: list[int] = []
+
+    def delete_webhook(self, token: BotToken, drop_pending_updates: bool = False) -> None:
+        self.deleted.append(token.telegram_bot_id)
+
+    def get_managed_bot_token(self, manager_token: BotToken, user_id: int) -> BotToken:
+        assert manager_token.reveal() == MANAGER_TOKEN
+        return BotToken(MANAGED_TOKEN)
+
+
+@dataclass
+class Rig:
+    stub: registry_pb2_grpc.RegistryServiceStub
+    telegram: AdminTelegram
+    vault: InMemoryTokenVault
+    manager_id: str
+
+    def register(self, owner: int = ALICE, token: str = TOKEN) -> registry_pb2.Bot:
+        return self.stub.RegisterBot(registry_pb2.RegisterBotRequest(owner_id=owner, token=token), timeout=5).bot
+
+    def code(self, call: Any) -> grpc.StatusCode:
+        with pytest.raises(grpc.RpcError) as error:
+            call()
+        return error.value.code()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    db_url = f"sqlite:///{tmp_path / 'registry.db'}"
+    migrate.upgrade(db_url)
+    telegram, vault = AdminTelegram(), InMemoryTokenVault()
+    container = Container()
+    container.settings.override(RegistrySettings(db_url=db_url, webhook_base_url="https://hooks.test"))
+    container.telegram.override(providers.Object(telegram))
+    container.vault.override(providers.Object(vault))
+    assert register_manager(container.register_bot(), MANAGER_TOKEN)
+    manager = container.bots().manager_bot()
+    assert manager is not None and manager.owner_id == 0
+    server, _health = build_server(max_workers=4)
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(container.servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield Rig(registry_pb2_grpc.RegistryServiceStub(channel), telegram, vault, manager.id)
+    finally:
+        channel.close()
+        server.stop(0)
+        container.engine().dispose()
+
+
+def test_manager_bot_is_registered_with_managed_bot_updates(rig: Rig) -> None:
+    _token, registration = rig.telegram.webhooks[0]
+    assert "managed_bot" in registration.allowed_updates
+    bot = rig.stub.GetBot(registry_pb2.GetBotRequest(bot_id=rig.manager_id), timeout=5).bot
+    assert bot.is_manager
+    # Nobody may administer the manager bot, not even with its id.
+    assert (
+        rig.code(
+            lambda: rig.stub.DeleteBot(registry_pb2.DeleteBotRequest(actor_id=ALICE, bot_id=rig.manager_id), timeout=5)
+        )
+        == grpc.StatusCode.NOT_FOUND
+    )
+
+
+def test_every_admin_rpc_refuses_another_admins_bot_as_not_found(rig: Rig) -> None:
+    bot = rig.register()
+    unknown = "00000000-0000-0000-0000-000000000000"
+    for bot_id in (bot.bot_id, unknown):
+        calls = [
+            lambda: rig.stub.GetBotDetails(registry_pb2.GetBotDetailsRequest(actor_id=MALLORY, bot_id=bot_id)),
+            lambda: rig.stub.SetBotStatus(registry_pb2.SetBotStatusRequest(actor_id=MALLORY, bot_id=bot_id)),
+            lambda: rig.stub.RotateWebhookSecret(
+                registry_pb2.RotateWebhookSecretRequest(actor_id=MALLORY, bot_id=bot_id)
+            ),
+            lambda: rig.stub.DeleteBot(registry_pb2.DeleteBotRequest(actor_id=MALLORY, bot_id=bot_id)),
+            lambda: rig.stub.UpdateBotSettings(
+                registry_pb2.UpdateBotSettingsRequest(actor_id=MALLORY, bot_id=bot_id, welcome_text="pwned")
+            ),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as raised:
+                call()
+            error = raised.value
+            assert error.code() == grpc.StatusCode.NOT_FOUND
+            assert error.details() == "no such bot"  # the same words whether it exists or not
+    assert rig.stub.ListBots(registry_pb2.ListBotsRequest(owner_id=MALLORY)).bots == []
+    details = rig.stub.GetBotDetails(registry_pb2.GetBotDetailsRequest(actor_id=ALICE, bot_id=bot.bot_id))
+    assert details.bot.welcome_text == "" and details.bot.status == registry_pb2.BOT_STATUS_ACTIVE
+
+
+def test_every_illegal_move_is_refused_through_the_rpcs(rig: Rig) -> None:
+    bot = rig.register()
+
+    def status(enabled: bool) -> Any:
+        return lambda: rig.stub.SetBotStatus(
+            registry_pb2.SetBotStatusRequest(actor_id=ALICE, bot_id=bot.bot_id, enabled=enabled), timeout=5
+        )
+
+    def delete() -> Any:
+        return rig.stub.DeleteBot(registry_pb2.DeleteBotRequest(actor_id=ALICE, bot_id=bot.bot_id), timeout=5)
+
+    def rotate() -> Any:
+        return rig.stub.RotateWebhookSecret(
+            registry_pb2.RotateWebhookSecretRequest(actor_id=ALICE, bot_id=bot.bot_id), timeout=5
+        )
+
+    failed = grpc.StatusCode.FAILED_PRECONDITION
+    assert rig.code(status(True)) == failed  # active → active (enable is only from disabled)
+    assert status(False)().bot.status == registry_pb2.BOT_STATUS_DISABLED
+    assert rig.code(status(False)) == failed  # disabled → disabled
+    assert status(True)().bot.status == registry_pb2.BOT_STATUS_ACTIVE
+    assert delete().bot.status == registry_pb2.BOT_STATUS_DELETED
+    assert rig.telegram.deleted == [123456789]
+    for move in (status(True), status(False), delete, rotate):  # deleted is terminal
+        assert rig.code(move) == failed
+    settings = registry_pb2.UpdateBotSettingsRequest(actor_id=ALICE, bot_id=bot.bot_id, welcome_text="x")
+    assert rig.code(lambda: rig.stub.UpdateBotSettings(settings)) == failed
+    assert rig.stub.ListBots(registry_pb2.ListBotsRequest(owner_id=ALICE)).bots == []
+
+
+def test_settings_are_validated_and_round_trip(rig: Rig) -> None:
+    bot = rig.register()
+
+    def update(**change: Any) -> registry_pb2.UpdateBotSettingsResponse:
+        request = registry_pb2.UpdateBotSettingsRequest(actor_id=ALICE, bot_id=bot.bot_id, **change)
+        return rig.stub.UpdateBotSettings(request, timeout=5)
+
+    update(set_command=registry_pb2.CustomCommand(command="/Price", reply="10 <b>coins</b>"))
+    api = registry_pb2.ApiCommand(command="/w", url="https://api.test/w", method="post", timeout_seconds=3)
+    reply = update(set_api_command=api)
+    assert dict(reply.bot.custom_commands) == {"/price": "10 <b>coins</b>"}
+    assert [(a.command, a.url, a.method) for a in reply.bot.api_commands] == [("/w", "https://api.test/w", "POST")]
+    for bad in (
+        {"set_api_command": registry_pb2.ApiCommand(command="/x", url="javascript:alert(1)", timeout_seconds=3)},
+        {"set_api_command": registry_pb2.ApiCommand(command="/x", url="JavaScript:alert(1)", timeout_seconds=3)},
+        {"set_api_command": registry_pb2.ApiCommand(command="/x", url="file:///etc/passwd", timeout_seconds=3)},
+        {"set_api_command": registry_pb2.ApiCommand(command="/x", url="https://a.test", method="DELETE")},
+        {"set_api_command": registry_pb2.ApiCommand(command="/x", url="https://a.test", timeout_seconds=99)},
+        {"set_command": registry_pb2.CustomCommand(command="/start", reply="hi")},
+        {"set_command": registry_pb2.CustomCommand(command="nope", reply="hi")},
+        {"set_command": registry_pb2.CustomCommand(command="/ok", reply="x" * 5000)},
+        {"remove_command": "/missing"},
+        {},
+    ):
+        assert rig.code(lambda bad=bad: update(**bad)) == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[misc]
+    reply = update(remove_command="/price")
+    assert dict(reply.bot.custom_commands) == {}
+    assert rig.stub.GetBot(registry_pb2.GetBotRequest(bot_id=bot.bot_id)).bot.api_commands[0].command == "/w"
+
+
+def test_stats_count_users_and_messages_today(rig: Rig) -> None:
+    bot = rig.register()
+    for user in (1, 2, 1):
+        rig.stub.RecordInteraction(registry_pb2.RecordInteractionRequest(bot_id=bot.bot_id, telegram_user_id=user))
+    stats = rig.stub.GetBotDetails(registry_pb2.GetBotDetailsRequest(actor_id=ALICE, bot_id=bot.bot_id)).stats
+    assert (stats.users_total, stats.users_today, stats.messages_today) == (2, 2, 3)
+
+
+def test_sealed_registration_opens_only_text_sealed_for_the_manager(rig: Rig) -> None:
+    sealed = rig.vault.encrypt(rig.manager_id, SecretKind.INBOUND_TEXT, TOKEN)
+    request = registry_pb2.RegisterBotRequest(
+        owner_id=ALICE, sealed_token=registry_pb2.SealedToken(ciphertext=sealed, sealed_by_bot_id=rig.manager_id)
+    )
+    reply = rig.stub.RegisterBot(request, timeout=5)
+    assert reply.bot.username == "first_bot" and not reply.refreshed
+    assert rig.stub.RegisterBot(request, timeout=5).refreshed
+    # Sealed for another bot id, or the manager's own token: refused.
+    other = rig.register(owner=MALLORY, token=OTHER_BOT_TOKEN)
+    forged = registry_pb2.RegisterBotRequest(
+        owner_id=ALICE,
+        sealed_token=registry_pb2.SealedToken(
+            ciphertext=rig.vault.encrypt(other.bot_id, SecretKind.INBOUND_TEXT, TOKEN), sealed_by_bot_id=other.bot_id
+        ),
+    )
+    assert rig.code(lambda: rig.stub.RegisterBot(forged, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
+    own = registry_pb2.RegisterBotRequest(
+        owner_id=ALICE,
+        sealed_token=registry_pb2.SealedToken(
+            ciphertext=rig.vault.encrypt(rig.manager_id, SecretKind.INBOUND_TEXT, MANAGER_TOKEN),
+            sealed_by_bot_id=rig.manager_id,
+        ),
+    )
+    assert rig.code(lambda: rig.stub.RegisterBot(own, timeout=5)) == grpc.StatusCode.ALREADY_EXISTS
+    # Someone else's bot: refused without naming the owner.
+    taken = registry_pb2.RegisterBotRequest(
+        owner_id=ALICE,
+        sealed_token=registry_pb2.SealedToken(
+            ciphertext=rig.vault.encrypt(rig.manager_id, SecretKind.INBOUND_TEXT, OTHER_BOT_TOKEN),
+            sealed_by_bot_id=rig.manager_id,
+        ),
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        rig.stub.RegisterBot(taken, timeout=5)
+    error = raised.value
+    assert error.code() == grpc.StatusCode.ALREADY_EXISTS and str(MALLORY) not in (error.details() or "")
+
+
+def test_managed_bot_registration_fetches_the_token_in_the_registry(rig: Rig) -> None:
+    request = registry_pb2.RegisterManagedBotRequest(owner_id=ALICE, managed_bot_user_id=444444444)
+    reply = rig.stub.RegisterManagedBot(request, timeout=5)
+    assert reply.bot.username == "made_bot" and reply.bot.owner_id == ALICE
+    bad = registry_pb2.RegisterManagedBotRequest(owner_id=ALICE, managed_bot_user_id=123)
+    assert rig.code(lambda: rig.stub.RegisterManagedBot(bad, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent import futures
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from libs.domain.ports import SecretKind
+from libs.grpc_runtime import channels
+from services.vault.crypto import Cipher
+from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
+from services.vault.settings import VaultConfigError
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2025, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_rotation_due_after_ninety_days_and_rotate_resets_it(tmp_path: Path) -> None:
+    clock = FakeClock()
+    keys = KeyStore.open(tmp_path / "k.json", ({1: os.urandom(32)}, 1), clock=clock)
+    clock.now += timedelta(days=89, hours=23)
+    assert not keys.status().rotation_due
+    clock.now += timedelta(hours=1)
+    status = keys.status()
+    assert status.rotation_due and status.ages[1] == timedelta(days=90)
+    assert keys.rotate() == 2
+    status = keys.status()
+    assert not status.rotation_due and status.primary_version == 2 and status.ages[2] == timedelta(0)
+
+
+def test_file_is_private_atomic_and_reloads(tmp_path: Path) -> None:
+    path = tmp_path / "k.json"
+    key = os.urandom(32)
+    keys = KeyStore.open(path, ({1: key}, 1))
+    cipher = Cipher(keys)
+    old = cipher.seal("bot", SecretKind.BOT_TOKEN, b"secret").ciphertext
+    keys.rotate()
+    keys.retire(1)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["k.json"]  # no temp file left behind
+    document = json.loads(path.read_text())
+    assert document["primary"] == 2 and document["versions"]["1"]["retired"] is True
+    reloaded = KeyStore.open(path, ({1: key}, 1))
+    assert reloaded.current().versions == (2,)
+    with pytest.raises(Exception, match="key version 1"):
+        Cipher(reloaded).open("bot", SecretKind.BOT_TOKEN, old)
+    assert "base64" not in repr(reloaded) and key.hex() not in repr(reloaded)
+
+
+def test_group_readable_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "k.json"
+    KeyStore.open(path, ({1: os.urandom(32)}, 1))
+    path.chmod(0o640)
+    with pytest.raises(VaultConfigError, match="chmod 600"):
+        KeyStore.open(path, None)
+
+
+def test_environment_key_must_match_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "k.json"
+    KeyStore.open(path, ({1: os.urandom(32)}, 1))
+    with pytest.raises(VaultConfigError, match="does not match"):
+        KeyStore.open(path, ({1: os.urandom(32)}, 1))
+
+
+def test_retire_refuses_primary_and_environment_only_keys_cannot_rotate(tmp_path: Path) -> None:
+    keys = KeyStore.open(tmp_path / "k.json", ({1: os.urandom(32)}, 1))
+    with pytest.raises(KeyStoreError, match="primary"):
+        keys.retire(1)
+    fixed = KeyStore.open(None, ({1: os.urandom(32)}, 1))
+    with pytest.raises(KeyStoreError, match="VAULT_KEYRING_FILE"):
+        fixed.rotate()
+
+
+def test_rotation_while_sealing_and_opening_never_fails(tmp_path: Path) -> None:
+    keys = KeyStore.open(tmp_path / "k.json", ({1: os.urandom(32)}, 1))
+    cipher = Cipher(keys)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def churn() -> None:
+        while not stop.is_set():
+            try:
+                sealed = cipher.seal("bot", SecretKind.BOT_TOKEN, b"x")
+                assert cipher.open("bot", SecretKind.BOT_TOKEN, sealed.ciphertext) == b"x"
+            except BaseException as exc:
+                errors.append(exc)
+
+    with futures.ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            pool.submit(churn)
+        for _ in range(20):
+            keys.rotate()
+        stop.set()
+    assert errors == []
+    assert keys.current().primary_version == 21
+
+
+def test_open_channel_puts_a_default_deadline_on_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def hang(request: bytes, context: grpc.ServicerContext) -> bytes:
+        release.wait(10)
+        return b""
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    handler = grpc.method_handlers_generic_handler("t.Hang", {"Hang": grpc.unary_unary_rpc_method_handler(hang)})
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    monkeypatch.setattr(channels, "DEFAULT_DEADLINE_SECONDS", 0.3)
+    try:
+        with channels.open_channel(f"127.0.0.1:{port}", tls=None) as channel, pytest.raises(grpc.RpcError) as info:
+            channel.unary_unary("/t.Hang/Hang")(b"")  # no timeout given by the caller
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        release.set()
+        server.stop(0)
+
+
+def test_a_second_vault_on_the_same_keyring_refuses_to_start(tmp_path: Path) -> None:
+    keyring = tmp_path / "vault" / "keyring.json"
+    held = lock_keyring(keyring)
+    try:
+        assert (keyring.parent.stat().st_mode & 0o777) == 0o700
+        with pytest.raises(VaultConfigError, match="another vault process"):
+            lock_keyring(keyring)  # flock: a second open file description conflicts even in one process
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TLS_", "VAULT_", "ENCRYPTION_KEY"))}
+        env.update(
+            ENCRYPTION_KEY="base64:" + base64.b64encode(os.urandom(32)).decode(),
+            VAULT_KEYRING_FILE=str(keyring),
+            VAULT_AUDIT_FILE=str(tmp_path / "audit.log"),
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "services.vault", "serve"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert "another vault process is already using VAULT_KEYRING_FILE" in result.stderr
+        assert not keyring.exists()  # it stopped before touching the keyring
+    finally:
+        os.close(held)
+    lock_keyring(keyring)  # released: the next vault may start
+
+
+def test_a_failed_keyring_write_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = KeyStore.open(tmp_path / "keyring.json", ({1: os.urandom(32)}, 1))
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def fail(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        keys.rotate()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert keys.current().primary_version == 1  # memory is only swapped after the file is durable
