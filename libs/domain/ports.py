@@ -207,12 +207,6 @@ class Locks(Protocol):
         ...
 
 
-class CallbackSigner(Protocol):
-    def sign(self, payload: dict[str, Any], user_id: int, ttl_seconds: int) -> str: ...
-
-    def verify(self, token: str, user_id: int) -> dict[str, Any] | None: ...
-
-
 class ExternalApi(Protocol):
     """Raises ExternalApiFailed (libs.domain.external_api); `CircuitOpen` when the API's breaker is open."""
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from libs.domain.callback_tokens import MIN_KEY_BYTES
 from libs.observability.logging import configure_logging
 from services.dispatcher.settings import DispatcherSettings
 
@@ -28,6 +29,10 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
             "services.dispatcher: REDIS_URL is required. For embedded mode (no Redis) run `python -m apps.embedded`.",
             file=sys.stderr,
         )
+        return 2
+    if len(settings.callback_signing_key.get_secret_value().encode()) < MIN_KEY_BYTES:
+        # Every worker process must verify the buttons any other one signed: one shared key, never a random one.
+        print(f"services.dispatcher: CALLBACK_SIGNING_KEY ({MIN_KEY_BYTES}+ bytes) is required.", file=sys.stderr)
         return 2
     import dramatiq
     from dramatiq.brokers.redis import RedisBroker

@@ -53,6 +53,7 @@ class Workers:
                 "REDIS_URL": self.redis_url,
                 "TELEGRAM_API_BASE_URL": emulator_url,
                 "DISPATCHER_THREADS": "4",
+                "CALLBACK_SIGNING_KEY": "reliability-tests-shared-signing-key-0123456789",
                 "TEST_BOTS_JSON": json.dumps(bots),
                 **env,
             }

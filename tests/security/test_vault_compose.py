@@ -1,71 +1,58 @@
-"""docker-compose.yml hands each service its own certificate folder and nothing else (docs/adr/003-vault-mtls.md).
+"""docker-compose.yml hands each service its own certificate folder and its own secrets, and nothing else.
 
-The venv has no YAML library, so this reads the file's block structure directly: top-level sections, the
-service blocks under ``services:`` (two-space indent) and every line inside them. That is enough for the
-question asked — which paths under ./.run/certs does each container see — and it fails closed: any mention of
-the certs folder outside a service block (e.g. in a merged ``x-`` anchor) fails the test.
+(docs/adr/003-vault-mtls.md; DESIGN.md §4: each service gets only its secrets.)
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from tools.devstack.certs import CA_DIR, IDENTITIES, ensure_certs
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
-CERTS_MOUNT = re.compile(r"\./\.run/certs(?P<sub>/[^:\"'\s\]]*)?:(?P<target>[^:\"'\s\]]+)(?::ro)?")
-TLS_VAR = re.compile(r"^\s+(TLS_CA_FILE|TLS_CERT_FILE|TLS_KEY_FILE):\s*(\S+)\s*$")
 GRPC_SERVICES = {"vault", "botregistry", "gateway", "dispatcher"}
+# Each secret and the one service allowed to receive it.
+SECRET_OWNERS = {"ENCRYPTION_KEY": "vault", "MANAGER_BOT_TOKEN": "botregistry", "CALLBACK_SIGNING_KEY": "dispatcher"}
 
 
-def _blocks(text: str) -> tuple[dict[str, list[str]], list[str]]:
-    """(service name → its lines, lines outside any service block); comments dropped."""
-    services: dict[str, list[str]] = {}
-    outside: list[str] = []
-    section = ""
-    current: str | None = None
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].rstrip()
-        if not line:
-            continue
-        if not line.startswith(" "):
-            section, current = line.rstrip(":"), None
-            outside.append(line)
-            continue
-        service = re.match(r"^  ([A-Za-z0-9_-]+):\s*$", line)
-        if section == "services" and service:
-            current = service.group(1)
-            services[current] = []
-        elif section == "services" and current is not None:
-            services[current].append(line)
-        else:
-            outside.append(line)
-    return services, outside
+def _services() -> dict[str, Any]:
+    # safe_load resolves the `<<: *common` merges, so anchors cannot smuggle a mount in unseen.
+    return dict(yaml.safe_load(COMPOSE.read_text())["services"])
 
 
 def test_each_service_mounts_only_its_own_certificate_folder() -> None:
-    services, outside = _blocks(COMPOSE.read_text())
+    services = _services()
     assert set(services) >= GRPC_SERVICES
-    assert not [line for line in outside if ".run/certs" in line or "/certs" in line], "certs outside a service"
     identities = {identity.name for identity in IDENTITIES}
-    for name, lines in services.items():
-        mounts = [match for line in lines for match in CERTS_MOUNT.finditer(line)]
+    for name, spec in services.items():
+        cert_mounts = [v for v in spec.get("volumes", []) if ".run/certs" in v]
         if name not in GRPC_SERVICES:
-            assert mounts == [], name
+            assert cert_mounts == [], name
             continue
-        assert [(m.group("sub"), m.group("target")) for m in mounts] == [(f"/{name}", "/certs")], name
-        assert all(line.rstrip().endswith(":ro") or ":ro" in line for line in lines if ".run/certs" in line)
-        env = dict(match.groups() for line in lines if (match := TLS_VAR.match(line)))
-        assert env == {
+        assert cert_mounts == [f"./.run/certs/{name}:/certs:ro"], name
+        env = spec["environment"]
+        assert {k: env[k] for k in ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE")} == {
             "TLS_CA_FILE": "/certs/ca.pem",
             "TLS_CERT_FILE": f"/certs/{name}.pem",
             "TLS_KEY_FILE": f"/certs/{name}.key",
         }, name
-        # Nothing in the block names another identity's folder, the CA key folder or the operator.
+        text = yaml.safe_dump(spec)
         for other in (identities - {name}) | {CA_DIR}:
-            names_other = re.compile(rf"certs/{re.escape(other)}(?:[/:\"'\s\]]|$)|/{re.escape(other)}\.key")
-            assert not [line for line in lines if names_other.search(line)], (name, other)
+            assert not re.search(rf"certs/{re.escape(other)}(?:[/:\"'\s\]]|$)|/{re.escape(other)}\.key", text), (
+                name,
+                other,
+            )
+
+
+def test_each_secret_reaches_only_its_service() -> None:
+    for name, spec in _services().items():
+        env = spec.get("environment") or {}
+        for secret, owner in SECRET_OWNERS.items():
+            assert (secret in env) == (name == owner), (name, secret)
 
 
 def test_ensure_certs_writes_one_private_folder_per_identity(tmp_path: Path) -> None:

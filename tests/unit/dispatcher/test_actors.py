@@ -333,3 +333,13 @@ def test_external_api_failing_retries_then_dead_letter_and_open_breaker_answers_
     wait_until(lambda: len(rig.texts()) == 2)
     assert rig.api.calls == 3  # not called while open
     assert rig.texts()[-1].startswith("🚧")
+
+
+@pytest.mark.parametrize("key", ["", "too-short"])
+def test_worker_refuses_to_start_without_a_shared_signing_key(key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from services.dispatcher.__main__ import serve
+    from services.dispatcher.settings import DispatcherSettings
+
+    settings = DispatcherSettings(redis_url="redis://127.0.0.1:1/0", callback_signing_key=key)
+    assert serve(settings) == 2
+    assert "CALLBACK_SIGNING_KEY" in capsys.readouterr().err
