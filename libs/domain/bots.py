@@ -140,6 +140,8 @@ class Bot:
     created_at: datetime
     updated_at: datetime
     is_manager: bool = False
+    # Optimistic concurrency: the row version this copy was read at; a save with a stale version is refused.
+    version: int = 0
 
     def _move(self, target: BotStatus, now: datetime, *, from_: BotStatus | None = None) -> None:
         if target not in _ALLOWED_MOVES[self.status] or (from_ is not None and self.status is not from_):

@@ -27,6 +27,7 @@ from libs.domain.ports import Clock
 VERSION = 1
 MAC_BYTES = 12
 _BODY = struct.Struct(">BB16sI4s")
+_PAGE = struct.Struct(">I12x")
 TOKEN_BYTES = _BODY.size + MAC_BYTES
 MAX_CALLBACK_DATA_BYTES = 64
 MIN_KEY_BYTES = 32
@@ -51,6 +52,8 @@ class CallbackAction(IntEnum):
     SET_WELCOME = 12
     ADD_COMMAND = 13
     ADD_API_COMMAND = 14
+    # /mybots page N: the bot ref field carries the page number instead of a bot id.
+    LIST_PAGE = 15
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class CallbackClaim:
     action: CallbackAction
     bot_id: str | None
     issued_at: int
+    page: int = 0
 
 
 class CallbackTokens:
@@ -79,8 +83,11 @@ class CallbackTokens:
         bound = struct.pack(">qq", user_id, chat_id) + body
         return hmac.new(self._key, bound, hashlib.sha256).digest()[:MAC_BYTES]
 
-    def sign(self, action: CallbackAction, bot_id: str | None, user_id: int, chat_id: int) -> str:
-        ref = uuid.UUID(bot_id).bytes if bot_id else bytes(16)
+    def sign(self, action: CallbackAction, bot_id: str | None, user_id: int, chat_id: int, page: int = 0) -> str:
+        if action is CallbackAction.LIST_PAGE:
+            ref = _PAGE.pack(max(0, min(page, 0xFFFFFFFF)))
+        else:
+            ref = uuid.UUID(bot_id).bytes if bot_id else bytes(16)
         issued_at = int(self._clock.now().timestamp())
         body = _BODY.pack(VERSION, int(action), ref, issued_at, secrets.token_bytes(4))
         token = base64.urlsafe_b64encode(body + self._mac(user_id, chat_id, body)).rstrip(b"=").decode("ascii")
@@ -110,5 +117,7 @@ class CallbackTokens:
             action = CallbackAction(action_code)
         except ValueError:
             return None
+        if action is CallbackAction.LIST_PAGE:
+            return CallbackClaim(action=action, bot_id=None, issued_at=issued_at, page=_PAGE.unpack(ref)[0])
         bot_id = str(uuid.UUID(bytes=ref)) if ref != bytes(16) else None
         return CallbackClaim(action=action, bot_id=bot_id, issued_at=issued_at)

@@ -41,3 +41,11 @@ class TelegramRequestFailed(DomainError):
 
 class VaultUnavailable(DomainError):
     """The vault could not be reached or refused the call."""
+
+
+class ConcurrentUpdate(DomainError):
+    """The bot changed (or was deleted) since it was read: the write was refused; read again and retry."""
+
+
+class SecretRejected(VaultUnavailable):
+    """The vault refused to open a ciphertext: not sealed for this bot, kind or context (e.g. another sender)."""

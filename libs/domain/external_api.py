@@ -13,12 +13,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from libs.domain.bots import ApiCommand, Bot
+from libs.domain.effects import effect_scope
 from libs.domain.errors import DomainError
 from libs.domain.messages import render
 from libs.domain.ports import ApiCallJob, ApiCallScheduler, BotDirectory, Clock, DeadLetters, ExternalApi, Locks, Outbox
+from libs.domain.url_policy import is_allowed_url
 from libs.domain.use_cases.drain_chat import describe_failure
 
 logger = logging.getLogger("libs.domain.external_api")
@@ -36,15 +37,6 @@ class ExternalApiFailed(DomainError):
 
 class CircuitOpen(ExternalApiFailed):
     """The API's breaker is open: the call was not made."""
-
-
-def is_allowed_url(url: str) -> bool:
-    """Only absolute http(s) URLs with a host (no `javascript:`, `file:`, credentials in the URL)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.username is None
 
 
 @dataclass(frozen=True)
@@ -82,9 +74,16 @@ class StartApiCall:
     """Used by HandleUpdate: answers at once when the breaker is open or a call is running, else schedules."""
 
     def __init__(
-        self, api: ExternalApi, scheduler: ApiCallScheduler, locks: Locks, outbox: Outbox, lock_ttl_seconds: float
+        self,
+        api: ExternalApi,
+        scheduler: ApiCallScheduler,
+        locks: Locks,
+        outbox: Outbox,
+        lock_ttl_seconds: float,
+        allow_private: bool = False,
     ) -> None:
         self._api = api
+        self._allow_private = allow_private
         self._scheduler = scheduler
         self._locks = locks
         self._outbox = outbox
@@ -94,10 +93,10 @@ class StartApiCall:
         self, bot: Bot, command: str, spec: ApiCommand, chat_id: int, user_id: int, argument: str, lang: str | None
     ) -> str:
         language = lang or bot.settings.language
-        if not is_allowed_url(spec.url):
+        if not is_allowed_url(spec.url, self._allow_private):  # the adapter checks the resolved address too
             self._outbox.send_message(bot.id, chat_id, render("api_failed", language))
             return "api:refused_url"
-        if self._api.is_open(spec.url):
+        if self._api.is_open(spec.url, scope=bot.id):
             self._outbox.send_message(bot.id, chat_id, render("api_unavailable", language))
             return "api:circuit_open"
         lock_key = f"api:{bot.id}:{user_id}:{command}"
@@ -153,6 +152,11 @@ class RunApiCall:
         self._policy = policy or RetryPolicy()
 
     def __call__(self, job: ApiCallJob) -> ApiCallResult:
+        # The reply's outbound id derives from (job, attempt): a redelivered attempt replies once.
+        with effect_scope(f"api:{job.job_id}:{job.attempt}"):
+            return self._run(job)
+
+    def _run(self, job: ApiCallJob) -> ApiCallResult:
         ids = {"bot_id": job.bot_id, "job_id": job.job_id, "attempt": job.attempt + 1}
         bot = self._bots.get_bot(job.bot_id)
         spec = bot.settings.api_commands.get(job.command) if bot is not None and bot.serves_updates else None
@@ -162,7 +166,7 @@ class RunApiCall:
             return ApiCallResult("dropped")
         payload = {"command": job.command, "text": job.argument}
         try:
-            body = self._api.call(spec.url, spec.method, spec.timeout_seconds, payload)
+            body = self._api.call(spec.url, spec.method, spec.timeout_seconds, payload, scope=job.bot_id)
         except Exception as exc:
             reason = describe_failure(exc)
             attempts = job.attempt + 1

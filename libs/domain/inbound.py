@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,55 @@ def action_of(envelope: UpdateEnvelope) -> str:
 
 
 @dataclass(frozen=True)
+class BotActions:
+    """What a bot handles; the guard limits (and answers) only these, so chatter the bot ignores (plain
+    group messages, commands for nobody) is neither counted nor answered with a warning."""
+
+    commands: frozenset[str] = frozenset()
+    callbacks: frozenset[str] | None = None  # callback actions known by name (None: none)
+    other_commands: bool = False  # the bot answers commands it does not define (limited together, as cmd:*)
+    private_text: bool = False  # the bot reads plain text in private chats ("msg")
+
+
+ActionCatalog = Callable[[str], "BotActions | None"]  # bot_id → its actions (None: unknown, be conservative)
+
+
+def _is_private(envelope: UpdateEnvelope) -> bool:
+    for kind in ("message", "edited_message"):
+        part = envelope.update.get(kind)
+        chat = part.get("chat") if isinstance(part, dict) else None
+        if isinstance(chat, dict):
+            kind_of_chat = chat.get("type")
+            if isinstance(kind_of_chat, str):
+                return kind_of_chat == "private"
+            chat_id = chat.get("id")
+            return isinstance(chat_id, int) and chat_id > 0
+    return False
+
+
+def limited_action(envelope: UpdateEnvelope, actions: BotActions | None, named: Callable[[str], bool]) -> str | None:
+    """The key the guard limits `envelope` under, or None when the bot does not handle it.
+
+    Unknown commands and callback actions share `cmd:*` / `cb:*` unless named in the configuration
+    (`named`) or defined by the bot: a user cannot get a fresh budget by inventing command names.
+    """
+    action = action_of(envelope)
+    if action.startswith("cb:"):  # every callback is answered (answerCallbackQuery), so always limited
+        known = actions is not None and actions.callbacks is not None and action[3:] in actions.callbacks
+        return action if known or named(action) else "cb:*"
+    if action.startswith("cmd:"):
+        if actions is None:
+            return action if named(action) else "cmd:*"
+        defined = action[4:] in actions.commands
+        if not defined and not actions.other_commands:
+            return None  # the bot ignores it: nothing to limit, nothing to say
+        return action if defined or named(action) else "cmd:*"
+    if action == "msg" and _is_private(envelope) and (actions is None or actions.private_text):
+        return "msg"
+    return None
+
+
+@dataclass(frozen=True)
 class RateRule:
     limit: int
     window_seconds: float
@@ -87,6 +136,9 @@ class InboundPolicy:
 
     def cooldown_for(self, action: str) -> float:
         return self.cooldowns.get(action, 0.0)
+
+    def names(self, action: str) -> bool:
+        return action in self.rules or action in self.cooldowns
 
     @classmethod
     def parse(cls, rate_limits_json: str, cooldowns_json: str = "", default: RateRule | None = None) -> InboundPolicy:
@@ -130,17 +182,28 @@ class Verdict:
 class InboundGuard:
     """Rate limit then cooldown, per bot + user + action; tells the user (once per window) when refused."""
 
-    def __init__(self, limiter: RateLimiter, cooldowns: Cooldowns, outbox: Outbox, policy: InboundPolicy) -> None:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        cooldowns: Cooldowns,
+        outbox: Outbox,
+        policy: InboundPolicy,
+        actions: ActionCatalog | None = None,
+    ) -> None:
         self._limiter = limiter
         self._cooldowns = cooldowns
         self._outbox = outbox
         self._policy = policy
+        self._actions = actions
 
     def check(self, envelope: UpdateEnvelope) -> Verdict:
         user_id = sender_id_of(envelope)
         if user_id is None:
             return Verdict(True)
-        action = action_of(envelope)
+        catalog = self._actions(envelope.bot_id) if self._actions is not None else None
+        action = limited_action(envelope, catalog, self._policy.names)
+        if action is None:
+            return Verdict(True)
         key = f"{envelope.bot_id}:{user_id}:{action}"
         rule = self._policy.rule_for(action)
         decision = self._limiter.hit(key, rule.limit, rule.window_seconds)
@@ -148,12 +211,19 @@ class InboundGuard:
             if decision.notify:
                 seconds = max(1, math.ceil(decision.retry_after_seconds))
                 self._tell(envelope, render("rate_limited", language_of(envelope), seconds=seconds))
+            else:
+                self._stop_spinner(envelope)  # a refused button press is always answered, silently
             return Verdict(False, "rate_limited")
         cooldown = self._policy.cooldown_for(action)
         if cooldown > 0 and not self._cooldowns.start(key, cooldown):
             self._tell(envelope, render("cooldown", language_of(envelope)))
             return Verdict(False, "cooldown")
         return Verdict(True)
+
+    def _stop_spinner(self, envelope: UpdateEnvelope) -> None:
+        callback = callback_of(envelope)
+        if callback is not None and isinstance(callback.get("id"), str):
+            self._outbox.answer_callback_query(envelope.bot_id, callback["id"], None)
 
     def _tell(self, envelope: UpdateEnvelope, text: str) -> None:
         callback = callback_of(envelope)

@@ -209,6 +209,71 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "🤔 Não entendi. Veja /help.",
         "en": "🤔 I did not understand. See /help.",
     },
+    "mgr_delete_token_yourself": {
+        "pt-BR": "⚠️ Não consegui apagar a mensagem com o token. Apague-a você mesmo e, por segurança, "
+        "gere um token novo no @BotFather (/revoke).",
+        "en": "⚠️ I could not delete the message holding the token. Delete it yourself and, to be safe, "
+        "revoke the token in @BotFather (/revoke).",
+    },
+    "mgr_page": {"pt-BR": "Página {page} de {pages}", "en": "Page {page} of {pages}"},
+    "btn_prev_page": {"pt-BR": "⬅️ Anterior", "en": "⬅️ Previous"},
+    "btn_next_page": {"pt-BR": "Próxima ➡️", "en": "Next ➡️"},
+    "usage_setwelcome": {"pt-BR": "/setwelcome @bot texto", "en": "/setwelcome @bot text"},
+    "usage_setcommand": {"pt-BR": "/setcommand @bot /comando resposta", "en": "/setcommand @bot /command reply"},
+    "usage_setapi": {
+        "pt-BR": "/setapi @bot /comando https://… [GET|POST] [timeout]",
+        "en": "/setapi @bot /command https://… [GET|POST] [timeout]",
+    },
+    "usage_delcommand": {"pt-BR": "/delcommand @bot /comando", "en": "/delcommand @bot /command"},
+    "usage_command_answer": {"pt-BR": "/comando resposta", "en": "/command reply"},
+    "usage_api_answer": {
+        "pt-BR": "/comando https://… [GET|POST] [timeout]",
+        "en": "/command https://… [GET|POST] [timeout]",
+    },
+    # InvalidSetting reason codes (libs/domain/use_cases/manager_admin.SETTING_REASON_CODES) → text.
+    "setting_invalid": {
+        "pt-BR": "confira o valor (URL http(s) sem espaços nem credenciais, método GET ou POST, timeout 0.5-30 s).",
+        "en": "check the value (an http(s) URL without spaces or credentials, GET or POST, timeout 0.5-30 s).",
+    },
+    "setting_command_name": {
+        "pt-BR": "um comando é / seguido de 1 a 32 letras minúsculas, dígitos ou _.",
+        "en": "a command is / followed by 1-32 lowercase letters, digits or _.",
+    },
+    "setting_command_reserved": {
+        "pt-BR": "/start é o texto de boas-vindas; use /setwelcome.",
+        "en": "/start is the welcome text; use /setwelcome.",
+    },
+    "setting_text_empty": {"pt-BR": "o texto está vazio.", "en": "the text is empty."},
+    "setting_text_too_long": {
+        "pt-BR": "o texto passa de 4096 caracteres.",
+        "en": "the text is longer than 4096 characters.",
+    },
+    "setting_url_invalid": {
+        "pt-BR": "a URL está vazia, é longa demais, tem espaços ou não é http(s).",
+        "en": "the URL is empty, too long, holds spaces or is not http(s).",
+    },
+    "setting_url_unparsable": {"pt-BR": "a URL não pôde ser lida.", "en": "the URL cannot be parsed."},
+    "setting_url_scheme": {
+        "pt-BR": "só aceito URLs http:// e https://.",
+        "en": "only http:// and https:// URLs are accepted.",
+    },
+    "setting_url_credentials": {
+        "pt-BR": "URLs com usuário ou senha não são aceitas.",
+        "en": "URLs with a user or password are not accepted.",
+    },
+    "setting_method": {"pt-BR": "o método é GET ou POST.", "en": "the method is GET or POST."},
+    "setting_timeout": {
+        "pt-BR": "o timeout é de 0.5 a 30 segundos.",
+        "en": "the timeout is 0.5-30 seconds.",
+    },
+    "setting_too_many_commands": {
+        "pt-BR": "no máximo 50 comandos por bot.",
+        "en": "at most 50 commands per bot.",
+    },
+    "setting_command_unknown": {
+        "pt-BR": "esse comando não está configurado.",
+        "en": "that command is not configured.",
+    },
     "btn_details": {"pt-BR": "ℹ️ @{username}", "en": "ℹ️ @{username}"},
     "btn_stats": {"pt-BR": "📊 Estatísticas", "en": "📊 Stats"},
     "btn_disable": {"pt-BR": "⏸️ Desativar", "en": "⏸️ Disable"},

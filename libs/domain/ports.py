@@ -133,9 +133,16 @@ class Outbox(Protocol):
 
 
 class BotRepository(Protocol):
+    """Writes are optimistic: `save` succeeds only if the row is still at `bot.version` (ConcurrentUpdate
+    otherwise) and bumps `bot.version`; `add` raises DuplicateBot when telegram_bot_id/public_id is taken."""
+
     def add(self, bot: Bot) -> None: ...
 
     def save(self, bot: Bot) -> None: ...
+
+    def replace(self, old: Bot, new: Bot) -> None:
+        """Atomically drops `old` (still at old.version, with its stats) and adds `new` in its place."""
+        ...
 
     def get(self, bot_id: str) -> Bot | None: ...
 
@@ -210,10 +217,14 @@ class Locks(Protocol):
 class ExternalApi(Protocol):
     """Raises ExternalApiFailed (libs.domain.external_api); `CircuitOpen` when the API's breaker is open."""
 
-    def call(self, url: str, method: str, timeout_seconds: float, payload: dict[str, Any] | None) -> str: ...
+    def call(
+        self, url: str, method: str, timeout_seconds: float, payload: dict[str, Any] | None, scope: str = ""
+    ) -> str:
+        """`scope` (the bot id) keys the breaker with the API's host: one tenant cannot open it for others."""
+        ...
 
-    def is_open(self, url: str) -> bool:
-        """True while the circuit breaker of `url`'s API refuses calls (shared by every worker)."""
+    def is_open(self, url: str, scope: str = "") -> bool:
+        """True while the circuit breaker of (`scope`, `url`'s API) refuses calls (shared by every worker)."""
         ...
 
 
@@ -248,7 +259,9 @@ class MailboxItem:
 class ChatMailbox(Protocol):
     """Per-(bot, chat) FIFO of updates waiting to be handled, shared by every worker."""
 
-    def push(self, chat_key: str, envelope: UpdateEnvelope) -> None: ...
+    def push(self, chat_key: str, envelope: UpdateEnvelope) -> bool:
+        """Appends; False (nothing stored) when the chat already holds the mailbox's cap of updates."""
+        ...
 
     def peek(self, bot_id: str, chat_key: str) -> MailboxItem | None: ...
 

@@ -7,6 +7,7 @@ queue never holds a token. Only the registry opens them (Decrypt, purpose manage
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from libs.domain.redaction import TOKEN_SHAPED
 
 MAX_SEALED_PER_UPDATE = 8
+MAX_REF_CHARS = 64  # the vault's bot_ref limit
 PLACEHOLDER = re.compile(r"\[sealed:(\d{1,2})\]")
 
 
@@ -49,3 +51,36 @@ def seal_update(update: dict[str, Any], seal: Callable[[str], bytes]) -> tuple[d
 
 def placeholders_in(text: str) -> list[int]:
     return [int(match.group(1)) for match in PLACEHOLDER.finditer(text)]
+
+
+def inbound_text_ref(manager_bot_id: str, sender_id: int, chat_id: int) -> str:
+    """The vault bot_ref a token-shaped text from the manager bot's chat is sealed under: the manager bot, the
+    Telegram sender (from.id) and the chat. Only the same (sender, chat) opens it again, so a ciphertext replayed
+    under another owner does not open. Readable when it fits the vault's 64 characters, else hashed."""
+    ref = f"{manager_bot_id}:{sender_id}:{chat_id}"
+    if len(ref) <= MAX_REF_CHARS:
+        return ref
+    digest = hashlib.sha256(f"{sender_id}:{chat_id}".encode("ascii")).hexdigest()[:24]
+    return f"{manager_bot_id}:h{digest}"[:MAX_REF_CHARS]
+
+
+def _int_at(body: Any, *path: str) -> int:
+    for key in path:
+        body = body.get(key) if isinstance(body, dict) else None
+    return body if isinstance(body, int) and not isinstance(body, bool) else 0
+
+
+def sealing_context(update: dict[str, Any]) -> tuple[int, int]:
+    """(sender id, chat id) of an update, 0 where there is none: what a sealed text is bound to."""
+    for kind in ("message", "edited_message"):
+        body = update.get(kind)
+        if isinstance(body, dict):
+            return _int_at(body, "from", "id"), _int_at(body, "chat", "id")
+    callback = update.get("callback_query")
+    if isinstance(callback, dict):
+        return _int_at(callback, "from", "id"), _int_at(callback, "message", "chat", "id")
+    managed = update.get("managed_bot")
+    if isinstance(managed, dict):
+        user_id = _int_at(managed, "user", "id")
+        return user_id, user_id
+    return 0, 0

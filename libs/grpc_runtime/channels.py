@@ -130,11 +130,13 @@ class RequestIdServerInterceptor(grpc.ServerInterceptor):
         )
 
 
-def build_server(max_workers: int = 16) -> tuple[grpc.Server, health.HealthServicer]:
-    """A thread-pool gRPC server with request_id logging and the standard health service."""
+def build_server(
+    max_workers: int = 16, interceptors: tuple[grpc.ServerInterceptor, ...] = ()
+) -> tuple[grpc.Server, health.HealthServicer]:
+    """A thread-pool gRPC server with request_id logging (then `interceptors`) and the standard health service."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
-        interceptors=[RequestIdServerInterceptor()],
+        interceptors=[RequestIdServerInterceptor(), *interceptors],
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

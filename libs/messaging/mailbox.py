@@ -19,6 +19,15 @@ from libs.domain.updates import UpdateEnvelope
 
 KEY_PREFIX = "tgm:mbox"
 FAILURES_TTL_SECONDS = 7 * 24 * 3600
+# Updates waiting per chat, at most: a flood from one chat cannot fill Redis. Telegram delivers a chat's
+# updates in order and a normal chat has a handful waiting; beyond the cap the update is dropped (logged).
+MAX_ITEMS_PER_CHAT = 500
+
+_PUSH_CAPPED = """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1
+"""
 
 # Pops the head only if it is still the item the caller worked on (a lost lock cannot pop a newer item).
 _POP_IF_HEAD = """
@@ -44,10 +53,12 @@ def decode(raw: bytes) -> MailboxItem:
 
 
 class RedisChatMailbox:
-    def __init__(self, client: Any, prefix: str = KEY_PREFIX) -> None:
+    def __init__(self, client: Any, prefix: str = KEY_PREFIX, max_items: int = MAX_ITEMS_PER_CHAT) -> None:
         self._client = client
         self._prefix = prefix
+        self._max_items = max_items
         self._pop_if_head = client.register_script(_POP_IF_HEAD)
+        self._push_capped = client.register_script(_PUSH_CAPPED)
 
     def _key(self, bot_id: str, chat_key: str) -> str:
         return f"{self._prefix}:{bot_id}:{chat_key}"
@@ -55,8 +66,9 @@ class RedisChatMailbox:
     def _fail_key(self, bot_id: str, chat_key: str) -> str:
         return f"{self._prefix}-fail:{bot_id}:{chat_key}"
 
-    def push(self, chat_key: str, envelope: UpdateEnvelope) -> None:
-        self._client.rpush(self._key(envelope.bot_id, chat_key), encode(envelope))
+    def push(self, chat_key: str, envelope: UpdateEnvelope) -> bool:
+        key = self._key(envelope.bot_id, chat_key)
+        return bool(self._push_capped(keys=[key], args=[encode(envelope), self._max_items]))
 
     def peek(self, bot_id: str, chat_key: str) -> MailboxItem | None:
         raw = self._client.lindex(self._key(bot_id, chat_key), 0)
@@ -86,14 +98,19 @@ class RedisChatMailbox:
 
 
 class InMemoryChatMailbox:
-    def __init__(self) -> None:
+    def __init__(self, max_items: int = MAX_ITEMS_PER_CHAT) -> None:
+        self._max_items = max_items
         self._lists: dict[tuple[str, str], deque[bytes]] = {}
         self._failures: dict[tuple[str, str, int], tuple[int, float]] = {}
         self._lock = threading.Lock()
 
-    def push(self, chat_key: str, envelope: UpdateEnvelope) -> None:
+    def push(self, chat_key: str, envelope: UpdateEnvelope) -> bool:
         with self._lock:
-            self._lists.setdefault((envelope.bot_id, chat_key), deque()).append(encode(envelope))
+            items = self._lists.setdefault((envelope.bot_id, chat_key), deque())
+            if len(items) >= self._max_items:
+                return False
+            items.append(encode(envelope))
+            return True
 
     def peek(self, bot_id: str, chat_key: str) -> MailboxItem | None:
         with self._lock:

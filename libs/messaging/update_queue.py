@@ -10,11 +10,15 @@ older gateway: the dispatcher moves them into the mailbox.
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 
 from libs.domain.inbound import chat_key_of
 from libs.domain.ports import ChatMailbox
 from libs.domain.updates import UpdateEnvelope
+
+logger = logging.getLogger("libs.messaging.update_queue")
 
 UPDATES_QUEUE = "updates"
 HANDLE_UPDATE_ACTOR = "handle_update"
@@ -41,7 +45,14 @@ class MailboxUpdateQueue:
 
     def enqueue(self, envelope: UpdateEnvelope) -> None:
         chat_key = chat_key_of(envelope)
-        self._mailbox.push(chat_key, envelope)
+        if not self._mailbox.push(chat_key, envelope):
+            # The chat's mailbox is full (a flood): drop the update; the gateway still answers 200, so
+            # Telegram does not redeliver it into the same flood. A drain is already due for this chat.
+            logger.warning(
+                "chat mailbox full; update dropped",
+                extra={"bot_id": envelope.bot_id, "update_id": envelope.update_id, "request_id": envelope.request_id},
+            )
+            return
         self._broker.enqueue(drain_chat_message(envelope.bot_id, chat_key, envelope.request_id))
 
 

@@ -29,11 +29,12 @@ from libs.domain.manager_ports import (
     SettingsChange,
     SetWelcome,
 )
-from libs.domain.use_cases.manager_admin import InvalidSetting
+from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting
 from libs.registry_client.client import RegistryUnavailable, bot_from_proto
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 _R = TypeVar("_R")
+REASON_METADATA_KEY = "tgm-reason"  # services/botregistry/grpc/servicer.py
 DEFAULT_TIMEOUT_SECONDS = 20.0  # registrations call Telegram and the vault
 RECORD_TIMEOUT_SECONDS = 1.0
 
@@ -52,9 +53,21 @@ def _error_for(exc: grpc.RpcError) -> DomainError:
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         if details == "not a bot token":
             return InvalidToken("not a bot token")
-        return InvalidSetting(str(details or "invalid value")[:200])
+        return InvalidSetting(str(details or "invalid value")[:200], _reason_code(exc))
     name = code.name if code is not None else "UNKNOWN"
     return RegistryUnavailable(f"registry call failed: {name}")
+
+
+def _reason_code(exc: grpc.RpcError) -> str:
+    """The InvalidSetting reason code the registry put in the trailing metadata (a known code, else "invalid")."""
+    trailing = exc.trailing_metadata() if callable(getattr(exc, "trailing_metadata", None)) else None
+    for item in trailing or ():
+        key, value = getattr(item, "key", None), getattr(item, "value", None)
+        if key is None and isinstance(item, tuple) and len(item) == 2:
+            key, value = item
+        if key == REASON_METADATA_KEY and isinstance(value, str) and value in SETTING_REASON_CODES:
+            return value
+    return "invalid"
 
 
 class GrpcBotAdmin:
@@ -71,10 +84,12 @@ class GrpcBotAdmin:
             failure = _error_for(exc)
         raise failure  # outside the except block: no chained RpcError
 
-    def register_sealed(self, owner_id: int, sealed_token: bytes, sealed_by_bot_id: str) -> Registration:
+    def register_sealed(self, owner_id: int, sealed_token: bytes, sealed_by_bot_id: str, chat_id: int) -> Registration:
         request = registry_pb2.RegisterBotRequest(
             owner_id=owner_id,
-            sealed_token=registry_pb2.SealedToken(ciphertext=sealed_token, sealed_by_bot_id=sealed_by_bot_id),
+            sealed_token=registry_pb2.SealedToken(
+                ciphertext=sealed_token, sealed_by_bot_id=sealed_by_bot_id, chat_id=chat_id
+            ),
         )
         reply = self._call(lambda: self._stub.RegisterBot(request, timeout=self._timeout))
         return Registration(bot_from_proto(reply.bot), reply.refreshed)

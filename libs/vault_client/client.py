@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from libs.domain.errors import VaultUnavailable
+from libs.domain.errors import SecretRejected, VaultUnavailable
 from libs.domain.ports import DecryptPurpose, SecretKind
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
@@ -79,4 +79,7 @@ def _unavailable(verb: str, exc: grpc.RpcError) -> VaultUnavailable:
     # Only the status code: details are the server's words and the call's payload must not travel in errors.
     code = exc.code() if isinstance(exc, grpc.Call) else None
     name = code.name if code is not None else "UNKNOWN"
+    if verb == "Decrypt" and code is grpc.StatusCode.INVALID_ARGUMENT:
+        # The ciphertext does not open for this bot_ref/kind (e.g. replayed under another sender).
+        return SecretRejected(f"vault {verb} failed: {name}")
     return VaultUnavailable(f"vault {verb} failed: {name}")

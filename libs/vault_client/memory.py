@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 
-from libs.domain.errors import VaultUnavailable
+from libs.domain.errors import SecretRejected, VaultUnavailable
 from libs.domain.ports import DecryptPurpose, SecretKind
 
 _PREFIX = b"memvault1:"
@@ -37,7 +37,7 @@ class InMemoryTokenVault:
         with self._lock:
             entry = self._sealed.get(bytes(ciphertext))
         if entry is None or entry[0] != bot_ref or entry[1] != kind:
-            raise VaultUnavailable("vault Decrypt failed: INVALID_ARGUMENT")
+            raise SecretRejected("vault Decrypt failed: INVALID_ARGUMENT")
         return entry[2]
 
     def __repr__(self) -> str:

@@ -11,9 +11,12 @@ from types import FrameType
 
 from grpc_health.v1 import health_pb2
 
+from libs.grpc_runtime.authorization import AuthorizationInterceptor
 from libs.grpc_runtime.channels import add_server_port, build_server, mark_serving
+from libs.grpc_runtime.tls import tls_from_env
 from libs.observability.logging import configure_logging
 from services.botregistry import migrate
+from services.botregistry.authorization import default_policy
 from services.botregistry.container import Container
 from services.botregistry.grpc.servicer import SERVICE_NAME
 from services.botregistry.manager import start_manager_registration
@@ -34,7 +37,14 @@ def serve(settings: RegistrySettings) -> int:
     container.settings.override(settings)
     servicer = container.servicer()
 
-    server, health_servicer = build_server(max_workers=settings.grpc_max_workers)
+    interceptors: tuple[AuthorizationInterceptor, ...] = ()
+    if tls_from_env() is not None:
+        # Per-caller authorization from the client certificate (services/botregistry/authorization.py).
+        interceptors = (AuthorizationInterceptor(SERVICE_NAME, default_policy().allows),)
+        logger.info("caller authorization on", extra={"mode": "mtls"})
+    else:
+        logger.warning("no TLS configured: callers cannot be identified, every caller is trusted (development only)")
+    server, health_servicer = build_server(max_workers=settings.grpc_max_workers, interceptors=interceptors)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server)
     port = add_server_port(server, settings.registry_listen)  # mTLS when TLS_* env is set (issue 4)
     if port == 0:

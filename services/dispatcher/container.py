@@ -5,7 +5,7 @@ The Telegram and vault clients are imported lazily so this module loads without 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dramatiq
@@ -14,7 +14,7 @@ from dependency_injector import containers, providers
 
 from libs.domain.clock import SystemClock
 from libs.domain.external_api import RetryPolicy, RunApiCall, StartApiCall
-from libs.domain.inbound import InboundGuard, InboundPolicy, RateRule
+from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy, RateRule
 from libs.domain.ports import TelegramApi, TokenVault, UpdateDeduplicator
 from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy
 from libs.domain.use_cases.handle_update import HandleUpdate
@@ -109,6 +109,25 @@ def _adapter(client: Any, kind: str, **kwargs: Any) -> Any:
     return _redis_adapters()[kind](client, **kwargs)
 
 
+def _bot_actions(bots: Any) -> Callable[[str], BotActions | None]:
+    """What each bot handles, for the inbound guard (libs/domain/inbound.py)."""
+    from libs.domain.use_cases.manager import MANAGER_COMMANDS
+
+    def actions(bot_id: str) -> BotActions | None:
+        try:
+            bot = bots.get_bot(bot_id)
+        except Exception:
+            return None  # unknown: the guard is conservative
+        if bot is None:
+            return None
+        if bot.is_manager:
+            return BotActions(commands=frozenset(MANAGER_COMMANDS), other_commands=True, private_text=True)
+        defined = {"/start", *bot.settings.custom_commands, *bot.settings.api_commands}
+        return BotActions(commands=frozenset(defined), callbacks=frozenset())
+
+    return actions
+
+
 def _inbound_policy(settings: DispatcherSettings) -> InboundPolicy:
     default = RateRule(settings.rate_limit_default_limit, settings.rate_limit_default_window)
     return InboundPolicy.parse(settings.rate_limits_json, settings.cooldowns_json, default=default)
@@ -159,6 +178,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         redis_client,
         fail_max=settings.provided.circuit_breaker_fail_max,
         reset_timeout_seconds=settings.provided.circuit_breaker_timeout,
+        allow_private=settings.provided.external_api_allow_private,
     )
     api_scheduler = providers.Singleton(DramatiqApiCallScheduler, broker)
     start_api_call = providers.Singleton(
@@ -168,6 +188,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         locks=locks,
         outbox=outbox,
         lock_ttl_seconds=settings.provided.external_api_lock_seconds,
+        allow_private=settings.provided.external_api_allow_private,
     )
     run_api_call = providers.Singleton(
         RunApiCall,
@@ -208,7 +229,12 @@ class DispatcherContainer(containers.DeclarativeContainer):
 
     inbound_policy = providers.Singleton(_inbound_policy, settings)
     inbound_guard = providers.Singleton(
-        InboundGuard, limiter=rate_limiter, cooldowns=cooldowns, outbox=outbox, policy=inbound_policy
+        InboundGuard,
+        limiter=rate_limiter,
+        cooldowns=cooldowns,
+        outbox=outbox,
+        policy=inbound_policy,
+        actions=providers.Callable(_bot_actions, bot_directory),
     )
     drain_chat = providers.Singleton(
         DrainChat,

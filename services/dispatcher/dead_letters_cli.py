@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -16,11 +17,15 @@ from libs.domain.external_api import job_from_message, job_to_message
 from libs.domain.inbound import chat_key_of
 from libs.domain.ports import ApiCallJob, DeadLetter
 from libs.domain.updates import UpdateEnvelope
+from libs.domain.use_cases.drain_chat import describe_failure
 from libs.messaging.mailbox import RedisChatMailbox
 from libs.messaging.update_queue import drain_chat_message
 from services.dispatcher.adapters.dead_letters import RedisDeadLetters
+from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.outbound import NO_CHAT, RedisOutboxStore, drain_outbox_message
 from services.dispatcher.workers.actors import api_call_message
+
+REPLAY_LOCK_SECONDS = 300.0  # as EXTERNAL_API_LOCK_SECONDS' default; the job releases it when done
 
 
 def add_parser(sub: Any) -> None:
@@ -45,12 +50,22 @@ def replay(letter: DeadLetter, client: Any, broker: Any) -> None:
         broker.enqueue(drain_chat_message(envelope.bot_id, chat_key, envelope.request_id))
     elif letter.kind == "api_call":
         job = job_from_message(letter.payload)
-        broker.enqueue(api_call_message(ApiCallJob(**{**job_to_message(job), "attempt": 0})))
+        # A fresh lock (the failed run released its own) and a fresh job id: the replay's reply must not be
+        # taken for the failed run's (effect ids derive from the job id).
+        owner = RedisLocks(client).acquire(job.lock_key, REPLAY_LOCK_SECONDS)
+        if owner is None:
+            raise RuntimeError("this user's call of the command is running; replay it later")
+        fresh = ApiCallJob(**{**job_to_message(job), "attempt": 0, "job_id": uuid.uuid4().hex, "lock_owner": owner})
+        try:
+            broker.enqueue(api_call_message(fresh))
+        except Exception:
+            RedisLocks(client).release(job.lock_key, owner)
+            raise
     elif letter.kind == "outbound":
-        call = letter.payload
+        call = {**letter.payload, "id": uuid.uuid4().hex}  # a new call: the old id is marked queued already
         chat_key = NO_CHAT if call.get("chat_id") is None else str(call["chat_id"])
         raw = json.dumps(call, ensure_ascii=False, separators=(",", ":")).encode()
-        RedisOutboxStore(client).push(str(call["bot_id"]), chat_key, raw)
+        RedisOutboxStore(client).push(str(call["bot_id"]), chat_key, raw, str(call["id"]))
         broker.enqueue(drain_outbox_message(str(call["bot_id"]), chat_key))
     else:
         raise ValueError(f"cannot replay a dead letter of kind {letter.kind!r}")
@@ -80,19 +95,26 @@ def run(args: argparse.Namespace, redis_url: str, out: TextIO = sys.stdout) -> i
                 return 1
             print(f"purged {store.purge()}", file=out)
             return 0
-        letter = store.get(args.id)
-        if letter is None:
-            print(f"no dead letter {args.id}", file=sys.stderr)
-            return 1
         if args.dl_command == "show":
+            letter = store.get(args.id)
+            if letter is None:
+                print(f"no dead letter {args.id}", file=sys.stderr)
+                return 1
             print(json.dumps(vars(letter), ensure_ascii=False, indent=2), file=out)
             return 0
+        letter = store.claim(args.id)  # atomic: a second replay of the same letter finds nothing
+        if letter is None:
+            print(f"no dead letter {args.id} (already replayed?)", file=sys.stderr)
+            return 1
         broker = RedisBroker(url=redis_url)  # type: ignore[no-untyped-call]
         try:
             replay(letter, client, broker)
+        except Exception as exc:
+            store.restore(letter)
+            print(f"could not replay {letter.id}: {describe_failure(exc)}", file=sys.stderr)
+            return 1
         finally:
             broker.close()
-        store.remove(letter.id)
         print(f"replayed {letter.id}", file=out)
         return 0
     finally:

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 import dramatiq
 
+from libs.domain.bots import BotToken
+from libs.domain.effects import next_effect_id
 from libs.domain.errors import BotNotFound, TelegramRequestFailed
 from libs.domain.ports import DeadLetters, Locks
 from libs.domain.use_cases.drain_chat import describe_failure
@@ -36,6 +38,16 @@ DRAIN_OUTBOX_ACTOR = "drain_outbox"
 NO_CHAT = "cbq"  # answerCallbackQuery has no chat: its own lane, limited per bot only
 SENT_TTL_SECONDS = 24 * 3600
 
+# Idempotent push: a call id is queued at most once (a re-run handler derives the same ids, see
+# libs/domain/effects.py); the marker outlives any redelivery.
+_PUSH_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
 _POP_IF_HEAD = """
 if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then
   redis.call('LPOP', KEYS[1])
@@ -46,7 +58,10 @@ return 0
 
 
 class OutboxStore(Protocol):
-    def push(self, bot_id: str, chat_key: str, raw: bytes) -> None: ...
+    def push(self, bot_id: str, chat_key: str, raw: bytes, call_id: str) -> bool:
+        """Appends unless `call_id` was queued before (then False)."""
+        ...
+
     def peek(self, bot_id: str, chat_key: str) -> bytes | None: ...
     def pop(self, bot_id: str, chat_key: str, raw: bytes) -> bool: ...
     def size(self, bot_id: str, chat_key: str) -> int: ...
@@ -59,18 +74,24 @@ class OutboxStore(Protocol):
 class SendLimiter(Protocol):
     def acquire(self, bot_id: str, chat_id: int | None) -> float: ...
 
+    def pause(self, bot_id: str, seconds: float) -> None:
+        """Telegram said 429: no slot for any of the bot's chats for `seconds` (never shortens a pause)."""
+        ...
+
 
 class RedisOutboxStore:
     def __init__(self, client: Any, prefix: str = "tgm:obox") -> None:
         self._client = client
         self._prefix = prefix
         self._pop_if_head = client.register_script(_POP_IF_HEAD)
+        self._push_once = client.register_script(_PUSH_ONCE)
 
     def _key(self, bot_id: str, chat_key: str) -> str:
         return f"{self._prefix}:{bot_id}:{chat_key}"
 
-    def push(self, bot_id: str, chat_key: str, raw: bytes) -> None:
-        self._client.rpush(self._key(bot_id, chat_key), raw)
+    def push(self, bot_id: str, chat_key: str, raw: bytes, call_id: str) -> bool:
+        keys = [f"{self._prefix}-q:{call_id}", self._key(bot_id, chat_key)]
+        return bool(self._push_once(keys=keys, args=[raw, SENT_TTL_SECONDS]))
 
     def peek(self, bot_id: str, chat_key: str) -> bytes | None:
         raw = self._client.lindex(self._key(bot_id, chat_key), 0)
@@ -104,11 +125,19 @@ class InMemoryOutboxStore:
         self._lists: dict[tuple[str, str], deque[bytes]] = {}
         self._sent: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        self._queued: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def push(self, bot_id: str, chat_key: str, raw: bytes) -> None:
+    def push(self, bot_id: str, chat_key: str, raw: bytes, call_id: str) -> bool:
         with self._lock:
+            now = time.monotonic()
+            if self._queued.get(call_id, 0.0) > now:
+                return False
+            if len(self._queued) > 10_000:
+                self._queued = {k: v for k, v in self._queued.items() if v > now}
+            self._queued[call_id] = now + SENT_TTL_SECONDS
             self._lists.setdefault((bot_id, chat_key), deque()).append(raw)
+            return True
 
     def peek(self, bot_id: str, chat_key: str) -> bytes | None:
         with self._lock:
@@ -165,8 +194,12 @@ class QueuedOutbox:
 
     def _queue(self, bot_id: str, chat_id: int | None, method: str, params: dict[str, Any]) -> None:
         chat_key = NO_CHAT if chat_id is None else str(chat_id)
-        call = {"id": uuid.uuid4().hex, "bot_id": bot_id, "chat_id": chat_id, "method": method, "params": params}
-        self._store.push(bot_id, chat_key, json.dumps(call, ensure_ascii=False, separators=(",", ":")).encode())
+        call_id = next_effect_id() or uuid.uuid4().hex  # deterministic inside a handler run: a re-run sends once
+        call = {"id": call_id, "bot_id": bot_id, "chat_id": chat_id, "method": method, "params": params}
+        raw = json.dumps(call, ensure_ascii=False, separators=(",", ":")).encode()
+        if not self._store.push(bot_id, chat_key, raw, call_id):
+            logger.info("outbound call already queued by an earlier run", extra={"bot_id": bot_id, "call_id": call_id})
+        # Enqueued even for a duplicate: the earlier run may have died between its push and this message.
         self._broker.enqueue(drain_outbox_message(bot_id, chat_key))
 
     def send_message(
@@ -207,8 +240,8 @@ class QueuedOutbox:
         self._queue(bot_id, None, "answer_callback_query", {"callback_query_id": callback_query_id, "text": text})
 
 
-def perform(sender: DirectOutbox, call: dict[str, Any]) -> None:
-    """Executes one queued call; the sender opens the bot's token in the vault for this call only."""
+def perform(sender: DirectOutbox, call: dict[str, Any], token: BotToken | None = None) -> None:
+    """Executes one queued call with the bot's token (opened by the caller, else by the sender now)."""
     bot_id, chat_id, params = str(call["bot_id"]), call.get("chat_id"), dict(call["params"])
     method = call["method"]
     if method == "send_message":
@@ -219,6 +252,7 @@ def perform(sender: DirectOutbox, call: dict[str, Any]) -> None:
             parse_mode=params.get("parse_mode"),
             reply_markup=params.get("reply_markup"),
             disable_web_page_preview=bool(params.get("disable_web_page_preview")),
+            token=token,
         )
     elif method == "edit_message_text":
         sender.edit_message_text(
@@ -228,11 +262,12 @@ def perform(sender: DirectOutbox, call: dict[str, Any]) -> None:
             str(params["text"]),
             parse_mode=params.get("parse_mode"),
             reply_markup=params.get("reply_markup"),
+            token=token,
         )
     elif method == "delete_message":
-        sender.delete_message(bot_id, int(chat_id), int(params["message_id"]))
+        sender.delete_message(bot_id, int(chat_id), int(params["message_id"]), token=token)
     elif method == "answer_callback_query":
-        sender.answer_callback_query(bot_id, str(params["callback_query_id"]), params.get("text"))
+        sender.answer_callback_query(bot_id, str(params["callback_query_id"]), params.get("text"), token=token)
     else:
         raise ValueError(f"unknown outbound method {method!r}")
 
@@ -307,13 +342,28 @@ class DrainOutbox:
                 self._store.pop(bot_id, chat_key, raw)
                 continue
             chat_id = call.get("chat_id")
+            sender = self._sender()
+            try:
+                # The token first (a vault call of unknown latency), then the slot, then at once the HTTP
+                # call: the time between the limiter's grant and Telegram's arrival stays short.
+                token = sender.token(bot_id)
+            except BotNotFound as exc:
+                self._give_up(bot_id, chat_key, raw, call, describe_failure(exc), 1)
+                continue
+            except Exception as exc:
+                again = self._failed(bot_id, chat_key, raw, call, call_id, exc)
+                if again is not None:
+                    return sent, again
+                continue
             wait = self._limiter.acquire(bot_id, chat_id if isinstance(chat_id, int) else None)
             if wait > 0:
                 return sent, wait
             try:
-                perform(self._sender(), call)
+                perform(sender, call, token)
             except TelegramRequestFailed as exc:
                 if exc.retry_after is not None:
+                    # Telegram's flood control is per bot as much as per chat: hold every chat of the bot.
+                    self._limiter.pause(bot_id, float(exc.retry_after))
                     logger.warning("Telegram said 429; rescheduling", extra={**ids, "retry_after": exc.retry_after})
                     return sent, float(exc.retry_after)
                 self._give_up(bot_id, chat_key, raw, call, describe_failure(exc), 1)  # 400/403: a retry won't help
@@ -322,20 +372,30 @@ class DrainOutbox:
                 self._give_up(bot_id, chat_key, raw, call, describe_failure(exc), 1)
                 continue
             except Exception as exc:
-                attempts = self._store.record_failure(call_id)
-                reason = describe_failure(exc)
-                if attempts < self._policy.max_attempts:
-                    step = self._policy.min_backoff_seconds * 2 ** (attempts - 1)
-                    delay = min(self._policy.max_backoff_seconds, step)
-                    logger.warning("send failed; retrying", extra={**ids, "retry_in": delay, "error": reason})
-                    return sent, delay
-                self._give_up(bot_id, chat_key, raw, call, reason, attempts)
+                again = self._failed(bot_id, chat_key, raw, call, call_id, exc)
+                if again is not None:
+                    return sent, again
                 continue
             self._store.mark_sent(call_id)
             self._store.pop(bot_id, chat_key, raw)
             self._store.clear_failures(call_id)
             sent += 1
         return sent, 0.0
+
+    def _failed(
+        self, bot_id: str, chat_key: str, raw: bytes, call: dict[str, Any], call_id: str, exc: Exception
+    ) -> float | None:
+        """A failure a retry may fix: the delay before the next attempt, or None once given up."""
+        attempts = self._store.record_failure(call_id)
+        reason = describe_failure(exc)
+        if attempts < self._policy.max_attempts:
+            step = self._policy.min_backoff_seconds * 2 ** (attempts - 1)
+            delay = min(self._policy.max_backoff_seconds, step)
+            ids = {"bot_id": bot_id, "call_id": call_id, "method": call.get("method")}
+            logger.warning("send failed; retrying", extra={**ids, "retry_in": delay, "error": reason})
+            return float(delay)
+        self._give_up(bot_id, chat_key, raw, call, reason, attempts)
+        return None
 
     def _give_up(self, bot_id: str, chat_key: str, raw: bytes, call: dict[str, Any], reason: str, n: int) -> None:
         letter_id = self._dead.add("outbound", call, reason, n, time.time())

@@ -50,3 +50,5 @@ class DispatcherSettings(BaseSettings):
     external_api_retry_base_seconds: float = Field(default=1.0, ge=0)
     external_api_retry_max_seconds: float = Field(default=60.0, ge=0)
     external_api_lock_seconds: float = Field(default=300.0, gt=0)
+    # Tests only: lets API commands call loopback/private addresses (the SSRF policy refuses them).
+    external_api_allow_private: bool = False

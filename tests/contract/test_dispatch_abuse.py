@@ -69,12 +69,11 @@ def _hits(args: tuple[str, str, int]) -> list[tuple[bool, bool]]:
     return out
 
 
-def _grab(args: tuple[str, str, float]) -> str | None:
-    url, key, start_at = args
+def _grab(url: str, key: str, barrier: Any, results: Any, index: int) -> None:
     locks = RedisLocks(redis.Redis.from_url(url))
-    while time.time() < start_at:
-        pass
-    return locks.acquire(key, 10)
+    locks.acquire("warm-up", 0.001)  # connect and load the script before the race
+    barrier.wait(timeout=30)
+    results[index] = 1 if locks.acquire(key, 10) is not None else 0
 
 
 # -- rate limiter ---------------------------------------------------------------------------------------
@@ -119,9 +118,15 @@ def test_two_processes_racing_for_one_lock_exactly_one_enters(redis_server: Redi
     ctx = multiprocessing.get_context("fork")
     for round_ in range(5):
         key = f"race:{round_}"
-        with ctx.Pool(2) as pool:
-            owners = pool.map(_grab, [(redis_server.url, key, time.time() + 0.3)] * 2)
-        assert sum(owner is not None for owner in owners) == 1
+        barrier = ctx.Barrier(2)
+        results = ctx.Array("i", [-1, -1])
+        procs = [ctx.Process(target=_grab, args=(redis_server.url, key, barrier, results, i)) for i in range(2)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=60)
+            assert proc.exitcode == 0
+        assert sorted(results[:]) == [0, 1]  # both tried (none is -1), exactly one entered
 
 
 def test_lock_contract_only_the_holder_releases(kind: str, client: Any) -> None:
@@ -236,3 +241,34 @@ def test_dead_letters_contract_and_redaction(kind: str, client: Any) -> None:
     assert store.remove(first) and not store.remove(first)
     assert store.get(first) is None
     assert store.purge() == 1 and store.list() == []
+
+
+def test_send_limiter_contract_a_429_pauses_every_chat_of_the_bot(kind: str, client: Any) -> None:
+    limiter = make(kind, client, "send")
+    assert limiter.acquire("bot", 1) == 0
+    limiter.pause("bot", 2.0)
+    limiter.pause("bot", 0.5)  # a shorter pause never shortens the longer one
+    assert 1.0 < limiter.acquire("bot", 2) <= 2.0  # another chat of the same bot waits too
+    assert 1.0 < limiter.acquire("bot", None) <= 2.0
+    assert limiter.acquire("other-bot", 2) == 0
+
+
+def test_mailbox_contract_refuses_above_the_cap(kind: str, client: Any) -> None:
+    box = InMemoryChatMailbox(max_items=3) if kind == "memory" else RedisChatMailbox(client, max_items=3)
+    assert [box.push("5", envelope(i)) for i in range(1, 6)] == [True, True, True, False, False]
+    assert box.size("bot-1", "5") == 3
+    assert box.push("6", envelope(9, chat=6))  # another chat: its own cap
+    head = box.peek("bot-1", "5")
+    assert box.pop("bot-1", "5", head) and box.push("5", envelope(7))
+
+
+def test_redis_dead_letters_are_capped_and_claimed_once(client: Any) -> None:
+    store = RedisDeadLetters(client, max_letters=3)
+    ids = [store.add("update", {"update_id": i}, "boom", 1, float(i)) for i in range(5)]
+    assert [d.id for d in store.list()] == ids[2:]  # the oldest went first
+    assert client.hlen("tgm:dlq:items") == 3
+    letter = store.claim(ids[3])
+    assert letter is not None and letter.payload == {"update_id": 3}
+    assert store.claim(ids[3]) is None  # a second replay finds nothing
+    store.restore(letter)
+    assert store.get(ids[3]) == letter

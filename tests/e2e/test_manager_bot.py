@@ -15,6 +15,7 @@ import psycopg
 import pytest
 import redis
 
+from libs.domain.messages import render
 from tests.support.secrets_scan import database_hits, redis_hits, text_hits
 from tools.devstack.emulator_control import EmulatorControl
 from tools.devstack.stack import Stack, StackConfig, wait_for
@@ -376,6 +377,29 @@ def test_managed_bot_created_without_pasting_a_token(world: World) -> None:
     wait_for(lambda: bool(got()), WAIT, "the managed bot's welcome")
     (listing,) = admin.say("/mybots")
     assert "@made_78001_bot" in listing["plain_text"]
+    # Like Telegram, the emulator also put a service message in the chat; it got no reply of its own.
+    service = [m for m in admin.transcript() if not m["from_bot"] and m.get("service")]
+    assert service and service[0]["service"]["managed_bot_created"]["bot"]["username"] == "made_78001_bot"
+    assert render("mgr_unknown", "pt-br") not in [m["text"] for m in admin.bot_messages()]
+
+
+def test_a_managed_bot_owner_change_in_telegram_moves_the_bot(world: World) -> None:
+    first, second = Chat(world, user(78101)), Chat(world, user(78102, "en"))
+    created = world.emulator.create_managed_bot(world.manager_id, first.user, "moved_78101_bot")
+    world.tokens.append(created["token"])
+    first.replies(2)
+    second.say("/start")  # the new owner has a chat with the manager bot (a bot cannot open one)
+    world.emulator.transfer_managed_bot(world.manager_id, int(created["id"]), second.user)
+    saved, registered = second.replies(2)
+    assert saved["text"] == "✅ Sensitive data stored securely."
+    assert "@moved_78101_bot" in registered["plain_text"]
+    (listing,) = second.say("/mybots")
+    assert "@moved_78101_bot" in listing["plain_text"]
+    (old,) = first.say("/mybots")
+    assert "@moved_78101_bot" not in old["plain_text"]
+    # The bot keeps answering (token and webhook secret refreshed for the new owner).
+    got = answers(world, created, {"id": 78199, "first_name": "Cli"}, "/start")
+    wait_for(lambda: bool(got()), WAIT, "the moved bot's welcome")
 
 
 def _bot_id_in_db(world: World, username: str) -> str:

@@ -149,7 +149,8 @@ def test_managed_bot_creation_token_and_replacement(emu: Emu) -> None:
     created = emu.http.post(
         f"/_emulator/bots/{manager['id']}/managed_bots", json={"user": USER, "username": "child_bot"}
     ).json()
-    assert emu.webhook(manager["id"])["pending_update_count"] == 1
+    # Like Telegram: the managed_bot_created service message, then the managed_bot update.
+    assert emu.webhook(manager["id"])["pending_update_count"] == 2
     token = emu.ok(manager["token"], "getManagedBotToken", user_id=created["id"])
     assert token == created["token"]
     assert emu.ok(token, "getMe")["username"] == "child_bot"

@@ -177,7 +177,8 @@ def test_emulator_results_and_updates_match_the_spec(emu: Emu, receiver: Webhook
     ).json()
     results["getManagedBotToken"] = emu.ok(token, "getManagedBotToken", user_id=child["id"])
     results["deleteMessage"] = emu.ok(token, "deleteMessage", chat_id=USER["id"], message_id=message_id)
-    wait_until(lambda: len(receiver.completed()) == 4)
+    # message, callback_query, the managed_bot_created service message, then the managed_bot update
+    wait_until(lambda: len(receiver.completed()) == 5)
     results["getWebhookInfo"] = emu.ok(token, "getWebhookInfo")
     results["answerCallbackQuery"] = emu.ok(
         token,
@@ -187,5 +188,6 @@ def test_emulator_results_and_updates_match_the_spec(emu: Emu, receiver: Webhook
     issues = [issue for method, result in results.items() for issue in result_problems(method, result)]
     updates = [r.body for r in receiver.completed()]
     assert {next(k for k in u if k != "update_id") for u in updates} == {"message", "callback_query", "managed_bot"}
+    assert any("managed_bot_created" in (u.get("message") or {}) for u in updates)
     issues += [issue for u in updates for issue in problems(u, ["Update"], f"Update {u['update_id']}")]
     assert issues == []

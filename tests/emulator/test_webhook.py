@@ -160,7 +160,10 @@ def test_managed_bot_update_reaches_the_manager(emu: Emu, receiver: WebhookRecei
     created = emu.http.post(
         f"/_emulator/bots/{manager['id']}/managed_bots", json={"user": USER, "username": "kid_bot"}
     ).json()
-    wait_until(lambda: receiver.completed())
-    update = receiver.completed()[0].body
+    wait_until(lambda: len(receiver.completed()) == 2)
+    bodies = [r.body for r in receiver.completed()]
+    service = next(b for b in bodies if "message" in b)
+    update = next(b for b in bodies if "managed_bot" in b)
+    assert service["message"]["managed_bot_created"]["bot"]["id"] == created["id"]
     assert update["managed_bot"]["bot"]["id"] == created["id"]
     assert update["managed_bot"]["user"]["id"] == USER["id"]

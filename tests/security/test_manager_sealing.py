@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from libs.domain.ports import SecretKind
+from libs.domain.errors import SecretRejected
+from libs.domain.ports import DecryptPurpose, SecretKind
 from libs.domain.sealing import MAX_SEALED_PER_UPDATE, TooManySecrets, placeholders_in
 from libs.domain.updates import UpdateEnvelope
 from libs.vault_client.memory import InMemoryTokenVault
@@ -21,6 +22,8 @@ def test_every_token_shaped_string_is_sealed_anywhere_in_the_update() -> None:
     update = {
         "update_id": 1,
         "message": {
+            "from": {"id": 501, "is_bot": False, "first_name": "A"},
+            "chat": {"id": 501, "type": "private"},
             "text": f"/addbot {TOKEN} and {OTHER}",
             "reply_to_message": {"text": f"old {TOKEN}"},
             "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
@@ -35,10 +38,14 @@ def test_every_token_shaped_string_is_sealed_anywhere_in_the_update() -> None:
     import base64
 
     opened = [
-        vault.decrypt("mgr-1", SecretKind.INBOUND_TEXT, "manage", base64.b64decode(item))  # type: ignore[arg-type]
+        vault.decrypt("mgr-1:501:501", SecretKind.INBOUND_TEXT, "manage", base64.b64decode(item))  # type: ignore[arg-type]
         for item in sealed
     ]
     assert opened == [TOKEN, OTHER, TOKEN]
+    # Bound to the sender and chat: under the bare manager id, or another sender, nothing opens.
+    for ref in ("mgr-1", "mgr-1:502:502", "mgr-1:501:502"):
+        with pytest.raises(SecretRejected):
+            vault.decrypt(ref, SecretKind.INBOUND_TEXT, DecryptPurpose.MANAGE, base64.b64decode(sealed[0]))
 
 
 def test_nothing_to_seal_leaves_the_update_alone() -> None:

@@ -39,6 +39,10 @@ class EmulatorControl:
         body = {"user": user, "username": username}
         return dict(self._call("POST", f"/bots/{manager_id}/managed_bots", json=body))
 
+    def transfer_managed_bot(self, manager_id: int, bot_id: int, user: dict[str, Any]) -> dict[str, Any]:
+        """The managed bot's owner changes in Telegram; the manager gets a `managed_bot` update naming the new one."""
+        return dict(self._call("POST", f"/bots/{manager_id}/managed_bots/{bot_id}/owner", json={"user": user}))
+
     def callbacks(self, bot_id: int) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/bots/{bot_id}/callbacks"))
 

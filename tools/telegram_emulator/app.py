@@ -59,6 +59,10 @@ class ManagedBotIn(BaseModel):
     first_name: str | None = None
 
 
+class OwnerIn(BaseModel):
+    user: UserIn
+
+
 class FloodIn(BaseModel):
     enabled: bool
     per_bot_per_second: int = Field(default=30, ge=1)
@@ -219,6 +223,12 @@ def create_app(
         bot, update_id = emulator.create_managed_bot(
             manager, body.user.model_dump(exclude_none=True), body.username, body.first_name
         )
+        return {**bot_view(bot), "update_id": update_id}
+
+    @app.post("/_emulator/bots/{bot_id}/managed_bots/{managed_id}/owner")
+    async def transfer_managed_bot(bot_id: int, managed_id: int, body: OwnerIn) -> dict[str, Any]:
+        manager = emulator.bot(bot_id)
+        bot, update_id = emulator.transfer_managed_bot(manager, managed_id, body.user.model_dump(exclude_none=True))
         return {**bot_view(bot), "update_id": update_id}
 
     @app.get("/_emulator/bots/{bot_id}/chats/{chat_id}/messages")

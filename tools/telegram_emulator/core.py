@@ -56,6 +56,8 @@ class StoredMessage:
     deleted: bool = False
     edited: bool = False
     edit_date: int | None = None
+    # A service message's own field, e.g. {"managed_bot_created": {"bot": User}}; such messages have no text.
+    service: dict[str, Any] | None = None
 
     def control_view(self) -> dict[str, Any]:
         view: dict[str, Any] = {
@@ -67,7 +69,7 @@ class StoredMessage:
             "deleted": self.deleted,
             "edited": self.edited,
         }
-        for name in ("parse_mode", "reply_markup", "link_preview_options", "edit_date"):
+        for name in ("parse_mode", "reply_markup", "link_preview_options", "edit_date", "service"):
             value = getattr(self, name)
             if value is not None:
                 view[name] = value
@@ -330,6 +332,34 @@ class Emulator:
             raise bad_request("the bot can't manage bots")
         bot = self.create_bot(username, first_name)
         bot.manager_id = manager.id
+        owner = {"id": user["id"], "is_bot": False, "first_name": user.get("first_name") or "User"}
+        for name in ("last_name", "username", "language_code"):
+            if user.get(name):
+                owner[name] = user[name]
+        bot.owner = owner
+        # Like Telegram: a service message in the creator's chat with the manager bot, then the `managed_bot` update.
+        chat = self._chat_for_user(manager, owner, None, "private")
+        service = {"managed_bot_created": {"bot": bot.as_user()}}
+        message = StoredMessage(
+            message_id=self._next_message_id(chat),
+            from_bot=False,
+            text="",
+            plain_text="",
+            date=self.now(),
+            sender=owner,
+            service=service,
+        )
+        chat.messages.append(message)
+        payload = {"message_id": message.message_id, "from": owner, "chat": chat.as_api(), "date": message.date}
+        self.queue_update(manager, "message", {**payload, **service}, chat.id)
+        update_id = self.queue_update(manager, "managed_bot", {"user": owner, "bot": bot.as_user()}, owner["id"])
+        return bot, update_id
+
+    def transfer_managed_bot(self, manager: BotState, bot_id: int, user: dict[str, Any]) -> tuple[BotState, int | None]:
+        """The managed bot gets a new owner (done in Telegram); the manager bot hears it as a `managed_bot` update."""
+        bot = self.bots.get(bot_id)
+        if bot is None or bot.manager_id != manager.id:
+            raise bad_request("the bot is not managed by this bot")
         owner = {"id": user["id"], "is_bot": False, "first_name": user.get("first_name") or "User"}
         for name in ("last_name", "username", "language_code"):
             if user.get(name):

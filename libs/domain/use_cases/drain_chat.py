@@ -17,10 +17,12 @@ rescheduled ones). Algorithm:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from libs.domain.effects import effect_scope
 from libs.domain.inbound import InboundGuard
 from libs.domain.ports import ChatMailbox, Clock, DeadLetters, Locks, MailboxItem, UpdateDeduplicator
 from libs.domain.redaction import redact
@@ -58,6 +60,37 @@ class DrainResult:
     dead_lettered: int = 0
     busy: bool = False  # someone else holds the chat
     run_again_in: float | None = None  # seconds; the caller schedules another drain
+
+
+class LockWatchdog:
+    """Renews a lock every third of its TTL from a side thread while the block runs; `lost` when a renewal
+    failed (the TTL passed or another owner took it), so the caller must not act as the holder any more."""
+
+    def __init__(self, locks: Locks, key: str, owner: str, ttl_seconds: float) -> None:
+        self._locks = locks
+        self._key = key
+        self._owner = owner
+        self._ttl = ttl_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chat-lock-watchdog", daemon=True)
+        self.lost = False
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._ttl / 3):
+            try:
+                if not self._locks.renew(self._key, self._owner, self._ttl):
+                    self.lost = True
+                    return
+            except Exception:  # a Redis hiccup: try again at the next tick; the TTL still covers us
+                logger.warning("chat lock renewal failed; retrying", exc_info=False)
+
+    def __enter__(self) -> LockWatchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def lock_key(bot_id: str, chat_key: str) -> str:
@@ -128,7 +161,8 @@ class DrainChat:
             if retry_at > now:
                 return DrainResult(handled, skipped, refused, dead, run_again_in=retry_at - now)
             if attempts == 0 and self._guard is not None:
-                verdict = self._guard.check(envelope)
+                with effect_scope(f"{envelope.bot_id}:{envelope.update_id}:guard"):
+                    verdict = self._guard.check(envelope)
                 if not verdict.allowed:
                     logger.info("update refused", extra={**_ids(envelope), "reason": verdict.reason})
                     self._dedup.mark_done(envelope.bot_id, envelope.update_id)
@@ -136,7 +170,14 @@ class DrainChat:
                     refused += 1
                     continue
             try:
-                outcome = self._handler()(envelope)
+                # Effect ids derive from (bot, update_id): a re-run after a failure or a crash queues the same
+                # outbound ids, and the outbox drops the copies (a handler that replied then failed sends once).
+                # The watchdog renews the chat lock while the handler runs, however long it takes.
+                with (
+                    effect_scope(f"{envelope.bot_id}:{envelope.update_id}"),
+                    LockWatchdog(self._locks, key, owner, self._policy.lock_ttl_seconds) as watchdog,
+                ):
+                    outcome = self._handler()(envelope)
             except Exception as exc:
                 reason = describe_failure(exc)
                 attempts = self._mailbox.record_failure(
@@ -157,6 +198,12 @@ class DrainChat:
                 self._finish(bot_id, chat_key, item, envelope)
                 dead += 1
                 continue
+            if watchdog.lost or not self._locks.renew(key, owner, self._policy.lock_ttl_seconds):
+                # Someone else holds the chat now: they run this update again (same effect ids: no double send).
+                logger.warning(
+                    "chat lock lost while handling; leaving the update to the new holder", extra=_ids(envelope)
+                )
+                return DrainResult(handled, skipped, refused, dead, busy=True)
             self._dedup.mark_done(envelope.bot_id, envelope.update_id)
             self._finish(bot_id, chat_key, item, envelope)
             handled += 1

@@ -29,6 +29,7 @@ from libs.domain.errors import (
 from libs.domain.manager_ports import (
     AdminSessions,
     BotAdmin,
+    BotStats,
     ConversationStore,
     Registration,
     RemoveCommand,
@@ -43,7 +44,7 @@ from libs.domain.redaction import TOKEN_SHAPED
 from libs.domain.sealing import placeholders_in
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
-from libs.domain.use_cases.manager_admin import InvalidSetting
+from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting
 
 logger = logging.getLogger("libs.domain.manager")
 
@@ -53,6 +54,14 @@ AWAIT_COMMAND = "await_command:"
 AWAIT_API = "await_api:"
 _PARSE_MODE = "HTML"
 MANAGED_BOT_REQUEST_ID = 1
+BOTS_PER_PAGE = 8
+MAX_PAGES = 1000
+_USAGE_KEYS = {
+    "/setwelcome": "usage_setwelcome",
+    "/setcommand": "usage_setcommand",
+    "/setapi": "usage_setapi",
+    "/delcommand": "usage_delcommand",
+}
 MANAGER_COMMANDS = frozenset(
     {
         "/start",
@@ -131,10 +140,14 @@ class ManagerBot:
 
     def _say(self, ctx: _Ctx, key: str, markup: dict[str, Any] | None = None, **values: object) -> None:
         escaped = {name: html.escape(str(value), quote=False) for name, value in values.items()}
+        self._out(ctx, render(key, ctx.lang, **escaped), markup)
+
+    def _out(self, ctx: _Ctx, text: str, markup: dict[str, Any] | None = None) -> None:
+        """Sends catalogue text already rendered (values escaped); HTML, no link previews."""
         self._outbox.send_message(
             ctx.manager_id,
             ctx.chat_id,
-            render(key, ctx.lang, **escaped),
+            text,
             parse_mode=_PARSE_MODE,
             reply_markup=markup,
             disable_web_page_preview=True,
@@ -149,12 +162,17 @@ class ManagerBot:
         }
 
     def _delete(self, ctx: _Ctx, message_id: object) -> None:
-        if not isinstance(message_id, int):
-            return
-        try:
-            self._outbox.delete_message(ctx.manager_id, ctx.chat_id, message_id)
-        except TelegramRequestFailed:
-            logger.info("could not delete a message", extra={"chat_id": ctx.chat_id})
+        """Deletes a message that held (or may have held) a token; when Telegram refuses, the admin is told to
+        delete it and revoke the token."""
+        deleted = False
+        if isinstance(message_id, int):
+            try:
+                self._outbox.delete_message(ctx.manager_id, ctx.chat_id, message_id)
+                deleted = True
+            except TelegramRequestFailed:
+                logger.info("could not delete a message", extra={"chat_id": ctx.chat_id})
+        if not deleted:
+            self._say(ctx, "mgr_delete_token_yourself")
 
     def _status(self, ctx: _Ctx, status: BotStatus) -> str:
         return render(f"status_{status.value}", ctx.lang)
@@ -169,6 +187,9 @@ class ManagerBot:
         chat_id = envelope.chat_id
         if chat_id is None:
             return HandleOutcome("manager:ignored")
+        if "managed_bot_created" in message:
+            # Telegram's service message; the `managed_bot` update that comes with it registers the bot.
+            return HandleOutcome("manager:managed_bot_created")
         lang = sender.get("language_code") if isinstance(sender.get("language_code"), str) else None
         ctx = _Ctx(envelope.bot_id, chat_id, int(sender["id"]), lang)
         text = envelope.text or ""
@@ -245,7 +266,9 @@ class ManagerBot:
         except (binascii.Error, ValueError):
             self._say(ctx, "mgr_invalid_token")
             return HandleOutcome("manager:invalid_token", replied=True)
-        return self._registered(ctx, lambda: self._admin.register_sealed(ctx.user_id, ciphertext, ctx.manager_id))
+        return self._registered(
+            ctx, lambda: self._admin.register_sealed(ctx.user_id, ciphertext, ctx.manager_id, ctx.chat_id)
+        )
 
     def _registered(self, ctx: _Ctx, register: Callable[[], Registration]) -> HandleOutcome:
         try:
@@ -293,11 +316,26 @@ class ManagerBot:
         except IllegalTransition:
             self._say_illegal(ctx, bot_id)
         except InvalidSetting as error:
-            self._say(ctx, "mgr_invalid_setting", reason=str(error))
+            self._say_invalid_setting(ctx, error)
         except DomainError as error:
             logger.warning("admin call failed", extra={"error": type(error).__name__})
             self._say(ctx, "mgr_unavailable")
         return None
+
+    def _say_invalid_setting(self, ctx: _Ctx, error: InvalidSetting) -> None:
+        code = error.code if error.code in SETTING_REASON_CODES else "invalid"
+        self._out(ctx, render("mgr_invalid_setting", ctx.lang, reason=render(f"setting_{code}", ctx.lang)))
+
+    def _details_or_say(self, ctx: _Ctx, bot_id: str) -> tuple[Bot, BotStats] | HandleOutcome:
+        """The actor's bot and its stats, or the outcome after telling them it is not found / unavailable."""
+        try:
+            return self._admin.details(ctx.user_id, bot_id)
+        except BotNotFound:
+            self._say(ctx, "mgr_bot_not_found")
+            return HandleOutcome("manager:not_found", replied=True)
+        except DomainError:
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
 
     def _say_illegal(self, ctx: _Ctx, bot_id: str) -> None:
         try:
@@ -307,7 +345,7 @@ class ManagerBot:
             return
         self._say(ctx, "mgr_illegal_move", username=bot.username, status=self._status(ctx, bot.status))
 
-    def _list(self, ctx: _Ctx) -> HandleOutcome:
+    def _list(self, ctx: _Ctx, page: int = 0) -> HandleOutcome:
         try:
             bots = self._admin.list_bots(ctx.user_id)
         except DomainError:
@@ -316,14 +354,17 @@ class ManagerBot:
         if not bots:
             self._say(ctx, "mgr_no_bots")
             return HandleOutcome("manager:/mybots", replied=True)
+        pages = min(MAX_PAGES, -(-len(bots) // BOTS_PER_PAGE))
+        page = max(0, min(page, pages - 1))
+        shown = bots[page * BOTS_PER_PAGE : (page + 1) * BOTS_PER_PAGE]
         lines = [render("mgr_bots_header", ctx.lang)]
         rows: list[list[dict[str, str]]] = []
-        for bot in bots:
+        for bot in shown:
             lines.append(
                 render(
                     "mgr_bot_line",
                     ctx.lang,
-                    username=html.escape(bot.username),
+                    username=html.escape(bot.username, quote=False),
                     status=self._status(ctx, bot.status),
                 )
             )
@@ -334,15 +375,22 @@ class ManagerBot:
                 ]
             )
             rows.append(self._state_buttons(ctx, bot))
-        self._outbox.send_message(
-            ctx.manager_id,
-            ctx.chat_id,
-            "\n".join(lines),
-            parse_mode=_PARSE_MODE,
-            reply_markup={"inline_keyboard": rows},
-            disable_web_page_preview=True,
-        )
+        if pages > 1:
+            lines.append(render("mgr_page", ctx.lang, page=page + 1, pages=pages))
+            nav = []
+            if page > 0:
+                nav.append(self._page_button(ctx, "btn_prev_page", page - 1))
+            if page < pages - 1:
+                nav.append(self._page_button(ctx, "btn_next_page", page + 1))
+            rows.append(nav)
+        self._out(ctx, "\n".join(lines), {"inline_keyboard": rows})
         return HandleOutcome("manager:/mybots", replied=True)
+
+    def _page_button(self, ctx: _Ctx, key: str, page: int) -> dict[str, str]:
+        return {
+            "text": render(key, ctx.lang),
+            "callback_data": self._tokens.sign(CallbackAction.LIST_PAGE, None, ctx.user_id, ctx.chat_id, page=page),
+        }
 
     def _state_buttons(self, ctx: _Ctx, bot: Bot) -> list[dict[str, str]]:
         toggle = (
@@ -357,14 +405,10 @@ class ManagerBot:
         ]
 
     def _details(self, ctx: _Ctx, bot_id: str) -> HandleOutcome:
-        try:
-            bot, _stats = self._admin.details(ctx.user_id, bot_id)
-        except BotNotFound:
-            self._say(ctx, "mgr_bot_not_found")
-            return HandleOutcome("manager:not_found", replied=True)
-        except DomainError:
-            self._say(ctx, "mgr_unavailable")
-            return HandleOutcome("manager:unavailable", replied=True)
+        found = self._details_or_say(ctx, bot_id)
+        if isinstance(found, HandleOutcome):
+            return found
+        bot, _stats = found
         commands = sorted({*bot.settings.custom_commands, *bot.settings.api_commands})
         markup = {
             "inline_keyboard": [
@@ -391,14 +435,10 @@ class ManagerBot:
         return HandleOutcome("manager:details", replied=True)
 
     def _stats(self, ctx: _Ctx, bot_id: str) -> HandleOutcome:
-        try:
-            bot, stats = self._admin.details(ctx.user_id, bot_id)
-        except BotNotFound:
-            self._say(ctx, "mgr_bot_not_found")
-            return HandleOutcome("manager:not_found", replied=True)
-        except DomainError:
-            self._say(ctx, "mgr_unavailable")
-            return HandleOutcome("manager:unavailable", replied=True)
+        found = self._details_or_say(ctx, bot_id)
+        if isinstance(found, HandleOutcome):
+            return found
+        bot, stats = found
         self._say(
             ctx,
             "mgr_stats",
@@ -442,17 +482,13 @@ class ManagerBot:
             return self._ask_reauth(ctx, action, bot_id)
         else:
             self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)
-        return self._run_action(ctx, action, bot_id)
+        return self._run_action(ctx, action, bot_id, claim.page)
 
     def _ask_reauth(self, ctx: _Ctx, action: CallbackAction, bot_id: str) -> HandleOutcome:
-        try:
-            bot, _ = self._admin.details(ctx.user_id, bot_id)
-        except BotNotFound:
-            self._say(ctx, "mgr_bot_not_found")
-            return HandleOutcome("manager:not_found", replied=True)
-        except DomainError:
-            self._say(ctx, "mgr_unavailable")
-            return HandleOutcome("manager:unavailable", replied=True)
+        found = self._details_or_say(ctx, bot_id)
+        if isinstance(found, HandleOutcome):
+            return found
+        bot, _ = found
         rotate = action is CallbackAction.ROTATE
         reauth = CallbackAction.REAUTH_ROTATE if rotate else CallbackAction.REAUTH_DELETE
         label = render("action_rotate" if rotate else "action_delete", ctx.lang, username=bot.username)
@@ -467,9 +503,11 @@ class ManagerBot:
         self._say(ctx, "mgr_session_expired", markup=markup, action=label)
         return HandleOutcome("manager:reauth", replied=True)
 
-    def _run_action(self, ctx: _Ctx, action: CallbackAction, bot_id: str) -> HandleOutcome:
+    def _run_action(self, ctx: _Ctx, action: CallbackAction, bot_id: str, page: int = 0) -> HandleOutcome:
         if action is CallbackAction.LIST:
             return self._list(ctx)
+        if action is CallbackAction.LIST_PAGE:
+            return self._list(ctx, page)
         if action is CallbackAction.CANCEL:
             self._conversations.clear(ctx.chat_id, ctx.user_id)
             self._say(ctx, "mgr_cancelled")
@@ -503,14 +541,10 @@ class ManagerBot:
         }
         if action in prompts:
             state, key = prompts[action]
-            try:
-                bot, _ = self._admin.details(ctx.user_id, bot_id)
-            except BotNotFound:
-                self._say(ctx, "mgr_bot_not_found")
-                return HandleOutcome("manager:not_found", replied=True)
-            except DomainError:
-                self._say(ctx, "mgr_unavailable")
-                return HandleOutcome("manager:unavailable", replied=True)
+            found = self._details_or_say(ctx, bot_id)
+            if isinstance(found, HandleOutcome):
+                return found
+            bot, _ = found
             self._conversations.set(ctx.chat_id, ctx.user_id, state + bot.id, self._config.conversation_ttl_seconds)
             self._say(ctx, key, username=bot.username)
             return HandleOutcome(f"manager:{state.rstrip(':')}", replied=True)
@@ -518,14 +552,10 @@ class ManagerBot:
         return HandleOutcome("manager:callback_unknown", replied=True)
 
     def _ask_delete(self, ctx: _Ctx, bot_id: str) -> HandleOutcome:
-        try:
-            bot, _ = self._admin.details(ctx.user_id, bot_id)
-        except BotNotFound:
-            self._say(ctx, "mgr_bot_not_found")
-            return HandleOutcome("manager:not_found", replied=True)
-        except DomainError:
-            self._say(ctx, "mgr_unavailable")
-            return HandleOutcome("manager:unavailable", replied=True)
+        found = self._details_or_say(ctx, bot_id)
+        if isinstance(found, HandleOutcome):
+            return found
+        bot, _ = found
         markup = {
             "inline_keyboard": [
                 [
@@ -552,16 +582,10 @@ class ManagerBot:
         return ref
 
     def _configure_command(self, ctx: _Ctx, command: str, arg: str) -> HandleOutcome:
-        usages = {
-            "/setwelcome": "/setwelcome @bot texto",
-            "/setcommand": "/setcommand @bot /comando resposta",
-            "/setapi": "/setapi @bot /comando https://… [GET|POST] [timeout]",
-            "/delcommand": "/delcommand @bot /comando",
-        }
         ref, _, rest = arg.partition(" ")
         rest = rest.strip()
         if not ref or not rest:
-            self._say(ctx, "mgr_usage", usage=usages[command])
+            self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS[command], ctx.lang))
             return HandleOutcome("manager:usage", replied=True)
         bot_id = self._resolve(ctx, ref)
         if bot_id is None:
@@ -581,8 +605,8 @@ class ManagerBot:
         name, _, rest = text.strip().partition(" ")
         rest = rest.strip()
         if not name or not rest:
-            usage = "/comando resposta" if kind == AWAIT_COMMAND else "/comando https://… [GET|POST] [timeout]"
-            self._say(ctx, "mgr_usage", usage=usage)
+            usage_key = "usage_command_answer" if kind == AWAIT_COMMAND else "usage_api_answer"
+            self._say(ctx, "mgr_usage", usage=render(usage_key, ctx.lang))
             return HandleOutcome("manager:usage", replied=True)
         if kind == AWAIT_COMMAND:
             return self._apply(ctx, bot_id, SetCommand(name, rest), name)

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Protocol
-from urllib.parse import urlsplit
+from typing import Protocol, TypeVar
 
 from libs.domain.bots import ApiCommand, Bot, BotStatus, BotToken, WebhookSecret
 from libs.domain.errors import (
     BotNotFound,
     BotOwnedByAnotherAdmin,
+    ConcurrentUpdate,
     DomainError,
     IllegalTransition,
     InvalidToken,
+    SecretRejected,
     TokenRejected,
 )
 from libs.domain.manager_ports import (
@@ -41,7 +43,9 @@ from libs.domain.ports import (
     TokenVault,
     WebhookRegistration,
 )
-from libs.domain.use_cases.register_bot import ALLOWED_UPDATES, RegisterBot, RegisterBotCommand
+from libs.domain.sealing import inbound_text_ref
+from libs.domain.url_policy import UrlRefused, check_url
+from libs.domain.use_cases.register_bot import MAX_ATTEMPTS, RegisterBot, RegisterBotCommand, allowed_updates
 
 MAX_TEXT_CHARS = 4096
 MAX_URL_CHARS = 2048
@@ -53,10 +57,39 @@ COMMAND_NAME = re.compile(r"/[a-z0-9_]{1,32}")
 # Commands a managed bot's owner may not redefine: /start is the welcome text.
 RESERVED_COMMANDS = frozenset({"/start"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\s]")
+_T = TypeVar("_T")
 
 
 class InvalidSetting(DomainError):
-    """A settings change the registry refuses (bad command name, URL, method, timeout or size)."""
+    """A settings change the registry refuses (bad command name, URL, method, timeout or size).
+
+    `code` is a stable reason code (the manager bot shows the catalogue text `setting_<code>`); `str()` stays an
+    English sentence for logs and the gRPC status detail.
+    """
+
+    def __init__(self, message: str, code: str = "invalid") -> None:  # "invalid": the generic catalogue text
+        super().__init__(message)
+        self.code = code
+
+
+# Reason codes of InvalidSetting (each has a catalogue key `setting_<code>` in libs/domain/messages.py).
+SETTING_REASON_CODES = frozenset(
+    {
+        "invalid",
+        "command_name",
+        "command_reserved",
+        "text_empty",
+        "text_too_long",
+        "url_invalid",
+        "url_unparsable",
+        "url_scheme",
+        "url_credentials",
+        "method",
+        "timeout",
+        "too_many_commands",
+        "command_unknown",
+    }
+)
 
 
 class InteractionStats(Protocol):
@@ -72,38 +105,33 @@ class ManagerLookup(Protocol):
 def validate_command_name(command: str) -> str:
     name = command.strip().lower()
     if not COMMAND_NAME.fullmatch(name):
-        raise InvalidSetting("a command is / followed by 1-32 letters, digits or _")
+        raise InvalidSetting("a command is / followed by 1-32 letters, digits or _", "command_name")
     if name in RESERVED_COMMANDS:
-        raise InvalidSetting("/start is the welcome text; use the welcome setting")
+        raise InvalidSetting("/start is the welcome text; use the welcome setting", "command_reserved")
     return name
 
 
 def validate_text(text: str) -> str:
     if not text.strip():
-        raise InvalidSetting("the text is empty")
+        raise InvalidSetting("the text is empty", "text_empty")
     if len(text) > MAX_TEXT_CHARS:
-        raise InvalidSetting(f"the text is longer than {MAX_TEXT_CHARS} characters")
+        raise InvalidSetting(f"the text is longer than {MAX_TEXT_CHARS} characters", "text_too_long")
     return text
 
 
 def validate_api(api: ApiCommand) -> ApiCommand:
     url = api.url.strip()
-    if not url or len(url) > MAX_URL_CHARS or _CONTROL.search(url):
-        raise InvalidSetting("the URL is empty, too long or holds spaces")
+    # The shared SSRF policy (libs/domain/url_policy.py): http(s) only, no credentials, no private or
+    # reserved IP literal; the dispatcher checks the resolved address again at call time.
     try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise InvalidSetting("the URL cannot be parsed") from None
-    # Only http(s): javascript:, data:, file: and friends are refused.
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InvalidSetting("only http:// and https:// URLs are accepted")
-    if parts.username or parts.password:
-        raise InvalidSetting("URLs with credentials are not accepted")
+        check_url(url)
+    except UrlRefused as exc:
+        raise InvalidSetting(str(exc), exc.code) from None
     method = api.method.strip().upper() or "GET"
     if method not in API_METHODS:
-        raise InvalidSetting("the method is GET or POST")
+        raise InvalidSetting("the method is GET or POST", "method")
     if not MIN_API_TIMEOUT <= api.timeout_seconds <= MAX_API_TIMEOUT:
-        raise InvalidSetting(f"the timeout is {MIN_API_TIMEOUT}-{MAX_API_TIMEOUT:.0f} seconds")
+        raise InvalidSetting(f"the timeout is {MIN_API_TIMEOUT}-{MAX_API_TIMEOUT:.0f} seconds", "timeout")
     return ApiCommand(url=url, method=method, timeout_seconds=float(api.timeout_seconds))
 
 
@@ -128,12 +156,24 @@ class BotAdministration:
 
     # -- registration --------------------------------------------------------------------------------
 
-    def register_sealed(self, owner_id: int, ciphertext: bytes, sealed_by_bot_id: str) -> Registration:
-        """A token the gateway sealed out of a message to the manager bot."""
+    def register_sealed(self, owner_id: int, ciphertext: bytes, sealed_by_bot_id: str, chat_id: int) -> Registration:
+        """A token the gateway sealed out of a message to the manager bot.
+
+        The ciphertext is bound (vault bot_ref) to the manager bot, the sender and the chat it came from: it
+        opens only for the owner and chat the dispatcher claims, so a blob replayed under another owner fails.
+        """
         manager = self._manager.manager_bot()
         if manager is None or manager.id != sealed_by_bot_id:
             raise InvalidToken("sealed text must come from the manager bot")
-        plaintext = self._vault.decrypt(manager.id, SecretKind.INBOUND_TEXT, DecryptPurpose.MANAGE, ciphertext)
+        try:
+            plaintext = self._vault.decrypt(
+                inbound_text_ref(manager.id, owner_id, chat_id),
+                SecretKind.INBOUND_TEXT,
+                DecryptPurpose.MANAGE,
+                ciphertext,
+            )
+        except SecretRejected:
+            raise InvalidToken("the sealed text was not sent by this admin in this chat") from None
         token = BotToken(plaintext)  # InvalidToken for anything else
         if token.telegram_bot_id == manager.telegram_bot_id:
             raise BotOwnedByAnotherAdmin("this bot is registered by another admin")
@@ -141,17 +181,22 @@ class BotAdministration:
         return Registration(bot, refreshed)
 
     def register_managed(self, owner_id: int, managed_bot_user_id: int) -> Registration:
-        """A bot the owner created through the manager bot: its token comes from getManagedBotToken."""
+        """A bot the owner created through the manager bot, or one whose token or owner changed (the
+        `managed_bot` update): its token comes from getManagedBotToken. Telegram is authoritative for managed
+        bots, so a new owner takes the bot over from the previous one."""
         manager = self._manager.manager_bot()
         if manager is None:
             raise BotNotFound("no manager bot is registered")
         manager_token = BotToken(
             self._vault.decrypt(manager.id, SecretKind.BOT_TOKEN, DecryptPurpose.MANAGE, manager.sealed_token)
         )
+        # Succeeds only for a bot this manager bot manages: that is what makes Telegram's word authoritative.
         token = self._telegram.get_managed_bot_token(manager_token, managed_bot_user_id)
         if token.telegram_bot_id != managed_bot_user_id:
             raise InvalidToken("Telegram returned the token of another bot")
-        bot, refreshed = self._register.register(RegisterBotCommand(owner_id=owner_id, token=token))
+        bot, refreshed = self._register.register(
+            RegisterBotCommand(owner_id=owner_id, token=token, owner_is_authoritative=True)
+        )
         return Registration(bot, refreshed)
 
     # -- reading -------------------------------------------------------------------------------------
@@ -171,50 +216,77 @@ class BotAdministration:
 
     # -- state changes -------------------------------------------------------------------------------
 
+    def _retrying(self, change: Callable[[], _T]) -> _T:
+        """Runs a read-modify-write again when its compare-and-set lost to a concurrent writer."""
+        for _attempt in range(MAX_ATTEMPTS - 1):
+            try:
+                return change()
+            except ConcurrentUpdate:
+                continue
+        return change()
+
     def set_enabled(self, actor_id: int, bot_id: str, enabled: bool) -> Bot:
-        bot = self._owned(actor_id, bot_id)
-        now = self._clock.now()
-        if enabled:
-            bot.enable(now)
-        else:
-            bot.disable(now)
-        self._bots.save(bot)
-        return bot
+        def change() -> Bot:
+            bot = self._owned(actor_id, bot_id)
+            now = self._clock.now()
+            if enabled:
+                bot.enable(now)
+            else:
+                bot.disable(now)
+            self._bots.save(bot)
+            return bot
+
+        return self._retrying(change)
 
     def _token_of(self, bot: Bot) -> BotToken:
         return BotToken(self._vault.decrypt(bot.id, SecretKind.BOT_TOKEN, DecryptPurpose.MANAGE, bot.sealed_token))
 
     def rotate_secret(self, actor_id: int, bot_id: str) -> Bot:
-        bot = self._owned(actor_id, bot_id)
-        if bot.status not in (BotStatus.ACTIVE, BotStatus.DISABLED):
-            raise IllegalTransition(f"bot {bot.id}: cannot rotate the secret of a {bot.status.value} bot")
-        secret = WebhookSecret.generate()
-        self._telegram.set_webhook(
-            self._token_of(bot),
-            WebhookRegistration(
-                url=self._register.webhook_url(bot.public_id),
-                secret_token=secret.value,
-                allowed_updates=ALLOWED_UPDATES,
-                drop_pending_updates=False,
-            ),
-        )
-        bot.webhook_secret_sha256 = secret.sha256
-        bot.updated_at = self._clock.now()
-        self._bots.save(bot)
-        return bot
+        def change() -> Bot:
+            bot = self._owned(actor_id, bot_id)
+            if bot.status not in (BotStatus.ACTIVE, BotStatus.DISABLED):
+                raise IllegalTransition(f"bot {bot.id}: cannot rotate the secret of a {bot.status.value} bot")
+            token = self._token_of(bot)
+            secret = WebhookSecret.generate()
+            self._telegram.set_webhook(
+                token,
+                WebhookRegistration(
+                    url=self._register.webhook_url(bot.public_id),
+                    secret_token=secret.value,
+                    allowed_updates=allowed_updates(bot),
+                    drop_pending_updates=False,
+                ),
+            )
+            bot.webhook_secret_sha256 = secret.sha256
+            bot.updated_at = self._clock.now()
+            try:
+                self._bots.save(bot)
+            except ConcurrentUpdate:
+                # Deleted meanwhile: the webhook just set must go. Still serving: the retry sets it again.
+                self._register.compensate_lost_write(token, bot.id)
+                raise
+            return bot
+
+        return self._retrying(change)
 
     def delete(self, actor_id: int, bot_id: str) -> Bot:
-        bot = self._owned(actor_id, bot_id)
-        now = self._clock.now()
-        bot.delete(now)  # IllegalTransition before anything reaches Telegram
-        with contextlib.suppress(TokenRejected):  # revoked meanwhile: Telegram will not deliver to us anyway
-            self._telegram.delete_webhook(self._token_of(bot), drop_pending_updates=True)
-        bot.sealed_token = b""  # a deleted bot keeps no token, not even sealed
-        bot.webhook_secret_sha256 = b""
-        self._bots.save(bot)
-        return bot
+        def change() -> Bot:
+            bot = self._owned(actor_id, bot_id)
+            now = self._clock.now()
+            bot.delete(now)  # IllegalTransition before anything reaches Telegram (also: deleted by a racer)
+            with contextlib.suppress(TokenRejected):  # revoked meanwhile: Telegram will not deliver to us anyway
+                self._telegram.delete_webhook(self._token_of(bot), drop_pending_updates=True)
+            bot.sealed_token = b""  # a deleted bot keeps no token, not even sealed
+            bot.webhook_secret_sha256 = b""
+            self._bots.save(bot)
+            return bot
+
+        return self._retrying(change)
 
     def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot:
+        return self._retrying(lambda: self._update_settings(actor_id, bot_id, change))
+
+    def _update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot:
         bot = self._owned(actor_id, bot_id)
         if bot.status not in (BotStatus.ACTIVE, BotStatus.DISABLED):
             raise IllegalTransition(f"bot {bot.id}: a {bot.status.value} bot cannot be configured")
@@ -236,7 +308,7 @@ class BotAdministration:
         elif isinstance(change, RemoveCommand):
             name = validate_command_name(change.command)
             if name not in settings.custom_commands and name not in settings.api_commands:
-                raise InvalidSetting(f"{name} is not configured")
+                raise InvalidSetting(f"{name} is not configured", "command_unknown")
             bot.settings = replace(
                 settings,
                 custom_commands={k: v for k, v in settings.custom_commands.items() if k != name},
@@ -252,7 +324,7 @@ class BotAdministration:
     def _check_room(bot: Bot, name: str) -> None:
         names = set(bot.settings.custom_commands) | set(bot.settings.api_commands)
         if name not in names and len(names) >= MAX_COMMANDS:
-            raise InvalidSetting(f"at most {MAX_COMMANDS} commands per bot")
+            raise InvalidSetting(f"at most {MAX_COMMANDS} commands per bot", "too_many_commands")
 
     def record_interaction(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None:
         if telegram_user_id <= 0:

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from libs.domain.bots import Bot
-from libs.domain.errors import BotNotFound
+from libs.domain.bots import Bot, BotStatus
+from libs.domain.errors import BotNotFound, ConcurrentUpdate
 from libs.domain.manager_ports import BotStats
 from services.botregistry.errors import DuplicateBot
 
@@ -19,20 +19,59 @@ class InMemoryBotRepository:
     def __init__(self) -> None:
         self._bots: dict[str, Bot] = {}
         self._lock = threading.Lock()
+        # Called with the bot id whenever a row is dropped (replace), e.g. to drop its stats.
+        self.on_drop: Callable[[str], None] | None = None
 
     def add(self, bot: Bot) -> None:
         with self._lock:
             if bot.id in self._bots:
                 raise DuplicateBot(f"bot {bot.id} already exists")
             self._check_unique(bot)
+            self._demote_other_managers(bot)
+            bot.version = 1
             self._bots[bot.id] = copy.deepcopy(bot)
 
     def save(self, bot: Bot) -> None:
         with self._lock:
-            if bot.id not in self._bots:
+            current = self._bots.get(bot.id)
+            if current is None:
                 raise BotNotFound(f"bot {bot.id} does not exist")
+            if current.version != bot.version:
+                raise ConcurrentUpdate(f"bot {bot.id} changed since version {bot.version}")
             self._check_unique(bot)
+            self._demote_other_managers(bot)
+            bot.version += 1
             self._bots[bot.id] = copy.deepcopy(bot)
+
+    def replace(self, old: Bot, new: Bot) -> None:
+        with self._lock:
+            current = self._bots.get(old.id)
+            if current is None or current.version != old.version:
+                raise ConcurrentUpdate(f"bot {old.id} changed or vanished since version {old.version}")
+            del self._bots[old.id]
+            try:
+                self._check_unique(new)
+            except DuplicateBot:
+                self._bots[old.id] = current
+                raise
+            self._demote_other_managers(new)
+            new.version = 1
+            self._bots[new.id] = copy.deepcopy(new)
+        if self.on_drop is not None:
+            self.on_drop(old.id)
+
+    def _demote_other_managers(self, bot: Bot) -> None:
+        if not bot.is_manager:
+            return
+        for other in self._bots.values():
+            if other.id == bot.id:
+                continue
+            if other.is_manager:
+                other.is_manager = False
+                other.version += 1
+            if other.owner_id == 0 and other.status is BotStatus.ACTIVE:
+                other.status = BotStatus.DISABLED
+                other.version += 1
 
     def get(self, bot_id: str) -> Bot | None:
         with self._lock:
@@ -81,6 +120,11 @@ class InMemoryInteractionStats:
         with self._lock:
             self._last_seen[(bot_id, telegram_user_id)] = now
             self._messages[(bot_id, day)] = self._messages.get((bot_id, day), 0) + 1
+
+    def drop(self, bot_id: str) -> None:
+        with self._lock:
+            self._last_seen = {key: at for key, at in self._last_seen.items() if key[0] != bot_id}
+            self._messages = {key: n for key, n in self._messages.items() if key[0] != bot_id}
 
     def stats(self, bot_id: str, now: datetime) -> BotStats:
         start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

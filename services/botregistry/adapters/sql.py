@@ -18,15 +18,19 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
     create_engine,
+    delete,
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import URL, make_url
@@ -34,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
-from libs.domain.errors import BotNotFound
+from libs.domain.errors import BotNotFound, ConcurrentUpdate
 from libs.domain.manager_ports import BotStats
 from services.botregistry.errors import DuplicateBot
 
@@ -94,8 +98,20 @@ class BotRow(Base):
     api_commands: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Optimistic concurrency (migration 0003): every write is UPDATE … WHERE id = ? AND version = ?.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
-    __table_args__ = (CheckConstraint(STATUS_CHECK_SQL, name="status"),)
+    __table_args__ = (
+        CheckConstraint(STATUS_CHECK_SQL, name="status"),
+        # At most one manager bot (migration 0003).
+        Index(
+            "uq_bots_one_manager",
+            "is_manager",
+            unique=True,
+            sqlite_where=text("is_manager"),
+            postgresql_where=text("is_manager"),
+        ),
+    )
 
 
 class BotUserRow(Base):
@@ -195,30 +211,34 @@ def _to_domain(row: BotRow) -> Bot:
         created_at=row.created_at,
         updated_at=row.updated_at,
         is_manager=row.is_manager,
+        version=row.version,
     )
 
 
-def _copy_into(row: BotRow, bot: Bot) -> None:
-    row.public_id = bot.public_id
-    row.owner_id = bot.owner_id
-    row.telegram_bot_id = bot.telegram_bot_id
-    row.username = bot.username
-    row.status = bot.status.value
-    row.sealed_token = bytes(bot.sealed_token)
-    row.webhook_secret_sha256 = bytes(bot.webhook_secret_sha256)
-    row.welcome_text = bot.settings.welcome_text
-    row.language = bot.settings.language
-    row.is_manager = bot.is_manager
-    row.custom_commands = json.dumps(bot.settings.custom_commands, ensure_ascii=False, sort_keys=True)
-    row.api_commands = json.dumps(
-        {
-            name: {"url": api.url, "method": api.method, "timeout_seconds": api.timeout_seconds}
-            for name, api in bot.settings.api_commands.items()
-        },
-        sort_keys=True,
-    )
-    row.created_at = bot.created_at
-    row.updated_at = bot.updated_at
+def _columns(bot: Bot) -> dict[str, Any]:
+    """Every column of `bot`'s row except id and version."""
+    return {
+        "public_id": bot.public_id,
+        "owner_id": bot.owner_id,
+        "telegram_bot_id": bot.telegram_bot_id,
+        "username": bot.username,
+        "status": bot.status.value,
+        "sealed_token": bytes(bot.sealed_token),
+        "webhook_secret_sha256": bytes(bot.webhook_secret_sha256),
+        "welcome_text": bot.settings.welcome_text,
+        "language": bot.settings.language,
+        "is_manager": bot.is_manager,
+        "custom_commands": json.dumps(bot.settings.custom_commands, ensure_ascii=False, sort_keys=True),
+        "api_commands": json.dumps(
+            {
+                name: {"url": api.url, "method": api.method, "timeout_seconds": api.timeout_seconds}
+                for name, api in bot.settings.api_commands.items()
+            },
+            sort_keys=True,
+        ),
+        "created_at": bot.created_at,
+        "updated_at": bot.updated_at,
+    }
 
 
 def _commands_from_json(text: str | None) -> dict[str, str]:
@@ -249,33 +269,73 @@ def _is_unique_violation(error: IntegrityError) -> bool:
 
 
 class SqlBotRepository:
-    """BotRepository over SQLAlchemy; each call is its own short transaction."""
+    """BotRepository over SQLAlchemy; each call is its own short transaction, every write a compare-and-set."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._sessions = session_factory
 
+    @staticmethod
+    def _demote_other_managers(session: Session, bot: Bot) -> None:
+        """A new manager bot: the previous one stops being the manager (and stops serving) in the same
+        transaction, before this row claims the one-manager index."""
+        if not bot.is_manager:
+            return
+        session.execute(
+            update(BotRow)
+            .where(BotRow.is_manager.is_(True), BotRow.id != bot.id)
+            .values(is_manager=False, version=BotRow.version + 1)
+        )
+        session.execute(
+            update(BotRow)
+            .where(BotRow.owner_id == 0, BotRow.id != bot.id, BotRow.status == "active")
+            .values(status="disabled", version=BotRow.version + 1)
+        )
+
     def add(self, bot: Bot) -> None:
-        row = BotRow(id=bot.id)
-        _copy_into(row, bot)
         try:
             with self._sessions.begin() as session:
-                session.add(row)
+                self._demote_other_managers(session, bot)
+                session.add(BotRow(id=bot.id, version=1, **_columns(bot)))
         except IntegrityError as error:
             if _is_unique_violation(error):
                 raise DuplicateBot(f"bot {bot.id}: telegram_bot_id or public_id already registered") from None
             raise
+        bot.version = 1
 
     def save(self, bot: Bot) -> None:
         try:
             with self._sessions.begin() as session:
-                row = session.get(BotRow, bot.id, with_for_update=True)
-                if row is None:
-                    raise BotNotFound(f"bot {bot.id} does not exist")
-                _copy_into(row, bot)
+                self._demote_other_managers(session, bot)
+                changed = session.execute(
+                    update(BotRow)
+                    .where(BotRow.id == bot.id, BotRow.version == bot.version)
+                    .values(version=bot.version + 1, **_columns(bot))
+                )
+                if getattr(changed, "rowcount", 0) != 1:
+                    if session.get(BotRow, bot.id) is None:
+                        raise BotNotFound(f"bot {bot.id} does not exist")
+                    raise ConcurrentUpdate(f"bot {bot.id} changed since version {bot.version}")
         except IntegrityError as error:
             if _is_unique_violation(error):
                 raise DuplicateBot(f"bot {bot.id}: telegram_bot_id or public_id already registered") from None
             raise
+        bot.version += 1
+
+    def replace(self, old: Bot, new: Bot) -> None:
+        """Drops `old` (its stats go with it: ON DELETE CASCADE) and adds `new`, in one transaction."""
+        try:
+            with self._sessions.begin() as session:
+                gone = session.execute(delete(BotRow).where(BotRow.id == old.id, BotRow.version == old.version))
+                if getattr(gone, "rowcount", 0) != 1:
+                    raise ConcurrentUpdate(f"bot {old.id} changed or vanished since version {old.version}")
+                session.flush()
+                self._demote_other_managers(session, new)
+                session.add(BotRow(id=new.id, version=1, **_columns(new)))
+        except IntegrityError as error:
+            if _is_unique_violation(error):
+                raise DuplicateBot(f"bot {new.id}: telegram_bot_id or public_id already registered") from None
+            raise
+        new.version = 1
 
     def get(self, bot_id: str) -> Bot | None:
         with self._sessions() as session:

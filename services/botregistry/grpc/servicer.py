@@ -17,6 +17,7 @@ from libs.domain.bots import ApiCommand, Bot, BotStatus, BotToken
 from libs.domain.errors import (
     BotNotFound,
     BotOwnedByAnotherAdmin,
+    ConcurrentUpdate,
     IllegalTransition,
     InvalidToken,
     TelegramRequestFailed,
@@ -60,6 +61,7 @@ _REGISTER_ERRORS: tuple[tuple[type[Exception], grpc.StatusCode, str], ...] = (
     (VaultUnavailable, grpc.StatusCode.UNAVAILABLE, "the vault is unavailable; try again later"),
     (TelegramRequestFailed, grpc.StatusCode.FAILED_PRECONDITION, "Telegram refused to set the webhook"),
     (DuplicateBot, grpc.StatusCode.ABORTED, "the bot was registered concurrently; try again"),
+    (ConcurrentUpdate, grpc.StatusCode.ABORTED, "the bot changed concurrently; try again"),
     (InvalidToken, grpc.StatusCode.INVALID_ARGUMENT, "not a bot token"),
 )
 # Admin RPCs: NOT_FOUND is the one answer for "does not exist" and "is not yours".
@@ -73,11 +75,15 @@ _ADMIN_ERRORS: tuple[tuple[type[Exception], grpc.StatusCode, str], ...] = (
     (VaultUnavailable, grpc.StatusCode.UNAVAILABLE, "the vault is unavailable; try again later"),
     (TelegramRequestFailed, grpc.StatusCode.ABORTED, "Telegram refused the request"),
     (DuplicateBot, grpc.StatusCode.ABORTED, "the bot was registered concurrently; try again"),
+    (ConcurrentUpdate, grpc.StatusCode.ABORTED, "the bot changed concurrently; try again"),
 )
 _T = TypeVar("_T")
+# Trailing metadata naming an InvalidSetting's reason code (the manager bot shows the catalogue text for it).
+REASON_METADATA_KEY = "tgm-reason"
 
 
-def bot_to_proto(bot: Bot) -> registry_pb2.Bot:
+def bot_to_proto(bot: Bot, *, with_sealed_token: bool = False) -> registry_pb2.Bot:
+    """The Bot message; the sealed token only for GetBot (the dispatcher sends as the bot), never elsewhere."""
     return registry_pb2.Bot(
         bot_id=bot.id,
         public_id=bot.public_id,
@@ -86,7 +92,7 @@ def bot_to_proto(bot: Bot) -> registry_pb2.Bot:
         username=bot.username,
         status=STATUS_TO_PROTO[bot.status],
         welcome_text=bot.settings.welcome_text,
-        sealed_token=bot.sealed_token,
+        sealed_token=bot.sealed_token if with_sealed_token else b"",
         language=bot.settings.language,
         is_manager=bot.is_manager,
         custom_commands=dict(bot.settings.custom_commands),
@@ -136,17 +142,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             _abort(context, grpc.StatusCode.UNIMPLEMENTED, "admin operations are not configured")
         admin = self._admin
         failure: tuple[grpc.StatusCode, str] | None = None
-        result: _T | None = None
         try:
-            result = call(admin)
+            return call(admin)
         except InvalidSetting as error:
+            context.set_trailing_metadata(((REASON_METADATA_KEY, error.code),))
             failure = (grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except Exception as error:
             failure = _classify_admin(operation, error)
-        if failure is not None or result is None:
-            code, details = failure or (grpc.StatusCode.INTERNAL, "internal error")
-            _abort(context, code, details)
-        return result
+        _abort(context, *failure)  # outside the except blocks: no exception chain travels with the abort
 
     def _registered(self, operation: str, registration: Registration) -> registry_pb2.Bot:
         bot = registration.bot
@@ -171,7 +174,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             registration = self._run_admin(
                 context,
                 "register sealed",
-                lambda admin: admin.register_sealed(request.owner_id, sealed.ciphertext, sealed.sealed_by_bot_id),
+                lambda admin: admin.register_sealed(
+                    request.owner_id, sealed.ciphertext, sealed.sealed_by_bot_id, sealed.chat_id
+                ),
             )
             return registry_pb2.RegisterBotResponse(
                 bot=self._registered("bot registered", registration), refreshed=registration.refreshed
@@ -230,7 +235,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         bot = self._bots.get(request.bot_id) if request.bot_id else None
         if bot is None:
             _abort(context, grpc.StatusCode.NOT_FOUND, "no bot with that id")
-        return registry_pb2.GetBotResponse(bot=bot_to_proto(bot))
+        return registry_pb2.GetBotResponse(bot=bot_to_proto(bot, with_sealed_token=True))
 
     def ListBots(
         self, request: registry_pb2.ListBotsRequest, context: grpc.ServicerContext
@@ -316,14 +321,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.RecordInteractionResponse:
         if not request.bot_id or len(request.bot_id) > 64:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "bot_id is required")
-        self._run_admin(
-            context,
-            "record interaction",
-            lambda admin: (
-                admin.record_interaction(request.bot_id, request.telegram_user_id, request.language_code) or True
-            ),
-        )
-        return registry_pb2.RecordInteractionResponse()
+
+        def record(admin: BotAdministration) -> registry_pb2.RecordInteractionResponse:
+            admin.record_interaction(request.bot_id, request.telegram_user_id, request.language_code)
+            return registry_pb2.RecordInteractionResponse()
+
+        return self._run_admin(context, "record interaction", record)
 
 
 def _classify_admin(operation: str, error: Exception) -> tuple[grpc.StatusCode, str]:

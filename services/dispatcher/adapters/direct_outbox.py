@@ -18,6 +18,10 @@ class DirectOutbox:
         self._vault = vault
         self._telegram = telegram
 
+    def token(self, bot_id: str) -> BotToken:
+        """Opens the bot's token (a vault call): done before the send slot is taken, see DrainOutbox."""
+        return self._token(bot_id)
+
     def _token(self, bot_id: str) -> BotToken:
         bot = self._bots.get_bot(bot_id)
         if bot is None:
@@ -33,9 +37,10 @@ class DirectOutbox:
         parse_mode: str | None = None,
         reply_markup: dict[str, Any] | None = None,
         disable_web_page_preview: bool = False,
+        token: BotToken | None = None,
     ) -> None:
         self._telegram.send_message(
-            self._token(bot_id),
+            token or self._token(bot_id),
             chat_id,
             text,
             parse_mode=parse_mode,
@@ -52,13 +57,16 @@ class DirectOutbox:
         *,
         parse_mode: str | None = None,
         reply_markup: dict[str, Any] | None = None,
+        token: BotToken | None = None,
     ) -> None:
         self._telegram.edit_message_text(
-            self._token(bot_id), chat_id, message_id, text, parse_mode=parse_mode, reply_markup=reply_markup
+            token or self._token(bot_id), chat_id, message_id, text, parse_mode=parse_mode, reply_markup=reply_markup
         )
 
-    def delete_message(self, bot_id: str, chat_id: int, message_id: int) -> None:
-        self._telegram.delete_message(self._token(bot_id), chat_id, message_id)
+    def delete_message(self, bot_id: str, chat_id: int, message_id: int, token: BotToken | None = None) -> None:
+        self._telegram.delete_message(token or self._token(bot_id), chat_id, message_id)
 
-    def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None:
-        self._telegram.answer_callback_query(self._token(bot_id), callback_query_id, text)
+    def answer_callback_query(
+        self, bot_id: str, callback_query_id: str, text: str | None = None, token: BotToken | None = None
+    ) -> None:
+        self._telegram.answer_callback_query(token or self._token(bot_id), callback_query_id, text)

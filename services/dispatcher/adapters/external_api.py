@@ -1,14 +1,25 @@
-"""ExternalApi over httpx with one pybreaker CircuitBreaker per API host, its state in Redis (shared by
-every worker process) or in memory (embedded mode).
+"""ExternalApi over httpx with one pybreaker circuit breaker per (bot, API host), its state in Redis
+(shared by every worker process) or in memory (embedded mode).
 
-Every call has a timeout; redirects are never followed (a 3xx is a failure); only http(s) URLs are
-called. 5xx, 429, timeouts and network errors count against the breaker; other 4xx answers do not
-(the API is up, the request is wrong) and are not retried.
+- SSRF (libs/domain/url_policy.py): http(s) only, no credentials; the host is resolved here, every address
+  it resolves to must be public, and the connection goes to the address that was checked (the URL's host
+  is replaced by the IP; the Host header and the TLS SNI/certificate check keep the name), so a DNS answer
+  that changes between the check and the connect cannot point the call inside. Redirects are never
+  followed (a 3xx is a failure); proxies from the environment are ignored.
+- Every call has a deadline: connect/read timeouts and a cap on the whole body read (streamed, at most
+  MAX_BODY_BYTES kept).
+- The breaker's lock is never held across I/O: check the shared state, make the request, record the
+  outcome. 5xx, 429, timeouts and network errors count against the breaker; other answers reset it (the
+  API is up) and 4xx/3xx are not retried. Keyed by (bot, host): one tenant's failing calls cannot open
+  the breaker for another tenant's bots.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,14 +27,61 @@ from urllib.parse import urlsplit
 import httpx
 import pybreaker
 
-from libs.domain.external_api import CircuitOpen, ExternalApiFailed, is_allowed_url
+from libs.domain.external_api import CircuitOpen, ExternalApiFailed
+from libs.domain.url_policy import IpAddress, UrlRefused, check_address, check_url
 
 MAX_BODY_BYTES = 64 * 1024
+Resolver = Callable[[str, int], list[str]]
 
 
 class PermanentApiFailure(ExternalApiFailed):
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)
+
+
+class RefusedUrl(PermanentApiFailure):
+    """The SSRF policy refused the URL or its address: no request was made (the breaker is not told)."""
+
+
+def resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class SharedBreaker:
+    """A pybreaker CircuitBreaker whose shared storage is read and written around the call, never locked
+    across it (pybreaker's own `call` holds a per-breaker lock for the whole request)."""
+
+    def __init__(self, breaker: pybreaker.CircuitBreaker, storage: pybreaker.CircuitBreakerStorage) -> None:
+        self.breaker = breaker
+        self.storage = storage
+
+    def refuses(self) -> bool:
+        if self.storage.state != pybreaker.STATE_OPEN:
+            return False
+        opened_at = self.storage.opened_at
+        timeout = timedelta(seconds=self.breaker.reset_timeout)
+        return opened_at is None or datetime.now(UTC) < opened_at + timeout
+
+    def before_call(self) -> None:
+        """Raises CircuitOpen while open; after the timeout the breaker half-opens and the call is a trial."""
+        if self.storage.state == pybreaker.STATE_OPEN:
+            if self.refuses():
+                raise CircuitOpen("the API's circuit breaker is open")
+            self.breaker.half_open()
+
+    def succeeded(self) -> None:
+        self.storage.reset_counter()
+        if self.storage.state != pybreaker.STATE_CLOSED:
+            self.breaker.close()
+
+    def failed(self) -> None:
+        self.storage.increment_counter()
+        state = self.storage.state
+        if state == pybreaker.STATE_HALF_OPEN or (
+            state == pybreaker.STATE_CLOSED and self.storage.counter >= self.breaker.fail_max
+        ):
+            self.breaker.open()
 
 
 class HttpExternalApi:
@@ -33,75 +91,135 @@ class HttpExternalApi:
         fail_max: int = 5,
         reset_timeout_seconds: float = 60.0,
         namespace: str = "tgm:breaker",
+        allow_private: bool = False,
+        resolver: Resolver = resolve,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self._redis = redis_client
         self._fail_max = fail_max
         self._reset_timeout = reset_timeout_seconds
         self._namespace = namespace
-        self._breakers: dict[str, pybreaker.CircuitBreaker] = {}
+        self._allow_private = allow_private
+        self._resolve = resolver
+        self._max_body = max_body_bytes
+        self._breakers: dict[str, SharedBreaker] = {}
         self._lock = threading.Lock()
 
     @staticmethod
-    def _api_of(url: str) -> str:
+    def breaker_key(scope: str, url: str) -> str:
         parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.netloc}".lower()
+        return f"{scope}:{parts.scheme}://{parts.netloc}".lower()
 
-    def breaker(self, url: str) -> pybreaker.CircuitBreaker:
-        api = self._api_of(url)
+    def breaker(self, url: str, scope: str = "") -> SharedBreaker:
+        key = self.breaker_key(scope, url)
         with self._lock:
-            breaker = self._breakers.get(api)
-            if breaker is None:
+            shared = self._breakers.get(key)
+            if shared is None:
                 storage: pybreaker.CircuitBreakerStorage
                 if self._redis is not None:
                     storage = pybreaker.CircuitRedisStorage(
-                        pybreaker.STATE_CLOSED, self._redis, namespace=f"{self._namespace}:{api}"
+                        pybreaker.STATE_CLOSED, self._redis, namespace=f"{self._namespace}:{key}"
                     )
                 else:
                     storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
                 breaker = pybreaker.CircuitBreaker(
                     fail_max=self._fail_max,
                     reset_timeout=self._reset_timeout,
-                    exclude=[PermanentApiFailure],
                     state_storage=storage,
-                    name=api,
+                    name=key,
                     throw_new_error_on_trip=False,
                 )
-                self._breakers[api] = breaker
-            return breaker
+                shared = self._breakers[key] = SharedBreaker(breaker, storage)
+            return shared
 
-    def is_open(self, url: str) -> bool:
-        if not is_allowed_url(url):
-            return False
-        breaker = self.breaker(url)
-        if breaker.current_state != pybreaker.STATE_OPEN:
-            return False
-        opened_at = breaker._state_storage.opened_at  # pybreaker exposes no getter
-        return opened_at is None or datetime.now(UTC) < opened_at + timedelta(seconds=self._reset_timeout)
-
-    def call(self, url: str, method: str, timeout_seconds: float, payload: dict[str, Any] | None) -> str:
-        if not is_allowed_url(url):
-            raise PermanentApiFailure("only http(s) URLs are called")
+    def is_open(self, url: str, scope: str = "") -> bool:
         try:
-            result: str = self.breaker(url).call(self._request, url, method.upper(), timeout_seconds, payload)
-        except pybreaker.CircuitBreakerError as exc:
-            raise CircuitOpen("the API's circuit breaker is open") from exc
-        return result
+            check_url(url, self._allow_private)
+        except UrlRefused:
+            return False
+        return self.breaker(url, scope).refuses()
 
-    @staticmethod
-    def _request(url: str, method: str, timeout_seconds: float, payload: dict[str, Any] | None) -> str:
+    def call(
+        self, url: str, method: str, timeout_seconds: float, payload: dict[str, Any] | None, scope: str = ""
+    ) -> str:
         try:
-            with httpx.Client(timeout=timeout_seconds, follow_redirects=False) as client:
+            check_url(url, self._allow_private)
+        except UrlRefused as exc:
+            raise RefusedUrl(str(exc)) from None
+        shared = self.breaker(url, scope)
+        shared.before_call()
+        try:
+            body = self._request(url, method.upper(), timeout_seconds, payload)
+        except RefusedUrl:
+            raise
+        except PermanentApiFailure:
+            shared.succeeded()  # the API answered: it is up, the request is wrong
+            raise
+        except ExternalApiFailed:
+            shared.failed()
+            raise
+        except Exception as exc:
+            shared.failed()
+            raise ExternalApiFailed(f"request failed ({type(exc).__name__})") from exc
+        shared.succeeded()
+        return body
+
+    def _pinned_address(self, host: str, port: int) -> IpAddress:
+        try:
+            resolved = self._resolve(host, port)
+        except OSError as exc:
+            raise ExternalApiFailed(f"the host does not resolve ({type(exc).__name__})") from exc
+        if not resolved:
+            raise ExternalApiFailed("the host does not resolve")
+        try:
+            addresses = [check_address(raw, self._allow_private) for raw in resolved]
+        except UrlRefused as exc:
+            raise RefusedUrl(str(exc)) from None
+        return addresses[0]
+
+    def _request(self, url: str, method: str, timeout_seconds: float, payload: dict[str, Any] | None) -> str:
+        deadline = time.monotonic() + timeout_seconds
+        original = httpx.URL(url)
+        https = original.scheme == "https"
+        host = original.host
+        address = self._pinned_address(host, original.port or (443 if https else 80))
+        target = original.copy_with(host=str(address))
+        headers = {"Host": original.netloc.decode("ascii"), "Accept-Encoding": "identity"}
+        extensions = {"sni_hostname": host} if https and host != str(address) else {}
+        try:
+            with httpx.Client(timeout=timeout_seconds, follow_redirects=False, trust_env=False) as client:
                 if method == "GET":
-                    response = client.get(url, params=payload or {})
+                    request = client.build_request(
+                        "GET", target, params=payload or {}, headers=headers, extensions=extensions
+                    )
                 else:
-                    response = client.request(method, url, json=payload or {})
+                    request = client.build_request(
+                        method, target, json=payload or {}, headers=headers, extensions=extensions
+                    )
+                response = client.send(request, stream=True)
+                try:
+                    return self._read(response, deadline)
+                finally:
+                    response.close()
         except httpx.TimeoutException as exc:
             raise ExternalApiFailed("timed out") from exc
         except httpx.HTTPError as exc:
             raise ExternalApiFailed(f"request failed ({type(exc).__name__})") from exc
+
+    def _read(self, response: httpx.Response, deadline: float) -> str:
         status = response.status_code
         if status >= 500 or status == 429:
             raise ExternalApiFailed(f"HTTP {status}")
         if status >= 300:
             raise PermanentApiFailure(f"HTTP {status}")
-        return response.content[:MAX_BODY_BYTES].decode("utf-8", errors="replace")
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise PermanentApiFailure("compressed answers are not accepted")
+        kept = bytearray()
+        for chunk in response.iter_raw():
+            if time.monotonic() > deadline:
+                raise ExternalApiFailed("timed out")
+            kept += chunk[: self._max_body - len(kept)]
+            if len(kept) >= self._max_body:
+                break  # the rest is never read; closing the response drops the connection
+        return bytes(kept).decode("utf-8", errors="replace")

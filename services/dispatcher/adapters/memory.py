@@ -147,7 +147,13 @@ class InMemorySendLimiter:
         self._scale = 1.0 + margin
         self._limits = (per_bot_per_second, per_chat_per_second, per_group_per_minute)
         self._hits: dict[tuple[object, ...], deque[float]] = {}
+        self._paused: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def pause(self, bot_id: str, seconds: float) -> None:
+        with self._lock:
+            until = self._clock.monotonic() + seconds
+            self._paused[bot_id] = max(until, self._paused.get(bot_id, 0.0))
 
     def acquire(self, bot_id: str, chat_id: int | None) -> float:
         per_bot, per_chat, per_group = self._limits
@@ -159,6 +165,9 @@ class InMemorySendLimiter:
                 windows.append((("chat", bot_id, chat_id), per_group, 60 * self._scale))
         now = self._clock.monotonic()
         with self._lock:
+            paused = self._paused.get(bot_id, 0.0) - now
+            if paused > 0:
+                return paused
             wait = 0.0
             for key, limit, span in windows:
                 hits = self._hits.setdefault(key, deque())

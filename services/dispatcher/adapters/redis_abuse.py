@@ -44,9 +44,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
+# A bot paused after a 429 (KEYS[3], set by _PAUSE) gets no slot until the pause ends.
 # Sliding-window logs (sorted sets of grant times) for the bot and for the chat. Grants a slot in both
 # or in neither; when refused returns the milliseconds until a slot frees up.
 _SEND_SLOT = """
+local paused = redis.call('PTTL', KEYS[3])
+if paused > 0 then return paused end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local wait = 0
@@ -76,6 +79,12 @@ for i = 1, 2 do
   redis.call('ZADD', KEYS[i], now, ARGV[5])
   redis.call('PEXPIRE', KEYS[i], ARGV[2 * i])
 end
+return 0
+"""
+
+
+_PAUSE = """
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
 return 0
 """
 
@@ -140,6 +149,7 @@ class RedisSendLimiter:
         prefix: str = "tgm:send",
     ) -> None:
         self._script = client.register_script(_SEND_SLOT)
+        self._pause = client.register_script(_PAUSE)
         self._prefix = prefix
         self._per_bot = per_bot_per_second
         self._per_chat = per_chat_per_second
@@ -157,7 +167,7 @@ class RedisSendLimiter:
             chat_key, chat_limit = f"{self._prefix}:chat:{bot_id}:{chat_id}", self._per_group
             chat_window = round(60_000 * self._scale)
         wait_ms = self._script(
-            keys=[f"{self._prefix}:bot:{bot_id}", chat_key],
+            keys=[f"{self._prefix}:bot:{bot_id}", chat_key, f"{self._prefix}:pause:{bot_id}"],
             args=[
                 self._per_bot,
                 bot_window,
@@ -169,3 +179,6 @@ class RedisSendLimiter:
             ],
         )
         return int(wait_ms) / 1000
+
+    def pause(self, bot_id: str, seconds: float) -> None:
+        self._pause(keys=[f"{self._prefix}:pause:{bot_id}"], args=[max(1, math.ceil(seconds * 1000))])

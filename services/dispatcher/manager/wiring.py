@@ -44,14 +44,31 @@ def admin_sessions(client: Any) -> AdminSessions:
 
 
 def parse_admin_ids(raw: str) -> frozenset[int]:
-    """'1, 2 3' → {1, 2, 3}; empty → any manager-bot user may manage their own bots."""
+    """'1, 2 3' → {1, 2, 3}; empty (or blank) → any manager-bot user may manage their own bots.
+
+    Separators without a single id (e.g. ",", " , ") are refused: that is a list someone meant to fill,
+    and reading it as "anyone" would open the manager bot to everybody.
+    """
     parts = [part for part in raw.replace(",", " ").split() if part]
-    return frozenset(int(part) for part in parts)
+    if not parts and raw.strip():
+        raise ValueError("ALLOWED_ADMIN_IDS has separators but no ids; leave it empty to allow anyone")
+    try:
+        ids = frozenset(int(part) for part in parts)
+    except ValueError:
+        raise ValueError("ALLOWED_ADMIN_IDS must be Telegram user ids separated by commas or spaces") from None
+    if any(user_id <= 0 for user_id in ids):
+        raise ValueError("ALLOWED_ADMIN_IDS must hold positive Telegram user ids")
+    return ids
 
 
 def manager_config(allowed_admin_ids: str, session_ttl_seconds: int, conversation_ttl_seconds: int) -> ManagerConfig:
+    ids = parse_admin_ids(allowed_admin_ids)
+    if ids:
+        logger.info("manager bot admins: restricted", extra={"mode": "allow_list", "admins": len(ids)})
+    else:
+        logger.info("manager bot admins: anyone manages their own bots", extra={"mode": "open"})
     return ManagerConfig(
-        allowed_admin_ids=parse_admin_ids(allowed_admin_ids),
+        allowed_admin_ids=ids,
         session_ttl_seconds=session_ttl_seconds,
         conversation_ttl_seconds=conversation_ttl_seconds,
     )

@@ -32,6 +32,7 @@ from services.dispatcher.outbound import DRAIN_OUTBOX_ACTOR, OUTBOX_QUEUE, Drain
 __all__ = ["UpdateHandler", "UpdateHandlingFailed", "register_actors", "sanitized"]
 
 MAX_RETRIES = 5
+DRAIN_MAX_RETRIES = 10**9  # in effect without limit
 MIN_BACKOFF_MS = 500
 MAX_BACKOFF_MS = 30_000
 _MAX_ERROR_CHARS = 500
@@ -151,14 +152,16 @@ def register_actors(broker: dramatiq.Broker, runtime: Runtime) -> dict[str, dram
 
         _guarded("api call", {"bot_id": job.bot_id, "job_id": job.job_id}, work)
 
-    options = {"max_retries": MAX_RETRIES, "min_backoff": MIN_BACKOFF_MS, "max_backoff": MAX_BACKOFF_MS}
     declared: dict[str, dramatiq.Actor[..., None]] = {}
-    for fn, name, queue in (
-        (drain_chat, DRAIN_CHAT_ACTOR, UPDATES_QUEUE),
-        (handle_update, HANDLE_UPDATE_ACTOR, UPDATES_QUEUE),
-        (drain_outbox, DRAIN_OUTBOX_ACTOR, OUTBOX_QUEUE),
-        (call_external_api, CALL_EXTERNAL_API_ACTOR, EXTERNAL_QUEUE),
+    for fn, name, queue, retries in (
+        # A drain is idempotent and the only thing that moves its lane: it retries until the infrastructure
+        # is back (backoff capped at MAX_BACKOFF_MS), so a Redis or vault hiccup never strands a chat.
+        (drain_chat, DRAIN_CHAT_ACTOR, UPDATES_QUEUE, DRAIN_MAX_RETRIES),
+        (handle_update, HANDLE_UPDATE_ACTOR, UPDATES_QUEUE, MAX_RETRIES),
+        (drain_outbox, DRAIN_OUTBOX_ACTOR, OUTBOX_QUEUE, DRAIN_MAX_RETRIES),
+        (call_external_api, CALL_EXTERNAL_API_ACTOR, EXTERNAL_QUEUE, MAX_RETRIES),
     ):
+        options = {"max_retries": retries, "min_backoff": MIN_BACKOFF_MS, "max_backoff": MAX_BACKOFF_MS}
         actor: dramatiq.Actor[..., None] = dramatiq.actor(broker=broker, actor_name=name, queue_name=queue, **options)(
             fn
         )

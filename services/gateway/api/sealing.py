@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 from libs.domain.ports import SecretKind, TokenVault
-from libs.domain.sealing import seal_update
+from libs.domain.sealing import inbound_text_ref, seal_update, sealing_context
 
 
 def seal_manager_update(
@@ -14,9 +14,10 @@ def seal_manager_update(
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The update with every token-shaped substring replaced by [sealed:N], and the ciphertexts (base64).
 
-    Raises VaultUnavailable (the gateway then answers 503 so Telegram redelivers) or TooManySecrets.
+    Each ciphertext is bound to the manager bot, the sender and the chat (`inbound_text_ref`): the registry
+    opens it only for the owner and chat the dispatcher names. Raises VaultUnavailable (the gateway then answers
+    503 so Telegram redelivers) or TooManySecrets.
     """
-    sealed_update, sealed = seal_update(
-        update, lambda secret: vault.encrypt(manager_bot_id, SecretKind.INBOUND_TEXT, secret)
-    )
+    bot_ref = inbound_text_ref(manager_bot_id, *sealing_context(update))
+    sealed_update, sealed = seal_update(update, lambda secret: vault.encrypt(bot_ref, SecretKind.INBOUND_TEXT, secret))
     return sealed_update, tuple(base64.b64encode(item).decode("ascii") for item in sealed)

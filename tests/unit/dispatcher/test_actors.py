@@ -97,13 +97,15 @@ class FakeApi:
         self.fail = False
         self.open = False
 
-    def call(self, url: str, method: str, timeout_seconds: float, payload: dict[str, Any] | None) -> str:
+    def call(
+        self, url: str, method: str, timeout_seconds: float, payload: dict[str, Any] | None, scope: str = ""
+    ) -> str:
         self.calls += 1
         if self.fail:
             raise ExternalApiFailed(f"HTTP 503 while holding {TOKEN}")
         return f"quote for {payload}"
 
-    def is_open(self, url: str) -> bool:
+    def is_open(self, url: str, scope: str = "") -> bool:
         return self.open
 
 
@@ -343,3 +345,31 @@ def test_worker_refuses_to_start_without_a_shared_signing_key(key: str, capsys: 
     settings = DispatcherSettings(redis_url="redis://127.0.0.1:1/0", callback_signing_key=key)
     assert serve(settings) == 2
     assert "CALLBACK_SIGNING_KEY" in capsys.readouterr().err
+
+
+def test_a_handler_that_replied_then_failed_is_rerun_and_the_reply_is_sent_once() -> None:
+    r = Rig(update_max_attempts=3, outbound_per_chat_per_second=1000)
+    inner = r.container.handle_update()
+    runs: list[int] = []
+
+    def replies_then_fails_once(envelope: UpdateEnvelope) -> Any:
+        runs.append(envelope.update_id)
+        outcome = inner(envelope)  # queues "reply 1"
+        if len(runs) == 1:
+            raise ConnectionError("the registry went away after the reply was queued")
+        return outcome
+
+    r.container.handle_update.override(providers.Object(replies_then_fails_once))
+    r.worker.start()
+    try:
+        r.send(1, "/m1")
+        wait_until(lambda: len(runs) == 2)
+        r.settle()
+        r.send(2, "/m2")
+        wait_until(lambda: len(r.texts()) == 2)
+        r.settle()
+    finally:
+        r.worker.stop(timeout=5000)
+        r.broker.close()
+    assert runs == [1, 1, 2]
+    assert r.texts() == ["reply 1", "reply 2"]

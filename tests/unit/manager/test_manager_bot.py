@@ -53,8 +53,8 @@ class FakeAdmin:
             raise BotNotFound("no such bot")
         return self.bot
 
-    def register_sealed(self, owner_id: int, sealed_token: bytes, sealed_by_bot_id: str) -> Registration:
-        self.calls.append(("register_sealed", owner_id, sealed_token, sealed_by_bot_id))
+    def register_sealed(self, owner_id: int, sealed_token: bytes, sealed_by_bot_id: str, chat_id: int) -> Registration:
+        self.calls.append(("register_sealed", owner_id, sealed_token, sealed_by_bot_id, chat_id))
         return Registration(self.bot, refreshed=False)
 
     def register_managed(self, owner_id: int, managed_bot_user_id: int) -> Registration:
@@ -179,7 +179,7 @@ def test_a_sealed_token_is_deleted_first_then_registered_still_sealed() -> None:
     h = harness()
     h.message("/addbot [sealed:0]", sealed=(SEALED,))
     assert h.outbox.order[0] == "delete"
-    assert h.admin.calls[0] == ("register_sealed", ADMIN, b"ciphertext", MANAGER)
+    assert h.admin.calls[0] == ("register_sealed", ADMIN, b"ciphertext", MANAGER, ADMIN)
     assert h.outbox.sent[0]["text"] == "✅ Dado sensível salvo com segurança."
     assert all(m["parse_mode"] == "HTML" and m["disable_web_page_preview"] for m in h.outbox.sent)
 

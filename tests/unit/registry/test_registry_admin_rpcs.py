@@ -14,6 +14,7 @@ from dependency_injector import providers
 
 from libs.domain.bots import BotToken
 from libs.domain.ports import SecretKind
+from libs.domain.sealing import inbound_text_ref
 from libs.grpc_runtime.channels import build_server
 from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry import migrate
@@ -191,11 +192,23 @@ def test_stats_count_users_and_messages_today(rig: Rig) -> None:
     assert (stats.users_total, stats.users_today, stats.messages_today) == (2, 2, 3)
 
 
-def test_sealed_registration_opens_only_text_sealed_for_the_manager(rig: Rig) -> None:
-    sealed = rig.vault.encrypt(rig.manager_id, SecretKind.INBOUND_TEXT, TOKEN)
-    request = registry_pb2.RegisterBotRequest(
-        owner_id=ALICE, sealed_token=registry_pb2.SealedToken(ciphertext=sealed, sealed_by_bot_id=rig.manager_id)
+def _sealed_request(
+    rig: Rig, text: str, sender: int, chat: int, owner: int | None = None, chat_claimed: int | None = None
+) -> registry_pb2.RegisterBotRequest:
+    """What the gateway seals (bound to manager:sender:chat) and what the dispatcher then claims."""
+    ciphertext = rig.vault.encrypt(inbound_text_ref(rig.manager_id, sender, chat), SecretKind.INBOUND_TEXT, text)
+    return registry_pb2.RegisterBotRequest(
+        owner_id=sender if owner is None else owner,
+        sealed_token=registry_pb2.SealedToken(
+            ciphertext=ciphertext,
+            sealed_by_bot_id=rig.manager_id,
+            chat_id=chat if chat_claimed is None else chat_claimed,
+        ),
     )
+
+
+def test_sealed_registration_opens_only_text_sealed_for_the_manager(rig: Rig) -> None:
+    request = _sealed_request(rig, TOKEN, ALICE, ALICE)
     reply = rig.stub.RegisterBot(request, timeout=5)
     assert reply.bot.username == "first_bot" and not reply.refreshed
     assert rig.stub.RegisterBot(request, timeout=5).refreshed
@@ -204,26 +217,16 @@ def test_sealed_registration_opens_only_text_sealed_for_the_manager(rig: Rig) ->
     forged = registry_pb2.RegisterBotRequest(
         owner_id=ALICE,
         sealed_token=registry_pb2.SealedToken(
-            ciphertext=rig.vault.encrypt(other.bot_id, SecretKind.INBOUND_TEXT, TOKEN), sealed_by_bot_id=other.bot_id
+            ciphertext=rig.vault.encrypt(other.bot_id, SecretKind.INBOUND_TEXT, TOKEN),
+            sealed_by_bot_id=other.bot_id,
+            chat_id=ALICE,
         ),
     )
     assert rig.code(lambda: rig.stub.RegisterBot(forged, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
-    own = registry_pb2.RegisterBotRequest(
-        owner_id=ALICE,
-        sealed_token=registry_pb2.SealedToken(
-            ciphertext=rig.vault.encrypt(rig.manager_id, SecretKind.INBOUND_TEXT, MANAGER_TOKEN),
-            sealed_by_bot_id=rig.manager_id,
-        ),
-    )
+    own = _sealed_request(rig, MANAGER_TOKEN, ALICE, ALICE)
     assert rig.code(lambda: rig.stub.RegisterBot(own, timeout=5)) == grpc.StatusCode.ALREADY_EXISTS
     # Someone else's bot: refused without naming the owner.
-    taken = registry_pb2.RegisterBotRequest(
-        owner_id=ALICE,
-        sealed_token=registry_pb2.SealedToken(
-            ciphertext=rig.vault.encrypt(rig.manager_id, SecretKind.INBOUND_TEXT, OTHER_BOT_TOKEN),
-            sealed_by_bot_id=rig.manager_id,
-        ),
-    )
+    taken = _sealed_request(rig, OTHER_BOT_TOKEN, ALICE, ALICE)
     with pytest.raises(grpc.RpcError) as raised:
         rig.stub.RegisterBot(taken, timeout=5)
     error = raised.value
@@ -236,3 +239,28 @@ def test_managed_bot_registration_fetches_the_token_in_the_registry(rig: Rig) ->
     assert reply.bot.username == "made_bot" and reply.bot.owner_id == ALICE
     bad = registry_pb2.RegisterManagedBotRequest(owner_id=ALICE, managed_bot_user_id=123)
     assert rig.code(lambda: rig.stub.RegisterManagedBot(bad, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_sealed_token_replayed_under_another_owner_or_chat_does_not_open(rig: Rig) -> None:
+    # Alice pasted a token; Mallory gets hold of the ciphertext and claims it as hers (or Alice's, from her chat).
+    for replay in (
+        _sealed_request(rig, TOKEN, ALICE, ALICE, owner=MALLORY),
+        _sealed_request(rig, TOKEN, ALICE, ALICE, owner=MALLORY, chat_claimed=MALLORY),
+        _sealed_request(rig, TOKEN, ALICE, ALICE, chat_claimed=MALLORY),
+        # Sealed under the bare manager id (the old, unbound form): refused too.
+        registry_pb2.RegisterBotRequest(
+            owner_id=ALICE,
+            sealed_token=registry_pb2.SealedToken(
+                ciphertext=rig.vault.encrypt(rig.manager_id, SecretKind.INBOUND_TEXT, TOKEN),
+                sealed_by_bot_id=rig.manager_id,
+                chat_id=ALICE,
+            ),
+        ),
+    ):
+        assert rig.code(lambda replay=replay: rig.stub.RegisterBot(replay, timeout=5)) == (
+            grpc.StatusCode.INVALID_ARGUMENT
+        )
+    assert rig.stub.ListBots(registry_pb2.ListBotsRequest(owner_id=MALLORY)).bots == []
+    assert rig.stub.ListBots(registry_pb2.ListBotsRequest(owner_id=ALICE)).bots == []
+    # The genuine claim still works.
+    assert rig.stub.RegisterBot(_sealed_request(rig, TOKEN, ALICE, ALICE), timeout=5).bot.owner_id == ALICE

@@ -80,12 +80,17 @@ def test_token_rejected_by_get_me_stores_nothing(s: Setup) -> None:
     "error",
     [TelegramRequestFailed(400, "Bad Request: bad webhook: HTTPS url must be provided"), TelegramUnavailable("down")],
 )
-def test_set_webhook_failure_stores_nothing(s: Setup, error: Exception) -> None:
+def test_set_webhook_failure_leaves_only_a_failed_claim_that_a_retry_frees(s: Setup, error: Exception) -> None:
     s.telegram.set_webhook_error = error
     with pytest.raises(type(error)):
         s.run()
-    assert s.bots.by_telegram_bot_id(123456789) is None
-    assert s.bots.list_by_owner(OWNER) == []
+    claim = s.bots.by_telegram_bot_id(123456789)
+    assert claim is not None and claim.status is BotStatus.FAILED
+    assert claim.sealed_token == b"" and claim.webhook_secret_sha256 == b""
+    s.telegram.set_webhook_error = None
+    bot = s.run()
+    assert bot.status is BotStatus.ACTIVE and bot.id != claim.id
+    assert s.bots.get(claim.id) is None
 
 
 def test_bot_of_another_owner_is_refused_and_left_untouched(s: Setup) -> None:

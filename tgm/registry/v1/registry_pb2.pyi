@@ -86,7 +86,7 @@ class Bot(_message.Message):
     status: Global___BotStatus.ValueType
     welcome_text: _builtins.str
     sealed_token: _builtins.bytes
-    """Opaque: only the vault can open it."""
+    """Opaque: only the vault can open it. Set only in GetBot (the dispatcher sends as the bot); empty elsewhere."""
     language: _builtins.str
     is_manager: _builtins.bool
     @_builtins.property
@@ -177,24 +177,31 @@ Global___BotStats: _TypeAlias = BotStats  # noqa: Y015
 
 @_typing.final
 class SealedToken(_message.Message):
-    """A token sealed by the vault (kind INBOUND_TEXT) when it arrived in a message to the manager bot."""
+    """A token sealed by the vault (kind INBOUND_TEXT) when it arrived in a message to the manager bot.
+    The ciphertext is bound to (manager bot, sender, chat): it opens only for RegisterBotRequest.owner_id
+    and chat_id, so a blob replayed under another owner or chat is refused as "not a bot token".
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CIPHERTEXT_FIELD_NUMBER: _builtins.int
     SEALED_BY_BOT_ID_FIELD_NUMBER: _builtins.int
+    CHAT_ID_FIELD_NUMBER: _builtins.int
     ciphertext: _builtins.bytes
     sealed_by_bot_id: _builtins.str
-    """The bot the ciphertext is bound to: the manager bot's id."""
+    """The manager bot's id."""
+    chat_id: _builtins.int
+    """The chat the message holding the token came from."""
     def __init__(
         self,
         *,
         ciphertext: _builtins.bytes = ...,
         sealed_by_bot_id: _builtins.str = ...,
+        chat_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertext", b"ciphertext", "sealed_by_bot_id", b"sealed_by_bot_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "ciphertext", b"ciphertext", "sealed_by_bot_id", b"sealed_by_bot_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -257,6 +264,10 @@ Global___RegisterBotResponse: _TypeAlias = RegisterBotResponse  # noqa: Y015
 
 @_typing.final
 class RegisterManagedBotRequest(_message.Message):
+    """Also for a managed bot whose token or owner changed: Telegram is authoritative for managed bots, so
+    owner_id takes the bot over from its previous owner.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OWNER_ID_FIELD_NUMBER: _builtins.int

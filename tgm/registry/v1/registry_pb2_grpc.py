@@ -27,6 +27,9 @@ if _version_not_supported:
 
 class RegistryServiceStub:
     """Owns bots, admins and their settings.
+    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def __init__(self, channel):
@@ -94,6 +97,9 @@ class RegistryServiceStub:
 
 class RegistryServiceServicer:
     """Owns bots, admins and their settings.
+    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def RegisterBot(self, request, context):
@@ -245,6 +251,9 @@ def add_RegistryServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RegistryService:
     """Owns bots, admins and their settings.
+    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @staticmethod

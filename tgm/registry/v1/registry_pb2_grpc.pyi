@@ -27,7 +27,11 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RegistryServiceStub:
-    """Owns bots, admins and their settings."""
+    """Owns bots, admins and their settings.
+    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -63,7 +67,11 @@ class RegistryServiceStub:
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
-    """Owns bots, admins and their settings."""
+    """Owns bots, admins and their settings.
+    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterBot: _aio.UnaryUnaryMultiCallable[_registry_pb2.RegisterBotRequest, _registry_pb2.RegisterBotResponse]  # type: ignore[assignment]
@@ -95,7 +103,11 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """Counts one interaction of a user with a managed bot (stats)."""
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Owns bots, admins and their settings."""
+    """Owns bots, admins and their settings.
+    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    """
 
     @_abc_1.abstractmethod
     def RegisterBot(

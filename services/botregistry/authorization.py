@@ -1,0 +1,69 @@
+"""Which caller (mTLS certificate identity) may call which registry method.
+
+Written as permissions, one per method, except RegisterBot, which is two: with a plaintext token (operators and
+test/devstack tooling only) or with a token the gateway sealed (the dispatcher, for the manager bot).
+Unknown identities, and plaintext peers, get nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tgm.registry.v1 import registry_pb2
+
+SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+REGISTER_WITH_TOKEN = "RegisterBot:token"  # noqa: S105 - a permission name
+REGISTER_SEALED = "RegisterBot:sealed"
+
+ALL_METHODS = frozenset(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name)
+ALL_PERMISSIONS = frozenset((ALL_METHODS - {"RegisterBot"}) | {REGISTER_WITH_TOKEN, REGISTER_SEALED})
+
+GATEWAY = frozenset({"GetRoute"})
+DISPATCHER = frozenset(
+    {
+        "GetBot",
+        "ListBots",
+        "GetBotDetails",
+        "SetBotStatus",
+        "RotateWebhookSecret",
+        "DeleteBot",
+        "UpdateBotSettings",
+        "RecordInteraction",
+        "RegisterManagedBot",
+        REGISTER_SEALED,
+    }
+)
+OPERATOR = ALL_PERMISSIONS
+
+
+def permission_for(method: str, request: Any) -> str:
+    if method == "RegisterBot":
+        sealed = isinstance(request, registry_pb2.RegisterBotRequest) and (
+            request.WhichOneof("credential") == "sealed_token"
+        )
+        return REGISTER_SEALED if sealed else REGISTER_WITH_TOKEN
+    return method
+
+
+class RegistryPolicy:
+    def __init__(self, grants: Mapping[str, Iterable[str]]) -> None:
+        self._grants = {identity: frozenset(granted) for identity, granted in grants.items()}
+
+    def allows(self, identity: str, method: str, request: Any) -> bool:
+        return permission_for(method, request) in self._grants.get(identity, frozenset())
+
+    def __repr__(self) -> str:
+        return f"RegistryPolicy({ {k: sorted(v) for k, v in sorted(self._grants.items())} })"
+
+
+def default_policy() -> RegistryPolicy:
+    """`embedded` is apps.embedded: gateway and dispatcher in one process, so the union of both."""
+    return RegistryPolicy(
+        {
+            "gateway": GATEWAY,
+            "dispatcher": DISPATCHER,
+            "embedded": GATEWAY | DISPATCHER,
+            "operator": OPERATOR,
+        }
+    )

@@ -1,0 +1,131 @@
+"""The registry authorizes each call by the caller's mTLS certificate identity: identity × method, real mTLS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from dependency_injector import providers
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from libs.grpc_runtime.authorization import AuthorizationInterceptor
+from libs.grpc_runtime.channels import add_server_port, build_server, mark_serving, open_channel
+from libs.grpc_runtime.tls import TlsFiles
+from libs.vault_client.memory import InMemoryTokenVault
+from services.botregistry import migrate
+from services.botregistry.authorization import SERVICE_NAME, default_policy
+from services.botregistry.container import Container
+from services.botregistry.settings import RegistrySettings
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
+from tgm.registry.v1 import registry_pb2 as pb
+from tgm.registry.v1 import registry_pb2_grpc
+
+Stub = registry_pb2_grpc.RegistryServiceStub
+CALLS: dict[str, Callable[[Stub], Any]] = {
+    "GetRoute": lambda s: s.GetRoute(pb.GetRouteRequest(public_id="nope")),
+    "GetBot": lambda s: s.GetBot(pb.GetBotRequest(bot_id="nope")),
+    "ListBots": lambda s: s.ListBots(pb.ListBotsRequest(owner_id=7)),
+    "GetBotDetails": lambda s: s.GetBotDetails(pb.GetBotDetailsRequest(actor_id=7, bot_id="nope")),
+    "SetBotStatus": lambda s: s.SetBotStatus(pb.SetBotStatusRequest(actor_id=7, bot_id="nope")),
+    "RotateWebhookSecret": lambda s: s.RotateWebhookSecret(pb.RotateWebhookSecretRequest(actor_id=7, bot_id="n")),
+    "DeleteBot": lambda s: s.DeleteBot(pb.DeleteBotRequest(actor_id=7, bot_id="nope")),
+    "UpdateBotSettings": lambda s: s.UpdateBotSettings(
+        pb.UpdateBotSettingsRequest(actor_id=7, bot_id="nope", welcome_text="hi")
+    ),
+    "RecordInteraction": lambda s: s.RecordInteraction(pb.RecordInteractionRequest(bot_id="nope", telegram_user_id=7)),
+    "RegisterManagedBot": lambda s: s.RegisterManagedBot(
+        pb.RegisterManagedBotRequest(owner_id=7, managed_bot_user_id=9)
+    ),
+    "RegisterBot:token": lambda s: s.RegisterBot(pb.RegisterBotRequest(owner_id=7, token=TOKEN)),
+    "RegisterBot:sealed": lambda s: s.RegisterBot(
+        pb.RegisterBotRequest(owner_id=7, sealed_token=pb.SealedToken(ciphertext=b"x", sealed_by_bot_id="m", chat_id=7))
+    ),
+}
+ADMIN = {
+    "GetBot",
+    "ListBots",
+    "GetBotDetails",
+    "SetBotStatus",
+    "RotateWebhookSecret",
+    "DeleteBot",
+    "UpdateBotSettings",
+    "RecordInteraction",
+    "RegisterManagedBot",
+    "RegisterBot:sealed",
+}
+# Written out independently of services/botregistry/authorization.py.
+ALLOWED = {
+    "gateway": {"GetRoute"},
+    "dispatcher": ADMIN,
+    "embedded": ADMIN | {"GetRoute"},
+    "operator": set(CALLS),
+    "botregistry": set(),  # the registry's own client certificate calls the vault, not itself
+    "stranger": set(),
+}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, certs: dict[str, TlsFiles]) -> Iterator[str]:
+    tmp: Path = tmp_path_factory.mktemp("registry")
+    db_url = f"sqlite:///{tmp / 'registry.db'}"
+    migrate.upgrade(db_url)
+    container = Container()
+    container.settings.override(RegistrySettings(db_url=db_url, webhook_base_url="https://hooks.test"))
+    container.telegram.override(providers.Object(FakeTelegram()))
+    container.vault.override(providers.Object(InMemoryTokenVault()))
+    server, health = build_server(4, (AuthorizationInterceptor(SERVICE_NAME, default_policy().allows),))
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(container.servicer(), server)
+    port = add_server_port(server, "127.0.0.1:0", tls=certs["botregistry"])
+    server.start()
+    mark_serving(health, SERVICE_NAME)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(0)
+        container.engine().dispose()
+
+
+@pytest.fixture
+def connect(registry: str, certs: dict[str, TlsFiles]) -> Iterator[Callable[[str], grpc.Channel]]:
+    channels: list[grpc.Channel] = []
+
+    def channel(identity: str) -> grpc.Channel:
+        channels.append(open_channel(registry, tls=certs[identity], server_name="botregistry"))
+        return channels[-1]
+
+    yield channel
+    for item in channels:
+        item.close()
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+@pytest.mark.parametrize("identity", sorted(ALLOWED))
+def test_identity_method_matrix(connect: Callable[[str], grpc.Channel], identity: str, method: str) -> None:
+    stub = Stub(connect(identity))
+    try:
+        CALLS[method](stub)
+        code = grpc.StatusCode.OK
+    except grpc.RpcError as error:
+        code = error.code()
+    if method in ALLOWED[identity]:
+        assert code is not grpc.StatusCode.PERMISSION_DENIED
+    else:
+        assert code is grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_health_is_open_to_every_authenticated_caller(connect: Callable[[str], grpc.Channel]) -> None:
+    reply = health_pb2_grpc.HealthStub(connect("stranger")).Check(health_pb2.HealthCheckRequest(service=""))
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_only_get_bot_carries_the_sealed_token(connect: Callable[[str], grpc.Channel]) -> None:
+    operator, dispatcher = Stub(connect("operator")), Stub(connect("dispatcher"))
+    bot = operator.RegisterBot(pb.RegisterBotRequest(owner_id=11, token=OTHER_BOT_TOKEN)).bot
+    assert bot.sealed_token == b""
+    assert all(item.sealed_token == b"" for item in dispatcher.ListBots(pb.ListBotsRequest(owner_id=11)).bots)
+    details = dispatcher.GetBotDetails(pb.GetBotDetailsRequest(actor_id=11, bot_id=bot.bot_id))
+    assert details.bot.sealed_token == b""
+    assert dispatcher.GetBot(pb.GetBotRequest(bot_id=bot.bot_id)).bot.sealed_token != b""

@@ -1,0 +1,71 @@
+"""Which key the inbound guard limits an update under, and what a refused user is told."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy, limited_action
+from libs.domain.updates import UpdateEnvelope
+from services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
+
+MANAGED = BotActions(commands=frozenset({"/start", "/price"}), callbacks=frozenset())
+MANAGER = BotActions(commands=frozenset({"/start", "/addbot"}), other_commands=True, private_text=True)
+POLICY = InboundPolicy.parse('{"cmd:/special": {"limit": 2, "window": 60}}')
+
+
+def message(text: str, chat_type: str = "private", chat_id: int = 5) -> UpdateEnvelope:
+    update = {"update_id": 1, "message": {"chat": {"id": chat_id, "type": chat_type}, "from": {"id": 9}, "text": text}}
+    return UpdateEnvelope("bot-1", 1, 0.0, "r", update)
+
+
+def callback(data: str, update_id: int = 1) -> UpdateEnvelope:
+    update = {
+        "update_id": update_id,
+        "callback_query": {"id": f"cq{update_id}", "from": {"id": 9}, "data": data, "message": {"chat": {"id": 5}}},
+    }
+    return UpdateEnvelope("bot-1", update_id, 0.0, "r", update)
+
+
+def test_unknown_commands_share_one_bucket_unless_named_or_defined() -> None:
+    assert limited_action(message("/price"), MANAGER, POLICY.names) == "cmd:*"
+    assert limited_action(message("/x1"), MANAGER, POLICY.names) == "cmd:*"
+    assert limited_action(message("/x2@SomeBot"), MANAGER, POLICY.names) == "cmd:*"
+    assert limited_action(message("/addbot tok"), MANAGER, POLICY.names) == "cmd:/addbot"
+    assert limited_action(message("/special"), MANAGER, POLICY.names) == "cmd:/special"
+    assert limited_action(message("/x1"), None, POLICY.names) == "cmd:*"  # bot unknown: conservative
+
+
+def test_only_what_the_bot_handles_is_limited() -> None:
+    assert limited_action(message("/price"), MANAGED, POLICY.names) == "cmd:/price"
+    assert limited_action(message("/nope"), MANAGED, POLICY.names) is None  # the managed bot ignores it
+    assert limited_action(message("hello"), MANAGED, POLICY.names) is None
+    assert limited_action(message("hello", "group", -100), MANAGER, POLICY.names) is None  # group chatter
+    assert limited_action(message("hello"), MANAGER, POLICY.names) == "msg"
+
+
+def test_unknown_callback_actions_share_one_bucket() -> None:
+    assert limited_action(callback("evil1:x"), MANAGED, POLICY.names) == "cb:*"
+    assert limited_action(callback("evil2"), MANAGER, POLICY.names) == "cb:*"
+    known = BotActions(callbacks=frozenset({"buy"}))
+    assert limited_action(callback("buy:3"), known, POLICY.names) == "cb:buy"
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.answers: list[tuple[str, str | None]] = []
+
+    def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None:
+        self.answers.append((callback_query_id, text))
+
+    def send_message(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a callback refusal is answered on the button, not in the chat")
+
+
+def test_every_refused_callback_is_answered_and_told_once() -> None:
+    outbox = Outbox()
+    policy = InboundPolicy.parse('{"cb:*": {"limit": 1, "window": 60}}')
+    guard = InboundGuard(InMemoryRateLimiter(), InMemoryCooldowns(), outbox, policy, actions=lambda _: MANAGED)  # type: ignore[arg-type]
+    verdicts = [guard.check(callback(f"a{i}", update_id=i)).allowed for i in range(1, 5)]
+    assert verdicts == [True, False, False, False]
+    assert [cq for cq, _ in outbox.answers] == ["cq2", "cq3", "cq4"]
+    assert outbox.answers[0][1] is not None and outbox.answers[1][1] is None and outbox.answers[2][1] is None
