@@ -40,7 +40,11 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     from services.dispatcher.container import DispatcherContainer
     from services.dispatcher.workers.actors import register_actors
 
-    broker = RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
+        url=settings.redis_url,
+        heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+        maintenance_chance=settings.broker_maintenance_chance,
+    )
     container = DispatcherContainer(settings=settings, broker=broker)
     if prepare is not None:
         prepare(container)

@@ -233,8 +233,11 @@ class QueuedOutbox:
         params = {"message_id": message_id, "text": text, "parse_mode": parse_mode, "reply_markup": reply_markup}
         self._queue(bot_id, chat_id, "edit_message_text", params)
 
-    def delete_message(self, bot_id: str, chat_id: int, message_id: int) -> None:
-        self._queue(bot_id, chat_id, "delete_message", {"message_id": message_id})
+    def delete_message(self, bot_id: str, chat_id: int, message_id: int, *, if_refused_text: str | None = None) -> None:
+        params: dict[str, Any] = {"message_id": message_id}
+        if if_refused_text:
+            params["if_refused_text"] = if_refused_text
+        self._queue(bot_id, chat_id, "delete_message", params)
 
     def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None:
         self._queue(bot_id, None, "answer_callback_query", {"callback_query_id": callback_query_id, "text": text})
@@ -367,6 +370,7 @@ class DrainOutbox:
                     logger.warning("Telegram said 429; rescheduling", extra={**ids, "retry_after": exc.retry_after})
                     return sent, float(exc.retry_after)
                 self._give_up(bot_id, chat_key, raw, call, describe_failure(exc), 1)  # 400/403: a retry won't help
+                self._queue_refusal_notice(bot_id, chat_key, call, call_id)
                 continue
             except BotNotFound as exc:
                 self._give_up(bot_id, chat_key, raw, call, describe_failure(exc), 1)
@@ -396,6 +400,24 @@ class DrainOutbox:
             return float(delay)
         self._give_up(bot_id, chat_key, raw, call, reason, attempts)
         return None
+
+    def _queue_refusal_notice(self, bot_id: str, chat_key: str, call: dict[str, Any], call_id: str) -> None:
+        """A refused delete_message that carries `if_refused_text`: that text goes to the chat instead (queued
+        behind this chat's calls, sent by this drain)."""
+        params = call.get("params") or {}
+        text = params.get("if_refused_text") if call.get("method") == "delete_message" else None
+        if not isinstance(text, str) or not text:
+            return
+        notice_id = f"{call_id}:refused"
+        notice = {
+            "id": notice_id,
+            "bot_id": bot_id,
+            "chat_id": call.get("chat_id"),
+            "method": "send_message",
+            "params": {"text": text, "parse_mode": "HTML", "reply_markup": None, "disable_web_page_preview": True},
+        }
+        raw = json.dumps(notice, ensure_ascii=False, separators=(",", ":")).encode()
+        self._store.push(bot_id, chat_key, raw, notice_id)
 
     def _give_up(self, bot_id: str, chat_key: str, raw: bytes, call: dict[str, Any], reason: str, n: int) -> None:
         letter_id = self._dead.add("outbound", call, reason, n, time.time())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,12 @@ class DispatcherSettings(BaseSettings):
     update_max_attempts: int = Field(default=4, ge=1)
     update_min_backoff_seconds: float = Field(default=0.5, ge=0)
     update_max_backoff_seconds: float = Field(default=10.0, ge=0)
+    # Dramatiq's Redis broker: a worker process silent for `broker_heartbeat_timeout_ms` counts as dead, and a
+    # queue-maintenance pass (run on `broker_maintenance_chance` per million broker commands) puts its unacked
+    # messages back. Keep the timeout above chat_lock_ttl_seconds: a drain redelivered while the dead worker's
+    # chat lock still stands finds the chat busy. Tests shorten both; production keeps Dramatiq's defaults.
+    broker_heartbeat_timeout_ms: int = Field(default=60_000, ge=1000)
+    broker_maintenance_chance: int = Field(default=1000, ge=1, le=1_000_000)
     # Outbound flood control (Telegram's limits) and its safety margin on each window.
     outbound_per_bot_per_second: int = Field(default=30, ge=1)
     outbound_per_chat_per_second: int = Field(default=1, ge=1)
@@ -52,3 +58,11 @@ class DispatcherSettings(BaseSettings):
     external_api_lock_seconds: float = Field(default=300.0, gt=0)
     # Tests only: lets API commands call loopback/private addresses (the SSRF policy refuses them).
     external_api_allow_private: bool = False
+
+    @model_validator(mode="after")
+    def _redelivery_outlives_the_chat_lock(self) -> DispatcherSettings:
+        # A dead worker's drain is redelivered after the heartbeat timeout; if its chat lock were still standing then,
+        # the redelivered drain would find the chat busy and return, leaving the update until the user writes again.
+        if self.broker_heartbeat_timeout_ms / 1000 <= self.chat_lock_ttl_seconds:
+            raise ValueError("BROKER_HEARTBEAT_TIMEOUT_MS must be longer than CHAT_LOCK_TTL_SECONDS")
+        return self

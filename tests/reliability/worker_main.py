@@ -3,6 +3,10 @@ registry and vault replaced by fixtures from TEST_BOTS_JSON, so reliability test
 
 TEST_BOTS_JSON: [{"bot_id", "username", "token", "telegram_bot_id", "custom_commands": {...},
 "api_commands": {"/cmd": {"url", "method", "timeout_seconds"}}}]. Test scaffolding only.
+
+TEST_SLOW_UPDATE_TEXT (optional): an update with exactly this text is handled for real, then the handler sets
+`tgm:test:slow:{bot_id}:{update_id}` in Redis and hangs for TEST_SLOW_UPDATE_SECONDS (default 600): the update's
+reply is queued (or sent) but the update is not marked done — a worker to kill "in the middle" of an update.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,6 +80,26 @@ def load() -> tuple[StaticBots, FixtureVault]:
     return StaticBots(bots), FixtureVault(tokens)
 
 
+class SlowOnText:
+    """Wraps the real handler: after handling the update whose text is `text`, signals it and hangs."""
+
+    def __init__(self, inner: Any, text: str, seconds: float, redis_url: str) -> None:
+        import redis
+
+        self._inner = inner
+        self._text = text
+        self._seconds = seconds
+        self._client = redis.Redis.from_url(redis_url)
+
+    def __call__(self, envelope: Any) -> Any:
+        outcome = self._inner(envelope)
+        if (envelope.update.get("message") or {}).get("text") == self._text:
+            self._client.set(f"tgm:test:slow:{envelope.bot_id}:{envelope.update_id}", b"1", ex=3600)
+            logging.getLogger("tests.reliability.worker").info("slow handler: hanging", extra={"s": self._seconds})
+            time.sleep(self._seconds)
+        return outcome
+
+
 def main() -> int:
     settings = DispatcherSettings()
     configure_logging("dispatcher", settings.log_level)
@@ -86,6 +111,11 @@ def main() -> int:
         container.vault.override(providers.Object(vault))
         if hasattr(container, "bot_admin"):  # the manager bot's registry client (issue 3)
             container.bot_admin.override(providers.Object(NullAdmin()))
+        slow_text = os.environ.get("TEST_SLOW_UPDATE_TEXT")
+        if slow_text:
+            seconds = float(os.environ.get("TEST_SLOW_UPDATE_SECONDS", "600"))
+            slow = SlowOnText(container.handle_update(), slow_text, seconds, settings.redis_url)
+            container.handle_update.override(providers.Object(slow))
 
     return serve(settings, prepare)
 

@@ -167,7 +167,9 @@ class ManagerBot:
         deleted = False
         if isinstance(message_id, int):
             try:
-                self._outbox.delete_message(ctx.manager_id, ctx.chat_id, message_id)
+                # A queued outbox learns of a refusal only when it sends: it then posts this text itself.
+                notice = render("mgr_delete_token_yourself", ctx.lang)
+                self._outbox.delete_message(ctx.manager_id, ctx.chat_id, message_id, if_refused_text=notice)
                 deleted = True
             except TelegramRequestFailed:
                 logger.info("could not delete a message", extra={"chat_id": ctx.chat_id})

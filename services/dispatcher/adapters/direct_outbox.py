@@ -63,7 +63,15 @@ class DirectOutbox:
             token or self._token(bot_id), chat_id, message_id, text, parse_mode=parse_mode, reply_markup=reply_markup
         )
 
-    def delete_message(self, bot_id: str, chat_id: int, message_id: int, token: BotToken | None = None) -> None:
+    def delete_message(
+        self,
+        bot_id: str,
+        chat_id: int,
+        message_id: int,
+        token: BotToken | None = None,
+        *,
+        if_refused_text: str | None = None,  # unused: a refusal raises TelegramRequestFailed here
+    ) -> None:
         self._telegram.delete_message(token or self._token(bot_id), chat_id, message_id)
 
     def answer_callback_query(

@@ -373,3 +373,13 @@ def test_a_handler_that_replied_then_failed_is_rerun_and_the_reply_is_sent_once(
         r.broker.close()
     assert runs == [1, 1, 2]
     assert r.texts() == ["reply 1", "reply 2"]
+
+
+def test_settings_refuse_a_heartbeat_shorter_than_the_chat_lock() -> None:
+    from pydantic import ValidationError
+
+    from services.dispatcher.settings import DispatcherSettings
+
+    with pytest.raises(ValidationError, match="BROKER_HEARTBEAT_TIMEOUT_MS"):
+        DispatcherSettings(broker_heartbeat_timeout_ms=20_000, chat_lock_ttl_seconds=30)
+    assert DispatcherSettings(broker_heartbeat_timeout_ms=31_000, chat_lock_ttl_seconds=30).chat_lock_ttl_seconds == 30

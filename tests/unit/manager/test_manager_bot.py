@@ -106,7 +106,7 @@ class FakeOutbox:
     def edit_message_text(self, *args: Any, **kwargs: Any) -> None:
         raise AssertionError("not used")
 
-    def delete_message(self, bot_id: str, chat_id: int, message_id: int) -> None:
+    def delete_message(self, bot_id: str, chat_id: int, message_id: int, **_kwargs: Any) -> None:
         self.deleted.append(message_id)
         self.order.append("delete")
 

@@ -52,7 +52,7 @@ def test_a_managed_bot_update_registers_for_the_owner_telegram_names() -> None:
 def test_a_token_message_that_cannot_be_deleted_is_reported_to_the_admin(lang: str) -> None:
     h = harness()
 
-    def refuse(bot_id: str, chat_id: int, message_id: int) -> None:
+    def refuse(bot_id: str, chat_id: int, message_id: int, **_kwargs: object) -> None:
         raise TelegramRequestFailed(400, "Bad Request: message can't be deleted")
 
     h.outbox.delete_message = refuse  # type: ignore[method-assign]
