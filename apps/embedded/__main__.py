@@ -25,7 +25,7 @@ def build(gateway_settings: GatewaySettings, dispatcher_settings: DispatcherSett
     import dramatiq
     from dramatiq.brokers.stub import StubBroker
 
-    from services.dispatcher.container import DispatcherContainer
+    from services.dispatcher.container import DispatcherContainer, resolve_for_workers
     from services.dispatcher.workers.actors import register_actors
     from services.gateway.app import create_app
     from services.gateway.container import GatewayContainer
@@ -37,6 +37,7 @@ def build(gateway_settings: GatewaySettings, dispatcher_settings: DispatcherSett
     gateway = GatewayContainer(settings=gateway_settings, broker=broker)
 
     def start() -> None:
+        resolve_for_workers(dispatcher)  # on this thread, before any worker thread resolves them
         worker.start()
         logger.info("embedded dispatcher started")
 

@@ -18,7 +18,8 @@ NO_CHAT = "none"
 _MAX_ACTION_CHARS = 32
 
 
-def _sender(envelope: UpdateEnvelope) -> dict[str, Any] | None:
+def sender_of(envelope: UpdateEnvelope) -> dict[str, Any] | None:
+    """The `from` object of a message, callback query or edited message; None when there is none."""
     for kind in ("message", "callback_query", "edited_message"):
         part = envelope.update.get(kind)
         if isinstance(part, dict) and isinstance(part.get("from"), dict):
@@ -28,13 +29,13 @@ def _sender(envelope: UpdateEnvelope) -> dict[str, Any] | None:
 
 
 def sender_id_of(envelope: UpdateEnvelope) -> int | None:
-    sender = _sender(envelope)
+    sender = sender_of(envelope)
     value = sender.get("id") if sender else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def language_of(envelope: UpdateEnvelope) -> str | None:
-    sender = _sender(envelope)
+    sender = sender_of(envelope)
     code = sender.get("language_code") if sender else None
     return code if isinstance(code, str) else None
 

@@ -30,7 +30,7 @@ return 1
 """
 
 # Pops the head only if it is still the item the caller worked on (a lost lock cannot pop a newer item).
-_POP_IF_HEAD = """
+POP_IF_HEAD = """
 if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then
   redis.call('LPOP', KEYS[1])
   return 1
@@ -57,7 +57,7 @@ class RedisChatMailbox:
         self._client = client
         self._prefix = prefix
         self._max_items = max_items
-        self._pop_if_head = client.register_script(_POP_IF_HEAD)
+        self._pop_if_head = client.register_script(POP_IF_HEAD)
         self._push_capped = client.register_script(_PUSH_CAPPED)
 
     def _key(self, bot_id: str, chat_key: str) -> str:

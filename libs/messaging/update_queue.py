@@ -54,20 +54,3 @@ class MailboxUpdateQueue:
             )
             return
         self._broker.enqueue(drain_chat_message(envelope.bot_id, chat_key, envelope.request_id))
-
-
-class DramatiqUpdateQueue:
-    """UpdateQueue adapter: one Dramatiq message per envelope; the envelope holds ids, never a token."""
-
-    def __init__(self, broker: dramatiq.Broker) -> None:
-        self._broker = broker
-
-    def enqueue(self, envelope: UpdateEnvelope) -> None:
-        message: dramatiq.Message[None] = dramatiq.Message(
-            queue_name=UPDATES_QUEUE,
-            actor_name=HANDLE_UPDATE_ACTOR,
-            args=(envelope.to_message(),),
-            kwargs={},
-            options={"request_id": envelope.request_id},
-        )
-        self._broker.enqueue(message)

@@ -37,7 +37,7 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     import dramatiq
     from dramatiq.brokers.redis import RedisBroker
 
-    from services.dispatcher.container import DispatcherContainer
+    from services.dispatcher.container import DispatcherContainer, resolve_for_workers
     from services.dispatcher.workers.actors import register_actors
 
     broker = RedisBroker(  # type: ignore[no-untyped-call]
@@ -50,6 +50,7 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
         prepare(container)
     container.inbound_policy()  # a malformed RATE_LIMITS_JSON / COOLDOWNS_JSON stops the start here
     register_actors(broker, container)
+    resolve_for_workers(container)  # on this thread, before any worker thread resolves them
     # worker_timeout: how long an idle consumer waits on Redis; short, so delayed retries fire on time.
     worker = dramatiq.Worker(broker, worker_threads=settings.dispatcher_threads, worker_timeout=200)
 

@@ -139,25 +139,25 @@ class DispatcherContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=DispatcherSettings)
     broker = providers.Dependency(instance_of=dramatiq.Broker)
 
-    clock = providers.Singleton(SystemClock)
+    clock = providers.ThreadSafeSingleton(SystemClock)
     registry_channel = providers.Resource(_channel, settings.provided.registry_addr)
     vault_channel = providers.Resource(_channel, settings.provided.vault_addr)
     redis_client = providers.Resource(_redis_client, settings.provided.redis_url)
 
-    bot_directory = providers.Singleton(
+    bot_directory = providers.ThreadSafeSingleton(
         GrpcBotDirectory, channel=registry_channel, ttl_seconds=settings.provided.bot_cache_ttl_seconds, clock=clock
     )
-    telegram = providers.Singleton(
+    telegram = providers.ThreadSafeSingleton(
         _telegram_api, settings.provided.telegram_api_base_url, settings.provided.telegram_timeout_seconds
     )
-    vault = providers.Singleton(_token_vault, vault_channel)
-    deduplicator = providers.Singleton(_deduplicator, redis_client, settings.provided.dedup_ttl_seconds)
+    vault = providers.ThreadSafeSingleton(_token_vault, vault_channel)
+    deduplicator = providers.ThreadSafeSingleton(_deduplicator, redis_client, settings.provided.dedup_ttl_seconds)
 
-    locks = providers.Singleton(_adapter, redis_client, "locks")
-    rate_limiter = providers.Singleton(_adapter, redis_client, "rate")
-    cooldowns = providers.Singleton(_adapter, redis_client, "cooldowns")
-    dead_letters = providers.Singleton(_adapter, redis_client, "dead")
-    send_limiter = providers.Singleton(
+    locks = providers.ThreadSafeSingleton(_adapter, redis_client, "locks")
+    rate_limiter = providers.ThreadSafeSingleton(_adapter, redis_client, "rate")
+    cooldowns = providers.ThreadSafeSingleton(_adapter, redis_client, "cooldowns")
+    dead_letters = providers.ThreadSafeSingleton(_adapter, redis_client, "dead")
+    send_limiter = providers.ThreadSafeSingleton(
         _adapter,
         redis_client,
         "send",
@@ -166,22 +166,24 @@ class DispatcherContainer(containers.DeclarativeContainer):
         per_group_per_minute=settings.provided.outbound_per_group_per_minute,
         margin=settings.provided.outbound_window_margin,
     )
-    outbox_store = providers.Singleton(_adapter, redis_client, "obox")
-    mailbox = providers.Singleton(mailbox_for, broker)
+    outbox_store = providers.ThreadSafeSingleton(_adapter, redis_client, "obox")
+    mailbox = providers.ThreadSafeSingleton(mailbox_for, broker)
 
-    # Sends one queued call, opening the bot's token in the vault for that call only.
-    sender = providers.Singleton(DirectOutbox, bots=bot_directory, vault=vault, telegram=telegram)
-    outbox = providers.Singleton(QueuedOutbox, store=outbox_store, broker=broker)
+    # Sends one queued call with the bot's token, opened in the vault (kept in memory for a minute at most).
+    sender = providers.ThreadSafeSingleton(
+        DirectOutbox, bots=bot_directory, vault=vault, telegram=telegram, clock=clock
+    )
+    outbox = providers.ThreadSafeSingleton(QueuedOutbox, store=outbox_store, broker=broker)
 
-    external_api = providers.Singleton(
+    external_api = providers.ThreadSafeSingleton(
         HttpExternalApi,
         redis_client,
         fail_max=settings.provided.circuit_breaker_fail_max,
         reset_timeout_seconds=settings.provided.circuit_breaker_timeout,
         allow_private=settings.provided.external_api_allow_private,
     )
-    api_scheduler = providers.Singleton(DramatiqApiCallScheduler, broker)
-    start_api_call = providers.Singleton(
+    api_scheduler = providers.ThreadSafeSingleton(DramatiqApiCallScheduler, broker)
+    start_api_call = providers.ThreadSafeSingleton(
         StartApiCall,
         api=external_api,
         scheduler=api_scheduler,
@@ -190,7 +192,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         lock_ttl_seconds=settings.provided.external_api_lock_seconds,
         allow_private=settings.provided.external_api_allow_private,
     )
-    run_api_call = providers.Singleton(
+    run_api_call = providers.ThreadSafeSingleton(
         RunApiCall,
         bots=bot_directory,
         api=external_api,
@@ -207,19 +209,21 @@ class DispatcherContainer(containers.DeclarativeContainer):
     )
 
     # The handler of one update: a single callable `handler(envelope) -> outcome`; put a router here.
-    managed_bot_handler = providers.Singleton(HandleUpdate, bots=bot_directory, outbox=outbox, api_calls=start_api_call)
+    managed_bot_handler = providers.ThreadSafeSingleton(
+        HandleUpdate, bots=bot_directory, outbox=outbox, api_calls=start_api_call
+    )
     # The manager bot (issue 3): its handler, wiring and state adapters live in services/dispatcher/manager.
-    bot_admin = providers.Singleton(GrpcBotAdmin, channel=registry_channel)
-    manager_bot = providers.Singleton(
+    bot_admin = providers.ThreadSafeSingleton(GrpcBotAdmin, channel=registry_channel)
+    manager_bot = providers.ThreadSafeSingleton(
         ManagerBot,
         admin=bot_admin,
         outbox=outbox,
-        tokens=providers.Singleton(manager_wiring.callback_tokens_from, settings, clock),
-        conversations=providers.Singleton(manager_wiring.conversation_store, redis_client),
-        sessions=providers.Singleton(manager_wiring.admin_sessions, redis_client),
-        config=providers.Singleton(manager_wiring.manager_config_from, settings),
+        tokens=providers.ThreadSafeSingleton(manager_wiring.callback_tokens_from, settings, clock),
+        conversations=providers.ThreadSafeSingleton(manager_wiring.conversation_store, redis_client),
+        sessions=providers.ThreadSafeSingleton(manager_wiring.admin_sessions, redis_client),
+        config=providers.ThreadSafeSingleton(manager_wiring.manager_config_from, settings),
     )
-    handle_update = providers.Singleton(
+    handle_update = providers.ThreadSafeSingleton(
         UpdateRouter,
         bots=bot_directory,
         manager=manager_bot.provider,
@@ -227,8 +231,8 @@ class DispatcherContainer(containers.DeclarativeContainer):
         admin=bot_admin,
     )
 
-    inbound_policy = providers.Singleton(_inbound_policy, settings)
-    inbound_guard = providers.Singleton(
+    inbound_policy = providers.ThreadSafeSingleton(_inbound_policy, settings)
+    inbound_guard = providers.ThreadSafeSingleton(
         InboundGuard,
         limiter=rate_limiter,
         cooldowns=cooldowns,
@@ -236,7 +240,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         policy=inbound_policy,
         actions=providers.Callable(_bot_actions, bot_directory),
     )
-    drain_chat = providers.Singleton(
+    drain_chat = providers.ThreadSafeSingleton(
         DrainChat,
         mailbox=mailbox,
         locks=locks,
@@ -253,7 +257,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
             max_backoff_seconds=settings.provided.update_max_backoff_seconds,
         ),
     )
-    drain_outbox = providers.Singleton(
+    drain_outbox = providers.ThreadSafeSingleton(
         DrainOutbox,
         store=outbox_store,
         locks=locks,
@@ -262,3 +266,19 @@ class DispatcherContainer(containers.DeclarativeContainer):
         dead_letters=dead_letters,
         policy=providers.Factory(OutboxPolicy, lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds),
     )
+
+
+def resolve_for_workers(container: DispatcherContainer) -> None:
+    """Builds, on the calling thread, every singleton the actors resolve per message.
+
+    Call it before the Dramatiq worker starts: the worker threads then only read built singletons, and
+    the shared Resources (gRPC channels, the Redis client) are opened once, not raced by several threads.
+    """
+    container.mailbox()
+    container.outbox()
+    container.sender()
+    container.manager_bot()
+    container.handle_update()
+    container.drain_chat()
+    container.drain_outbox()
+    container.run_api_call()

@@ -29,6 +29,7 @@ from libs.domain.effects import next_effect_id
 from libs.domain.errors import BotNotFound, TelegramRequestFailed
 from libs.domain.ports import DeadLetters, Locks
 from libs.domain.use_cases.drain_chat import describe_failure
+from libs.messaging.mailbox import POP_IF_HEAD
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 
 logger = logging.getLogger("services.dispatcher.outbound")
@@ -43,14 +44,6 @@ SENT_TTL_SECONDS = 24 * 3600
 _PUSH_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
   redis.call('RPUSH', KEYS[2], ARGV[1])
-  return 1
-end
-return 0
-"""
-
-_POP_IF_HEAD = """
-if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then
-  redis.call('LPOP', KEYS[1])
   return 1
 end
 return 0
@@ -83,7 +76,7 @@ class RedisOutboxStore:
     def __init__(self, client: Any, prefix: str = "tgm:obox") -> None:
         self._client = client
         self._prefix = prefix
-        self._pop_if_head = client.register_script(_POP_IF_HEAD)
+        self._pop_if_head = client.register_script(POP_IF_HEAD)
         self._push_once = client.register_script(_PUSH_ONCE)
 
     def _key(self, bot_id: str, chat_key: str) -> str:

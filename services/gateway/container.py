@@ -39,10 +39,10 @@ class GatewayContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=GatewaySettings)
     broker = providers.Dependency(instance_of=dramatiq.Broker)
 
-    clock = providers.Singleton(SystemClock)
+    clock = providers.ThreadSafeSingleton(SystemClock)
     registry_channel = providers.Resource(_channel, settings.provided.registry_addr)
 
-    route_directory = providers.Singleton(
+    route_directory = providers.ThreadSafeSingleton(
         GrpcRouteDirectory,
         channel=registry_channel,
         ttl_seconds=settings.provided.route_cache_ttl_seconds,
@@ -50,13 +50,13 @@ class GatewayContainer(containers.DeclarativeContainer):
         clock=clock,
     )
     # Per-chat order: the envelope goes to its chat's mailbox, then a `drain_chat` message (ids only).
-    update_queue = providers.Singleton(MailboxUpdateQueue, broker, providers.Callable(mailbox_for, broker))
+    update_queue = providers.ThreadSafeSingleton(MailboxUpdateQueue, broker, providers.Callable(mailbox_for, broker))
 
     # Manager-bot updates only: token-shaped text is sealed (vault Encrypt) before it is enqueued.
     vault_channel = providers.Resource(_channel, settings.provided.vault_addr)
-    vault = providers.Singleton(_token_vault, vault_channel)
+    vault = providers.ThreadSafeSingleton(_token_vault, vault_channel)
 
     readiness_probes = providers.List(
-        providers.Singleton(GrpcHealthProbe, "registry", registry_channel),
-        providers.Singleton(BrokerProbe, broker),
+        providers.ThreadSafeSingleton(GrpcHealthProbe, "registry", registry_channel),
+        providers.ThreadSafeSingleton(BrokerProbe, broker),
     )

@@ -76,10 +76,19 @@ class InMemoryRateLimiter:
 
 
 class _Expiring:
+    prune_at = 10_000  # past this many keys, expired entries are swept (a key never read again would stay)
+
     def __init__(self, clock: Clock | None) -> None:
         self._clock = clock or SystemClock()
         self._values: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+        self._next_prune = 0
+
+    def _prune_if_large(self, now: float) -> None:
+        """Call with the lock held. The next sweep waits for twice the live keys: no sweep on every call."""
+        if len(self._values) > max(self.prune_at, self._next_prune):
+            self._values = {k: v for k, v in self._values.items() if v[1] > now}
+            self._next_prune = 2 * len(self._values)
 
     def _live(self, key: str, now: float) -> str | None:
         entry = self._values.get(key)
@@ -99,6 +108,7 @@ class InMemoryCooldowns(_Expiring):
             if self._live(key, now) is not None:
                 return False
             self._values[key] = ("1", now + seconds)
+            self._prune_if_large(now)
             return True
 
 
@@ -113,6 +123,7 @@ class InMemoryLocks(_Expiring):
                 return None
             owner = secrets.token_hex(16)
             self._values[key] = (owner, now + ttl_seconds)
+            self._prune_if_large(now)
             return owner
 
     def release(self, key: str, owner_token: str) -> bool:
@@ -135,6 +146,8 @@ class InMemoryLocks(_Expiring):
 class InMemorySendLimiter:
     """The outbound limits (sliding windows) for one process."""
 
+    sweep_at = 10_000  # past this many windows, those whose every hit is out of the longest span are dropped
+
     def __init__(
         self,
         per_bot_per_second: int = 30,
@@ -149,6 +162,7 @@ class InMemorySendLimiter:
         self._hits: dict[tuple[object, ...], deque[float]] = {}
         self._paused: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._next_sweep = 0
 
     def pause(self, bot_id: str, seconds: float) -> None:
         with self._lock:
@@ -180,10 +194,22 @@ class InMemorySendLimiter:
             if len(recent) >= burst:  # smoothing, as in the Redis script
                 wait = max(wait, recent[len(recent) - burst] + self._scale / 4 - now)
             if wait > 0:
+                for key, _, _ in windows:
+                    if not self._hits[key]:
+                        del self._hits[key]  # an empty window holds nothing: no deque per chat forever
                 return wait
             for key, _, _ in windows:
                 self._hits[key].append(now)
+            if len(self._hits) > max(self.sweep_at, self._next_sweep):
+                self._sweep(now)
+                self._next_sweep = 2 * len(self._hits)  # no sweep on every call when most windows are live
             return 0.0
+
+    def _sweep(self, now: float) -> None:
+        """Call with the lock held. Drops windows that can no longer delay anything, and ended pauses."""
+        longest = 60 * self._scale
+        self._hits = {k: v for k, v in self._hits.items() if v and v[-1] > now - longest}
+        self._paused = {k: v for k, v in self._paused.items() if v > now}
 
 
 class InMemoryDeadLetters:

@@ -1,4 +1,4 @@
-"""The dispatcher's handler: manager-bot updates → ManagerBot; other bots → stats + HandleUpdate."""
+"""The dispatcher's handler: manager-bot updates → ManagerBot; other bots → HandleUpdate, then stats."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from libs.domain.inbound import sender_of
 from libs.domain.manager_ports import BotAdmin
 from libs.domain.ports import BotDirectory
 from libs.domain.updates import UpdateEnvelope
@@ -14,15 +15,6 @@ from libs.domain.use_cases.handle_update import HandleOutcome
 logger = logging.getLogger("services.dispatcher.manager")
 
 Handler = Callable[[UpdateEnvelope], Any]
-
-
-def _sender(update: dict[str, Any]) -> dict[str, Any] | None:
-    for kind in ("message", "callback_query", "edited_message"):
-        body = update.get(kind)
-        if isinstance(body, dict) and isinstance(body.get("from"), dict):
-            sender: dict[str, Any] = body["from"]
-            return sender
-    return None
 
 
 class UpdateRouter:
@@ -46,12 +38,14 @@ class UpdateRouter:
             return self._manager()(envelope)
         if envelope.sealed_texts:
             return HandleOutcome("ignored:sealed_for_another_bot")  # only the manager bot's updates are sealed
+        outcome = self._managed(envelope)
+        # After the answer: a registry call and a DB write should not delay the reply (we run in the chat lock).
         self._record(envelope)
-        return self._managed(envelope)
+        return outcome
 
     def _record(self, envelope: UpdateEnvelope) -> None:
         """Stats are best effort: a failure never blocks the bot's answer."""
-        sender = _sender(envelope.update)
+        sender = sender_of(envelope)
         if self._admin is None or sender is None or not isinstance(sender.get("id"), int) or sender.get("is_bot"):
             return
         language = sender.get("language_code")
