@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
@@ -21,6 +22,8 @@ from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 DEFAULT_CALL_TIMEOUT_SECONDS = 2.0
 DEFAULT_MAX_ENTRIES = 10_000
+# Unknown ids get their own, smaller cache: a flood of random public_ids must never evict real routes.
+DEFAULT_MAX_NEGATIVE_ENTRIES = 1_024
 
 _STATUS_FROM_PROTO: dict[int, BotStatus] = {
     registry_pb2.BOT_STATUS_PENDING: BotStatus.PENDING,
@@ -112,6 +115,10 @@ class _TtlCache(Generic[_V]):
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
 
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -130,7 +137,8 @@ def _call(rpc: Callable[[], _V]) -> _V | None:
 
 
 class GrpcRouteDirectory:
-    """RouteDirectory adapter: GetRoute, cached for `ttl_seconds`; unknown ids cached for `negative_ttl_seconds`."""
+    """RouteDirectory adapter: GetRoute, cached for `ttl_seconds`; unknown ids cached for `negative_ttl_seconds`
+    in a separate, smaller cache. Concurrent misses for one public_id share a single GetRoute."""
 
     def __init__(
         self,
@@ -141,6 +149,7 @@ class GrpcRouteDirectory:
         *,
         timeout_seconds: float = DEFAULT_CALL_TIMEOUT_SECONDS,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_negative_entries: int = DEFAULT_MAX_NEGATIVE_ENTRIES,
         min_refresh_seconds: float = 1.0,
     ) -> None:
         self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
@@ -148,42 +157,83 @@ class GrpcRouteDirectory:
         self._negative_ttl = negative_ttl_seconds
         self._timeout = timeout_seconds
         self._clock = clock or SystemClock()
-        self._cache: _TtlCache[Route | None] = _TtlCache(self._clock, max_entries)
+        self._routes: _TtlCache[Route] = _TtlCache(self._clock, max_entries)
+        self._unknown: _TtlCache[None] = _TtlCache(self._clock, max_negative_entries)
         self._min_refresh = min_refresh_seconds
         self._refreshed_at: dict[str, float] = {}
         self._refresh_lock = threading.Lock()
+        self._inflight: dict[str, Future[Route | None]] = {}
+        self._inflight_lock = threading.Lock()
+
+    def cached(self, public_id: str) -> tuple[bool, Route | None]:
+        """Non-blocking (no I/O): `(True, route_or_None)` on a cache hit, `(False, None)` on a miss."""
+        hit, route = self._routes.get(public_id)
+        if hit:
+            return True, route
+        hit, _ = self._unknown.get(public_id)
+        return hit, None
 
     def route_for(self, public_id: str) -> Route | None:
-        hit, cached = self._cache.get(public_id)
+        hit, route = self.cached(public_id)
         if hit:
-            return cached
-        return self._fetch(public_id)
+            return route
+        return self._load(public_id)
 
     def refreshed_route(self, public_id: str) -> Route | None:
         """The route fetched again, when the cached one may be stale (a secret that did not match: rotated, or
         a status that changed). At most once per `min_refresh_seconds` per bot, so bad secrets cannot turn the
-        gateway into an amplifier against the registry; otherwise the cached route."""
+        gateway into an amplifier against the registry; otherwise the cached route. The lock only guards the
+        throttle bookkeeping: registry calls are made outside it."""
         now = self._clock.monotonic()
         with self._refresh_lock:
             last = self._refreshed_at.get(public_id)
-            if last is not None and now - last < self._min_refresh:
-                hit, cached = self._cache.get(public_id)
-                return cached if hit else self._fetch(public_id)
-            self._refreshed_at[public_id] = now
-            if len(self._refreshed_at) > 10_000:
-                self._refreshed_at = {k: at for k, at in self._refreshed_at.items() if now - at < self._min_refresh}
+            throttled = last is not None and now - last < self._min_refresh
+            if not throttled:
+                self._refreshed_at[public_id] = now
+                if len(self._refreshed_at) > 10_000:
+                    self._refreshed_at = {k: at for k, at in self._refreshed_at.items() if now - at < self._min_refresh}
+        if throttled:
+            return self.route_for(public_id)
         return self._fetch(public_id)
+
+    def _load(self, public_id: str) -> Route | None:
+        """Single-flight: the first miss for `public_id` fetches; concurrent misses wait for its result."""
+        with self._inflight_lock:
+            pending = self._inflight.get(public_id)
+            leader = pending is None
+            if pending is None:
+                pending = Future()
+                self._inflight[public_id] = pending
+        if not leader:
+            return pending.result()
+        try:
+            route = self._fetch(public_id)
+        except BaseException as exc:
+            pending.set_exception(exc)
+            raise
+        else:
+            pending.set_result(route)
+            return route
+        finally:
+            with self._inflight_lock:
+                self._inflight.pop(public_id, None)
 
     def _fetch(self, public_id: str) -> Route | None:
         reply = _call(
             lambda: self._stub.GetRoute(registry_pb2.GetRouteRequest(public_id=public_id), timeout=self._timeout)
         )
         route = route_from_proto(reply) if reply is not None and reply.bot_id else None
-        self._cache.put(public_id, route, self._ttl if route is not None else self._negative_ttl)
+        if route is not None:
+            self._unknown.delete(public_id)
+            self._routes.put(public_id, route, self._ttl)
+        else:
+            self._routes.delete(public_id)
+            self._unknown.put(public_id, None, self._negative_ttl)
         return route
 
     def invalidate(self) -> None:
-        self._cache.clear()
+        self._routes.clear()
+        self._unknown.clear()
 
 
 class GrpcBotDirectory:

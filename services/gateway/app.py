@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from services.gateway.api import health, webhook
@@ -31,6 +32,7 @@ def create_app(
 
     app = FastAPI(title="tgm gateway", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.container = container
+    app.state.route_lookup_limiter = anyio.CapacityLimiter(container.settings().route_lookup_concurrency)
     app.include_router(webhook.router)
     app.include_router(health.router)
     return app

@@ -19,6 +19,9 @@ class GatewaySettings(BaseSettings):
     max_update_bytes: int = Field(default=MAX_UPDATE_BYTES, ge=1024)
     route_cache_ttl_seconds: float = Field(default=30.0, ge=0)
     route_negative_ttl_seconds: float = Field(default=2.0, ge=0)
+    # Registry lookups on a route-cache miss run on their own thread budget, so a flood of unknown
+    # public_ids cannot take the threads that `enqueue` needs.
+    route_lookup_concurrency: int = Field(default=8, ge=1, le=256)
     retry_after_seconds: int = Field(default=5, ge=1, le=3600)
     log_level: str = "INFO"
     # Only used in embedded mode, where this process also runs the dispatcher.

@@ -11,8 +11,10 @@ import json
 import logging
 import re
 import uuid
-from typing import Any
+from typing import Any, cast
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -73,6 +75,17 @@ def _parse_update(body: bytes) -> tuple[dict[str, Any], int] | None:
     return update, update_id
 
 
+async def _route_for(routes: RouteDirectory, public_id: str, limiter: anyio.CapacityLimiter) -> Route | None:
+    """A cache hit is answered inline (no thread); a miss goes to the registry on the lookup limiter's threads,
+    never the default pool that `enqueue` uses."""
+    cached = getattr(routes, "cached", None)
+    if cached is not None:
+        hit, route = cached(public_id)
+        if hit:
+            return cast("Route | None", route)
+    return await anyio.to_thread.run_sync(routes.route_for, public_id, limiter=limiter)
+
+
 @router.post("/webhook/{public_id}")
 async def receive_update(public_id: str, request: Request) -> Response:
     container = request.app.state.container
@@ -93,8 +106,9 @@ async def receive_update(public_id: str, request: Request) -> Response:
         if not _PUBLIC_ID.fullmatch(public_id):
             return _error(404, request_id, "unknown bot")
         routes: RouteDirectory = container.route_directory()
+        limiter: anyio.CapacityLimiter = request.app.state.route_lookup_limiter
         try:
-            route: Route | None = await run_in_threadpool(routes.route_for, public_id)
+            route = await _route_for(routes, public_id, limiter)
         except RegistryUnavailable as exc:
             logger.warning("route lookup failed; asking Telegram to retry", extra={"error": str(exc)})
             return _error(503, request_id, "temporarily unavailable", retry_after)
@@ -111,7 +125,7 @@ async def receive_update(public_id: str, request: Request) -> Response:
             fresh: Route | None = None
             if refresh is not None and presented is not None:
                 try:
-                    fresh = await run_in_threadpool(refresh, public_id)
+                    fresh = await anyio.to_thread.run_sync(refresh, public_id, limiter=limiter)
                 except Exception:
                     fresh = None
             if fresh is None or not webhook_secret_matches(presented, fresh.webhook_secret_sha256):

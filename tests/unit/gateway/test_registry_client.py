@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -18,9 +20,14 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.fail_with: grpc.StatusCode | None = None
+        # GetRoute for an id in `held` waits until `release` is set.
+        self.held: set[str] = set()
+        self.release = threading.Event()
 
     def GetRoute(self, request, context):
         self.calls.append(f"route:{request.public_id}")
+        if request.public_id in self.held:
+            self.release.wait(timeout=10)
         if self.fail_with is not None:
             context.abort(self.fail_with, "boom")
         if request.public_id != "pub-1":
@@ -113,11 +120,118 @@ def test_unreachable_registry_raises_registry_unavailable() -> None:
 
 def test_cache_is_bounded(registry) -> None:
     fake, channel = registry
-    routes = GrpcRouteDirectory(channel, clock=ManualClock(), max_entries=2)
+    routes = GrpcRouteDirectory(channel, clock=ManualClock(), max_entries=2, max_negative_entries=2)
     for public_id in ("a", "b", "c"):
         routes.route_for(public_id)
     routes.route_for("a")  # evicted: asked again
     assert fake.calls.count("route:a") == 2
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_cached_answers_hits_only_and_never_calls_the_registry(registry) -> None:
+    fake, channel = registry
+    routes = GrpcRouteDirectory(channel, clock=ManualClock())
+    assert routes.cached("pub-1") == (False, None)
+    route = routes.route_for("pub-1")
+    routes.route_for("nope")
+    assert routes.cached("pub-1") == (True, route)
+    assert routes.cached("nope") == (True, None)
+    assert routes.cached("other") == (False, None)
+    assert fake.calls == ["route:pub-1", "route:nope"]
+
+
+def test_unknown_ids_never_evict_real_routes(registry) -> None:
+    fake, channel = registry
+    routes = GrpcRouteDirectory(channel, clock=ManualClock(), max_entries=2, max_negative_entries=4)
+    assert routes.route_for("pub-1") is not None
+    for n in range(20):
+        assert routes.route_for(f"random-{n}") is None
+    assert routes.route_for("pub-1") is not None
+    assert fake.calls.count("route:pub-1") == 1
+
+
+def test_concurrent_misses_for_one_id_make_a_single_call(registry) -> None:
+    fake, channel = registry
+    routes = GrpcRouteDirectory(channel, clock=ManualClock())
+    fake.held.add("pub-1")
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(routes.route_for("pub-1"))) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    _wait_until(lambda: len(fake.calls) >= 1)
+    time.sleep(0.2)  # without single-flight, the other misses would reach the registry meanwhile
+    fake.release.set()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert fake.calls == ["route:pub-1"]
+    assert len(results) == 6 and all(r is not None and r == results[0] for r in results)
+
+
+def test_concurrent_misses_share_a_registry_failure(registry) -> None:
+    fake, channel = registry
+    routes = GrpcRouteDirectory(channel, clock=ManualClock())
+    fake.fail_with = grpc.StatusCode.INTERNAL
+    fake.held.add("pub-1")
+    errors: list[BaseException] = []
+
+    def lookup() -> None:
+        try:
+            routes.route_for("pub-1")
+        except RegistryUnavailable as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=lookup) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    _wait_until(lambda: len(fake.calls) >= 1)
+    time.sleep(0.2)
+    fake.release.set()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert len(errors) == 3 and fake.calls == ["route:pub-1"]
+    fake.fail_with = None
+    fake.held.clear()
+    assert routes.route_for("pub-1") is not None  # failures are not cached
+
+
+def test_refresh_is_throttled_per_bot(registry) -> None:
+    fake, channel = registry
+    clock = ManualClock()
+    routes = GrpcRouteDirectory(channel, clock=clock)
+    routes.route_for("pub-1")
+    routes.refreshed_route("pub-1")
+    routes.refreshed_route("pub-1")  # within a second: the cached route
+    assert fake.calls == ["route:pub-1", "route:pub-1"]
+    clock.advance(1.5)
+    routes.refreshed_route("pub-1")
+    assert fake.calls == ["route:pub-1"] * 3
+
+
+def test_a_slow_registry_call_in_refresh_does_not_block_other_bots(registry) -> None:
+    fake, channel = registry
+    clock = ManualClock()
+    routes = GrpcRouteDirectory(channel, negative_ttl_seconds=0, clock=clock, timeout_seconds=10)
+    assert routes.refreshed_route("slow") is None  # starts the throttle window; nothing cached (ttl 0)
+    fake.held.add("slow")
+    # Throttled with nothing cached: this one goes to the registry, and hangs there.
+    slow = threading.Thread(target=routes.refreshed_route, args=("slow",))
+    slow.start()
+    _wait_until(lambda: fake.calls.count("route:slow") == 2)
+    done = threading.Event()
+    other = threading.Thread(target=lambda: (routes.refreshed_route("pub-1"), done.set()))
+    other.start()
+    try:
+        assert done.wait(timeout=1), "refreshed_route for another bot waited on the slow call"
+    finally:
+        fake.release.set()
+        slow.join(timeout=5)
+        other.join(timeout=5)
 
 
 def test_bot_is_mapped_to_the_domain(registry) -> None:

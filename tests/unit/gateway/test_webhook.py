@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 
+import anyio
+import anyio.to_thread
+import httpx
 import pytest
 from dependency_injector import providers
 from dramatiq.brokers.stub import StubBroker
@@ -252,3 +256,86 @@ def test_readyz_reports_each_dependency() -> None:
         response = harness.client.get("/readyz")
         assert response.status_code == 503
         assert response.json()["checks"] == {"registry": False, "broker": True}
+
+
+class CachingRoutes(FakeRoutes):
+    """A RouteDirectory with a non-blocking `cached` lookup: PUBLIC_A/PUBLIC_B are hits, anything else a miss
+    whose `route_for` waits on `release` (a slow registry)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.active = 0
+        self.max_active = 0
+        self._lock = threading.Lock()
+
+    def cached(self, public_id: str) -> tuple[bool, Route | None]:
+        if public_id in (PUBLIC_A, PUBLIC_B):
+            return True, self.routes[public_id]
+        return False, None
+
+    def route_for(self, public_id: str) -> Route | None:
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            self.release.wait(timeout=10)
+            return super().route_for(public_id)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def test_cache_hit_is_answered_without_route_for() -> None:
+    harness = Harness()
+    routes = CachingRoutes()
+    harness.routes = routes
+    harness.client.app.state.container.route_directory.override(providers.Object(routes))
+    with harness.client:
+        assert harness.post(PUBLIC_A).status_code == 200
+        assert harness.post(PUBLIC_B, secret=SECRET_B).status_code == 200
+    assert routes.lookups == []
+    assert [e.bot_id for e in harness.queue.envelopes] == ["bot-a", "bot-b"]
+
+
+def test_a_flood_of_misses_cannot_starve_enqueue() -> None:
+    routes = CachingRoutes()
+    queue = FakeQueue()
+    settings = GatewaySettings(max_update_bytes=CAP, route_lookup_concurrency=2)
+    container = GatewayContainer(settings=settings, broker=StubBroker())
+    container.route_directory.override(providers.Object(routes))
+    container.update_queue.override(providers.Object(queue))
+    app = create_app(container)
+    headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET_A}
+    body = json.dumps(UPDATE).encode()
+
+    async def scenario() -> None:
+        # A small default pool: without a limiter of their own, the misses would take all of it.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 3
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            flood: list[int] = []
+
+            async def miss(n: int) -> None:
+                response = await client.post(f"/webhook/random_{n}", headers=headers, content=body)
+                flood.append(response.status_code)
+
+            async with anyio.create_task_group() as tg:
+                for n in range(6):
+                    tg.start_soon(miss, n)
+                with anyio.fail_after(5):
+                    while routes.active < 2:
+                        await anyio.sleep(0.01)
+                await anyio.sleep(0.1)
+                with anyio.fail_after(5):
+                    response = await client.post(f"/webhook/{PUBLIC_A}", headers=headers, content=body)
+                assert response.status_code == 200
+                assert [e.bot_id for e in queue.envelopes] == ["bot-a"]
+                routes.release.set()
+            assert flood == [404] * 6
+            assert routes.max_active == 2
+
+    try:
+        anyio.run(scenario)
+    finally:
+        routes.release.set()
