@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, cast
+from typing import Protocol
 
 import grpc
 
 from libs.domain.ports import DecryptPurpose, SecretKind
-
-SPIFFE_PREFIX = "spiffe://tgm/"
-ANONYMOUS = "anonymous"
+from libs.grpc_runtime.authorization import caller_identity
 
 
 class Verb(StrEnum):
@@ -54,16 +52,8 @@ class CertificateCallerResolver:
     """The caller is the ``spiffe://tgm/<name>`` SAN URI of the verified peer certificate."""
 
     def caller_of(self, context: grpc.ServicerContext) -> Caller:
-        # grpc returns property name → list of values; types-grpcio says `bytes`, hence the cast.
-        auth = cast(Mapping[str, list[bytes]], context.auth_context())
-        names = [
-            uri[len(SPIFFE_PREFIX) :]
-            for uri in (raw.decode("utf-8", "replace") for raw in auth.get("x509_subject_alternative_name", ()))
-            if uri.startswith(SPIFFE_PREFIX)
-        ]
-        if len(names) != 1 or not names[0].isidentifier():
-            return Caller(ANONYMOUS)
-        return Caller(names[0])
+        # One reading of the certificate for every service (libs/grpc_runtime/authorization.py).
+        return Caller(caller_identity(context))
 
 
 class Policy:

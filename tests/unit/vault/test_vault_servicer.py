@@ -10,10 +10,11 @@ import grpc
 import pytest
 
 from libs.domain.ports import DecryptPurpose, SecretKind
+from libs.grpc_runtime.authorization import ANONYMOUS
 from services.vault.crypto import Cipher
 from services.vault.grpc.server import RunningServer
 from services.vault.grpc.servicer import MAX_PLAINTEXT_BYTES
-from services.vault.policy import ANONYMOUS, Caller, CertificateCallerResolver, Grant, Policy, Verb, default_policy
+from services.vault.policy import Caller, CertificateCallerResolver, Grant, Policy, Verb, default_policy
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
