@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from libs.observability.logging import configure_logging
 from services.dispatcher.settings import DispatcherSettings
-from services.gateway.settings import GatewaySettings
+from services.gateway.settings import FAST_SERVER, GatewaySettings
 
 logger = logging.getLogger("apps.embedded")
 STOP_TIMEOUT_MS = 10_000
@@ -34,7 +34,8 @@ def build(gateway_settings: GatewaySettings, dispatcher_settings: DispatcherSett
     dispatcher = DispatcherContainer(settings=dispatcher_settings, broker=broker)
     register_actors(broker, dispatcher)
     worker = dramatiq.Worker(broker, worker_threads=dispatcher_settings.dispatcher_threads)
-    gateway = GatewayContainer(settings=gateway_settings, broker=broker)
+    # Embedded means the in-process broker: never the Redis update queue, whatever REDIS_URL says.
+    gateway = GatewayContainer(settings=gateway_settings.model_copy(update={"redis_url": ""}), broker=broker)
 
     def start() -> None:
         resolve_for_workers(dispatcher)  # on this thread, before any worker thread resolves them
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         port=gateway_settings.gateway_port,
         log_config=None,
         access_log=False,
+        **FAST_SERVER,
     )
     return 0
 

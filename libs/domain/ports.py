@@ -173,7 +173,17 @@ class RouteDirectory(Protocol):
 class UpdateQueue(Protocol):
     """Durable hand-off from the gateway to the workers."""
 
-    def enqueue(self, envelope: UpdateEnvelope) -> None: ...
+    def enqueue(self, envelope: UpdateEnvelope) -> bool:
+        """Stored (True), or dropped because its chat's mailbox is full (False); raises when it cannot store."""
+        ...
+
+
+class AsyncUpdateQueue(Protocol):
+    """The same hand-off for an event loop: the gateway awaits it instead of parking a thread on it."""
+
+    async def enqueue(self, envelope: UpdateEnvelope) -> bool: ...
+
+    async def close(self) -> None: ...
 
 
 class UpdateDeduplicator(Protocol):
@@ -273,6 +283,14 @@ class ChatMailbox(Protocol):
         ...
 
     def size(self, bot_id: str, chat_key: str) -> int: ...
+
+    def mark_drain_pending(self, bot_id: str, chat_key: str) -> bool:
+        """True when no drain was due for the chat (the caller schedules one now); False when one is."""
+        ...
+
+    def clear_drain_pending(self, bot_id: str, chat_key: str) -> None:
+        """A drain starts: an update pushed from now on must schedule another one."""
+        ...
 
     def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
         """Counts one failed attempt at an update; returns the attempts so far."""

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import weakref
 from collections import deque
 from typing import Any
 
 import dramatiq
+import orjson
 
 from libs.domain.ports import ChatMailbox, MailboxItem
 from libs.domain.updates import UpdateEnvelope
@@ -22,6 +24,9 @@ FAILURES_TTL_SECONDS = 7 * 24 * 3600
 # Updates waiting per chat, at most: a flood from one chat cannot fill Redis. Telegram delivers a chat's
 # updates in order and a normal chat has a handful waiting; beyond the cap the update is dropped (logged).
 MAX_ITEMS_PER_CHAT = 500
+# "A drain is due for this chat" lives this long at most: a safety net only (the drain clears it when it starts;
+# a worker that dies holding its message gets it redelivered, and the next push after expiry schedules again).
+DRAIN_PENDING_TTL_MS = 60_000
 
 _PUSH_CAPPED = """
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
@@ -40,16 +45,32 @@ return 0
 
 
 def encode(envelope: UpdateEnvelope) -> bytes:
-    return json.dumps(envelope.to_message(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        return orjson.dumps(envelope.to_message())
+    except TypeError:
+        # Lone UTF-16 surrogates (valid JSON escapes, not valid UTF-8): stdlib json keeps them as \uXXXX escapes,
+        # which `decode` reads back exactly.
+        return json.dumps(envelope.to_message(), separators=(",", ":")).encode("ascii")
 
 
 def decode(raw: bytes) -> MailboxItem:
     try:
-        data = json.loads(raw)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = json.loads(raw)  # the surrogate-escaped form written by `encode`
         envelope = UpdateEnvelope.from_message(data) if isinstance(data, dict) else None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         envelope = None
     return MailboxItem(raw=raw, envelope=envelope)
+
+
+def mailbox_key(bot_id: str, chat_key: str, prefix: str = KEY_PREFIX) -> str:
+    return f"{prefix}:{bot_id}:{chat_key}"
+
+
+def drain_pending_key(bot_id: str, chat_key: str, prefix: str = KEY_PREFIX) -> str:
+    return f"{prefix}-due:{bot_id}:{chat_key}"
 
 
 class RedisChatMailbox:
@@ -61,7 +82,7 @@ class RedisChatMailbox:
         self._push_capped = client.register_script(_PUSH_CAPPED)
 
     def _key(self, bot_id: str, chat_key: str) -> str:
-        return f"{self._prefix}:{bot_id}:{chat_key}"
+        return mailbox_key(bot_id, chat_key, self._prefix)
 
     def _fail_key(self, bot_id: str, chat_key: str) -> str:
         return f"{self._prefix}-fail:{bot_id}:{chat_key}"
@@ -79,6 +100,13 @@ class RedisChatMailbox:
 
     def size(self, bot_id: str, chat_key: str) -> int:
         return int(self._client.llen(self._key(bot_id, chat_key)))
+
+    def mark_drain_pending(self, bot_id: str, chat_key: str) -> bool:
+        key = drain_pending_key(bot_id, chat_key, self._prefix)
+        return bool(self._client.set(key, b"1", nx=True, px=DRAIN_PENDING_TTL_MS))
+
+    def clear_drain_pending(self, bot_id: str, chat_key: str) -> None:
+        self._client.delete(drain_pending_key(bot_id, chat_key, self._prefix))
 
     def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
         key = self._fail_key(bot_id, chat_key)
@@ -102,6 +130,7 @@ class InMemoryChatMailbox:
         self._max_items = max_items
         self._lists: dict[tuple[str, str], deque[bytes]] = {}
         self._failures: dict[tuple[str, str, int], tuple[int, float]] = {}
+        self._pending: dict[tuple[str, str], float] = {}  # chat → monotonic expiry of "a drain is due"
         self._lock = threading.Lock()
 
     def push(self, chat_key: str, envelope: UpdateEnvelope) -> bool:
@@ -131,6 +160,18 @@ class InMemoryChatMailbox:
     def size(self, bot_id: str, chat_key: str) -> int:
         with self._lock:
             return len(self._lists.get((bot_id, chat_key), ()))
+
+    def mark_drain_pending(self, bot_id: str, chat_key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if self._pending.get((bot_id, chat_key), 0.0) > now:
+                return False
+            self._pending[(bot_id, chat_key)] = now + DRAIN_PENDING_TTL_MS / 1000
+            return True
+
+    def clear_drain_pending(self, bot_id: str, chat_key: str) -> None:
+        with self._lock:
+            self._pending.pop((bot_id, chat_key), None)
 
     def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
         with self._lock:

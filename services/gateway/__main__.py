@@ -10,17 +10,13 @@ import logging
 import sys
 
 from libs.observability.logging import configure_logging
-from services.gateway.settings import GatewaySettings
+from services.gateway.settings import FAST_SERVER, GatewaySettings
 
 logger = logging.getLogger("services.gateway")
 
 
 def serve(settings: GatewaySettings) -> int:
     import uvicorn
-    from dramatiq.brokers.redis import RedisBroker
-
-    from services.gateway.app import create_app
-    from services.gateway.container import GatewayContainer
 
     if not settings.redis_url:
         print(
@@ -29,11 +25,21 @@ def serve(settings: GatewaySettings) -> int:
             file=sys.stderr,
         )
         return 2
-    broker = RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
-    container = GatewayContainer(settings=settings, broker=broker)
-    app = create_app(container, on_shutdown=[container.shutdown_resources])
-    logger.info("gateway listening", extra={"host": settings.gateway_host, "port": settings.gateway_port})
-    uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port, log_config=None, access_log=False)
+    logger.info(
+        "gateway listening",
+        extra={"host": settings.gateway_host, "port": settings.gateway_port, "workers": settings.gateway_workers},
+    )
+    # Each worker process builds its own app from the environment (the factory); they share one listening socket.
+    uvicorn.run(
+        "services.gateway.app:app_from_environment",
+        factory=True,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        workers=settings.gateway_workers,
+        log_config=None,
+        access_log=False,
+        **FAST_SERVER,
+    )
     return 0
 
 

@@ -9,10 +9,10 @@ import grpc
 from dependency_injector import containers, providers
 
 from libs.domain.clock import SystemClock
-from libs.domain.ports import TokenVault
+from libs.domain.ports import AsyncUpdateQueue, TokenVault
 from libs.grpc_runtime.channels import open_channel
 from libs.messaging.mailbox import mailbox_for
-from libs.messaging.update_queue import MailboxUpdateQueue
+from libs.messaging.update_queue import InProcessUpdateQueue, MailboxUpdateQueue, RedisUpdateQueue
 from libs.registry_client.client import GrpcRouteDirectory
 from services.gateway.adapters.readiness import BrokerProbe, GrpcHealthProbe
 from services.gateway.settings import GatewaySettings
@@ -33,6 +33,20 @@ def _token_vault(channel: grpc.Channel) -> TokenVault:
     return vault
 
 
+def _update_queue(redis_url: str, broker: dramatiq.Broker) -> AsyncUpdateQueue:
+    """Redis mode: one awaited round trip on redis.asyncio (hiredis parser). Embedded: the in-process mailbox."""
+    if redis_url:
+        import redis.asyncio
+
+        # A blocking pool: a burst beyond 256 concurrent enqueues waits (up to 5 s) for a connection instead of
+        # failing; a Redis that cannot be reached fails the request (503 + Retry-After: Telegram redelivers).
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            redis_url, max_connections=256, timeout=5, socket_connect_timeout=2, socket_keepalive=True
+        )
+        return RedisUpdateQueue(redis.asyncio.Redis(connection_pool=pool))
+    return InProcessUpdateQueue(MailboxUpdateQueue(broker, mailbox_for(broker)))
+
+
 class GatewayContainer(containers.DeclarativeContainer):
     """Give it `settings` and a Dramatiq `broker` (Redis in production, a StubBroker in embedded mode)."""
 
@@ -49,8 +63,8 @@ class GatewayContainer(containers.DeclarativeContainer):
         negative_ttl_seconds=settings.provided.route_negative_ttl_seconds,
         clock=clock,
     )
-    # Per-chat order: the envelope goes to its chat's mailbox, then a `drain_chat` message (ids only).
-    update_queue = providers.ThreadSafeSingleton(MailboxUpdateQueue, broker, providers.Callable(mailbox_for, broker))
+    # Per-chat order: the envelope goes to its chat's mailbox, and a `drain_chat` message (ids only) when none is due.
+    update_queue = providers.ThreadSafeSingleton(_update_queue, settings.provided.redis_url, broker)
 
     # Manager-bot updates only: token-shaped text is sealed (vault Encrypt) before it is enqueued.
     vault_channel = providers.Resource(_channel, settings.provided.vault_addr)

@@ -7,12 +7,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.domain.updates import MAX_UPDATE_BYTES
 
+# uvicorn on uvloop with the httptools parser (C) instead of asyncio's default loop and h11 (pure Python).
+FAST_SERVER = {"loop": "uvloop", "http": "httptools"}
+
 
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8080, ge=1, le=65535)
+    # Processes serving webhooks on the one port (uvicorn workers): one per core the gateway may use.
+    gateway_workers: int = Field(default=1, ge=1, le=64)
     registry_addr: str = "127.0.0.1:50052"
     # Empty = embedded mode (`python -m apps.embedded`): in-process broker, dispatcher in the same process.
     redis_url: str = ""

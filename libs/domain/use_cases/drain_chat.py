@@ -1,8 +1,11 @@
 """DrainChat: one worker at a time works through one chat's mailbox, in order.
 
-Called whenever a `drain_chat(bot_id, chat_key)` message arrives (one per enqueued update, plus
-rescheduled ones). Algorithm:
+Called whenever a `drain_chat(bot_id, chat_key)` message arrives (one per burst of updates to a chat: the
+producer enqueues one only when none is due, see libs/messaging/update_queue.py; plus rescheduled ones).
+Algorithm:
 
+0. Clear the chat's "drain due" flag before looking at the mailbox: an update pushed from now on schedules
+   another drain, and every update pushed before is seen by this one (or by the lock holder, step 4).
 1. Take the chat's lock (owner token, TTL). Held by someone else → return: the holder drains.
 2. Loop: peek the head (it stays in the list while it is worked on); skip it if (bot, update_id) is
    already done; honour a pending retry delay; check rate limit + cooldown (first attempt only);
@@ -121,6 +124,7 @@ class DrainChat:
     def __call__(self, bot_id: str, chat_key: str) -> DrainResult:
         totals = DrainResult()
         key = lock_key(bot_id, chat_key)
+        self._mailbox.clear_drain_pending(bot_id, chat_key)
         while True:
             owner = self._locks.acquire(key, self._policy.lock_ttl_seconds)
             if owner is None:

@@ -383,3 +383,22 @@ def test_settings_refuse_a_heartbeat_shorter_than_the_chat_lock() -> None:
     with pytest.raises(ValidationError, match="BROKER_HEARTBEAT_TIMEOUT_MS"):
         DispatcherSettings(broker_heartbeat_timeout_ms=20_000, chat_lock_ttl_seconds=30)
     assert DispatcherSettings(broker_heartbeat_timeout_ms=31_000, chat_lock_ttl_seconds=30).chat_lock_ttl_seconds == 30
+
+
+def test_a_burst_to_one_chat_is_one_drain_message_and_every_update_is_answered() -> None:
+    r = Rig(outbound_per_chat_per_second=1000, outbound_per_bot_per_second=1000)
+    try:
+        for i in range(1, 11):
+            r.send(200 + i, f"/m{i}")
+        # Worker not started yet: what the producer queued is all there is.
+        assert r.broker.queues["updates"].qsize() == 1
+        r.worker.start()
+        r.settle()
+        assert r.texts() == [f"reply {i}" for i in range(1, 11)]
+        # The drain cleared the chat's "drain due" flag: the next update schedules a new drain and is answered.
+        r.send(300, "/m1")
+        r.settle()
+        assert r.texts()[-1] == "reply 1" and len(r.texts()) == 11
+    finally:
+        r.worker.stop(timeout=5000)
+        r.broker.close()
