@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 from fastapi import FastAPI
 
@@ -25,6 +26,7 @@ def build(gateway_settings: GatewaySettings, dispatcher_settings: DispatcherSett
     import dramatiq
     from dramatiq.brokers.stub import StubBroker
 
+    from services.dispatcher.adapters.interaction_stats import start_flusher
     from services.dispatcher.container import DispatcherContainer, resolve_for_workers
     from services.dispatcher.workers.actors import register_actors
     from services.gateway.app import create_app
@@ -37,13 +39,24 @@ def build(gateway_settings: GatewaySettings, dispatcher_settings: DispatcherSett
     # Embedded means the in-process broker: never the Redis update queue, whatever REDIS_URL says.
     gateway = GatewayContainer(settings=gateway_settings.model_copy(update={"redis_url": ""}), broker=broker)
 
+    stop_stats: list[Callable[[], None]] = []
+
     def start() -> None:
         resolve_for_workers(dispatcher)  # on this thread, before any worker thread resolves them
         worker.start()
+        stop_stats.append(
+            start_flusher(
+                dispatcher.interaction_recorder(),
+                dispatcher.bot_admin(),
+                dispatcher_settings.stats_flush_interval_seconds,
+            )
+        )
         logger.info("embedded dispatcher started")
 
     def stop() -> None:
         worker.stop(timeout=STOP_TIMEOUT_MS)
+        for stop_flusher in stop_stats:
+            stop_flusher()
         broker.close()
         gateway.shutdown_resources()
         dispatcher.shutdown_resources()

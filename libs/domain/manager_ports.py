@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from libs.domain.bots import ApiCommand, Bot
@@ -90,3 +92,49 @@ class AdminSessions(Protocol):
     def is_fresh(self, user_id: int) -> bool: ...
 
     def touch(self, user_id: int, ttl_seconds: int) -> None: ...
+
+
+# -- per-update stats off the hot path (issue 8): recorded cheaply, flushed to the registry in batches -----------
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One user's updates to one managed bot since the last flush, coalesced into one entry."""
+
+    bot_id: str
+    telegram_user_id: int
+    language_code: str | None
+    seen_at: datetime  # timezone-aware; the last update's time
+    messages: int = 1  # updates this entry stands for
+
+
+@dataclass(frozen=True)
+class InteractionBatchResult:
+    stored: int = 0
+    skipped_unknown_bot: int = 0
+    skipped_invalid: int = 0
+
+
+class InteractionRecorder(Protocol):
+    """Counts one update of a user to a managed bot. Cheap: no registry call, at most one Redis round trip."""
+
+    def record(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None: ...
+
+
+class PendingInteractions(Protocol):
+    """Interactions recorded but not yet sent to the registry (shared by every process that flushes them)."""
+
+    def take(self, max_bots: int) -> list[Interaction]:
+        """Atomically removes and returns the pending entries of up to `max_bots` bots: two takers never get the
+        same entry."""
+        ...
+
+    def put_back(self, interactions: Sequence[Interaction]) -> None:
+        """Returns entries a failed flush took, merged with whatever was recorded since."""
+        ...
+
+
+class InteractionSink(Protocol):
+    """The registry's batch RPC (RecordInteractions)."""
+
+    def record_interactions(self, interactions: Sequence[Interaction]) -> InteractionBatchResult: ...

@@ -6,7 +6,7 @@ token-free reason of an INVALID_ARGUMENT settings refusal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -22,6 +22,8 @@ from libs.domain.errors import (
 )
 from libs.domain.manager_ports import (
     BotStats,
+    Interaction,
+    InteractionBatchResult,
     Registration,
     RemoveCommand,
     SetApiCommand,
@@ -37,6 +39,7 @@ _R = TypeVar("_R")
 REASON_METADATA_KEY = "tgm-reason"  # services/botregistry/grpc/servicer.py
 DEFAULT_TIMEOUT_SECONDS = 20.0  # registrations call Telegram and the vault
 RECORD_TIMEOUT_SECONDS = 1.0
+BATCH_TIMEOUT_SECONDS = 10.0  # a flusher's background call: no user waits on it
 
 
 def _error_for(exc: grpc.RpcError) -> DomainError:
@@ -150,3 +153,22 @@ class GrpcBotAdmin:
             bot_id=bot_id, telegram_user_id=telegram_user_id, language_code=language_code or ""
         )
         self._call(lambda: self._stub.RecordInteraction(request, timeout=RECORD_TIMEOUT_SECONDS))
+
+    def record_interactions(self, interactions: Sequence[Interaction]) -> InteractionBatchResult:
+        """RecordInteractions (at most 1000 entries; the flusher sends smaller batches)."""
+        request = registry_pb2.RecordInteractionsRequest(
+            interactions=[
+                registry_pb2.Interaction(
+                    bot_id=item.bot_id,
+                    telegram_user_id=item.telegram_user_id,
+                    language_code=item.language_code or "",
+                    seen_at_unix_ms=int(item.seen_at.timestamp() * 1000),
+                    messages=item.messages,
+                )
+                for item in interactions
+            ]
+        )
+        reply = self._call(lambda: self._stub.RecordInteractions(request, timeout=BATCH_TIMEOUT_SECONDS))
+        return InteractionBatchResult(
+            stored=reply.stored, skipped_unknown_bot=reply.skipped_unknown_bot, skipped_invalid=reply.skipped_invalid
+        )

@@ -30,6 +30,7 @@ DISPATCHER = frozenset(
         "DeleteBot",
         "UpdateBotSettings",
         "RecordInteraction",
+        "RecordInteractions",
         "RegisterManagedBot",
         REGISTER_SEALED,
     }

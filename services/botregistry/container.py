@@ -16,6 +16,7 @@ from services.botregistry.adapters.sql import (
     make_session_factory,
 )
 from services.botregistry.grpc.servicer import RegistryServicer
+from services.botregistry.interaction_batches import InteractionBatches
 from services.botregistry.settings import RegistrySettings
 
 if TYPE_CHECKING:
@@ -81,4 +82,11 @@ class Container(containers.DeclarativeContainer):
         register_bot=register_bot,
         stats=stats,
     )
-    servicer = providers.Singleton(RegistryServicer, register_bot=register_bot, bots=bots, admin=administration)
+    interaction_batches = providers.Singleton(InteractionBatches, stats=stats, clock=clock)
+    servicer = providers.Singleton(
+        RegistryServicer,
+        register_bot=register_bot,
+        bots=bots,
+        admin=administration,
+        interactions=interaction_batches,
+    )

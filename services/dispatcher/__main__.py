@@ -63,13 +63,19 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    from services.dispatcher.adapters.interaction_stats import start_flusher
+
     worker.start()
+    stop_stats = start_flusher(
+        container.interaction_recorder(), container.bot_admin(), settings.stats_flush_interval_seconds
+    )
     logger.info("dispatcher started", extra={"threads": settings.dispatcher_threads})
     try:
         while not stop.wait(1.0):
             pass
     finally:
         worker.stop(timeout=STOP_TIMEOUT_MS)
+        stop_stats()
         broker.close()
         container.shutdown_resources()
         logger.info("dispatcher stopped")

@@ -23,7 +23,7 @@ from libs.grpc_runtime.channels import open_channel
 from libs.messaging.mailbox import mailbox_for
 from libs.registry_client.admin import GrpcBotAdmin
 from libs.registry_client.client import GrpcBotDirectory
-from services.dispatcher.adapters import memory
+from services.dispatcher.adapters import interaction_stats, memory
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.external_api import HttpExternalApi
 from services.dispatcher.manager import wiring as manager_wiring
@@ -223,12 +223,14 @@ class DispatcherContainer(containers.DeclarativeContainer):
         sessions=providers.ThreadSafeSingleton(manager_wiring.admin_sessions, redis_client),
         config=providers.ThreadSafeSingleton(manager_wiring.manager_config_from, settings),
     )
+    # Per-update stats: one Redis write (or a dict update embedded); a flusher thread batches them to the registry.
+    interaction_recorder = providers.ThreadSafeSingleton(interaction_stats.recorder_for, redis_client)
     handle_update = providers.ThreadSafeSingleton(
         UpdateRouter,
         bots=bot_directory,
         manager=manager_bot.provider,
         managed=managed_bot_handler,
-        admin=bot_admin,
+        recorder=interaction_recorder,
     )
 
     inbound_policy = providers.ThreadSafeSingleton(_inbound_policy, settings)
@@ -278,6 +280,7 @@ def resolve_for_workers(container: DispatcherContainer) -> None:
     container.outbox()
     container.sender()
     container.manager_bot()
+    container.interaction_recorder()
     container.handle_update()
     container.drain_chat()
     container.drain_outbox()

@@ -58,6 +58,8 @@ class DispatcherSettings(BaseSettings):
     external_api_lock_seconds: float = Field(default=300.0, gt=0)
     # Tests only: lets API commands call loopback/private addresses (the SSRF policy refuses them).
     external_api_allow_private: bool = False
+    # Per-update stats are counted in Redis (or memory) and sent to the registry in batches this often (issue 8).
+    stats_flush_interval_seconds: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")
     def _redelivery_outlives_the_chat_lock(self) -> DispatcherSettings:

@@ -22,6 +22,7 @@ from typing import Any
 from dependency_injector import providers
 
 from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
+from libs.domain.manager_ports import InteractionBatchResult
 from libs.observability.logging import configure_logging
 from services.dispatcher.__main__ import serve
 from services.dispatcher.settings import DispatcherSettings
@@ -53,6 +54,10 @@ class NullAdmin:
 
     def record_interaction(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+    def record_interactions(self, interactions: Any) -> InteractionBatchResult:
+        """The stats flusher's batch call (issue 8)."""
+        return InteractionBatchResult(stored=len(interactions))
 
 
 def load() -> tuple[StaticBots, FixtureVault]:

@@ -36,6 +36,9 @@ CALLS: dict[str, Callable[[Stub], Any]] = {
         pb.UpdateBotSettingsRequest(actor_id=7, bot_id="nope", welcome_text="hi")
     ),
     "RecordInteraction": lambda s: s.RecordInteraction(pb.RecordInteractionRequest(bot_id="nope", telegram_user_id=7)),
+    "RecordInteractions": lambda s: s.RecordInteractions(
+        pb.RecordInteractionsRequest(interactions=[pb.Interaction(bot_id="nope", telegram_user_id=7, messages=1)])
+    ),
     "RegisterManagedBot": lambda s: s.RegisterManagedBot(
         pb.RegisterManagedBotRequest(owner_id=7, managed_bot_user_id=9)
     ),
@@ -53,6 +56,7 @@ ADMIN = {
     "DeleteBot",
     "UpdateBotSettings",
     "RecordInteraction",
+    "RecordInteractions",
     "RegisterManagedBot",
     "RegisterBot:sealed",
 }

@@ -7,6 +7,7 @@ owned by the Alembic migrations in ../migrations; these models mirror it (a cont
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    case,
     create_engine,
     delete,
     event,
@@ -33,13 +35,14 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
 from libs.domain.errors import BotNotFound, ConcurrentUpdate
-from libs.domain.manager_ports import BotStats
+from libs.domain.manager_ports import BotStats, Interaction
 from services.botregistry.errors import DuplicateBot
 
 BOT_STATUSES: tuple[str, ...] = tuple(status.value for status in BotStatus)
@@ -363,15 +366,21 @@ class SqlBotRepository:
             return _to_domain(row) if row is not None else None
 
 
+def _insert_for(session: Session) -> Any:
+    """The dialect's INSERT with ON CONFLICT (PostgreSQL and SQLite ≥ 3.24 share the syntax)."""
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 def _day_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class SqlInteractionStats:
-    """Stats for the manager bot: one upsert in bot_users and one counter bump per managed-bot update.
+    """Stats for the manager bot: users seen (bot_users) and messages per UTC day (bot_daily_stats).
 
-    Portable SQL (select-then-insert/update in one short transaction, a retry on a concurrent insert)
-    rather than dialect upserts, so SQLite and PostgreSQL share the code.
+    `record` (the legacy per-update RPC) is portable select-then-insert/update with a retry on a concurrent
+    insert; `record_many` (the batch RPC) uses INSERT … ON CONFLICT, which PostgreSQL and SQLite share.
     """
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -414,6 +423,80 @@ class SqlInteractionStats:
             )
             if getattr(bumped, "rowcount", 0) == 0:
                 session.add(BotDailyStatsRow(bot_id=bot_id, day=day, messages=1))
+
+    def record_many(self, interactions: Sequence[Interaction]) -> tuple[int, int]:
+        """Stores a batch in one transaction with two multi-row upserts; returns (stored, skipped: unknown bot).
+
+        Entries are merged per (bot, user) and per (bot, day) first: one upsert may not touch a row twice. Rows go
+        in key order so concurrent batches lock them in the same order (no deadlock on PostgreSQL).
+        """
+        if not interactions:
+            return 0, 0
+        with self._sessions.begin() as session:
+            wanted = sorted({item.bot_id for item in interactions})
+            known = set(session.scalars(select(BotRow.id).where(BotRow.id.in_(wanted))))
+            kept = [item for item in interactions if item.bot_id in known]
+            users: dict[tuple[str, int], dict[str, Any]] = {}
+            days: dict[tuple[str, str], int] = {}
+            for item in kept:
+                seen = item.seen_at.astimezone(UTC)
+                row = users.setdefault(
+                    (item.bot_id, item.telegram_user_id),
+                    {
+                        "bot_id": item.bot_id,
+                        "telegram_user_id": item.telegram_user_id,
+                        "language_code": None,
+                        "first_seen": seen,
+                        "last_seen": seen,
+                        "_language_at": seen,
+                    },
+                )
+                row["first_seen"] = min(row["first_seen"], seen)
+                if seen >= row["last_seen"]:
+                    row["last_seen"] = seen
+                if item.language_code and (row["language_code"] is None or seen >= row["_language_at"]):
+                    row["language_code"], row["_language_at"] = item.language_code, seen
+                day = seen.strftime("%Y-%m-%d")
+                days[(item.bot_id, day)] = days.get((item.bot_id, day), 0) + item.messages
+            if users:
+                insert = _insert_for(session)
+                rows = [{k: v for k, v in users[key].items() if k != "_language_at"} for key in sorted(users)]
+                upsert = insert(BotUserRow).values(rows)
+                table = BotUserRow.__table__
+                session.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=[table.c.bot_id, table.c.telegram_user_id],
+                        set_={
+                            "last_seen": case(
+                                (upsert.excluded.last_seen > table.c.last_seen, upsert.excluded.last_seen),
+                                else_=table.c.last_seen,
+                            ),
+                            # A late-arriving older entry (a put-back batch) does not undo a newer language.
+                            "language_code": case(
+                                (
+                                    (upsert.excluded.language_code.is_not(None))
+                                    & (
+                                        (upsert.excluded.last_seen >= table.c.last_seen)
+                                        | table.c.language_code.is_(None)
+                                    ),
+                                    upsert.excluded.language_code,
+                                ),
+                                else_=table.c.language_code,
+                            ),
+                        },
+                    )
+                )
+                counts = insert(BotDailyStatsRow).values(
+                    [{"bot_id": bot, "day": day, "messages": days[(bot, day)]} for bot, day in sorted(days)]
+                )
+                daily = BotDailyStatsRow.__table__
+                session.execute(
+                    counts.on_conflict_do_update(
+                        index_elements=[daily.c.bot_id, daily.c.day],
+                        set_={"messages": daily.c.messages + counts.excluded.messages},
+                    )
+                )
+        return len(kept), len(interactions) - len(kept)
 
     def stats(self, bot_id: str, now: datetime) -> BotStats:
         start = _day_start(now)

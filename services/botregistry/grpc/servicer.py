@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import NoReturn, TypeVar
 
 import grpc
@@ -27,6 +28,7 @@ from libs.domain.errors import (
 )
 from libs.domain.manager_ports import (
     BotStats,
+    Interaction,
     Registration,
     RemoveCommand,
     SetApiCommand,
@@ -38,6 +40,7 @@ from libs.domain.ports import BotRepository
 from libs.domain.use_cases.manager_admin import BotAdministration, InvalidSetting
 from libs.domain.use_cases.register_bot import RegisterBot, RegisterBotCommand
 from services.botregistry.errors import DuplicateBot
+from services.botregistry.interaction_batches import InteractionBatches
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -125,16 +128,40 @@ def change_from_proto(request: registry_pb2.UpdateBotSettingsRequest) -> Setting
     return None
 
 
+# Past this (year 9999) a Unix-ms time cannot be a datetime; such a seen_at counts as "now", like any future one.
+_MAX_UNIX_MS = 253_402_300_799_999
+_NOW = datetime.max.replace(tzinfo=UTC)  # clamped to the registry's clock by InteractionBatches
+
+
+def interaction_from_proto(entry: registry_pb2.Interaction) -> Interaction:
+    ms = entry.seen_at_unix_ms
+    seen_at = datetime.fromtimestamp(ms / 1000, UTC) if 0 < ms <= _MAX_UNIX_MS else _NOW
+    return Interaction(
+        bot_id=entry.bot_id,
+        telegram_user_id=entry.telegram_user_id,
+        language_code=entry.language_code or None,
+        seen_at=seen_at,
+        messages=entry.messages,
+    )
+
+
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
     context.abort(code, details)
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, register_bot: RegisterBot, bots: BotRepository, admin: BotAdministration | None = None) -> None:
+    def __init__(
+        self,
+        register_bot: RegisterBot,
+        bots: BotRepository,
+        admin: BotAdministration | None = None,
+        interactions: InteractionBatches | None = None,
+    ) -> None:
         self._register_bot = register_bot
         self._bots = bots
         self._admin = admin
+        self._interactions = interactions
 
     def _run_admin(self, context: grpc.ServicerContext, operation: str, call: Callable[[BotAdministration], _T]) -> _T:
         """Runs one admin operation; domain errors become fixed, token-free status details."""
@@ -327,6 +354,28 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             return registry_pb2.RecordInteractionResponse()
 
         return self._run_admin(context, "record interaction", record)
+
+    def RecordInteractions(
+        self, request: registry_pb2.RecordInteractionsRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.RecordInteractionsResponse:
+        if self._interactions is None:
+            _abort(context, grpc.StatusCode.UNIMPLEMENTED, "interaction batches are not configured")
+        batches = self._interactions
+        if len(request.interactions) > batches.max_batch:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"at most {batches.max_batch} interactions per call")
+        entries = [interaction_from_proto(entry) for entry in request.interactions]
+        failure: tuple[grpc.StatusCode, str] | None = None
+        try:
+            result = batches.record(entries)
+        except Exception as error:
+            failure = _classify_admin("record interactions", error)
+        if failure is not None:
+            _abort(context, *failure)  # outside the except block: no exception chain travels with the abort
+        return registry_pb2.RecordInteractionsResponse(
+            stored=result.stored,
+            skipped_unknown_bot=result.skipped_unknown_bot,
+            skipped_invalid=result.skipped_invalid,
+        )
 
 
 def _classify_admin(operation: str, error: Exception) -> tuple[grpc.StatusCode, str]:

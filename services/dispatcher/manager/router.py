@@ -1,4 +1,8 @@
-"""The dispatcher's handler: manager-bot updates → ManagerBot; other bots → HandleUpdate, then stats."""
+"""The dispatcher's handler: manager-bot updates → ManagerBot; other bots → HandleUpdate, then stats.
+
+Stats go to an InteractionRecorder (services/dispatcher/adapters/interaction_stats.py): a Redis or in-memory
+counter that a flusher thread sends to the registry in batches, never a registry call per update.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from libs.domain.inbound import sender_of
-from libs.domain.manager_ports import BotAdmin
+from libs.domain.manager_ports import BotAdmin, InteractionRecorder
 from libs.domain.ports import BotDirectory
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
@@ -24,11 +28,16 @@ class UpdateRouter:
         manager: Callable[[], Handler] | None,
         managed: Handler,
         admin: BotAdmin | None = None,
+        recorder: InteractionRecorder | None = None,
     ) -> None:
         self._bots = bots
         self._manager = manager
         self._managed = managed
-        self._admin = admin
+        # `admin` alone is the legacy path (one RecordInteraction RPC per update), kept until every composition root
+        # passes a recorder; with a recorder, admin is not used for stats.
+        self._recorder: InteractionRecorder | None = recorder
+        if recorder is None and admin is not None:
+            self._recorder = _PerUpdateRpc(admin)
 
     def __call__(self, envelope: UpdateEnvelope) -> Any:
         bot = self._bots.get_bot(envelope.bot_id)
@@ -39,19 +48,27 @@ class UpdateRouter:
         if envelope.sealed_texts:
             return HandleOutcome("ignored:sealed_for_another_bot")  # only the manager bot's updates are sealed
         outcome = self._managed(envelope)
-        # After the answer: a registry call and a DB write should not delay the reply (we run in the chat lock).
+        # After the answer: even a Redis round trip should not delay the reply (we run in the chat lock).
         self._record(envelope)
         return outcome
 
     def _record(self, envelope: UpdateEnvelope) -> None:
         """Stats are best effort: a failure never blocks the bot's answer."""
         sender = sender_of(envelope)
-        if self._admin is None or sender is None or not isinstance(sender.get("id"), int) or sender.get("is_bot"):
+        if self._recorder is None or sender is None or not isinstance(sender.get("id"), int) or sender.get("is_bot"):
             return
         language = sender.get("language_code")
         try:
-            self._admin.record_interaction(
-                envelope.bot_id, int(sender["id"]), language if isinstance(language, str) else None
-            )
+            self._recorder.record(envelope.bot_id, int(sender["id"]), language if isinstance(language, str) else None)
         except Exception as error:
             logger.info("interaction not recorded", extra={"bot_id": envelope.bot_id, "error": type(error).__name__})
+
+
+class _PerUpdateRpc:
+    """The legacy recorder: one RecordInteraction RPC per update (only when no recorder is wired)."""
+
+    def __init__(self, admin: BotAdmin) -> None:
+        self._admin = admin
+
+    def record(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None:
+        self._admin.record_interaction(bot_id, telegram_user_id, language_code)

@@ -1,4 +1,5 @@
-"""UpdateRouter records a managed bot's interaction after the bot's handler, and never lets it fail the reply."""
+"""UpdateRouter counts a managed bot's interaction after the bot's handler, through the recorder (no registry call
+per update), and never lets it fail the reply."""
 
 from __future__ import annotations
 
@@ -17,36 +18,67 @@ class Bots:
         return make_bot()
 
 
-class Admin:
+class Recorder:
     def __init__(self, log: list[str], fail: bool = False) -> None:
         self.log = log
         self.fail = fail
         self.recorded: list[tuple[str, int, str | None]] = []
 
-    def record_interaction(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None:
+    def record(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None:
         self.log.append("record")
         if self.fail:
-            raise RuntimeError("registry down")
+            raise RuntimeError("redis down")
         self.recorded.append((bot_id, telegram_user_id, language_code))
 
 
-def _router(log: list[str], admin: Admin) -> UpdateRouter:
+class Admin:
+    """A registry client: with a recorder wired, the router must not call it for stats."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def record_interaction(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None:
+        self.calls += 1
+
+
+def _router(log: list[str], recorder: Recorder, admin: Admin | None = None) -> UpdateRouter:
     def managed(envelope: UpdateEnvelope) -> Any:
         log.append("handler")
         return "answered"
 
-    return UpdateRouter(Bots(), manager=None, managed=managed, admin=admin)  # type: ignore[arg-type]
+    return UpdateRouter(Bots(), manager=None, managed=managed, admin=admin, recorder=recorder)  # type: ignore[arg-type]
 
 
 def test_the_interaction_is_recorded_after_the_handler() -> None:
     log: list[str] = []
-    admin = Admin(log)
-    assert _router(log, admin)(UpdateEnvelope(BOT_ID, 1, 0.0, "r", UPDATE)) == "answered"
+    recorder = Recorder(log)
+    assert _router(log, recorder)(UpdateEnvelope(BOT_ID, 1, 0.0, "r", UPDATE)) == "answered"
     assert log == ["handler", "record"]
-    assert admin.recorded == [(BOT_ID, 9, "de")]
+    assert recorder.recorded == [(BOT_ID, 9, "de")]
 
 
 def test_a_failed_record_does_not_affect_the_reply() -> None:
     log: list[str] = []
-    assert _router(log, Admin(log, fail=True))(UpdateEnvelope(BOT_ID, 1, 0.0, "r", UPDATE)) == "answered"
+    assert _router(log, Recorder(log, fail=True))(UpdateEnvelope(BOT_ID, 1, 0.0, "r", UPDATE)) == "answered"
     assert log == ["handler", "record"]
+
+
+def test_with_a_recorder_no_registry_call_is_made_per_update() -> None:
+    log: list[str] = []
+    admin = Admin()
+    router = _router(log, Recorder(log), admin)
+    for update_id in range(5):
+        router(UpdateEnvelope(BOT_ID, update_id, 0.0, "r", {**UPDATE, "update_id": update_id}))
+    assert admin.calls == 0
+    assert log.count("record") == 5
+
+
+def test_updates_from_bots_and_without_a_sender_are_not_counted() -> None:
+    log: list[str] = []
+    recorder = Recorder(log)
+    router = _router(log, recorder)
+    from_bot = {"update_id": 2, "message": {"from": {"id": 5, "is_bot": True}, "chat": {"id": 5}}}
+    no_sender = {"update_id": 3, "poll": {"id": "p"}}
+    router(UpdateEnvelope(BOT_ID, 2, 0.0, "r", from_bot))
+    router(UpdateEnvelope(BOT_ID, 3, 0.0, "r", no_sender))
+    assert recorder.recorded == []

@@ -611,6 +611,89 @@ class RecordInteractionResponse(_message.Message):
 Global___RecordInteractionResponse: _TypeAlias = RecordInteractionResponse  # noqa: Y015
 
 @_typing.final
+class Interaction(_message.Message):
+    """One user's updates to one managed bot since the dispatcher's last flush."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    TELEGRAM_USER_ID_FIELD_NUMBER: _builtins.int
+    LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
+    SEEN_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    bot_id: _builtins.str
+    telegram_user_id: _builtins.int
+    language_code: _builtins.str
+    """The latest language seen; empty keeps the stored one."""
+    seen_at_unix_ms: _builtins.int
+    """When the user was last seen, Unix milliseconds; 0 (or a time after the registry's clock) means "now"."""
+    messages: _builtins.int
+    """Updates this entry stands for (>= 1); added to the bot's messages of seen_at's UTC day."""
+    def __init__(
+        self,
+        *,
+        bot_id: _builtins.str = ...,
+        telegram_user_id: _builtins.int = ...,
+        language_code: _builtins.str = ...,
+        seen_at_unix_ms: _builtins.int = ...,
+        messages: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot_id", b"bot_id", "language_code", b"language_code", "messages", b"messages", "seen_at_unix_ms", b"seen_at_unix_ms", "telegram_user_id", b"telegram_user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Interaction: _TypeAlias = Interaction  # noqa: Y015
+
+@_typing.final
+class RecordInteractionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTERACTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def interactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Interaction]:
+        """At most 1000 entries."""
+
+    def __init__(
+        self,
+        *,
+        interactions: _abc.Iterable[Global___Interaction] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interactions", b"interactions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordInteractionsRequest: _TypeAlias = RecordInteractionsRequest  # noqa: Y015
+
+@_typing.final
+class RecordInteractionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORED_FIELD_NUMBER: _builtins.int
+    SKIPPED_UNKNOWN_BOT_FIELD_NUMBER: _builtins.int
+    SKIPPED_INVALID_FIELD_NUMBER: _builtins.int
+    stored: _builtins.int
+    skipped_unknown_bot: _builtins.int
+    skipped_invalid: _builtins.int
+    def __init__(
+        self,
+        *,
+        stored: _builtins.int = ...,
+        skipped_unknown_bot: _builtins.int = ...,
+        skipped_invalid: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["skipped_invalid", b"skipped_invalid", "skipped_unknown_bot", b"skipped_unknown_bot", "stored", b"stored"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordInteractionsResponse: _TypeAlias = RecordInteractionsResponse  # noqa: Y015
+
+@_typing.final
 class GetRouteRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

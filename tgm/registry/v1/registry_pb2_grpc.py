@@ -28,7 +28,7 @@ if _version_not_supported:
 class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -93,12 +93,17 @@ class RegistryServiceStub:
                 request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionRequest.SerializeToString,
                 response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionResponse.FromString,
                 _registered_method=True)
+        self.RecordInteractions = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/RecordInteractions',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -183,6 +188,14 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordInteractions(self, request, context):
+        """Counts many coalesced interactions in one transaction (the dispatcher's stats flusher). Entries naming an
+        unknown bot, or malformed ones, are skipped and counted; more than 1000 entries is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -241,6 +254,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionRequest.FromString,
                     response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionResponse.SerializeToString,
             ),
+            'RecordInteractions': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordInteractions,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tgm.registry.v1.RegistryService', rpc_method_handlers)
@@ -252,7 +270,7 @@ def add_RegistryServiceServicer_to_server(servicer, server):
 class RegistryService:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -543,6 +561,33 @@ class RegistryService:
             '/tgm.registry.v1.RegistryService/RecordInteraction',
             tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionRequest.SerializeToString,
             tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordInteractions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/RecordInteractions',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,7 +29,7 @@ GRPC_VERSION: str
 class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -64,12 +64,16 @@ class RegistryServiceStub:
     """Welcome text, custom commands and external-API commands."""
     RecordInteraction: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RecordInteractionRequest, _registry_pb2.RecordInteractionResponse]
     """Counts one interaction of a user with a managed bot (stats)."""
+    RecordInteractions: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RecordInteractionsRequest, _registry_pb2.RecordInteractionsResponse]
+    """Counts many coalesced interactions in one transaction (the dispatcher's stats flusher). Entries naming an
+    unknown bot, or malformed ones, are skipped and counted; more than 1000 entries is INVALID_ARGUMENT.
+    """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -101,11 +105,15 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """Welcome text, custom commands and external-API commands."""
     RecordInteraction: _aio.UnaryUnaryMultiCallable[_registry_pb2.RecordInteractionRequest, _registry_pb2.RecordInteractionResponse]  # type: ignore[assignment]
     """Counts one interaction of a user with a managed bot (stats)."""
+    RecordInteractions: _aio.UnaryUnaryMultiCallable[_registry_pb2.RecordInteractionsRequest, _registry_pb2.RecordInteractionsResponse]  # type: ignore[assignment]
+    """Counts many coalesced interactions in one transaction (the dispatcher's stats flusher). Entries naming an
+    unknown bot, or malformed ones, are skipped and counted; more than 1000 entries is INVALID_ARGUMENT.
+    """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction, RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -201,5 +209,15 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.RecordInteractionResponse, _abc.Awaitable[_registry_pb2.RecordInteractionResponse]]:
         """Counts one interaction of a user with a managed bot (stats)."""
+
+    @_abc_1.abstractmethod
+    def RecordInteractions(
+        self,
+        request: _registry_pb2.RecordInteractionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RecordInteractionsResponse, _abc.Awaitable[_registry_pb2.RecordInteractionsResponse]]:
+        """Counts many coalesced interactions in one transaction (the dispatcher's stats flusher). Entries naming an
+        unknown bot, or malformed ones, are skipped and counted; more than 1000 entries is INVALID_ARGUMENT.
+        """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
