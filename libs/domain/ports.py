@@ -304,6 +304,55 @@ class ChatMailbox(Protocol):
 
 
 @dataclass(frozen=True)
+class LaneItem:
+    """One update at the head of a chat's mailbox, with what the drain needs to decide on it."""
+
+    item: MailboxItem
+    done: bool  # (bot, update_id) already handled
+    attempts: int  # failed attempts so far
+    retry_at: float  # epoch seconds before which it must not run again (0.0: none)
+
+
+@dataclass(frozen=True)
+class LaneClaim:
+    owner: str  # the chat lock's owner token
+    items: tuple[LaneItem, ...]  # oldest first
+
+
+class ChatLane(Protocol):
+    """A chat's mailbox, lock and dedup marks as the drain uses them: a few coarse steps, each one round trip
+    on a shared store (ChatMailbox, Locks and UpdateDeduplicator are the fine-grained ports it is made of)."""
+
+    def claim(self, bot_id: str, chat_key: str, ttl_seconds: float, batch: int) -> LaneClaim | None:
+        """Clears the chat's "drain due" flag, takes its lock and reads up to `batch` items from the head;
+        None when another drain holds the chat."""
+        ...
+
+    def renew(self, bot_id: str, chat_key: str, owner: str, ttl_seconds: float) -> bool: ...
+
+    def complete(
+        self,
+        bot_id: str,
+        chat_key: str,
+        owner: str,
+        item: MailboxItem,
+        update_id: int | None,
+        *,
+        mark_done: bool,
+        ttl_seconds: float,
+    ) -> bool:
+        """If `owner` still holds the chat: marks the update done (when asked), pops exactly `item` from the head,
+        clears its failures and extends the lock. False, changing nothing, when the lock was lost."""
+        ...
+
+    def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int: ...
+
+    def release(self, bot_id: str, chat_key: str, owner: str) -> int:
+        """Releases the lock if still held by `owner`; the number of items left in the mailbox."""
+        ...
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     id: str
     kind: str  # "update" | "api_call" | "outbound"

@@ -15,7 +15,7 @@ from dependency_injector import containers, providers
 from libs.domain.clock import SystemClock
 from libs.domain.external_api import RetryPolicy, RunApiCall, StartApiCall
 from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy, RateRule
-from libs.domain.ports import TelegramApi, TokenVault, UpdateDeduplicator
+from libs.domain.ports import ChatLane, TelegramApi, TokenVault, UpdateDeduplicator
 from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy
 from libs.domain.use_cases.handle_update import HandleUpdate
 from libs.domain.use_cases.manager import ManagerBot
@@ -77,6 +77,15 @@ def _deduplicator(client: Any, ttl_seconds: int) -> UpdateDeduplicator:
     from services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
 
     return RedisUpdateDeduplicator(client, ttl_seconds=ttl_seconds)
+
+
+def _chat_lane(client: Any, dedup_ttl_seconds: int) -> ChatLane | None:
+    """On Redis, one Lua script per drain step; None lets DrainChat compose the lane from the in-memory ports."""
+    if client is None:
+        return None
+    from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
+
+    return RedisChatLane(client, dedup_ttl_seconds=dedup_ttl_seconds)
 
 
 def _redis_adapters() -> dict[str, Any]:
@@ -251,6 +260,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         dead_letters=dead_letters,
         clock=clock,
         guard=inbound_guard,
+        lane=providers.ThreadSafeSingleton(_chat_lane, redis_client, settings.provided.dedup_ttl_seconds),
         policy=providers.Factory(
             DrainPolicy,
             lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds,

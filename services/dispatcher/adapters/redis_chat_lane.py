@@ -1,0 +1,157 @@
+"""ChatLane on Redis: each step of a chat drain is one Lua script (one round trip).
+
+Same keys as the fine-grained adapters, so the two can meet on one Redis: the mailbox and its "drain due" flag
+(libs/messaging/mailbox.py), the lock (`tgm:lock:chat:<bot>:<chat>`, RedisLocks), the dedup marks
+(`tgm:dedup:update:<bot>:<update_id>`, RedisUpdateDeduplicator) and the failures hash.
+
+Per handled update that is claim (amortised over a batch of up to `batch` items), complete, release: instead
+of lock, renew, peek, exists, hmget, renew, set, pop, hdel, release and llen, each a round trip of its own.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from libs.domain.chat_lane import lock_key
+from libs.domain.ports import LaneClaim, LaneItem, MailboxItem
+from libs.messaging.mailbox import FAILURES_TTL_SECONDS, KEY_PREFIX, decode, drain_pending_key, mailbox_key
+from services.dispatcher.adapters.redis_dedup import DEFAULT_TTL_SECONDS
+from services.dispatcher.adapters.redis_dedup import KEY_PREFIX as DEDUP_PREFIX
+
+LOCK_PREFIX = "tgm:lock"
+
+# KEYS: mailbox, drain-due flag, lock, failures hash. ARGV: owner, ttl ms, batch, dedup key prefix ("...:<bot>:").
+# Returns nil when the lock is held by another; else a flat list: raw, done (0/1), attempts, retry_at, ...
+# The update id is read from the stored envelope with cjson; an item it cannot read comes back as done=0 with
+# no failures (the drain drops it as malformed).
+_CLAIM = """
+redis.call('DEL', KEYS[2])
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+local out = {}
+for _, raw in ipairs(items) do
+  local done, attempts, retry_at = 0, '0', '0'
+  local ok, decoded = pcall(cjson.decode, raw)
+  if ok and type(decoded) == 'table' and type(decoded['update_id']) == 'number' then
+    local id = string.format('%d', decoded['update_id'])
+    done = redis.call('EXISTS', ARGV[4] .. id)
+    local f = redis.call('HMGET', KEYS[4], id .. ':n', id .. ':at')
+    attempts = f[1] or '0'
+    retry_at = f[2] or '0'
+  end
+  table.insert(out, raw)
+  table.insert(out, done)
+  table.insert(out, attempts)
+  table.insert(out, retry_at)
+end
+return out
+"""
+
+# KEYS: mailbox, lock, failures hash, dedup key. ARGV: owner, ttl ms, raw item, update id ('' if none),
+# mark done (1/0), dedup ttl s. Returns 0 when the lock is not ours (nothing changed), else 1.
+_COMPLETE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if ARGV[5] == '1' then redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) end
+if redis.call('LINDEX', KEYS[1], 0) == ARGV[3] then redis.call('LPOP', KEYS[1]) end
+if ARGV[4] ~= '' then redis.call('HDEL', KEYS[3], ARGV[4] .. ':n', ARGV[4] .. ':at') end
+return 1
+"""
+
+# KEYS: lock, mailbox. ARGV: owner. Returns the mailbox's length.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return redis.call('LLEN', KEYS[2])
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+class RedisChatLane:
+    def __init__(self, client: Any, *, dedup_ttl_seconds: int = DEFAULT_TTL_SECONDS, prefix: str = KEY_PREFIX) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._dedup_ttl = dedup_ttl_seconds
+        self._claim = client.register_script(_CLAIM)
+        self._complete = client.register_script(_COMPLETE)
+        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+
+    def _lock(self, bot_id: str, chat_key: str) -> str:
+        return f"{LOCK_PREFIX}:{lock_key(bot_id, chat_key)}"
+
+    def _failures(self, bot_id: str, chat_key: str) -> str:
+        return f"{self._prefix}-fail:{bot_id}:{chat_key}"
+
+    def claim(self, bot_id: str, chat_key: str, ttl_seconds: float, batch: int) -> LaneClaim | None:
+        owner = secrets.token_hex(16)
+        keys = [
+            mailbox_key(bot_id, chat_key, self._prefix),
+            drain_pending_key(bot_id, chat_key, self._prefix),
+            self._lock(bot_id, chat_key),
+            self._failures(bot_id, chat_key),
+        ]
+        flat = self._claim(keys=keys, args=[owner, _ms(ttl_seconds), max(1, batch), f"{DEDUP_PREFIX}:{bot_id}:"])
+        if flat is None:
+            return None
+        items = tuple(
+            LaneItem(
+                decode(bytes(flat[i])),
+                done=bool(int(flat[i + 1])),
+                attempts=int(flat[i + 2]),
+                retry_at=float(flat[i + 3]),
+            )
+            for i in range(0, len(flat), 4)
+        )
+        return LaneClaim(owner, items)
+
+    def renew(self, bot_id: str, chat_key: str, owner: str, ttl_seconds: float) -> bool:
+        return bool(self._renew(keys=[self._lock(bot_id, chat_key)], args=[owner, _ms(ttl_seconds)]))
+
+    def complete(
+        self,
+        bot_id: str,
+        chat_key: str,
+        owner: str,
+        item: MailboxItem,
+        update_id: int | None,
+        *,
+        mark_done: bool,
+        ttl_seconds: float,
+    ) -> bool:
+        dedup_id = update_id if update_id is not None else 0
+        keys = [
+            mailbox_key(bot_id, chat_key, self._prefix),
+            self._lock(bot_id, chat_key),
+            self._failures(bot_id, chat_key),
+            f"{DEDUP_PREFIX}:{bot_id}:{dedup_id}",
+        ]
+        args = [
+            owner,
+            _ms(ttl_seconds),
+            item.raw,
+            "" if update_id is None else str(update_id),
+            "1" if mark_done and update_id is not None else "0",
+            self._dedup_ttl,
+        ]
+        return bool(self._complete(keys=keys, args=args))
+
+    def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
+        key = self._failures(bot_id, chat_key)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hincrby(key, f"{update_id}:n", 1)
+        pipe.hset(key, f"{update_id}:at", repr(retry_at))
+        pipe.expire(key, FAILURES_TTL_SECONDS)
+        return int(pipe.execute()[0])
+
+    def release(self, bot_id: str, chat_key: str, owner: str) -> int:
+        keys = [self._lock(bot_id, chat_key), mailbox_key(bot_id, chat_key, self._prefix)]
+        return int(self._release(keys=keys, args=[owner]))

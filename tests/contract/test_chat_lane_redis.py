@@ -1,0 +1,123 @@
+"""The ChatLane contract on a real redis-server: the one-script-per-step Redis lane and the lane composed of the
+fine-grained Redis adapters must behave the same (DrainChat relies on either)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from libs.domain.chat_lane import ComposedChatLane
+from libs.domain.updates import UpdateEnvelope
+from libs.messaging.mailbox import RedisChatMailbox
+from services.dispatcher.adapters.redis_abuse import RedisLocks
+from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
+from services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+BOT, CHAT = "bot-1", "42"
+
+
+def envelope(update_id: int) -> UpdateEnvelope:
+    update = {"update_id": update_id, "message": {"message_id": 1, "chat": {"id": 42}, "text": "/start"}}
+    return UpdateEnvelope(BOT, update_id, 1.0, f"r{update_id}", update)
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_server.url)
+    c.flushdb()
+    yield c
+    c.close()
+
+
+@pytest.fixture(params=["scripted", "composed"])
+def lane(request: pytest.FixtureRequest, client: redis.Redis) -> Any:
+    if request.param == "scripted":
+        return RedisChatLane(client, dedup_ttl_seconds=3600)
+    return ComposedChatLane(RedisChatMailbox(client), RedisLocks(client), RedisUpdateDeduplicator(client, 3600))
+
+
+def test_claim_reads_the_head_in_order_and_clears_the_drain_due_flag(lane: Any, client: redis.Redis) -> None:
+    box = RedisChatMailbox(client)
+    for n in (1, 2, 3):
+        box.push(CHAT, envelope(n))
+    assert box.mark_drain_pending(BOT, CHAT)
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    assert claim is not None and claim.items
+    assert claim.items[0].item.envelope == envelope(1)
+    assert [entry.item.envelope.update_id for entry in claim.items] == [1, 2, 3][: len(claim.items)]
+    assert box.mark_drain_pending(BOT, CHAT), "the claim must clear the flag so the next push schedules a drain"
+
+
+def test_a_held_chat_cannot_be_claimed_until_released(lane: Any, client: redis.Redis) -> None:
+    RedisChatMailbox(client).push(CHAT, envelope(1))
+    first = lane.claim(BOT, CHAT, 5.0, 20)
+    assert first is not None
+    assert lane.claim(BOT, CHAT, 5.0, 20) is None
+    assert lane.release(BOT, CHAT, first.owner) == 1
+    assert lane.claim(BOT, CHAT, 5.0, 20) is not None
+
+
+def test_complete_marks_done_pops_and_clears_failures(lane: Any, client: redis.Redis) -> None:
+    box = RedisChatMailbox(client)
+    box.push(CHAT, envelope(7))
+    box.push(CHAT, envelope(8))
+    box.record_failure(BOT, CHAT, 7, 123.5)
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    head = claim.items[0]
+    assert (head.done, head.attempts, head.retry_at) == (False, 1, 123.5)
+    assert lane.complete(BOT, CHAT, claim.owner, head.item, 7, mark_done=True, ttl_seconds=5.0)
+    assert RedisUpdateDeduplicator(client).already_done(BOT, 7)
+    assert box.failures(BOT, CHAT, 7) == (0, 0.0)
+    assert box.peek(BOT, CHAT).envelope == envelope(8)
+    assert lane.release(BOT, CHAT, claim.owner) == 1
+
+
+def test_a_done_update_is_reported_done(lane: Any, client: redis.Redis) -> None:
+    RedisChatMailbox(client).push(CHAT, envelope(9))
+    RedisUpdateDeduplicator(client).mark_done(BOT, 9)
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    assert claim.items[0].done
+
+
+def test_complete_without_the_lock_changes_nothing(lane: Any, client: redis.Redis) -> None:
+    box = RedisChatMailbox(client)
+    box.push(CHAT, envelope(1))
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    client.set("tgm:lock:chat:bot-1:42", "someone-else")  # the TTL passed and another drain took the chat
+    assert not lane.complete(BOT, CHAT, claim.owner, claim.items[0].item, 1, mark_done=True, ttl_seconds=5.0)
+    assert box.size(BOT, CHAT) == 1
+    assert not RedisUpdateDeduplicator(client).already_done(BOT, 1)
+    assert lane.release(BOT, CHAT, claim.owner) == 1
+    assert client.get("tgm:lock:chat:bot-1:42") == b"someone-else", "release must not free another owner's lock"
+
+
+def test_complete_pops_only_the_item_it_was_given(lane: Any, client: redis.Redis) -> None:
+    box = RedisChatMailbox(client)
+    box.push(CHAT, envelope(1))
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    client.lpop("tgm:mbox:bot-1:42")
+    box.push(CHAT, envelope(2))  # the head changed under us
+    assert lane.complete(BOT, CHAT, claim.owner, claim.items[0].item, 1, mark_done=False, ttl_seconds=5.0)
+    assert box.peek(BOT, CHAT).envelope == envelope(2)
+
+
+def test_a_malformed_item_comes_back_without_an_envelope(lane: Any, client: redis.Redis) -> None:
+    client.rpush("tgm:mbox:bot-1:42", b"{not json")
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    assert claim.items[0].item.envelope is None and not claim.items[0].done
+    assert lane.complete(BOT, CHAT, claim.owner, claim.items[0].item, None, mark_done=False, ttl_seconds=5.0)
+    assert lane.release(BOT, CHAT, claim.owner) == 0
+
+
+def test_renew_keeps_only_our_lock(lane: Any, client: redis.Redis) -> None:
+    RedisChatMailbox(client).push(CHAT, envelope(1))
+    claim = lane.claim(BOT, CHAT, 0.5, 20)
+    assert lane.renew(BOT, CHAT, claim.owner, 30.0)
+    assert client.pttl("tgm:lock:chat:bot-1:42") > 10_000
+    assert not lane.renew(BOT, CHAT, "not-the-owner", 30.0)
