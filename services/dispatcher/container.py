@@ -28,7 +28,14 @@ from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.external_api import HttpExternalApi
 from services.dispatcher.manager import wiring as manager_wiring
 from services.dispatcher.manager.router import UpdateRouter
-from services.dispatcher.outbound import DrainOutbox, InMemoryOutboxStore, OutboxPolicy, QueuedOutbox
+from services.dispatcher.outbound import (
+    DrainOutbox,
+    DramatiqOutboxScheduler,
+    FlushingHandler,
+    InMemoryOutboxStore,
+    OutboxPolicy,
+    QueuedOutbox,
+)
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.workers.actors import DramatiqApiCallScheduler
 
@@ -251,12 +258,29 @@ class DispatcherContainer(containers.DeclarativeContainer):
         policy=inbound_policy,
         actions=providers.Callable(_bot_actions, bot_directory),
     )
+    drain_outbox = providers.ThreadSafeSingleton(
+        DrainOutbox,
+        store=outbox_store,
+        locks=locks,
+        limiter=send_limiter,
+        sender=sender.provider,
+        dead_letters=dead_letters,
+        policy=providers.Factory(OutboxPolicy, lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds),
+    )
+
+    # The handler as the chat drain runs it: the replies it queues are sent right after, by the same worker.
+    flushing_handler = providers.ThreadSafeSingleton(
+        FlushingHandler,
+        handler=handle_update.provider,
+        drain_outbox=drain_outbox.provider,
+        schedule=providers.ThreadSafeSingleton(DramatiqOutboxScheduler, broker),
+    )
     drain_chat = providers.ThreadSafeSingleton(
         DrainChat,
         mailbox=mailbox,
         locks=locks,
         dedup=deduplicator,
-        handler=handle_update.provider,
+        handler=flushing_handler.provider,
         dead_letters=dead_letters,
         clock=clock,
         guard=inbound_guard,
@@ -268,15 +292,6 @@ class DispatcherContainer(containers.DeclarativeContainer):
             min_backoff_seconds=settings.provided.update_min_backoff_seconds,
             max_backoff_seconds=settings.provided.update_max_backoff_seconds,
         ),
-    )
-    drain_outbox = providers.ThreadSafeSingleton(
-        DrainOutbox,
-        store=outbox_store,
-        locks=locks,
-        limiter=send_limiter,
-        sender=sender.provider,
-        dead_letters=dead_letters,
-        policy=providers.Factory(OutboxPolicy, lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds),
     )
 
 
@@ -292,6 +307,7 @@ def resolve_for_workers(container: DispatcherContainer) -> None:
     container.manager_bot()
     container.interaction_recorder()
     container.handle_update()
+    container.flushing_handler()
     container.drain_chat()
     container.drain_outbox()
     container.run_api_call()

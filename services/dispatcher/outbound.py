@@ -18,7 +18,9 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,6 +40,7 @@ OUTBOX_QUEUE = "outbox"
 DRAIN_OUTBOX_ACTOR = "drain_outbox"
 NO_CHAT = "cbq"  # answerCallbackQuery has no chat: its own lane, limited per bot only
 SENT_TTL_SECONDS = 24 * 3600
+DRAIN_DUE_TTL_MS = 60_000  # safety net only: a drain clears its lane's "drain due" flag when it starts
 
 # Idempotent push: a call id is queued at most once (a re-run handler derives the same ids, see
 # libs/domain/effects.py); the marker outlives any redelivery.
@@ -50,9 +53,29 @@ return 0
 """
 
 
+# Push once, and raise the lane's "drain due" flag: returns pushed (1) + flag newly raised (2).
+_PUSH_ONCE_AND_MARK = """
+local pushed = 0
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  pushed = 1
+end
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then return pushed + 2 end
+return pushed
+"""
+
+
 class OutboxStore(Protocol):
     def push(self, bot_id: str, chat_key: str, raw: bytes, call_id: str) -> bool:
         """Appends unless `call_id` was queued before (then False)."""
+        ...
+
+    def push_and_mark(self, bot_id: str, chat_key: str, raw: bytes, call_id: str) -> tuple[bool, bool]:
+        """`push`, and raise the lane's "drain due" flag: (pushed, flag was down so the caller schedules a drain)."""
+        ...
+
+    def clear_drain_pending(self, bot_id: str, chat_key: str) -> None:
+        """A drain starts on the lane: a call pushed from now on must schedule another one."""
         ...
 
     def peek(self, bot_id: str, chat_key: str) -> bytes | None: ...
@@ -78,13 +101,25 @@ class RedisOutboxStore:
         self._prefix = prefix
         self._pop_if_head = client.register_script(POP_IF_HEAD)
         self._push_once = client.register_script(_PUSH_ONCE)
+        self._push_once_and_mark = client.register_script(_PUSH_ONCE_AND_MARK)
 
     def _key(self, bot_id: str, chat_key: str) -> str:
         return f"{self._prefix}:{bot_id}:{chat_key}"
 
+    def _due_key(self, bot_id: str, chat_key: str) -> str:
+        return f"{self._prefix}-due:{bot_id}:{chat_key}"
+
     def push(self, bot_id: str, chat_key: str, raw: bytes, call_id: str) -> bool:
         keys = [f"{self._prefix}-q:{call_id}", self._key(bot_id, chat_key)]
         return bool(self._push_once(keys=keys, args=[raw, SENT_TTL_SECONDS]))
+
+    def push_and_mark(self, bot_id: str, chat_key: str, raw: bytes, call_id: str) -> tuple[bool, bool]:
+        keys = [f"{self._prefix}-q:{call_id}", self._key(bot_id, chat_key), self._due_key(bot_id, chat_key)]
+        outcome = int(self._push_once_and_mark(keys=keys, args=[raw, SENT_TTL_SECONDS, DRAIN_DUE_TTL_MS]))
+        return bool(outcome & 1), bool(outcome & 2)
+
+    def clear_drain_pending(self, bot_id: str, chat_key: str) -> None:
+        self._client.delete(self._due_key(bot_id, chat_key))
 
     def peek(self, bot_id: str, chat_key: str) -> bytes | None:
         raw = self._client.lindex(self._key(bot_id, chat_key), 0)
@@ -119,6 +154,7 @@ class InMemoryOutboxStore:
         self._sent: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._queued: dict[str, float] = {}
+        self._due: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     def push(self, bot_id: str, chat_key: str, raw: bytes, call_id: str) -> bool:
@@ -131,6 +167,19 @@ class InMemoryOutboxStore:
             self._queued[call_id] = now + SENT_TTL_SECONDS
             self._lists.setdefault((bot_id, chat_key), deque()).append(raw)
             return True
+
+    def push_and_mark(self, bot_id: str, chat_key: str, raw: bytes, call_id: str) -> tuple[bool, bool]:
+        pushed = self.push(bot_id, chat_key, raw, call_id)
+        now = time.monotonic()
+        with self._lock:
+            if self._due.get((bot_id, chat_key), 0.0) > now:
+                return pushed, False
+            self._due[(bot_id, chat_key)] = now + DRAIN_DUE_TTL_MS / 1000
+            return pushed, True
+
+    def clear_drain_pending(self, bot_id: str, chat_key: str) -> None:
+        with self._lock:
+            self._due.pop((bot_id, chat_key), None)
 
     def peek(self, bot_id: str, chat_key: str) -> bytes | None:
         with self._lock:
@@ -178,8 +227,27 @@ def drain_outbox_message(bot_id: str, chat_key: str) -> dramatiq.Message[None]:
     )
 
 
+# Set while a chat drain runs a handler: the lanes it queued calls on, which that drain sends right after the
+# handler returns (see FlushingHandler) instead of leaving them to a `drain_outbox` message.
+_INLINE_LANES: ContextVar[set[tuple[str, str]] | None] = ContextVar("tgm_inline_outbox_lanes", default=None)
+
+
+@contextmanager
+def collecting_lanes() -> Iterator[set[tuple[str, str]]]:
+    lanes: set[tuple[str, str]] = set()
+    token = _INLINE_LANES.set(lanes)
+    try:
+        yield lanes
+    finally:
+        _INLINE_LANES.reset(token)
+
+
 class QueuedOutbox:
-    """The Outbox port: queue the call, let a drain send it within Telegram's limits."""
+    """The Outbox port: queue the call, let a drain send it within Telegram's limits.
+
+    One `drain_outbox` message per burst on a lane, not per call (the lane's "drain due" flag); none at all when
+    the call is made inside a chat drain's handler, which sends it itself right after (FlushingHandler).
+    """
 
     def __init__(self, store: OutboxStore, broker: dramatiq.Broker) -> None:
         self._store = store
@@ -190,10 +258,15 @@ class QueuedOutbox:
         call_id = next_effect_id() or uuid.uuid4().hex  # deterministic inside a handler run: a re-run sends once
         call = {"id": call_id, "bot_id": bot_id, "chat_id": chat_id, "method": method, "params": params}
         raw = json.dumps(call, ensure_ascii=False, separators=(",", ":")).encode()
-        if not self._store.push(bot_id, chat_key, raw, call_id):
+        pushed, schedule = self._store.push_and_mark(bot_id, chat_key, raw, call_id)
+        if not pushed:
             logger.info("outbound call already queued by an earlier run", extra={"bot_id": bot_id, "call_id": call_id})
-        # Enqueued even for a duplicate: the earlier run may have died between its push and this message.
-        self._broker.enqueue(drain_outbox_message(bot_id, chat_key))
+        inline = _INLINE_LANES.get()
+        if inline is not None:
+            # Even for a duplicate: the earlier run may have died before sending it.
+            inline.add((bot_id, chat_key))
+        elif schedule:
+            self._broker.enqueue(drain_outbox_message(bot_id, chat_key))
 
     def send_message(
         self,
@@ -304,6 +377,7 @@ class DrainOutbox:
     def __call__(self, bot_id: str, chat_key: str) -> OutboxDrainResult:
         sent = 0
         key = f"obox:{bot_id}:{chat_key}"
+        self._store.clear_drain_pending(bot_id, chat_key)
         while True:
             owner = self._locks.acquire(key, self._policy.lock_ttl_seconds)
             if owner is None:
@@ -417,3 +491,58 @@ class DrainOutbox:
         logger.error("outbound call failed for good", extra={"bot_id": bot_id, "dead_letter_id": letter_id})
         self._store.pop(bot_id, chat_key, raw)
         self._store.clear_failures(str(call["id"]))
+
+
+class DramatiqOutboxScheduler:
+    """Schedules a `drain_outbox` message for a lane, after `delay_seconds` when given."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self._broker = broker
+
+    def __call__(self, bot_id: str, chat_key: str, delay_seconds: float | None) -> None:
+        delay_ms = round((delay_seconds or 0.0) * 1000)
+        self._broker.enqueue(drain_outbox_message(bot_id, chat_key), delay=delay_ms if delay_ms > 0 else None)
+
+
+class FlushingHandler:
+    """Runs a chat drain's handler, then sends the replies it queued at once, from the same worker: no
+    `drain_outbox` message and no second worker hop when the send limiter has a slot.
+
+    A lane the limiter (or a 429, or a failure) holds back gets a `drain_outbox` message after the wait, as any
+    queued call does. Sending happens before the update is marked done: if the worker dies in between, the
+    update runs again, its calls (same effect ids) are not queued twice, and those already sent are not sent
+    again. When the handler fails, what it queued is left to `drain_outbox` messages.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[], Callable[[Any], Any]],
+        drain_outbox: Callable[[], DrainOutbox],
+        schedule: Callable[[str, str, float | None], None],
+    ) -> None:
+        self._handler = handler
+        self._drain_outbox = drain_outbox
+        self._schedule = schedule
+
+    def __call__(self, envelope: Any) -> Any:
+        with collecting_lanes() as lanes:
+            try:
+                outcome = self._handler()(envelope)
+            except BaseException:
+                for bot_id, chat_key in sorted(lanes):
+                    self._schedule(bot_id, chat_key, None)
+                raise
+        for bot_id, chat_key in sorted(lanes):
+            try:
+                result = self._drain_outbox()(bot_id, chat_key)
+            except Exception as exc:
+                logger.warning(
+                    "inline send failed; left to the outbox drain",
+                    extra={"bot_id": bot_id, "error": describe_failure(exc)},
+                )
+                self._schedule(bot_id, chat_key, None)
+                continue
+            if result.run_again_in is not None:
+                self._schedule(bot_id, chat_key, result.run_again_in)
+            # busy: another drain holds the lane; it looks at the lane again after releasing it
+        return outcome

@@ -196,7 +196,7 @@ class DrainChat:
                 )
                 return DrainResult(handled, skipped, refused, dead, busy=True)
             handled += 1
-            logger.debug("update handled", extra={**_ids(envelope), "action": getattr(outcome, "action", None)})
+            logger.info("update handled", extra={**_ids(envelope), "action": getattr(outcome, "action", None)})
         return DrainResult(handled, skipped, refused, dead)
 
 

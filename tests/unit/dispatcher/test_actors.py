@@ -402,3 +402,67 @@ def test_a_burst_to_one_chat_is_one_drain_message_and_every_update_is_answered()
     finally:
         r.worker.stop(timeout=5000)
         r.broker.close()
+
+
+class EnqueueCounter(Middleware):
+    def __init__(self) -> None:
+        self.by_actor: dict[str, int] = {}
+
+    def after_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
+        self.by_actor[message.actor_name] = self.by_actor.get(message.actor_name, 0) + 1
+
+
+def test_a_reply_the_limiter_allows_is_sent_by_the_chat_drain_itself() -> None:
+    r = Rig(outbound_per_chat_per_second=1000, outbound_per_bot_per_second=1000)
+    counter = EnqueueCounter()
+    r.broker.add_middleware(counter)
+    r.worker.start()
+    try:
+        for chat in (1, 2, 3):
+            r.send(400 + chat, "/start", chat_id=chat)
+        r.settle()
+    finally:
+        r.worker.stop(timeout=5000)
+        r.broker.close()
+    assert sorted(chat for _, chat, _ in r.telegram.sent) == [1, 2, 3]
+    assert counter.by_actor.get("drain_outbox", 0) == 0, "no second hop when the reply could go at once"
+
+
+def test_a_reply_the_limiter_holds_back_goes_out_later_once_and_in_order() -> None:
+    r = Rig(outbound_per_chat_per_second=1, outbound_per_bot_per_second=1000)
+    counter = EnqueueCounter()
+    r.broker.add_middleware(counter)
+    r.worker.start()
+    try:
+        for i in (1, 2, 3):
+            r.send(500 + i, f"/m{i}")  # one chat: 1 message/s, so the 2nd and 3rd replies must wait
+        wait_until(lambda: len(r.texts()) == 3, timeout=30)
+        r.settle()
+    finally:
+        r.worker.stop(timeout=5000)
+        r.broker.close()
+    assert r.texts() == ["reply 1", "reply 2", "reply 3"]
+    assert counter.by_actor.get("drain_outbox", 0) >= 1, "the held-back replies were left to a delayed outbox drain"
+
+
+def test_when_the_handler_fails_what_it_queued_is_left_to_the_outbox_drain_and_sent_once() -> None:
+    r = Rig(update_max_attempts=1, outbound_per_chat_per_second=1000)
+    counter = EnqueueCounter()
+    r.broker.add_middleware(counter)
+    inner = r.container.handle_update()
+
+    def replies_then_fails(envelope: UpdateEnvelope) -> Any:
+        inner(envelope)
+        raise ConnectionError("failed after queuing the reply")
+
+    r.container.handle_update.override(providers.Object(replies_then_fails))
+    r.worker.start()
+    try:
+        r.send(1, "/m1")
+        wait_until(lambda: len(r.texts()) == 1)
+        r.settle()
+    finally:
+        r.worker.stop(timeout=5000)
+        r.broker.close()
+    assert r.texts() == ["reply 1"]
+    assert counter.by_actor.get("drain_outbox", 0) == 1
