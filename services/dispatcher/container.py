@@ -33,8 +33,10 @@ from services.dispatcher.outbound import (
     DramatiqOutboxScheduler,
     FlushingHandler,
     InMemoryOutboxStore,
+    OutboxLane,
     OutboxPolicy,
     QueuedOutbox,
+    RedisOutboxLane,
 )
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.workers.actors import DramatiqApiCallScheduler
@@ -93,6 +95,11 @@ def _chat_lane(client: Any, dedup_ttl_seconds: int) -> ChatLane | None:
     from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
 
     return RedisChatLane(client, dedup_ttl_seconds=dedup_ttl_seconds)
+
+
+def _outbox_lane(client: Any) -> OutboxLane | None:
+    """On Redis, one Lua script per outbox drain step; None lets DrainOutbox compose it from store and locks."""
+    return None if client is None else RedisOutboxLane(client)
 
 
 def _redis_adapters() -> dict[str, Any]:
@@ -266,6 +273,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         sender=sender.provider,
         dead_letters=dead_letters,
         policy=providers.Factory(OutboxPolicy, lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds),
+        lane=providers.ThreadSafeSingleton(_outbox_lane, redis_client),
     )
 
     # The handler as the chat drain runs it: the replies it queues are sent right after, by the same worker.

@@ -348,6 +348,7 @@ class OutboxPolicy:
     min_backoff_seconds: float = 0.5
     max_backoff_seconds: float = 30.0
     max_items_per_run: int = 50
+    batch_size: int = 20  # calls read per claim (one round trip on Redis)
 
 
 @dataclass(frozen=True)
@@ -355,6 +356,155 @@ class OutboxDrainResult:
     sent: int = 0
     busy: bool = False
     run_again_in: float | None = None
+
+
+class OutboxLane(Protocol):
+    """A lane of the outbox as DrainOutbox uses it: claim (flag, lock and a batch read), complete, release."""
+
+    def claim(self, bot_id: str, chat_key: str, ttl_seconds: float, batch: int) -> OutboxClaim | None: ...
+
+    def complete(
+        self, bot_id: str, chat_key: str, owner: str, raw: bytes, call_id: str | None, *, sent: bool, ttl_seconds: float
+    ) -> bool:
+        """If `owner` still holds the lane: marks the call sent (when `sent`), pops exactly `raw` from the head and
+        clears its failures. False, changing nothing, when the lock was lost."""
+        ...
+
+    def release(self, bot_id: str, chat_key: str, owner: str) -> int:
+        """Releases the lane's lock if still ours; the number of calls left."""
+        ...
+
+
+@dataclass(frozen=True)
+class OutboxClaim:
+    owner: str
+    items: tuple[tuple[bytes, bool], ...]  # (raw call, already sent), oldest first
+
+
+def _lane_lock(bot_id: str, chat_key: str) -> str:
+    return f"obox:{bot_id}:{chat_key}"
+
+
+class ComposedOutboxLane:
+    """The lane made of an OutboxStore and the Locks port (in memory; one call per step)."""
+
+    def __init__(self, store: OutboxStore, locks: Locks) -> None:
+        self._store = store
+        self._locks = locks
+
+    def claim(self, bot_id: str, chat_key: str, ttl_seconds: float, batch: int) -> OutboxClaim | None:
+        self._store.clear_drain_pending(bot_id, chat_key)
+        owner = self._locks.acquire(_lane_lock(bot_id, chat_key), ttl_seconds)
+        if owner is None:
+            return None
+        raw = self._store.peek(bot_id, chat_key)
+        if raw is None:
+            return OutboxClaim(owner, ())
+        call_id = _call_id(raw)
+        return OutboxClaim(owner, ((raw, call_id is not None and self._store.is_sent(call_id)),))
+
+    def complete(
+        self, bot_id: str, chat_key: str, owner: str, raw: bytes, call_id: str | None, *, sent: bool, ttl_seconds: float
+    ) -> bool:
+        if not self._locks.renew(_lane_lock(bot_id, chat_key), owner, ttl_seconds):
+            return False
+        if sent and call_id is not None:
+            self._store.mark_sent(call_id)
+        self._store.pop(bot_id, chat_key, raw)
+        if call_id is not None:
+            self._store.clear_failures(call_id)
+        return True
+
+    def release(self, bot_id: str, chat_key: str, owner: str) -> int:
+        self._locks.release(_lane_lock(bot_id, chat_key), owner)
+        return self._store.size(bot_id, chat_key)
+
+
+# KEYS: lane list, drain-due flag, lock. ARGV: owner, ttl ms, batch, sent-marker prefix ("<prefix>-sent:").
+_CLAIM_LANE = """
+redis.call('DEL', KEYS[2])
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+local out = {}
+for _, raw in ipairs(items) do
+  local sent = 0
+  local ok, decoded = pcall(cjson.decode, raw)
+  if ok and type(decoded) == 'table' and type(decoded['id']) == 'string' then
+    sent = redis.call('EXISTS', ARGV[4] .. decoded['id'])
+  end
+  table.insert(out, raw)
+  table.insert(out, sent)
+end
+return out
+"""
+
+# KEYS: lane list, lock, sent marker, failures counter. ARGV: owner, ttl ms, raw, mark sent (1/0), sent ttl s.
+_COMPLETE_LANE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if ARGV[4] == '1' then redis.call('SET', KEYS[3], '1', 'EX', ARGV[5]) end
+if redis.call('LINDEX', KEYS[1], 0) == ARGV[3] then redis.call('LPOP', KEYS[1]) end
+redis.call('DEL', KEYS[4])
+return 1
+"""
+
+_RELEASE_LANE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return redis.call('LLEN', KEYS[2])
+"""
+
+
+class RedisOutboxLane:
+    """OutboxLane on Redis, one Lua script per step; the same keys as RedisOutboxStore and RedisLocks."""
+
+    def __init__(self, client: Any, prefix: str = "tgm:obox", lock_prefix: str = "tgm:lock") -> None:
+        self._prefix = prefix
+        self._lock_prefix = lock_prefix
+        self._claim = client.register_script(_CLAIM_LANE)
+        self._complete = client.register_script(_COMPLETE_LANE)
+        self._release = client.register_script(_RELEASE_LANE)
+
+    def _list(self, bot_id: str, chat_key: str) -> str:
+        return f"{self._prefix}:{bot_id}:{chat_key}"
+
+    def _lock(self, bot_id: str, chat_key: str) -> str:
+        return f"{self._lock_prefix}:{_lane_lock(bot_id, chat_key)}"
+
+    def claim(self, bot_id: str, chat_key: str, ttl_seconds: float, batch: int) -> OutboxClaim | None:
+        owner = uuid.uuid4().hex
+        keys = [self._list(bot_id, chat_key), f"{self._prefix}-due:{bot_id}:{chat_key}", self._lock(bot_id, chat_key)]
+        flat = self._claim(keys=keys, args=[owner, _ms(ttl_seconds), max(1, batch), f"{self._prefix}-sent:"])
+        if flat is None:
+            return None
+        return OutboxClaim(owner, tuple((bytes(flat[i]), bool(int(flat[i + 1]))) for i in range(0, len(flat), 2)))
+
+    def complete(
+        self, bot_id: str, chat_key: str, owner: str, raw: bytes, call_id: str | None, *, sent: bool, ttl_seconds: float
+    ) -> bool:
+        marker = call_id or ""
+        keys = [
+            self._list(bot_id, chat_key),
+            self._lock(bot_id, chat_key),
+            f"{self._prefix}-sent:{marker}",
+            f"{self._prefix}-fail:{marker}",
+        ]
+        args = [owner, _ms(ttl_seconds), raw, "1" if sent and call_id else "0", SENT_TTL_SECONDS]
+        return bool(self._complete(keys=keys, args=args))
+
+    def release(self, bot_id: str, chat_key: str, owner: str) -> int:
+        return int(self._release(keys=[self._lock(bot_id, chat_key), self._list(bot_id, chat_key)], args=[owner]))
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _call_id(raw: bytes) -> str | None:
+    try:
+        call = json.loads(raw)
+        return str(call["id"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class DrainOutbox:
@@ -366,9 +516,10 @@ class DrainOutbox:
         sender: Callable[[], DirectOutbox],
         dead_letters: DeadLetters,
         policy: OutboxPolicy | None = None,
+        lane: OutboxLane | None = None,
     ) -> None:
         self._store = store
-        self._locks = locks
+        self._lane: OutboxLane = lane or ComposedOutboxLane(store, locks)
         self._limiter = limiter
         self._sender = sender
         self._dead = dead_letters
@@ -376,40 +527,47 @@ class DrainOutbox:
 
     def __call__(self, bot_id: str, chat_key: str) -> OutboxDrainResult:
         sent = 0
-        key = f"obox:{bot_id}:{chat_key}"
-        self._store.clear_drain_pending(bot_id, chat_key)
+        ttl = self._policy.lock_ttl_seconds
         while True:
-            owner = self._locks.acquire(key, self._policy.lock_ttl_seconds)
-            if owner is None:
+            claim = self._lane.claim(bot_id, chat_key, ttl, self._policy.batch_size)
+            if claim is None:
                 return OutboxDrainResult(sent, busy=True)
             try:
-                count, again = self._drain_locked(bot_id, chat_key, key, owner)
+                count, again, lost = self._drain_locked(bot_id, chat_key, claim)
             finally:
-                self._locks.release(key, owner)
+                left = self._lane.release(bot_id, chat_key, claim.owner)
             sent += count
             if again is not None:
                 return OutboxDrainResult(sent, run_again_in=again)
-            if self._store.size(bot_id, chat_key) == 0:  # lost-wakeup guard, as in DrainChat
+            if lost:
+                return OutboxDrainResult(sent, busy=True)
+            if left == 0:  # lost-wakeup guard, as in DrainChat
                 return OutboxDrainResult(sent)
+            if sent >= self._policy.max_items_per_run:
+                return OutboxDrainResult(sent, run_again_in=0.0)
 
-    def _drain_locked(self, bot_id: str, chat_key: str, key: str, owner: str) -> tuple[int, float | None]:
+    def _drain_locked(self, bot_id: str, chat_key: str, claim: OutboxClaim) -> tuple[int, float | None, bool]:
+        """(sent, run again after, lock lost)."""
         sent = 0
-        for _ in range(self._policy.max_items_per_run):
-            if not self._locks.renew(key, owner, self._policy.lock_ttl_seconds):
-                return sent, None
-            raw = self._store.peek(bot_id, chat_key)
-            if raw is None:
-                return sent, None
+        owner = claim.owner
+        ttl = self._policy.lock_ttl_seconds
+
+        def done(raw: bytes, call_id: str | None, *, was_sent: bool) -> bool:
+            return self._lane.complete(bot_id, chat_key, owner, raw, call_id, sent=was_sent, ttl_seconds=ttl)
+
+        for raw, already_sent in claim.items:
             try:
                 call = json.loads(raw)
                 call_id = str(call["id"])
             except (ValueError, KeyError, TypeError):
                 logger.error("dropping malformed outbound call", extra={"bot_id": bot_id})
-                self._store.pop(bot_id, chat_key, raw)
+                if not done(raw, None, was_sent=False):
+                    return sent, None, True
                 continue
             ids = {"bot_id": bot_id, "call_id": call_id, "method": call.get("method")}
-            if self._store.is_sent(call_id):
-                self._store.pop(bot_id, chat_key, raw)
+            if already_sent:
+                if not done(raw, call_id, was_sent=False):
+                    return sent, None, True
                 continue
             chat_id = call.get("chat_id")
             sender = self._sender()
@@ -423,11 +581,11 @@ class DrainOutbox:
             except Exception as exc:
                 again = self._failed(bot_id, chat_key, raw, call, call_id, exc)
                 if again is not None:
-                    return sent, again
+                    return sent, again, False
                 continue
             wait = self._limiter.acquire(bot_id, chat_id if isinstance(chat_id, int) else None)
             if wait > 0:
-                return sent, wait
+                return sent, wait, False
             try:
                 perform(sender, call, token)
             except TelegramRequestFailed as exc:
@@ -435,7 +593,7 @@ class DrainOutbox:
                     # Telegram's flood control is per bot as much as per chat: hold every chat of the bot.
                     self._limiter.pause(bot_id, float(exc.retry_after))
                     logger.warning("Telegram said 429; rescheduling", extra={**ids, "retry_after": exc.retry_after})
-                    return sent, float(exc.retry_after)
+                    return sent, float(exc.retry_after), False
                 self._give_up(bot_id, chat_key, raw, call, describe_failure(exc), 1)  # 400/403: a retry won't help
                 self._queue_refusal_notice(bot_id, chat_key, call, call_id)
                 continue
@@ -445,13 +603,15 @@ class DrainOutbox:
             except Exception as exc:
                 again = self._failed(bot_id, chat_key, raw, call, call_id, exc)
                 if again is not None:
-                    return sent, again
+                    return sent, again, False
                 continue
-            self._store.mark_sent(call_id)
-            self._store.pop(bot_id, chat_key, raw)
-            self._store.clear_failures(call_id)
             sent += 1
-        return sent, 0.0
+            if not done(raw, call_id, was_sent=True):
+                # Sent, but the lane's lock passed to another drain meanwhile: mark it sent anyway, so that drain
+                # skips it instead of sending it again.
+                self._store.mark_sent(call_id)
+                return sent, None, True
+        return sent, None, False
 
     def _failed(
         self, bot_id: str, chat_key: str, raw: bytes, call: dict[str, Any], call_id: str, exc: Exception

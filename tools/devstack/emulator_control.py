@@ -59,5 +59,23 @@ class EmulatorControl:
     def webhook(self, bot_id: int) -> dict[str, Any]:
         return dict(self._call("GET", f"/bots/{bot_id}/webhook"))
 
+    # -- load and measurement --
+
+    def load(self, messages: list[dict[str, Any]]) -> list[int]:
+        """Queues many user messages at once: [{bot_id, user: {id, first_name, language_code?}, chat_id?, text}].
+
+        Returns their update ids in the same order (null where allowed_updates filtered one out).
+        """
+        return list(self._call("POST", "/load", json={"messages": messages}, timeout=120.0)["update_ids"])
+
+    def timeline(self, since: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """One page of events after `since`: (next since, [{seq, kind, bot_id, chat_id, update_id, method, at}])."""
+        body = self._call("GET", "/timeline", params={"since": since}, timeout=60.0)
+        return int(body["next"]), list(body["events"])
+
+    def metrics(self) -> dict[str, Any]:
+        """{updates_created, deliveries_ok, deliveries_failed, webhook_in_flight, peak_in_flight_per_bot, api_calls}."""
+        return dict(self._call("GET", "/metrics"))
+
     def close(self) -> None:
         self._http.close()

@@ -19,6 +19,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-initial-delay", type=float, default=0.5, help="first webhook redelivery delay (s)")
     parser.add_argument("--retry-max-delay", type=float, default=60.0, help="cap of the doubling delay (s)")
     parser.add_argument("--webhook-timeout", type=float, default=10.0, help="webhook request timeout (s)")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=64,
+        help="webhook requests in flight over all bots (each bot also keeps to its max_connections); 0: no cap",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -26,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         retry_initial_delay=args.retry_initial_delay,
         retry_max_delay=args.retry_max_delay,
         webhook_timeout=args.webhook_timeout,
+        max_in_flight=args.max_in_flight,
     )
     uvicorn.Server(uvicorn_config(app, args.host, args.port, log_level=args.log_level)).run()
 

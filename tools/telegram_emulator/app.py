@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+import orjson
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.domain.ports import Clock
@@ -46,6 +46,18 @@ class MessageIn(BaseModel):
     chat_type: str | None = None
 
 
+class LoadMessageIn(BaseModel):
+    bot_id: int
+    user: UserIn
+    text: str
+    chat_id: int | None = None
+    chat_type: str | None = None
+
+
+class LoadIn(BaseModel):
+    messages: list[LoadMessageIn]
+
+
 class CallbackIn(BaseModel):
     user: UserIn
     chat_id: int
@@ -74,18 +86,15 @@ def _api_error(error: ApiError) -> JSONResponse:
     return JSONResponse(error.payload(), status_code=error.error_code)
 
 
-async def _params(request: Request) -> dict[str, Any]:
+def _params(query: bytes, http_method: str, content_type: str, body: bytes) -> dict[str, Any]:
     """Query string, then the body (JSON or urlencoded form), like the real server accepts."""
-    params: dict[str, Any] = dict(request.query_params)
-    if request.method != "POST":
+    params: dict[str, Any] = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
+    if http_method != "POST" or not body:
         return params
-    body = await request.body()
-    if not body:
-        return params
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = content_type.split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
-            data = json.loads(body)
+            data = orjson.loads(body)
         except ValueError:
             raise ApiError(400, "Bad Request: can't parse JSON encoded request") from None
         if not isinstance(data, dict):
@@ -96,17 +105,68 @@ async def _params(request: Request) -> dict[str, Any]:
     return params
 
 
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class BotApiFastPath:
+    """ASGI middleware answering `/bot{token}/{method}` itself, before FastAPI's routing and request objects.
+
+    The Bot API is the emulator's hot path (thousands of sendMessage/s in benchmarks); everything else goes on
+    to the FastAPI app.
+    """
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], handler: Any) -> None:
+        self.app = app
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/bot") and scope["method"] in ("GET", "POST"):
+            token, sep, method = scope["path"][4:].partition("/")
+            if sep and token and method and "/" not in method:
+                await self._serve(scope, receive, send, token, method)
+                return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, token: str, method: str) -> None:
+        body = b""
+        if scope["method"] == "POST":
+            chunks = []
+            while True:
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+            body = b"".join(chunks)
+        content_type = ""
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+                break
+        status, answer = await self.handler(scope["method"], token, method, scope["query_string"], content_type, body)
+        payload = orjson.dumps(answer)
+        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+        await send({"type": "http.response.body", "body": payload})
+
+
 def create_app(
     *,
     clock: Clock | None = None,
     retry_initial_delay: float = 0.5,
     retry_max_delay: float = 60.0,
     webhook_timeout: float = 10.0,
+    max_in_flight: int = 64,
 ) -> FastAPI:
     """A fresh emulator with its own in-memory state. `app.state.emulator` is the Emulator."""
     emulator = Emulator(clock)
     delivery = WebhookDelivery(
-        emulator, initial_delay=retry_initial_delay, max_delay=retry_max_delay, request_timeout=webhook_timeout
+        emulator,
+        initial_delay=retry_initial_delay,
+        max_delay=retry_max_delay,
+        request_timeout=webhook_timeout,
+        max_in_flight=max_in_flight,
     )
 
     @contextlib.asynccontextmanager
@@ -134,27 +194,31 @@ def create_app(
 
     # -- the Bot API ---------------------------------------------------------------------------------
 
-    @app.api_route("/bot{token}/{method}", methods=["GET", "POST"])
-    async def bot_api(token: str, method: str, request: Request) -> JSONResponse:
+    async def bot_api(
+        http_method: str, token: str, method: str, query: bytes, content_type: str, raw: bytes
+    ) -> tuple[int, dict[str, Any]]:
         shown = f"/bot{mask_token(token)}/{method}"
         try:
             bot = emulator.bot_by_token(token)
-            params = await _params(request)
+            params = _params(query, http_method, content_type, raw)
             result = emulator.call(bot, method, params)
             if method.lower() in _DROPS_PENDING:
                 if params.get("drop_pending_updates") in (True, "true", "True", "1"):
                     await delivery.cancel_all(bot.id)
                 delivery.kick(bot)
         except ApiError as error:
-            log.info("%s %s -> %s", request.method, shown, error.error_code)
-            return _api_error(error)
-        log.info("%s %s -> 200", request.method, shown)
+            log.info("%s %s -> %s", http_method, shown, error.error_code)
+            return error.error_code, error.payload()
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s %s -> 200", http_method, shown)
         body: dict[str, Any] = {"ok": True, "result": result}
         if method.lower() == "setwebhook":
             body["description"] = "Webhook was set"
         elif method.lower() == "deletewebhook":
             body["description"] = "Webhook was deleted"
-        return JSONResponse(body)
+        return 200, body
+
+    app.add_middleware(BotApiFastPath, handler=bot_api)
 
     # -- the control API -----------------------------------------------------------------------------
 
@@ -204,6 +268,42 @@ def create_app(
             bot, body.user.model_dump(exclude_none=True), body.text, body.chat_id, body.chat_type
         )
         return {"update_id": update_id, "message_id": message_id}
+
+    # -- load and measurement ------------------------------------------------------------------------
+
+    @app.post("/_emulator/load")
+    async def load(request: Request) -> Response:
+        """Many user messages at once, all or none: {"messages": [{bot_id, user, chat_id?, text}]} → update ids."""
+        try:
+            batch = LoadIn.model_validate_json(await request.body())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            detail = f"Bad Request: invalid load body at {where}: {first['msg']} ({exc.error_count()} error(s))"
+            return JSONResponse({"ok": False, "error_code": 400, "description": detail}, status_code=400)
+        for item in batch.messages:
+            if item.bot_id not in emulator.bots:
+                raise ApiError(404, f"Not Found: no such bot {item.bot_id}")
+        update_ids = []
+        for item in batch.messages:
+            update_id, _ = emulator.user_message(
+                emulator.bots[item.bot_id],
+                item.user.model_dump(exclude_none=True),
+                item.text,
+                item.chat_id,
+                item.chat_type,
+            )
+            update_ids.append(update_id)
+        return Response(orjson.dumps({"update_ids": update_ids}), media_type="application/json")
+
+    @app.get("/_emulator/timeline")
+    async def timeline(since: int = Query(0), limit: int = Query(50_000, ge=1, le=1_000_000)) -> Response:
+        next_seq, events = emulator.telemetry.page(since, limit)
+        return Response(orjson.dumps({"next": next_seq, "events": events}), media_type="application/json")
+
+    @app.get("/_emulator/metrics")
+    async def metrics() -> dict[str, Any]:
+        return emulator.telemetry.metrics()
 
     @app.post("/_emulator/bots/{bot_id}/callbacks")
     async def user_callback(bot_id: int, body: CallbackIn) -> dict[str, Any]:

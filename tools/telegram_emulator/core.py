@@ -22,11 +22,15 @@ from libs.domain.ports import Clock
 from tools.telegram_emulator.errors import ApiError, bad_request
 from tools.telegram_emulator.flood import FloodControl
 from tools.telegram_emulator.html_check import check_html
+from tools.telegram_emulator.telemetry import Telemetry
 
 TOKEN_SHAPE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 _TOKEN_ALPHABET = string.ascii_letters + string.digits + "_-"
 _SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 MAX_TEXT = 4096
+
+# Methods that put a bot's message into a chat: each success is a "sent" event on the timeline.
+MESSAGE_METHODS = frozenset({"sendMessage", "editMessageText"})
 
 # Update types delivered when allowed_updates is empty (the real server's default).
 NOT_DEFAULT_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
@@ -97,6 +101,11 @@ class ChatState:
         return chat
 
     def find(self, message_id: int) -> StoredMessage | None:
+        # Ids are handed out 1, 2, 3... and appended in that order, so the id is (nearly always) the position.
+        if 0 < message_id <= len(self.messages):
+            message = self.messages[message_id - 1]
+            if message.message_id == message_id:
+                return message
         for message in self.messages:
             if message.message_id == message_id:
                 return message
@@ -200,11 +209,17 @@ class Emulator:
         self.flood = FloodControl(self.clock)
         self.bots: dict[int, BotState] = {}
         self.on_update: Callable[[BotState, PendingUpdate], None] = lambda bot, update: None
+        self.telemetry = Telemetry()
         self._callback_ids = itertools.count(random.randint(10**15, 9 * 10**15))
+        # Built once: looking handlers up through dir() on every call was an O(attributes) scan per request.
+        self._handlers: dict[str, Callable[[BotState, dict[str, Any]], Any]] = {
+            name[2:].lower(): getattr(self, name) for name in dir(self) if name.startswith("m_")
+        }
 
     def reset(self) -> None:
         self.bots.clear()
         self.flood.reset()
+        self.telemetry.clear()
 
     def now(self) -> int:
         return int(self.clock.now().timestamp())
@@ -245,7 +260,9 @@ class Emulator:
     def revoke(self, bot: BotState) -> None:
         bot.token = new_token(bot.id)  # the old one stops working; nobody is told the new one
 
-    def _chat_for_user(self, bot: BotState, user: dict[str, Any], chat_id: int | None, chat_type: str | None):
+    def _chat_for_user(
+        self, bot: BotState, user: dict[str, Any], chat_id: int | None, chat_type: str | None
+    ) -> ChatState:
         chat_id = user["id"] if chat_id is None else chat_id
         chat = bot.chats.get(chat_id)
         if chat is None:
@@ -377,6 +394,7 @@ class Emulator:
         bot.next_update_id += 1
         pending = PendingUpdate(update_id=update_id, chat_key=chat_key, payload={"update_id": update_id, kind: payload})
         bot.queues.setdefault(chat_key, deque()).append(pending)
+        self.telemetry.update_created(bot.id, chat_key, update_id)
         self.on_update(bot, pending)
         return update_id
 
@@ -386,16 +404,17 @@ class Emulator:
     # -- Bot API side --------------------------------------------------------------------------------
 
     def call(self, bot: BotState, method: str, params: dict[str, Any]) -> Any:
-        handler = self._methods().get(method.lower())
+        handler = self._handlers.get(method.lower())
         name = handler.__name__.removeprefix("m_") if handler is not None else method
         at = self.clock.now().timestamp()  # sub-second, for flood-control checks
-        bot.calls.append({"method": name, "params": params, "date": self.now(), "at": at, "known": handler is not None})
+        bot.calls.append({"method": name, "params": params, "date": int(at), "at": at, "known": handler is not None})
+        self.telemetry.api_calls[name] += 1
         if handler is None:
             raise ApiError(404, "Not Found")
-        return handler(bot, params)
-
-    def _methods(self) -> dict[str, Callable[[BotState, dict[str, Any]], Any]]:
-        return {name[2:].lower(): getattr(self, name) for name in dir(self) if name.startswith("m_")}
+        result = handler(bot, params)
+        if name in MESSAGE_METHODS and isinstance(result, dict):
+            self.telemetry.record("sent", bot.id, result["chat"]["id"], None, name)
+        return result
 
     def m_getMe(self, bot: BotState, params: dict[str, Any]) -> dict[str, Any]:
         return {

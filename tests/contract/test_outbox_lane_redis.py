@@ -1,0 +1,98 @@
+"""The OutboxLane contract on a real redis-server: the scripted lane and the one composed of RedisOutboxStore and
+RedisLocks behave the same; and the coalesced push raises the lane's "drain due" flag once per burst."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from services.dispatcher.adapters.redis_abuse import RedisLocks
+from services.dispatcher.outbound import ComposedOutboxLane, RedisOutboxLane, RedisOutboxStore
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+BOT, CHAT = "bot-1", "42"
+
+
+def call(call_id: str) -> bytes:
+    return json.dumps({"id": call_id, "bot_id": BOT, "chat_id": 42, "method": "send_message", "params": {}}).encode()
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_server.url)
+    c.flushdb()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def store(client: redis.Redis) -> RedisOutboxStore:
+    return RedisOutboxStore(client)
+
+
+@pytest.fixture(params=["scripted", "composed"])
+def lane(request: pytest.FixtureRequest, client: redis.Redis, store: RedisOutboxStore) -> Any:
+    if request.param == "scripted":
+        return RedisOutboxLane(client)
+    return ComposedOutboxLane(store, RedisLocks(client))
+
+
+def test_push_and_mark_asks_for_one_drain_per_burst_and_pushes_each_call_once(store: RedisOutboxStore) -> None:
+    assert store.push_and_mark(BOT, CHAT, call("a"), "a") == (True, True)
+    assert store.push_and_mark(BOT, CHAT, call("b"), "b") == (True, False)
+    assert store.push_and_mark(BOT, CHAT, call("a"), "a") == (False, False)  # a re-run's copy
+    store.clear_drain_pending(BOT, CHAT)
+    assert store.push_and_mark(BOT, CHAT, call("c"), "c") == (True, True)
+    assert store.size(BOT, CHAT) == 3
+
+
+def test_claim_clears_the_flag_and_reports_sent_calls(lane: Any, store: RedisOutboxStore) -> None:
+    store.push_and_mark(BOT, CHAT, call("a"), "a")
+    store.mark_sent("a")
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    assert claim is not None and claim.items[0] == (call("a"), True)
+    assert store.push_and_mark(BOT, CHAT, call("b"), "b") == (True, True), "the claim cleared the flag"
+
+
+def test_a_held_lane_cannot_be_claimed(lane: Any, store: RedisOutboxStore) -> None:
+    store.push(BOT, CHAT, call("a"), "a")
+    first = lane.claim(BOT, CHAT, 5.0, 20)
+    assert lane.claim(BOT, CHAT, 5.0, 20) is None
+    assert lane.release(BOT, CHAT, first.owner) == 1
+    assert lane.claim(BOT, CHAT, 5.0, 20) is not None
+
+
+def test_complete_marks_sent_pops_and_clears_failures(lane: Any, store: RedisOutboxStore) -> None:
+    store.push(BOT, CHAT, call("a"), "a")
+    store.push(BOT, CHAT, call("b"), "b")
+    store.record_failure("a")
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    assert claim.items[0] == (call("a"), False)
+    assert lane.complete(BOT, CHAT, claim.owner, call("a"), "a", sent=True, ttl_seconds=5.0)
+    assert store.is_sent("a") and store.peek(BOT, CHAT) == call("b")
+    assert store.record_failure("a") == 1, "failures of a completed call start again from zero"
+    assert lane.release(BOT, CHAT, claim.owner) == 1
+
+
+def test_complete_without_the_lock_changes_nothing(lane: Any, client: redis.Redis, store: RedisOutboxStore) -> None:
+    store.push(BOT, CHAT, call("a"), "a")
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    client.set("tgm:lock:obox:bot-1:42", "someone-else")
+    assert not lane.complete(BOT, CHAT, claim.owner, call("a"), "a", sent=True, ttl_seconds=5.0)
+    assert not store.is_sent("a") and store.size(BOT, CHAT) == 1
+    lane.release(BOT, CHAT, claim.owner)
+    assert client.get("tgm:lock:obox:bot-1:42") == b"someone-else"
+
+
+def test_a_malformed_call_can_be_completed_away(lane: Any, client: redis.Redis, store: RedisOutboxStore) -> None:
+    client.rpush("tgm:obox:bot-1:42", b"{broken")
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    assert claim.items == ((b"{broken", False),)
+    assert lane.complete(BOT, CHAT, claim.owner, b"{broken", None, sent=False, ttl_seconds=5.0)
+    assert lane.release(BOT, CHAT, claim.owner) == 0
