@@ -42,7 +42,8 @@ unit: $(STAMP)
 e2e: $(STAMP) system-deps
 	$(BIN)/pytest tests/e2e
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) system-deps  ## gateway vs peers, end to end, vault, RSS → one table + bench/results/latest.json (BENCH_QUICK=1: ~2 min)
+	bash scripts/install-bench-deps.sh
 	$(BIN)/python -m bench
 
 clean:
