@@ -119,8 +119,9 @@ def main() -> int:
         slow_text = os.environ.get("TEST_SLOW_UPDATE_TEXT")
         if slow_text:
             seconds = float(os.environ.get("TEST_SLOW_UPDATE_SECONDS", "600"))
-            slow = SlowOnText(container.handle_update(), slow_text, seconds, settings.redis_url)
-            container.handle_update.override(providers.Object(slow))
+            # Around the handler as the chat drain runs it (replies sent inline): the reply is out, the update not done.
+            slow = SlowOnText(container.flushing_handler(), slow_text, seconds, settings.redis_url)
+            container.flushing_handler.override(providers.Object(slow))
 
     return serve(settings, prepare)
 
