@@ -29,6 +29,9 @@ from services.dispatcher.adapters.external_api import HttpExternalApi
 from services.dispatcher.manager import wiring as manager_wiring
 from services.dispatcher.manager.router import UpdateRouter
 from services.dispatcher.outbound import (
+    ComposedDirectSendGate,
+    DirectSend,
+    DirectSendGate,
     DrainOutbox,
     DramatiqOutboxScheduler,
     FlushingHandler,
@@ -36,6 +39,7 @@ from services.dispatcher.outbound import (
     OutboxLane,
     OutboxPolicy,
     QueuedOutbox,
+    RedisDirectSendGate,
     RedisOutboxLane,
 )
 from services.dispatcher.settings import DispatcherSettings
@@ -100,6 +104,11 @@ def _chat_lane(client: Any, dedup_ttl_seconds: int) -> ChatLane | None:
 def _outbox_lane(client: Any) -> OutboxLane | None:
     """On Redis, one Lua script per outbox drain step; None lets DrainOutbox compose it from store and locks."""
     return None if client is None else RedisOutboxLane(client)
+
+
+def _direct_send_gate(client: Any, store: Any, limiter: Any) -> DirectSendGate:
+    """One round trip on Redis (lane, sent mark and send slot in one script); composed of the ports in memory."""
+    return ComposedDirectSendGate(store, limiter) if client is None else RedisDirectSendGate(client, limiter)
 
 
 def _redis_adapters() -> dict[str, Any]:
@@ -196,7 +205,13 @@ class DispatcherContainer(containers.DeclarativeContainer):
     sender = providers.ThreadSafeSingleton(
         DirectOutbox, bots=bot_directory, vault=vault, telegram=telegram, clock=clock
     )
-    outbox = providers.ThreadSafeSingleton(QueuedOutbox, store=outbox_store, broker=broker)
+    direct_send = providers.ThreadSafeSingleton(
+        DirectSend,
+        gate=providers.ThreadSafeSingleton(_direct_send_gate, redis_client, outbox_store, send_limiter),
+        store=outbox_store,
+        sender=sender.provider,
+    )
+    outbox = providers.ThreadSafeSingleton(QueuedOutbox, store=outbox_store, broker=broker, direct=direct_send)
 
     external_api = providers.ThreadSafeSingleton(
         HttpExternalApi,

@@ -242,26 +242,104 @@ def collecting_lanes() -> Iterator[set[tuple[str, str]]]:
         _INLINE_LANES.reset(token)
 
 
+class DirectSendGate(Protocol):
+    def open(self, bot_id: str, chat_key: str, chat_id: int | None, call_id: str) -> bool:
+        """True, with a send slot taken, when nothing waits on the lane before this call, the call was not sent
+        by an earlier run, and the limiter has a slot now; False (nothing taken) otherwise."""
+        ...
+
+
+class ComposedDirectSendGate:
+    """The gate from an OutboxStore and a SendLimiter (in memory; one call each)."""
+
+    def __init__(self, store: OutboxStore, limiter: SendLimiter) -> None:
+        self._store = store
+        self._limiter = limiter
+
+    def open(self, bot_id: str, chat_key: str, chat_id: int | None, call_id: str) -> bool:
+        if self._store.size(bot_id, chat_key) or self._store.is_sent(call_id):
+            return False
+        return self._limiter.acquire(bot_id, chat_id) <= 0
+
+
+class RedisDirectSendGate:
+    """The gate in one round trip: the lane and sent-mark checks in front of the send limiter's own script."""
+
+    def __init__(self, client: Any, limiter: Any, prefix: str = "tgm:obox") -> None:
+        from services.dispatcher.adapters.redis_abuse import SEND_SLOT
+
+        # KEYS[1..3] and ARGV are the limiter's; KEYS[4] the lane, KEYS[5] the call's sent mark.
+        self._script = client.register_script(
+            "if redis.call('LLEN', KEYS[4]) > 0 or redis.call('EXISTS', KEYS[5]) == 1 then return -1 end\n" + SEND_SLOT
+        )
+        self._limiter = limiter
+        self._prefix = prefix
+
+    def open(self, bot_id: str, chat_key: str, chat_id: int | None, call_id: str) -> bool:
+        keys, args = self._limiter.slot_request(bot_id, chat_id)
+        keys = [*keys, f"{self._prefix}:{bot_id}:{chat_key}", f"{self._prefix}-sent:{call_id}"]
+        return int(self._script(keys=keys, args=args)) == 0
+
+
+class DirectSend:
+    """Sends a call at once, from the chat drain whose handler made it, when the gate opens; marks it sent.
+
+    Anything else — a lane with calls waiting (order), an earlier run that sent it, no slot, a failed send — goes
+    through the queue as before, where DrainOutbox applies retries, 429 pauses and dead letters. What stays
+    at-least-once is what always was: a send Telegram performed whose answer or sent-mark was lost.
+    """
+
+    def __init__(self, gate: DirectSendGate, store: OutboxStore, sender: Callable[[], DirectOutbox]) -> None:
+        self._gate = gate
+        self._store = store
+        self._sender = sender
+
+    def __call__(self, bot_id: str, chat_key: str, call: dict[str, Any]) -> bool:
+        call_id = str(call["id"])
+        chat_id = call.get("chat_id")
+        try:
+            sender = self._sender()
+            token = sender.token(bot_id)  # before the slot: the grant-to-arrival time stays short
+            if not self._gate.open(bot_id, chat_key, chat_id if isinstance(chat_id, int) else None, call_id):
+                return False
+            perform(sender, call, token)
+        except Exception as exc:
+            logger.info(
+                "direct send failed; queued instead",
+                extra={"bot_id": bot_id, "call_id": call_id, "error": describe_failure(exc)},
+            )
+            return False
+        try:
+            self._store.mark_sent(call_id)
+        except Exception as exc:  # sent all the same; only a re-run of this update could send it again
+            logger.warning("sent mark not stored", extra={"bot_id": bot_id, "error": describe_failure(exc)})
+        return True
+
+
 class QueuedOutbox:
     """The Outbox port: queue the call, let a drain send it within Telegram's limits.
 
-    One `drain_outbox` message per burst on a lane, not per call (the lane's "drain due" flag); none at all when
-    the call is made inside a chat drain's handler, which sends it itself right after (FlushingHandler).
+    Inside a chat drain's handler a call first tries `DirectSend` (sent now, nothing queued); if it cannot go at
+    once it is queued and that drain sends it right after the handler returns (FlushingHandler). Elsewhere one
+    `drain_outbox` message per burst on a lane, not per call (the lane's "drain due" flag).
     """
 
-    def __init__(self, store: OutboxStore, broker: dramatiq.Broker) -> None:
+    def __init__(self, store: OutboxStore, broker: dramatiq.Broker, direct: DirectSend | None = None) -> None:
         self._store = store
         self._broker = broker
+        self._direct = direct
 
     def _queue(self, bot_id: str, chat_id: int | None, method: str, params: dict[str, Any]) -> None:
         chat_key = NO_CHAT if chat_id is None else str(chat_id)
         call_id = next_effect_id() or uuid.uuid4().hex  # deterministic inside a handler run: a re-run sends once
         call = {"id": call_id, "bot_id": bot_id, "chat_id": chat_id, "method": method, "params": params}
+        inline = _INLINE_LANES.get()
+        if inline is not None and self._direct is not None and self._direct(bot_id, chat_key, call):
+            return
         raw = json.dumps(call, ensure_ascii=False, separators=(",", ":")).encode()
         pushed, schedule = self._store.push_and_mark(bot_id, chat_key, raw, call_id)
         if not pushed:
             logger.info("outbound call already queued by an earlier run", extra={"bot_id": bot_id, "call_id": call_id})
-        inline = _INLINE_LANES.get()
         if inline is not None:
             # Even for a duplicate: the earlier run may have died before sending it.
             inline.add((bot_id, chat_key))

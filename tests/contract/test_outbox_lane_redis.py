@@ -10,8 +10,14 @@ from typing import Any
 import pytest
 import redis
 
-from services.dispatcher.adapters.redis_abuse import RedisLocks
-from services.dispatcher.outbound import ComposedOutboxLane, RedisOutboxLane, RedisOutboxStore
+from services.dispatcher.adapters.redis_abuse import RedisLocks, RedisSendLimiter
+from services.dispatcher.outbound import (
+    ComposedDirectSendGate,
+    ComposedOutboxLane,
+    RedisDirectSendGate,
+    RedisOutboxLane,
+    RedisOutboxStore,
+)
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -96,3 +102,25 @@ def test_a_malformed_call_can_be_completed_away(lane: Any, client: redis.Redis, 
     assert claim.items == ((b"{broken", False),)
     assert lane.complete(BOT, CHAT, claim.owner, b"{broken", None, sent=False, ttl_seconds=5.0)
     assert lane.release(BOT, CHAT, claim.owner) == 0
+
+
+@pytest.fixture(params=["scripted", "composed"])
+def gate(request: pytest.FixtureRequest, client: redis.Redis, store: RedisOutboxStore) -> Any:
+    limiter = RedisSendLimiter(client, per_bot_per_second=30, per_chat_per_second=1)
+    if request.param == "scripted":
+        return RedisDirectSendGate(client, limiter)
+    return ComposedDirectSendGate(store, limiter)
+
+
+def test_the_direct_gate_opens_once_per_chat_slot(gate: Any) -> None:
+    assert gate.open(BOT, CHAT, 42, "a")
+    assert not gate.open(BOT, CHAT, 42, "b"), "1 message/s per private chat: the second must wait"
+    assert gate.open(BOT, "43", 43, "c"), "another chat has its own slot"
+
+
+def test_the_direct_gate_stays_shut_behind_queued_calls_and_for_sent_ones(gate: Any, store: RedisOutboxStore) -> None:
+    store.push(BOT, CHAT, call("old"), "old")
+    assert not gate.open(BOT, CHAT, 42, "new"), "a call queued earlier on the lane goes first"
+    store.mark_sent("again")
+    assert not gate.open(BOT, "43", 43, "again"), "sent by an earlier run of the same update"
+    assert gate.open(BOT, "43", 43, "fresh")

@@ -461,8 +461,10 @@ class SqlInteractionStats:
             if users:
                 insert = _insert_for(session)
                 rows = [{k: v for k, v in users[key].items() if k != "_language_at"} for key in sorted(users)]
-                upsert = insert(BotUserRow).values(rows)
+                # One statement with bound parameters, run for every row (executemany; psycopg batches it): it
+                # compiles once and is cached, where a multi-VALUES literal compiled anew for every batch size.
                 table = BotUserRow.__table__
+                upsert = insert(table)
                 session.execute(
                     upsert.on_conflict_do_update(
                         index_elements=[table.c.bot_id, table.c.telegram_user_id],
@@ -484,17 +486,17 @@ class SqlInteractionStats:
                                 else_=table.c.language_code,
                             ),
                         },
-                    )
-                )
-                counts = insert(BotDailyStatsRow).values(
-                    [{"bot_id": bot, "day": day, "messages": days[(bot, day)]} for bot, day in sorted(days)]
+                    ),
+                    rows,
                 )
                 daily = BotDailyStatsRow.__table__
+                counts = insert(daily)
                 session.execute(
                     counts.on_conflict_do_update(
                         index_elements=[daily.c.bot_id, daily.c.day],
                         set_={"messages": daily.c.messages + counts.excluded.messages},
-                    )
+                    ),
+                    [{"bot_id": bot, "day": day, "messages": days[(bot, day)]} for bot, day in sorted(days)],
                 )
         return len(kept), len(interactions) - len(kept)
 

@@ -47,7 +47,7 @@ return 0
 # A bot paused after a 429 (KEYS[3], set by _PAUSE) gets no slot until the pause ends.
 # Sliding-window logs (sorted sets of grant times) for the bot and for the chat. Grants a slot in both
 # or in neither; when refused returns the milliseconds until a slot frees up.
-_SEND_SLOT = """
+SEND_SLOT = """
 local paused = redis.call('PTTL', KEYS[3])
 if paused > 0 then return paused end
 local t = redis.call('TIME')
@@ -148,7 +148,7 @@ class RedisSendLimiter:
         margin: float = 0.1,
         prefix: str = "tgm:send",
     ) -> None:
-        self._script = client.register_script(_SEND_SLOT)
+        self._script = client.register_script(SEND_SLOT)
         self._pause = client.register_script(_PAUSE)
         self._prefix = prefix
         self._per_bot = per_bot_per_second
@@ -156,8 +156,8 @@ class RedisSendLimiter:
         self._per_group = per_group_per_minute
         self._scale = 1.0 + margin
 
-    def acquire(self, bot_id: str, chat_id: int | None) -> float:
-        """0 when a slot was granted, else seconds to wait (nothing is counted then)."""
+    def slot_request(self, bot_id: str, chat_id: int | None) -> tuple[list[str], list[Any]]:
+        """The KEYS and ARGV of the send-slot script (`SEND_SLOT`) for one call; other scripts may embed it."""
         bot_window = round(1000 * self._scale)
         if chat_id is None:
             chat_key, chat_limit, chat_window = f"{self._prefix}:nochat:{bot_id}", 10**9, 1
@@ -166,19 +166,22 @@ class RedisSendLimiter:
         else:
             chat_key, chat_limit = f"{self._prefix}:chat:{bot_id}:{chat_id}", self._per_group
             chat_window = round(60_000 * self._scale)
-        wait_ms = self._script(
-            keys=[f"{self._prefix}:bot:{bot_id}", chat_key, f"{self._prefix}:pause:{bot_id}"],
-            args=[
-                self._per_bot,
-                bot_window,
-                chat_limit,
-                chat_window,
-                uuid.uuid4().hex,
-                max(1, math.ceil(self._per_bot / 4)),
-                max(1, bot_window // 4),
-            ],
-        )
-        return int(wait_ms) / 1000
+        keys = [f"{self._prefix}:bot:{bot_id}", chat_key, f"{self._prefix}:pause:{bot_id}"]
+        args: list[Any] = [
+            self._per_bot,
+            bot_window,
+            chat_limit,
+            chat_window,
+            uuid.uuid4().hex,
+            max(1, math.ceil(self._per_bot / 4)),
+            max(1, bot_window // 4),
+        ]
+        return keys, args
+
+    def acquire(self, bot_id: str, chat_id: int | None) -> float:
+        """0 when a slot was granted, else seconds to wait (nothing is counted then)."""
+        keys, args = self.slot_request(bot_id, chat_id)
+        return int(self._script(keys=keys, args=args)) / 1000
 
     def pause(self, bot_id: str, seconds: float) -> None:
         self._pause(keys=[f"{self._prefix}:pause:{bot_id}"], args=[max(1, math.ceil(seconds * 1000))])

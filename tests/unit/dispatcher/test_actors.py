@@ -446,23 +446,52 @@ def test_a_reply_the_limiter_holds_back_goes_out_later_once_and_in_order() -> No
 
 
 def test_when_the_handler_fails_what_it_queued_is_left_to_the_outbox_drain_and_sent_once() -> None:
-    r = Rig(update_max_attempts=1, outbound_per_chat_per_second=1000)
+    # 1 message/s per chat: reply 1 goes out directly, reply 2 has to be queued; then its handler fails for good.
+    r = Rig(update_max_attempts=1, outbound_per_chat_per_second=1)
     counter = EnqueueCounter()
     r.broker.add_middleware(counter)
     inner = r.container.handle_update()
 
-    def replies_then_fails(envelope: UpdateEnvelope) -> Any:
-        inner(envelope)
-        raise ConnectionError("failed after queuing the reply")
+    def second_fails_after_replying(envelope: UpdateEnvelope) -> Any:
+        outcome = inner(envelope)
+        if envelope.update_id == 2:
+            raise ConnectionError("failed after queuing the reply")
+        return outcome
 
-    r.container.handle_update.override(providers.Object(replies_then_fails))
+    r.container.handle_update.override(providers.Object(second_fails_after_replying))
     r.worker.start()
     try:
         r.send(1, "/m1")
-        wait_until(lambda: len(r.texts()) == 1)
+        r.send(2, "/m2")
+        wait_until(lambda: len(r.texts()) == 2, timeout=30)
         r.settle()
     finally:
         r.worker.stop(timeout=5000)
         r.broker.close()
+    assert r.texts() == ["reply 1", "reply 2"]
+    assert counter.by_actor.get("drain_outbox", 0) >= 1
+
+
+def test_a_reply_sent_directly_is_not_sent_again_when_its_update_runs_again() -> None:
+    r = Rig(update_max_attempts=3, outbound_per_chat_per_second=1000)
+    inner = r.container.handle_update()
+    runs: list[int] = []
+
+    def replies_then_fails_once(envelope: UpdateEnvelope) -> Any:
+        runs.append(envelope.update_id)
+        outcome = inner(envelope)  # "reply 1" goes out at once (direct send)
+        if len(runs) == 1:
+            raise ConnectionError("the registry went away after the reply was sent")
+        return outcome
+
+    r.container.handle_update.override(providers.Object(replies_then_fails_once))
+    r.worker.start()
+    try:
+        r.send(1, "/m1")
+        wait_until(lambda: len(runs) == 2)
+        r.settle()
+    finally:
+        r.worker.stop(timeout=5000)
+        r.broker.close()
+    assert runs == [1, 1]
     assert r.texts() == ["reply 1"]
-    assert counter.by_actor.get("drain_outbox", 0) == 1
