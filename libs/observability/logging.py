@@ -13,7 +13,7 @@ from libs.domain.redaction import redact
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
-_CHATTY_LOGGERS = ("httpx", "httpcore", "uvicorn.access")
+_CHATTY_LOGGERS = ("httpx", "httpcore", "urllib3", "uvicorn.access")
 
 
 class RedactTokens(logging.Filter):

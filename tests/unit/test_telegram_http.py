@@ -1,13 +1,17 @@
-"""HttpTelegramApi: error mapping, and no exception or log line ever carries the token."""
+"""HttpTelegramApi against a real HTTP server on loopback: error mapping, and no exception or log line ever
+carries the token."""
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 
 from libs.domain.bots import BotToken
@@ -21,21 +25,97 @@ RAW_TOKEN = f"5550001234:{SECRET_PART}"
 TOKEN = BotToken(RAW_TOKEN)
 
 
-def api_answering(handler: Callable[[httpx.Request], httpx.Response]) -> HttpTelegramApi:
-    return HttpTelegramApi("https://api.telegram.test", transport=httpx.MockTransport(handler))
+@dataclass
+class Seen:
+    method: str
+    path: str
+    body: bytes
 
 
-def fail(status: int, description: str, **extra: object) -> Callable[[httpx.Request], httpx.Response]:
-    return lambda request: httpx.Response(
-        status, json={"ok": False, "error_code": status, "description": description, **extra}
-    )
+@dataclass
+class Answer:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    hang_up: bool = False  # close the connection without answering
+    delay: threading.Event | None = None  # wait for this before answering (a slow server)
 
 
-def raising(error: type[Exception]) -> Callable[[httpx.Request], httpx.Response]:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise error(f"boom while calling {request.url}", request=request)  # the message holds the URL
+Handler = Callable[[Seen], Answer]
 
-    return handler
+
+@dataclass
+class FakeTelegram:
+    handler: Handler = field(default=lambda seen: Answer())
+    # Off unless a test reads it: recorded paths hold the token, and the leak tests scan tracebacks with locals.
+    record: bool = False
+    seen: list[Seen] = field(default_factory=list)
+    url: str = ""
+    release: threading.Event = field(default_factory=threading.Event)  # set at teardown: slow answers end
+
+
+def ok(result: object = True) -> Answer:
+    return Answer(body=json.dumps({"ok": True, "result": result}).encode())
+
+
+def fail(status: int, description: str, **extra: object) -> Handler:
+    body = json.dumps({"ok": False, "error_code": status, "description": description, **extra}).encode()
+    return lambda seen: Answer(status, body)
+
+
+def text(status: int, body: str) -> Handler:
+    return lambda seen: Answer(status, body.encode(), content_type="text/html")
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram()
+
+    class Serve(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            seen = Seen("POST", self.path, self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            if fake.record:
+                fake.seen.append(seen)
+            answer = fake.handler(seen)
+            if answer.delay is not None:
+                answer.delay.wait(10)
+            if answer.hang_up:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
+
+        def log_message(self, *args: object) -> None:  # the request line holds the token
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Serve)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def api_answering(telegram: FakeTelegram, handler: Handler, timeout_seconds: float = 10.0) -> HttpTelegramApi:
+    telegram.handler = handler
+    return HttpTelegramApi(telegram.url, timeout_seconds=timeout_seconds)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once the socket is closed
 
 
 def everything_said_about(error: BaseException) -> str:
@@ -51,26 +131,20 @@ def everything_said_about(error: BaseException) -> str:
     return "\n".join(parts)
 
 
-def test_success_paths_and_what_is_sent() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        method = request.url.path.rsplit("/", 1)[1]
-        results = {
-            "getMe": {
-                "id": 5550001234,
-                "is_bot": True,
-                "first_name": "Shop",
-                "username": "shop_bot",
-                "can_manage_bots": True,
-            },
-            "sendMessage": {"message_id": 42, "date": 1, "chat": {"id": 77, "type": "private"}},
-            "getManagedBotToken": "5550009999:" + "b" * 35,
-        }
-        return httpx.Response(200, json={"ok": True, "result": results.get(method, True)})
-
-    api = api_answering(handler)
+def test_success_paths_and_what_is_sent(telegram: FakeTelegram) -> None:
+    results = {
+        "getMe": {
+            "id": 5550001234,
+            "is_bot": True,
+            "first_name": "Shop",
+            "username": "shop_bot",
+            "can_manage_bots": True,
+        },
+        "sendMessage": {"message_id": 42, "date": 1, "chat": {"id": 77, "type": "private"}},
+        "getManagedBotToken": "5550009999:" + "b" * 35,
+    }
+    telegram.record = True
+    api = api_answering(telegram, lambda seen: ok(results.get(seen.path.rsplit("/", 1)[1], True)))
     info = api.get_me(TOKEN)
     assert (info.telegram_bot_id, info.username, info.first_name, info.can_manage_bots) == (
         5550001234, "shop_bot", "Shop", True,
@@ -79,69 +153,69 @@ def test_success_paths_and_what_is_sent() -> None:
     assert (sent.message_id, sent.chat_id) == (42, 77)
     api.set_webhook(TOKEN, WebhookRegistration("https://h/x", "sec", ["message"]))
     assert api.get_managed_bot_token(TOKEN, 5550009999).telegram_bot_id == 5550009999
-    assert seen[0].url.path == f"/bot{RAW_TOKEN}/getMe" and seen[0].method == "POST"
-    assert json.loads(seen[1].content) == {"chat_id": 77, "text": "hi", "link_preview_options": {"is_disabled": True}}
-    assert json.loads(seen[2].content) == {
+    seen = telegram.seen
+    assert seen[0].path == f"/bot{RAW_TOKEN}/getMe" and seen[0].method == "POST"
+    assert json.loads(seen[1].body) == {"chat_id": 77, "text": "hi", "link_preview_options": {"is_disabled": True}}
+    assert json.loads(seen[2].body) == {
         "url": "https://h/x", "secret_token": "sec", "allowed_updates": ["message"], "drop_pending_updates": True,
     }  # fmt: skip
 
 
 @pytest.mark.parametrize("status", [401, 404])
-def test_get_me_token_refusals_are_token_rejected(status: int) -> None:
+def test_get_me_token_refusals_are_token_rejected(telegram: FakeTelegram, status: int) -> None:
     with pytest.raises(TokenRejected):
-        api_answering(fail(status, "Unauthorized" if status == 401 else "Not Found")).get_me(TOKEN)
+        api_answering(telegram, fail(status, "Unauthorized" if status == 401 else "Not Found")).get_me(TOKEN)
 
 
-def test_revoked_token_on_send_is_token_rejected() -> None:
+def test_revoked_token_on_send_is_token_rejected(telegram: FakeTelegram) -> None:
     with pytest.raises(TokenRejected):
-        api_answering(fail(401, "Unauthorized")).send_message(TOKEN, 1, "x")
+        api_answering(telegram, fail(401, "Unauthorized")).send_message(TOKEN, 1, "x")
 
 
-def test_bad_request_is_request_failed() -> None:
+def test_bad_request_is_request_failed(telegram: FakeTelegram) -> None:
     with pytest.raises(TelegramRequestFailed) as caught:
-        api_answering(fail(400, "Bad Request: chat not found")).send_message(TOKEN, 1, "x")
+        api_answering(telegram, fail(400, "Bad Request: chat not found")).send_message(TOKEN, 1, "x")
     assert caught.value.error_code == 400
     assert caught.value.description == "Bad Request: chat not found"
     assert caught.value.retry_after is None
 
 
-def test_flood_answer_carries_retry_after() -> None:
+def test_flood_answer_carries_retry_after(telegram: FakeTelegram) -> None:
     answer = fail(429, "Too Many Requests: retry after 7", parameters={"retry_after": 7})
     with pytest.raises(TelegramRequestFailed) as caught:
-        api_answering(answer).send_message(TOKEN, 1, "x")
+        api_answering(telegram, answer).send_message(TOKEN, 1, "x")
     assert (caught.value.error_code, caught.value.retry_after) == (429, 7)
 
 
-@pytest.mark.parametrize(
-    "handler",
-    [
-        raising(httpx.ConnectError),
-        raising(httpx.ReadTimeout),
-        raising(httpx.RemoteProtocolError),
-        lambda request: httpx.Response(502, text="<html>Bad Gateway</html>"),
-        fail(500, "Internal Server Error"),
-        lambda request: httpx.Response(200, text="not json"),
-    ],
-    ids=["connect", "timeout", "protocol", "502-html", "500-json", "garbage"],
-)
-def test_network_and_server_failures_are_unavailable(handler: Callable[[httpx.Request], httpx.Response]) -> None:
+def failing_api(kind: str, telegram: FakeTelegram) -> HttpTelegramApi:
+    """An API whose calls fail in the way `kind` names."""
+    if kind == "connect":
+        return HttpTelegramApi(closed_port_url())
+    if kind == "timeout":
+        # The server answers only at teardown, long after the client gave up.
+        return api_answering(telegram, lambda seen: Answer(delay=telegram.release), timeout_seconds=0.3)
+    if kind == "protocol":
+        return api_answering(telegram, lambda seen: Answer(hang_up=True))
+    answers: dict[str, Handler] = {
+        "502-html": text(502, "<html>Bad Gateway</html>"),
+        "500-json": fail(500, "Internal Server Error"),
+        "garbage": text(200, "not json"),
+        "401": fail(401, "Unauthorized"),
+        "echo": fail(400, f"Bad Request: echo {RAW_TOKEN}"),  # even a server that echoes the token
+        "500-echo": lambda seen: Answer(500, seen.path.encode(), content_type="text/plain"),
+    }
+    return api_answering(telegram, answers[kind])
+
+
+@pytest.mark.parametrize("kind", ["connect", "timeout", "protocol", "502-html", "500-json", "garbage"])
+def test_network_and_server_failures_are_unavailable(telegram: FakeTelegram, kind: str) -> None:
     with pytest.raises(TelegramUnavailable):
-        api_answering(handler).get_me(TOKEN)
+        failing_api(kind, telegram).get_me(TOKEN)
 
 
-@pytest.mark.parametrize(
-    "handler",
-    [
-        raising(httpx.ConnectError),
-        raising(httpx.ReadTimeout),
-        fail(401, "Unauthorized"),
-        fail(400, f"Bad Request: echo {RAW_TOKEN}"),  # even a server that echoes the token
-        lambda request: httpx.Response(500, text=str(request.url)),
-    ],
-    ids=["connect", "timeout", "401", "echo", "500-echo"],
-)
-def test_no_exception_reveals_the_token(handler: Callable[[httpx.Request], httpx.Response]) -> None:
-    api = api_answering(handler)
+@pytest.mark.parametrize("kind", ["connect", "timeout", "401", "echo", "500-echo"])
+def test_no_exception_reveals_the_token(telegram: FakeTelegram, kind: str) -> None:
+    api = failing_api(kind, telegram)
     for action in (lambda: api.get_me(TOKEN), lambda: api.send_message(TOKEN, 1, "x")):
         with pytest.raises(DomainError) as caught:
             action()
@@ -159,9 +233,9 @@ def test_invalid_base_url_does_not_leak() -> None:
     assert SECRET_PART not in everything_said_about(caught.value)
 
 
-def test_httpx_request_logs_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
+def test_http_client_request_logs_are_redacted(telegram: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    api_answering(lambda request: httpx.Response(200, json={"ok": True, "result": True})).delete_message(TOKEN, 1, 2)
-    assert any("HTTP Request" in r.getMessage() for r in caplog.records)
+    api_answering(telegram, lambda seen: ok()).delete_message(TOKEN, 1, 2)
+    assert any("POST" in r.getMessage() for r in caplog.records if r.name.startswith("urllib3"))
     assert SECRET_PART not in caplog.text
-    assert SECRET_PART not in repr(api_answering(fail(401, "x")))
+    assert SECRET_PART not in repr(api_answering(telegram, fail(401, "x")))
