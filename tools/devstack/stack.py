@@ -65,7 +65,7 @@ class StackConfig:
     telegram_api_base_url: str = ""  # empty: start the emulator
     webhook_base_url: str = ""  # empty: the local gateway
     dispatcher_processes: int = 2
-    dispatcher_threads: int = 4
+    dispatcher_threads: int = 8  # the service default: the drain is I/O-bound, 8 threads per process measured best
     log_level: str = "INFO"
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     # Create a manager bot in the emulator (can_manage_bots) and give its token to the registry only.
