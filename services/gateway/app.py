@@ -46,7 +46,7 @@ def create_app(
     )
     app.state.container = container
     app.state.route_lookup_limiter = anyio.CapacityLimiter(container.settings().route_lookup_concurrency)
-    app.include_router(webhook.router)
+    app.router.routes.extend(webhook.routes)
     app.include_router(health.router)
     return app
 
