@@ -210,6 +210,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         gate=providers.ThreadSafeSingleton(_direct_send_gate, redis_client, outbox_store, send_limiter),
         store=outbox_store,
         sender=sender.provider,
+        dead_letters=dead_letters,
     )
     outbox = providers.ThreadSafeSingleton(QueuedOutbox, store=outbox_store, broker=broker, direct=direct_send)
 

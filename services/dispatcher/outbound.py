@@ -242,6 +242,27 @@ def collecting_lanes() -> Iterator[set[tuple[str, str]]]:
         _INLINE_LANES.reset(token)
 
 
+def refusal_notice(call: dict[str, Any]) -> dict[str, Any] | None:
+    """The call to make when Telegram refused `call` for good: a delete_message that carries `if_refused_text`
+    sends that text to the chat instead; None for anything else."""
+    params = call.get("params") or {}
+    text = params.get("if_refused_text") if call.get("method") == "delete_message" else None
+    if not isinstance(text, str) or not text:
+        return None
+    return {
+        "id": f"{call['id']}:refused",
+        "bot_id": call["bot_id"],
+        "chat_id": call.get("chat_id"),
+        "method": "send_message",
+        "params": {"text": text, "parse_mode": "HTML", "reply_markup": None, "disable_web_page_preview": True},
+    }
+
+
+def refused_for_good(exc: Exception) -> bool:
+    """Telegram's 4xx other than 429 (bad request, blocked, not found): the same call would be refused again."""
+    return isinstance(exc, TelegramRequestFailed) and exc.retry_after is None and 400 <= exc.error_code < 500
+
+
 class DirectSendGate(Protocol):
     def open(self, bot_id: str, chat_key: str, chat_id: int | None, call_id: str) -> bool:
         """True, with a send slot taken, when nothing waits on the lane before this call, the call was not sent
@@ -284,36 +305,51 @@ class RedisDirectSendGate:
 class DirectSend:
     """Sends a call at once, from the chat drain whose handler made it, when the gate opens; marks it sent.
 
-    Anything else — a lane with calls waiting (order), an earlier run that sent it, no slot, a failed send — goes
-    through the queue as before, where DrainOutbox applies retries, 429 pauses and dead letters. What stays
-    at-least-once is what always was: a send Telegram performed whose answer or sent-mark was lost.
+    Returns SENT, REFUSED (Telegram refused it for good: dead-lettered here, as DrainOutbox would) or QUEUE.
+    Anything it cannot finish — a lane with calls waiting (order), an earlier run that sent it, no slot, a failure a
+    retry may fix — goes through the queue, where DrainOutbox applies retries, 429 pauses and dead letters. What
+    stays at-least-once is what always was: a send Telegram performed whose answer or sent-mark was lost.
     """
 
-    def __init__(self, gate: DirectSendGate, store: OutboxStore, sender: Callable[[], DirectOutbox]) -> None:
+    SENT, REFUSED, QUEUE = "sent", "refused", "queue"
+
+    def __init__(
+        self,
+        gate: DirectSendGate,
+        store: OutboxStore,
+        sender: Callable[[], DirectOutbox],
+        dead_letters: DeadLetters,
+    ) -> None:
         self._gate = gate
         self._store = store
         self._sender = sender
+        self._dead = dead_letters
 
-    def __call__(self, bot_id: str, chat_key: str, call: dict[str, Any]) -> bool:
+    def __call__(self, bot_id: str, chat_key: str, call: dict[str, Any]) -> str:
         call_id = str(call["id"])
         chat_id = call.get("chat_id")
         try:
             sender = self._sender()
             token = sender.token(bot_id)  # before the slot: the grant-to-arrival time stays short
             if not self._gate.open(bot_id, chat_key, chat_id if isinstance(chat_id, int) else None, call_id):
-                return False
+                return self.QUEUE
             perform(sender, call, token)
         except Exception as exc:
+            if refused_for_good(exc):
+                letter_id = self._dead.add("outbound", call, describe_failure(exc), 1, time.time())
+                logger.error("outbound call failed for good", extra={"bot_id": bot_id, "dead_letter_id": letter_id})
+                self._store.mark_sent(call_id)  # settled: a re-run of the update does not try it again
+                return self.REFUSED
             logger.info(
                 "direct send failed; queued instead",
                 extra={"bot_id": bot_id, "call_id": call_id, "error": describe_failure(exc)},
             )
-            return False
+            return self.QUEUE
         try:
             self._store.mark_sent(call_id)
         except Exception as exc:  # sent all the same; only a re-run of this update could send it again
             logger.warning("sent mark not stored", extra={"bot_id": bot_id, "error": describe_failure(exc)})
-        return True
+        return self.SENT
 
 
 class QueuedOutbox:
@@ -333,9 +369,20 @@ class QueuedOutbox:
         chat_key = NO_CHAT if chat_id is None else str(chat_id)
         call_id = next_effect_id() or uuid.uuid4().hex  # deterministic inside a handler run: a re-run sends once
         call = {"id": call_id, "bot_id": bot_id, "chat_id": chat_id, "method": method, "params": params}
+        self._put(bot_id, chat_key, call)
+
+    def _put(self, bot_id: str, chat_key: str, call: dict[str, Any]) -> None:
+        call_id = str(call["id"])
         inline = _INLINE_LANES.get()
-        if inline is not None and self._direct is not None and self._direct(bot_id, chat_key, call):
-            return
+        if inline is not None and self._direct is not None:
+            outcome = self._direct(bot_id, chat_key, call)
+            if outcome == DirectSend.SENT:
+                return
+            if outcome == DirectSend.REFUSED:
+                notice = refusal_notice(call)
+                if notice is not None:
+                    self._put(bot_id, chat_key, notice)
+                return
         raw = json.dumps(call, ensure_ascii=False, separators=(",", ":")).encode()
         pushed, schedule = self._store.push_and_mark(bot_id, chat_key, raw, call_id)
         if not pushed:
@@ -709,20 +756,10 @@ class DrainOutbox:
     def _queue_refusal_notice(self, bot_id: str, chat_key: str, call: dict[str, Any], call_id: str) -> None:
         """A refused delete_message that carries `if_refused_text`: that text goes to the chat instead (queued
         behind this chat's calls, sent by this drain)."""
-        params = call.get("params") or {}
-        text = params.get("if_refused_text") if call.get("method") == "delete_message" else None
-        if not isinstance(text, str) or not text:
-            return
-        notice_id = f"{call_id}:refused"
-        notice = {
-            "id": notice_id,
-            "bot_id": bot_id,
-            "chat_id": call.get("chat_id"),
-            "method": "send_message",
-            "params": {"text": text, "parse_mode": "HTML", "reply_markup": None, "disable_web_page_preview": True},
-        }
-        raw = json.dumps(notice, ensure_ascii=False, separators=(",", ":")).encode()
-        self._store.push(bot_id, chat_key, raw, notice_id)
+        notice = refusal_notice(call)
+        if notice is not None:
+            raw = json.dumps(notice, ensure_ascii=False, separators=(",", ":")).encode()
+            self._store.push(bot_id, chat_key, raw, str(notice["id"]))
 
     def _give_up(self, bot_id: str, chat_key: str, raw: bytes, call: dict[str, Any], reason: str, n: int) -> None:
         letter_id = self._dead.add("outbound", call, reason, n, time.time())

@@ -20,6 +20,9 @@ def stack(request: pytest.FixtureRequest, tmp_path) -> Iterator[Stack]:
         redis.Redis.from_url(redis_server.url).flushall()
         config.redis_url = redis_server.url
         config.db_url = request.getfixturevalue("fresh_postgres_url")
+        # Two gateway processes on one port (uvicorn workers, each built from the environment by the app factory):
+        # every end-to-end test in Redis mode goes through whichever of them the kernel picks.
+        config.extra_env = {"gateway": {"GATEWAY_WORKERS": "2"}}
     stack = Stack(config).start()
     try:
         yield stack

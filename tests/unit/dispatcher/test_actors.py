@@ -76,10 +76,15 @@ class FakeTelegram:
         self.sent: list[tuple[str, int, str]] = []
         self.answered: list[tuple[str, str | None]] = []
         self.flood_once: set[int] = set()
+        self.blocked: set[int] = set()  # chats whose user blocked the bot: 403 for good
+        self.refusals: list[int] = []
         self.lock = threading.Lock()
 
     def send_message(self, token: BotToken, chat_id: int, text: str, **_: Any) -> SentMessage:
         with self.lock:
+            if chat_id in self.blocked:
+                self.refusals.append(chat_id)
+                raise TelegramRequestFailed(403, "Forbidden: bot was blocked by the user")
             if chat_id in self.flood_once:
                 self.flood_once.discard(chat_id)
                 raise TelegramRequestFailed(429, "Too Many Requests: retry after 1", retry_after=1)
@@ -495,3 +500,22 @@ def test_a_reply_sent_directly_is_not_sent_again_when_its_update_runs_again() ->
         r.broker.close()
     assert runs == [1, 1]
     assert r.texts() == ["reply 1"]
+
+
+def test_a_reply_telegram_refuses_for_good_is_tried_once_and_dead_lettered() -> None:
+    r = Rig(outbound_per_chat_per_second=1000, outbound_per_bot_per_second=1000)
+    r.telegram.blocked.add(4242)
+    counter = EnqueueCounter()
+    r.broker.add_middleware(counter)
+    r.worker.start()
+    try:
+        r.send(1, "/start")
+        r.settle()
+    finally:
+        r.worker.stop(timeout=5000)
+        r.broker.close()
+    assert r.telegram.refusals == [4242], "a 403 is final: no second attempt through the queue"
+    letters = r.container.dead_letters().list(10)
+    assert [letter.kind for letter in letters] == ["outbound"]
+    assert counter.by_actor.get("drain_outbox", 0) == 0
+    assert r.container.deduplicator().already_done("bot-1", 1)
