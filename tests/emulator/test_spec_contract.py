@@ -22,7 +22,7 @@ from tests.emulator.conftest import USER, Emu, WebhookReceiver, wait_until
 
 SPEC_PATH = Path(
     os.environ.get("TGM_BOT_API_SPEC")
-    or Path(__file__).resolve().parents[2].parent / "shared" / "telegram-bot-api" / "api.json"
+    or Path(__file__).resolve().parents[2] / "third_party" / "telegram-bot-api-spec" / "api.json"
 )
 
 
