@@ -211,6 +211,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         store=outbox_store,
         sender=sender.provider,
         dead_letters=dead_letters,
+        limiter=send_limiter,
     )
     outbox = providers.ThreadSafeSingleton(QueuedOutbox, store=outbox_store, broker=broker, direct=direct_send)
 

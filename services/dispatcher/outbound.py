@@ -319,11 +319,13 @@ class DirectSend:
         store: OutboxStore,
         sender: Callable[[], DirectOutbox],
         dead_letters: DeadLetters,
+        limiter: SendLimiter,
     ) -> None:
         self._gate = gate
         self._store = store
         self._sender = sender
         self._dead = dead_letters
+        self._limiter = limiter
 
     def __call__(self, bot_id: str, chat_key: str, call: dict[str, Any]) -> str:
         call_id = str(call["id"])
@@ -335,6 +337,19 @@ class DirectSend:
                 return self.QUEUE
             perform(sender, call, token)
         except Exception as exc:
+            if isinstance(exc, TelegramRequestFailed) and exc.retry_after is not None:
+                # As DrainOutbox does: hold every chat of the bot; the queued call waits out the pause.
+                self._limiter.pause(bot_id, float(exc.retry_after))
+                logger.warning(
+                    "Telegram said 429; rescheduling",
+                    extra={
+                        "bot_id": bot_id,
+                        "call_id": call_id,
+                        "method": call.get("method"),
+                        "retry_after": exc.retry_after,
+                    },
+                )
+                return self.QUEUE
             if refused_for_good(exc):
                 letter_id = self._dead.add("outbound", call, describe_failure(exc), 1, time.time())
                 logger.error("outbound call failed for good", extra={"bot_id": bot_id, "dead_letter_id": letter_id})
