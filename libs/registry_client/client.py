@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
@@ -92,7 +92,9 @@ class _TtlCache(Generic[_V]):
         self._entries: OrderedDict[str, tuple[float, _V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> tuple[bool, _V | None]:
+    def get(self, key: str, stale_seconds: float = 0.0) -> tuple[bool, _V | None]:
+        """(True, value) while fresh. With `stale_seconds`, an entry expired less than that long ago is returned
+        as (False, value): usable while a fresh one is fetched. Older entries are dropped."""
         now = self._clock.monotonic()
         with self._lock:
             entry = self._entries.get(key)
@@ -100,6 +102,8 @@ class _TtlCache(Generic[_V]):
                 return False, None
             expires_at, value = entry
             if expires_at <= now:
+                if now - expires_at < stale_seconds:
+                    return False, value
                 del self._entries[key]
                 return False, None
             self._entries.move_to_end(key)
@@ -151,9 +155,13 @@ class GrpcRouteDirectory:
         max_entries: int = DEFAULT_MAX_ENTRIES,
         max_negative_entries: int = DEFAULT_MAX_NEGATIVE_ENTRIES,
         min_refresh_seconds: float = 1.0,
+        stale_seconds: float | None = None,
     ) -> None:
         self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self._ttl = ttl_seconds
+        self._stale_seconds = ttl_seconds if stale_seconds is None else stale_seconds
+        self._refreshing: set[str] = set()
+        self._refresher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="route-refresh")
         self._negative_ttl = negative_ttl_seconds
         self._timeout = timeout_seconds
         self._clock = clock or SystemClock()
@@ -166,17 +174,49 @@ class GrpcRouteDirectory:
         self._inflight_lock = threading.Lock()
 
     def cached(self, public_id: str) -> tuple[bool, Route | None]:
-        """Non-blocking (no I/O): `(True, route_or_None)` on a cache hit, `(False, None)` on a miss."""
-        hit, route = self._routes.get(public_id)
-        if hit:
+        """Non-blocking (no I/O): `(True, route_or_None)` on a cache hit, `(False, None)` on a miss.
+
+        Refresh-ahead: a route expired less than `stale_seconds` ago still answers, and one background GetRoute
+        replaces it. Without it every cached bot's route expires once per TTL and its next webhook waits for the
+        registry: with 100 busy bots, 1 % of all webhooks (the whole p99) paid a registry round trip.
+        """
+        fresh, route = self._routes.get(public_id, self._stale_seconds)
+        if fresh:
+            return True, route
+        if route is not None:
+            self._refresh_in_background(public_id)
             return True, route
         hit, _ = self._unknown.get(public_id)
         return hit, None
 
+    def _refresh_in_background(self, public_id: str) -> None:
+        with self._inflight_lock:
+            if public_id in self._refreshing:
+                return
+            self._refreshing.add(public_id)
+        try:
+            self._refresher.submit(self._refresh, public_id)
+        except RuntimeError:  # shut down: the next miss fetches inline
+            with self._inflight_lock:
+                self._refreshing.discard(public_id)
+
+    def _refresh(self, public_id: str) -> None:
+        try:
+            self._fetch(public_id)
+        except RegistryUnavailable:
+            pass  # the stale route serves until it is too old; then a webhook's own lookup answers 503 or a route
+        finally:
+            with self._inflight_lock:
+                self._refreshing.discard(public_id)
+
     def route_for(self, public_id: str) -> Route | None:
-        hit, route = self.cached(public_id)
-        if hit:
+        """Blocking: a fresh cached answer, else the registry's (no stale routes here)."""
+        fresh, route = self._routes.get(public_id)
+        if fresh:
             return route
+        hit, _ = self._unknown.get(public_id)
+        if hit:
+            return None
         return self._load(public_id)
 
     def refreshed_route(self, public_id: str) -> Route | None:

@@ -252,3 +252,29 @@ def test_bot_is_mapped_to_the_domain(registry) -> None:
     assert bots.get_bot("bot-1") is bot
     assert bots.get_bot("missing") is None
     assert fake.calls == ["bot:bot-1", "bot:missing"]
+
+
+def test_an_expired_route_answers_while_one_background_lookup_refreshes_it(registry) -> None:
+    fake, channel = registry
+    clock = ManualClock()
+    routes = GrpcRouteDirectory(channel, ttl_seconds=30, clock=clock, stale_seconds=30)
+    first = routes.route_for("pub-1")
+    clock.advance(31)  # expired, but within the stale window
+    for _ in range(5):
+        assert routes.cached("pub-1") == (True, first)  # answered at once, no caller waits on the registry
+    deadline = time.monotonic() + 10
+    while fake.calls.count("route:pub-1") < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # let a wrongly duplicated refresh show up (checked after, not used as synchronisation)
+    assert fake.calls.count("route:pub-1") == 2, "one refresh for five stale hits"
+    assert routes.cached("pub-1") == (True, first)
+
+
+def test_a_route_expired_beyond_the_stale_window_is_a_miss(registry) -> None:
+    fake, channel = registry
+    clock = ManualClock()
+    routes = GrpcRouteDirectory(channel, ttl_seconds=30, clock=clock, stale_seconds=30)
+    routes.route_for("pub-1")
+    clock.advance(61)
+    assert routes.cached("pub-1") == (False, None)
+    assert fake.calls == ["route:pub-1"]
