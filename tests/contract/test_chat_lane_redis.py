@@ -121,3 +121,13 @@ def test_renew_keeps_only_our_lock(lane: Any, client: redis.Redis) -> None:
     assert lane.renew(BOT, CHAT, claim.owner, 30.0)
     assert client.pttl("tgm:lock:chat:bot-1:42") > 10_000
     assert not lane.renew(BOT, CHAT, "not-the-owner", 30.0)
+
+
+def test_recorded_failures_come_back_with_the_next_claim(lane: Any, client: redis.Redis) -> None:
+    RedisChatMailbox(client).push(CHAT, envelope(4))
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    assert lane.record_failure(BOT, CHAT, 4, 99.5) == 1
+    assert lane.record_failure(BOT, CHAT, 4, 123.0) == 2
+    lane.release(BOT, CHAT, claim.owner)
+    again = lane.claim(BOT, CHAT, 5.0, 20)
+    assert (again.items[0].attempts, again.items[0].retry_at) == (2, 123.0)

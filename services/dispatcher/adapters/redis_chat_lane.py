@@ -15,7 +15,7 @@ from typing import Any
 
 from libs.domain.chat_lane import lock_key
 from libs.domain.ports import LaneClaim, LaneItem, MailboxItem
-from libs.messaging.mailbox import FAILURES_TTL_SECONDS, KEY_PREFIX, decode, drain_pending_key, mailbox_key
+from libs.messaging.mailbox import KEY_PREFIX, RedisChatMailbox, decode, drain_pending_key, mailbox_key
 from services.dispatcher.adapters.redis_dedup import DEFAULT_TTL_SECONDS
 from services.dispatcher.adapters.redis_dedup import KEY_PREFIX as DEDUP_PREFIX
 
@@ -78,6 +78,7 @@ def _ms(seconds: float) -> int:
 class RedisChatLane:
     def __init__(self, client: Any, *, dedup_ttl_seconds: int = DEFAULT_TTL_SECONDS, prefix: str = KEY_PREFIX) -> None:
         self._client = client
+        self._mailbox = RedisChatMailbox(client, prefix)
         self._prefix = prefix
         self._dedup_ttl = dedup_ttl_seconds
         self._claim = client.register_script(_CLAIM)
@@ -145,12 +146,7 @@ class RedisChatLane:
         return bool(self._complete(keys=keys, args=args))
 
     def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
-        key = self._failures(bot_id, chat_key)
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hincrby(key, f"{update_id}:n", 1)
-        pipe.hset(key, f"{update_id}:at", repr(retry_at))
-        pipe.expire(key, FAILURES_TTL_SECONDS)
-        return int(pipe.execute()[0])
+        return self._mailbox.record_failure(bot_id, chat_key, update_id, retry_at)  # the rare path: as the mailbox does
 
     def release(self, bot_id: str, chat_key: str, owner: str) -> int:
         keys = [self._lock(bot_id, chat_key), mailbox_key(bot_id, chat_key, self._prefix)]
