@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import psycopg
@@ -12,6 +13,11 @@ import pytest
 
 from tests.support.postgres import PostgresServer, available, running_postgres
 from tests.support.redis_server import REDIS_BINARY, RedisServer, start_redis, stop_redis
+
+# In-process tests build gRPC servers and channels on loopback without certificates: the explicit development flag
+# allows that here. Service processes started by the devstack get only their own environment (no flag, their TLS
+# files), so they run fail-closed; tests/security/test_fail_closed.py checks the refusal itself.
+os.environ.setdefault("TGM_INSECURE_DEV", "1")
 
 
 @pytest.fixture(scope="session")

@@ -72,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
+
+    try:
+        required_tls_from_env()  # its registry and vault channels
+    except TlsConfigError as exc:
+        print(f"apps.embedded: refusing to start: {exc}", file=sys.stderr)
+        return 2
     gateway_settings = GatewaySettings()
     configure_logging("embedded", gateway_settings.log_level)
     logging.getLogger("dramatiq").setLevel(max(logging.INFO, logging.getLogger().level))

@@ -1,7 +1,8 @@
 """gRPC plumbing shared by the services: channels, request_id propagation, deadlines, mutual TLS.
 
-TLS comes from the process environment (`libs.grpc_runtime.tls`: TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE)
-unless a caller passes `tls=` explicitly: `None` forces plaintext, a `TlsFiles` uses those files.
+TLS comes from the process environment (`libs.grpc_runtime.tls`: TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE),
+which must name it (fail closed) unless TGM_INSECURE_DEV=1, or a caller passes `tls=` explicitly: `None` forces
+plaintext (in-process tests), a `TlsFiles` uses those files.
 
 Server identity: every server certificate names only its own service (DNS ``vault`` / ``botregistry``), and a
 TLS channel always checks the name of the service it means to reach (``grpc.ssl_target_name_override``), so a
@@ -24,7 +25,7 @@ from typing import Any, Final, Literal
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from libs.grpc_runtime.tls import TlsConfigError, TlsFiles, tls_from_env
+from libs.grpc_runtime.tls import TlsConfigError, TlsFiles, required_tls_from_env
 from libs.observability.logging import request_id_var
 
 REQUEST_ID_KEY = "x-request-id"
@@ -48,7 +49,7 @@ def valid_request_id(value: object) -> str:
 def _resolve(tls: TlsChoice) -> TlsFiles | None:
     if isinstance(tls, TlsFiles) or tls is None:
         return tls
-    return tls_from_env()
+    return required_tls_from_env()
 
 
 def expected_server_name(target: str) -> str | None:

@@ -1,8 +1,10 @@
 """Mutual TLS between tgm's processes: per-process certificate files named by environment variables.
 
 ``TLS_CA_FILE`` (the local CA that signs every service certificate), ``TLS_CERT_FILE`` and ``TLS_KEY_FILE``
-(this process's certificate chain and private key). All three set: every channel and server is mTLS;
-none set: plaintext (unit tests, single-process tools). Anything in between is a configuration error.
+(this process's certificate chain and private key). All three set: every channel and server is mTLS.
+None set: refused (`required_tls_from_env`: fail closed), unless the explicit development flag
+``TGM_INSECURE_DEV=1`` is set, which allows plaintext with no caller identity (in-process tests, local hacking).
+Anything in between is a configuration error.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import grpc
 
 TLS_ENV = ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE")
+INSECURE_DEV_FLAG = "TGM_INSECURE_DEV"
 
 
 class TlsConfigError(Exception):
@@ -53,6 +56,22 @@ def tls_from_env(environ: Mapping[str, str] | None = None) -> TlsFiles | None:
     if missing:
         raise TlsConfigError(f"TLS needs all of {', '.join(TLS_ENV)}; missing {', '.join(missing)}")
     return TlsFiles(Path(values[0]), Path(values[1]), Path(values[2]))
+
+
+def insecure_dev_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return env.get(INSECURE_DEV_FLAG, "").strip() == "1"
+
+
+def required_tls_from_env(environ: Mapping[str, str] | None = None) -> TlsFiles | None:
+    """The TLS files; without any, TlsConfigError unless the development flag allows plaintext (then None)."""
+    files = tls_from_env(environ)
+    if files is None and not insecure_dev_allowed(environ):
+        raise TlsConfigError(
+            f"mutual TLS is required: set {', '.join(TLS_ENV)} (`make certs` makes them), "
+            f"or {INSECURE_DEV_FLAG}=1 for a development run without TLS"
+        )
+    return files
 
 
 def tls_env(files: TlsFiles) -> dict[str, str]:

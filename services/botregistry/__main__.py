@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2
 
 from libs.grpc_runtime.authorization import AuthorizationInterceptor
 from libs.grpc_runtime.channels import add_server_port, build_server, mark_serving
-from libs.grpc_runtime.tls import tls_from_env
+from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
 from libs.observability.logging import configure_logging
 from services.botregistry import migrate
 from services.botregistry.authorization import default_policy
@@ -32,18 +32,25 @@ def run_migrations(settings: RegistrySettings) -> None:
 
 
 def serve(settings: RegistrySettings) -> int:
+    try:
+        tls = required_tls_from_env()  # before anything else: no TLS, no identity, no authorization
+    except TlsConfigError as exc:
+        print(f"services.botregistry: refusing to start: {exc}", file=sys.stderr)
+        return 2
     run_migrations(settings)
     container = Container()
     container.settings.override(settings)
     servicer = container.servicer()
 
     interceptors: tuple[AuthorizationInterceptor, ...] = ()
-    if tls_from_env() is not None:
+    if tls is not None:
         # Per-caller authorization from the client certificate (services/botregistry/authorization.py).
         interceptors = (AuthorizationInterceptor(SERVICE_NAME, default_policy().allows),)
         logger.info("caller authorization on", extra={"mode": "mtls"})
     else:
-        logger.warning("no TLS configured: callers cannot be identified, every caller is trusted (development only)")
+        logger.warning(
+            "TGM_INSECURE_DEV=1 and no TLS: callers cannot be identified, every caller is trusted (development only)"
+        )
     server, health_servicer = build_server(max_workers=settings.grpc_max_workers, interceptors=interceptors)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server)
     port = add_server_port(server, settings.registry_listen)  # mTLS when TLS_* env is set (issue 4)

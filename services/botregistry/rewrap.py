@@ -54,6 +54,7 @@ class RewrapReport:
     unchanged: int = 0
     failed: int = 0
     conflicts: int = 0  # the row changed while its token was being rewrapped; the new value is already current
+    empty: int = 0  # rows with no sealed token (deleted or failed registrations): nothing to rewrap, never stale
     passes: int = 0
     stale: int = -1  # rows not under the primary key version at the last rescan (-1: never rescanned)
     primary: int = 0  # the primary key version the vault reported
@@ -92,7 +93,9 @@ def _stale_ids(sessions: sessionmaker[Session], primary: int, batch_size: int) -
     last_id = ""
     while rows := _rows_after(sessions, last_id, batch_size):
         last_id = rows[-1][0]
-        stale.update(bot_id for bot_id, sealed in rows if not primary or ciphertext_key_version(sealed) != primary)
+        stale.update(
+            bot_id for bot_id, sealed in rows if sealed and (not primary or ciphertext_key_version(sealed) != primary)
+        )
     return stale
 
 
@@ -109,6 +112,9 @@ def _walk(
         changes: list[tuple[str, bytes, bytes]] = []
         for bot_id, sealed in rows:
             report.total += 1
+            if not sealed:  # a deleted or failed bot keeps its row without a token: nothing is sealed there
+                report.empty += 1
+                continue
             try:
                 result = vault.rewrap(bot_id, SecretKind.BOT_TOKEN, sealed)
             except VaultUnavailable as exc:

@@ -24,6 +24,13 @@ STOP_TIMEOUT_MS = 30_000
 
 def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = None) -> int:
     """Runs the workers until SIGTERM/SIGINT. `prepare(container)` may override providers (tests)."""
+    from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
+
+    try:
+        required_tls_from_env()  # its registry and vault channels
+    except TlsConfigError as exc:
+        print(f"services.dispatcher: refusing to start: {exc}", file=sys.stderr)
+        return 2
     if not settings.redis_url:
         print(
             "services.dispatcher: REDIS_URL is required. For embedded mode (no Redis) run `python -m apps.embedded`.",

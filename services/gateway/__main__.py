@@ -18,6 +18,13 @@ logger = logging.getLogger("services.gateway")
 def serve(settings: GatewaySettings) -> int:
     import uvicorn
 
+    from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
+
+    try:
+        required_tls_from_env()  # its registry (and vault) channels: checked now, not at the first webhook
+    except TlsConfigError as exc:
+        print(f"services.gateway: refusing to start: {exc}", file=sys.stderr)
+        return 2
     if not settings.redis_url:
         print(
             "services.gateway: REDIS_URL is empty. This entry point needs a Redis broker; for embedded mode "

@@ -53,6 +53,8 @@ class Workers:
                 "REDIS_URL": self.redis_url,
                 "TELEGRAM_API_BASE_URL": emulator_url,
                 "DISPATCHER_THREADS": "4",
+                # These workers talk to in-process fakes of the registry and vault (worker_main), no gRPC peer.
+                "TGM_INSECURE_DEV": "1",
                 "CALLBACK_SIGNING_KEY": "reliability-tests-shared-signing-key-0123456789",
                 "TEST_BOTS_JSON": json.dumps(bots),
                 **env,

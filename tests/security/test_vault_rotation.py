@@ -102,7 +102,7 @@ def test_rotation_under_load_then_retire(vault: Vault, tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout.strip().splitlines()[-1])
         assert report == {
-            "total": BOTS, "rewrapped": BOTS, "unchanged": 0, "failed": 0, "conflicts": 0,
+            "total": BOTS, "rewrapped": BOTS, "unchanged": 0, "failed": 0, "conflicts": 0, "empty": 0,
             "passes": 1, "stale": 0, "primary": 2,
         }  # fmt: skip
         decrypts_after_rewrap = vault.audit_file.read_text().count('"decrypt"')

@@ -93,3 +93,15 @@ def test_a_second_run_is_a_no_op(sessions: sessionmaker[Session]) -> None:
     assert exit_code(rewrap_all(sessions, InProcessVault())) == 0
     report = rewrap_all(sessions, InProcessVault())
     assert (report.passes, report.stale, report.rewrapped, report.unchanged) == (1, 0, 0, 10)
+
+
+def test_rows_without_a_token_are_skipped_and_counted_not_stale(sessions: sessionmaker[Session]) -> None:
+    # Deleted and failed registrations keep their row with an empty sealed token (issue 11, blocker 2).
+    with sessions.begin() as session:
+        for bot_id in ("m-02", "m-07"):
+            session.get(BotRow, bot_id).sealed_token = b""
+    vault = InProcessVault()
+    report = rewrap_all(sessions, vault)
+    assert (report.empty, report.rewrapped, report.stale, report.failed) == (2, 8, 0, 0)
+    assert "m-02" not in vault.calls and "m-07" not in vault.calls
+    assert exit_code(report) == 0
