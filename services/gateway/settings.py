@@ -28,6 +28,8 @@ class GatewaySettings(BaseSettings):
     # public_ids cannot take the threads that `enqueue` needs.
     route_lookup_concurrency: int = Field(default=8, ge=1, le=256)
     retry_after_seconds: int = Field(default=5, ge=1, le=3600)
+    # /readyz probes the registry and Redis at most this often; callers in between get the last answer.
+    readiness_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     log_level: str = "INFO"
     # Only used in embedded mode, where this process also runs the dispatcher.
     vault_addr: str = "127.0.0.1:50051"

@@ -177,6 +177,9 @@ class KeyStore:
 
 def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # mkdir's mode applies only to a folder it creates: an existing one (made by a volume mount, an image layer or
+    # an operator's `mkdir`) is tightened too, so the keyring never sits in a folder others can list or write.
+    path.chmod(0o700)
 
 
 def lock_keyring(path: Path) -> int:

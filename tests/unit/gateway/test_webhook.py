@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -64,10 +65,10 @@ class FakeQueue:
 
 
 class Harness:
-    def __init__(self) -> None:
+    def __init__(self, **settings: Any) -> None:
         self.routes = FakeRoutes()
         self.queue = FakeQueue()
-        container = GatewayContainer(settings=GatewaySettings(max_update_bytes=CAP), broker=StubBroker())
+        container = GatewayContainer(settings=GatewaySettings(max_update_bytes=CAP, **settings), broker=StubBroker())
         container.route_directory.override(providers.Object(self.routes))
         container.update_queue.override(providers.Object(self.queue))
         self.client = TestClient(create_app(container))
@@ -242,16 +243,18 @@ def test_healthz(gw: Harness) -> None:
     assert gw.client.get("/healthz").status_code == 200
 
 
+class Probe:
+    def __init__(self, name: str, ok: bool) -> None:
+        self.name, self.ok = name, ok
+        self.calls = 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.ok
+
+
 def test_readyz_reports_each_dependency() -> None:
-    harness = Harness()
-
-    class Probe:
-        def __init__(self, name: str, ok: bool) -> None:
-            self.name, self.ok = name, ok
-
-        def __call__(self) -> bool:
-            return self.ok
-
+    harness = Harness(readiness_cache_seconds=0)
     container = harness.client.app.state.container
     container.readiness_probes.override(providers.Object([Probe("registry", True), Probe("broker", True)]))
     with harness.client:
@@ -260,6 +263,16 @@ def test_readyz_reports_each_dependency() -> None:
         response = harness.client.get("/readyz")
         assert response.status_code == 503
         assert response.json()["checks"] == {"registry": False, "broker": True}
+
+
+def test_readyz_answers_a_flood_from_one_probe_round() -> None:
+    harness = Harness(readiness_cache_seconds=60)
+    registry, broker = Probe("registry", True), Probe("broker", True)
+    harness.client.app.state.container.readiness_probes.override(providers.Object([registry, broker]))
+    with harness.client:
+        for _ in range(20):
+            assert harness.client.get("/readyz").status_code == 200
+    assert (registry.calls, broker.calls) == (1, 1)
 
 
 class CachingRoutes(FakeRoutes):

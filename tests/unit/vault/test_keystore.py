@@ -169,3 +169,11 @@ def test_a_failed_keyring_write_leaves_no_temp_file(tmp_path: Path, monkeypatch:
         keys.rotate()
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert keys.current().primary_version == 1  # memory is only swapped after the file is durable
+
+
+def test_an_existing_open_data_folder_is_tightened(tmp_path: Path) -> None:
+    folder = tmp_path / "vault-data"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)  # as a volume mount or an operator's mkdir leaves it (issue 11, item 10)
+    KeyStore.open(folder / "k.json", ({1: os.urandom(32)}, 1))
+    assert folder.stat().st_mode & 0o777 == 0o700
