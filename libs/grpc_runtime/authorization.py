@@ -1,7 +1,9 @@
 """Per-caller authorization for a gRPC server: who may call which method, from the mTLS certificate identity.
 
 The identity is the one ``spiffe://tgm/<name>`` SAN URI of the verified client certificate (the scheme the vault
-uses, services/vault/policy.py); a peer without exactly one such URI, or a plaintext peer, is ``anonymous``. The
+uses, services/vault/policy.py); a peer without exactly one such URI, or a plaintext peer, is ``anonymous``. Only
+URI entries count (gRPC's ``peer_uri`` property): the combined ``x509_subject_alternative_name`` property also
+lists DNS, e-mail and IP entries, and a DNS name spelled ``spiffe://tgm/operator`` is not an identity. The
 interceptor asks `allows(identity, method, request)` before the servicer runs and answers PERMISSION_DENIED
 otherwise, so an unauthorized caller's request is never looked at by the service. Health checks pass for all.
 """
@@ -15,6 +17,7 @@ from typing import Any, cast
 import grpc
 
 SPIFFE_PREFIX = "spiffe://tgm/"
+URI_SAN_PROPERTY = "peer_uri"  # gRPC core: the certificate's URI SANs only
 ANONYMOUS = "anonymous"
 HEALTH_SERVICE = "grpc.health.v1.Health"
 
@@ -29,7 +32,7 @@ def caller_identity(context: grpc.ServicerContext) -> str:
     auth = cast(Mapping[str, list[bytes]], context.auth_context())
     names = [
         uri[len(SPIFFE_PREFIX) :]
-        for uri in (raw.decode("utf-8", "replace") for raw in auth.get("x509_subject_alternative_name", ()))
+        for uri in (raw.decode("utf-8", "replace") for raw in auth.get(URI_SAN_PROPERTY, ()))
         if uri.startswith(SPIFFE_PREFIX)
     ]
     if len(names) != 1 or not names[0].isidentifier():

@@ -167,13 +167,17 @@ class _AuthContext:
 @pytest.mark.parametrize(
     ("auth", "identity"),
     [
-        ({"x509_subject_alternative_name": [b"spiffe://tgm/dispatcher"]}, "dispatcher"),
-        ({"x509_subject_alternative_name": [b"localhost", b"spiffe://tgm/botregistry"]}, "botregistry"),
+        # What gRPC gives a server (checked against a real mTLS handshake): `peer_uri` holds the URI SANs only,
+        # `x509_subject_alternative_name` every SAN (DNS, e-mail, IP too).
+        ({"peer_uri": [b"spiffe://tgm/dispatcher"]}, "dispatcher"),
+        ({"peer_uri": [b"spiffe://tgm/botregistry"], "x509_subject_alternative_name": [b"localhost"]}, "botregistry"),
         ({}, ANONYMOUS),  # plaintext peer
         ({"x509_common_name": [b"gateway"]}, ANONYMOUS),  # a CN alone is not an identity
-        ({"x509_subject_alternative_name": [b"spiffe://tgm/gateway", b"spiffe://tgm/dispatcher"]}, ANONYMOUS),
-        ({"x509_subject_alternative_name": [b"spiffe://other/dispatcher"]}, ANONYMOUS),
-        ({"x509_subject_alternative_name": [b"spiffe://tgm/dispatcher/x"]}, ANONYMOUS),
+        ({"peer_uri": [b"spiffe://tgm/gateway", b"spiffe://tgm/dispatcher"]}, ANONYMOUS),
+        ({"peer_uri": [b"spiffe://other/dispatcher"]}, ANONYMOUS),
+        ({"peer_uri": [b"spiffe://tgm/dispatcher/x"]}, ANONYMOUS),
+        # A DNS (or e-mail, IP) entry spelled like an identity is not one (issue 11, item 10).
+        ({"x509_subject_alternative_name": [b"spiffe://tgm/operator"]}, ANONYMOUS),
     ],
 )
 def test_certificate_caller_resolver(auth: dict[str, list[bytes]], identity: str) -> None:
