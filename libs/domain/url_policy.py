@@ -5,6 +5,10 @@ the host resolves to; the adapter then connects to the address it checked, so DN
 The API's answer is posted back into the chat and any manager-bot user can configure API commands, so a
 URL that reaches the dispatcher's own network (loopback, private ranges, link-local incl. the cloud
 metadata address 169.254.169.254, CGNAT, multicast, reserved, IPv4 hidden in IPv6) is refused.
+
+The ranges are an explicit list (IANA's special-purpose registries), not `ipaddress.is_global`, whose answers
+changed between Python patch releases; IPv6 must moreover be global unicast (2000::/3). Only the usual web ports
+are allowed (`ALLOWED_PORTS`), so a public host cannot be used to probe other services.
 """
 
 from __future__ import annotations
@@ -19,8 +23,40 @@ _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 # 0177.0.0.1, 127.1. Only canonical dotted quads are accepted as IP literals.
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$", re.IGNORECASE)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+ALLOWED_PORTS = frozenset({80, 443, 8080, 8443})
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_DENIED_V4 = tuple(
+    ipaddress.IPv4Network(net)
+    for net in (
+        "0.0.0.0/8",  # "this network"
+        "10.0.0.0/8",
+        "100.64.0.0/10",  # carrier-grade NAT
+        "127.0.0.0/8",
+        "169.254.0.0/16",  # link-local, cloud metadata
+        "172.16.0.0/12",
+        "192.0.0.0/24",  # IETF protocol assignments (192.0.0.192 among them)
+        "192.0.2.0/24",
+        "192.88.99.0/24",  # 6to4 relay anycast
+        "192.168.0.0/16",
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, broadcast
+    )
+)
+_GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
+_DENIED_V6 = tuple(
+    ipaddress.IPv6Network(net)
+    for net in (
+        "2001::/23",  # IETF protocol assignments (Teredo 2001::/32 is judged by its IPv4 first)
+        "2001:db8::/32",  # documentation
+        "2002::/16",  # 6to4 (judged by its IPv4 first)
+        "3fff::/20",  # documentation
+    )
+)
 
 
 class UrlRefused(ValueError):
@@ -47,14 +83,17 @@ def _embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None
 
 
 def is_public_address(address: IpAddress) -> bool:
-    """Globally routable unicast only; IPv4 embedded in IPv6 (mapped, 6to4, Teredo, NAT64) is judged as IPv4."""
+    """Publicly routable unicast only, by explicit ranges; IPv4 embedded in IPv6 (mapped, 6to4, Teredo, NAT64) is
+    judged as that IPv4 address, and IPv6 outside global unicast (::/96, ::ffff:0:0/96, fec0::/10, ULA, link-local,
+    multicast, 64:ff9b:1::/48…) is refused."""
     if isinstance(address, ipaddress.IPv6Address):
         if address.scope_id:
             return False
         inner = _embedded_v4(address)
         if inner is not None:
             return is_public_address(inner)
-    return bool(address.is_global) and not address.is_multicast
+        return address in _GLOBAL_UNICAST_V6 and not any(address in net for net in _DENIED_V6)
+    return not any(address in net for net in _DENIED_V4)
 
 
 def check_address(raw: str, allow_private: bool = False) -> IpAddress:
@@ -84,6 +123,9 @@ def check_url(url: str, allow_private: bool = False) -> SplitResult:
         raise UrlRefused("URLs with credentials are not accepted", "url_credentials")
     if port == 0:
         raise UrlRefused("the URL's port is not valid", "url_unparsable")
+    if port is not None and port not in ALLOWED_PORTS and not allow_private:
+        allowed = ", ".join(str(p) for p in sorted(ALLOWED_PORTS))
+        raise UrlRefused(f"only the usual web ports are accepted ({allowed})", "url_invalid")
     host = parts.hostname
     try:
         literal: IpAddress | None = ipaddress.ip_address(host)

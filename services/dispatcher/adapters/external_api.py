@@ -20,6 +20,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,8 +45,19 @@ class RefusedUrl(PermanentApiFailure):
     """The SSRF policy refused the URL or its address: no request was made (the breaker is not told)."""
 
 
-def resolve(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+RESOLVE_TIMEOUT_SECONDS = 3.0
+# getaddrinfo has no timeout of its own: lookups run here and the caller waits at most RESOLVE_TIMEOUT_SECONDS (a
+# stuck lookup keeps its thread, so at most this many can be stuck before new ones queue).
+_RESOLVERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dns")
+
+
+def resolve(host: str, port: int, timeout_seconds: float = RESOLVE_TIMEOUT_SECONDS) -> list[str]:
+    lookup = _RESOLVERS.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        infos = lookup.result(timeout=timeout_seconds)
+    except FuturesTimeout:
+        lookup.cancel()
+        raise TimeoutError(f"DNS lookup took longer than {timeout_seconds:g}s") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 

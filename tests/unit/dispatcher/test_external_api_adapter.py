@@ -39,6 +39,14 @@ REFUSED_ADDRESSES = {
     "IPv4-mapped metadata": "::ffff:169.254.169.254",
     "6to4 of loopback": "2002:7f00:1::",
     "NAT64 of loopback": "64:ff9b::7f00:1",
+    # Found in review (issue 11, item 6): these passed `ipaddress.is_global` on Python 3.11.7 or everywhere.
+    "IETF protocol assignments": "192.0.0.192",
+    "local-use NAT64": "64:ff9b:1::a00:1",
+    "IPv4-compatible (deprecated)": "::a00:1",
+    "IPv4-compatible of a public address": "::808:808",
+    "site-local (deprecated)": "fec0::1",
+    "IPv4-mapped unspecified": "::ffff:0:0",
+    "outside global unicast": "4000::1",
 }
 
 
@@ -201,3 +209,33 @@ def test_breaker_is_per_bot_and_host_and_not_locked_across_the_request(server: R
     for t in threads:
         t.join()
     assert server.max_in_flight == 2
+
+
+@pytest.mark.parametrize(
+    "url", ["https://api.example.com:22/x", "http://api.example.com:6379/", "https://a.example:9200/"]
+)
+def test_only_the_usual_web_ports_are_accepted(url: str) -> None:
+    with pytest.raises(UrlRefused, match="usual web ports"):
+        check_url(url)
+    for ok in ("https://api.example.com/x", "http://api.example.com:8080/x", "https://api.example.com:8443/x"):
+        check_url(ok)
+
+
+def test_a_stuck_dns_lookup_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import threading
+
+    from services.dispatcher.adapters import external_api
+
+    release = threading.Event()
+
+    def stuck(*args: object, **kwargs: object) -> list[object]:
+        release.wait(10)
+        return []
+
+    monkeypatch.setattr(socket, "getaddrinfo", stuck)
+    try:
+        with pytest.raises(TimeoutError):
+            external_api.resolve("slow.example", 443, timeout_seconds=0.2)
+    finally:
+        release.set()
