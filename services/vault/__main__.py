@@ -2,6 +2,7 @@
 
 python -m services.vault serve                       # the gRPC server (mTLS required: TLS_* env)
 python -m services.vault genkey                      # print a fresh ENCRYPTION_KEY value
+python -m services.vault init                        # create the keyring (VAULT_KEYRING_FILE) once
 python -m services.vault audit verify [--file F] [--anchor SEQ:HASH]  # check the audit chain (and its tail)
 python -m services.vault key status|rotate|retire N  # operator verbs over gRPC (operator certificate)
 """
@@ -85,6 +86,31 @@ def serve(container: VaultContainer) -> int:
     return 0
 
 
+def init_keyring() -> int:
+    """Creates VAULT_KEYRING_FILE from ENCRYPTION_KEY (or a fresh random key); refuses when one exists.
+    Exit 0 created, 2 refused (no path configured, a keyring already there, a vault holding it, bad settings)."""
+    from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
+    from services.vault.settings import env_keys, load_settings
+
+    try:
+        settings = load_settings()
+        path = settings.vault_keyring_file
+        if path is None:
+            raise VaultConfigError("init needs VAULT_KEYRING_FILE (the keyring file to create)")
+        lock = lock_keyring(path)  # a running vault holds it: never write under it
+        try:
+            bootstrap = env_keys(settings)
+            store = KeyStore.create(path, bootstrap)
+        finally:
+            os.close(lock)
+    except (VaultConfigError, KeyStoreError) as exc:
+        print(f"vault init refused: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    source = "ENCRYPTION_KEY" if bootstrap else "a fresh random key"
+    print(f"keyring created at {path}: key version {store.status().primary_version} from {source}")
+    return 0
+
+
 def genkey() -> int:
     print("base64:" + base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii"))
     return 0
@@ -139,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the vault gRPC server on VAULT_LISTEN")
     sub.add_parser("genkey", help="print a fresh ENCRYPTION_KEY value")
+    sub.add_parser("init", help="create VAULT_KEYRING_FILE once (from ENCRYPTION_KEY, else a fresh key)")
     audit_parser = sub.add_parser("audit", help="audit log tools")
     audit_parser.add_argument("action", choices=["verify"])
     audit_parser.add_argument("--file", type=Path, default=None, help="default: VAULT_AUDIT_FILE or its default")
@@ -150,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "genkey":
         return genkey()
+    if args.command == "init":
+        return init_keyring()
     if args.command == "audit":
         from services.vault.settings import VaultSettings
 

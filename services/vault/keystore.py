@@ -85,23 +85,46 @@ class KeyStore:
         clock: Clock = utc_now,
         rotation_period: timedelta = ROTATION_PERIOD,
     ) -> KeyStore:
-        """Loads `path` if it exists; else starts from the environment's keys and, with a path, persists them."""
-        if path is not None and path.exists():
-            keys, meta, primary = _load(path)
-            for version, key in (bootstrap[0] if bootstrap else {}).items():
-                if keys.get(version) != key:
-                    raise VaultConfigError(
-                        f"the environment's key version {version} does not match VAULT_KEYRING_FILE; "
-                        "the file is authoritative once it exists: unset ENCRYPTION_KEY or fix the file"
-                    )
-            return cls(keys, meta, primary, path, clock, rotation_period)
-        if bootstrap is None:
-            raise VaultConfigError("ENCRYPTION_KEY is required; generate one with `vault genkey`")
+        """Loads the keyring at `path`, which must exist (`create` makes it, once): a missing keyring is never
+        rebuilt from the environment, so a retired or destroyed key cannot come back through configuration.
+        Without a path the environment's keys are the (fixed) keyring."""
+        if path is None:
+            if bootstrap is None:
+                raise VaultConfigError("ENCRYPTION_KEY is required; generate one with `vault genkey`")
+            now = clock()
+            keys = dict(bootstrap[0])
+            return cls(keys, {v: KeyVersion(v, now) for v in keys}, bootstrap[1], None, clock, rotation_period)
+        if not path.exists():
+            raise VaultConfigError(
+                f"no keyring at VAULT_KEYRING_FILE {path}: create it once with `python -m services.vault init`; "
+                "a vault never rebuilds a missing keyring from ENCRYPTION_KEY (restore the file from backup instead)"
+            )
+        keys, meta, primary = _load(path)
+        for version, key in (bootstrap[0] if bootstrap else {}).items():
+            if keys.get(version) != key:
+                raise VaultConfigError(
+                    f"the environment's key version {version} does not match VAULT_KEYRING_FILE; "
+                    "the file is authoritative once it exists: unset ENCRYPTION_KEY or fix the file"
+                )
+        return cls(keys, meta, primary, path, clock, rotation_period)
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        bootstrap: tuple[Mapping[int, bytes], int] | None,
+        clock: Clock = utc_now,
+        rotation_period: timedelta = ROTATION_PERIOD,
+    ) -> KeyStore:
+        """Writes the first keyring at `path`: from the bootstrap keys (ENCRYPTION_KEY), else one fresh random key.
+        Refuses when a keyring is already there."""
+        if path.exists():
+            raise KeyStoreError(f"a keyring already exists at {path}; it is never overwritten")
+        keys = dict(bootstrap[0]) if bootstrap else {1: os.urandom(KEY_BYTES)}
+        primary = bootstrap[1] if bootstrap else 1
         now = clock()
-        keys = dict(bootstrap[0])
-        store = cls(keys, {v: KeyVersion(v, now) for v in keys}, bootstrap[1], path, clock, rotation_period)
-        if path is not None:
-            store._persist(store._keys, store._meta, store._primary)
+        store = cls(keys, {v: KeyVersion(v, now) for v in keys}, primary, path, clock, rotation_period)
+        store._persist(store._keys, store._meta, store._primary)
         return store
 
     def current(self) -> Keyring:

@@ -2,8 +2,9 @@
 
 Keys come from
   * ``ENCRYPTION_KEY``: one key, key version 1. ``base64:<b64 of 32 bytes>`` or bare standard/urlsafe base64;
-  * ``VAULT_KEYRING_FILE``: a 0600 JSON keyring (services/vault/keystore.py). Seeded from ENCRYPTION_KEY on
-    first start, authoritative afterwards; rotation (RotateKey / RetireKeyVersion) happens there.
+  * ``VAULT_KEYRING_FILE``: a 0600 JSON keyring (services/vault/keystore.py). Created once, explicitly, by
+    ``python -m services.vault init`` (from ENCRYPTION_KEY, else a fresh key); authoritative afterwards, and never
+    rebuilt when missing; rotation (RotateKey / RetireKeyVersion) happens there.
 Error messages name the variable, never its value.
 """
 

@@ -176,18 +176,25 @@ class Stack:
                 finally:
                     control.close()
         manager_env = {"MANAGER_BOT_TOKEN": str(self.manager["token"])} if self.manager else {}
-        self._spawn(
+        vault_env = self._env(
             "vault",
-            ["-m", "services.vault", "serve"],
-            self._env(
-                "vault",
-                "vault",
-                VAULT_LISTEN=self.vault_addr,
-                ENCRYPTION_KEY=self.config.encryption_key,
-                VAULT_KEYRING_FILE=str(self.vault_keyring_file),
-                VAULT_AUDIT_FILE=str(self.vault_audit_file),
-            ),
+            "vault",
+            VAULT_LISTEN=self.vault_addr,
+            ENCRYPTION_KEY=self.config.encryption_key,
+            VAULT_KEYRING_FILE=str(self.vault_keyring_file),
+            VAULT_AUDIT_FILE=str(self.vault_audit_file),
         )
+        if not self.vault_keyring_file.exists():
+            # The vault never creates its keyring by itself: the first run makes it, explicitly, once.
+            subprocess.run(
+                [sys.executable, "-m", "services.vault", "init"],
+                cwd=REPO_ROOT,
+                env=vault_env,
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+        self._spawn("vault", ["-m", "services.vault", "serve"], vault_env)
         operator = self.certs["operator"]
         self._wait(lambda: wait_until_serving(self.vault_addr, 1.0, tls=operator, server_name="vault"), "the vault")
         self._spawn(

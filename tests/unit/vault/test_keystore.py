@@ -32,7 +32,7 @@ class FakeClock:
 
 def test_rotation_due_after_ninety_days_and_rotate_resets_it(tmp_path: Path) -> None:
     clock = FakeClock()
-    keys = KeyStore.open(tmp_path / "k.json", ({1: os.urandom(32)}, 1), clock=clock)
+    keys = KeyStore.create(tmp_path / "k.json", ({1: os.urandom(32)}, 1), clock=clock)
     clock.now += timedelta(days=89, hours=23)
     assert not keys.status().rotation_due
     clock.now += timedelta(hours=1)
@@ -46,7 +46,7 @@ def test_rotation_due_after_ninety_days_and_rotate_resets_it(tmp_path: Path) -> 
 def test_file_is_private_atomic_and_reloads(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
     key = os.urandom(32)
-    keys = KeyStore.open(path, ({1: key}, 1))
+    keys = KeyStore.create(path, ({1: key}, 1))
     cipher = Cipher(keys)
     old = cipher.seal("bot", SecretKind.BOT_TOKEN, b"secret").ciphertext
     keys.rotate()
@@ -64,7 +64,7 @@ def test_file_is_private_atomic_and_reloads(tmp_path: Path) -> None:
 
 def test_group_readable_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
-    KeyStore.open(path, ({1: os.urandom(32)}, 1))
+    KeyStore.create(path, ({1: os.urandom(32)}, 1))
     path.chmod(0o640)
     with pytest.raises(VaultConfigError, match="chmod 600"):
         KeyStore.open(path, None)
@@ -72,13 +72,13 @@ def test_group_readable_file_is_refused(tmp_path: Path) -> None:
 
 def test_environment_key_must_match_the_file(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
-    KeyStore.open(path, ({1: os.urandom(32)}, 1))
+    KeyStore.create(path, ({1: os.urandom(32)}, 1))
     with pytest.raises(VaultConfigError, match="does not match"):
         KeyStore.open(path, ({1: os.urandom(32)}, 1))
 
 
 def test_retire_refuses_primary_and_environment_only_keys_cannot_rotate(tmp_path: Path) -> None:
-    keys = KeyStore.open(tmp_path / "k.json", ({1: os.urandom(32)}, 1))
+    keys = KeyStore.create(tmp_path / "k.json", ({1: os.urandom(32)}, 1))
     with pytest.raises(KeyStoreError, match="primary"):
         keys.retire(1)
     fixed = KeyStore.open(None, ({1: os.urandom(32)}, 1))
@@ -87,7 +87,7 @@ def test_retire_refuses_primary_and_environment_only_keys_cannot_rotate(tmp_path
 
 
 def test_rotation_while_sealing_and_opening_never_fails(tmp_path: Path) -> None:
-    keys = KeyStore.open(tmp_path / "k.json", ({1: os.urandom(32)}, 1))
+    keys = KeyStore.create(tmp_path / "k.json", ({1: os.urandom(32)}, 1))
     cipher = Cipher(keys)
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -158,7 +158,7 @@ def test_a_second_vault_on_the_same_keyring_refuses_to_start(tmp_path: Path) -> 
 
 
 def test_a_failed_keyring_write_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    keys = KeyStore.open(tmp_path / "keyring.json", ({1: os.urandom(32)}, 1))
+    keys = KeyStore.create(tmp_path / "keyring.json", ({1: os.urandom(32)}, 1))
     before = sorted(p.name for p in tmp_path.iterdir())
 
     def fail(src: object, dst: object) -> None:
@@ -175,5 +175,54 @@ def test_an_existing_open_data_folder_is_tightened(tmp_path: Path) -> None:
     folder = tmp_path / "vault-data"
     folder.mkdir(mode=0o755)
     folder.chmod(0o755)  # as a volume mount or an operator's mkdir leaves it (issue 11, item 10)
-    KeyStore.open(folder / "k.json", ({1: os.urandom(32)}, 1))
+    KeyStore.create(folder / "k.json", ({1: os.urandom(32)}, 1))
     assert folder.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_missing_keyring_is_never_rebuilt_from_the_environment(tmp_path: Path) -> None:
+    """Issue 11, blocker 3: a keyring whose key 1 was retired, then lost, must not come back as a fresh v1 primary."""
+    path = tmp_path / "k.json"
+    env_key = ({1: os.urandom(32)}, 1)
+    with pytest.raises(VaultConfigError, match=r"services\.vault init"):
+        KeyStore.open(path, env_key)
+    assert not path.exists()
+    store = KeyStore.create(path, env_key)
+    store.rotate()
+    store.retire(1)
+    with pytest.raises(KeyStoreError, match="already exists"):
+        KeyStore.create(path, env_key)  # init never overwrites
+    path.unlink()  # the file is lost
+    with pytest.raises(VaultConfigError, match="never rebuilds"):
+        KeyStore.open(path, env_key)
+
+
+def test_create_without_a_bootstrap_key_makes_a_fresh_one(tmp_path: Path) -> None:
+    store = KeyStore.create(tmp_path / "k.json", None)
+    assert store.current().versions == (1,) and KeyStore.open(tmp_path / "k.json", None).current().versions == (1,)
+
+
+def _vault_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TLS_", "VAULT_", "ENCRYPTION_KEY"))}
+    env.update(VAULT_AUDIT_FILE=str(tmp_path / "audit.log"), **extra)
+    return env
+
+
+def test_init_creates_the_keyring_once_and_serve_refuses_without_it(tmp_path: Path) -> None:
+    keyring = tmp_path / "vault" / "keyring.json"
+    key = "base64:" + base64.b64encode(os.urandom(32)).decode()
+    env = _vault_env(tmp_path, ENCRYPTION_KEY=key, VAULT_KEYRING_FILE=str(keyring))
+    serve = subprocess.run(
+        [sys.executable, "-m", "services.vault", "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert serve.returncode == 2 and "services.vault init" in serve.stderr and not keyring.exists()
+    first = subprocess.run(
+        [sys.executable, "-m", "services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert first.returncode == 0, first.stderr
+    assert keyring.exists() and keyring.stat().st_mode & 0o777 == 0o600
+    assert json.loads(keyring.read_text())["versions"]["1"]["key"] == key
+    again = subprocess.run(
+        [sys.executable, "-m", "services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert key[7:] not in again.stderr + first.stdout + first.stderr  # the key never printed
