@@ -107,9 +107,12 @@ def check_address(raw: str, allow_private: bool = False) -> IpAddress:
     return address
 
 
-def check_url(url: str, allow_private: bool = False) -> SplitResult:
+def check_url(
+    url: str, allow_private: bool = False, allowed_ports: frozenset[int] | None = ALLOWED_PORTS
+) -> SplitResult:
     """Syntax and literal-host checks (no DNS): http(s) only, a host, no credentials, no private IP literal,
-    no numeric host in a non-canonical form. Raises UrlRefused; returns the split URL."""
+    no numeric host in a non-canonical form, a port in `allowed_ports` (None: any; `allow_private` lifts it too).
+    Raises UrlRefused; returns the split URL."""
     if not url or len(url) > MAX_URL_CHARS or _CONTROL_OR_SPACE.search(url):
         raise UrlRefused("the URL is empty, too long or holds spaces")
     try:
@@ -123,8 +126,8 @@ def check_url(url: str, allow_private: bool = False) -> SplitResult:
         raise UrlRefused("URLs with credentials are not accepted", "url_credentials")
     if port == 0:
         raise UrlRefused("the URL's port is not valid", "url_unparsable")
-    if port is not None and port not in ALLOWED_PORTS and not allow_private:
-        allowed = ", ".join(str(p) for p in sorted(ALLOWED_PORTS))
+    if port is not None and allowed_ports is not None and port not in allowed_ports and not allow_private:
+        allowed = ", ".join(str(p) for p in sorted(allowed_ports))
         raise UrlRefused(f"only the usual web ports are accepted ({allowed})", "url_invalid")
     host = parts.hostname
     try:

@@ -122,9 +122,10 @@ def validate_text(text: str) -> str:
 def validate_api(api: ApiCommand) -> ApiCommand:
     url = api.url.strip()
     # The shared SSRF policy (libs/domain/url_policy.py): http(s) only, no credentials, no private or
-    # reserved IP literal; the dispatcher checks the resolved address again at call time.
+    # reserved IP literal; the dispatcher checks the resolved address and the port (web ports only, unless its
+    # EXTERNAL_API_ALLOW_PRIVATE development switch is on, which the registry cannot know) again at call time.
     try:
-        check_url(url)
+        check_url(url, allowed_ports=None)
     except UrlRefused as exc:
         raise InvalidSetting(str(exc), exc.code) from None
     method = api.method.strip().upper() or "GET"
