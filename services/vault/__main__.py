@@ -3,6 +3,7 @@
 python -m services.vault serve                       # the gRPC server (mTLS required: TLS_* env)
 python -m services.vault genkey                      # print a fresh ENCRYPTION_KEY value
 python -m services.vault init                        # create the keyring (VAULT_KEYRING_FILE) once
+python -m services.vault destroy N                   # remove retired version N's key bytes (vault stopped)
 python -m services.vault audit verify [--file F] [--anchor SEQ:HASH]  # check the audit chain (and its tail)
 python -m services.vault key status|rotate|retire N  # operator verbs over gRPC (operator certificate)
 """
@@ -111,6 +112,33 @@ def init_keyring() -> int:
     return 0
 
 
+def destroy_key_version(version: int) -> int:
+    """Removes retired key version `version`'s bytes from VAULT_KEYRING_FILE, with the vault stopped (it holds the
+    keyring's lock while it runs), and records it in the audit log. Exit 0 done, 2 refused."""
+    from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
+    from services.vault.settings import load_settings
+
+    try:
+        settings = load_settings()
+        path = settings.vault_keyring_file
+        if path is None:
+            raise VaultConfigError("destroy needs VAULT_KEYRING_FILE")
+        lock = lock_keyring(path)
+        try:
+            store = KeyStore.open(path, None)  # the file only: ENCRYPTION_KEY plays no part here
+            store.destroy(version)
+            line = audit.AuditLog(settings.vault_audit_file, fsync=True).append(
+                {"verb": "DestroyKeyVersion", "caller": "local-operator", "key_version": version, "outcome": "ok"}
+            )
+        finally:
+            os.close(lock)
+    except (VaultConfigError, KeyStoreError, OSError) as exc:
+        print(f"vault destroy refused: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    print(f"key version {version} destroyed (audit seq {line.seq}); unset ENCRYPTION_KEY if it held that key")
+    return 0
+
+
 def genkey() -> int:
     print("base64:" + base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii"))
     return 0
@@ -166,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="run the vault gRPC server on VAULT_LISTEN")
     sub.add_parser("genkey", help="print a fresh ENCRYPTION_KEY value")
     sub.add_parser("init", help="create VAULT_KEYRING_FILE once (from ENCRYPTION_KEY, else a fresh key)")
+    destroy_parser = sub.add_parser("destroy", help="remove a retired key version's bytes (the vault stopped)")
+    destroy_parser.add_argument("version", type=int)
     audit_parser = sub.add_parser("audit", help="audit log tools")
     audit_parser.add_argument("action", choices=["verify"])
     audit_parser.add_argument("--file", type=Path, default=None, help="default: VAULT_AUDIT_FILE or its default")
@@ -179,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         return genkey()
     if args.command == "init":
         return init_keyring()
+    if args.command == "destroy":
+        return destroy_key_version(args.version)
     if args.command == "audit":
         from services.vault.settings import VaultSettings
 

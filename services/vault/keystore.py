@@ -45,6 +45,7 @@ class KeyVersion:
     version: int
     created_at: datetime
     retired: bool = False
+    destroyed: bool = False  # retired and its key bytes removed from the keyring for good
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,19 @@ class KeyStore:
             meta = {**self._meta, version: replace(self._meta[version], retired=True)}
             self._commit(self._keys, meta, self._primary)
 
+    def destroy(self, version: int) -> None:
+        """Removes a retired version's key bytes from the keyring file for good (its metadata stays): whatever was
+        sealed under it can never be opened again, by this vault or by anyone holding an old copy of the config."""
+        with self._lock:
+            self._require_file("destroy key versions")
+            meta = self._meta.get(version)
+            if meta is None:
+                raise KeyStoreError(f"key version {version} does not exist")
+            if not meta.retired:
+                raise KeyStoreError(f"key version {version} is not retired; retire it (after a rewrap) first")
+            keys = {v: k for v, k in self._keys.items() if v != version}
+            self._commit(keys, {**self._meta, version: replace(meta, destroyed=True)}, self._primary)
+
     def __repr__(self) -> str:
         return f"KeyStore(versions={sorted(self._meta)}, primary={self._primary}, path={self._path})"
 
@@ -179,7 +193,10 @@ class KeyStore:
         self._keyring = self._build_keyring()  # one reference swap: in-flight calls keep the keyring they read
 
     def _build_keyring(self) -> Keyring:
-        return Keyring({v: k for v, k in self._keys.items() if not self._meta[v].retired}, self._primary)
+        return Keyring(
+            {v: k for v, k in self._keys.items() if not self._meta[v].retired and not self._meta[v].destroyed},
+            self._primary,
+        )
 
     def _persist(self, keys: Mapping[int, bytes], meta: Mapping[int, KeyVersion], primary: int) -> None:
         assert self._path is not None
@@ -187,11 +204,15 @@ class KeyStore:
             "format": FILE_FORMAT,
             "primary": primary,
             "versions": {
-                str(v): {
-                    "key": "base64:" + base64.b64encode(keys[v]).decode("ascii"),
-                    "created_at": meta[v].created_at.isoformat(),
-                    "retired": meta[v].retired,
-                }
+                str(v): (
+                    {"created_at": meta[v].created_at.isoformat(), "retired": True, "destroyed": True}
+                    if meta[v].destroyed
+                    else {
+                        "key": "base64:" + base64.b64encode(keys[v]).decode("ascii"),
+                        "created_at": meta[v].created_at.isoformat(),
+                        "retired": meta[v].retired,
+                    }
+                )
                 for v in sorted(meta)
             },
         }
@@ -258,8 +279,11 @@ def _load(path: Path) -> tuple[dict[int, bytes], dict[int, KeyVersion], int]:
         meta: dict[int, KeyVersion] = {}
         for name, entry in document["versions"].items():
             version = int(name)
-            keys[version] = decode_key(str(entry["key"]), f"VAULT_KEYRING_FILE version {version}")
             created = datetime.fromisoformat(str(entry["created_at"]))
+            if entry.get("destroyed") is True:
+                meta[version] = KeyVersion(version, created, retired=True, destroyed=True)
+                continue
+            keys[version] = decode_key(str(entry["key"]), f"VAULT_KEYRING_FILE version {version}")
             meta[version] = KeyVersion(version, created, bool(entry["retired"]))
     except (ValueError, KeyError, TypeError, AttributeError):
         raise VaultConfigError(f"VAULT_KEYRING_FILE {path} is not a valid keyring file") from None

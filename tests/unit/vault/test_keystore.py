@@ -226,3 +226,49 @@ def test_init_creates_the_keyring_once_and_serve_refuses_without_it(tmp_path: Pa
     )
     assert again.returncode == 2 and "already exists" in again.stderr
     assert key[7:] not in again.stderr + first.stdout + first.stderr  # the key never printed
+
+
+def test_destroy_removes_a_retired_versions_bytes_for_good(tmp_path: Path) -> None:
+    path = tmp_path / "k.json"
+    key1 = os.urandom(32)
+    store = KeyStore.create(path, ({1: key1}, 1))
+    old = Cipher(store).seal("bot", SecretKind.BOT_TOKEN, b"secret").ciphertext
+    with pytest.raises(KeyStoreError, match="not retired"):
+        store.destroy(1)
+    store.rotate()
+    store.retire(1)
+    store.destroy(1)
+    assert base64.b64encode(key1).decode() not in path.read_text()
+    document = json.loads(path.read_text())
+    assert document["versions"]["1"] == {
+        "created_at": document["versions"]["1"]["created_at"],
+        "retired": True,
+        "destroyed": True,
+    }
+    reloaded = KeyStore.open(path, None)
+    assert reloaded.current().versions == (2,)
+    with pytest.raises(Exception, match="key version 1"):
+        Cipher(reloaded).open("bot", SecretKind.BOT_TOKEN, old)
+    with pytest.raises(VaultConfigError, match="does not match"):
+        KeyStore.open(path, ({1: key1}, 1))  # the old ENCRYPTION_KEY cannot bring it back
+    assert reloaded.rotate() == 3  # version numbers are never reused
+
+
+def test_the_destroy_verb_refuses_while_a_vault_holds_the_keyring_and_audits_when_done(tmp_path: Path) -> None:
+    keyring = tmp_path / "vault" / "keyring.json"
+    store = KeyStore.create(keyring, ({1: os.urandom(32)}, 1))
+    store.rotate()
+    store.retire(1)
+    env = _vault_env(tmp_path, VAULT_KEYRING_FILE=str(keyring))
+    command = [sys.executable, "-m", "services.vault", "destroy", "1"]
+    held = lock_keyring(keyring)  # a running vault
+    try:
+        busy = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(held)
+    assert busy.returncode == 2 and "another vault process" in busy.stderr
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(keyring.read_text())["versions"]["1"].get("destroyed") is True
+    audit_line = json.loads((tmp_path / "audit.log").read_text().splitlines()[-1])
+    assert audit_line["verb"] == "DestroyKeyVersion" and audit_line["key_version"] == 1
