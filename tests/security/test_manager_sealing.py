@@ -8,7 +8,8 @@ import pytest
 
 from libs.domain.errors import SecretRejected
 from libs.domain.ports import DecryptPurpose, SecretKind
-from libs.domain.sealing import MAX_SEALED_PER_UPDATE, TooManySecrets, placeholders_in
+from libs.domain.redaction import REDACTED
+from libs.domain.sealing import MAX_SEALED_PER_UPDATE, placeholders_in
 from libs.domain.updates import UpdateEnvelope
 from libs.vault_client.memory import InMemoryTokenVault
 from services.gateway.api.sealing import seal_manager_update
@@ -53,7 +54,12 @@ def test_nothing_to_seal_leaves_the_update_alone() -> None:
     assert seal_manager_update(InMemoryTokenVault(), "mgr-1", update) == (update, ())
 
 
-def test_too_many_secrets_are_refused() -> None:
-    update = {"update_id": 1, "message": {"text": " ".join([TOKEN] * (MAX_SEALED_PER_UPDATE + 1))}}
-    with pytest.raises(TooManySecrets):
-        seal_manager_update(InMemoryTokenVault(), "mgr-1", update)
+def test_beyond_the_cap_tokens_are_masked_not_sealed_and_the_update_still_goes_on() -> None:
+    # Issue 11, item 9: the update used to be dropped, so the manager never deleted the message from the chat.
+    vault = InMemoryTokenVault()
+    update = {"update_id": 1, "message": {"text": " ".join([TOKEN] * (MAX_SEALED_PER_UPDATE + 3))}}
+    sealed_update, sealed = seal_manager_update(vault, "mgr-1", update)
+    text = sealed_update["message"]["text"]
+    assert len(sealed) == MAX_SEALED_PER_UPDATE, "the vault calls per update stay bounded"
+    assert placeholders_in(text) == list(range(MAX_SEALED_PER_UPDATE))
+    assert text.count(REDACTED) == 3 and TOKEN not in text

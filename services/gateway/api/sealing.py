@@ -16,7 +16,7 @@ def seal_manager_update(
 
     Each ciphertext is bound to the manager bot, the sender and the chat (`inbound_text_ref`): the registry
     opens it only for the owner and chat the dispatcher names. Raises VaultUnavailable (the gateway then answers
-    503 so Telegram redelivers) or TooManySecrets.
+    503 so Telegram redelivers). Beyond MAX_SEALED_PER_UPDATE tokens are masked, not sealed.
     """
     bot_ref = inbound_text_ref(manager_bot_id, *sealing_context(update))
     sealed_update, sealed = seal_update(update, lambda secret: vault.encrypt(bot_ref, SecretKind.INBOUND_TEXT, secret))

@@ -29,7 +29,6 @@ from starlette.routing import Route as HttpRoute
 
 from libs.domain.bots import webhook_secret_matches
 from libs.domain.ports import AsyncUpdateQueue, Clock, Route, RouteDirectory
-from libs.domain.sealing import TooManySecrets
 from libs.domain.updates import UpdateEnvelope
 from libs.observability.logging import request_id_var
 from libs.registry_client.client import RegistryUnavailable
@@ -190,9 +189,6 @@ async def receive_update(request: Request) -> Response:
                 update, sealed_texts = await run_in_threadpool(
                     seal_manager_update, container.vault(), route.bot_id, update
                 )
-            except TooManySecrets:
-                logger.warning("update rejected: too many token-shaped strings", extra={"bot_id": route.bot_id})
-                return _ok(request_id)  # dropped: a retry would not change it
             except Exception as exc:
                 # Never enqueue a manager update unsealed: Telegram retries after Retry-After.
                 logger.warning(

@@ -105,6 +105,15 @@ def test_the_enqueued_manager_envelope_holds_no_token(gw: Gateway) -> None:
         )
 
 
+def test_a_message_with_too_many_tokens_still_reaches_the_manager_so_it_is_deleted(gw: Gateway) -> None:
+    text = " ".join([TOKEN] * 12)
+    assert gw.post(PUBLIC_MGR, SECRET_MGR, _update(text)).status_code == 200
+    [envelope] = gw.queue.envelopes  # enqueued, not dropped: the manager deletes messages that held tokens
+    assert len(envelope.sealed_texts) == 8 and len(gw.vault.encrypts) == 8
+    wire = json.dumps(envelope.to_message())
+    assert TOKEN not in wire and TOKEN.split(":")[1] not in wire
+
+
 def test_vault_down_is_503_and_nothing_is_enqueued(gw: Gateway) -> None:
     gw.vault.down = True
     response = gw.post(PUBLIC_MGR, SECRET_MGR, _update(f"/addbot {TOKEN}"))
