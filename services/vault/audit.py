@@ -59,8 +59,17 @@ class Anchor:
 GENESIS_ANCHOR = Anchor(0, GENESIS)
 
 
+class AuditLogBroken(RuntimeError):
+    """A line could not be written durably: the log refuses every further append (and so the vault every call)."""
+
+
 class AuditLog:
-    """Appends chained lines to `path`; thread-safe within one process (the vault is the only writer)."""
+    """Appends chained lines to `path`; thread-safe within one process (the vault is the only writer).
+
+    Fail closed, as HashiCorp Vault does: if a write or fsync fails, the log is broken from then on and every
+    append raises `AuditLogBroken` (the vault then refuses the call), so no call goes unrecorded and no sequence
+    number is written twice; a restart resumes from what the file really holds. Short writes are completed.
+    """
 
     def __init__(self, path: Path, fsync: bool = True, clock: Callable[[], datetime] | None = None) -> None:
         self._path = path
@@ -70,24 +79,40 @@ class AuditLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._head = _last_anchor(path)
+        self._broken: str | None = None
 
     @property
     def head(self) -> Anchor:
         """The last line written (seq 0 and 64 zeros for an empty log)."""
         return self._head
 
+    @property
+    def broken(self) -> str | None:
+        """Why the log refuses appends (None while it works)."""
+        return self._broken
+
     def append(self, record: Mapping[str, object]) -> Anchor:
         entry: dict[str, object] = {name: record.get(name) for name in _FIELDS}
         with self._lock:
+            if self._broken is not None:
+                raise AuditLogBroken(f"the audit log is broken ({self._broken}); restart the vault once it is fixed")
             seq = self._head.seq + 1
             entry["seq"] = seq
             entry["time"] = self._clock().isoformat(timespec="microseconds")
             entry["prev_hash"] = self._head.hash
             digest = chain_hash(self._head.hash, entry)
             entry["hash"] = digest
-            os.write(self._fd, (_canonical(entry) + "\n").encode("utf-8"))
-            if self._fsync:
-                os.fsync(self._fd)
+            data = (_canonical(entry) + "\n").encode("utf-8")
+            try:
+                written = 0
+                while written < len(data):  # os.write may write less than asked: finish the line
+                    written += os.write(self._fd, data[written:])
+                if self._fsync:
+                    os.fsync(self._fd)
+            except OSError as exc:
+                # The line may be partly (or wholly but not durably) on disk: never append after it in this run.
+                self._broken = f"{type(exc).__name__}: {exc.strerror or exc}"
+                raise AuditLogBroken(f"audit write failed: {self._broken}") from None
             self._head = Anchor(seq, digest)
             return self._head
 

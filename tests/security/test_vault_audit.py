@@ -135,3 +135,41 @@ def test_a_cut_tail_is_caught_by_the_last_logged_anchor(log_file: Path) -> None:
 
 def test_a_bad_anchor_argument_is_a_usage_error(log_file: Path) -> None:
     assert _cli_anchor(log_file, "not-an-anchor").returncode == 2
+
+
+def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:7]))  # the kernel may write less
+    audit = AuditLog(tmp_path / "audit.log", fsync=False)
+    for index in range(3):
+        audit.append({"caller": "dispatcher", "verb": "decrypt", "bot": f"bot-{index}", "outcome": "ok"})
+    audit.close()
+    assert verify(tmp_path / "audit.log").ok
+
+
+def test_a_failed_fsync_breaks_the_log_without_repeating_a_sequence_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from services.vault.audit import AuditLogBroken
+
+    path = tmp_path / "audit.log"
+    audit = AuditLog(path, fsync=True)
+    audit.append({"caller": "dispatcher", "verb": "decrypt", "outcome": "ok"})
+
+    def io_error(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", io_error)
+    with pytest.raises(AuditLogBroken):
+        audit.append({"caller": "dispatcher", "verb": "decrypt", "outcome": "ok"})
+    monkeypatch.undo()
+    with pytest.raises(AuditLogBroken, match="broken"):
+        audit.append({"caller": "dispatcher", "verb": "decrypt", "outcome": "ok"})
+    audit.close()
+    seqs = [json.loads(line)["seq"] for line in path.read_text().splitlines()]
+    assert seqs == sorted(set(seqs)), "no sequence number twice"
+    assert AuditLog(path).head.seq == len(seqs)  # a restart resumes from what the file holds

@@ -218,6 +218,10 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         caller = self._callers.caller_of(context)
         request_id = valid_request_id(request_id_var.get())
         record: dict[str, object] = {"verb": verb, "caller": caller.identity, "request_id": request_id}
+        if self._audit is not None and self._audit.broken is not None:
+            # Fail closed: with no durable record possible, no key is used at all (the caller retries elsewhere).
+            log.error("vault call refused: audit log broken", **log_extra(verb=verb))
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the vault's audit log is broken")
         try:
             response = act(caller, record)
             self._record("ok", record)

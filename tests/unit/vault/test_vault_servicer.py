@@ -198,3 +198,24 @@ def test_container_wires_one_servicer(monkeypatch: pytest.MonkeyPatch, tmp_path:
     container = VaultContainer()
     assert container.servicer() is container.servicer()
     assert not container.policy().may_use(Caller(ANONYMOUS), Verb.ENCRYPT)
+
+
+def test_a_failed_audit_write_refuses_the_call_and_every_later_one(
+    stub: vault_pb2_grpc.VaultServiceStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11, item 4: fail closed — a call that cannot be recorded is refused, and the log stays shut."""
+    _encrypt(stub)  # recorded
+    real_write = os.write
+    with monkeypatch.context() as patch:
+
+        def disk_full(fd: int, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        patch.setattr(os, "write", disk_full)
+        with pytest.raises(grpc.RpcError) as failed:
+            _encrypt(stub)
+        assert failed.value.code() == grpc.StatusCode.INTERNAL
+    assert os.write is real_write
+    with pytest.raises(grpc.RpcError) as refused:  # the disk is fine again; the log is not trusted until a restart
+        _encrypt(stub)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
