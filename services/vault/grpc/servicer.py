@@ -47,6 +47,11 @@ T = TypeVar("T")
 class AuditSink(Protocol):
     def append(self, record: dict[str, object]) -> Anchor: ...
 
+    @property
+    def broken(self) -> str | None:
+        """Why the sink refuses appends (None while it works): the vault then serves no call at all."""
+        ...
+
 
 class _Refused(Exception):
     def __init__(self, code: grpc.StatusCode, details: str, outcome: str) -> None:
