@@ -39,6 +39,7 @@ def test_ordinary_colons_stay() -> None:
 def captured() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, sys.excepthook)
+    chatty = {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "urllib3", "uvicorn.access")}
     configure_logging("test")
     stream = io.StringIO()
     root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
@@ -47,6 +48,8 @@ def captured() -> Iterator[io.StringIO]:
     finally:
         root.handlers[:], _, sys.excepthook = saved[0], saved[1], saved[2]
         root.setLevel(saved[1])
+        for name, level in chatty.items():
+            logging.getLogger(name).setLevel(level)
         logging.captureWarnings(False)
 
 

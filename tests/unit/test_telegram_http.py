@@ -235,6 +235,7 @@ def test_invalid_base_url_does_not_leak() -> None:
 
 def test_http_client_request_logs_are_redacted(telegram: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3")  # configure_logging (run by other tests) quiets it
     api_answering(telegram, lambda seen: ok()).delete_message(TOKEN, 1, 2)
     assert any("POST" in r.getMessage() for r in caplog.records if r.name.startswith("urllib3"))
     assert SECRET_PART not in caplog.text
