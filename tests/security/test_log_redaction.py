@@ -8,6 +8,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def test_ordinary_colons_stay() -> None:
 def captured() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, sys.excepthook)
+    thread_hook = threading.excepthook
     chatty = {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "urllib3", "uvicorn.access")}
     configure_logging("test")
     stream = io.StringIO()
@@ -50,6 +52,7 @@ def captured() -> Iterator[io.StringIO]:
         root.setLevel(saved[1])
         for name, level in chatty.items():
             logging.getLogger(name).setLevel(level)
+        threading.excepthook = thread_hook
         logging.captureWarnings(False)
 
 
