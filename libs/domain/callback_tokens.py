@@ -62,6 +62,7 @@ class CallbackClaim:
     bot_id: str | None
     issued_at: int
     page: int = 0
+    token_id: str = ""  # the token's MAC (hex): unique per issued button, for one-time use
 
 
 class CallbackTokens:
@@ -78,6 +79,10 @@ class CallbackTokens:
 
     def __repr__(self) -> str:
         return f"CallbackTokens(ttl={self._ttl}s)"
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl
 
     def _mac(self, user_id: int, chat_id: int, body: bytes) -> bytes:
         bound = struct.pack(">qq", user_id, chat_id) + body
@@ -118,6 +123,7 @@ class CallbackTokens:
         except ValueError:
             return None
         if action is CallbackAction.LIST_PAGE:
-            return CallbackClaim(action=action, bot_id=None, issued_at=issued_at, page=_PAGE.unpack(ref)[0])
+            page = _PAGE.unpack(ref)[0]
+            return CallbackClaim(action=action, bot_id=None, issued_at=issued_at, page=page, token_id=mac.hex())
         bot_id = str(uuid.UUID(bytes=ref)) if ref != bytes(16) else None
-        return CallbackClaim(action=action, bot_id=bot_id, issued_at=issued_at)
+        return CallbackClaim(action=action, bot_id=bot_id, issued_at=issued_at, token_id=mac.hex())

@@ -94,6 +94,14 @@ class AdminSessions(Protocol):
     def touch(self, user_id: int, ttl_seconds: int) -> None: ...
 
 
+class UsedButtons(Protocol):
+    """Buttons that act once: a destructive button's token is spent on its first press (issue 11, item 8)."""
+
+    def use_once(self, token_id: str, ttl_seconds: int) -> bool:
+        """True the first time `token_id` is used within `ttl_seconds` (the token's own lifetime), else False."""
+        ...
+
+
 # -- per-update stats off the hot path (issue 8): recorded cheaply, flushed to the registry in batches -----------
 
 

@@ -261,6 +261,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         tokens=providers.ThreadSafeSingleton(manager_wiring.callback_tokens_from, settings, clock),
         conversations=providers.ThreadSafeSingleton(manager_wiring.conversation_store, redis_client),
         sessions=providers.ThreadSafeSingleton(manager_wiring.admin_sessions, redis_client),
+        used_buttons=providers.ThreadSafeSingleton(manager_wiring.used_buttons, redis_client),
         config=providers.ThreadSafeSingleton(manager_wiring.manager_config_from, settings),
     )
     # Per-update stats: one Redis write (or a dict update embedded); a flusher thread batches them to the registry.

@@ -37,6 +37,7 @@ from libs.domain.manager_ports import (
     SetCommand,
     SettingsChange,
     SetWelcome,
+    UsedButtons,
 )
 from libs.domain.messages import render
 from libs.domain.ports import Outbox
@@ -62,6 +63,10 @@ _USAGE_KEYS = {
     "/setapi": "usage_setapi",
     "/delcommand": "usage_delcommand",
 }
+# Buttons that confirm something irreversible act once: a second press or a replay is refused, so the
+# re-confirmation asked when a session lapsed cannot be replayed. (The listing's "new secret" stays re-pressable:
+# with a fresh session it is an ordinary action, and without one it leads to such a one-time confirmation.)
+ONE_TIME_ACTIONS = frozenset({CallbackAction.DELETE_DO, CallbackAction.REAUTH_ROTATE, CallbackAction.REAUTH_DELETE})
 MANAGER_COMMANDS = frozenset(
     {
         "/start",
@@ -111,6 +116,7 @@ class ManagerBot:
         conversations: ConversationStore,
         sessions: AdminSessions,
         config: ManagerConfig,
+        used_buttons: UsedButtons | None = None,
     ) -> None:
         self._admin = admin
         self._outbox = outbox
@@ -118,6 +124,7 @@ class ManagerBot:
         self._conversations = conversations
         self._sessions = sessions
         self._config = config
+        self._used_buttons = used_buttons
 
     # -- entry -----------------------------------------------------------------------------------------
 
@@ -473,6 +480,15 @@ class ManagerBot:
         if not self._allowed(ctx.user_id):
             self._outbox.answer_callback_query(ctx.manager_id, query_id, render("mgr_not_allowed", lang))
             return HandleOutcome("manager:not_allowed")
+        if (
+            claim.action in ONE_TIME_ACTIONS
+            and self._used_buttons is not None
+            and not self._used_buttons.use_once(claim.token_id, self._tokens.ttl_seconds)
+        ):
+            # Pressed before (a replay, or a double tap): a destructive button acts once; the re-confirmation
+            # before rotate/delete would otherwise be replayable for the token's whole lifetime.
+            self._outbox.answer_callback_query(ctx.manager_id, query_id, render("callback_invalid", lang))
+            return HandleOutcome("manager:callback_used")
         fresh = self._sessions.is_fresh(ctx.user_id)
         self._outbox.answer_callback_query(ctx.manager_id, query_id)
         action, bot_id = claim.action, claim.bot_id or ""

@@ -10,6 +10,7 @@ from libs.domain.ports import Clock
 
 CONVERSATION_PREFIX = "tgm:mgr:conv"
 SESSION_PREFIX = "tgm:mgr:session"
+USED_BUTTON_PREFIX = "tgm:mgr:used"
 MAX_STATE_CHARS = 128
 
 
@@ -97,3 +98,27 @@ class RedisAdminSessions:
 
     def touch(self, user_id: int, ttl_seconds: int) -> None:
         self._client.set(f"{self._prefix}:{user_id}", b"1", ex=max(1, int(ttl_seconds)))
+
+
+class InMemoryUsedButtons:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._items = _MemoryTtl(clock)
+        self._lock = threading.Lock()
+
+    def use_once(self, token_id: str, ttl_seconds: int) -> bool:
+        with self._lock:
+            if self._items.get(token_id) is not None:
+                return False
+            self._items.set(token_id, "1", ttl_seconds)
+            return True
+
+
+class RedisUsedButtons:
+    """SET NX with the token's lifetime: one press wins across every worker process."""
+
+    def __init__(self, client: Any, prefix: str = USED_BUTTON_PREFIX) -> None:
+        self._client = client
+        self._prefix = prefix
+
+    def use_once(self, token_id: str, ttl_seconds: int) -> bool:
+        return bool(self._client.set(f"{self._prefix}:{token_id}", b"1", nx=True, ex=max(1, int(ttl_seconds))))

@@ -7,14 +7,16 @@ import secrets
 from typing import Any
 
 from libs.domain.callback_tokens import MIN_KEY_BYTES, CallbackTokens
-from libs.domain.manager_ports import AdminSessions, ConversationStore
+from libs.domain.manager_ports import AdminSessions, ConversationStore, UsedButtons
 from libs.domain.ports import Clock
 from libs.domain.use_cases.manager import ManagerConfig
 from services.dispatcher.manager.state import (
     InMemoryAdminSessions,
     InMemoryConversationStore,
+    InMemoryUsedButtons,
     RedisAdminSessions,
     RedisConversationStore,
+    RedisUsedButtons,
 )
 
 logger = logging.getLogger("services.dispatcher.manager")
@@ -41,6 +43,10 @@ def conversation_store(client: Any) -> ConversationStore:
 
 def admin_sessions(client: Any) -> AdminSessions:
     return InMemoryAdminSessions() if client is None else RedisAdminSessions(client)
+
+
+def used_buttons(client: Any) -> UsedButtons:
+    return InMemoryUsedButtons() if client is None else RedisUsedButtons(client)
 
 
 def parse_admin_ids(raw: str) -> frozenset[int]:

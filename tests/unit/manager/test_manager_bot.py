@@ -18,7 +18,7 @@ from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 from libs.domain.use_cases.manager import ManagerBot, ManagerConfig
 from services.dispatcher.manager.router import UpdateRouter
-from services.dispatcher.manager.state import InMemoryAdminSessions, InMemoryConversationStore
+from services.dispatcher.manager.state import InMemoryAdminSessions, InMemoryConversationStore, InMemoryUsedButtons
 from services.dispatcher.manager.wiring import parse_admin_ids
 
 MANAGER = "mgr-0000"
@@ -157,7 +157,7 @@ class Harness:
         return str(self.outbox.sent[-1]["text"])
 
 
-def harness(allowed: frozenset[int] = frozenset(), session_ttl: int = 1800) -> Harness:
+def harness(allowed: frozenset[int] = frozenset(), session_ttl: int = 1800, one_time: bool = False) -> Harness:
     clock = ManualClock(NOW)
     admin, outbox = FakeAdmin(), FakeOutbox()
     tokens = CallbackTokens(b"s" * 32, clock, ttl_seconds=900)
@@ -168,6 +168,7 @@ def harness(allowed: frozenset[int] = frozenset(), session_ttl: int = 1800) -> H
         InMemoryConversationStore(clock),
         InMemoryAdminSessions(clock),
         ManagerConfig(allowed_admin_ids=allowed, session_ttl_seconds=session_ttl),
+        InMemoryUsedButtons(clock) if one_time else None,
     )
     return Harness(bot, admin, outbox, tokens, clock)
 
@@ -320,3 +321,32 @@ def test_router_sends_manager_updates_to_the_manager(is_manager: bool) -> None:
 def test_illegal_transition_is_a_domain_error() -> None:
     with pytest.raises(IllegalTransition):
         make_bot(status=BotStatus.DELETED).enable(NOW)
+
+
+def test_a_destructive_button_acts_once_and_a_replay_changes_nothing() -> None:
+    """Issue 11, item 8: within its TTL a signed button could be pressed again (or replayed)."""
+    h = harness(one_time=True)
+    h.message("/mybots")  # a fresh session: delete runs without re-confirmation
+    delete = h.sign(CallbackAction.DELETE_DO)
+    assert h.press(delete).action != "manager:callback_invalid"
+    deletes = [c for c in h.admin.calls if c[0] == "delete"]
+    assert len(deletes) == 1
+    again = h.press(delete)
+    assert again.action == "manager:callback_used"
+    assert [c for c in h.admin.calls if c[0] == "delete"] == deletes
+    assert h.outbox.answers[-1] == "⚠️ Essa ação não é válida mais."
+    listing = h.sign(CallbackAction.LIST)  # ordinary buttons stay re-pressable
+    assert h.press(listing).action == h.press(listing).action != "manager:callback_used"
+
+
+def test_the_identity_confirmation_cannot_be_replayed_to_rotate_again() -> None:
+    h = harness(session_ttl=60, one_time=True)
+    h.message("/mybots")
+    h.clock.advance(61)
+    assert h.press(h.sign(CallbackAction.ROTATE)).action == "manager:reauth"
+    confirm = h.outbox.sent[-1]["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    h.press(confirm)
+    assert h.admin.calls.count(("rotate",)) == 1
+    h.clock.advance(61)  # the session lapsed again: a replayed confirmation must not stand in for the admin
+    assert h.press(confirm).action == "manager:callback_used"
+    assert h.admin.calls.count(("rotate",)) == 1
