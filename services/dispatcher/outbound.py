@@ -33,6 +33,7 @@ from libs.domain.ports import DeadLetters, Locks
 from libs.domain.use_cases.drain_chat import describe_failure
 from libs.messaging.mailbox import POP_IF_HEAD
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
+from services.dispatcher.adapters.redis_chat_lane import RELEASE_AND_COUNT, ms
 
 logger = logging.getLogger("services.dispatcher.outbound")
 
@@ -95,6 +96,11 @@ class SendLimiter(Protocol):
         ...
 
 
+def _due_key(prefix: str, bot_id: str, chat_key: str) -> str:
+    """The lane's "drain due" flag (raised by push_and_mark, cleared by the drain's claim)."""
+    return f"{prefix}-due:{bot_id}:{chat_key}"
+
+
 class RedisOutboxStore:
     def __init__(self, client: Any, prefix: str = "tgm:obox") -> None:
         self._client = client
@@ -107,7 +113,7 @@ class RedisOutboxStore:
         return f"{self._prefix}:{bot_id}:{chat_key}"
 
     def _due_key(self, bot_id: str, chat_key: str) -> str:
-        return f"{self._prefix}-due:{bot_id}:{chat_key}"
+        return _due_key(self._prefix, bot_id, chat_key)
 
     def push(self, bot_id: str, chat_key: str, raw: bytes, call_id: str) -> bool:
         keys = [f"{self._prefix}-q:{call_id}", self._key(bot_id, chat_key)]
@@ -588,11 +594,6 @@ redis.call('DEL', KEYS[4])
 return 1
 """
 
-_RELEASE_LANE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return redis.call('LLEN', KEYS[2])
-"""
-
 
 class RedisOutboxLane:
     """OutboxLane on Redis, one Lua script per step; the same keys as RedisOutboxStore and RedisLocks."""
@@ -602,7 +603,7 @@ class RedisOutboxLane:
         self._lock_prefix = lock_prefix
         self._claim = client.register_script(_CLAIM_LANE)
         self._complete = client.register_script(_COMPLETE_LANE)
-        self._release = client.register_script(_RELEASE_LANE)
+        self._release = client.register_script(RELEASE_AND_COUNT)
 
     def _list(self, bot_id: str, chat_key: str) -> str:
         return f"{self._prefix}:{bot_id}:{chat_key}"
@@ -612,8 +613,8 @@ class RedisOutboxLane:
 
     def claim(self, bot_id: str, chat_key: str, ttl_seconds: float, batch: int) -> OutboxClaim | None:
         owner = uuid.uuid4().hex
-        keys = [self._list(bot_id, chat_key), f"{self._prefix}-due:{bot_id}:{chat_key}", self._lock(bot_id, chat_key)]
-        flat = self._claim(keys=keys, args=[owner, _ms(ttl_seconds), max(1, batch), f"{self._prefix}-sent:"])
+        keys = [self._list(bot_id, chat_key), _due_key(self._prefix, bot_id, chat_key), self._lock(bot_id, chat_key)]
+        flat = self._claim(keys=keys, args=[owner, ms(ttl_seconds), max(1, batch), f"{self._prefix}-sent:"])
         if flat is None:
             return None
         return OutboxClaim(owner, tuple((bytes(flat[i]), bool(int(flat[i + 1]))) for i in range(0, len(flat), 2)))
@@ -628,15 +629,11 @@ class RedisOutboxLane:
             f"{self._prefix}-sent:{marker}",
             f"{self._prefix}-fail:{marker}",
         ]
-        args = [owner, _ms(ttl_seconds), raw, "1" if sent and call_id else "0", SENT_TTL_SECONDS]
+        args = [owner, ms(ttl_seconds), raw, "1" if sent and call_id else "0", SENT_TTL_SECONDS]
         return bool(self._complete(keys=keys, args=args))
 
     def release(self, bot_id: str, chat_key: str, owner: str) -> int:
         return int(self._release(keys=[self._lock(bot_id, chat_key), self._list(bot_id, chat_key)], args=[owner]))
-
-
-def _ms(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
 
 
 def _call_id(raw: bytes) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any
 from libs.domain.chat_lane import lock_key
 from libs.domain.ports import LaneClaim, LaneItem, MailboxItem
 from libs.messaging.mailbox import KEY_PREFIX, RedisChatMailbox, decode, drain_pending_key, mailbox_key
+from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.adapters.redis_dedup import DEFAULT_TTL_SECONDS
 from services.dispatcher.adapters.redis_dedup import KEY_PREFIX as DEDUP_PREFIX
 
@@ -59,19 +60,16 @@ if ARGV[4] ~= '' then redis.call('HDEL', KEYS[3], ARGV[4] .. ':n', ARGV[4] .. ':
 return 1
 """
 
-# KEYS: lock, mailbox. ARGV: owner. Returns the mailbox's length.
-_RELEASE = """
+# Shared by both lanes (this one and the outbox's, services/dispatcher/outbound.py).
+# KEYS: lock, list. ARGV: owner. Releases the lock if it is still the owner's; returns the list's length.
+RELEASE_AND_COUNT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return redis.call('LLEN', KEYS[2])
 """
 
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
 
-
-def _ms(seconds: float) -> int:
+def ms(seconds: float) -> int:
+    """A TTL in whole milliseconds, at least 1 (Redis refuses PX 0)."""
     return max(1, round(seconds * 1000))
 
 
@@ -83,8 +81,8 @@ class RedisChatLane:
         self._dedup_ttl = dedup_ttl_seconds
         self._claim = client.register_script(_CLAIM)
         self._complete = client.register_script(_COMPLETE)
-        self._release = client.register_script(_RELEASE)
-        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(RELEASE_AND_COUNT)
+        self._locks = RedisLocks(client, prefix=LOCK_PREFIX)  # renewals: the same owner-checked PEXPIRE
 
     def _lock(self, bot_id: str, chat_key: str) -> str:
         return f"{LOCK_PREFIX}:{lock_key(bot_id, chat_key)}"
@@ -100,7 +98,7 @@ class RedisChatLane:
             self._lock(bot_id, chat_key),
             self._failures(bot_id, chat_key),
         ]
-        flat = self._claim(keys=keys, args=[owner, _ms(ttl_seconds), max(1, batch), f"{DEDUP_PREFIX}:{bot_id}:"])
+        flat = self._claim(keys=keys, args=[owner, ms(ttl_seconds), max(1, batch), f"{DEDUP_PREFIX}:{bot_id}:"])
         if flat is None:
             return None
         items = tuple(
@@ -115,7 +113,7 @@ class RedisChatLane:
         return LaneClaim(owner, items)
 
     def renew(self, bot_id: str, chat_key: str, owner: str, ttl_seconds: float) -> bool:
-        return bool(self._renew(keys=[self._lock(bot_id, chat_key)], args=[owner, _ms(ttl_seconds)]))
+        return self._locks.renew(lock_key(bot_id, chat_key), owner, ttl_seconds)
 
     def complete(
         self,
@@ -137,7 +135,7 @@ class RedisChatLane:
         ]
         args = [
             owner,
-            _ms(ttl_seconds),
+            ms(ttl_seconds),
             item.raw,
             "" if update_id is None else str(update_id),
             "1" if mark_done and update_id is not None else "0",
