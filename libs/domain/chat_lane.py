@@ -73,6 +73,21 @@ class ComposedChatLane:
             self._mailbox.clear_failures(bot_id, chat_key, update_id)
         return True
 
+    def complete_and_release(
+        self,
+        bot_id: str,
+        chat_key: str,
+        owner: str,
+        item: MailboxItem,
+        update_id: int | None,
+        *,
+        mark_done: bool,
+    ) -> int | None:
+        # The renewal inside `complete` is the ownership check; its TTL does not matter, the lock goes next.
+        if not self.complete(bot_id, chat_key, owner, item, update_id, mark_done=mark_done, ttl_seconds=1.0):
+            return None
+        return self.release(bot_id, chat_key, owner)
+
     def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
         return self._mailbox.record_failure(bot_id, chat_key, update_id, retry_at)
 

@@ -345,6 +345,20 @@ class ChatLane(Protocol):
         clears its failures and extends the lock. False, changing nothing, when the lock was lost."""
         ...
 
+    def complete_and_release(
+        self,
+        bot_id: str,
+        chat_key: str,
+        owner: str,
+        item: MailboxItem,
+        update_id: int | None,
+        *,
+        mark_done: bool,
+    ) -> int | None:
+        """`complete` then `release` in one step (the last item of a claim): the number of items left in the
+        mailbox, or None, changing nothing, when the lock was lost."""
+        ...
+
     def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int: ...
 
     def release(self, bot_id: str, chat_key: str, owner: str) -> int:

@@ -131,3 +131,28 @@ def test_recorded_failures_come_back_with_the_next_claim(lane: Any, client: redi
     lane.release(BOT, CHAT, claim.owner)
     again = lane.claim(BOT, CHAT, 5.0, 20)
     assert (again.items[0].attempts, again.items[0].retry_at) == (2, 123.0)
+
+
+def test_complete_and_release_does_both_and_counts_what_is_left(lane: Any, client: redis.Redis) -> None:
+    box = RedisChatMailbox(client)
+    box.push(CHAT, envelope(5))
+    box.push(CHAT, envelope(6))
+    box.record_failure(BOT, CHAT, 5, 10.0)
+    claim = lane.claim(BOT, CHAT, 5.0, 1)
+    assert lane.complete_and_release(BOT, CHAT, claim.owner, claim.items[0].item, 5, mark_done=True) == 1
+    assert RedisUpdateDeduplicator(client).already_done(BOT, 5)
+    assert box.failures(BOT, CHAT, 5) == (0, 0.0)
+    assert box.peek(BOT, CHAT).envelope == envelope(6)
+    assert client.get("tgm:lock:chat:bot-1:42") is None, "the chat must be free for the next drain"
+    assert lane.claim(BOT, CHAT, 5.0, 20) is not None
+
+
+def test_complete_and_release_without_the_lock_changes_nothing(lane: Any, client: redis.Redis) -> None:
+    box = RedisChatMailbox(client)
+    box.push(CHAT, envelope(1))
+    claim = lane.claim(BOT, CHAT, 5.0, 20)
+    client.set("tgm:lock:chat:bot-1:42", "someone-else")
+    assert lane.complete_and_release(BOT, CHAT, claim.owner, claim.items[0].item, 1, mark_done=True) is None
+    assert box.size(BOT, CHAT) == 1
+    assert not RedisUpdateDeduplicator(client).already_done(BOT, 1)
+    assert client.get("tgm:lock:chat:bot-1:42") == b"someone-else"

@@ -22,6 +22,7 @@ from services.dispatcher.adapters.interaction_stats import (
     InMemoryInteractionBuffer,
     InteractionFlusher,
     RedisInteractionBuffer,
+    SpillingRecorder,
     recorder_for,
 )
 from tests.support.redis_server import RedisServer
@@ -42,11 +43,13 @@ def prefix() -> str:
     return f"test:stats:{uuid.uuid4().hex}"
 
 
-@pytest.fixture(params=["redis", "memory"])
+@pytest.fixture(params=["redis", "spilling", "memory"])
 def make_buffer(request: pytest.FixtureRequest, client: redis.Redis, prefix: str) -> Any:
     def make(clock: ManualClock) -> Any:
         if request.param == "redis":
             return RedisInteractionBuffer(client, prefix=prefix, clock=clock)
+        if request.param == "spilling":
+            return SpillingRecorder(RedisInteractionBuffer(client, prefix=prefix, clock=clock), clock)
         return InMemoryInteractionBuffer(clock)
 
     return make
@@ -118,8 +121,72 @@ def test_concurrent_takes_never_return_the_same_entry(client: redis.Redis, prefi
     assert len(keys) == 300 and len(set(keys)) == 300
 
 
-def test_recorder_for_with_redis_is_the_shared_one(client: redis.Redis) -> None:
-    assert isinstance(recorder_for(client), RedisInteractionBuffer)
+def test_recorder_for_with_redis_is_the_spilling_front_of_the_shared_one(client: redis.Redis) -> None:
+    assert isinstance(recorder_for(client), SpillingRecorder)
+
+
+class Ticks:
+    """An injectable monotonic clock."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_spilling_recorder_writes_nothing_until_its_interval_passes(client: redis.Redis, prefix: str) -> None:
+    ticks = Ticks()
+    shared = RedisInteractionBuffer(client, prefix=prefix)
+    front = SpillingRecorder(shared, spill_seconds=0.2, monotonic=ticks)
+    front.record("a", 1, "de")
+    front.record("a", 1, None)
+    front.record("b", 2, None)
+    assert shared.pending_count() == 0, "a record inside the interval must not cost a round trip"
+    ticks.now += 0.25
+    front.record("b", 2, "en")  # this thread spills everything gathered so far, in one call
+    assert shared.pending_count() == 2 and front.pending_count() == 2
+    taken = by_key(shared.take(10))
+    assert (taken[("a", 1)].messages, taken[("a", 1)].language_code) == (2, "de")
+    assert (taken[("b", 2)].messages, taken[("b", 2)].language_code) == (2, "en")
+
+
+def test_spilling_recorder_take_spills_first(client: redis.Redis, prefix: str) -> None:
+    front = SpillingRecorder(RedisInteractionBuffer(client, prefix=prefix), spill_seconds=3600, monotonic=Ticks())
+    front.record("a", 7, None)
+    (entry,) = front.take(10)
+    assert (entry.bot_id, entry.telegram_user_id, entry.messages) == ("a", 7, 1)
+    assert front.pending_count() == 0
+
+
+class RefusingShared:
+    """A shared buffer whose Redis is down."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def put_back(self, interactions: Sequence[Interaction]) -> None:
+        self.calls += 1
+        raise redis.ConnectionError("down")
+
+    def pending_count(self) -> int:
+        return 0
+
+
+def test_a_failed_spill_keeps_the_counts_and_does_not_fail_the_record() -> None:
+    ticks = Ticks()
+    shared = RefusingShared()
+    front = SpillingRecorder(shared, spill_seconds=0.2, monotonic=ticks)  # type: ignore[arg-type]
+    front.record("a", 1, None)
+    ticks.now += 1
+    front.record("a", 1, None)  # spills, Redis refuses: no exception, nothing lost
+    assert shared.calls == 1
+    assert front.pending_count() == 1
+    with pytest.raises(redis.ConnectionError):
+        front.spill()
+    assert front.pending_count() == 1
+    (entry,) = front._local.take(10)
+    assert entry.messages == 2
 
 
 class FlakySink:
@@ -145,7 +212,8 @@ class FlakySink:
 def test_two_processes_flushing_at_once_lose_and_double_nothing(redis_server: RedisServer, prefix: str) -> None:
     # Each "process" has its own client, buffer and flusher thread (every 2 ms: many overlapping flushes).
     clients = [redis.Redis.from_url(redis_server.url) for _ in range(2)]
-    buffers = [RedisInteractionBuffer(c, prefix=prefix) for c in clients]
+    # Each process records through its spilling front (spilling every 1 ms: many spills race the takes).
+    buffers = [SpillingRecorder(RedisInteractionBuffer(c, prefix=prefix), spill_seconds=0.001) for c in clients]
     sink = FlakySink(seed=8)
     flushers = [
         FlusherThread(InteractionFlusher(buffer, sink, batch_size=16, max_bots=4), 0.002).start() for buffer in buffers

@@ -15,8 +15,9 @@ Algorithm:
    item at the head, and the redelivered drain message handles it again.
 3. A handler failure keeps the item at the head (the chat waits: order matters) and asks to be run
    again after a backoff; after `max_attempts` the update goes to the dead letters and the chat moves on.
-4. After the batch: release (which answers how many items are left) and claim again while any are, so an
-   update pushed between the read and the release is not left waiting for a drain that already returned.
+4. After the batch: release (which answers how many items are left; the last item's `complete_and_release`
+   does it in the same step) and claim again while any are, so an update pushed between the read and the
+   release is not left waiting for a drain that already returned.
 """
 
 from __future__ import annotations
@@ -109,10 +110,11 @@ class DrainChat:
             claim = self._lane.claim(bot_id, chat_key, self._policy.lock_ttl_seconds, self._policy.batch_size)
             if claim is None:
                 return _merge(totals, DrainResult(busy=True))
+            released: list[int] = []  # set when the last item's completion released the chat already
             try:
-                result = self._drain_locked(bot_id, chat_key, claim)
+                result = self._drain_locked(bot_id, chat_key, claim, released)
             finally:
-                left = self._lane.release(bot_id, chat_key, claim.owner)
+                left = released[0] if released else self._lane.release(bot_id, chat_key, claim.owner)
             totals = _merge(totals, result)
             if result.run_again_in is not None or result.busy:
                 return totals
@@ -124,13 +126,24 @@ class DrainChat:
             if processed >= self._policy.max_items_per_run:
                 return _merge(totals, DrainResult(run_again_in=0.0))  # yield the thread to other chats
 
-    def _drain_locked(self, bot_id: str, chat_key: str, claim: LaneClaim) -> DrainResult:
+    def _drain_locked(self, bot_id: str, chat_key: str, claim: LaneClaim, released: list[int]) -> DrainResult:
+        """Works through the claimed items; completing the last one also releases the chat (its count of items
+        left goes into `released`), saving the release's round trip."""
         handled = skipped = refused = dead = 0
         owner = claim.owner
         ttl = self._policy.lock_ttl_seconds
+        last = claim.items[-1].item if claim.items else None
 
         def complete(item: MailboxItem, update_id: int | None, *, mark_done: bool) -> bool:
-            return self._lane.complete(bot_id, chat_key, owner, item, update_id, mark_done=mark_done, ttl_seconds=ttl)
+            if item is not last:
+                return self._lane.complete(
+                    bot_id, chat_key, owner, item, update_id, mark_done=mark_done, ttl_seconds=ttl
+                )
+            left = self._lane.complete_and_release(bot_id, chat_key, owner, item, update_id, mark_done=mark_done)
+            if left is None:
+                return False
+            released.append(left)
+            return True
 
         for entry in claim.items:
             item = entry.item

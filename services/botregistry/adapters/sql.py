@@ -372,6 +372,48 @@ def _insert_for(session: Session) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
+# PostgreSQL: each batch is two statements whatever its size; the rows travel as arrays and `unnest` turns them back
+# into rows in the order given (key order: concurrent batches lock rows in the same order). Same conflict rules as
+# the portable upserts below.
+_PG_UPSERT_USERS = text(
+    """
+INSERT INTO bot_users AS u (bot_id, telegram_user_id, language_code, first_seen, last_seen)
+SELECT * FROM unnest(CAST(:bot_ids AS varchar[]), CAST(:user_ids AS bigint[]), CAST(:languages AS varchar[]),
+                     CAST(:first_seen AS timestamptz[]), CAST(:last_seen AS timestamptz[]))
+ON CONFLICT (bot_id, telegram_user_id) DO UPDATE SET
+  last_seen = GREATEST(u.last_seen, excluded.last_seen),
+  language_code = CASE
+    WHEN excluded.language_code IS NOT NULL AND (excluded.last_seen >= u.last_seen OR u.language_code IS NULL)
+    THEN excluded.language_code ELSE u.language_code END
+"""
+)
+_PG_ADD_DAILY = text(
+    """
+INSERT INTO bot_daily_stats AS d (bot_id, day, messages)
+SELECT * FROM unnest(CAST(:bot_ids AS varchar[]), CAST(:days AS varchar[]), CAST(:counts AS bigint[]))
+ON CONFLICT (bot_id, day) DO UPDATE SET messages = d.messages + excluded.messages
+"""
+)
+
+
+def _upsert_with_arrays(session: Session, users: list[dict[str, Any]], days: dict[tuple[str, str], int]) -> None:
+    session.execute(
+        _PG_UPSERT_USERS,
+        {
+            "bot_ids": [row["bot_id"] for row in users],
+            "user_ids": [row["telegram_user_id"] for row in users],
+            "languages": [row["language_code"] for row in users],
+            "first_seen": [row["first_seen"] for row in users],
+            "last_seen": [row["last_seen"] for row in users],
+        },
+    )
+    keys = sorted(days)
+    session.execute(
+        _PG_ADD_DAILY,
+        {"bot_ids": [bot for bot, _ in keys], "days": [day for _, day in keys], "counts": [days[key] for key in keys]},
+    )
+
+
 def _day_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -458,7 +500,9 @@ class SqlInteractionStats:
                     row["language_code"], row["_language_at"] = item.language_code, seen
                 day = seen.strftime("%Y-%m-%d")
                 days[(item.bot_id, day)] = days.get((item.bot_id, day), 0) + item.messages
-            if users:
+            if users and session.get_bind().dialect.name == "postgresql":
+                _upsert_with_arrays(session, [users[key] for key in sorted(users)], days)
+            elif users:
                 insert = _insert_for(session)
                 rows = [{k: v for k, v in users[key].items() if k != "_language_at"} for key in sorted(users)]
                 # One statement with bound parameters, run for every row (executemany; psycopg batches it): it

@@ -1,10 +1,11 @@
 """Per-update stats off the hot path (issue 8): counted in Redis (or memory) and flushed to the registry in batches.
 
-The router calls `record` after each managed-bot answer: one pipelined Redis round trip (MULTI/EXEC of HINCRBY +
-HSET + SADD), or a dict update in embedded mode. Entries coalesce per (bot, user): the messages counted, the last
-language and the last-seen time. One flusher thread per dispatcher process takes pending bots atomically (a Lua
-script: SPOP the dirty bots, HGETALL + DEL their hashes), so two processes never send the same entry, and sends
-them with RecordInteractions. A failed send puts the batch back, merged with whatever arrived since.
+The router calls `record` after each managed-bot answer: a dict update in the process (SpillingRecorder), moved to
+Redis in one round trip every 0.2 s (or in embedded mode, the dict is all there is). Entries coalesce per (bot,
+user): the messages counted, the last language and the last-seen time. One flusher thread per dispatcher process
+takes pending bots atomically (a Lua script: SPOP the dirty bots, HGETALL + DEL their hashes), so two processes
+never send the same entry, and sends them with RecordInteractions. A failed send puts the batch back, merged with
+whatever arrived since.
 
 Redis keys (prefix `tgm:stats`): `{prefix}:dirty` set of bot ids with pending entries; `{prefix}:n:{bot}` hash
 user id → updates counted; `{prefix}:u:{bot}` hash user id → "<last seen unix ms> <language>". The scripts build
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ DEFAULT_PREFIX = "tgm:stats"
 BATCH_SIZE = 500  # entries per RecordInteractions call (the registry takes up to 1000)
 MAX_BOTS_PER_TAKE = 100
 MAX_TAKES_PER_FLUSH = 50  # under a constant stream a flush still ends; the rest waits for the next one
+SPILL_SECONDS = 0.2  # how long a process gathers counts in memory before moving them to Redis in one round trip
 
 
 class Clock(Protocol):
@@ -202,14 +205,74 @@ class RedisInteractionBuffer:
         return sum(int(self._client.hlen(f"{self._prefix}:n:{bot}")) for bot in bots)
 
 
-def recorder_for(redis_client: Any, clock: Clock | None = None) -> InMemoryInteractionBuffer | RedisInteractionBuffer:
-    """Redis when there is one (shared by every dispatcher process), else in memory (embedded: one process).
+class SpillingRecorder:
+    """The process's front of the shared Redis buffer: `record` is a dict update, and what gathered moves to Redis
+    in one round trip (merged per bot and user) every `spill_seconds`, from whichever thread records then, and
+    before every `take`. So a handled update costs no Redis round trip of its own; a `kill -9` loses at most the
+    last `spill_seconds` of counts (stats are best effort), a clean stop none (the flusher's last take spills).
+    """
+
+    def __init__(
+        self,
+        shared: RedisInteractionBuffer,
+        clock: Clock | None = None,
+        spill_seconds: float = SPILL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._shared = shared
+        self._local = InMemoryInteractionBuffer(clock)
+        self._spill_seconds = spill_seconds
+        self._monotonic = monotonic
+        self._next_spill = monotonic() + spill_seconds
+        self._spilling = threading.Lock()
+
+    def record(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None:
+        self._local.record(bot_id, telegram_user_id, language_code)
+        if self._monotonic() >= self._next_spill and self._spilling.acquire(blocking=False):
+            try:
+                self._spill()
+            except Exception as error:  # kept in memory for the next spill; the answer is not held up
+                logger.info("interaction spill failed; kept in memory", extra={"error": type(error).__name__})
+            finally:
+                self._spilling.release()
+
+    def _spill(self) -> None:
+        self._next_spill = self._monotonic() + self._spill_seconds
+        gathered = self._local.take(max_bots=1 << 30)
+        if not gathered:
+            return
+        try:
+            self._shared.put_back(gathered)
+        except Exception:
+            self._local.put_back(gathered)
+            raise
+
+    def spill(self) -> None:
+        """Moves what this process gathered to Redis now (raises if Redis refuses; nothing is lost)."""
+        with self._spilling:
+            self._spill()
+
+    def take(self, max_bots: int) -> list[Interaction]:
+        self.spill()
+        return self._shared.take(max_bots)
+
+    def put_back(self, interactions: Sequence[Interaction]) -> None:
+        self._shared.put_back(interactions)
+
+    def pending_count(self) -> int:
+        """Entries waiting here and in Redis (tests and diagnostics; not atomic)."""
+        return self._local.pending_count() + self._shared.pending_count()
+
+
+def recorder_for(redis_client: Any, clock: Clock | None = None) -> InMemoryInteractionBuffer | SpillingRecorder:
+    """Redis when there is one (shared by every dispatcher process, fed by each process's spilling front), else in
+    memory (embedded: one process).
 
     The object is both the InteractionRecorder (give it to UpdateRouter) and the PendingInteractions the flusher takes.
     """
     if redis_client is None:
         return InMemoryInteractionBuffer(clock)
-    return RedisInteractionBuffer(redis_client, clock=clock)
+    return SpillingRecorder(RedisInteractionBuffer(redis_client, clock=clock), clock)
 
 
 # ------------------------------------------------------------------------------------------------ flusher

@@ -4,7 +4,8 @@ Same keys as the fine-grained adapters, so the two can meet on one Redis: the ma
 (libs/messaging/mailbox.py), the lock (`tgm:lock:chat:<bot>:<chat>`, RedisLocks), the dedup marks
 (`tgm:dedup:update:<bot>:<update_id>`, RedisUpdateDeduplicator) and the failures hash.
 
-Per handled update that is claim (amortised over a batch of up to `batch` items), complete, release: instead
+Per handled update that is claim (amortised over a batch of up to `batch` items), complete, release (the last item
+of a claim completes and releases in one script): instead
 of lock, renew, peek, exists, hmget, renew, set, pop, hdel, release and llen, each a round trip of its own.
 """
 
@@ -60,6 +61,17 @@ if ARGV[4] ~= '' then redis.call('HDEL', KEYS[3], ARGV[4] .. ':n', ARGV[4] .. ':
 return 1
 """
 
+# The same, then release the lock and answer the mailbox's length (the last item of a claim: one round trip
+# instead of two). Returns -1 when the lock is not ours (nothing changed).
+_COMPLETE_AND_RELEASE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+if ARGV[5] == '1' then redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) end
+if redis.call('LINDEX', KEYS[1], 0) == ARGV[3] then redis.call('LPOP', KEYS[1]) end
+if ARGV[4] ~= '' then redis.call('HDEL', KEYS[3], ARGV[4] .. ':n', ARGV[4] .. ':at') end
+redis.call('DEL', KEYS[2])
+return redis.call('LLEN', KEYS[1])
+"""
+
 # Shared by both lanes (this one and the outbox's, services/dispatcher/outbound.py).
 # KEYS: lock, list. ARGV: owner. Releases the lock if it is still the owner's; returns the list's length.
 RELEASE_AND_COUNT = """
@@ -81,6 +93,7 @@ class RedisChatLane:
         self._dedup_ttl = dedup_ttl_seconds
         self._claim = client.register_script(_CLAIM)
         self._complete = client.register_script(_COMPLETE)
+        self._complete_and_release = client.register_script(_COMPLETE_AND_RELEASE)
         self._release = client.register_script(RELEASE_AND_COUNT)
         self._locks = RedisLocks(client, prefix=LOCK_PREFIX)  # renewals: the same owner-checked PEXPIRE
 
@@ -126,6 +139,34 @@ class RedisChatLane:
         mark_done: bool,
         ttl_seconds: float,
     ) -> bool:
+        keys, args = self._completion(bot_id, chat_key, owner, item, update_id, mark_done, ttl_seconds)
+        return bool(self._complete(keys=keys, args=args))
+
+    def complete_and_release(
+        self,
+        bot_id: str,
+        chat_key: str,
+        owner: str,
+        item: MailboxItem,
+        update_id: int | None,
+        *,
+        mark_done: bool,
+    ) -> int | None:
+        keys, args = self._completion(bot_id, chat_key, owner, item, update_id, mark_done, 1.0)
+        left = int(self._complete_and_release(keys=keys, args=args))
+        return None if left < 0 else left
+
+    def _completion(
+        self,
+        bot_id: str,
+        chat_key: str,
+        owner: str,
+        item: MailboxItem,
+        update_id: int | None,
+        mark_done: bool,
+        ttl_seconds: float,
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV shared by the two completion scripts."""
         dedup_id = update_id if update_id is not None else 0
         keys = [
             mailbox_key(bot_id, chat_key, self._prefix),
@@ -133,7 +174,7 @@ class RedisChatLane:
             self._failures(bot_id, chat_key),
             f"{DEDUP_PREFIX}:{bot_id}:{dedup_id}",
         ]
-        args = [
+        args: list[Any] = [
             owner,
             ms(ttl_seconds),
             item.raw,
@@ -141,7 +182,7 @@ class RedisChatLane:
             "1" if mark_done and update_id is not None else "0",
             self._dedup_ttl,
         ]
-        return bool(self._complete(keys=keys, args=args))
+        return keys, args
 
     def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
         return self._mailbox.record_failure(bot_id, chat_key, update_id, retry_at)  # the rare path: as the mailbox does
