@@ -42,15 +42,15 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
         print(f"services.dispatcher: CALLBACK_SIGNING_KEY ({MIN_KEY_BYTES}+ bytes) is required.", file=sys.stderr)
         return 2
     import dramatiq
-    from dramatiq.brokers.redis import RedisBroker
 
+    from services.dispatcher.adapters.redis_broker import TimelyMaintenanceRedisBroker
     from services.dispatcher.container import DispatcherContainer, resolve_for_workers
     from services.dispatcher.workers.actors import register_actors
 
-    broker = RedisBroker(  # type: ignore[no-untyped-call]
+    broker = TimelyMaintenanceRedisBroker(
         url=settings.redis_url,
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
-        maintenance_chance=settings.broker_maintenance_chance,
+        maintenance_interval_ms=settings.broker_maintenance_interval_ms,
     )
     container = DispatcherContainer(settings=settings, broker=broker)
     if prepare is not None:

@@ -12,6 +12,7 @@ import dramatiq
 import grpc
 from dependency_injector import containers, providers
 
+from libs.domain.chat_lane import LockKeeper
 from libs.domain.clock import SystemClock
 from libs.domain.external_api import RetryPolicy, RunApiCall, StartApiCall
 from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy, RateRule
@@ -283,6 +284,8 @@ class DispatcherContainer(containers.DeclarativeContainer):
         policy=inbound_policy,
         actions=providers.Callable(_bot_actions, bot_directory),
     )
+    # One thread per process renews every chat and outbox lock its workers hold while they work.
+    lock_keeper = providers.ThreadSafeSingleton(LockKeeper)
     drain_outbox = providers.ThreadSafeSingleton(
         DrainOutbox,
         store=outbox_store,
@@ -292,6 +295,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         dead_letters=dead_letters,
         policy=providers.Factory(OutboxPolicy, lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds),
         lane=providers.ThreadSafeSingleton(_outbox_lane, redis_client),
+        keeper=lock_keeper,
     )
 
     # The handler as the chat drain runs it: the replies it queues are sent right after, by the same worker.
@@ -311,6 +315,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         clock=clock,
         guard=inbound_guard,
         lane=providers.ThreadSafeSingleton(_chat_lane, redis_client, settings.provided.dedup_ttl_seconds),
+        keeper=lock_keeper,
         policy=providers.Factory(
             DrainPolicy,
             lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds,

@@ -27,12 +27,14 @@ from typing import Any, Protocol
 import dramatiq
 
 from libs.domain.bots import BotToken
+from libs.domain.chat_lane import LockKeeper
 from libs.domain.effects import next_effect_id
 from libs.domain.errors import BotNotFound, TelegramRequestFailed
 from libs.domain.ports import DeadLetters, Locks
 from libs.domain.use_cases.drain_chat import describe_failure
 from libs.messaging.mailbox import POP_IF_HEAD
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
+from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.adapters.redis_chat_lane import RELEASE_AND_COUNT, ms
 
 logger = logging.getLogger("services.dispatcher.outbound")
@@ -509,6 +511,10 @@ class OutboxLane(Protocol):
 
     def claim(self, bot_id: str, chat_key: str, ttl_seconds: float, batch: int) -> OutboxClaim | None: ...
 
+    def renew(self, bot_id: str, chat_key: str, owner: str, ttl_seconds: float) -> bool:
+        """Extends the lane's lock if `owner` still holds it (the lock keeper calls it while a send runs)."""
+        ...
+
     def complete(
         self, bot_id: str, chat_key: str, owner: str, raw: bytes, call_id: str | None, *, sent: bool, ttl_seconds: float
     ) -> bool:
@@ -548,6 +554,9 @@ class ComposedOutboxLane:
             return OutboxClaim(owner, ())
         call_id = _call_id(raw)
         return OutboxClaim(owner, ((raw, call_id is not None and self._store.is_sent(call_id)),))
+
+    def renew(self, bot_id: str, chat_key: str, owner: str, ttl_seconds: float) -> bool:
+        return self._locks.renew(_lane_lock(bot_id, chat_key), owner, ttl_seconds)
 
     def complete(
         self, bot_id: str, chat_key: str, owner: str, raw: bytes, call_id: str | None, *, sent: bool, ttl_seconds: float
@@ -604,6 +613,7 @@ class RedisOutboxLane:
         self._claim = client.register_script(_CLAIM_LANE)
         self._complete = client.register_script(_COMPLETE_LANE)
         self._release = client.register_script(RELEASE_AND_COUNT)
+        self._locks = RedisLocks(client, prefix=lock_prefix)  # renewals: the same owner-checked PEXPIRE
 
     def _list(self, bot_id: str, chat_key: str) -> str:
         return f"{self._prefix}:{bot_id}:{chat_key}"
@@ -618,6 +628,9 @@ class RedisOutboxLane:
         if flat is None:
             return None
         return OutboxClaim(owner, tuple((bytes(flat[i]), bool(int(flat[i + 1]))) for i in range(0, len(flat), 2)))
+
+    def renew(self, bot_id: str, chat_key: str, owner: str, ttl_seconds: float) -> bool:
+        return self._locks.renew(_lane_lock(bot_id, chat_key), owner, ttl_seconds)
 
     def complete(
         self, bot_id: str, chat_key: str, owner: str, raw: bytes, call_id: str | None, *, sent: bool, ttl_seconds: float
@@ -654,9 +667,11 @@ class DrainOutbox:
         dead_letters: DeadLetters,
         policy: OutboxPolicy | None = None,
         lane: OutboxLane | None = None,
+        keeper: LockKeeper | None = None,
     ) -> None:
         self._store = store
         self._lane: OutboxLane = lane or ComposedOutboxLane(store, locks)
+        self._keeper = keeper or LockKeeper()
         self._limiter = limiter
         self._sender = sender
         self._dead = dead_letters
@@ -724,7 +739,10 @@ class DrainOutbox:
             if wait > 0:
                 return sent, wait, False
             try:
-                perform(sender, call, token)
+                # A send may take up to the client's timeout, longer than the lane's short lock TTL (short, so a
+                # dead worker's lane frees itself in seconds): the process's lock keeper renews it meanwhile.
+                with self._keeper.hold(lambda: self._lane.renew(bot_id, chat_key, owner, ttl), ttl):
+                    perform(sender, call, token)
             except TelegramRequestFailed as exc:
                 if exc.retry_after is not None:
                     # Telegram's flood control is per bot as much as per chat: hold every chat of the bot.

@@ -33,17 +33,22 @@ class DispatcherSettings(BaseSettings):
     rate_limit_default_limit: int = Field(default=30, ge=1)
     rate_limit_default_window: float = Field(default=60.0, gt=0)
     cooldowns_json: str = ""
-    # Per-chat drain: lock TTL (renewed per item), attempts before an update goes to the dead letters.
-    chat_lock_ttl_seconds: float = Field(default=30.0, gt=0)
+    # Per-chat drain: lock TTL, attempts before an update goes to the dead letters. The lock is renewed every third
+    # of its TTL while its holder works (one lock keeper thread per process), so the TTL only bounds how long a
+    # dead worker's chat stays blocked (issue 10: a replaced worker's chats answer again within seconds).
+    chat_lock_ttl_seconds: float = Field(default=3.0, gt=0)
     update_max_attempts: int = Field(default=4, ge=1)
     update_min_backoff_seconds: float = Field(default=0.5, ge=0)
     update_max_backoff_seconds: float = Field(default=10.0, ge=0)
     # Dramatiq's Redis broker: a worker process silent for `broker_heartbeat_timeout_ms` counts as dead, and a
-    # queue-maintenance pass (run on `broker_maintenance_chance` per million broker commands) puts its unacked
-    # messages back. Keep the timeout above chat_lock_ttl_seconds: a drain redelivered while the dead worker's
-    # chat lock still stands finds the chat busy. Tests shorten both; production keeps Dramatiq's defaults.
-    broker_heartbeat_timeout_ms: int = Field(default=60_000, ge=1000)
-    broker_maintenance_chance: int = Field(default=1000, ge=1, le=1_000_000)
+    # queue-maintenance pass (every `broker_maintenance_interval_ms`) puts its unacked messages back. Keep the
+    # timeout above chat_lock_ttl_seconds: a drain redelivered while the dead worker's chat lock still stands finds
+    # the chat busy. A live process heartbeats several times a second (every fetch and ack of each of its queue
+    # consumers, idle ones every worker_timeout), so 5 s is far from a false death (and a false one only costs a
+    # drain that finds its chat busy). Dramatiq's defaults (60 s, maintenance by a 0.1 % chance per call) let a
+    # dead worker's chats wait minutes; here maintenance runs by the clock (adapters/redis_broker.py).
+    broker_heartbeat_timeout_ms: int = Field(default=5_000, ge=1000)
+    broker_maintenance_interval_ms: int = Field(default=1_000, ge=50, le=60_000)
     # Outbound flood control (Telegram's limits) and its safety margin on each window.
     outbound_per_bot_per_second: int = Field(default=30, ge=1)
     outbound_per_chat_per_second: int = Field(default=1, ge=1)

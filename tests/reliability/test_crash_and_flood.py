@@ -19,12 +19,12 @@ pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 COMMANDS = {f"/m{i}": f"reply {i}" for i in range(1, 7)}
 
 # Takeover timing: the dead worker's chat lock expires (CHAT_LOCK_TTL_SECONDS) before Dramatiq gives its
-# unacked drain message back (BROKER_HEARTBEAT_TIMEOUT_MS; maintenance on every broker command), so the
+# unacked drain message back (BROKER_HEARTBEAT_TIMEOUT_MS; maintenance every 50 ms), so the
 # redelivered drain finds the chat free.
 TAKEOVER_ENV = {
     "CHAT_LOCK_TTL_SECONDS": "3",
     "BROKER_HEARTBEAT_TIMEOUT_MS": "6000",
-    "BROKER_MAINTENANCE_CHANCE": "1000000",
+    "BROKER_MAINTENANCE_INTERVAL_MS": "50",
 }
 
 
