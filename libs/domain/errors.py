@@ -4,6 +4,24 @@
 class DomainError(Exception):
     """Base of every error the domain raises on purpose."""
 
+    # True when a dependency is down for now and the same work succeeds once it is back (see DependencyUnavailable).
+    transient: bool = False
+
+
+class DependencyUnavailable(DomainError):
+    """A service tgm depends on (vault, registry, Telegram) could not be reached or failed for now.
+
+    Work that fails with it waits and is retried (capped backoff) while the dependency is down, instead of being
+    dead-lettered after a few quick attempts as a poison update is (issue 10: a vault down for 30 s loses nothing).
+    """
+
+    transient = True
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether retrying the same work later can succeed (a dependency was down), as opposed to a permanent failure."""
+    return isinstance(error, DomainError) and error.transient
+
 
 class InvalidToken(DomainError):
     """Text that is not shaped like a Telegram bot token."""
@@ -25,7 +43,7 @@ class IllegalTransition(DomainError):
     """A bot status change the state machine does not allow."""
 
 
-class TelegramUnavailable(DomainError):
+class TelegramUnavailable(DependencyUnavailable):
     """Telegram could not be reached or failed; the call may be retried."""
 
 
@@ -39,7 +57,7 @@ class TelegramRequestFailed(DomainError):
         self.retry_after = retry_after
 
 
-class VaultUnavailable(DomainError):
+class VaultUnavailable(DependencyUnavailable):
     """The vault could not be reached or refused the call."""
 
 
@@ -49,3 +67,5 @@ class ConcurrentUpdate(DomainError):
 
 class SecretRejected(VaultUnavailable):
     """The vault refused to open a ciphertext: not sealed for this bot, kind or context (e.g. another sender)."""
+
+    transient = False  # the same ciphertext is refused again

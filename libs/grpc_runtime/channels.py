@@ -61,14 +61,25 @@ def expected_server_name(target: str) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
+# gRPC waits longer and longer between reconnects to a peer that is down (up to 120 s by default): after a vault
+# outage of 30 s its clients would go on failing fast for many seconds after it is back (issue 10). Capped here so a
+# client sees a returning peer within about a second and a half.
+RECONNECT_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.min_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 1500),
+]
+
+
 def _raw_channel(target: str, tls: TlsChoice, server_name: str | None = None) -> grpc.Channel:
     files = _resolve(tls)
     if files is None:
-        return grpc.insecure_channel(target)
+        return grpc.insecure_channel(target, options=RECONNECT_OPTIONS)
     name = server_name or expected_server_name(target)
     if not name:
         raise TlsConfigError(f"cannot tell which service {target} is: pass server_name= (e.g. 'vault')")
-    return grpc.secure_channel(target, files.channel_credentials(), options=[("grpc.ssl_target_name_override", name)])
+    options: list[tuple[str, str | int]] = [("grpc.ssl_target_name_override", name), *RECONNECT_OPTIONS]
+    return grpc.secure_channel(target, files.channel_credentials(), options=options)
 
 
 def open_channel(target: str, tls: TlsChoice = FROM_ENV, server_name: str | None = None) -> grpc.Channel:

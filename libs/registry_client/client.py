@@ -16,7 +16,7 @@ import grpc
 
 from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
 from libs.domain.clock import SystemClock
-from libs.domain.errors import DomainError
+from libs.domain.errors import DependencyUnavailable
 from libs.domain.ports import Clock, Route
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
@@ -36,7 +36,7 @@ _STATUS_FROM_PROTO: dict[int, BotStatus] = {
 _UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class RegistryUnavailable(DomainError):
+class RegistryUnavailable(DependencyUnavailable):
     """The registry could not be reached or failed; the caller may retry later (gateway: 503)."""
 
 

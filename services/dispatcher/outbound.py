@@ -29,7 +29,7 @@ import dramatiq
 from libs.domain.bots import BotToken
 from libs.domain.chat_lane import LockKeeper
 from libs.domain.effects import next_effect_id
-from libs.domain.errors import BotNotFound, TelegramRequestFailed
+from libs.domain.errors import BotNotFound, TelegramRequestFailed, is_transient
 from libs.domain.ports import DeadLetters, Locks
 from libs.domain.use_cases.drain_chat import describe_failure
 from libs.messaging.mailbox import POP_IF_HEAD
@@ -497,6 +497,10 @@ class OutboxPolicy:
     max_backoff_seconds: float = 30.0
     max_items_per_run: int = 50
     batch_size: int = 20  # calls read per claim (one round trip on Redis)
+    # A dependency down (the vault for the token, Telegram unreachable or 5xx: errors.is_transient) is retried at
+    # most this far apart, for up to this many attempts (~1 h), before the call goes to the dead letters.
+    transient_max_backoff_seconds: float = 5.0
+    transient_max_attempts: int = 720
 
 
 @dataclass(frozen=True)
@@ -774,9 +778,13 @@ class DrainOutbox:
         """A failure a retry may fix: the delay before the next attempt, or None once given up."""
         attempts = self._store.record_failure(call_id)
         reason = describe_failure(exc)
-        if attempts < self._policy.max_attempts:
-            step = self._policy.min_backoff_seconds * 2 ** (attempts - 1)
-            delay = min(self._policy.max_backoff_seconds, step)
+        policy = self._policy
+        transient = is_transient(exc)
+        if attempts < (policy.transient_max_attempts if transient else policy.max_attempts):
+            step = policy.min_backoff_seconds * 2 ** (attempts - 1)
+            delay = min(policy.max_backoff_seconds, step)
+            if transient:
+                delay = min(delay, policy.transient_max_backoff_seconds)
             ids = {"bot_id": bot_id, "call_id": call_id, "method": call.get("method")}
             logger.warning("send failed; retrying", extra={**ids, "retry_in": delay, "error": reason})
             return float(delay)

@@ -95,6 +95,25 @@ class _Runner:
         return result
 
 
+def _server_options(port: int, workdir: Path) -> str:
+    return (
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={workdir} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+
+
+def stop_server(server: PostgresServer) -> None:
+    """Fault injection: a fast shutdown (clients are disconnected); `start_server` brings it back on the same port."""
+    _Runner(server.data_dir.parent).run("pg_ctl", "-D", str(server.data_dir), "-m", "fast", "-w", "-t", "60", "stop")
+
+
+def start_server(server: PostgresServer) -> None:
+    workdir = server.data_dir.parent
+    options = _server_options(server.port, workdir)
+    log_file = str(workdir / "server.log")
+    _Runner(workdir).run("pg_ctl", "-D", str(server.data_dir), "-l", log_file, "-o", options, "-w", "-t", "60", "start")
+
+
 @contextmanager
 def running_postgres(database: str = "tgm", user: str = "tgm") -> Iterator[PostgresServer]:
     if not available():
@@ -134,10 +153,7 @@ def running_postgres(database: str = "tgm", user: str = "tgm") -> Iterator[Postg
         last_error: Exception | None = None
         for _ in range(START_ATTEMPTS):  # the free port may be taken between probe and bind
             port = _free_port()
-            options = (
-                f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={workdir} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
+            options = _server_options(port, workdir)
             try:
                 runner.run("pg_ctl", "-D", str(data_dir), "-l", str(log_file), "-o", options, "-w", "-t", "60", "start")
                 started = True

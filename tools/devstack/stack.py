@@ -77,6 +77,8 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class Stack:
@@ -125,9 +127,36 @@ class Stack:
             [sys.executable, *args], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
         log_file.close()
-        process = Process(name, popen, log_path)
+        process = Process(name, popen, log_path, list(args), dict(env))
         self.processes.append(process)
         return process
+
+    def process(self, name: str) -> Process:
+        """The latest process started under `name`."""
+        for process in reversed(self.processes):
+            if process.name == name:
+                return process
+        raise KeyError(name)
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Sends `sig` to one process (fault injection, restarts) and waits for it to exit; its exit code."""
+        process = self.process(name)
+        if process.popen.poll() is None:
+            process.popen.send_signal(sig)
+        try:
+            return process.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.popen.kill()
+            return process.popen.wait()
+
+    def restart_process(self, name: str) -> Process:
+        """Starts `name` again with the same command and environment (after stop_process); the caller waits for
+        whatever readiness it needs. It appends to the same log file."""
+        old = self.process(name)
+        if old.popen.poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        self.processes.remove(old)
+        return self._spawn(name, old.args, old.env)
 
     def _check_alive(self) -> None:
         for process in self.processes:

@@ -29,6 +29,7 @@ from typing import Any
 
 from libs.domain.chat_lane import ComposedChatLane, LockKeeper, lock_key
 from libs.domain.effects import effect_scope
+from libs.domain.errors import is_transient
 from libs.domain.inbound import InboundGuard
 from libs.domain.ports import (
     ChatLane,
@@ -66,8 +67,17 @@ class DrainPolicy:
     max_items_per_run: int = 200  # then yield the thread to other chats (a reschedule at once)
     batch_size: int = 20  # items read from the head per claim (stores that read in bulk: one round trip)
 
-    def backoff(self, attempts: int) -> float:
-        return float(min(self.max_backoff_seconds, self.min_backoff_seconds * (2 ** max(0, attempts - 1))))
+    # A dependency down (vault, registry, Telegram: errors.is_transient) is not the update's fault: the chat waits
+    # and retries at most this far apart, for up to this many attempts (~1 h) before the update is set aside.
+    transient_max_backoff_seconds: float = 5.0
+    transient_max_attempts: int = 720
+
+    def backoff(self, attempts: int, *, transient: bool = False) -> float:
+        delay = min(self.max_backoff_seconds, self.min_backoff_seconds * (2 ** max(0, attempts - 1)))
+        return float(min(delay, self.transient_max_backoff_seconds) if transient else delay)
+
+    def gives_up(self, attempts: int, *, transient: bool = False) -> bool:
+        return attempts >= (self.transient_max_attempts if transient else self.max_attempts)
 
 
 @dataclass(frozen=True)
@@ -183,14 +193,21 @@ class DrainChat:
                     outcome = self._handler()(envelope)
             except Exception as exc:
                 reason = describe_failure(exc)
+                transient = is_transient(exc)
                 attempts = self._lane.record_failure(
-                    bot_id, chat_key, envelope.update_id, now + self._policy.backoff(attempts + 1)
+                    bot_id, chat_key, envelope.update_id, now + self._policy.backoff(attempts + 1, transient=transient)
                 )
-                if attempts < self._policy.max_attempts:
-                    delay = self._policy.backoff(attempts)
+                if not self._policy.gives_up(attempts, transient=transient):
+                    delay = self._policy.backoff(attempts, transient=transient)
                     logger.warning(
                         "update failed; the chat waits for its retry",
-                        extra={**_ids(envelope), "attempt": attempts, "retry_in": delay, "error": reason},
+                        extra={
+                            **_ids(envelope),
+                            "attempt": attempts,
+                            "retry_in": delay,
+                            "transient": transient,
+                            "error": reason,
+                        },
                     )
                     return DrainResult(handled, skipped, refused, dead, run_again_in=delay)
                 letter_id = self._dead.add("update", envelope.to_message(), reason, attempts, now)
