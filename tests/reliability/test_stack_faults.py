@@ -282,8 +282,8 @@ def test_the_vault_down_for_30_seconds_delays_only_what_needs_it(stack: Stack) -
     control.close()
     print(
         f"RELIABILITY-NOTE | vault down 30 s | an update needing the vault answered {waits['after_return']:.1f} s "
-        f"after its return; the longest any message waited: {outcome.longest_wait_seconds:.1f} s (those whose dispatcher "
-        "process had the token cached did not wait)"
+        f"after its return; the longest any message waited: {outcome.longest_wait_seconds:.1f} s (those whose "
+        "dispatcher process had the token cached did not wait)"
     )
 
 
