@@ -44,13 +44,20 @@ return 0
 """
 
 
+class UnencodableUpdate(ValueError):
+    """An update no encoder on the path can carry (e.g. nested deeper than they go): retrying cannot help."""
+
+
 def encode(envelope: UpdateEnvelope) -> bytes:
     try:
         return orjson.dumps(envelope.to_message())
     except TypeError:
-        # Lone UTF-16 surrogates (valid JSON escapes, not valid UTF-8): stdlib json keeps them as \uXXXX escapes,
-        # which `decode` reads back exactly.
-        return json.dumps(envelope.to_message(), separators=(",", ":")).encode("ascii")
+        # Lone UTF-16 surrogates (valid JSON escapes, not valid UTF-8) or nesting deeper than orjson writes (255):
+        # stdlib json keeps surrogates as \uXXXX escapes, which `decode` reads back exactly.
+        try:
+            return json.dumps(envelope.to_message(), separators=(",", ":")).encode("ascii")
+        except (RecursionError, ValueError, TypeError) as error:
+            raise UnencodableUpdate(f"update cannot be encoded ({type(error).__name__})") from None
 
 
 def decode(raw: bytes) -> MailboxItem:

@@ -30,6 +30,7 @@ from starlette.routing import Route as HttpRoute
 from libs.domain.bots import webhook_secret_matches
 from libs.domain.ports import AsyncUpdateQueue, Clock, Route, RouteDirectory
 from libs.domain.updates import UpdateEnvelope
+from libs.messaging.mailbox import UnencodableUpdate
 from libs.observability.logging import request_id_var
 from libs.registry_client.client import RegistryUnavailable
 from services.gateway.api.sealing import seal_manager_update
@@ -90,6 +91,11 @@ async def _read_capped(request: Request, cap: int, declared: int | None) -> byte
     return b"".join(chunks)
 
 
+# Telegram's update ids are positive and far below this; the dispatcher's dedup keys and its Lua scripts (cjson reads
+# numbers as doubles) must see the same integer, exact up to 2**53.
+MAX_UPDATE_ID = 2**53 - 1
+
+
 def _parse_update(body: bytes) -> tuple[dict[str, Any], int] | None:
     try:
         update = orjson.loads(body)
@@ -102,7 +108,7 @@ def _parse_update(body: bytes) -> tuple[dict[str, Any], int] | None:
     if not isinstance(update, dict):
         return None
     update_id = update.get("update_id")
-    if not isinstance(update_id, int) or isinstance(update_id, bool):
+    if not isinstance(update_id, int) or isinstance(update_id, bool) or not 0 <= update_id <= MAX_UPDATE_ID:
         return None
     return update, update_id
 
@@ -180,7 +186,7 @@ async def receive_update(request: Request) -> Response:
         parsed = _parse_update(body)
         if parsed is None:
             logger.warning("update rejected: not an update object", extra={"bot_id": route.bot_id})
-            return _error(400, request_id, "body must be a JSON object with an integer update_id")
+            return _error(400, request_id, "body must be a JSON object with an integer update_id (0 to 2**53-1)")
         update, update_id = parsed
 
         sealed_texts: tuple[str, ...] = ()
@@ -209,6 +215,13 @@ async def receive_update(request: Request) -> Response:
         queue: AsyncUpdateQueue = container.update_queue()
         try:
             await queue.enqueue(envelope)
+        except UnencodableUpdate as exc:
+            # Permanent: Telegram would redeliver it forever and hold the chat behind it. Answered 200, set aside.
+            logger.warning(
+                "update dropped: it cannot be carried",
+                extra={"bot_id": route.bot_id, "update_id": update_id, "error": str(exc)},
+            )
+            return _ok(request_id)
         except Exception as exc:
             # No traceback: the failing call had the update in hand, and bodies are never logged.
             logger.warning(
