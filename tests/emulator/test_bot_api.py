@@ -204,3 +204,19 @@ def test_cli_process_serves_and_never_logs_tokens(tmp_path: Path) -> None:
     assert "getMe" in text, text
     secret = bot["token"].split(":")[1]
     assert secret not in text and secret[:20] not in text
+
+
+def test_injected_failures_answer_500_without_performing_the_call(emu: Emu) -> None:
+    bot = emu.create_bot()
+    emu.user_says(bot["id"], "hello")
+    set_failures = emu.http.put("/_emulator/failures", json={"method": "sendMessage", "count": 2})
+    assert set_failures.json() == {"sendmessage": 2}
+    for _ in range(2):
+        response = emu.api(bot["token"], "sendMessage", chat_id=USER["id"], text="hi")
+        assert response.status_code == 500
+        assert response.json() == {"ok": False, "error_code": 500, "description": "Internal Server Error"}
+    assert all(m["text"] != "hi" for m in emu.messages(bot["id"], USER["id"])), "a failed call is not performed"
+    assert emu.ok(bot["token"], "sendMessage", chat_id=USER["id"], text="hi")["text"] == "hi"
+    calls = [c for c in emu.http.get(f"/_emulator/bots/{bot['id']}/calls").json() if c["method"] == "sendMessage"]
+    assert [c.get("failed") for c in calls] == [500, 500, None]
+    assert emu.http.put("/_emulator/failures", json={"method": "getMe", "count": -1}).status_code == 422

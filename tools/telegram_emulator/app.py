@@ -82,6 +82,11 @@ class FloodIn(BaseModel):
     per_group_per_minute: int = Field(default=20, ge=1)
 
 
+class FailuresIn(BaseModel):
+    method: str = Field(min_length=1, max_length=64)
+    count: int = Field(ge=0, le=10_000)
+
+
 def _api_error(error: ApiError) -> JSONResponse:
     return JSONResponse(error.payload(), status_code=error.error_code)
 
@@ -373,6 +378,11 @@ def create_app(
         emulator.flood.settings = FloodSettings(**body.model_dump())
         emulator.flood.reset()
         return vars(emulator.flood.settings)
+
+    @app.put("/_emulator/failures")
+    async def set_failures(body: FailuresIn) -> dict[str, int]:
+        """Fault injection: the next `count` calls of `method` answer 500 (not performed)."""
+        return emulator.fail_next(body.method, body.count)
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False)
     async def not_found(path: str) -> JSONResponse:

@@ -210,6 +210,8 @@ class Emulator:
         self.bots: dict[int, BotState] = {}
         self.on_update: Callable[[BotState, PendingUpdate], None] = lambda bot, update: None
         self.telemetry = Telemetry()
+        # Injected failures (fault tests): Bot API method (lowercase) → how many of its next calls answer 500.
+        self.failures: dict[str, int] = {}
         self._callback_ids = itertools.count(random.randint(10**15, 9 * 10**15))
         # Built once: looking handlers up through dir() on every call was an O(attributes) scan per request.
         self._handlers: dict[str, Callable[[BotState, dict[str, Any]], Any]] = {
@@ -220,6 +222,16 @@ class Emulator:
         self.bots.clear()
         self.flood.reset()
         self.telemetry.clear()
+        self.failures.clear()
+
+    def fail_next(self, method: str, count: int) -> dict[str, int]:
+        """The next `count` calls of `method` answer 500 Internal Server Error without doing anything (as Telegram
+        does when it is in trouble); 0 clears. Returns every pending injection."""
+        if count > 0:
+            self.failures[method.lower()] = count
+        else:
+            self.failures.pop(method.lower(), None)
+        return dict(self.failures)
 
     def now(self) -> int:
         return int(self.clock.now().timestamp())
@@ -407,10 +419,16 @@ class Emulator:
         handler = self._handlers.get(method.lower())
         name = handler.__name__.removeprefix("m_") if handler is not None else method
         at = self.clock.now().timestamp()  # sub-second, for flood-control checks
-        bot.calls.append({"method": name, "params": params, "date": int(at), "at": at, "known": handler is not None})
+        record = {"method": name, "params": params, "date": int(at), "at": at, "known": handler is not None}
+        bot.calls.append(record)
         self.telemetry.api_calls[name] += 1
         if handler is None:
             raise ApiError(404, "Not Found")
+        left = self.failures.get(name.lower(), 0)
+        if left > 0:
+            self.failures[name.lower()] = left - 1
+            record["failed"] = 500
+            raise ApiError(500, "Internal Server Error")
         result = handler(bot, params)
         if name in MESSAGE_METHODS and isinstance(result, dict):
             self.telemetry.record("sent", bot.id, result["chat"]["id"], None, name)
