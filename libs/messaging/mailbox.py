@@ -1,12 +1,14 @@
 """ChatMailbox adapters: per-(bot, chat) FIFO lists of update envelopes.
 
 Redis (shared by the gateway and every worker process) and in-memory (embedded mode: one process).
-Items are the envelope's JSON: ids and the update, never a token.
+Items are the envelope's JSON: ids and the update, never a token. On Redis they carry the gateway's integrity tag
+(envelope_signing.py): a dispatcher with the key drops an item whose tag is missing or wrong.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import weakref
@@ -18,6 +20,9 @@ import orjson
 
 from libs.domain.ports import ChatMailbox, MailboxItem
 from libs.domain.updates import UpdateEnvelope
+from libs.messaging.envelope_signing import EnvelopeSigner, strip_tag
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "tgm:mbox"
 FAILURES_TTL_SECONDS = 7 * 24 * 3600
@@ -48,7 +53,12 @@ class UnencodableUpdate(ValueError):
     """An update no encoder on the path can carry (e.g. nested deeper than they go): retrying cannot help."""
 
 
-def encode(envelope: UpdateEnvelope) -> bytes:
+def encode(envelope: UpdateEnvelope, signer: EnvelopeSigner | None = None) -> bytes:
+    body = _encode(envelope)
+    return body if signer is None else signer.seal(body)
+
+
+def _encode(envelope: UpdateEnvelope) -> bytes:
     try:
         return orjson.dumps(envelope.to_message())
     except TypeError:
@@ -60,12 +70,22 @@ def encode(envelope: UpdateEnvelope) -> bytes:
             raise UnencodableUpdate(f"update cannot be encoded ({type(error).__name__})") from None
 
 
-def decode(raw: bytes) -> MailboxItem:
+def decode(raw: bytes, signer: EnvelopeSigner | None = None) -> MailboxItem:
+    """The item as stored (`raw`, what `pop` compares) and its envelope; None for an item that cannot be read or,
+    with a signer, whose integrity tag is missing or wrong (forged or altered in Redis: dropped by the drain)."""
+    if signer is None:
+        body = strip_tag(raw)  # a development run without ENVELOPE_SIGNING_KEY
+    else:
+        opened = signer.open(raw)
+        if opened is None:
+            logger.warning("mailbox item without a valid integrity tag: dropped (forged or altered in Redis)")
+            return MailboxItem(raw=raw, envelope=None)
+        body = opened
     try:
         try:
-            data = orjson.loads(raw)
+            data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            data = json.loads(raw)  # the surrogate-escaped form written by `encode`
+            data = json.loads(body)  # the surrogate-escaped form written by `encode`
         envelope = UpdateEnvelope.from_message(data) if isinstance(data, dict) else None
     except (ValueError, KeyError, TypeError, RecursionError):
         envelope = None
@@ -81,8 +101,15 @@ def drain_pending_key(bot_id: str, chat_key: str, prefix: str = KEY_PREFIX) -> s
 
 
 class RedisChatMailbox:
-    def __init__(self, client: Any, prefix: str = KEY_PREFIX, max_items: int = MAX_ITEMS_PER_CHAT) -> None:
+    def __init__(
+        self,
+        client: Any,
+        prefix: str = KEY_PREFIX,
+        max_items: int = MAX_ITEMS_PER_CHAT,
+        signer: EnvelopeSigner | None = None,
+    ) -> None:
         self._client = client
+        self._signer = signer
         self._prefix = prefix
         self._max_items = max_items
         self._pop_if_head = client.register_script(POP_IF_HEAD)
@@ -96,11 +123,11 @@ class RedisChatMailbox:
 
     def push(self, chat_key: str, envelope: UpdateEnvelope) -> bool:
         key = self._key(envelope.bot_id, chat_key)
-        return bool(self._push_capped(keys=[key], args=[encode(envelope), self._max_items]))
+        return bool(self._push_capped(keys=[key], args=[encode(envelope, self._signer), self._max_items]))
 
     def peek(self, bot_id: str, chat_key: str) -> MailboxItem | None:
         raw = self._client.lindex(self._key(bot_id, chat_key), 0)
-        return None if raw is None else decode(bytes(raw))
+        return None if raw is None else decode(bytes(raw), self._signer)
 
     def pop(self, bot_id: str, chat_key: str, item: MailboxItem) -> bool:
         return bool(self._pop_if_head(keys=[self._key(bot_id, chat_key)], args=[item.raw]))
@@ -199,12 +226,13 @@ _IN_MEMORY: weakref.WeakKeyDictionary[dramatiq.Broker, InMemoryChatMailbox] = we
 _IN_MEMORY_LOCK = threading.Lock()
 
 
-def mailbox_for(broker: dramatiq.Broker) -> ChatMailbox:
-    """The mailbox that goes with a broker: Redis next to a RedisBroker (same server), else one in-memory
-    mailbox per broker object, shared by the gateway and the dispatcher of an embedded process."""
+def mailbox_for(broker: dramatiq.Broker, signer: EnvelopeSigner | None = None) -> ChatMailbox:
+    """The mailbox that goes with a broker: Redis next to a RedisBroker (same server, items tagged by `signer`),
+    else one in-memory mailbox per broker object, shared by the gateway and the dispatcher of an embedded process
+    (nothing leaves the process: no tag)."""
     client = getattr(broker, "client", None)
     if client is not None:
-        return RedisChatMailbox(client)
+        return RedisChatMailbox(client, signer=signer)
     with _IN_MEMORY_LOCK:
         mailbox = _IN_MEMORY.get(broker)
         if mailbox is None:

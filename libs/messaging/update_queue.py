@@ -34,6 +34,7 @@ from redis.exceptions import NoScriptError
 from libs.domain.inbound import chat_key_of
 from libs.domain.ports import ChatMailbox, UpdateQueue
 from libs.domain.updates import UpdateEnvelope
+from libs.messaging.envelope_signing import EnvelopeSigner
 from libs.messaging.mailbox import (
     DRAIN_PENDING_TTL_MS,
     KEY_PREFIX,
@@ -157,8 +158,10 @@ class RedisUpdateQueue:
         namespace: str = DRAMATIQ_NAMESPACE,
         prefix: str = KEY_PREFIX,
         max_items: int = MAX_ITEMS_PER_CHAT,
+        signer: EnvelopeSigner | None = None,
     ) -> None:
         self._client = client
+        self._signer = signer
         self._sha = hashlib.sha1(_PUSH_AND_SCHEDULE.encode(), usedforsecurity=False).hexdigest()
         self._pending: list[tuple[list[Any], asyncio.Future[int]]] = []
         self._flush_scheduled = False
@@ -177,7 +180,7 @@ class RedisUpdateQueue:
             self._queue_key,
             self._messages_key,
         ]
-        args = [encode(envelope), self._max_items, DRAIN_PENDING_TTL_MS, message_id, message]
+        args = [encode(envelope, self._signer), self._max_items, DRAIN_PENDING_TTL_MS, message_id, message]
         stored = await self._submit([*keys, *args])
         if stored == 0:
             _log_dropped(envelope)

@@ -37,6 +37,13 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
             file=sys.stderr,
         )
         return 2
+    from libs.grpc_runtime.tls import insecure_dev_allowed
+    from libs.messaging.envelope_signing import missing_key_problem
+
+    problem = missing_key_problem(settings.envelope_signing_key, insecure_dev=insecure_dev_allowed())
+    if problem:
+        print(f"services.dispatcher: refusing to start: {problem}", file=sys.stderr)
+        return 2
     if len(settings.callback_signing_key.get_secret_value().encode()) < MIN_KEY_BYTES:
         # Every worker process must verify the buttons any other one signed: one shared key, never a random one.
         print(f"services.dispatcher: CALLBACK_SIGNING_KEY ({MIN_KEY_BYTES}+ bytes) is required.", file=sys.stderr)

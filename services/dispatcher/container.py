@@ -21,6 +21,7 @@ from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy
 from libs.domain.use_cases.handle_update import HandleUpdate
 from libs.domain.use_cases.manager import ManagerBot
 from libs.grpc_runtime.channels import open_channel
+from libs.messaging.envelope_signing import EnvelopeSigner, signer_from_key
 from libs.messaging.mailbox import mailbox_for
 from libs.registry_client.admin import GrpcBotAdmin
 from libs.registry_client.client import GrpcBotDirectory
@@ -93,13 +94,13 @@ def _deduplicator(client: Any, ttl_seconds: int) -> UpdateDeduplicator:
     return RedisUpdateDeduplicator(client, ttl_seconds=ttl_seconds)
 
 
-def _chat_lane(client: Any, dedup_ttl_seconds: int) -> ChatLane | None:
+def _chat_lane(client: Any, dedup_ttl_seconds: int, signer: EnvelopeSigner | None = None) -> ChatLane | None:
     """On Redis, one Lua script per drain step; None lets DrainChat compose the lane from the in-memory ports."""
     if client is None:
         return None
     from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
 
-    return RedisChatLane(client, dedup_ttl_seconds=dedup_ttl_seconds)
+    return RedisChatLane(client, dedup_ttl_seconds=dedup_ttl_seconds, signer=signer)
 
 
 def _outbox_lane(client: Any) -> OutboxLane | None:
@@ -200,7 +201,8 @@ class DispatcherContainer(containers.DeclarativeContainer):
         margin=settings.provided.outbound_window_margin,
     )
     outbox_store = providers.ThreadSafeSingleton(_adapter, redis_client, "obox")
-    mailbox = providers.ThreadSafeSingleton(mailbox_for, broker)
+    envelope_signer = providers.ThreadSafeSingleton(signer_from_key, settings.provided.envelope_signing_key)
+    mailbox = providers.ThreadSafeSingleton(mailbox_for, broker, envelope_signer)
 
     # Sends one queued call with the bot's token, opened in the vault (kept in memory for a minute at most).
     sender = providers.ThreadSafeSingleton(
@@ -314,7 +316,9 @@ class DispatcherContainer(containers.DeclarativeContainer):
         dead_letters=dead_letters,
         clock=clock,
         guard=inbound_guard,
-        lane=providers.ThreadSafeSingleton(_chat_lane, redis_client, settings.provided.dedup_ttl_seconds),
+        lane=providers.ThreadSafeSingleton(
+            _chat_lane, redis_client, settings.provided.dedup_ttl_seconds, envelope_signer
+        ),
         keeper=lock_keeper,
         policy=providers.Factory(
             DrainPolicy,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from libs.domain.inbound import chat_key_of
 from libs.domain.ports import ApiCallJob, DeadLetter
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.drain_chat import describe_failure
+from libs.messaging.envelope_signing import EnvelopeSigner, signer_from_key
 from libs.messaging.mailbox import RedisChatMailbox
 from libs.messaging.update_queue import drain_chat_message
 from services.dispatcher.adapters.dead_letters import RedisDeadLetters
@@ -42,11 +44,11 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-def replay(letter: DeadLetter, client: Any, broker: Any) -> None:
+def replay(letter: DeadLetter, client: Any, broker: Any, signer: EnvelopeSigner | None = None) -> None:
     if letter.kind == "update":
         envelope = UpdateEnvelope.from_message(letter.payload)
         chat_key = chat_key_of(envelope)
-        RedisChatMailbox(client).push(chat_key, envelope)
+        RedisChatMailbox(client, signer=signer).push(chat_key, envelope)  # tagged as the gateway tags it
         broker.enqueue(drain_chat_message(envelope.bot_id, chat_key, envelope.request_id))
     elif letter.kind == "api_call":
         job = job_from_message(letter.payload)
@@ -108,7 +110,8 @@ def run(args: argparse.Namespace, redis_url: str, out: TextIO = sys.stdout) -> i
             return 1
         broker = RedisBroker(url=redis_url)  # type: ignore[no-untyped-call]
         try:
-            replay(letter, client, broker)
+            # The dispatchers' ENVELOPE_SIGNING_KEY: a replayed update must verify like one from the gateway.
+            replay(letter, client, broker, signer_from_key(os.environ.get("ENVELOPE_SIGNING_KEY", "")))
         except Exception as exc:
             store.restore(letter)
             print(f"could not replay {letter.id}: {describe_failure(exc)}", file=sys.stderr)

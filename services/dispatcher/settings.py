@@ -20,6 +20,9 @@ class DispatcherSettings(BaseSettings):
     dedup_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     log_level: str = "INFO"
 
+    # Verifies the gateway's tag on every update read from Redis (the gateway holds the same key): ≥ 32 bytes.
+    envelope_signing_key: SecretStr = SecretStr("")
+
     # The manager bot (issue 3). The signing key is the dispatcher's own (never a vault key): ≥ 32 bytes.
     callback_signing_key: SecretStr = SecretStr("")
     callback_ttl_seconds: int = Field(default=900, ge=30, le=86_400)

@@ -32,6 +32,13 @@ def serve(settings: GatewaySettings) -> int:
             file=sys.stderr,
         )
         return 2
+    from libs.grpc_runtime.tls import insecure_dev_allowed
+    from libs.messaging.envelope_signing import missing_key_problem
+
+    problem = missing_key_problem(settings.envelope_signing_key, insecure_dev=insecure_dev_allowed())
+    if problem:
+        print(f"services.gateway: refusing to start: {problem}", file=sys.stderr)
+        return 2
     logger.info(
         "gateway listening",
         extra={"host": settings.gateway_host, "port": settings.gateway_port, "workers": settings.gateway_workers},

@@ -11,6 +11,7 @@ from dependency_injector import containers, providers
 from libs.domain.clock import SystemClock
 from libs.domain.ports import AsyncUpdateQueue, TokenVault
 from libs.grpc_runtime.channels import open_channel
+from libs.messaging.envelope_signing import signer_from_key
 from libs.messaging.mailbox import mailbox_for
 from libs.messaging.update_queue import InProcessUpdateQueue, MailboxUpdateQueue, RedisUpdateQueue
 from libs.registry_client.client import GrpcRouteDirectory
@@ -33,7 +34,7 @@ def _token_vault(channel: grpc.Channel) -> TokenVault:
     return vault
 
 
-def _update_queue(redis_url: str, broker: dramatiq.Broker) -> AsyncUpdateQueue:
+def _update_queue(redis_url: str, broker: dramatiq.Broker, signing_key: object = "") -> AsyncUpdateQueue:
     """Redis mode: one awaited round trip on redis.asyncio (hiredis parser). Embedded: the in-process mailbox."""
     if redis_url:
         import redis.asyncio
@@ -43,7 +44,7 @@ def _update_queue(redis_url: str, broker: dramatiq.Broker) -> AsyncUpdateQueue:
         pool = redis.asyncio.BlockingConnectionPool.from_url(
             redis_url, max_connections=256, timeout=5, socket_connect_timeout=2, socket_keepalive=True
         )
-        return RedisUpdateQueue(redis.asyncio.Redis(connection_pool=pool))
+        return RedisUpdateQueue(redis.asyncio.Redis(connection_pool=pool), signer=signer_from_key(signing_key))
     return InProcessUpdateQueue(MailboxUpdateQueue(broker, mailbox_for(broker)))
 
 
@@ -64,7 +65,9 @@ class GatewayContainer(containers.DeclarativeContainer):
         clock=clock,
     )
     # Per-chat order: the envelope goes to its chat's mailbox, and a `drain_chat` message (ids only) when none is due.
-    update_queue = providers.ThreadSafeSingleton(_update_queue, settings.provided.redis_url, broker)
+    update_queue = providers.ThreadSafeSingleton(
+        _update_queue, settings.provided.redis_url, broker, settings.provided.envelope_signing_key
+    )
 
     # Manager-bot updates only: token-shaped text is sealed (vault Encrypt) before it is enqueued.
     vault_channel = providers.Resource(_channel, settings.provided.vault_addr)

@@ -1,8 +1,8 @@
-"""Gateway configuration (environment variables; no secrets of its own)."""
+"""Gateway configuration (environment variables). Its one secret: the key that tags the updates it stores in Redis."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.domain.updates import MAX_UPDATE_BYTES
@@ -21,6 +21,8 @@ class GatewaySettings(BaseSettings):
     registry_addr: str = "127.0.0.1:50052"
     # Empty = embedded mode (`python -m apps.embedded`): in-process broker, dispatcher in the same process.
     redis_url: str = ""
+    # Tags every update stored in Redis (HMAC; the dispatchers hold the same key and drop what does not verify).
+    envelope_signing_key: SecretStr = SecretStr("")
     max_update_bytes: int = Field(default=MAX_UPDATE_BYTES, ge=1024)
     route_cache_ttl_seconds: float = Field(default=30.0, ge=0)
     route_negative_ttl_seconds: float = Field(default=2.0, ge=0)

@@ -156,3 +156,31 @@ def test_complete_and_release_without_the_lock_changes_nothing(lane: Any, client
     assert box.size(BOT, CHAT) == 1
     assert not RedisUpdateDeduplicator(client).already_done(BOT, 1)
     assert client.get("tgm:lock:chat:bot-1:42") == b"someone-else"
+
+
+def test_an_item_forged_in_redis_is_dropped_and_the_chat_moves_on(client: redis.Redis) -> None:
+    """Issue 11, item 5: someone who can write to Redis but has no ENVELOPE_SIGNING_KEY cannot inject updates."""
+    from libs.domain.clock import SystemClock
+    from libs.domain.use_cases.drain_chat import DrainChat
+    from libs.messaging.envelope_signing import EnvelopeSigner
+    from libs.messaging.mailbox import encode
+    from services.dispatcher.adapters.memory import InMemoryDeadLetters
+
+    signer = EnvelopeSigner(b"s" * 32)
+    client.rpush("tgm:mbox:bot-1:42", encode(envelope(1)))  # forged: written without the key
+    RedisChatMailbox(client, signer=signer).push(CHAT, envelope(2))  # the gateway's
+    handled: list[int] = []
+    lane = RedisChatLane(client, dedup_ttl_seconds=3600, signer=signer)
+    drain = DrainChat(
+        RedisChatMailbox(client, signer=signer),
+        RedisLocks(client),
+        RedisUpdateDeduplicator(client, 3600),
+        lambda: lambda env: handled.append(env.update_id),
+        InMemoryDeadLetters(),
+        SystemClock(),
+        lane=lane,
+    )
+    result = drain(BOT, CHAT)
+    assert handled == [2], "the forged update never reaches a handler"
+    assert (result.handled, result.skipped) == (1, 1)
+    assert client.llen("tgm:mbox:bot-1:42") == 0

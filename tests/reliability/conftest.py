@@ -20,11 +20,13 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from libs.domain.updates import UpdateEnvelope
+from libs.messaging.envelope_signing import EnvelopeSigner
 from libs.messaging.mailbox import RedisChatMailbox
 from libs.messaging.update_queue import MailboxUpdateQueue
 from tools.devstack.emulator_control import EmulatorControl
 
 REPO = Path(__file__).resolve().parents[2]
+ENVELOPE_KEY = "reliability-tests-envelope-signing-key-0123456789"
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
@@ -56,6 +58,7 @@ class Workers:
                 # These workers talk to in-process fakes of the registry and vault (worker_main), no gRPC peer.
                 "TGM_INSECURE_DEV": "1",
                 "CALLBACK_SIGNING_KEY": "reliability-tests-shared-signing-key-0123456789",
+                "ENVELOPE_SIGNING_KEY": ENVELOPE_KEY,
                 "TEST_BOTS_JSON": json.dumps(bots),
                 **env,
             }
@@ -104,7 +107,9 @@ class Harness:
         self.control = EmulatorControl(emulator.base_url)
         self.workers = Workers(redis_url, log_dir)
         self.broker = RedisBroker(url=redis_url)
-        self.queue = MailboxUpdateQueue(self.broker, RedisChatMailbox(self.client))
+        # Updates are put where the gateway puts them, tagged as the gateway tags them.
+        signer = EnvelopeSigner(ENVELOPE_KEY.encode())
+        self.queue = MailboxUpdateQueue(self.broker, RedisChatMailbox(self.client, signer=signer))
         self._next_update = 1000
 
     def bot(self, commands: dict[str, str] | None = None, api: dict[str, Any] | None = None) -> dict[str, Any]:

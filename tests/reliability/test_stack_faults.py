@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import psycopg
 import pytest
 
@@ -292,9 +293,40 @@ def test_postgresql_restarted_under_load_loses_nothing(stack: Stack, postgres: P
     bots = register_bots(stack, control, BOTS)
     control.close()
 
+    channel = stack.channel(stack.registry_addr)
+    registry = registry_pb2_grpc.RegistryServiceStub(channel)
+    down_answer: list[tuple[grpc.StatusCode, float]] = []
+
     def restart_postgres() -> None:
         stop_server(postgres)
-        time.sleep(5)  # the gateway answers from its cached routes; the registry fails fast meanwhile
+        # The gateway answers from its cached routes; the registry fails fast meanwhile (no hanging callers).
+        started = time.monotonic()
+        try:
+            registry.ListBots(registry_pb2.ListBotsRequest(owner_id=5000), timeout=20)
+        except grpc.RpcError as error:
+            down_answer.append((error.code(), time.monotonic() - started))
+        time.sleep(5)
         start_server(postgres)
 
     stream_with_fault(stack, bots, restart_postgres, "PostgreSQL restarted", "fast stop, down 5 s, start")
+    try:
+        [(code, took)] = down_answer
+        assert code == grpc.StatusCode.UNAVAILABLE and took < 10, (code, took)
+        # Back without a restart of the registry: its pool reconnects.
+        reply = registry.ListBots(registry_pb2.ListBotsRequest(owner_id=5000), timeout=20)
+        assert [bot.bot_id for bot in reply.bots] == [bots[0].bot_id]
+    finally:
+        channel.close()
+
+
+def test_the_registry_restarted_under_load_loses_nothing(stack: Stack) -> None:
+    control = EmulatorControl(stack.emulator_url)
+    bots = register_bots(stack, control, BOTS)
+    control.close()
+
+    def restart_registry() -> None:
+        stack.stop_process("botregistry", signal.SIGTERM)
+        time.sleep(2)  # the gateway's cached routes and the dispatchers' cached bots carry the stream meanwhile
+        stack.restart_process("botregistry")
+
+    stream_with_fault(stack, bots, restart_registry, "registry SIGTERM", "SIGTERM, down 2 s, start")

@@ -50,3 +50,23 @@ def test_each_service_refuses_to_start_without_tls(module: str, tmp_path: Path) 
     assert done.returncode == 2, done.stderr[-2000:]
     assert "refusing to start" in done.stderr and "mutual TLS is required" in done.stderr
     assert not (tmp_path / "registry.db").exists(), "the registry must refuse before touching its database"
+
+
+@pytest.mark.parametrize("module", ["services.gateway", "services.dispatcher"])
+def test_on_redis_gateway_and_dispatcher_refuse_to_start_without_the_envelope_key(module: str, tmp_path: Path) -> None:
+    """Issue 11, item 5: without ENVELOPE_SIGNING_KEY anyone who reaches Redis could forge updates."""
+    from libs.grpc_runtime.tls import tls_env
+    from tools.devstack.certs import ensure_certs
+
+    certs = ensure_certs(tmp_path / "certs")
+    service = "gateway" if module == "services.gateway" else "dispatcher"
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    env.update(PYTHONPATH=str(REPO), REDIS_URL="redis://127.0.0.1:1/0", CALLBACK_SIGNING_KEY="x" * 40)
+    env.update(tls_env(certs[service]))
+    args = [sys.executable, "-m", module, "serve"]
+    done = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "ENVELOPE_SIGNING_KEY is required" in done.stderr
+    env["ENVELOPE_SIGNING_KEY"] = "too-short"
+    done = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "at least 32 bytes" in done.stderr, done.stderr[-2000:]

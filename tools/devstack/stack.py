@@ -101,6 +101,7 @@ class Stack:
         # The emulator's view of the manager bot ({id, username, token}) when the stack created one.
         self.manager: dict[str, object] | None = None
         self.callback_signing_key = secrets.token_urlsafe(32)
+        self.envelope_signing_key = secrets.token_urlsafe(32)  # gateway tags, dispatchers verify (Redis mode)
 
     def channel(self, target: str, identity: str = "operator") -> grpc.Channel:
         """An mTLS channel to one of the stack's gRPC services, presenting `identity`'s certificate."""
@@ -273,6 +274,7 @@ class Stack:
                     REGISTRY_ADDR=self.registry_addr,
                     VAULT_ADDR=self.vault_addr,
                     REDIS_URL=self.config.redis_url,
+                    ENVELOPE_SIGNING_KEY=self.envelope_signing_key,
                     **gateway_env,
                 ),
             )
@@ -285,6 +287,7 @@ class Stack:
                         "dispatcher",
                         **common,
                         REDIS_URL=self.config.redis_url,
+                        ENVELOPE_SIGNING_KEY=self.envelope_signing_key,
                         DISPATCHER_THREADS=str(self.config.dispatcher_threads),
                         CALLBACK_SIGNING_KEY=self.callback_signing_key,
                     ),

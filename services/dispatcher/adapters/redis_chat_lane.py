@@ -16,6 +16,7 @@ from typing import Any
 
 from libs.domain.chat_lane import lock_key
 from libs.domain.ports import LaneClaim, LaneItem, MailboxItem
+from libs.messaging.envelope_signing import EnvelopeSigner
 from libs.messaging.mailbox import KEY_PREFIX, RedisChatMailbox, decode, drain_pending_key, mailbox_key
 from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.adapters.redis_dedup import DEFAULT_TTL_SECONDS
@@ -86,9 +87,17 @@ def ms(seconds: float) -> int:
 
 
 class RedisChatLane:
-    def __init__(self, client: Any, *, dedup_ttl_seconds: int = DEFAULT_TTL_SECONDS, prefix: str = KEY_PREFIX) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        dedup_ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        prefix: str = KEY_PREFIX,
+        signer: EnvelopeSigner | None = None,
+    ) -> None:
         self._client = client
-        self._mailbox = RedisChatMailbox(client, prefix)
+        self._signer = signer
+        self._mailbox = RedisChatMailbox(client, prefix, signer=signer)
         self._prefix = prefix
         self._dedup_ttl = dedup_ttl_seconds
         self._claim = client.register_script(_CLAIM)
@@ -116,7 +125,7 @@ class RedisChatLane:
             return None
         items = tuple(
             LaneItem(
-                decode(bytes(flat[i])),
+                decode(bytes(flat[i]), self._signer),
                 done=bool(int(flat[i + 1])),
                 attempts=int(flat[i + 2]),
                 retry_at=float(flat[i + 3]),
