@@ -1,11 +1,15 @@
 """Signed callback_data for the manager bot's inline buttons.
 
-Layout (38 bytes → 51 chars of unpadded base64url, under Telegram's 64-byte limit):
+Layout (39 bytes → 52 chars of unpadded base64url, under Telegram's 64-byte limit):
 
-    version (1) | action (1) | bot ref (16, a UUID; zeros when none) | issued at (4, unix s) | nonce (4) | MAC (12)
+    version (1, = 2) | key id (1) | action (1) | bot ref (16, a UUID; zeros when none) | issued at (4, unix s)
+    | nonce (4) | MAC (12)
 
 The MAC is HMAC-SHA256 with CALLBACK_SIGNING_KEY (the dispatcher's own key, never a vault key) over
 ``user id | chat id | payload``: the pressing user and the chat are bound without travelling in the button.
+The key id (a byte derived from the key) names the key that signed: during a rotation the dispatchers sign with the
+new key and still accept buttons signed with the previous ones (CALLBACK_SIGNING_KEY_PREVIOUS), so open buttons keep
+working until they expire. Version-1 buttons (no key id, 38 bytes) are still read, with any configured key.
 A token is only a claim about *which* button was pressed; the registry still checks that the bot is the
 presser's. Verification failures carry no reason to the user (one catalogue reply for all of them).
 """
@@ -19,16 +23,20 @@ import hmac
 import secrets
 import struct
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 from libs.domain.ports import Clock
 
-VERSION = 1
+VERSION = 2
+LEGACY_VERSION = 1
 MAC_BYTES = 12
-_BODY = struct.Struct(">BB16sI4s")
+_BODY = struct.Struct(">BBB16sI4s")
+_LEGACY_BODY = struct.Struct(">BB16sI4s")
 _PAGE = struct.Struct(">I12x")
 TOKEN_BYTES = _BODY.size + MAC_BYTES
+LEGACY_TOKEN_BYTES = _LEGACY_BODY.size + MAC_BYTES
 MAX_CALLBACK_DATA_BYTES = 64
 MIN_KEY_BYTES = 32
 # A button pressed a little "before" it was issued (clock skew between dispatcher processes) is tolerated.
@@ -56,6 +64,11 @@ class CallbackAction(IntEnum):
     LIST_PAGE = 15
 
 
+def key_id(key: bytes) -> int:
+    """The byte a button carries to name the key that signed it (derived, so nothing more to configure)."""
+    return hashlib.sha256(b"tgm callback signing key id:" + key).digest()[0]
+
+
 @dataclass(frozen=True)
 class CallbackClaim:
     action: CallbackAction
@@ -68,12 +81,16 @@ class CallbackClaim:
 class CallbackTokens:
     """Signs and verifies callback_data. Pure: the key and the clock are given."""
 
-    def __init__(self, key: bytes, clock: Clock, ttl_seconds: int = 900) -> None:
-        if len(key) < MIN_KEY_BYTES:
-            raise ValueError(f"the callback signing key must have at least {MIN_KEY_BYTES} bytes")
+    def __init__(self, key: bytes, clock: Clock, ttl_seconds: int = 900, previous_keys: Sequence[bytes] = ()) -> None:
+        """`key` signs; `key` and `previous_keys` (a rotation in progress) verify."""
+        for candidate in (key, *previous_keys):
+            if len(candidate) < MIN_KEY_BYTES:
+                raise ValueError(f"the callback signing key must have at least {MIN_KEY_BYTES} bytes")
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
         self._key = key
+        self._key_id = key_id(key)
+        self._verifying: tuple[bytes, ...] = (key, *(k for k in previous_keys if k != key))
         self._clock = clock
         self._ttl = ttl_seconds
 
@@ -84,9 +101,16 @@ class CallbackTokens:
     def ttl_seconds(self) -> int:
         return self._ttl
 
-    def _mac(self, user_id: int, chat_id: int, body: bytes) -> bytes:
+    @staticmethod
+    def _mac(key: bytes, user_id: int, chat_id: int, body: bytes) -> bytes:
         bound = struct.pack(">qq", user_id, chat_id) + body
-        return hmac.new(self._key, bound, hashlib.sha256).digest()[:MAC_BYTES]
+        return hmac.new(key, bound, hashlib.sha256).digest()[:MAC_BYTES]
+
+    def _signed_by_one_of(self, keys: Sequence[bytes], mac: bytes, user_id: int, chat_id: int, body: bytes) -> bool:
+        found = False
+        for candidate in keys:  # every candidate is tried: the time taken does not tell which key matched
+            found |= hmac.compare_digest(mac, self._mac(candidate, user_id, chat_id, body))
+        return found
 
     def sign(self, action: CallbackAction, bot_id: str | None, user_id: int, chat_id: int, page: int = 0) -> str:
         if action is CallbackAction.LIST_PAGE:
@@ -94,8 +118,9 @@ class CallbackTokens:
         else:
             ref = uuid.UUID(bot_id).bytes if bot_id else bytes(16)
         issued_at = int(self._clock.now().timestamp())
-        body = _BODY.pack(VERSION, int(action), ref, issued_at, secrets.token_bytes(4))
-        token = base64.urlsafe_b64encode(body + self._mac(user_id, chat_id, body)).rstrip(b"=").decode("ascii")
+        body = _BODY.pack(VERSION, self._key_id, int(action), ref, issued_at, secrets.token_bytes(4))
+        mac = self._mac(self._key, user_id, chat_id, body)
+        token = base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode("ascii")
         assert len(token) <= MAX_CALLBACK_DATA_BYTES
         return token
 
@@ -107,13 +132,17 @@ class CallbackTokens:
             raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
         except (binascii.Error, ValueError):
             return None
-        if len(raw) != TOKEN_BYTES:
+        if len(raw) == TOKEN_BYTES and raw[0] == VERSION:
+            body, mac = raw[: _BODY.size], raw[_BODY.size :]
+            _version, kid, action_code, ref, issued_at, _nonce = _BODY.unpack(body)
+            keys = [k for k in self._verifying if key_id(k) == kid]
+        elif len(raw) == LEGACY_TOKEN_BYTES and raw[0] == LEGACY_VERSION:
+            body, mac = raw[: _LEGACY_BODY.size], raw[_LEGACY_BODY.size :]
+            _version, action_code, ref, issued_at, _nonce = _LEGACY_BODY.unpack(body)
+            keys = list(self._verifying)
+        else:
             return None
-        body, mac = raw[: _BODY.size], raw[_BODY.size :]
-        if not hmac.compare_digest(mac, self._mac(user_id, chat_id, body)):
-            return None
-        version, action_code, ref, issued_at, _nonce = _BODY.unpack(body)
-        if version != VERSION:
+        if not keys or not self._signed_by_one_of(keys, mac, user_id, chat_id, body):
             return None
         now = int(self._clock.now().timestamp())
         if now - issued_at > self._ttl or issued_at - now > _MAX_CLOCK_SKEW_SECONDS:

@@ -9,6 +9,7 @@ import sys
 import threading
 from types import FrameType
 
+import grpc
 from grpc_health.v1 import health_pb2
 
 from libs.grpc_runtime.authorization import AuthorizationInterceptor
@@ -18,6 +19,7 @@ from libs.observability.logging import configure_logging
 from services.botregistry import migrate
 from services.botregistry.authorization import default_policy
 from services.botregistry.container import Container
+from services.botregistry.grpc.database_errors import DatabaseUnavailableInterceptor
 from services.botregistry.grpc.servicer import SERVICE_NAME
 from services.botregistry.manager import start_manager_registration
 from services.botregistry.settings import RegistrySettings
@@ -42,10 +44,11 @@ def serve(settings: RegistrySettings) -> int:
     container.settings.override(settings)
     servicer = container.servicer()
 
-    interceptors: tuple[AuthorizationInterceptor, ...] = ()
+    # The database down answers UNAVAILABLE (retry later), whatever the method.
+    interceptors: tuple[grpc.ServerInterceptor, ...] = (DatabaseUnavailableInterceptor(),)
     if tls is not None:
-        # Per-caller authorization from the client certificate (services/botregistry/authorization.py).
-        interceptors = (AuthorizationInterceptor(SERVICE_NAME, default_policy().allows),)
+        # Per-caller authorization from the client certificate (services/botregistry/authorization.py), first.
+        interceptors = (AuthorizationInterceptor(SERVICE_NAME, default_policy().allows), *interceptors)
         logger.info("caller authorization on", extra={"mode": "mtls"})
     else:
         logger.warning(

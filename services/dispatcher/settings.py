@@ -25,6 +25,9 @@ class DispatcherSettings(BaseSettings):
 
     # The manager bot (issue 3). The signing key is the dispatcher's own (never a vault key): ≥ 32 bytes.
     callback_signing_key: SecretStr = SecretStr("")
+    # A rotation: the keys replaced (comma-separated), still accepted until the buttons they signed expire
+    # (callback_ttl_seconds); new buttons are signed with callback_signing_key and name it by its key id.
+    callback_signing_key_previous: SecretStr = SecretStr("")
     callback_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
     # Comma/space separated Telegram user ids; empty = any manager-bot user manages their own bots.
     allowed_admin_ids: str = ""

@@ -24,6 +24,11 @@ NOT_VAULT_KEYS = {
     # callback integrity inside the dispatcher, never seals or opens a vault secret, and is explicitly not a
     # vault key — allow-listed by name, for the dispatcher only.
     "DispatcherSettings.callback_signing_key",
+    "DispatcherSettings.callback_signing_key_previous",  # the same key's predecessors during a rotation
+    # Issue 11, item 5: the HMAC key that tags the updates the gateway stores in Redis and the dispatchers verify.
+    # An integrity key shared by those two only; it never seals or opens a vault secret.
+    "GatewaySettings.envelope_signing_key",
+    "DispatcherSettings.envelope_signing_key",
 }
 
 

@@ -33,8 +33,10 @@ def signing_key(configured: str) -> bytes:
     return secrets.token_bytes(32)
 
 
-def callback_tokens(key: str, clock: Clock, ttl_seconds: int) -> CallbackTokens:
-    return CallbackTokens(signing_key(key), clock, ttl_seconds)
+def callback_tokens(key: str, clock: Clock, ttl_seconds: int, previous: str = "") -> CallbackTokens:
+    """`previous`: comma-separated keys still accepted during a rotation (each ≥ 32 bytes)."""
+    previous_keys = [part.strip().encode("utf-8") for part in previous.split(",") if part.strip()]
+    return CallbackTokens(signing_key(key), clock, ttl_seconds, previous_keys=previous_keys)
 
 
 def conversation_store(client: Any) -> ConversationStore:
@@ -81,7 +83,12 @@ def manager_config(allowed_admin_ids: str, session_ttl_seconds: int, conversatio
 
 
 def callback_tokens_from(settings: Any, clock: Clock) -> CallbackTokens:
-    return callback_tokens(settings.callback_signing_key.get_secret_value(), clock, settings.callback_ttl_seconds)
+    return callback_tokens(
+        settings.callback_signing_key.get_secret_value(),
+        clock,
+        settings.callback_ttl_seconds,
+        settings.callback_signing_key_previous.get_secret_value(),
+    )
 
 
 def manager_config_from(settings: Any) -> ManagerConfig:

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from libs.domain.callback_tokens import MAX_CALLBACK_DATA_BYTES, CallbackAction, CallbackTokens
+from libs.domain.callback_tokens import MAX_CALLBACK_DATA_BYTES, CallbackAction, CallbackTokens, key_id
 from libs.domain.clock import ManualClock
 
 KEY = b"k" * 32
@@ -93,3 +93,42 @@ def test_unknown_tokens_are_refused(tokens: CallbackTokens, data: str) -> None:
 def test_a_short_key_is_refused(clock: ManualClock) -> None:
     with pytest.raises(ValueError):
         CallbackTokens(b"short", clock)
+
+
+def test_a_rotation_keeps_open_buttons_working_until_the_previous_key_is_dropped(clock: ManualClock) -> None:
+    old, new = b"o" * 32, b"n" * 32
+    before = CallbackTokens(old, clock).sign(CallbackAction.DELETE_ASK, BOT, USER, CHAT)
+    during = CallbackTokens(new, clock, previous_keys=[old])
+    assert during.verify(before, USER, CHAT) is not None, "a button issued before the rotation still works"
+    fresh = during.sign(CallbackAction.DELETE_ASK, BOT, USER, CHAT)
+    raw = base64.urlsafe_b64decode(fresh + "=" * (-len(fresh) % 4))
+    assert raw[1] == key_id(new) != key_id(old), "new buttons name the new key"
+    assert CallbackTokens(old, clock).verify(fresh, USER, CHAT) is None
+    after = CallbackTokens(new, clock)
+    assert after.verify(before, USER, CHAT) is None, "once the previous key is dropped its buttons stop working"
+    assert after.verify(fresh, USER, CHAT) is not None
+
+
+def test_a_version_1_button_without_a_key_id_is_still_read(clock: ManualClock) -> None:
+    import hashlib
+    import hmac
+    import struct
+
+    body = struct.pack(">BB16sI4s", 1, int(CallbackAction.STATS), bytes(16), int(clock.now().timestamp()), b"abcd")
+    mac = hmac.new(KEY, struct.pack(">qq", USER, CHAT) + body, hashlib.sha256).digest()[:12]
+    legacy = base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode()
+    claim = CallbackTokens(b"n" * 32, clock, previous_keys=[KEY]).verify(legacy, USER, CHAT)
+    assert claim is not None and claim.action is CallbackAction.STATS
+    assert CallbackTokens(b"n" * 32, clock).verify(legacy, USER, CHAT) is None
+
+
+def test_a_button_naming_a_key_nobody_holds_is_refused(tokens: CallbackTokens) -> None:
+    data = tokens.sign(CallbackAction.STATS, BOT, USER, CHAT)
+    raw = bytearray(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
+    raw[1] ^= 0xFF
+    assert tokens.verify(base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode(), USER, CHAT) is None
+
+
+def test_a_short_previous_key_is_refused(clock: ManualClock) -> None:
+    with pytest.raises(ValueError):
+        CallbackTokens(KEY, clock, previous_keys=[b"short"])
