@@ -48,3 +48,20 @@ def test_telegram_answering_500_delays_replies_and_doubles_none(harness: Harness
         assert harness.replies(bot, chat) == [f"reply {i}" for i in range(1, MESSAGES + 1)], logs
     assert len(replies_sent()) == total, "a reply was sent twice"
     assert not harness.client.keys("tgm:dlq:*"), "a dependency in trouble is not a poison call"
+
+
+def test_telegram_timing_out_delays_replies_and_doubles_none(harness: Harness) -> None:
+    """Calls that time out (Telegram answers later than the client waits, having done nothing) are retried."""
+    bot = harness.bot({"/m1": "reply 1", "/m2": "reply 2"})
+    harness.open_chat(bot, 7701)
+    harness.workers.start(1, [bot], harness.emulator_url, TELEGRAM_TIMEOUT_SECONDS="1")
+    harness.control.fail_next("sendMessage", 3, delay_seconds=2.5)
+    harness.send(bot, 7701, "/m1")
+    harness.send(bot, 7701, "/m2")
+    wait_until(lambda: harness.replies(bot, 7701) == ["reply 1", "reply 2"], 90, "both replies", interval=0.2)
+    calls = harness.control.calls(bot["telegram_bot_id"])
+    assert sum(1 for c in calls if c.get("failed")) == 3
+    assert sum(1 for c in calls if c["method"] == "sendMessage" and not c.get("failed")) == 2, "none doubled"
+    logs = harness.workers.log_text()
+    assert "timed out" in logs, logs[-3000:]
+    assert not harness.client.keys("tgm:dlq:*")

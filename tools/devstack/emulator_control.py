@@ -56,9 +56,10 @@ class EmulatorControl:
     def calls(self, bot_id: int) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/bots/{bot_id}/calls"))
 
-    def fail_next(self, method: str, count: int) -> dict[str, int]:
-        """The next `count` calls of Bot API `method` answer 500 without being performed (0 clears)."""
-        return dict(self._call("PUT", "/failures", json={"method": method, "count": count}))
+    def fail_next(self, method: str, count: int, delay_seconds: float = 0.0) -> dict[str, int]:
+        """The next `count` calls of Bot API `method` answer 500 after `delay_seconds`, without being performed."""
+        body = {"method": method, "count": count, "delay_seconds": delay_seconds}
+        return dict(self._call("PUT", "/failures", json=body))
 
     def webhook(self, bot_id: int) -> dict[str, Any]:
         return dict(self._call("GET", f"/bots/{bot_id}/webhook"))

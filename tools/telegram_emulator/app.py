@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -85,6 +86,7 @@ class FloodIn(BaseModel):
 class FailuresIn(BaseModel):
     method: str = Field(min_length=1, max_length=64)
     count: int = Field(ge=0, le=10_000)
+    delay_seconds: float = Field(default=0.0, ge=0, le=120)
 
 
 def _api_error(error: ApiError) -> JSONResponse:
@@ -213,6 +215,8 @@ def create_app(
                 delivery.kick(bot)
         except ApiError as error:
             log.info("%s %s -> %s", http_method, shown, error.error_code)
+            if error.delay_seconds > 0:
+                await asyncio.sleep(error.delay_seconds)
             return error.error_code, error.payload()
         if log.isEnabledFor(logging.INFO):
             log.info("%s %s -> 200", http_method, shown)
@@ -382,7 +386,7 @@ def create_app(
     @app.put("/_emulator/failures")
     async def set_failures(body: FailuresIn) -> dict[str, int]:
         """Fault injection: the next `count` calls of `method` answer 500 (not performed)."""
-        return emulator.fail_next(body.method, body.count)
+        return emulator.fail_next(body.method, body.count, body.delay_seconds)
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False)
     async def not_found(path: str) -> JSONResponse:

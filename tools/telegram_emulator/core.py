@@ -210,8 +210,10 @@ class Emulator:
         self.bots: dict[int, BotState] = {}
         self.on_update: Callable[[BotState, PendingUpdate], None] = lambda bot, update: None
         self.telemetry = Telemetry()
-        # Injected failures (fault tests): Bot API method (lowercase) → how many of its next calls answer 500.
+        # Injected failures (fault tests): Bot API method (lowercase) → how many of its next calls answer 500, and
+        # after how long (a delay longer than the client's timeout is a timeout, the call not performed).
         self.failures: dict[str, int] = {}
+        self.failure_delays: dict[str, float] = {}
         self._callback_ids = itertools.count(random.randint(10**15, 9 * 10**15))
         # Built once: looking handlers up through dir() on every call was an O(attributes) scan per request.
         self._handlers: dict[str, Callable[[BotState, dict[str, Any]], Any]] = {
@@ -223,14 +225,18 @@ class Emulator:
         self.flood.reset()
         self.telemetry.clear()
         self.failures.clear()
+        self.failure_delays.clear()
 
-    def fail_next(self, method: str, count: int) -> dict[str, int]:
+    def fail_next(self, method: str, count: int, delay_seconds: float = 0.0) -> dict[str, int]:
         """The next `count` calls of `method` answer 500 Internal Server Error without doing anything (as Telegram
-        does when it is in trouble); 0 clears. Returns every pending injection."""
+        does when it is in trouble), after `delay_seconds` (longer than the client waits: a timeout); 0 clears.
+        Returns every pending injection."""
         if count > 0:
             self.failures[method.lower()] = count
+            self.failure_delays[method.lower()] = max(0.0, delay_seconds)
         else:
             self.failures.pop(method.lower(), None)
+            self.failure_delays.pop(method.lower(), None)
         return dict(self.failures)
 
     def now(self) -> int:
@@ -428,7 +434,9 @@ class Emulator:
         if left > 0:
             self.failures[name.lower()] = left - 1
             record["failed"] = 500
-            raise ApiError(500, "Internal Server Error")
+            failure = ApiError(500, "Internal Server Error")
+            failure.delay_seconds = self.failure_delays.get(name.lower(), 0.0)
+            raise failure
         result = handler(bot, params)
         if name in MESSAGE_METHODS and isinstance(result, dict):
             self.telemetry.record("sent", bot.id, result["chat"]["id"], None, name)

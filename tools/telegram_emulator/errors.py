@@ -13,6 +13,7 @@ class ApiError(Exception):
         self.error_code = error_code
         self.description = description
         self.retry_after = retry_after
+        self.delay_seconds = 0.0  # an injected failure answers this late (fault tests: a timeout)
 
     def payload(self) -> dict[str, Any]:
         body: dict[str, Any] = {"ok": False, "error_code": self.error_code, "description": self.description}
