@@ -32,7 +32,9 @@ from libs.domain.effects import next_effect_id
 from libs.domain.errors import BotNotFound, TelegramRequestFailed, is_transient
 from libs.domain.ports import DeadLetters, Locks
 from libs.domain.use_cases.drain_chat import describe_failure
+from libs.grpc_runtime.channels import valid_request_id
 from libs.messaging.mailbox import POP_IF_HEAD
+from libs.observability.logging import request_id_var
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.adapters.redis_chat_lane import RELEASE_AND_COUNT, ms
@@ -838,6 +840,15 @@ class FlushingHandler:
         self._schedule = schedule
 
     def __call__(self, envelope: Any) -> Any:
+        # The gateway's request id is the current one while this update is handled: the dispatcher's log lines
+        # and its calls to the vault and the registry (gRPC metadata) carry it, one id end to end.
+        token = request_id_var.set(valid_request_id(getattr(envelope, "request_id", None)))
+        try:
+            return self._handle(envelope)
+        finally:
+            request_id_var.reset(token)
+
+    def _handle(self, envelope: Any) -> Any:
         with collecting_lanes() as lanes:
             try:
                 outcome = self._handler()(envelope)
