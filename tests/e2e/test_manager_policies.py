@@ -107,9 +107,11 @@ def policies(postgres_server: Any, redis_server: Any, tmp_path_factory: pytest.T
 
 
 def issued_at(callback_data: str) -> int:
-    """The signed issue time inside a button (libs/domain/callback_tokens.py: >BB16sI4s + MAC)."""
+    """The signed issue time inside a button (libs/domain/callback_tokens.py: version 2 is >BBB16sI4s + MAC, with
+    a key id after the version; version 1 was >BB16sI4s + MAC)."""
     raw = base64.urlsafe_b64decode(callback_data + "=" * (-len(callback_data) % 4))
-    return int(struct.unpack(">I", raw[18:22])[0])
+    offset = 19 if raw[0] == 2 else 18
+    return int(struct.unpack(">I", raw[offset : offset + 4])[0])
 
 
 def setwebhooks(world: World, bot: dict[str, Any]) -> list[dict[str, Any]]:

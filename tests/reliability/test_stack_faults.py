@@ -112,12 +112,14 @@ class Outcome:
     lost: int
     doubled: int
     longest_wait_seconds: float  # the longest any message waited for its reply
-    recovered_seconds: float  # the last reply, after the fault ended (the stream goes on ~8 s after a short one)
+    # From the fault's start until every message sent before the fault ended had its reply (the stream goes on
+    # after the fault; later messages are in longest_wait).
+    backlog_cleared_seconds: float
 
     def row(self) -> str:
         return (
             f"RELIABILITY | {self.fault} | {self.injected} | {self.in_flight} | {self.lost} | {self.doubled} | "
-            f"{self.longest_wait_seconds:.1f} s | {self.recovered_seconds:.1f} s"
+            f"{self.longest_wait_seconds:.1f} s | {self.backlog_cleared_seconds:.1f} s"
         )
 
 
@@ -156,6 +158,7 @@ def stream_with_fault(stack: Stack, bots: list[Bot], fault: Callable[[], None], 
         assert fault_now.wait(120), "the stream did not start"
         sent_so_far = FAULT_AFTER_ROUND * len(bots) * len(chats)
         in_flight = sent_so_far - sum(len(replies(control, bot)) for bot in bots)
+        fault_started = time.time()
         fault()
         fault_ended = time.time()
     finally:
@@ -168,14 +171,16 @@ def stream_with_fault(stack: Stack, bots: list[Bot], fault: Callable[[], None], 
             lambda: sum(len(replies(control, bot)) for bot in bots) >= total, REPLIES_DEADLINE, f"{total} replies"
         )
     lost = doubled = 0
-    last_reply = longest_wait = 0.0
+    backlog_cleared = longest_wait = 0.0
     wrong_order: list[tuple[str, int, list[str]]] = []
     for bot in bots:
         calls = replies(control, bot)
-        last_reply = max([last_reply, *(float(c["at"]) for c in calls)])
         for call in calls:
             key = (bot.telegram_id, int(call["params"]["chat_id"]), str(call["params"]["text"]))
-            longest_wait = max(longest_wait, float(call["at"]) - sent_at.get(key, float(call["at"])))
+            replied_at = float(call["at"])
+            longest_wait = max(longest_wait, replied_at - sent_at.get(key, replied_at))
+            if sent_at.get(key, fault_ended) < fault_ended:
+                backlog_cleared = max(backlog_cleared, replied_at - fault_started)
         for chat in chats:
             texts = [c["params"]["text"] for c in calls if int(c["params"]["chat_id"]) == chat]
             expected = [f"reply {n}" for n in range(1, ROUNDS + 1)]
@@ -184,7 +189,7 @@ def stream_with_fault(stack: Stack, bots: list[Bot], fault: Callable[[], None], 
             if [t for i, t in enumerate(texts) if t not in texts[:i]] != [t for t in expected if t in texts]:
                 wrong_order.append((bot.bot_id, chat, texts))
     control.close()
-    outcome = Outcome(name, injected, in_flight, lost, doubled, longest_wait, max(0.0, last_reply - fault_ended))
+    outcome = Outcome(name, injected, in_flight, lost, doubled, longest_wait, backlog_cleared)
     print(outcome.row())
     logs = stack.log_text()[-5000:]
     assert (lost, doubled, wrong_order) == (0, 0, []), (outcome, wrong_order, logs)
@@ -243,8 +248,8 @@ def test_a_dispatcher_killed_under_load_is_replaced_within_15_seconds(stack: Sta
         stack.restart_process("dispatcher-0")
 
     outcome = stream_with_fault(stack, bots, kill_dispatcher, "dispatcher kill -9", "SIGKILL, restart")
-    # The stream goes on ~10 s after the fault; its last reply is what the clock measures.
-    assert outcome.recovered_seconds <= 15.0, outcome
+    # Issue 10: every message sent before the kill (and during the restart) answered within 15 s of the kill.
+    assert outcome.backlog_cleared_seconds <= 15.0, outcome
 
 
 def test_the_gateway_restarted_under_load_loses_nothing(stack: Stack) -> None:
