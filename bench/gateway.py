@@ -178,6 +178,7 @@ def _second_gateway(stack: Any, redis_url: str, servers: Servers) -> int | None:
         REGISTRY_ADDR=stack.registry_addr,
         VAULT_ADDR=stack.vault_addr,
         REDIS_URL=redis_url,
+        ENVELOPE_SIGNING_KEY=stack.envelope_signing_key,  # the same key as the stack's first gateway
         GATEWAY_HOST="127.0.0.1",
         GATEWAY_PORT=str(port),
         GATEWAY_WORKERS="2",
