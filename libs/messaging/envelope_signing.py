@@ -11,7 +11,6 @@ the tag covers the exact bytes the gateway wrote: no re-serialisation, nothing t
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 
@@ -27,7 +26,7 @@ class EnvelopeSigner:
         self._key = key
 
     def _tag(self, body: bytes) -> bytes:
-        return hmac.new(self._key, body, hashlib.sha256).hexdigest().encode("ascii")
+        return hmac.digest(self._key, body, "sha256").hex().encode("ascii")  # one-shot C HMAC: ~3× hmac.new
 
     def seal(self, body: bytes) -> bytes:
         """`body` is an encoded JSON object with at least one member."""
