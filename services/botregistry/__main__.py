@@ -19,6 +19,7 @@ from libs.observability.logging import configure_logging
 from services.botregistry import migrate
 from services.botregistry.authorization import default_policy
 from services.botregistry.container import Container
+from services.botregistry.database_health import DatabaseHealthWatcher, select_one
 from services.botregistry.grpc.database_errors import DatabaseUnavailableInterceptor
 from services.botregistry.grpc.servicer import SERVICE_NAME
 from services.botregistry.manager import start_manager_registration
@@ -73,6 +74,13 @@ def serve(settings: RegistrySettings) -> int:
     # Before reporting SERVING, so that whoever waits for the registry finds the manager bot in place.
     start_manager_registration(container.register_bot(), settings.manager_bot_token.get_secret_value(), stop)
     mark_serving(health_servicer, SERVICE_NAME)
+
+    def report(healthy: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, status)  # no-op once graceful shutdown began
+
+    DatabaseHealthWatcher(select_one(container.engine()), report).start(stop)
     logger.info("botregistry serving", extra={"listen": settings.registry_listen, "port": port})
     try:
         stop.wait()

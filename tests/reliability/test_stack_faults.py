@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.reliability.conftest import wait_until
 from tests.support.postgres import PostgresServer, running_postgres, start_server, stop_server
@@ -302,6 +303,11 @@ def test_postgresql_restarted_under_load_loses_nothing(stack: Stack, postgres: P
     registry = registry_pb2_grpc.RegistryServiceStub(channel)
     down_answer: list[tuple[grpc.StatusCode, float]] = []
 
+    health = health_pb2_grpc.HealthStub(channel)
+
+    def registry_health() -> int:
+        return int(health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status)
+
     def restart_postgres() -> None:
         stop_server(postgres)
         # The gateway answers from its cached routes; the registry fails fast meanwhile (no hanging callers).
@@ -310,16 +316,18 @@ def test_postgresql_restarted_under_load_loses_nothing(stack: Stack, postgres: P
             registry.ListBots(registry_pb2.ListBotsRequest(owner_id=5000), timeout=20)
         except grpc.RpcError as error:
             down_answer.append((error.code(), time.monotonic() - started))
-        time.sleep(5)
+        # Its health says so (issue 9): NOT_SERVING within a probe interval (5 s).
+        wait_until(lambda: registry_health() == health_pb2.HealthCheckResponse.NOT_SERVING, 20, "NOT_SERVING")
         start_server(postgres)
 
-    stream_with_fault(stack, bots, restart_postgres, "PostgreSQL restarted", "fast stop, down 5 s, start")
+    stream_with_fault(stack, bots, restart_postgres, "PostgreSQL restarted", "fast stop, down until NOT_SERVING, start")
     try:
         [(code, took)] = down_answer
         assert code == grpc.StatusCode.UNAVAILABLE and took < 10, (code, took)
         # Back without a restart of the registry: its pool reconnects.
         reply = registry.ListBots(registry_pb2.ListBotsRequest(owner_id=5000), timeout=20)
         assert [bot.bot_id for bot in reply.bots] == [bots[0].bot_id]
+        wait_until(lambda: registry_health() == health_pb2.HealthCheckResponse.SERVING, 20, "SERVING again")
     finally:
         channel.close()
 
