@@ -15,10 +15,12 @@ It subclasses `dramatiq.Retry` so the worker does not log the message itself; we
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import dramatiq
+import redis
 
 from libs.domain.external_api import ApiCallResult, RunApiCall, job_from_message, job_to_message
 from libs.domain.inbound import chat_key_of
@@ -91,12 +93,40 @@ def _delay_ms(seconds: float) -> int | None:
     return ms if ms > 0 else None
 
 
-def _guarded(what: str, ids: dict[str, Any], work: Callable[[], None]) -> None:
+# While Redis is unreachable a failed message cannot be retried through Dramatiq either (its retry is an enqueue,
+# its ack a write: both fail, and the message is left unacked in a live worker's hands, never redelivered; the
+# chat's "drain due" flag then holds back new drains — issue 10, found by the Redis restart test). So a worker
+# that loses Redis mid-message keeps the message and runs it again once Redis answers (the work is idempotent:
+# claims, locks, dedup), for up to this long, then gives it to Dramatiq's retry as any failure.
+REDIS_OUTAGE_PATIENCE_SECONDS = 60.0
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def _guarded(
+    what: str,
+    ids: dict[str, Any],
+    work: Callable[[], None],
+    *,
+    patience_seconds: float = REDIS_OUTAGE_PATIENCE_SECONDS,
+    sleep: Callable[[float], object] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> None:
     failure: UpdateHandlingFailed | None = None
-    try:
-        work()
-    except Exception as exc:
-        failure = sanitized(exc)
+    give_up_at = monotonic() + patience_seconds
+    pause = 0.25
+    while True:
+        try:
+            work()
+        except _REDIS_DOWN as exc:
+            if monotonic() + pause < give_up_at:
+                logger.warning(f"{what}: Redis unreachable; retrying in place", extra={**ids, "retry_in": pause})
+                sleep(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            failure = sanitized(exc)
+        except Exception as exc:
+            failure = sanitized(exc)
+        break
     if failure is not None:
         # Raised here, outside the except block: no __context__ pointing at the original exception.
         logger.warning(f"{what} failed; will retry", extra={**ids, "error": str(failure)})
