@@ -49,18 +49,21 @@ def strip_tag(raw: bytes) -> bytes:
     return raw if match is None else b"{" + raw[match.end() :]
 
 
+def _revealed(key: object) -> str:
+    reveal = getattr(key, "get_secret_value", None)
+    return str(reveal() if callable(reveal) else key or "")
+
+
 def signer_from_key(key: object) -> EnvelopeSigner | None:
     """The signer for ENVELOPE_SIGNING_KEY (a str or pydantic SecretStr); None when it is empty (development only:
     the services refuse to start on Redis without it unless TGM_INSECURE_DEV=1)."""
-    reveal = getattr(key, "get_secret_value", None)
-    text = str(reveal() if callable(reveal) else key or "")
+    text = _revealed(key)
     return EnvelopeSigner(text.encode()) if text else None
 
 
 def missing_key_problem(key: object, *, insecure_dev: bool) -> str | None:
     """Why a Redis-mode gateway or dispatcher must not start with this ENVELOPE_SIGNING_KEY, or None."""
-    reveal = getattr(key, "get_secret_value", None)
-    text = str(reveal() if callable(reveal) else key or "")
+    text = _revealed(key)
     if not text:
         if insecure_dev:
             return None

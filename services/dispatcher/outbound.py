@@ -31,6 +31,7 @@ from libs.domain.chat_lane import LockKeeper
 from libs.domain.effects import next_effect_id
 from libs.domain.errors import BotNotFound, TelegramRequestFailed, is_transient
 from libs.domain.ports import DeadLetters, Locks
+from libs.domain.retry import RetrySchedule
 from libs.domain.use_cases.drain_chat import describe_failure
 from libs.grpc_runtime.channels import valid_request_id
 from libs.messaging.mailbox import POP_IF_HEAD
@@ -492,17 +493,15 @@ def perform(sender: DirectOutbox, call: dict[str, Any], token: BotToken | None =
 
 
 @dataclass(frozen=True)
-class OutboxPolicy:
+class OutboxPolicy(RetrySchedule):
+    """The outbox drain's lock and batch sizes, and its retry schedule (libs/domain/retry.py: the vault down for
+    the token, Telegram unreachable or 5xx are transient)."""
+
     lock_ttl_seconds: float = 30.0
     max_attempts: int = 5
-    min_backoff_seconds: float = 0.5
     max_backoff_seconds: float = 30.0
     max_items_per_run: int = 50
     batch_size: int = 20  # calls read per claim (one round trip on Redis)
-    # A dependency down (the vault for the token, Telegram unreachable or 5xx: errors.is_transient) is retried at
-    # most this far apart, for up to this many attempts (~1 h), before the call goes to the dead letters.
-    transient_max_backoff_seconds: float = 5.0
-    transient_max_attempts: int = 720
 
 
 @dataclass(frozen=True)
@@ -780,13 +779,9 @@ class DrainOutbox:
         """A failure a retry may fix: the delay before the next attempt, or None once given up."""
         attempts = self._store.record_failure(call_id)
         reason = describe_failure(exc)
-        policy = self._policy
         transient = is_transient(exc)
-        if attempts < (policy.transient_max_attempts if transient else policy.max_attempts):
-            step = policy.min_backoff_seconds * 2 ** (attempts - 1)
-            delay = min(policy.max_backoff_seconds, step)
-            if transient:
-                delay = min(delay, policy.transient_max_backoff_seconds)
+        if not self._policy.gives_up(attempts, transient=transient):
+            delay = self._policy.backoff(attempts, transient=transient)
             ids = {"bot_id": bot_id, "call_id": call_id, "method": call.get("method")}
             logger.warning("send failed; retrying", extra={**ids, "retry_in": delay, "error": reason})
             return float(delay)

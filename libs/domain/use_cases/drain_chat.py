@@ -42,6 +42,7 @@ from libs.domain.ports import (
     UpdateDeduplicator,
 )
 from libs.domain.redaction import redact
+from libs.domain.retry import RetrySchedule
 from libs.domain.updates import UpdateEnvelope
 
 __all__ = ["DrainChat", "DrainPolicy", "DrainResult", "UpdateHandler", "describe_failure", "lock_key"]
@@ -59,25 +60,12 @@ def describe_failure(exc: BaseException) -> str:
 
 
 @dataclass(frozen=True)
-class DrainPolicy:
+class DrainPolicy(RetrySchedule):
+    """The chat drain's lock and batch sizes, and its retry schedule (libs/domain/retry.py)."""
+
     lock_ttl_seconds: float = 30.0
-    max_attempts: int = 4
-    min_backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 10.0
     max_items_per_run: int = 200  # then yield the thread to other chats (a reschedule at once)
     batch_size: int = 20  # items read from the head per claim (stores that read in bulk: one round trip)
-
-    # A dependency down (vault, registry, Telegram: errors.is_transient) is not the update's fault: the chat waits
-    # and retries at most this far apart, for up to this many attempts (~1 h) before the update is set aside.
-    transient_max_backoff_seconds: float = 5.0
-    transient_max_attempts: int = 720
-
-    def backoff(self, attempts: int, *, transient: bool = False) -> float:
-        delay = min(self.max_backoff_seconds, self.min_backoff_seconds * (2 ** max(0, attempts - 1)))
-        return float(min(delay, self.transient_max_backoff_seconds) if transient else delay)
-
-    def gives_up(self, attempts: int, *, transient: bool = False) -> bool:
-        return attempts >= (self.transient_max_attempts if transient else self.max_attempts)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def test_health_is_reported_on_each_change_only() -> None:
     assert reports == [True, False, True]
 
 
-def test_the_probe_runs_a_query_on_the_pool(tmp_path: object) -> None:
+def test_the_probe_runs_a_query_on_the_pool() -> None:
     engine = sa.create_engine("sqlite://")
     assert select_one(engine)() == 1
     engine.dispose()
