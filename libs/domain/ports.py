@@ -167,7 +167,20 @@ class Route:
 
 
 class RouteDirectory(Protocol):
-    def route_for(self, public_id: str) -> Route | None: ...
+    """The gateway's view of the registry's routes (public id → bot)."""
+
+    def cached(self, public_id: str) -> tuple[bool, Route | None]:
+        """Non-blocking, no I/O: `(True, route or None)` when the answer is known, `(False, None)` otherwise."""
+        ...
+
+    def route_for(self, public_id: str) -> Route | None:
+        """Blocking: the route, looked up when it is not known."""
+        ...
+
+    def refreshed_route(self, public_id: str) -> Route | None:
+        """Blocking: the route looked up again when the known one may be stale (a secret that did not match).
+        Implementations rate-limit this per bot, so bad secrets cannot turn into registry load."""
+        ...
 
 
 class UpdateQueue(Protocol):

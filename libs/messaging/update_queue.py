@@ -24,7 +24,6 @@ import asyncio
 import hashlib
 import logging
 import time
-import uuid
 from typing import Any
 
 import dramatiq
@@ -43,6 +42,7 @@ from libs.messaging.mailbox import (
     encode,
     mailbox_key,
 )
+from libs.observability.ids import new_message_id
 
 logger = logging.getLogger("libs.messaging.update_queue")
 
@@ -79,7 +79,7 @@ def encoded_drain_chat_message(bot_id: str, chat_key: str, request_id: str | Non
     Built by hand because Dramatiq's `Message.copy` + `encode` (dataclasses.replace, stdlib json) cost more than
     the rest of the gateway's enqueue; `Message.decode` reads it back (a unit test holds the two equal).
     """
-    message_id = str(uuid.uuid4())
+    message_id = new_message_id()
     options: dict[str, Any] = {"request_id": request_id} if request_id else {}
     options["redis_message_id"] = message_id
     data = {

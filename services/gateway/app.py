@@ -4,15 +4,39 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
+from starlette.routing import Route
 
-from services.gateway.api import health, webhook
+from services.gateway.api import health
+from services.gateway.api.webhook import PATH_PREFIX, PATH_TEMPLATE, Receive, Scope, Send, WebhookEndpoint
 from services.gateway.container import GatewayContainer
 
 _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+_PREFIX_LENGTH = len(PATH_PREFIX)
+
+
+class GatewayApp(FastAPI):
+    """FastAPI for everything but the webhook POST, which goes straight to its ASGI endpoint.
+
+    The webhook is the only call Telegram makes and the only one under load; FastAPI's middleware stack (error and
+    exception middlewares, body limit, exit stack, routing, Request/Response objects) cost more CPU than the webhook
+    itself and add nothing to it (it answers every error itself). The route stays registered in FastAPI, so other
+    methods get its 405 and tests that go through the router see the same endpoint.
+    """
+
+    webhook: WebhookEndpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.startswith(PATH_PREFIX):
+                await self.webhook.serve(path[_PREFIX_LENGTH:], scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)  # type: ignore[arg-type]
 
 
 def create_app(
@@ -20,11 +44,11 @@ def create_app(
     *,
     on_startup: Sequence[Callable[[], object]] = (),
     on_shutdown: Sequence[Callable[[], object]] = (),
-) -> FastAPI:
+) -> GatewayApp:
     """`on_startup`/`on_shutdown` let a composition (embedded mode) run in-process workers with the app."""
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: Any) -> AsyncIterator[None]:
         for hook in on_startup:
             hook()
         try:
@@ -34,19 +58,19 @@ def create_app(
             for hook in on_shutdown:
                 hook()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="tgm gateway",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
         lifespan=lifespan,
-        # FastAPI's built-in OpenTelemetry spans, metrics and logs cost ~10 % of a webhook's CPU and nothing reads
+        # FastAPI's built-in OpenTelemetry spans, metrics and logs cost ~10 % of a request's CPU and nothing reads
         # them: the gateway's metrics are Prometheus counters (in memory, scraped).
         telemetry=_NO_TELEMETRY,
     )
     app.state.container = container
-    app.state.route_lookup_limiter = anyio.CapacityLimiter(container.settings().route_lookup_concurrency)
-    app.router.routes.extend(webhook.routes)
+    app.webhook = WebhookEndpoint(container, anyio.CapacityLimiter(container.settings().route_lookup_concurrency))
+    app.router.routes.append(Route(PATH_TEMPLATE, app.webhook, methods=["POST"]))
     app.include_router(health.router)
     return app
 

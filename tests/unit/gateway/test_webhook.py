@@ -33,6 +33,14 @@ UPDATE = {"update_id": 1001, "message": {"message_id": 1, "chat": {"id": 42}, "t
 
 
 class FakeRoutes:
+    """No cache: every lookup is a blocking `route_for`, and a refresh looks again."""
+
+    def cached(self, public_id: str) -> tuple[bool, Route | None]:
+        return False, None
+
+    def refreshed_route(self, public_id: str) -> Route | None:
+        return self.route_for(public_id)
+
     def __init__(self) -> None:
         self.routes = {
             PUBLIC_A: Route("bot-a", hash_webhook_secret(SECRET_A), accepts_updates=True),
@@ -237,6 +245,49 @@ def test_bodies_are_never_logged(gw: Harness, caplog: pytest.LogCaptureFixture) 
     assert len(caplog.records) >= 2
     assert marker not in caplog.text
     assert all(marker not in str(record.__dict__) for record in caplog.records)
+
+
+def test_other_methods_on_the_webhook_path_are_not_allowed(gw: Harness) -> None:
+    response = gw.client.get(f"/webhook/{PUBLIC_A}")
+    assert response.status_code == 405
+    assert gw.queue.envelopes == []
+
+
+def test_a_crash_is_a_500_with_its_request_id_and_logged_without_the_body(
+    gw: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenClock:
+        def now(self) -> object:
+            raise RuntimeError("clock broke")
+
+    gw.client.app.state.container.clock.override(providers.Object(BrokenClock()))
+    marker = "private-text-in-a-crash"
+    response = gw.post(PUBLIC_A, {"update_id": 7, "message": {"text": marker}})
+    assert response.status_code == 500
+    assert response.json() == {"ok": False, "error": "internal error"}
+    assert len(response.headers["X-Request-Id"]) == 32
+    assert gw.queue.envelopes == []
+    assert "webhook handler crashed" in caplog.text
+    assert marker not in caplog.text
+
+
+def test_the_router_entry_serves_the_same_endpoint(gw: Harness) -> None:
+    """The fast path skips FastAPI's stack; the route registered in the router must behave the same."""
+    router = gw.client.app.router
+
+    async def scenario() -> httpx.Response:
+        transport = httpx.ASGITransport(app=router)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            return await client.post(
+                f"/webhook/{PUBLIC_B}",
+                content=json.dumps(UPDATE).encode(),
+                headers={"X-Telegram-Bot-Api-Secret-Token": SECRET_B},
+            )
+
+    response = anyio.run(scenario)
+    assert response.status_code == 200
+    assert [e.bot_id for e in gw.queue.envelopes] == ["bot-b"]
+    assert gw.queue.envelopes[0].request_id == response.headers["X-Request-Id"]
 
 
 def test_healthz(gw: Harness) -> None:

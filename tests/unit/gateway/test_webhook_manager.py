@@ -42,6 +42,14 @@ def _update(text: str, sender: int = ADMIN, chat: int = ADMIN) -> dict[str, obje
 
 
 class Routes:
+    """No cache: every lookup is a blocking `route_for`, and a refresh looks again."""
+
+    def cached(self, public_id: str) -> tuple[bool, Route | None]:
+        return False, None
+
+    def refreshed_route(self, public_id: str) -> Route | None:
+        return self.route_for(public_id)
+
     def route_for(self, public_id: str) -> Route | None:
         return {
             PUBLIC_MGR: Route("mgr-bot", hash_webhook_secret(SECRET_MGR), accepts_updates=True, is_manager=True),
