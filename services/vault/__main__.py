@@ -26,10 +26,10 @@ from libs.grpc_runtime.channels import VAULT_SERVER_NAME, open_channel
 from libs.grpc_runtime.tls import TlsConfigError, tls_from_env
 from libs.observability.logging import configure_logging, log_extra
 from services.vault import audit
-from services.vault.container import VaultContainer
+from services.vault.container import VaultContainer, audit_from_settings
 from services.vault.crypto import KEY_BYTES
 from services.vault.grpc.server import start_server
-from services.vault.settings import VaultConfigError
+from services.vault.settings import VaultConfigError, VaultSettings
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
 log = logging.getLogger("services.vault")
@@ -102,13 +102,20 @@ def init_keyring() -> int:
         try:
             bootstrap = env_keys(settings)
             store = KeyStore.create(path, bootstrap)
+            # The first audit line, under the new keyring's audit key: it writes the anchor every start checks.
+            line = audit_from_settings(settings, store, new_keyring=True).append(
+                {"verb": "InitKeyring", "caller": "local-operator", "key_version": store.status().primary_version,
+                 "outcome": "ok"}
+            )  # fmt: skip
         finally:
             os.close(lock)
-    except (VaultConfigError, KeyStoreError) as exc:
+    except (VaultConfigError, KeyStoreError, OSError, audit.AuditLogTampered) as exc:
         print(f"vault init refused: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     source = "ENCRYPTION_KEY" if bootstrap else "a fresh random key"
-    print(f"keyring created at {path}: key version {store.status().primary_version} from {source}")
+    print(
+        f"keyring created at {path}: key version {store.status().primary_version} from {source} (audit seq {line.seq})"
+    )
     return 0
 
 
@@ -127,12 +134,12 @@ def destroy_key_version(version: int) -> int:
         try:
             store = KeyStore.open(path, None)  # the file only: ENCRYPTION_KEY plays no part here
             store.destroy(version)
-            line = audit.AuditLog(settings.vault_audit_file, fsync=True).append(
+            line = audit_from_settings(settings, store).append(
                 {"verb": "DestroyKeyVersion", "caller": "local-operator", "key_version": version, "outcome": "ok"}
             )
         finally:
             os.close(lock)
-    except (VaultConfigError, KeyStoreError, OSError) as exc:
+    except (VaultConfigError, KeyStoreError, OSError, audit.AuditLogTampered) as exc:
         print(f"vault destroy refused: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     print(f"key version {version} destroyed (audit seq {line.seq}); unset ENCRYPTION_KEY if it held that key")
@@ -144,19 +151,52 @@ def genkey() -> int:
     return 0
 
 
-def audit_verify(path: Path, anchor: str | None = None) -> int:
-    """Exit 0 intact, 1 tampered (or the anchored line is gone), 2 unreadable / bad arguments."""
+def _audit_key(settings: VaultSettings) -> bytes | None:
+    """The audit chain's key from the keyring file (read only; no lock needed) or ENCRYPTION_KEY; None if neither."""
+    from services.vault.keystore import KeyStore
+    from services.vault.settings import env_keys
+
+    if settings.vault_keyring_file is not None:
+        return KeyStore.open(settings.vault_keyring_file, None).audit_key
+    bootstrap = env_keys(settings)
+    return KeyStore.open(None, bootstrap).audit_key if bootstrap else None
+
+
+def audit_verify(path: Path | None = None, anchor: str | None = None) -> int:
+    """Exit 0 intact, 1 tampered (or the anchored line is gone), 2 unreadable / bad arguments.
+
+    Keyed lines are checked under the audit key (from the vault's settings); the anchor file is checked too unless
+    an anchor is given (the last `audit_seq:audit_hash` from the vault's shipped log)."""
+    from services.vault.container import audit_anchor_path
+    from services.vault.settings import load_settings
+
     try:
-        verdict = audit.verify(path, audit.Anchor.parse(anchor) if anchor else None)
-    except OSError as exc:
-        print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
+        settings = load_settings()
+        path = path or settings.vault_audit_file
+        key = _audit_key(settings)
+        given = audit.Anchor.parse(anchor) if anchor else None
+    except VaultConfigError as exc:
+        print(f"audit verify: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:
         print(f"--anchor: {exc}", file=sys.stderr)
         return 2
+    anchors = [given] if given else []
+    try:
+        if key is not None and not given:
+            stored = audit.read_anchor(audit_anchor_path(settings), key)
+            anchors = [stored] if stored else []
+        verdict = audit.verify(path, anchors[0] if anchors else None, key=key)
+    except audit.AuditLogTampered as exc:
+        print(f"audit log {path}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
     if verdict.ok:
         # Compare with the last `audit_seq`/`audit_hash` in the vault's shipped log: a smaller seq = a cut tail.
-        print(f"ok {verdict.lines} lines seq={verdict.lines} head={verdict.head}")
+        checked = f" anchor={anchors[0]}" if anchors else ""
+        print(f"ok {verdict.lines} lines seq={verdict.lines} head={verdict.head}{checked}")
         return 0
     print(f"audit log {path}: line {verdict.bad_line}: {verdict.reason}", file=sys.stderr)
     return 1
@@ -212,9 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "destroy":
         return destroy_key_version(args.version)
     if args.command == "audit":
-        from services.vault.settings import VaultSettings
-
-        return audit_verify(args.file or VaultSettings().vault_audit_file, args.anchor)
+        return audit_verify(args.file, args.anchor)
     if args.command == "key":
         if args.action == "retire" and args.version is None:
             parser.error("key retire needs a version")

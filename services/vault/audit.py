@@ -1,12 +1,18 @@
-"""The append-only, hash-chained audit log: one JSON line per vault call.
+"""The append-only, keyed hash-chained audit log: one JSON line per vault call.
 
 Each line is canonical JSON (sorted keys, no spaces) with ``seq`` (1, 2, 3, … — the line number), ``prev_hash``
-(the previous line's ``hash``; 64 zeros for the first line) and ``hash = sha256(prev_hash + canonical JSON of the
-line without "hash")``. Editing a line breaks its hash; deleting or reordering lines breaks the next line's
-``prev_hash`` (and ``seq``). Cutting the *tail* leaves a valid shorter chain, so the file alone cannot show it:
-every append also returns its `Anchor` (seq, hash), which the servicer writes to the vault's stderr JSON log — a
-stream that leaves the host. `verify(path, anchor=…)` then checks the file still holds that anchored line; without
-an anchor it reports the head (seq, hash) for comparison with the last anchor logged (see SECURITY.md).
+(the previous line's ``hash``; 64 zeros for the first line), ``chain: "hmac-sha256"`` and
+``hash = HMAC-SHA256(audit key, prev_hash + canonical JSON of the line without "hash")``. The audit key lives in
+the keyring (services/vault/keystore.py), so someone who can write the file but not read the keyring cannot forge
+or recompute a line. Editing a line breaks its hash; deleting or reordering lines breaks the next line's
+``prev_hash`` (and ``seq``). Lines written before the chain was keyed (no ``chain`` field: plain SHA-256) verify as
+a legacy prefix only: an unkeyed line after a keyed one is a downgrade and fails.
+
+Cutting the *tail* leaves a valid shorter chain, so the file alone cannot show it. Two anchors (seq, hash) sit
+outside the file: every append writes the head to the anchor file (HMAC-tagged, replaced atomically), which the
+vault checks at start — a log cut, regrown, replaced or removed, or an anchor removed, stops the vault; and the
+servicer writes each line's anchor to the vault's stderr JSON log, a stream that leaves the host, for
+`verify(path, anchor=…)` after the fact (see SECURITY.md).
 
 Durability: each line is written with one ``write`` on an O_APPEND descriptor and, by default
 (``VAULT_AUDIT_FSYNC=true``), fsynced before the call returns — a call that returned was recorded.
@@ -16,9 +22,12 @@ ciphertext or keys.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 GENESIS = "0" * 64
+CHAIN = "hmac-sha256"
+_ANCHOR_LABEL = "tgm-vault-audit-anchor"
 _BROKEN_LINK = "does not follow the previous line (a line was removed or reordered)"
 _FIELDS = ("caller", "verb", "bot", "kind", "purpose", "key_version", "new_key_version", "outcome", "request_id")
 
@@ -34,8 +45,12 @@ def _canonical(entry: Mapping[str, object]) -> str:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def chain_hash(prev_hash: str, entry_without_hash: Mapping[str, object]) -> str:
-    return hashlib.sha256((prev_hash + _canonical(entry_without_hash)).encode("utf-8")).hexdigest()
+def chain_hash(prev_hash: str, entry_without_hash: Mapping[str, object], key: bytes | None = None) -> str:
+    """HMAC-SHA256 under the audit key; plain SHA-256 for legacy (unkeyed) lines, `key=None`."""
+    data = (prev_hash + _canonical(entry_without_hash)).encode("utf-8")
+    if key is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(key, data, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -63,22 +78,88 @@ class AuditLogBroken(RuntimeError):
     """A line could not be written durably: the log refuses every further append (and so the vault every call)."""
 
 
+class AuditLogTampered(ValueError):
+    """At start: the log does not verify, or does not hold what its anchor says it held; the vault refuses to
+    start (restore the log and its anchor from backup, or investigate)."""
+
+
+def _anchor_mac(key: bytes, anchor: Anchor) -> str:
+    return hmac.new(key, f"{_ANCHOR_LABEL}:{anchor.seq}:{anchor.hash}".encode(), "sha256").hexdigest()
+
+
+def write_anchor(path: Path, anchor: Anchor, key: bytes, fsync: bool = True) -> None:
+    """Replaces the anchor file atomically (a crash leaves the old or the new anchor, both valid)."""
+    data = json.dumps({"seq": anchor.seq, "hash": anchor.hash, "mac": _anchor_mac(key, anchor)}).encode()
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def read_anchor(path: Path, key: bytes) -> Anchor | None:
+    """The anchor in `path` (None when there is no file); raises AuditLogTampered when it is not one the vault
+    wrote under this key."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        document = json.loads(raw)
+        anchor = Anchor(int(document["seq"]), str(document["hash"]))
+        tag = str(document["mac"])
+    except (ValueError, KeyError, TypeError):
+        raise AuditLogTampered(f"the audit anchor {path} is not valid") from None
+    if not hmac.compare_digest(tag, _anchor_mac(key, anchor)):
+        raise AuditLogTampered(f"the audit anchor {path} was not written by this vault (its tag does not verify)")
+    return anchor
+
+
 class AuditLog:
     """Appends chained lines to `path`; thread-safe within one process (the vault is the only writer).
 
     Fail closed, as HashiCorp Vault does: if a write or fsync fails, the log is broken from then on and every
     append raises `AuditLogBroken` (the vault then refuses the call), so no call goes unrecorded and no sequence
     number is written twice; a restart resumes from what the file really holds. Short writes are completed.
+
+    With `key` (the vault always passes one) lines are HMAC-chained and, with `anchor_path`, the whole log is
+    verified at start against the anchor file, then the anchor follows every append. A missing anchor is accepted
+    only when `anchor_may_be_missing` (the audit key was just created, so no anchor can exist yet).
     """
 
-    def __init__(self, path: Path, fsync: bool = True, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fsync: bool = True,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        key: bytes | None = None,
+        anchor_path: Path | None = None,
+        anchor_may_be_missing: bool = False,
+    ) -> None:
         self._path = path
         self._fsync = fsync
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._key = key
+        self._anchor_path = anchor_path if key is not None else None
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
+        if self._anchor_path is not None:
+            assert key is not None
+            self._head = _verified_head(path, key, self._anchor_path, anchor_may_be_missing)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._head = _last_anchor(path)
+        if self._anchor_path is None:
+            self._head = _last_anchor(path)
+        else:
+            assert key is not None
+            write_anchor(self._anchor_path, self._head, key, fsync)  # a missing or legacy anchor is replaced now
         self._broken: str | None = None
 
     @property
@@ -100,7 +181,9 @@ class AuditLog:
             entry["seq"] = seq
             entry["time"] = self._clock().isoformat(timespec="microseconds")
             entry["prev_hash"] = self._head.hash
-            digest = chain_hash(self._head.hash, entry)
+            if self._key is not None:
+                entry["chain"] = CHAIN
+            digest = chain_hash(self._head.hash, entry, self._key)
             entry["hash"] = digest
             data = (_canonical(entry) + "\n").encode("utf-8")
             try:
@@ -109,6 +192,9 @@ class AuditLog:
                     written += os.write(self._fd, data[written:])
                 if self._fsync:
                     os.fsync(self._fd)
+                if self._anchor_path is not None:
+                    assert self._key is not None
+                    write_anchor(self._anchor_path, Anchor(seq, digest), self._key, self._fsync)
             except OSError as exc:
                 # The line may be partly (or wholly but not durably) on disk: never append after it in this run.
                 self._broken = f"{type(exc).__name__}: {exc.strerror or exc}"
@@ -143,6 +229,36 @@ def _last_anchor(path: Path) -> Anchor:
         raise ValueError(f"the audit log {path} does not end with a valid line; run `audit verify`") from None
 
 
+def log_has_keyed_lines(path: Path) -> bool:
+    """Whether any line of the log at `path` is keyed (False for a missing log)."""
+    marker = f'"chain":"{CHAIN}"'.encode()
+    try:
+        with path.open("rb") as handle:
+            return any(marker in line for line in handle)
+    except FileNotFoundError:
+        return False
+
+
+def _verified_head(path: Path, key: bytes, anchor_path: Path, anchor_may_be_missing: bool) -> Anchor:
+    """The head of a log that verifies in full under `key` and holds its anchored line; else AuditLogTampered."""
+    anchor = read_anchor(anchor_path, key)
+    if anchor is None and not anchor_may_be_missing:
+        raise AuditLogTampered(
+            f"the audit anchor {anchor_path} is missing: the log cannot be checked for a cut tail or a replacement "
+            "(restore it with the log from backup)"
+        )
+    if not path.exists():
+        if anchor is not None and anchor.seq > 0:
+            raise AuditLogTampered(f"the audit log {path} is missing but its anchor holds line {anchor.seq}")
+        return GENESIS_ANCHOR
+    verdict = verify(path, anchor, key=key)
+    if not verdict.ok:
+        raise AuditLogTampered(
+            f"the audit log {path} does not verify at line {verdict.bad_line}: {verdict.reason}; run `audit verify`"
+        )
+    return Anchor(verdict.lines, verdict.head)
+
+
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
@@ -152,14 +268,16 @@ class Verdict:
     reason: str = ""
 
 
-def verify(path: Path, anchor: Anchor | None = None) -> Verdict:
+def verify(path: Path, anchor: Anchor | None = None, *, key: bytes | None = None) -> Verdict:
     """Walks the chain; names the first line (1-based) that was edited, or follows a removed/reordered one.
 
-    With `anchor` (the last seq:hash the vault logged), also fails when the file no longer holds that line —
-    the tail was cut, or the log was rewritten from that point on.
+    Keyed lines need `key` (without it they cannot be checked and fail); unkeyed lines are accepted only before
+    the first keyed one. With `anchor` (the anchor file's, or the last seq:hash the vault logged), also fails when
+    the file no longer holds that line — the tail was cut, or the log was rewritten from that point on.
     """
     expected = GENESIS
     count = 0
+    keyed_seen = False
     anchored = anchor is None
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -171,7 +289,13 @@ def verify(path: Path, anchor: Anchor | None = None) -> Verdict:
                 return Verdict(False, count, expected, number, "not a valid audit line")
             if entry.get("prev_hash") != expected or entry.get("seq") != number:
                 return Verdict(False, count, expected, number, _BROKEN_LINK)
-            if chain_hash(expected, entry) != claimed:
+            keyed = entry.get("chain") == CHAIN
+            if keyed and key is None:
+                return Verdict(False, count, expected, number, "is keyed: verifying it needs the audit key")
+            if not keyed and keyed_seen:
+                return Verdict(False, count, expected, number, "is not keyed but follows keyed lines (downgrade)")
+            keyed_seen = keyed_seen or keyed
+            if not hmac.compare_digest(chain_hash(expected, entry, key if keyed else None), str(claimed)):
                 return Verdict(False, count, expected, number, "hash does not match its content (edited)")
             expected = str(claimed)
             if anchor is not None and number == anchor.seq:

@@ -1,7 +1,11 @@
 """Key versions on disk: a 0600 JSON keyring file that only the vault reads, rotated without downtime.
 
-    {"format": 1, "primary": 2,
+    {"format": 1, "primary": 2, "audit_key": "base64:...",
      "versions": {"1": {"key": "base64:...", "created_at": "2025-01-01T00:00:00+00:00", "retired": false}, ...}}
+
+`audit_key` keys the audit log's hash chain and its anchor (services/vault/audit.py). It is made with the keyring
+(`init`), or added the first time a vault opens a keyring from before it (`ensure_audit_key`), and never rotated:
+it must verify the whole log. Without a keyring file (keys from ENCRYPTION_KEY only) it is derived from that key.
 
 Every change is written atomically (temp file 0600 + fsync + rename + fsync of the folder) and only then
 swapped in memory, so a crash leaves either the old or the new keyring, never half of one. Retired versions
@@ -14,6 +18,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import stat
@@ -68,7 +74,9 @@ class KeyStore:
         path: Path | None,
         clock: Clock = utc_now,
         rotation_period: timedelta = ROTATION_PERIOD,
+        audit_key: bytes | None = None,
     ) -> None:
+        self._audit_key = audit_key
         self._keys = dict(keys)
         self._meta = dict(meta)
         self._primary = primary
@@ -100,14 +108,14 @@ class KeyStore:
                 f"no keyring at VAULT_KEYRING_FILE {path}: create it once with `python -m services.vault init`; "
                 "a vault never rebuilds a missing keyring from ENCRYPTION_KEY (restore the file from backup instead)"
             )
-        keys, meta, primary = _load(path)
+        keys, meta, primary, audit_key = _load(path)
         for version, key in (bootstrap[0] if bootstrap else {}).items():
             if keys.get(version) != key:
                 raise VaultConfigError(
                     f"the environment's key version {version} does not match VAULT_KEYRING_FILE; "
                     "the file is authoritative once it exists: unset ENCRYPTION_KEY or fix the file"
                 )
-        return cls(keys, meta, primary, path, clock, rotation_period)
+        return cls(keys, meta, primary, path, clock, rotation_period, audit_key)
 
     @classmethod
     def create(
@@ -124,12 +132,35 @@ class KeyStore:
         keys = dict(bootstrap[0]) if bootstrap else {1: os.urandom(KEY_BYTES)}
         primary = bootstrap[1] if bootstrap else 1
         now = clock()
-        store = cls(keys, {v: KeyVersion(v, now) for v in keys}, primary, path, clock, rotation_period)
+        meta = {v: KeyVersion(v, now) for v in keys}
+        store = cls(keys, meta, primary, path, clock, rotation_period, os.urandom(KEY_BYTES))
         store._persist(store._keys, store._meta, store._primary)
         return store
 
     def current(self) -> Keyring:
         return self._keyring
+
+    @property
+    def audit_key(self) -> bytes | None:
+        """The key of the audit chain; None for a keyring file from before it (see `ensure_audit_key`)."""
+        if self._path is None:
+            # Keys from the environment only: derived from the lowest version, which is fixed in that mode.
+            seed = self._keys[min(self._keys)]
+            return hmac.new(seed, b"tgm vault audit chain v1", hashlib.sha256).digest()
+        return self._audit_key
+
+    def ensure_audit_key(self) -> bool:
+        """Adds an audit key to a keyring file that has none (written atomically); True when it did."""
+        with self._lock:
+            if self._path is None or self._audit_key is not None:
+                return False
+            self._audit_key = os.urandom(KEY_BYTES)
+            try:
+                self._persist(self._keys, self._meta, self._primary)
+            except BaseException:
+                self._audit_key = None
+                raise
+            return True
 
     def status(self) -> KeyStatus:
         with self._lock:
@@ -200,21 +231,20 @@ class KeyStore:
 
     def _persist(self, keys: Mapping[int, bytes], meta: Mapping[int, KeyVersion], primary: int) -> None:
         assert self._path is not None
-        document = {
-            "format": FILE_FORMAT,
-            "primary": primary,
-            "versions": {
-                str(v): (
-                    {"created_at": meta[v].created_at.isoformat(), "retired": True, "destroyed": True}
-                    if meta[v].destroyed
-                    else {
-                        "key": "base64:" + base64.b64encode(keys[v]).decode("ascii"),
-                        "created_at": meta[v].created_at.isoformat(),
-                        "retired": meta[v].retired,
-                    }
-                )
-                for v in sorted(meta)
-            },
+        document: dict[str, object] = {"format": FILE_FORMAT, "primary": primary}
+        if self._audit_key is not None:
+            document["audit_key"] = "base64:" + base64.b64encode(self._audit_key).decode("ascii")
+        document["versions"] = {
+            str(v): (
+                {"created_at": meta[v].created_at.isoformat(), "retired": True, "destroyed": True}
+                if meta[v].destroyed
+                else {
+                    "key": "base64:" + base64.b64encode(keys[v]).decode("ascii"),
+                    "created_at": meta[v].created_at.isoformat(),
+                    "retired": meta[v].retired,
+                }
+            )
+            for v in sorted(meta)
         }
         _atomic_write(self._path, json.dumps(document, indent=1).encode("utf-8"))
 
@@ -266,7 +296,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def _load(path: Path) -> tuple[dict[int, bytes], dict[int, KeyVersion], int]:
+def _load(path: Path) -> tuple[dict[int, bytes], dict[int, KeyVersion], int, bytes | None]:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise VaultConfigError(f"VAULT_KEYRING_FILE {path} must be readable by its owner only (chmod 600)")
@@ -275,6 +305,8 @@ def _load(path: Path) -> tuple[dict[int, bytes], dict[int, KeyVersion], int]:
         if document.get("format") != FILE_FORMAT:
             raise VaultConfigError(f"VAULT_KEYRING_FILE {path} has an unknown format")
         primary = int(document["primary"])
+        audit_key = document.get("audit_key")
+        audit = None if audit_key is None else decode_key(str(audit_key), "VAULT_KEYRING_FILE audit_key")
         keys: dict[int, bytes] = {}
         meta: dict[int, KeyVersion] = {}
         for name, entry in document["versions"].items():
@@ -289,4 +321,4 @@ def _load(path: Path) -> tuple[dict[int, bytes], dict[int, KeyVersion], int]:
         raise VaultConfigError(f"VAULT_KEYRING_FILE {path} is not a valid keyring file") from None
     if primary not in meta or meta[primary].retired:
         raise VaultConfigError(f"VAULT_KEYRING_FILE {path}: the primary version must exist and not be retired")
-    return keys, meta, primary
+    return keys, meta, primary, audit

@@ -41,6 +41,9 @@ class VaultSettings(BaseSettings):
     # The hash-chained audit log (services/vault/audit.py); fsync after every line unless switched off.
     vault_audit_file: Path = Path(".run/vault-audit.log")
     vault_audit_fsync: bool = True
+    # The audit log's anchor (last seq + hash, HMAC-tagged), kept apart from the log and checked at every start.
+    # Default: beside the keyring (the vault's private folder), else `<audit file>.anchor`.
+    vault_audit_anchor_file: Path | None = None
     log_level: str = "INFO"
 
 

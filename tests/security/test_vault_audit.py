@@ -173,3 +173,187 @@ def test_a_failed_fsync_breaks_the_log_without_repeating_a_sequence_number(
     seqs = [json.loads(line)["seq"] for line in path.read_text().splitlines()]
     assert seqs == sorted(set(seqs)), "no sequence number twice"
     assert AuditLog(path).head.seq == len(seqs)  # a restart resumes from what the file holds
+
+
+# ---- keyed chain and the anchor outside the file (issue 11, item 4) ----
+
+AUDIT_KEY = b"k" * 31 + b"!"
+OTHER_KEY = b"o" * 31 + b"?"
+RECORD = {"caller": "dispatcher", "verb": "decrypt", "bot": "bot-1", "outcome": "ok"}
+
+
+def _keyed(tmp_path: Path, lines: int = 4, **options: object) -> tuple[Path, Path]:
+    path, anchor = tmp_path / "audit.log", tmp_path / "private" / "audit.anchor"
+    anchor.parent.mkdir(exist_ok=True)
+    audit = AuditLog(
+        path,
+        fsync=False,
+        key=AUDIT_KEY,
+        anchor_path=anchor,
+        anchor_may_be_missing=True,
+        **options,  # type: ignore[arg-type]
+    )
+    for _ in range(lines):
+        audit.append(RECORD)
+    audit.close()
+    return path, anchor
+
+
+def _reopen(path: Path, anchor: Path, key: bytes = AUDIT_KEY) -> AuditLog:
+    return AuditLog(path, fsync=False, key=key, anchor_path=anchor)
+
+
+def test_keyed_lines_verify_only_under_the_audit_key(tmp_path: Path) -> None:
+    path, _ = _keyed(tmp_path)
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {entry["chain"] for entry in entries} == {"hmac-sha256"}
+    assert verify(path, key=AUDIT_KEY).ok
+    assert "needs the audit key" in verify(path).reason
+    assert verify(path, key=OTHER_KEY).bad_line == 1
+
+
+def test_a_line_rewritten_without_the_key_is_found(tmp_path: Path) -> None:
+    """Someone who can write the file but not read the keyring: they can recompute SHA-256, not the HMAC."""
+    from services.vault.audit import chain_hash
+
+    path, _ = _keyed(tmp_path)
+
+    def forge(lines: list[str]) -> list[str]:
+        entry = json.loads(lines[1])
+        entry.pop("hash")
+        entry["bot"] = "bot-evil"
+        entry["hash"] = chain_hash(entry["prev_hash"], entry, OTHER_KEY)
+        lines[1] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+        return lines
+
+    _rewrite(path, forge)
+    assert verify(path, key=AUDIT_KEY).bad_line == 2
+
+
+def test_an_unkeyed_line_after_keyed_ones_is_a_downgrade(tmp_path: Path) -> None:
+    from services.vault.audit import chain_hash
+
+    path, _ = _keyed(tmp_path, lines=2)
+    last = json.loads(path.read_text().splitlines()[-1])
+    entry = {**RECORD, "seq": 3, "prev_hash": last["hash"], "time": last["time"]}
+    entry["hash"] = chain_hash(last["hash"], entry)  # a valid plain SHA-256 link
+    with path.open("a") as handle:
+        handle.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
+    verdict = verify(path, key=AUDIT_KEY)
+    assert not verdict.ok and verdict.bad_line == 3 and "downgrade" in verdict.reason
+
+
+def test_a_restart_resumes_a_keyed_log_and_moves_the_anchor(tmp_path: Path) -> None:
+    from services.vault.audit import read_anchor
+
+    path, anchor = _keyed(tmp_path)
+    audit = _reopen(path, anchor)
+    assert audit.head.seq == 4
+    assert audit.append(RECORD).seq == 5
+    audit.close()
+    assert read_anchor(anchor, AUDIT_KEY) == Anchor(5, json.loads(path.read_text().splitlines()[-1])["hash"])
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda path, anchor: _rewrite(path, lambda lines: lines[:-2]), "tail cut"),
+        (lambda path, anchor: path.unlink(), "log .* is missing"),
+        (lambda path, anchor: anchor.unlink(), "anchor .* is missing"),
+        (lambda path, anchor: path.write_text(""), "tail cut"),
+        (
+            lambda path, anchor: anchor.write_text(json.dumps({**json.loads(anchor.read_text()), "seq": 2})),
+            "not written by this vault",
+        ),
+        (lambda path, anchor: anchor.write_text("{"), "not valid"),
+    ],
+    ids=["tail-cut", "log-removed", "anchor-removed", "log-emptied", "anchor-forged", "anchor-garbage"],
+)
+def test_the_vault_refuses_to_start_on_a_log_that_lost_what_its_anchor_holds(
+    tmp_path: Path, damage: Callable[[Path, Path], None], reason: str
+) -> None:
+    from services.vault.audit import AuditLogTampered
+
+    path, anchor = _keyed(tmp_path)
+    damage(path, anchor)
+    with pytest.raises(AuditLogTampered, match=reason):
+        _reopen(path, anchor)
+
+
+def test_a_log_cut_and_regrown_under_another_key_is_refused(tmp_path: Path) -> None:
+    from services.vault.audit import AuditLogTampered
+
+    path, anchor = _keyed(tmp_path)
+    with pytest.raises(AuditLogTampered):
+        _reopen(path, anchor, key=OTHER_KEY)
+
+
+def test_a_legacy_unkeyed_log_is_adopted_once_and_continued_keyed(tmp_path: Path) -> None:
+    path, anchor = tmp_path / "audit.log", tmp_path / "audit.anchor"
+    legacy = AuditLog(path, fsync=False)
+    legacy.append(RECORD)
+    legacy.append(RECORD)
+    legacy.close()
+    from services.vault.audit import AuditLogTampered
+
+    with pytest.raises(AuditLogTampered, match=r"anchor .* is missing"):
+        _reopen(path, anchor)  # not without saying so: only a new audit key may adopt it
+    upgraded = AuditLog(path, fsync=False, key=AUDIT_KEY, anchor_path=anchor, anchor_may_be_missing=True)
+    assert upgraded.append(RECORD).seq == 3
+    upgraded.close()
+    assert [("chain" in json.loads(line)) for line in path.read_text().splitlines()] == [False, False, True]
+    assert verify(path, key=AUDIT_KEY).ok
+    assert _reopen(path, anchor).head.seq == 3
+
+
+def test_a_failed_anchor_write_breaks_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.vault import audit as audit_module
+    from services.vault.audit import AuditLogBroken
+
+    path, anchor = _keyed(tmp_path, lines=1)
+    audit = _reopen(path, anchor)
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audit_module, "write_anchor", disk_full)
+    with pytest.raises(AuditLogBroken):
+        audit.append(RECORD)
+    monkeypatch.undo()
+    with pytest.raises(AuditLogBroken, match="broken"):
+        audit.append(RECORD)
+    audit.close()
+
+
+def test_the_vaults_settings_refuse_a_cut_log_and_the_cli_finds_it(tmp_path: Path) -> None:
+    """End to end on the real wiring: `init` writes the first line and the anchor; the container's audit log
+    refuses a cut tail; `audit verify` checks the anchor file by default, under the keyring's audit key."""
+    import os
+
+    from services.vault.audit import AuditLogTampered
+    from services.vault.container import audit_from_settings
+    from services.vault.keystore import KeyStore
+    from services.vault.settings import VaultSettings
+
+    keyring = tmp_path / "vault" / "keyring.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TLS_", "VAULT_", "ENCRYPTION_KEY"))}
+    env.update(VAULT_KEYRING_FILE=str(keyring), VAULT_AUDIT_FILE=str(tmp_path / "audit.log"))
+    init = subprocess.run(
+        [sys.executable, "-m", "services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert init.returncode == 0, init.stderr
+    settings = VaultSettings(
+        vault_keyring_file=keyring, vault_audit_file=tmp_path / "audit.log", vault_audit_fsync=False
+    )
+    audit = audit_from_settings(settings, KeyStore.open(keyring, None))
+    for _ in range(3):
+        audit.append(RECORD)
+    audit.close()
+    verify_command = [sys.executable, "-m", "services.vault", "audit", "verify"]
+    intact = subprocess.run(verify_command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert intact.returncode == 0 and intact.stdout.startswith("ok 4 lines") and "anchor=4:" in intact.stdout
+    _rewrite(tmp_path / "audit.log", lambda lines: lines[:-1])
+    with pytest.raises(AuditLogTampered, match="tail cut"):
+        audit_from_settings(settings, KeyStore.open(keyring, None))
+    cut = subprocess.run(verify_command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert cut.returncode == 1 and "tail cut" in cut.stderr

@@ -256,10 +256,12 @@ def test_destroy_removes_a_retired_versions_bytes_for_good(tmp_path: Path) -> No
 
 def test_the_destroy_verb_refuses_while_a_vault_holds_the_keyring_and_audits_when_done(tmp_path: Path) -> None:
     keyring = tmp_path / "vault" / "keyring.json"
-    store = KeyStore.create(keyring, ({1: os.urandom(32)}, 1))
+    env = _vault_env(tmp_path, VAULT_KEYRING_FILE=str(keyring))
+    init = [sys.executable, "-m", "services.vault", "init"]
+    assert subprocess.run(init, cwd=REPO, env=env, capture_output=True, timeout=60).returncode == 0
+    store = KeyStore.open(keyring, None)
     store.rotate()
     store.retire(1)
-    env = _vault_env(tmp_path, VAULT_KEYRING_FILE=str(keyring))
     command = [sys.executable, "-m", "services.vault", "destroy", "1"]
     held = lock_keyring(keyring)  # a running vault
     try:
