@@ -40,6 +40,8 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
 
     def GetBot(self, request, context):
         self.calls.append(f"bot:{request.bot_id}")
+        if request.bot_id in self.held:
+            self.release.wait(timeout=10)
         if self.fail_with is not None:
             context.abort(self.fail_with, "boom")
         if request.bot_id != "bot-1":
@@ -278,3 +280,38 @@ def test_a_route_expired_beyond_the_stale_window_is_a_miss(registry) -> None:
     clock.advance(61)
     assert routes.cached("pub-1") == (False, None)
     assert fake.calls == ["route:pub-1"]
+
+
+def test_an_expired_bot_answers_while_one_background_lookup_refreshes_it(registry) -> None:
+    fake, channel = registry
+    clock = ManualClock()
+    bots = GrpcBotDirectory(channel, ttl_seconds=5, clock=clock)
+    first = bots.get_bot("bot-1")
+    clock.advance(6)  # expired, within the stale window (the TTL by default)
+    for _ in range(5):
+        assert bots.get_bot("bot-1") is first  # no caller waits on the registry
+    _wait_until(lambda: fake.calls.count("bot:bot-1") >= 2)
+    time.sleep(0.05)  # let a wrongly duplicated refresh show up (checked after, not used as synchronisation)
+    assert fake.calls.count("bot:bot-1") == 2, "one refresh for five stale hits"
+    refreshed = bots.get_bot("bot-1")
+    assert refreshed is not None and refreshed is not first  # the refresh replaced the entry
+    clock.advance(11)  # beyond TTL + stale window: a blocking lookup again
+    assert bots.get_bot("bot-1") is not refreshed
+    assert fake.calls.count("bot:bot-1") == 3
+
+
+def test_concurrent_bot_misses_share_one_registry_call(registry) -> None:
+    fake, channel = registry
+    fake.held.add("bot-1")  # GetBot waits for `release`: every caller arrives while the first call is open
+    bots = GrpcBotDirectory(channel, clock=ManualClock())
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(bots.get_bot("bot-1"))) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    _wait_until(lambda: len(fake.calls) >= 1)
+    time.sleep(0.05)  # give a wrongly duplicated call time to show up (asserted below, not used as synchronisation)
+    fake.release.set()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert len(results) == 6 and all(result is results[0] for result in results)
+    assert fake.calls == ["bot:bot-1"]
