@@ -142,13 +142,51 @@ class RequestIdServerInterceptor(grpc.ServerInterceptor):
         )
 
 
+class MetricsServerInterceptor(grpc.ServerInterceptor):
+    """Counts every unary call (method, caller identity, status code) and times it, outermost, so refused and
+    failed calls are counted too."""
+
+    def intercept_service(self, continuation: Callable[..., Any], handler_call_details: Any) -> Any:
+        from libs.grpc_runtime.authorization import caller_identity
+        from libs.observability.metrics import GRPC_LATENCY, GRPC_REQUESTS
+
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = str(handler_call_details.method).rsplit("/", 1)[-1]
+        inner = handler.unary_unary
+        latency = GRPC_LATENCY.labels(method)
+
+        def measured(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            failed = False
+            try:
+                return inner(request, context)
+            except BaseException:
+                failed = True
+                raise
+            finally:
+                read_code = getattr(context, "code", None)  # grpcio has it; its type stubs do not
+                status = read_code() if callable(read_code) else None
+                code = status.name if isinstance(status, grpc.StatusCode) else ("UNKNOWN" if failed else "OK")
+                GRPC_REQUESTS.labels(method, caller_identity(context), code).inc()
+                latency.observe(time.perf_counter() - started)
+
+        return grpc.unary_unary_rpc_method_handler(
+            measured,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
 def build_server(
     max_workers: int = 16, interceptors: tuple[grpc.ServerInterceptor, ...] = ()
 ) -> tuple[grpc.Server, health.HealthServicer]:
-    """A thread-pool gRPC server with request_id logging (then `interceptors`) and the standard health service."""
+    """A thread-pool gRPC server with metrics and request_id logging (then `interceptors`) and the standard health
+    service."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
-        interceptors=[RequestIdServerInterceptor(), *interceptors],
+        interceptors=[MetricsServerInterceptor(), RequestIdServerInterceptor(), *interceptors],
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -24,6 +24,7 @@ from libs.domain.bots import BotToken, TelegramBotInfo
 from libs.domain.errors import DomainError, TelegramRequestFailed, TelegramUnavailable, TokenRejected
 from libs.domain.ports import SentMessage, WebhookRegistration
 from libs.domain.redaction import redact
+from libs.observability.metrics import TELEGRAM_API_ERRORS
 
 DEFAULT_BASE_URL = "https://api.telegram.org"
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -106,12 +107,17 @@ class HttpTelegramApi:
                 body = orjson.loads(response.data)
             except orjson.JSONDecodeError:
                 body = None
+            if response.status != 200:
+                TELEGRAM_API_ERRORS.labels(method, str(response.status)).inc()
             return _interpret(method, response.status, body, response.headers.get("retry-after"))
         except urllib3.exceptions.TimeoutError:
+            TELEGRAM_API_ERRORS.labels(method, "0").inc()
             return TelegramUnavailable(f"Telegram {method}: timed out")
         except urllib3.exceptions.HTTPError as exc:
+            TELEGRAM_API_ERRORS.labels(method, "0").inc()
             return TelegramUnavailable(f"Telegram {method}: network error ({type(exc).__name__})")
         except Exception as exc:  # e.g. a malformed base URL, whose message is the URL itself
+            TELEGRAM_API_ERRORS.labels(method, "0").inc()
             return TelegramUnavailable(f"Telegram {method}: request failed ({type(exc).__name__})")
 
     def _call(self, token: BotToken, method: str, params: dict[str, Any] | None = None) -> Any:

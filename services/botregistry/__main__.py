@@ -80,7 +80,22 @@ def serve(settings: RegistrySettings) -> int:
         for name in ("", SERVICE_NAME):
             health_servicer.set(name, status)  # no-op once graceful shutdown began
 
-    DatabaseHealthWatcher(select_one(container.engine()), report).start(stop)
+    database_ok = threading.Event()
+
+    def report_and_remember(healthy: bool) -> None:
+        (database_ok.set if healthy else database_ok.clear)()
+        report(healthy)
+
+    database_ok.set()
+    DatabaseHealthWatcher(select_one(container.engine()), report_and_remember).start(stop)
+    from libs.observability.metrics import start_metrics_server
+
+    metrics = start_metrics_server(
+        "botregistry",
+        settings.metrics_host,
+        settings.metrics_port,
+        readiness=lambda: {"database": database_ok.is_set()},
+    )
     logger.info("botregistry serving", extra={"listen": settings.registry_listen, "port": port})
     try:
         stop.wait()
@@ -90,6 +105,8 @@ def serve(settings: RegistrySettings) -> int:
         for name in ("", SERVICE_NAME):
             health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         server.stop(grace=settings.shutdown_grace_seconds).wait()
+        if metrics is not None:
+            metrics.stop()
         container.engine().dispose()
         container.vault_channel().close()  # created with the servicer above
         logger.info("botregistry stopped")

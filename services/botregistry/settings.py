@@ -12,6 +12,9 @@ class RegistrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
     registry_listen: str = "127.0.0.1:50052"
+    # Prometheus `/metrics` and `/healthz` + `/readyz` (the database answers) on their own HTTP server; 0 = off.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
     db_url: str = DEFAULT_DB_URL
     db_pool_size: int = 20
     db_max_overflow: int = 40

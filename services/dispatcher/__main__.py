@@ -50,6 +50,7 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
         return 2
     import dramatiq
 
+    from services.dispatcher.adapters.actor_metrics import ActorMetrics
     from services.dispatcher.adapters.redis_broker import TimelyMaintenanceRedisBroker
     from services.dispatcher.container import DispatcherContainer, resolve_for_workers
     from services.dispatcher.workers.actors import register_actors
@@ -59,6 +60,7 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
         maintenance_interval_ms=settings.broker_maintenance_interval_ms,
     )
+    broker.add_middleware(ActorMetrics())
     container = DispatcherContainer(settings=settings, broker=broker)
     if prepare is not None:
         prepare(container)
@@ -83,17 +85,47 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     stop_stats = start_flusher(
         container.interaction_recorder(), container.bot_admin(), settings.stats_flush_interval_seconds
     )
+    metrics = _start_metrics(settings, broker, worker)
     logger.info("dispatcher started", extra={"threads": settings.dispatcher_threads})
     try:
         while not stop.wait(1.0):
             pass
     finally:
+        if metrics is not None:
+            metrics.stop()
         worker.stop(timeout=STOP_TIMEOUT_MS)
         stop_stats()
         broker.close()
         container.shutdown_resources()
         logger.info("dispatcher stopped")
     return 0
+
+
+def _start_metrics(settings: DispatcherSettings, broker: Any, worker: Any) -> Any:
+    """`/metrics` (counters + queue sizes) and the probes: alive while every worker thread runs; ready while
+    Redis answers too."""
+    from prometheus_client import REGISTRY
+
+    from libs.messaging.update_queue import UPDATES_QUEUE
+    from libs.observability.metrics import QueueSizeCollector, all_alive, start_metrics_server
+    from services.dispatcher.outbound import OUTBOX_QUEUE
+    from services.dispatcher.workers.actors import EXTERNAL_QUEUE
+
+    if settings.metrics_port <= 0:
+        return start_metrics_server("dispatcher", settings.metrics_host, 0)
+    REGISTRY.register(QueueSizeCollector(broker.client, (UPDATES_QUEUE, OUTBOX_QUEUE, EXTERNAL_QUEUE)))
+
+    def liveness() -> dict[str, bool]:
+        return {"worker_threads": all_alive(worker.workers)}
+
+    def readiness() -> dict[str, bool]:
+        try:
+            redis_ok = bool(broker.client.ping())
+        except Exception:
+            redis_ok = False
+        return {**liveness(), "redis": redis_ok}
+
+    return start_metrics_server("dispatcher", settings.metrics_host, settings.metrics_port, liveness, readiness)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,7 @@ from libs.domain.use_cases.drain_chat import describe_failure
 from libs.grpc_runtime.channels import valid_request_id
 from libs.messaging.mailbox import POP_IF_HEAD
 from libs.observability.logging import request_id_var
+from libs.observability.metrics import TELEGRAM_MESSAGES, message_type
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.adapters.redis_chat_lane import RELEASE_AND_COUNT, ms
@@ -844,6 +845,9 @@ class FlushingHandler:
             request_id_var.reset(token)
 
     def _handle(self, envelope: Any) -> Any:
+        update = getattr(envelope, "update", None)
+        if isinstance(update, dict):
+            TELEGRAM_MESSAGES.labels(message_type(update)).inc()
         with collecting_lanes() as lanes:
             try:
                 outcome = self._handler()(envelope)

@@ -19,6 +19,9 @@ class DispatcherSettings(BaseSettings):
     bot_cache_ttl_seconds: float = Field(default=5.0, ge=0)
     dedup_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     log_level: str = "INFO"
+    # Prometheus `/metrics` and the `/healthz` + `/readyz` probes on their own small HTTP server; 0 = off.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     # Verifies the gateway's tag on every update read from Redis (the gateway holds the same key): ≥ 32 bytes.
     envelope_signing_key: SecretStr = SecretStr("")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 
 from libs.observability.logging import configure_logging
 from services.gateway.settings import FAST_SERVER, GatewaySettings
@@ -43,6 +45,10 @@ def serve(settings: GatewaySettings) -> int:
         "gateway listening",
         extra={"host": settings.gateway_host, "port": settings.gateway_port, "workers": settings.gateway_workers},
     )
+    if settings.gateway_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several worker processes: each writes its counters to files here and /metrics (in any worker) sums them.
+        # Set before the workers start (they inherit it); a fresh folder, so no stale counts from a previous run.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tgm-gateway-metrics-")
     # Each worker process builds its own app from the environment (the factory); they share one listening socket.
     uvicorn.run(
         "services.gateway.app:app_from_environment",

@@ -65,7 +65,15 @@ def serve(container: VaultContainer) -> int:
     except OSError as exc:
         log.error("vault cannot start: %s", exc)
         return 1
-    head = container.audit().head
+    from libs.observability.metrics import start_metrics_server
+
+    audit_log = container.audit()
+
+    def ready() -> dict[str, bool]:
+        return {"audit_log": audit_log.broken is None}
+
+    metrics = start_metrics_server("vault", settings.metrics_host, settings.metrics_port, readiness=ready)
+    head = audit_log.head
     log.info("vault audit log resumed", **log_extra(audit_seq=head.seq, audit_hash=head.hash))
     status = keys.status()
     if status.rotation_due:
@@ -83,6 +91,8 @@ def serve(container: VaultContainer) -> int:
     while not stop.wait(0.5):
         pass
     running.stop()
+    if metrics is not None:
+        metrics.stop()
     log.info("vault stopped")
     return 0
 

@@ -45,6 +45,9 @@ class VaultSettings(BaseSettings):
     # Default: beside the keyring (the vault's private folder), else `<audit file>.anchor`.
     vault_audit_anchor_file: Path | None = None
     log_level: str = "INFO"
+    # Prometheus `/metrics` and `/healthz` + `/readyz` on their own small HTTP server; 0 = off.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
 
 
 def load_settings() -> VaultSettings:

@@ -92,6 +92,8 @@ class Stack:
         self.emulator_url = config.telegram_api_base_url
         self.gateway_port = free_port()
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
+        # Prometheus /metrics and the /healthz + /readyz probes of the services that have no HTTP port of their own.
+        self.metrics_ports: dict[str, int] = {}
         self.vault_addr = f"127.0.0.1:{free_port()}"
         self.registry_addr = f"127.0.0.1:{free_port()}"
         self.db_url = config.db_url or f"sqlite:///{config.run_dir / 'registry.db'}"
@@ -213,6 +215,7 @@ class Stack:
             ENCRYPTION_KEY=self.config.encryption_key,
             VAULT_KEYRING_FILE=str(self.vault_keyring_file),
             VAULT_AUDIT_FILE=str(self.vault_audit_file),
+            METRICS_PORT=str(self._metrics_port("vault")),
         )
         if not self.vault_keyring_file.exists():
             # The vault never creates its keyring by itself: the first run makes it, explicitly, once.
@@ -238,6 +241,7 @@ class Stack:
                 VAULT_ADDR=self.vault_addr,
                 TELEGRAM_API_BASE_URL=self.emulator_url,
                 WEBHOOK_BASE_URL=self.config.webhook_base_url or self.gateway_url,
+                METRICS_PORT=str(self._metrics_port("botregistry")),
                 **manager_env,
             ),
         )
@@ -290,9 +294,20 @@ class Stack:
                         ENVELOPE_SIGNING_KEY=self.envelope_signing_key,
                         DISPATCHER_THREADS=str(self.config.dispatcher_threads),
                         CALLBACK_SIGNING_KEY=self.callback_signing_key,
+                        METRICS_PORT=str(self._metrics_port(f"dispatcher-{index}")),
                     ),
                 )
         self._wait(http_ok(f"{self.gateway_url}/readyz"), "the gateway")
+
+    def _metrics_port(self, name: str) -> int:
+        """The process's metrics port, the same across restarts."""
+        return self.metrics_ports.setdefault(name, free_port())
+
+    def metrics_url(self, name: str) -> str:
+        """`/metrics` of a process: the gateway's own port, else its metrics port."""
+        if name == "gateway":
+            return f"{self.gateway_url}/metrics"
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -13,6 +13,7 @@ from typing import Any
 
 from libs.domain.ports import DeadLetter
 from libs.domain.redaction import redact
+from libs.observability.metrics import DEAD_LETTERS
 
 KEY_PREFIX = "tgm:dlq"
 MAX_LETTERS = 10_000  # the oldest go first beyond this: a failure storm cannot fill Redis
@@ -61,6 +62,7 @@ class RedisDeadLetters:
             "payload": payload,
         }
         self._store(record)
+        DEAD_LETTERS.labels(kind).inc()
         return letter_id
 
     def _store(self, record: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ import pybreaker
 
 from libs.domain.external_api import CircuitOpen, ExternalApiFailed
 from libs.domain.url_policy import IpAddress, UrlRefused, check_address, check_url
+from libs.observability.metrics import EXTERNAL_API_ERRORS
 
 MAX_BODY_BYTES = 64 * 1024
 Resolver = Callable[[str, int], list[str]]
@@ -215,12 +216,16 @@ class HttpExternalApi:
                 finally:
                     response.close()
         except httpx.TimeoutException as exc:
+            EXTERNAL_API_ERRORS.labels("timeout").inc()
             raise ExternalApiFailed("timed out") from exc
         except httpx.HTTPError as exc:
+            EXTERNAL_API_ERRORS.labels("network").inc()
             raise ExternalApiFailed(f"request failed ({type(exc).__name__})") from exc
 
     def _read(self, response: httpx.Response, deadline: float) -> str:
         status = response.status_code
+        if status >= 300:
+            EXTERNAL_API_ERRORS.labels(str(status)).inc()
         if status >= 500 or status == 429:
             raise ExternalApiFailed(f"HTTP {status}")
         if status >= 300:

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from libs.domain.ports import RateDecision
+from libs.observability.metrics import INBOUND_REFUSED
 
 # GCRA (generic cell rate algorithm): `limit` per `window`, bursts up to `limit`; one key holds the
 # "theoretical arrival time". A refusal also sets the "notified" key NX for one window, and reports
@@ -89,6 +90,10 @@ return 0
 """
 
 
+_RATE_LIMITED = INBOUND_REFUSED.labels("rate_limit")
+_COOLING_DOWN = INBOUND_REFUSED.labels("cooldown")
+
+
 class RedisRateLimiter:
     def __init__(self, client: Any, prefix: str = "tgm:rl") -> None:
         self._prefix = prefix
@@ -101,6 +106,7 @@ class RedisRateLimiter:
         )
         if allowed:
             return RateDecision(True)
+        _RATE_LIMITED.inc()
         return RateDecision(False, retry_after_seconds=int(wait_ms) / 1000, notify=bool(notify))
 
 
@@ -110,7 +116,10 @@ class RedisCooldowns:
         self._prefix = prefix
 
     def start(self, key: str, seconds: float) -> bool:
-        return bool(self._client.set(f"{self._prefix}:{key}", b"1", nx=True, px=max(1, math.ceil(seconds * 1000))))
+        started = bool(self._client.set(f"{self._prefix}:{key}", b"1", nx=True, px=max(1, math.ceil(seconds * 1000))))
+        if not started:
+            _COOLING_DOWN.inc()
+        return started
 
 
 class RedisLocks:

@@ -18,6 +18,7 @@ from libs.domain.chat_lane import lock_key
 from libs.domain.ports import LaneClaim, LaneItem, MailboxItem
 from libs.messaging.envelope_signing import EnvelopeSigner
 from libs.messaging.mailbox import KEY_PREFIX, RedisChatMailbox, decode, drain_pending_key, mailbox_key
+from libs.observability.metrics import UPDATE_RETRIES
 from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.adapters.redis_dedup import DEFAULT_TTL_SECONDS
 from services.dispatcher.adapters.redis_dedup import KEY_PREFIX as DEDUP_PREFIX
@@ -194,6 +195,7 @@ class RedisChatLane:
         return keys, args
 
     def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
+        UPDATE_RETRIES.inc()
         return self._mailbox.record_failure(bot_id, chat_key, update_id, retry_at)  # the rare path: as the mailbox does
 
     def release(self, bot_id: str, chat_key: str, owner: str) -> int:

@@ -12,8 +12,10 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+
+from libs.observability.metrics import exposition
 
 router = APIRouter()
 
@@ -50,3 +52,10 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
     )
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    """Prometheus text format: every worker's counters when the gateway runs several (multiprocess mode)."""
+    body, content_type = await run_in_threadpool(exposition)
+    return Response(body, media_type=content_type)

@@ -30,6 +30,7 @@ from libs.domain.updates import UpdateEnvelope
 from libs.messaging.mailbox import UnencodableUpdate
 from libs.observability.ids import new_request_id
 from libs.observability.logging import request_id_var
+from libs.observability.metrics import WEBHOOK_UPDATES
 from libs.registry_client.client import RegistryUnavailable
 from services.gateway.api.sealing import seal_manager_update
 
@@ -61,6 +62,18 @@ class Answer(NamedTuple):
 
 
 OK = Answer(200)
+
+_OUTCOME_NAMES = {
+    200: "accepted",
+    400: "bad_request",
+    403: "forbidden",
+    404: "unknown_bot",
+    413: "too_large",
+    500: "error",
+    503: "unavailable",
+}
+# One counter child per outcome, made once: `labels()` per request would cost a dict lookup and a lock.
+_OUTCOMES = {status: WEBHOOK_UPDATES.labels(name) for status, name in _OUTCOME_NAMES.items()}
 
 
 def _error(status: int, description: str, retry_after: int | None = None) -> Answer:
@@ -143,6 +156,9 @@ class WebhookEndpoint:
             except Exception:
                 logger.exception("webhook handler crashed; asking Telegram to retry")
                 answer = _error(500, "internal error")
+            counter = _OUTCOMES.get(answer.status)
+            if counter is not None:
+                counter.inc()
             headers = [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(answer.body)).encode()),

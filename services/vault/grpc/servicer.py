@@ -17,6 +17,7 @@ import grpc
 from libs.domain.ports import DecryptPurpose, SecretKind
 from libs.grpc_runtime.channels import valid_request_id
 from libs.observability.logging import log_extra, request_id_var
+from libs.observability.metrics import VAULT_CALLS
 from services.vault.audit import Anchor
 from services.vault.crypto import HEADER_BYTES, TAG_BYTES, Cipher, CiphertextRejected, UnknownKeyVersion
 from services.vault.keystore import KeyStore, KeyStoreError
@@ -283,3 +284,4 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             line = self._audit.append(record)  # a failing audit write fails the call (INTERNAL): no unrecorded calls
             anchor = {"audit_seq": line.seq, "audit_hash": line.hash}
         audit_log.log(level, "vault call", **log_extra(**record, **anchor))
+        VAULT_CALLS.labels(str(record.get("verb")), str(record.get("caller")), outcome).inc()

@@ -415,3 +415,22 @@ def test_a_text_with_a_lone_surrogate_is_accepted_and_enqueued_as_sent(gw: Harne
     response = gw.post(PUBLIC_A, content=body)
     assert response.status_code == 200
     assert gw.queue.envelopes[-1].update["message"]["text"] == "a \ud800 b"
+
+
+def test_metrics_count_each_answer_by_outcome(gw: Harness) -> None:
+    def outcome(name: str) -> float:
+        for line in gw.client.get("/metrics").text.splitlines():
+            if line.startswith(f'tgm_webhook_updates_total{{outcome="{name}"}}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    accepted, forbidden, unknown = outcome("accepted"), outcome("forbidden"), outcome("unknown_bot")
+    gw.post(PUBLIC_A)
+    gw.post(PUBLIC_A, secret="wrong-secret")
+    gw.post(PUBLIC_A, secret="wrong-secret")
+    gw.post("nobody_here")
+    assert (outcome("accepted"), outcome("forbidden"), outcome("unknown_bot")) == (
+        accepted + 1,
+        forbidden + 2,
+        unknown + 1,
+    )
