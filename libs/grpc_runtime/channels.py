@@ -14,6 +14,7 @@ configuration error (`TlsConfigError`), never an unchecked connection.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -37,6 +38,8 @@ REGISTRY_SERVER_NAME: Final = "botregistry"
 # Which environment variable addresses which service (for targets given as IP:port, e.g. on loopback).
 SERVER_ADDR_ENV: Final = {"VAULT_ADDR": VAULT_SERVER_NAME, "REGISTRY_ADDR": REGISTRY_SERVER_NAME}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+_server_logger = logging.getLogger("libs.grpc_runtime.server")
 
 
 def valid_request_id(value: object) -> str:
@@ -128,11 +131,15 @@ class RequestIdServerInterceptor(grpc.ServerInterceptor):
         request_id = valid_request_id(dict(handler_call_details.invocation_metadata or ()).get(REQUEST_ID_KEY))
         inner = handler.unary_unary
 
+        method = str(handler_call_details.method).rsplit("/", 1)[-1]
+
         def with_request_id(request: Any, context: grpc.ServicerContext) -> Any:
             token = request_id_var.set(request_id)
             try:
                 return inner(request, context)
             finally:
+                # DEBUG: one line per call would cost more than most calls; on when following one request id.
+                _server_logger.debug("grpc call served", extra={"method": method})
                 request_id_var.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(

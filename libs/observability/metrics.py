@@ -18,7 +18,15 @@ from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
 logger = logging.getLogger("libs.observability.metrics")
@@ -64,6 +72,9 @@ GRPC_LATENCY = Histogram(
 
 # ---- vault ----
 VAULT_CALLS = Counter("tgm_vault_calls", "Vault calls, by verb, caller and outcome", ["verb", "caller", "outcome"])
+VAULT_KEY_ROTATION_DUE = Gauge(
+    "tgm_vault_key_rotation_due", "1 when the vault's primary key is older than its rotation period (read at scrape)"
+)
 
 _MESSAGE_TYPES = ("photo", "document", "sticker", "voice", "video", "location", "contact")
 

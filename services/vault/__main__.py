@@ -65,9 +65,10 @@ def serve(container: VaultContainer) -> int:
     except OSError as exc:
         log.error("vault cannot start: %s", exc)
         return 1
-    from libs.observability.metrics import start_metrics_server
+    from libs.observability.metrics import VAULT_KEY_ROTATION_DUE, start_metrics_server
 
     audit_log = container.audit()
+    VAULT_KEY_ROTATION_DUE.set_function(lambda: float(keys.status().rotation_due))
 
     def ready() -> dict[str, bool]:
         return {"audit_log": audit_log.broken is None}

@@ -76,7 +76,8 @@ def test_counters_move_by_what_was_sent_and_every_probe_answers(stack: Stack, em
     assert all(("tgm_queue_size", (("queue", "updates"),)) in after[n] for n in dispatchers)
     # Registry and vault: gRPC calls by method and caller; the vault's decrypts by caller and outcome.
     assert delta(before, after, ("botregistry",), "tgm_grpc_server_requests_total", caller="dispatcher") >= 1
-    assert total(after["vault"], "tgm_vault_calls_total", caller="dispatcher", outcome="ok") >= 1
+    assert total(after["vault"], "tgm_vault_calls_total", verb="decrypt", caller="dispatcher", outcome="ok") >= 1
+    assert ("tgm_vault_key_rotation_due", ()) in after["vault"]
     assert total(after["vault"], "tgm_grpc_server_requests_total", method="Decrypt", code="OK") >= 1
     # No bot id, user id or token in any label.
     for samples in after.values():
@@ -96,3 +97,69 @@ def _poll(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> No
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.5)
+
+
+@pytest.fixture
+def debug_stack(tmp_path, redis_server, fresh_postgres_url):
+    """A Redis-mode stack whose gateway and registry log at DEBUG (their per-call lines carry the request id)."""
+    import redis
+
+    from tools.devstack.stack import StackConfig
+
+    redis.Redis.from_url(redis_server.url).flushall()
+    config = StackConfig(
+        run_dir=tmp_path / "run",
+        redis_url=redis_server.url,
+        db_url=fresh_postgres_url,
+        dispatcher_processes=1,
+        manager_bot=False,
+        extra_env={"gateway": {"LOG_LEVEL": "DEBUG"}, "botregistry": {"LOG_LEVEL": "DEBUG"}},
+    )
+    stack = Stack(config).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_one_request_id_follows_an_update_through_every_service(debug_stack: Stack) -> None:
+    import json
+
+    from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
+    from tools.devstack.emulator_control import EmulatorControl
+
+    emulator = EmulatorControl(debug_stack.emulator_url)
+    channel = debug_stack.channel(debug_stack.registry_addr)
+    try:
+        bot = emulator.create_bot("traced_bot", "Traced")
+        registry = registry_pb2_grpc.RegistryServiceStub(channel)
+        registry.RegisterBot(registry_pb2.RegisterBotRequest(owner_id=9102, token=bot["token"]), timeout=20)
+        user = {"id": 780_001, "first_name": "Tracy"}
+        emulator.send_text(bot["id"], user, "/start")
+        wait_for(lambda: emulator.bot_messages(bot["id"], user["id"]), 60, "the reply")
+    finally:
+        channel.close()
+        emulator.close()
+
+    def lines(process: str) -> list[dict[str, object]]:
+        found = []
+        for raw in debug_stack.process(process).log_path.read_text(errors="replace").splitlines():
+            try:
+                found.append(json.loads(raw))
+            except ValueError:
+                continue
+        return found
+
+    handled = [line for line in lines("dispatcher-0") if line.get("message") == "update handled"]
+    assert len(handled) == 1
+    request_id = handled[0]["request_id"]
+    assert isinstance(request_id, str) and len(request_id) == 32
+
+    def carries(process: str, message: str) -> bool:
+        return any(line.get("message") == message and line.get("request_id") == request_id for line in lines(process))
+
+    _poll(lambda: carries("vault", "vault call"), "the vault's audit record of the token decrypt")
+    assert carries("gateway", "update accepted"), "the gateway's line for the webhook"
+    assert carries("botregistry", "grpc call served"), "the registry's line for the dispatcher's GetBot"
+    audit = [json.loads(raw) for raw in debug_stack.vault_audit_file.read_text().splitlines()]
+    assert any(entry.get("request_id") == request_id and entry.get("verb") == "decrypt" for entry in audit)
