@@ -389,7 +389,16 @@ def run(seconds: float = 5.0) -> dict[str, Any]:
     # BENCH_EMULATOR_ROOT: another checkout's emulator (e.g. `git archive <rev> tools libs`) for before/after runs.
     root = os.environ.get("BENCH_EMULATOR_ROOT") or str(REPO)
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "tools.telegram_emulator", "--port", str(emulator_port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "tools.telegram_emulator",
+            "--port",
+            str(emulator_port),
+            "--log-level",
+            "warning",
+            "--no-flood-control",  # measures raw sendMessage/s; flood control would cap one bot at 30/s
+        ],
         cwd=root,
         env={**env, "PYTHONPATH": root},
         **quiet,

@@ -143,7 +143,9 @@ class Emu:
 
 @pytest.fixture(scope="session")
 def emulator_server() -> Iterator[EmulatorServer]:
-    with EmulatorServer(retry_max_delay=8.0) as server:
+    # Flood control off, explicitly: these tests check the API's shapes with several sends a second to one chat.
+    # Flood control has its own tests (test_flood.py, test_bot_api.py's flood tests on a default emulator).
+    with EmulatorServer(retry_max_delay=8.0, flood_control=False) as server:
         yield server
 
 

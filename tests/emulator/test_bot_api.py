@@ -129,7 +129,7 @@ def test_flood_control_answers_429_with_retry_after(emu: Emu) -> None:
     bot = emu.create_bot()
     emu.user_says(bot["id"], "hi")
     assert emu.api(bot["token"], "sendMessage", chat_id=USER["id"], text="1").status_code == 200
-    assert emu.api(bot["token"], "sendMessage", chat_id=USER["id"], text="2").status_code == 200  # off by default
+    assert emu.api(bot["token"], "sendMessage", chat_id=USER["id"], text="2").status_code == 200  # off (fixture)
     emu.http.put("/_emulator/flood", json={"enabled": True, "per_bot_per_second": 30}).raise_for_status()
     assert emu.api(bot["token"], "sendMessage", chat_id=USER["id"], text="3").status_code == 200
     response = emu.api(bot["token"], "sendMessage", chat_id=USER["id"], text="4")
@@ -220,3 +220,20 @@ def test_injected_failures_answer_500_without_performing_the_call(emu: Emu) -> N
     calls = [c for c in emu.http.get(f"/_emulator/bots/{bot['id']}/calls").json() if c["method"] == "sendMessage"]
     assert [c.get("failed") for c in calls] == [500, 500, None]
     assert emu.http.put("/_emulator/failures", json={"method": "getMe", "count": -1}).status_code == 422
+
+
+def test_flood_control_is_on_by_default_as_on_telegram() -> None:
+    from fastapi.testclient import TestClient
+
+    from tools.telegram_emulator.app import create_app
+
+    with TestClient(create_app()) as client:
+        assert client.get("/_emulator/flood").json()["enabled"] is True
+        bot = client.post("/_emulator/bots", json={"username": "floody_bot"}).json()
+        client.post(f"/_emulator/bots/{bot['id']}/messages", json={"user": USER, "text": "hi"}).raise_for_status()
+        send = f"/bot{bot['token']}/sendMessage"
+        assert client.post(send, json={"chat_id": USER["id"], "text": "1"}).status_code == 200
+        second = client.post(send, json={"chat_id": USER["id"], "text": "2"})  # the same chat within a second
+        assert second.status_code == 429 and second.json()["parameters"]["retry_after"] >= 1
+        client.post("/_emulator/reset").raise_for_status()
+        assert client.get("/_emulator/flood").json()["enabled"] is True, "a reset keeps the default"

@@ -11,9 +11,12 @@ def control(**settings: int) -> tuple[FloodControl, ManualClock]:
     return FloodControl(clock, FloodSettings(enabled=True, **settings)), clock
 
 
-def test_off_by_default() -> None:
+def test_on_by_default_and_off_only_when_asked() -> None:
     flood = FloodControl(ManualClock())
-    assert all(flood.check(1, 2, "private") is None for _ in range(100))
+    assert flood.check(1, 2, "private") is None
+    assert flood.check(1, 2, "private") == 1
+    off = FloodControl(ManualClock(), FloodSettings(enabled=False))
+    assert all(off.check(1, 2, "private") is None for _ in range(100))
 
 
 def test_one_per_second_per_private_chat() -> None:

@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> None:
         default=64,
         help="webhook requests in flight over all bots (each bot also keeps to its max_connections); 0: no cap",
     )
+    parser.add_argument(
+        "--no-flood-control",
+        action="store_true",
+        help="never answer 429 (Telegram does: 30 msg/s per bot, 1/s per chat, 20/min per group); benchmarks only",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -33,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         retry_max_delay=args.retry_max_delay,
         webhook_timeout=args.webhook_timeout,
         max_in_flight=args.max_in_flight,
+        flood_control=not args.no_flood_control,
     )
     uvicorn.Server(uvicorn_config(app, args.host, args.port, log_level=args.log_level)).run()
 

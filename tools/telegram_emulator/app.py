@@ -165,9 +165,12 @@ def create_app(
     retry_max_delay: float = 60.0,
     webhook_timeout: float = 10.0,
     max_in_flight: int = 64,
+    flood_control: bool = True,
 ) -> FastAPI:
     """A fresh emulator with its own in-memory state. `app.state.emulator` is the Emulator."""
     emulator = Emulator(clock)
+    default_flood = FloodSettings(enabled=flood_control)
+    emulator.flood.settings = FloodSettings(**vars(default_flood))
     delivery = WebhookDelivery(
         emulator,
         initial_delay=retry_initial_delay,
@@ -249,7 +252,7 @@ def create_app(
     async def reset() -> dict[str, Any]:
         await delivery.cancel_all()
         emulator.reset()
-        emulator.flood.settings = FloodSettings()
+        emulator.flood.settings = FloodSettings(**vars(default_flood))
         return {"ok": True}
 
     @app.post("/_emulator/bots")

@@ -11,7 +11,10 @@ from libs.domain.ports import Clock
 
 @dataclass
 class FloodSettings:
-    enabled: bool = False
+    """On by default, as on Telegram: a bot that sends too fast gets 429 with retry_after (turn it off only in a
+    test or a benchmark that measures something else, and say so)."""
+
+    enabled: bool = True
     per_bot_per_second: int = 30
     per_chat_per_second: int = 1
     per_group_per_minute: int = 20
