@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -185,6 +186,49 @@ def all_alive(threads: Iterable[threading.Thread]) -> bool:
     return bool(listed) and all(thread.is_alive() for thread in listed)
 
 
+class CachedGaugeCollector:
+    """One gauge whose value is computed by `read` at scrape time, at most every `cache_seconds` (a database count
+    must not run once per scrape of every Prometheus replica). A failing read yields no sample, never a failed
+    scrape."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        read: Callable[[], float],
+        cache_seconds: float = 15.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._name, self._documentation, self._read = name, documentation, read
+        self._cache_seconds, self._monotonic = cache_seconds, monotonic
+        self._value: float | None = None
+        self._read_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def describe(self) -> Iterable[Any]:
+        """Names only: without it, registering would call `collect` (a read, cached before anything happened)."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        return [GaugeMetricFamily(self._name, self._documentation)]
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(self._name, self._documentation)
+        with self._lock:
+            if self._monotonic() - self._read_at >= self._cache_seconds:
+                try:
+                    self._value = float(self._read())
+                except Exception as error:
+                    logger.warning("gauge unavailable", extra={"metric": self._name, "error": type(error).__name__})
+                    self._value = None
+                self._read_at = self._monotonic()
+            value = self._value
+        if value is not None:
+            family.add_metric([], value)
+        return [family]
+
+
 class QueueSizeCollector:
     """`tgm_queue_size{queue}`: messages waiting in each Dramatiq queue (and its delayed queue), read from Redis when
     Prometheus scrapes — nothing is counted on the update's path."""
@@ -192,6 +236,11 @@ class QueueSizeCollector:
     def __init__(self, client: Any, queues: Iterable[str], namespace: str = "dramatiq") -> None:
         self._client = client
         self._keys = {queue: (f"{namespace}:{queue}", f"{namespace}:{queue}.DQ") for queue in queues}
+
+    def describe(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        return [GaugeMetricFamily("tgm_queue_size", "Messages waiting in a dispatcher queue", labels=["queue"])]
 
     def collect(self) -> Iterable[Any]:
         from prometheus_client.core import GaugeMetricFamily

@@ -88,7 +88,13 @@ def serve(settings: RegistrySettings) -> int:
 
     database_ok.set()
     DatabaseHealthWatcher(select_one(container.engine()), report_and_remember).start(stop)
-    from libs.observability.metrics import start_metrics_server
+    from prometheus_client import REGISTRY
+
+    from libs.observability.metrics import CachedGaugeCollector, start_metrics_server
+
+    if settings.metrics_port > 0:
+        bots = container.bots()
+        REGISTRY.register(CachedGaugeCollector("telegram_active_bots", "Bots serving updates", bots.count_active))
 
     metrics = start_metrics_server(
         "botregistry",

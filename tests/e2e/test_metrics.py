@@ -47,6 +47,7 @@ def test_counters_move_by_what_was_sent_and_every_probe_answers(stack: Stack, em
     bot = emulator.create_bot("metrics_bot", "Metrics")
     register(owner_id=9101, token=bot["token"])
     before = scrape_all(stack)
+    assert total(before["botregistry"], "telegram_active_bots") == _active_bots_in(stack.db_url) >= 1
     users = [{"id": 770_000 + n, "first_name": f"u{n}"} for n in range(6)]
     for user in users:
         emulator.send_text(bot["id"], user, "/start")
@@ -90,6 +91,17 @@ def test_counters_move_by_what_was_sent_and_every_probe_answers(stack: Stack, em
         for probe in ("/healthz", "/readyz"):
             answer = httpx.get(base + probe, timeout=10)
             assert answer.status_code == 200 and answer.text.startswith("ok"), (name, probe, answer.text)
+
+
+def _active_bots_in(db_url: str) -> int:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(sqlalchemy.text("SELECT count(*) FROM bots WHERE status = 'active'")) or 0)
+    finally:
+        engine.dispose()
 
 
 def _poll(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:

@@ -356,6 +356,11 @@ class SqlBotRepository:
         with self._sessions() as session:
             return [_to_domain(row) for row in session.scalars(query)]
 
+    def count_active(self) -> int:
+        """Bots serving updates now (the `telegram_active_bots` gauge)."""
+        with self._sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(BotRow).where(BotRow.status == "active")) or 0)
+
     def manager_bot(self) -> Bot | None:
         query = select(BotRow).where(BotRow.is_manager.is_(True)).order_by(BotRow.created_at).limit(1)
         return self._one(query)

@@ -69,3 +69,36 @@ def test_metrics_endpoint_shows_a_counter_moving(served) -> None:
 )
 def test_message_type_is_one_of_a_few_labels(update: dict[str, object], kind: str) -> None:
     assert message_type(update) == kind
+
+
+def test_a_cached_gauge_reads_at_most_once_per_period_and_survives_a_failing_read() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from libs.observability.metrics import CachedGaugeCollector
+
+    now = [0.0]
+    reads: list[float] = []
+    answers: list[object] = [3, 5, RuntimeError("database down"), 7]
+
+    def read() -> float:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        reads.append(float(answer))  # type: ignore[arg-type]
+        return float(answer)  # type: ignore[arg-type]
+
+    registry = CollectorRegistry()
+    registry.register(CachedGaugeCollector("tgm_test_gauge", "a test gauge", read, 15.0, lambda: now[0]))
+    assert reads == [], "registering reads nothing (a value cached at start would be stale at the first scrape)"
+
+    def scraped() -> str:
+        return [line for line in generate_latest(registry).decode().splitlines() if line.startswith("tgm_test_gauge")]
+
+    assert scraped() == ["tgm_test_gauge 3.0"]
+    assert scraped() == ["tgm_test_gauge 3.0"] and reads == [3.0]  # cached
+    now[0] = 15.0
+    assert scraped() == ["tgm_test_gauge 5.0"]
+    now[0] = 30.0
+    assert scraped() == []  # a failing read: no sample, the scrape still answers
+    now[0] = 45.0
+    assert scraped() == ["tgm_test_gauge 7.0"]
