@@ -92,6 +92,19 @@ def test_counters_move_by_what_was_sent_and_every_probe_answers(stack: Stack, em
             answer = httpx.get(base + probe, timeout=10)
             assert answer.status_code == 200 and answer.text.startswith("ok"), (name, probe, answer.text)
 
+    # `tgm health` reads the stack's probes: all ok, then the stopped dispatcher named.
+    import subprocess
+    import sys
+
+    health = [sys.executable, "-m", "apps.cli", "health", "--stack-file", str(stack.config.run_dir / "stack.json")]
+    every = subprocess.run(health, capture_output=True, text=True, timeout=60)
+    assert every.returncode == 0, every.stdout
+    assert {line.split()[0] for line in every.stdout.splitlines()} >= {*SERVICES, "telegram"}
+    stack.stop_process("dispatcher-1")
+    one_down = subprocess.run(health, capture_output=True, text=True, timeout=60)
+    assert one_down.returncode == 1
+    assert [line.split()[0] for line in one_down.stdout.splitlines() if "FAILING" in line] == ["dispatcher-1"]
+
 
 def _active_bots_in(db_url: str) -> int:
     import sqlalchemy

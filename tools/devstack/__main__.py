@@ -27,11 +27,11 @@ def _persistent_key(run_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run-dir", default=str(REPO_ROOT / ".run"))
     parser.add_argument("--no-demo", action="store_true", help="skip registering a demo bot")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = StackConfig(

@@ -8,6 +8,7 @@ mutual TLS: a local CA and one certificate per identity are created once in `{ru
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import signal
@@ -298,6 +299,15 @@ class Stack:
                     ),
                 )
         self._wait(http_ok(f"{self.gateway_url}/readyz"), "the gateway")
+        self._describe()
+
+    def _describe(self) -> None:
+        """`run_dir/stack.json`: each component's readiness probe, for `tgm health`."""
+        probes = {"gateway": f"{self.gateway_url}/readyz"}
+        probes.update({name: f"http://127.0.0.1:{port}/readyz" for name, port in self.metrics_ports.items()})
+        if self.emulator_url:
+            probes["telegram"] = f"{self.emulator_url}/_emulator/health"
+        (self.config.run_dir / "stack.json").write_text(json.dumps({"probes": probes}, indent=1))
 
     def _metrics_port(self, name: str) -> int:
         """The process's metrics port, the same across restarts."""

@@ -1,0 +1,1 @@
+"""`tgm`: one entry point for operators (issue 12)."""
