@@ -22,17 +22,17 @@ ciphertext or keys.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from services.vault.keystore import atomic_replace
 
 GENESIS = "0" * 64
 CHAIN = "hmac-sha256"
@@ -90,18 +90,7 @@ def _anchor_mac(key: bytes, anchor: Anchor) -> str:
 def write_anchor(path: Path, anchor: Anchor, key: bytes, fsync: bool = True) -> None:
     """Replaces the anchor file atomically (a crash leaves the old or the new anchor, both valid)."""
     data = json.dumps({"seq": anchor.seq, "hash": anchor.hash, "mac": _anchor_mac(key, anchor)}).encode()
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    atomic_replace(path, data, durable=fsync)
 
 
 def read_anchor(path: Path, key: bytes) -> Anchor | None:

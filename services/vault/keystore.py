@@ -278,17 +278,26 @@ def lock_keyring(path: Path) -> int:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     _private_dir(path.parent)
+    atomic_replace(path, data)
+
+
+def atomic_replace(path: Path, data: bytes, durable: bool = True) -> None:
+    """Replaces `path` with `data` (temp file 0600 in the same folder + rename): a crash leaves the old or the new
+    file, never half of one. `durable` also fsyncs the file and the folder before returning."""
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600, unique name
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
