@@ -23,6 +23,7 @@ GATEWAY = frozenset({"GetRoute"})
 DISPATCHER = frozenset(
     {
         "GetBot",
+        "GetBotVersions",
         "ListBots",
         "GetBotDetails",
         "SetBotStatus",

@@ -102,6 +102,21 @@ def test_add_then_read_back_by_every_key(repo: BotRepository) -> None:
     assert repo.by_telegram_bot_id(1) is None
 
 
+def test_versions_follow_every_write_and_leave_unknown_ids_out(repo: BotRepository) -> None:
+    first, second = make_bot(telegram_bot_id=1), make_bot(telegram_bot_id=2)
+    repo.add(first)
+    repo.add(second)
+    assert repo.versions([first.id, second.id, "missing"]) == {first.id: first.version, second.id: second.version}
+
+    first.settings = BotSettings(welcome_text="changed", language="en")
+    repo.save(first)
+
+    versions = repo.versions([first.id, second.id])
+    assert versions[first.id] == first.version == second.version + 1  # the write bumped only its own bot
+    assert versions == {bot_id: stored.version for bot_id in versions if (stored := repo.get(bot_id)) is not None}
+    assert repo.versions([]) == {}
+
+
 def test_list_by_owner_returns_only_theirs_oldest_first(repo: BotRepository) -> None:
     newer = make_bot(owner_id=7, telegram_bot_id=2, created_at=T0 + timedelta(hours=1))
     older = make_bot(owner_id=7, telegram_bot_id=1, created_at=T0)

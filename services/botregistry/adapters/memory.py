@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from libs.domain.bots import Bot, BotStatus
@@ -77,6 +77,10 @@ class InMemoryBotRepository:
         with self._lock:
             bot = self._bots.get(bot_id)
             return copy.deepcopy(bot) if bot is not None else None
+
+    def versions(self, bot_ids: Sequence[str]) -> dict[str, int]:
+        with self._lock:
+            return {bot_id: self._bots[bot_id].version for bot_id in bot_ids if bot_id in self._bots}
 
     def by_public_id(self, public_id: str) -> Bot | None:
         return self._find(lambda bot: bot.public_id == public_id)

@@ -345,6 +345,13 @@ class SqlBotRepository:
             row = session.get(BotRow, bot_id)
             return _to_domain(row) if row is not None else None
 
+    def versions(self, bot_ids: Sequence[str]) -> dict[str, int]:
+        if not bot_ids:
+            return {}
+        with self._sessions() as session:
+            rows = session.execute(select(BotRow.id, BotRow.version).where(BotRow.id.in_(sorted(set(bot_ids)))))
+            return {bot_id: version for bot_id, version in rows}
+
     def by_public_id(self, public_id: str) -> Bot | None:
         return self._one(select(BotRow).where(BotRow.public_id == public_id))
 

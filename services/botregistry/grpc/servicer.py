@@ -40,7 +40,7 @@ from libs.domain.ports import BotRepository
 from libs.domain.use_cases.manager_admin import BotAdministration, InvalidSetting
 from libs.domain.use_cases.register_bot import RegisterBot, RegisterBotCommand
 from services.botregistry.errors import DuplicateBot
-from services.botregistry.interaction_batches import InteractionBatches
+from services.botregistry.interaction_batches import MAX_BOT_ID_CHARS, InteractionBatches
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,8 @@ _ADMIN_ERRORS: tuple[tuple[type[Exception], grpc.StatusCode, str], ...] = (
     (ConcurrentUpdate, grpc.StatusCode.ABORTED, "the bot changed concurrently; try again"),
 )
 _T = TypeVar("_T")
+# GetBotVersions: one call covers a dispatcher's whole bot cache in chunks of this many ids.
+MAX_VERSION_IDS = 1000
 # Trailing metadata naming an InvalidSetting's reason code (the manager bot shows the catalogue text for it).
 REASON_METADATA_KEY = "tgm-reason"
 
@@ -98,6 +100,7 @@ def bot_to_proto(bot: Bot, *, with_sealed_token: bool = False) -> registry_pb2.B
         sealed_token=bot.sealed_token if with_sealed_token else b"",
         language=bot.settings.language,
         is_manager=bot.is_manager,
+        version=bot.version,
         custom_commands=dict(bot.settings.custom_commands),
         api_commands=[
             registry_pb2.ApiCommand(command=name, url=api.url, method=api.method, timeout_seconds=api.timeout_seconds)
@@ -263,6 +266,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         if bot is None:
             _abort(context, grpc.StatusCode.NOT_FOUND, "no bot with that id")
         return registry_pb2.GetBotResponse(bot=bot_to_proto(bot, with_sealed_token=True))
+
+    def GetBotVersions(
+        self, request: registry_pb2.GetBotVersionsRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.GetBotVersionsResponse:
+        if len(request.bot_ids) > MAX_VERSION_IDS:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_VERSION_IDS} bot ids per call")
+        wanted = [bot_id for bot_id in request.bot_ids if 0 < len(bot_id) <= MAX_BOT_ID_CHARS]
+        return registry_pb2.GetBotVersionsResponse(versions=self._bots.versions(wanted))
 
     def ListBots(
         self, request: registry_pb2.ListBotsRequest, context: grpc.ServicerContext

@@ -23,6 +23,9 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
         # GetRoute for an id in `held` waits until `release` is set.
         self.held: set[str] = set()
         self.release = threading.Event()
+        # Bots GetBot knows, with their versions; GetBotVersions answers only when `versions_supported`.
+        self.bot_versions: dict[str, int] = {"bot-1": 1}
+        self.versions_supported = False
 
     def GetRoute(self, request, context):
         self.calls.append(f"route:{request.public_id}")
@@ -44,11 +47,12 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
             self.release.wait(timeout=10)
         if self.fail_with is not None:
             context.abort(self.fail_with, "boom")
-        if request.bot_id != "bot-1":
+        if request.bot_id not in self.bot_versions:
             context.abort(grpc.StatusCode.NOT_FOUND, "no such bot")
         return registry_pb2.GetBotResponse(
             bot=registry_pb2.Bot(
-                bot_id="bot-1",
+                bot_id=request.bot_id,
+                version=self.bot_versions[request.bot_id],
                 public_id="pub-1",
                 owner_id=7,
                 telegram_bot_id=123,
@@ -59,6 +63,15 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
                 language="en",
             )
         )
+
+    def GetBotVersions(self, request, context):
+        self.calls.append("versions:" + ",".join(sorted(request.bot_ids)))
+        if not self.versions_supported:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "older registry")
+        if self.fail_with is not None:
+            context.abort(self.fail_with, "boom")
+        known = {bot_id: self.bot_versions[bot_id] for bot_id in request.bot_ids if bot_id in self.bot_versions}
+        return registry_pb2.GetBotVersionsResponse(versions=known)
 
 
 @pytest.fixture
@@ -315,3 +328,85 @@ def test_concurrent_bot_misses_share_one_registry_call(registry) -> None:
         thread.join(timeout=5)
     assert len(results) == 6 and all(result is results[0] for result in results)
     assert fake.calls == ["bot:bot-1"]
+
+
+def test_expired_bots_are_checked_in_one_versions_call_and_only_changed_ones_fetched(registry) -> None:
+    fake, channel = registry
+    fake.versions_supported = True
+    fake.bot_versions = {"bot-1": 1, "bot-2": 1, "bot-3": 1}
+    clock = ManualClock()
+    bots = GrpcBotDirectory(channel, ttl_seconds=5, clock=clock)
+    before = {bot_id: bots.get_bot(bot_id) for bot_id in fake.bot_versions}
+    fake.bot_versions["bot-2"] = 2  # changed in the registry
+    del fake.bot_versions["bot-3"]  # gone
+    fake.calls.clear()
+    clock.advance(6)  # all three expired, within the stale window
+
+    assert bots.revalidate() == 2
+    assert fake.calls == ["versions:bot-1,bot-2,bot-3", "bot:bot-2"]
+    assert bots.get_bot("bot-1") is before["bot-1"]  # unchanged: renewed for another TTL without a GetBot
+    changed = bots.get_bot("bot-2")
+    assert changed is not None and changed.version == 2
+    assert bots.get_bot("bot-3") is None  # dropped: this lookup asked the registry, which no longer knows it
+    assert fake.calls == ["versions:bot-1,bot-2,bot-3", "bot:bot-2", "bot:bot-3"]
+
+
+def test_stale_hits_answer_at_once_and_start_one_versions_check(registry) -> None:
+    fake, channel = registry
+    fake.versions_supported = True
+    clock = ManualClock()
+    bots = GrpcBotDirectory(channel, ttl_seconds=5, clock=clock)
+    first = bots.get_bot("bot-1")
+    clock.advance(6)
+    for _ in range(5):
+        assert bots.get_bot("bot-1") is first  # no caller waits on the registry
+    _wait_until(lambda: "versions:bot-1" in fake.calls)
+    time.sleep(0.05)  # let a wrongly duplicated check show up (asserted below, not used as synchronisation)
+    assert fake.calls == ["bot:bot-1", "versions:bot-1"]
+
+
+def test_bots_far_from_expiry_are_not_checked(registry) -> None:
+    fake, channel = registry
+    fake.versions_supported = True
+    fake.bot_versions = {"bot-1": 1, "bot-2": 1}
+    clock = ManualClock()
+    bots = GrpcBotDirectory(channel, ttl_seconds=10, clock=clock)
+    bots.get_bot("bot-1")
+    clock.advance(8)
+    bots.get_bot("bot-2")  # fresh for 10 s more
+    fake.calls.clear()
+    clock.advance(3)  # bot-1 expired; bot-2 has 7 s left, more than half a TTL
+    assert bots.revalidate() == 0
+    assert fake.calls == ["versions:bot-1"]
+
+
+def test_a_failed_versions_check_keeps_serving_the_stale_bot(registry) -> None:
+    fake, channel = registry
+    fake.versions_supported = True
+    clock = ManualClock()
+    bots = GrpcBotDirectory(channel, ttl_seconds=5, clock=clock)
+    first = bots.get_bot("bot-1")
+    fake.fail_with = grpc.StatusCode.UNAVAILABLE
+    clock.advance(6)
+    with pytest.raises(RegistryUnavailable):
+        bots.revalidate()
+    assert bots.get_bot("bot-1") is first  # still within the stale window
+    clock.advance(5)  # beyond it: a caller's own lookup, which fails as the registry does
+    with pytest.raises(RegistryUnavailable):
+        bots.get_bot("bot-1")
+
+
+def test_an_older_registry_without_bot_versions_gets_per_bot_refreshes(registry) -> None:
+    fake, channel = registry  # versions_supported is False: GetBotVersions is UNIMPLEMENTED
+    clock = ManualClock()
+    bots = GrpcBotDirectory(channel, ttl_seconds=5, clock=clock)
+    bots.get_bot("bot-1")
+    fake.bot_versions["bot-1"] = 2
+    clock.advance(6)
+    bots.get_bot("bot-1")
+    _wait_until(lambda: (bot := bots.get_bot("bot-1")) is not None and bot.version == 2)
+    assert fake.calls == ["bot:bot-1", "versions:bot-1", "bot:bot-1"]
+    clock.advance(6)
+    bots.get_bot("bot-1")  # from now on straight to the per-bot refresh: the bulk call is not tried again
+    _wait_until(lambda: fake.calls.count("bot:bot-1") == 3)
+    assert fake.calls.count("versions:bot-1") == 1

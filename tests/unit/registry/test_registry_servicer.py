@@ -205,6 +205,19 @@ def test_unknown_ids_are_not_found(h: Harness) -> None:
     assert code is grpc.StatusCode.NOT_FOUND
 
 
+def test_bot_versions_name_each_known_bot_once_and_are_bounded(h: Harness) -> None:
+    bot = h.register().bot
+    got = h.stub.GetBot(registry_pb2.GetBotRequest(bot_id=bot.bot_id), timeout=5).bot
+    assert got.version >= 1
+
+    reply = h.stub.GetBotVersions(registry_pb2.GetBotVersionsRequest(bot_ids=[bot.bot_id, "nope", ""]), timeout=5)
+    assert dict(reply.versions) == {bot.bot_id: got.version}
+
+    too_many = registry_pb2.GetBotVersionsRequest(bot_ids=[f"b{i}" for i in range(1001)])
+    code, details = _code(lambda: h.stub.GetBotVersions(too_many, timeout=5))
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "1000" in details
+
+
 def test_health_is_serving(h: Harness) -> None:
     health = health_pb2_grpc.HealthStub(h.channel)
     for name in ("", SERVICE_NAME):

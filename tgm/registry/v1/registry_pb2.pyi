@@ -78,6 +78,7 @@ class Bot(_message.Message):
     IS_MANAGER_FIELD_NUMBER: _builtins.int
     CUSTOM_COMMANDS_FIELD_NUMBER: _builtins.int
     API_COMMANDS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     bot_id: _builtins.str
     public_id: _builtins.str
     owner_id: _builtins.int
@@ -89,6 +90,8 @@ class Bot(_message.Message):
     """Opaque: only the vault can open it. Set only in GetBot (the dispatcher sends as the bot); empty elsewhere."""
     language: _builtins.str
     is_manager: _builtins.bool
+    version: _builtins.int
+    """Bumped by every change to the bot (settings, status, token): equal versions mean an equal Bot."""
     @_builtins.property
     def custom_commands(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """"/command" → reply text."""
@@ -110,10 +113,11 @@ class Bot(_message.Message):
         is_manager: _builtins.bool = ...,
         custom_commands: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         api_commands: _abc.Iterable[Global___ApiCommand] | None = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "bot_id", b"bot_id", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "owner_id", b"owner_id", "public_id", b"public_id", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "bot_id", b"bot_id", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "owner_id", b"owner_id", "public_id", b"public_id", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "version", b"version", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -779,6 +783,68 @@ class GetBotResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetBotResponse: _TypeAlias = GetBotResponse  # noqa: Y015
+
+@_typing.final
+class GetBotVersionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bot_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        bot_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot_ids", b"bot_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotVersionsRequest: _TypeAlias = GetBotVersionsRequest  # noqa: Y015
+
+@_typing.final
+class GetBotVersionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class VersionsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """bot_id → version; ids with no bot are absent."""
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotVersionsResponse: _TypeAlias = GetBotVersionsResponse  # noqa: Y015
 
 @_typing.final
 class ListBotsRequest(_message.Message):

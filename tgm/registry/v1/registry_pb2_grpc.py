@@ -28,7 +28,7 @@ if _version_not_supported:
 class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -52,6 +52,11 @@ class RegistryServiceStub:
                 '/tgm.registry.v1.RegistryService/GetBot',
                 request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotRequest.SerializeToString,
                 response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotResponse.FromString,
+                _registered_method=True)
+        self.GetBotVersions = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/GetBotVersions',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotVersionsRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotVersionsResponse.FromString,
                 _registered_method=True)
         self.ListBots = channel.unary_unary(
                 '/tgm.registry.v1.RegistryService/ListBots',
@@ -103,7 +108,7 @@ class RegistryServiceStub:
 class RegistryServiceServicer:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -123,6 +128,14 @@ class RegistryServiceServicer:
 
     def GetBot(self, request, context):
         """What the dispatcher needs to answer as a bot.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBotVersions(self, request, context):
+        """The current version of each named bot that exists (at most 1000 ids): a cache of GetBot answers checks all
+        its bots in one call and fetches only those that changed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,6 +227,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotRequest.FromString,
                     response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotResponse.SerializeToString,
             ),
+            'GetBotVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBotVersions,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotVersionsRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotVersionsResponse.SerializeToString,
+            ),
             'ListBots': grpc.unary_unary_rpc_method_handler(
                     servicer.ListBots,
                     request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotsRequest.FromString,
@@ -270,7 +288,7 @@ def add_RegistryServiceServicer_to_server(servicer, server):
 class RegistryService:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -345,6 +363,33 @@ class RegistryService:
             '/tgm.registry.v1.RegistryService/GetBot',
             tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotRequest.SerializeToString,
             tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBotVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/GetBotVersions',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotVersionsRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

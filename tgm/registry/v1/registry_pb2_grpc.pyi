@@ -29,7 +29,7 @@ GRPC_VERSION: str
 class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -43,6 +43,10 @@ class RegistryServiceStub:
     """What the gateway needs to accept a webhook call: bot id, status and the secret's hash."""
     GetBot: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetBotRequest, _registry_pb2.GetBotResponse]
     """What the dispatcher needs to answer as a bot."""
+    GetBotVersions: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetBotVersionsRequest, _registry_pb2.GetBotVersionsResponse]
+    """The current version of each named bot that exists (at most 1000 ids): a cache of GetBot answers checks all
+    its bots in one call and fetches only those that changed.
+    """
     ListBots: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListBotsRequest, _registry_pb2.ListBotsResponse]
     """One owner's bots."""
     RegisterManagedBot: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RegisterManagedBotRequest, _registry_pb2.RegisterManagedBotResponse]
@@ -73,7 +77,7 @@ class RegistryServiceStub:
 class RegistryServiceAsyncStub(RegistryServiceStub):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -84,6 +88,10 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """What the gateway needs to accept a webhook call: bot id, status and the secret's hash."""
     GetBot: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetBotRequest, _registry_pb2.GetBotResponse]  # type: ignore[assignment]
     """What the dispatcher needs to answer as a bot."""
+    GetBotVersions: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetBotVersionsRequest, _registry_pb2.GetBotVersionsResponse]  # type: ignore[assignment]
+    """The current version of each named bot that exists (at most 1000 ids): a cache of GetBot answers checks all
+    its bots in one call and fetches only those that changed.
+    """
     ListBots: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListBotsRequest, _registry_pb2.ListBotsResponse]  # type: ignore[assignment]
     """One owner's bots."""
     RegisterManagedBot: _aio.UnaryUnaryMultiCallable[_registry_pb2.RegisterManagedBotRequest, _registry_pb2.RegisterManagedBotResponse]  # type: ignore[assignment]
@@ -113,7 +121,7 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
+    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
     sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -140,6 +148,16 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.GetBotResponse, _abc.Awaitable[_registry_pb2.GetBotResponse]]:
         """What the dispatcher needs to answer as a bot."""
+
+    @_abc_1.abstractmethod
+    def GetBotVersions(
+        self,
+        request: _registry_pb2.GetBotVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.GetBotVersionsResponse, _abc.Awaitable[_registry_pb2.GetBotVersionsResponse]]:
+        """The current version of each named bot that exists (at most 1000 ids): a cache of GetBot answers checks all
+        its bots in one call and fetches only those that changed.
+        """
 
     @_abc_1.abstractmethod
     def ListBots(
