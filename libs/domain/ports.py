@@ -168,6 +168,7 @@ class Route:
     webhook_secret_sha256: bytes
     accepts_updates: bool
     is_manager: bool = False
+    version: int = 0  # the bot's version when this route was read
 
 
 class RouteDirectory(Protocol):

@@ -5,7 +5,9 @@ Proto ↔ domain mapping lives here and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -20,6 +22,8 @@ from libs.domain.clock import SystemClock
 from libs.domain.errors import DependencyUnavailable
 from libs.domain.ports import Clock, Route
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CALL_TIMEOUT_SECONDS = 2.0
 DEFAULT_MAX_ENTRIES = 10_000
@@ -57,6 +61,7 @@ def route_from_proto(reply: registry_pb2.GetRouteResponse) -> Route:
         webhook_secret_sha256=bytes(reply.webhook_secret_sha256),
         accepts_updates=status_from_proto(reply.status) is BotStatus.ACTIVE,
         is_manager=reply.is_manager,
+        version=reply.version,
     )
 
 
@@ -125,6 +130,10 @@ class _TtlCache(Generic[_V]):
             self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
+
+    def items(self) -> list[tuple[str, _V]]:
+        with self._lock:
+            return [(key, value) for key, (_, value) in self._entries.items()]
 
     def expiring(self, within_seconds: float) -> list[tuple[str, _V]]:
         """Entries (expired ones not yet dropped included) whose life ends within `within_seconds`."""
@@ -220,7 +229,12 @@ def _call(rpc: Callable[[], _V]) -> _V | None:
 
 class GrpcRouteDirectory:
     """RouteDirectory adapter: GetRoute, cached for `ttl_seconds`; unknown ids cached for `negative_ttl_seconds`
-    in a separate, smaller cache. Concurrent misses for one public_id share a single GetRoute."""
+    in a separate, smaller cache. Concurrent misses for one public_id share a single GetRoute.
+
+    With `revalidate_seconds`, a background thread checks every cached route's bot version that often (one
+    GetBotVersions per 1000 routes): a route whose bot changed (secret rotated, disabled, deleted) is fetched
+    again, or dropped when that fails, so an old secret stops working within about that long instead of the TTL.
+    """
 
     def __init__(
         self,
@@ -234,8 +248,13 @@ class GrpcRouteDirectory:
         max_negative_entries: int = DEFAULT_MAX_NEGATIVE_ENTRIES,
         min_refresh_seconds: float = 1.0,
         stale_seconds: float | None = None,
+        revalidate_seconds: float | None = None,
     ) -> None:
         self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        self._revalidate_seconds = revalidate_seconds
+        self._revalidator: threading.Thread | None = None
+        self._revalidator_lock = threading.Lock()
+        self._closed = threading.Event()
         self._ttl = ttl_seconds
         self._stale_seconds = ttl_seconds if stale_seconds is None else stale_seconds
         self._fetches: _CoalescedFetches[Route | None] = _CoalescedFetches(self._fetch, "route-refresh")
@@ -255,6 +274,8 @@ class GrpcRouteDirectory:
         replaces it. Without it every cached bot's route expires once per TTL and its next webhook waits for the
         registry: with 100 busy bots, 1 % of all webhooks (the whole p99) paid a registry round trip.
         """
+        if self._revalidator is None and self._revalidate_seconds and not self._closed.is_set():
+            self._start_revalidating()
         fresh, route = self._routes.get(public_id, self._stale_seconds)
         if fresh:
             return True, route
@@ -266,6 +287,8 @@ class GrpcRouteDirectory:
 
     def route_for(self, public_id: str) -> Route | None:
         """Blocking: a fresh cached answer, else the registry's (no stale routes here)."""
+        if self._revalidator is None and self._revalidate_seconds and not self._closed.is_set():
+            self._start_revalidating()
         fresh, route = self._routes.get(public_id)
         if fresh:
             return route
@@ -304,6 +327,56 @@ class GrpcRouteDirectory:
             self._unknown.put(public_id, None, self._negative_ttl)
         return route
 
+    def revalidate(self) -> int:
+        """Checks every cached route against its bot's current version; a changed one is fetched again, or
+        dropped when that fails or the bot is gone (the next webhook then asks the registry itself). Returns how
+        many changed. Raises RegistryUnavailable when the versions cannot be read (the routes stay as they were)."""
+        # A route read from a registry that sends no version (0) cannot be compared; its TTL still bounds it.
+        routes = [(public_id, route) for public_id, route in self._routes.items() if route.version]
+        changed = 0
+        for start in range(0, len(routes), MAX_VERSION_IDS_PER_CALL):
+            chunk = routes[start : start + MAX_VERSION_IDS_PER_CALL]
+            request = registry_pb2.GetBotVersionsRequest(bot_ids=sorted({route.bot_id for _, route in chunk}))
+            reply = _call(functools.partial(self._stub.GetBotVersions, request, timeout=self._timeout))
+            versions = dict(reply.versions) if reply is not None else {}
+            for public_id, route in chunk:
+                if versions.get(route.bot_id) == route.version:
+                    continue
+                changed += 1
+                self._routes.delete(public_id)  # fail closed: never the old route while the new one is unknown
+                with contextlib.suppress(RegistryUnavailable):
+                    self._fetch(public_id)
+        return changed
+
+    def _start_revalidating(self) -> None:
+        with self._revalidator_lock:
+            if self._revalidator is not None:
+                return
+            # Started on first use, in the process that serves (not before a fork).
+            self._revalidator = threading.Thread(target=self._revalidate_forever, name="route-revalidate", daemon=True)
+            self._revalidator.start()
+
+    def _revalidate_forever(self) -> None:
+        assert self._revalidate_seconds
+        while not self._closed.wait(self._revalidate_seconds):
+            try:
+                self.revalidate()
+            except RegistryUnimplemented:
+                logger.warning("the registry has no GetBotVersions: cached routes expire by TTL only")
+                return
+            except RegistryUnavailable:
+                continue  # the routes serve as they are until their TTL; checked again next round
+            except ValueError:
+                return  # the channel was closed: the process is shutting down
+            except Exception:
+                logger.exception("route revalidation failed")
+
+    def close(self) -> None:
+        """Stops the background revalidation (before the channel closes)."""
+        self._closed.set()
+        if self._revalidator is not None:
+            self._revalidator.join(timeout=5)
+
     def invalidate(self) -> None:
         self._routes.clear()
         self._unknown.clear()
@@ -319,6 +392,10 @@ class GrpcBotDirectory:
     Per-bot refreshes cost one GetBot per bot per TTL in every process (40/s for 100 bots, 4,000/s for 10,000
     bots over 2 processes: the registry's largest load, measured); the bulk check costs about two calls per TTL
     per process whatever the number of bots. A registry without GetBotVersions gets the per-bot refreshes.
+
+    A cached bot that does not serve updates (disabled, deleted…) is asked for again, at most once per
+    `inactive_recheck_seconds`, before it is answered: the caller drops updates for it, and an update that reached
+    a bot re-enabled a moment ago must not be lost to the cache (the gateway had already seen it active).
     """
 
     def __init__(
@@ -331,13 +408,17 @@ class GrpcBotDirectory:
         timeout_seconds: float = DEFAULT_CALL_TIMEOUT_SECONDS,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         stale_seconds: float | None = None,
+        inactive_recheck_seconds: float = 1.0,
     ) -> None:
         self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self._ttl = ttl_seconds
         self._stale_seconds = ttl_seconds if stale_seconds is None else stale_seconds
+        self._clock = clock or SystemClock()
+        self._inactive_recheck = inactive_recheck_seconds
+        self._inactive_read_at: dict[str, float] = {}  # when each inactive bot was last read from the registry
         self._negative_ttl = negative_ttl_seconds
         self._timeout = timeout_seconds
-        self._cache: _TtlCache[Bot | None] = _TtlCache(clock or SystemClock(), max_entries)
+        self._cache: _TtlCache[Bot | None] = _TtlCache(self._clock, max_entries)
         self._fetches: _CoalescedFetches[Bot | None] = _CoalescedFetches(self._fetch, "bot-refresh")
         self._revalidating = False
         self._revalidation_lock = threading.Lock()
@@ -346,6 +427,10 @@ class GrpcBotDirectory:
 
     def get_bot(self, bot_id: str) -> Bot | None:
         fresh, cached = self._cache.get(bot_id, self._stale_seconds)
+        if cached is not None and not cached.serves_updates:
+            read_at = self._inactive_read_at.get(bot_id)
+            if read_at is None or self._clock.monotonic() - read_at >= self._inactive_recheck:
+                return self._fetches.load(bot_id)
         if fresh:
             return cached
         if cached is not None:
@@ -405,6 +490,10 @@ class GrpcBotDirectory:
     def _fetch(self, bot_id: str) -> Bot | None:
         reply = _call(lambda: self._stub.GetBot(registry_pb2.GetBotRequest(bot_id=bot_id), timeout=self._timeout))
         bot = bot_from_proto(reply.bot) if reply is not None and reply.HasField("bot") else None
+        if bot is not None and not bot.serves_updates:
+            if len(self._inactive_read_at) >= DEFAULT_MAX_ENTRIES:
+                self._inactive_read_at.clear()  # only throttles re-reads: forgetting costs one registry call each
+            self._inactive_read_at[bot_id] = self._clock.monotonic()
         self._cache.put(bot_id, bot, self._ttl if bot is not None else self._negative_ttl)
         return bot
 

@@ -19,7 +19,8 @@ REGISTER_SEALED = "RegisterBot:sealed"
 ALL_METHODS = frozenset(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name)
 ALL_PERMISSIONS = frozenset((ALL_METHODS - {"RegisterBot"}) | {REGISTER_WITH_TOKEN, REGISTER_SEALED})
 
-GATEWAY = frozenset({"GetRoute"})
+# GetBotVersions: the gateway drops a cached route within a second of its bot changing (a rotated secret).
+GATEWAY = frozenset({"GetRoute", "GetBotVersions"})
 DISPATCHER = frozenset(
     {
         "GetBot",

@@ -86,4 +86,7 @@ def app_from_environment() -> FastAPI:
     configure_logging("gateway", settings.log_level)
     broker = RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
     container = GatewayContainer(settings=settings, broker=broker)
-    return create_app(container, on_shutdown=[container.shutdown_resources])
+    # The route directory's revalidation thread stops before the registry channel closes under it.
+    return create_app(
+        container, on_shutdown=[lambda: container.route_directory().close(), container.shutdown_resources]
+    )

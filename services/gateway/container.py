@@ -63,6 +63,7 @@ class GatewayContainer(containers.DeclarativeContainer):
         ttl_seconds=settings.provided.route_cache_ttl_seconds,
         negative_ttl_seconds=settings.provided.route_negative_ttl_seconds,
         clock=clock,
+        revalidate_seconds=settings.provided.route_revalidate_seconds,
     )
     # Per-chat order: the envelope goes to its chat's mailbox, and a `drain_chat` message (ids only) when none is due.
     update_queue = providers.ThreadSafeSingleton(

@@ -28,6 +28,9 @@ class GatewaySettings(BaseSettings):
     max_update_bytes: int = Field(default=MAX_UPDATE_BYTES, ge=1024)
     route_cache_ttl_seconds: float = Field(default=30.0, ge=0)
     route_negative_ttl_seconds: float = Field(default=2.0, ge=0)
+    # How often every cached route is checked against its bot's version (one registry call per 1000 routes): a
+    # rotated secret or a disabled or deleted bot stops being accepted within about this long. 0 turns it off.
+    route_revalidate_seconds: float = Field(default=1.0, ge=0)
     # Registry lookups on a route-cache miss run on their own thread budget, so a flood of unknown
     # public_ids cannot take the threads that `enqueue` needs.
     route_lookup_concurrency: int = Field(default=8, ge=1, le=256)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import redis
@@ -275,6 +276,20 @@ def test_mybots_buttons_details_stats_disable_enable_rotate_delete(world: World)
     after = [c for c in world.emulator.calls(bot["id"]) if c["method"].lower() == "setwebhook"]
     assert len(after) == len(before) + 1
     assert after[-1]["params"]["secret_token"] != before[-1]["params"]["secret_token"]
+
+    # The old secret stops working within the gateway's route revalidation (1 s), not the route cache's 30 s TTL.
+    def refused_with_old_secret() -> bool:
+        # Checked before any webhook with the new secret reaches the gateway (a mismatch refreshes the route).
+        answer = httpx.post(
+            after[-1]["params"]["url"],
+            json={"update_id": 999_001},  # nothing to handle, should it be accepted
+            headers={"X-Telegram-Bot-Api-Secret-Token": before[-1]["params"]["secret_token"]},
+            timeout=5,
+        )
+        return answer.status_code == 403
+
+    wait_for(refused_with_old_secret, 10, "the old webhook secret refused after rotation")
+
     more = answers(world, bot, customer, "/start")  # still answers with the new secret
     wait_for(lambda: len(more()) == 2, WAIT, "the reply after rotation")
 

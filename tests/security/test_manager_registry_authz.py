@@ -27,6 +27,7 @@ Stub = registry_pb2_grpc.RegistryServiceStub
 CALLS: dict[str, Callable[[Stub], Any]] = {
     "GetRoute": lambda s: s.GetRoute(pb.GetRouteRequest(public_id="nope")),
     "GetBot": lambda s: s.GetBot(pb.GetBotRequest(bot_id="nope")),
+    "GetBotVersions": lambda s: s.GetBotVersions(pb.GetBotVersionsRequest(bot_ids=["nope"])),
     "ListBots": lambda s: s.ListBots(pb.ListBotsRequest(owner_id=7)),
     "GetBotDetails": lambda s: s.GetBotDetails(pb.GetBotDetailsRequest(actor_id=7, bot_id="nope")),
     "SetBotStatus": lambda s: s.SetBotStatus(pb.SetBotStatusRequest(actor_id=7, bot_id="nope")),
@@ -62,9 +63,9 @@ ADMIN = {
 }
 # Written out independently of services/botregistry/authorization.py.
 ALLOWED = {
-    "gateway": {"GetRoute"},
-    "dispatcher": ADMIN,
-    "embedded": ADMIN | {"GetRoute"},
+    "gateway": {"GetRoute", "GetBotVersions"},  # versions only: never a Bot, its sealed token or its settings
+    "dispatcher": ADMIN | {"GetBotVersions"},
+    "embedded": ADMIN | {"GetRoute", "GetBotVersions"},
     "operator": set(CALLS),
     "botregistry": set(),  # the registry's own client certificate calls the vault, not itself
     "stranger": set(),

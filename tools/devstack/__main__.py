@@ -1,7 +1,8 @@
 """`make run`: the whole stack on embedded defaults (SQLite, in-process broker) with the Telegram emulator.
 
-With TELEGRAM_API_BASE_URL and WEBHOOK_BASE_URL set it talks to that API instead of starting the emulator;
-with REDIS_URL and DB_URL set it runs gateway and dispatchers as separate processes.
+With MANAGER_BOT_TOKEN and a public https WEBHOOK_BASE_URL it skips the emulator and runs the manager bot on the
+real Telegram API (TELEGRAM_API_BASE_URL picks another API); with REDIS_URL and DB_URL set it runs gateway and
+dispatchers as separate processes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -27,11 +29,35 @@ def _persistent_key(run_dir: Path) -> str:
     return path.read_text().strip()
 
 
+REAL_TELEGRAM_API = "https://api.telegram.org"
+
+
+def telegram_settings(environ: Mapping[str, str]) -> tuple[str, str, str]:
+    """(API base URL, webhook base URL, manager bot token): all empty for the emulator. A manager token alone
+    means the real Telegram API, which delivers webhooks only to a public HTTPS address."""
+    token = environ.get("MANAGER_BOT_TOKEN", "").strip()
+    api = environ.get("TELEGRAM_API_BASE_URL", "").strip().rstrip("/")
+    webhook = environ.get("WEBHOOK_BASE_URL", "").strip().rstrip("/")
+    if token and not api:
+        api = REAL_TELEGRAM_API
+    if not api:
+        return "", "", ""
+    if not webhook:
+        raise ValueError("WEBHOOK_BASE_URL is required with a real Telegram API: the public address of the gateway")
+    if api == REAL_TELEGRAM_API and not webhook.startswith("https://"):
+        raise ValueError("WEBHOOK_BASE_URL must start with https:// (Telegram delivers webhooks over HTTPS only)")
+    return api, webhook, token
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run-dir", default=str(REPO_ROOT / ".run"))
     parser.add_argument("--no-demo", action="store_true", help="skip registering a demo bot")
     args = parser.parse_args(argv)
+    try:
+        api_base_url, webhook_base_url, manager_token = telegram_settings(os.environ)
+    except ValueError as error:
+        parser.error(str(error))
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = StackConfig(
@@ -39,8 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         redis_url=os.environ.get("REDIS_URL", ""),
         db_url=os.environ.get("DB_URL", ""),
         encryption_key=os.environ.get("ENCRYPTION_KEY") or _persistent_key(run_dir),
-        telegram_api_base_url=os.environ.get("TELEGRAM_API_BASE_URL", ""),
-        webhook_base_url=os.environ.get("WEBHOOK_BASE_URL", ""),
+        telegram_api_base_url=api_base_url,
+        webhook_base_url=webhook_base_url,
+        manager_bot_token=manager_token,
+        gateway_port=int(os.environ.get("GATEWAY_PORT") or 0),
     )
     stack = Stack(config)
     print("starting tgm (logs in", stack.logs_dir, ")...", flush=True)
@@ -57,9 +85,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  gateway   {stack.gateway_url}  (webhooks at /webhook/<public_id>)")
         print(f"  registry  {stack.registry_addr}  (gRPC)")
         print(f"  vault     {stack.vault_addr}  (gRPC)")
-        print(f"  telegram  {stack.emulator_url}")
+        print(f"  telegram  {stack.emulator_url}" + ("" if config.telegram_api_base_url else "  (emulator)"))
         if not config.telegram_api_base_url and not args.no_demo:
             _demo(stack)
+        elif config.telegram_api_base_url:
+            print(
+                f"\nTelegram delivers webhooks to {config.webhook_base_url}/webhook/<public_id>: forward that address"
+            )
+            print(f"to {stack.gateway_url} (a reverse proxy with a certificate, or a tunnel you run).")
+            if config.manager_bot_token:
+                print("The registry set the manager bot's webhook; send it /start in Telegram.")
         print("\nRunning. Ctrl-C stops everything.", flush=True)
         while not stopping:
             stack._check_alive()

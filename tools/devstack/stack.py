@@ -71,6 +71,9 @@ class StackConfig:
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     # Create a manager bot in the emulator (can_manage_bots) and give its token to the registry only.
     manager_bot: bool = True
+    # A real manager bot's token (with a real Telegram API): given to the registry only, never printed.
+    manager_bot_token: str = field(default="", repr=False)
+    gateway_port: int = 0  # 0: any free port (a fixed one for a reverse proxy or tunnel in front of it)
 
 
 @dataclass
@@ -91,7 +94,7 @@ class Stack:
         self.logs_dir = config.run_dir / "logs"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.emulator_url = config.telegram_api_base_url
-        self.gateway_port = free_port()
+        self.gateway_port = config.gateway_port or free_port()
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
         # Prometheus /metrics and the /healthz + /readyz probes of the services that have no HTTP port of their own.
         self.metrics_ports: dict[str, int] = {}
@@ -208,7 +211,8 @@ class Stack:
                     self.manager = control.create_bot("tgm_manager_bot", "tgm manager", can_manage_bots=True)
                 finally:
                     control.close()
-        manager_env = {"MANAGER_BOT_TOKEN": str(self.manager["token"])} if self.manager else {}
+        token = str(self.manager["token"]) if self.manager else self.config.manager_bot_token
+        manager_env = {"MANAGER_BOT_TOKEN": token} if token else {}
         vault_env = self._env(
             "vault",
             "vault",
@@ -305,7 +309,7 @@ class Stack:
         """`run_dir/stack.json`: each component's readiness probe, for `tgm health`."""
         probes = {"gateway": f"{self.gateway_url}/readyz"}
         probes.update({name: f"http://127.0.0.1:{port}/readyz" for name, port in self.metrics_ports.items()})
-        if self.emulator_url:
+        if self.emulator_url and not self.config.telegram_api_base_url:
             probes["telegram"] = f"{self.emulator_url}/_emulator/health"
         (self.config.run_dir / "stack.json").write_text(json.dumps({"probes": probes}, indent=1))
 

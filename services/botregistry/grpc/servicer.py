@@ -259,6 +259,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             status=STATUS_TO_PROTO[bot.status],
             webhook_secret_sha256=bot.webhook_secret_sha256,
             is_manager=bot.is_manager,
+            version=bot.version,
         )
 
     def GetBot(self, request: registry_pb2.GetBotRequest, context: grpc.ServicerContext) -> registry_pb2.GetBotResponse:

@@ -26,6 +26,9 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
         # Bots GetBot knows, with their versions; GetBotVersions answers only when `versions_supported`.
         self.bot_versions: dict[str, int] = {"bot-1": 1}
         self.versions_supported = False
+        self.route_secret = "s3cret"
+        self.bot_status = registry_pb2.BOT_STATUS_ACTIVE
+        self.fail_get_route = False
 
     def GetRoute(self, request, context):
         self.calls.append(f"route:{request.public_id}")
@@ -33,12 +36,15 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
             self.release.wait(timeout=10)
         if self.fail_with is not None:
             context.abort(self.fail_with, "boom")
-        if request.public_id != "pub-1":
+        if self.fail_get_route:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        if request.public_id != "pub-1" or "bot-1" not in self.bot_versions:
             context.abort(grpc.StatusCode.NOT_FOUND, "no such bot")
         return registry_pb2.GetRouteResponse(
             bot_id="bot-1",
             status=registry_pb2.BOT_STATUS_ACTIVE,
-            webhook_secret_sha256=hash_webhook_secret("s3cret"),
+            webhook_secret_sha256=hash_webhook_secret(self.route_secret),
+            version=self.bot_versions["bot-1"],
         )
 
     def GetBot(self, request, context):
@@ -57,7 +63,7 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
                 owner_id=7,
                 telegram_bot_id=123,
                 username="TestBot",
-                status=registry_pb2.BOT_STATUS_DISABLED,
+                status=self.bot_status,
                 welcome_text="hi",
                 sealed_token=b"sealed",
                 language="en",
@@ -251,6 +257,7 @@ def test_a_slow_registry_call_in_refresh_does_not_block_other_bots(registry) -> 
 
 def test_bot_is_mapped_to_the_domain(registry) -> None:
     fake, channel = registry
+    fake.bot_status = registry_pb2.BOT_STATUS_DISABLED
     bots = GrpcBotDirectory(channel, ttl_seconds=5, clock=ManualClock())
     bot = bots.get_bot("bot-1")
     assert bot is not None
@@ -410,3 +417,101 @@ def test_an_older_registry_without_bot_versions_gets_per_bot_refreshes(registry)
     bots.get_bot("bot-1")  # from now on straight to the per-bot refresh: the bulk call is not tried again
     _wait_until(lambda: fake.calls.count("bot:bot-1") == 3)
     assert fake.calls.count("versions:bot-1") == 1
+
+
+def test_a_rotated_secret_replaces_the_cached_route_at_the_next_revalidation(registry) -> None:
+    fake, channel = registry
+    fake.versions_supported = True
+    routes = GrpcRouteDirectory(channel, ttl_seconds=30, clock=ManualClock())
+    old = routes.route_for("pub-1")
+    assert old is not None and old.version == 1
+    assert routes.revalidate() == 0 and routes.cached("pub-1") == (True, old)  # unchanged: no GetRoute
+
+    fake.route_secret, fake.bot_versions["bot-1"] = "rotated", 2
+    assert routes.revalidate() == 1
+    hit, new = routes.cached("pub-1")
+    assert hit and new is not None and new.webhook_secret_sha256 == hash_webhook_secret("rotated")
+    assert fake.calls == ["route:pub-1", "versions:bot-1", "versions:bot-1", "route:pub-1"]
+
+
+def test_a_deleted_bot_route_is_dropped_at_the_next_revalidation(registry) -> None:
+    fake, channel = registry
+    fake.versions_supported = True
+    routes = GrpcRouteDirectory(channel, ttl_seconds=30, clock=ManualClock())
+    routes.route_for("pub-1")
+    del fake.bot_versions["bot-1"]
+    assert routes.revalidate() == 1
+    assert routes.cached("pub-1") == (True, None)  # known as unknown: webhooks for it are refused
+
+
+def test_a_changed_route_that_cannot_be_fetched_is_dropped_not_kept(registry) -> None:
+    fake, channel = registry
+    fake.versions_supported = True
+    routes = GrpcRouteDirectory(channel, ttl_seconds=30, clock=ManualClock())
+    routes.route_for("pub-1")
+    fake.bot_versions["bot-1"] = 2
+    fake.fail_get_route = True
+    assert routes.revalidate() == 1
+    assert routes.cached("pub-1") == (False, None)  # fail closed: the next webhook asks the registry itself
+    with pytest.raises(RegistryUnavailable):
+        routes.route_for("pub-1")
+
+
+def test_routes_stay_when_versions_cannot_be_read(registry) -> None:
+    fake, channel = registry
+    fake.versions_supported = True
+    routes = GrpcRouteDirectory(channel, ttl_seconds=30, clock=ManualClock())
+    route = routes.route_for("pub-1")
+    fake.fail_with = grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(RegistryUnavailable):
+        routes.revalidate()
+    assert routes.cached("pub-1") == (True, route)  # the TTL still bounds it
+
+
+def test_the_background_revalidation_picks_up_a_rotation_within_its_interval(registry) -> None:
+    fake, channel = registry
+    fake.versions_supported = True
+    routes = GrpcRouteDirectory(channel, ttl_seconds=300, revalidate_seconds=0.05)
+    try:
+        routes.route_for("pub-1")
+        fake.route_secret, fake.bot_versions["bot-1"] = "rotated", 2
+
+        def rotated() -> bool:
+            _, route = routes.cached("pub-1")
+            return route is not None and route.webhook_secret_sha256 == hash_webhook_secret("rotated")
+
+        _wait_until(rotated)  # well before the 300 s TTL
+    finally:
+        routes.close()
+    assert routes.route_for("pub-1") is not None and routes._revalidator is not None
+    assert not routes._revalidator.is_alive()  # closed: the thread ended and is not started again
+
+
+def test_a_cached_inactive_bot_is_read_again_before_it_is_answered(registry) -> None:
+    fake, channel = registry
+    fake.bot_status = registry_pb2.BOT_STATUS_DISABLED
+    clock = ManualClock()
+    bots = GrpcBotDirectory(channel, ttl_seconds=5, clock=clock, inactive_recheck_seconds=1)
+    disabled = bots.get_bot("bot-1")
+    assert disabled is not None and not disabled.serves_updates
+    fake.bot_status = registry_pb2.BOT_STATUS_ACTIVE  # re-enabled while the disabled copy is fresh in the cache
+    assert bots.get_bot("bot-1") is disabled  # read this very second: not asked again (a spammed bot stays cheap)
+
+    clock.advance(1.5)  # still within the TTL
+    enabled = bots.get_bot("bot-1")
+    assert enabled is not None and enabled.serves_updates  # the update is served, not dropped for a stale status
+    assert bots.get_bot("bot-1") is enabled
+    assert fake.calls == ["bot:bot-1", "bot:bot-1"]
+
+
+def test_a_bot_that_stays_disabled_is_read_at_most_once_per_interval(registry) -> None:
+    fake, channel = registry
+    fake.bot_status = registry_pb2.BOT_STATUS_DISABLED
+    clock = ManualClock()
+    bots = GrpcBotDirectory(channel, ttl_seconds=30, clock=clock, inactive_recheck_seconds=1)
+    for _ in range(3):
+        for _ in range(10):
+            bot = bots.get_bot("bot-1")
+            assert bot is not None and not bot.serves_updates
+        clock.advance(1)
+    assert fake.calls == ["bot:bot-1"] * 3

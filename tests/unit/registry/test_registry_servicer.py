@@ -212,6 +212,8 @@ def test_bot_versions_name_each_known_bot_once_and_are_bounded(h: Harness) -> No
 
     reply = h.stub.GetBotVersions(registry_pb2.GetBotVersionsRequest(bot_ids=[bot.bot_id, "nope", ""]), timeout=5)
     assert dict(reply.versions) == {bot.bot_id: got.version}
+    route = h.stub.GetRoute(registry_pb2.GetRouteRequest(public_id=bot.public_id), timeout=5)
+    assert route.version == got.version  # the gateway compares its cached route with the versions above
 
     too_many = registry_pb2.GetBotVersionsRequest(bot_ids=[f"b{i}" for i in range(1001)])
     code, details = _code(lambda: h.stub.GetBotVersions(too_many, timeout=5))

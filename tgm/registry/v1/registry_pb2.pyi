@@ -724,11 +724,14 @@ class GetRouteResponse(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     WEBHOOK_SECRET_SHA256_FIELD_NUMBER: _builtins.int
     IS_MANAGER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     bot_id: _builtins.str
     status: Global___BotStatus.ValueType
     webhook_secret_sha256: _builtins.bytes
     """SHA-256 of the webhook secret; the secret itself is never stored."""
     is_manager: _builtins.bool
+    version: _builtins.int
+    """The bot's version (as in Bot.version): a cached route whose bot has another version is stale."""
     def __init__(
         self,
         *,
@@ -736,10 +739,11 @@ class GetRouteResponse(_message.Message):
         status: Global___BotStatus.ValueType = ...,
         webhook_secret_sha256: _builtins.bytes = ...,
         is_manager: _builtins.bool = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot_id", b"bot_id", "is_manager", b"is_manager", "status", b"status", "webhook_secret_sha256", b"webhook_secret_sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot_id", b"bot_id", "is_manager", b"is_manager", "status", b"status", "version", b"version", "webhook_secret_sha256", b"webhook_secret_sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

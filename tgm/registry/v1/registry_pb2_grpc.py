@@ -28,8 +28,8 @@ if _version_not_supported:
 class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
-    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
+    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def __init__(self, channel):
@@ -108,8 +108,8 @@ class RegistryServiceStub:
 class RegistryServiceServicer:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
-    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
+    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def RegisterBot(self, request, context):
@@ -288,8 +288,8 @@ def add_RegistryServiceServicer_to_server(servicer, server):
 class RegistryService:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
-    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
+    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @staticmethod

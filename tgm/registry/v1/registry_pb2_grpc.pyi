@@ -29,8 +29,8 @@ GRPC_VERSION: str
 class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
-    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
+    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @_typing.overload
@@ -77,8 +77,8 @@ class RegistryServiceStub:
 class RegistryServiceAsyncStub(RegistryServiceStub):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
-    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
+    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -121,8 +121,8 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
-    gateway → GetRoute; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s), RegisterBot with a
-    sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
+    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @_abc_1.abstractmethod
