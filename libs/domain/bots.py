@@ -122,6 +122,8 @@ class BotSettings:
     custom_commands: dict[str, str] = field(default_factory=dict)
     # "/command" → external API to call
     api_commands: dict[str, ApiCommand] = field(default_factory=dict)
+    # Maintenance mode when not empty: users get this text (at most once per window) instead of normal answers.
+    maintenance_text: str = ""
 
 
 @dataclass

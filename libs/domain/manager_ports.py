@@ -45,7 +45,14 @@ class RemoveCommand:
     command: str
 
 
-SettingsChange = SetWelcome | SetCommand | SetApiCommand | RemoveCommand
+@dataclass(frozen=True)
+class SetMaintenance:
+    """Maintenance mode on with `text` as the users' answer; an empty text turns it off."""
+
+    text: str
+
+
+SettingsChange = SetWelcome | SetCommand | SetApiCommand | RemoveCommand | SetMaintenance
 
 
 class BotAdmin(Protocol):

@@ -53,6 +53,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/setcommand @bot /comando resposta — comando com resposta fixa\n"
             "/setapi @bot /comando URL [GET|POST] [timeout] — comando que chama uma API externa\n"
             "/delcommand @bot /comando — remover um comando\n"
+            "/maintenance @bot texto — modo manutenção: os usuários recebem o texto (off para sair)\n"
             "/cancel — cancelar a operação em andamento"
         ),
         "en": (
@@ -65,6 +66,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/setcommand @bot /command reply — a command with a fixed reply\n"
             "/setapi @bot /command URL [GET|POST] [timeout] — a command that calls an external API\n"
             "/delcommand @bot /command — remove a command\n"
+            "/maintenance @bot text — maintenance mode: users get the text (off to leave it)\n"
             "/cancel — cancel the current operation"
         ),
     },
@@ -181,6 +183,20 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "✅ @{username} agora responde a {command}.",
         "en": "✅ @{username} now answers {command}.",
     },
+    "mgr_maintenance_on": {
+        "pt-BR": (
+            "🛠 @{username} está em manutenção: cada usuário recebe a sua mensagem (no máximo uma vez por minuto) "
+            "em vez das respostas normais. Para sair: /maintenance @{username} off"
+        ),
+        "en": (
+            "🛠 @{username} is in maintenance: each user gets your text (at most once a minute) instead of the "
+            "usual answers. To leave it: /maintenance @{username} off"
+        ),
+    },
+    "mgr_maintenance_off": {
+        "pt-BR": "✅ @{username} saiu da manutenção: as respostas normais voltaram.",
+        "en": "✅ @{username} left maintenance: the usual answers are back.",
+    },
     "mgr_command_removed": {
         "pt-BR": "✅ {command} removido de @{username}.",
         "en": "✅ {command} removed from @{username}.",
@@ -219,6 +235,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "btn_prev_page": {"pt-BR": "⬅️ Anterior", "en": "⬅️ Previous"},
     "btn_next_page": {"pt-BR": "Próxima ➡️", "en": "Next ➡️"},
     "usage_setwelcome": {"pt-BR": "/setwelcome @bot texto", "en": "/setwelcome @bot text"},
+    "usage_maintenance": {"pt-BR": "/maintenance @bot texto | off", "en": "/maintenance @bot text | off"},
     "usage_setcommand": {"pt-BR": "/setcommand @bot /comando resposta", "en": "/setcommand @bot /command reply"},
     "usage_setapi": {
         "pt-BR": "/setapi @bot /comando https://… [GET|POST] [timeout]",

@@ -28,6 +28,7 @@ from libs.domain.manager_ports import (
     RemoveCommand,
     SetApiCommand,
     SetCommand,
+    SetMaintenance,
     SettingsChange,
     SetWelcome,
 )
@@ -133,6 +134,8 @@ class GrpcBotAdmin:
         request = registry_pb2.UpdateBotSettingsRequest(actor_id=actor_id, bot_id=bot_id)
         if isinstance(change, SetWelcome):
             request.welcome_text = change.text
+        elif isinstance(change, SetMaintenance):
+            request.maintenance_text = change.text
         elif isinstance(change, SetCommand):
             request.set_command.CopyFrom(registry_pb2.CustomCommand(command=change.command, reply=change.reply))
         elif isinstance(change, SetApiCommand):

@@ -78,6 +78,7 @@ def bot_from_proto(message: registry_pb2.Bot) -> Bot:
         webhook_secret_sha256=b"",
         settings=BotSettings(
             welcome_text=message.welcome_text,
+            maintenance_text=message.maintenance_text,
             language=message.language or "pt-BR",
             custom_commands=dict(message.custom_commands),
             api_commands={
@@ -486,6 +487,10 @@ class GrpcBotDirectory:
         finally:
             with self._revalidation_lock:
                 self._revalidating = False
+
+    def forget(self, bot_id: str) -> None:
+        """Drops one bot (it changed): the next lookup asks the registry."""
+        self._cache.delete(bot_id)
 
     def _fetch(self, bot_id: str) -> Bot | None:
         reply = _call(lambda: self._stub.GetBot(registry_pb2.GetBotRequest(bot_id=bot_id), timeout=self._timeout))

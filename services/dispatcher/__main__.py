@@ -51,12 +51,13 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     import dramatiq
 
     from services.dispatcher.adapters.actor_metrics import ActorMetrics
-    from services.dispatcher.adapters.redis_broker import TimelyMaintenanceRedisBroker
+    from services.dispatcher.adapters.redis_broker import TimelyMaintenanceRedisBroker, dispatcher_middleware
     from services.dispatcher.container import DispatcherContainer, resolve_for_workers
     from services.dispatcher.workers.actors import register_actors
 
     broker = TimelyMaintenanceRedisBroker(
         url=settings.redis_url,
+        middleware=dispatcher_middleware(),
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
         maintenance_interval_ms=settings.broker_maintenance_interval_ms,
     )
@@ -79,8 +80,10 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    from services.dispatcher.adapters.bot_changes import start_listener
     from services.dispatcher.adapters.interaction_stats import start_flusher
 
+    stop_bot_changes = start_listener(container.redis_client(), container.bot_directory())
     worker.start()
     stop_stats = start_flusher(
         container.interaction_recorder(), container.bot_admin(), settings.stats_flush_interval_seconds
@@ -94,6 +97,7 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
         if metrics is not None:
             metrics.stop()
         worker.stop(timeout=STOP_TIMEOUT_MS)
+        stop_bot_changes()
         stop_stats()
         broker.close()
         container.shutdown_resources()

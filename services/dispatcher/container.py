@@ -25,7 +25,7 @@ from libs.messaging.envelope_signing import EnvelopeSigner, signer_from_key
 from libs.messaging.mailbox import mailbox_for
 from libs.registry_client.admin import GrpcBotAdmin
 from libs.registry_client.client import GrpcBotDirectory
-from services.dispatcher.adapters import interaction_stats, memory
+from services.dispatcher.adapters import bot_changes, interaction_stats, memory
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.external_api import HttpExternalApi
 from services.dispatcher.manager import wiring as manager_wiring
@@ -253,10 +253,15 @@ class DispatcherContainer(containers.DeclarativeContainer):
 
     # The handler of one update: a single callable `handler(envelope) -> outcome`; put a router here.
     managed_bot_handler = providers.ThreadSafeSingleton(
-        HandleUpdate, bots=bot_directory, outbox=outbox, api_calls=start_api_call
+        HandleUpdate, bots=bot_directory, outbox=outbox, api_calls=start_api_call, cooldowns=cooldowns
     )
     # The manager bot (issue 3): its handler, wiring and state adapters live in services/dispatcher/manager.
-    bot_admin = providers.ThreadSafeSingleton(GrpcBotAdmin, channel=registry_channel)
+    # Changes made through the manager reach every process's bot cache at once (adapters/bot_changes.py).
+    bot_admin = providers.ThreadSafeSingleton(
+        bot_changes.AnnouncingBotAdmin,
+        admin=providers.ThreadSafeSingleton(GrpcBotAdmin, channel=registry_channel),
+        announce=providers.ThreadSafeSingleton(bot_changes.announcer, redis_client, bot_directory),
+    )
     manager_bot = providers.ThreadSafeSingleton(
         ManagerBot,
         admin=bot_admin,

@@ -383,6 +383,46 @@ def test_configure_welcome_commands_and_api_commands(world: World) -> None:
     assert got()[2] == "Hello <friend>!"
 
 
+def test_maintenance_mode_answers_users_with_the_admins_text_then_everything_comes_back(world: World) -> None:
+    admin = Chat(world, user(79001, "en"))
+    bot = new_bot(world, "maint_79001_bot")
+    admin.say(f"/addbot {bot['token']}", 2)
+    (reply,) = admin.say("/setcommand @maint_79001_bot /price 10 coins")
+    assert "now answers /price" in reply["plain_text"]
+    (reply,) = admin.say("/maintenance @maint_79001_bot")
+    assert "Usage" in reply["plain_text"]  # no text: nothing changes
+    (reply,) = admin.say("/maintenance @someone_elses_bot Back soon")
+    assert "No such bot among yours" in reply["plain_text"]
+
+    (reply,) = admin.say("/maintenance @maint_79001_bot Back at 6 pm <b>sorry</b>")
+    assert "is in maintenance" in reply["plain_text"]
+    customer = {"id": 79099, "first_name": "Cli", "language_code": "en"}
+    got = answers(world, bot, customer, "/price")
+    wait_for(lambda: len(got()) == 1, WAIT, "the maintenance text")
+    assert got() == ["Back at 6 pm <b>sorry</b>"]
+
+    # A second message within the minute is taken (deduplicated, handled) but not answered again.
+    second = world.emulator.send_text(bot["id"], customer, "/price")
+    dedup_key = f"tgm:dedup:update:{_bot_id_in_db(world, 'maint_79001_bot')}:{second['update_id']}"
+    marks = redis.Redis.from_url(world.stack.config.redis_url)
+    wait_for(lambda: bool(marks.exists(dedup_key)), WAIT, "the second message handled")
+
+    (reply,) = admin.say("/maintenance @maint_79001_bot off")
+    assert "left maintenance" in reply["plain_text"]
+
+    # Every dispatcher process forgets the bot when the change is made (pub/sub), so this is answered normally;
+    # asked again for a few seconds should it land in a process that has not heard yet (the cache's TTL bounds it).
+    def answered_normally() -> bool:
+        if len(got()) > 1:
+            return True
+        world.emulator.send_text(bot["id"], customer, "/price")
+        return False
+
+    wait_for(answered_normally, WAIT, "the usual answer after maintenance", interval=2.0)
+    assert got()[:2] == ["Back at 6 pm <b>sorry</b>", "10 coins"]  # the command configured before is still there
+    assert set(got()[1:]) == {"10 coins"}  # no maintenance text any more
+
+
 def test_managed_bot_created_without_pasting_a_token(world: World) -> None:
     admin = Chat(world, user(78001))
     (reply,) = admin.say("/newbot")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from libs.domain.messages import render
-from libs.domain.ports import BotDirectory, Outbox
+from libs.domain.ports import BotDirectory, Cooldowns, Outbox
 from libs.domain.updates import UpdateEnvelope
 
 if TYPE_CHECKING:
@@ -21,17 +21,32 @@ class HandleOutcome:
     replied: bool = False
 
 
+# While a bot is in maintenance, each user gets its text at most once per this many seconds.
+MAINTENANCE_NOTICE_SECONDS = 60.0
+
+
 class HandleUpdate:
-    def __init__(self, bots: BotDirectory, outbox: Outbox, api_calls: StartApiCall | None = None) -> None:
+    def __init__(
+        self,
+        bots: BotDirectory,
+        outbox: Outbox,
+        api_calls: StartApiCall | None = None,
+        cooldowns: Cooldowns | None = None,
+        maintenance_notice_seconds: float = MAINTENANCE_NOTICE_SECONDS,
+    ) -> None:
         self._bots = bots
         self._outbox = outbox
         self._api_calls = api_calls
+        self._cooldowns = cooldowns
+        self._maintenance_notice_seconds = maintenance_notice_seconds
 
     def __call__(self, envelope: UpdateEnvelope) -> HandleOutcome:
         bot = self._bots.get_bot(envelope.bot_id)
         if bot is None or not bot.serves_updates:
             return HandleOutcome("ignored:bot_inactive")
         chat_id = envelope.chat_id
+        if bot.settings.maintenance_text:
+            return self._maintenance_notice(bot.id, chat_id, envelope, bot.settings.maintenance_text)
         text = envelope.text
         if chat_id is None or text is None:
             return HandleOutcome("ignored:no_text")
@@ -62,6 +77,20 @@ class HandleUpdate:
             return HandleOutcome("ignored:unknown_command")
         self._outbox.send_message(bot.id, chat_id, reply)
         return HandleOutcome(f"command:{command}", replied=True)
+
+    def _maintenance_notice(
+        self, bot_id: str, chat_id: int | None, envelope: UpdateEnvelope, text: str
+    ) -> HandleOutcome:
+        """Any update (not only commands) gets the admin's text, once per user per window; the rest is dropped."""
+        if chat_id is None:
+            return HandleOutcome("maintenance:no_chat")
+        sender = (envelope.message or {}).get("from")
+        who = sender.get("id") if isinstance(sender, dict) and isinstance(sender.get("id"), int) else chat_id
+        key = f"maintenance:{bot_id}:{who}"
+        if self._cooldowns is not None and not self._cooldowns.start(key, self._maintenance_notice_seconds):
+            return HandleOutcome("maintenance:quiet")
+        self._outbox.send_message(bot_id, chat_id, text)
+        return HandleOutcome("maintenance:notice", replied=True)
 
 
 def _command_of(text: str, bot_username: str) -> str | None:

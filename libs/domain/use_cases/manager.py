@@ -35,6 +35,7 @@ from libs.domain.manager_ports import (
     RemoveCommand,
     SetApiCommand,
     SetCommand,
+    SetMaintenance,
     SettingsChange,
     SetWelcome,
     UsedButtons,
@@ -62,7 +63,9 @@ _USAGE_KEYS = {
     "/setcommand": "usage_setcommand",
     "/setapi": "usage_setapi",
     "/delcommand": "usage_delcommand",
+    "/maintenance": "usage_maintenance",
 }
+MAINTENANCE_OFF = frozenset({"off", "desligar"})
 # Buttons that confirm something irreversible act once: a second press or a replay is refused, so the
 # re-confirmation asked when a session lapsed cannot be replayed. (The listing's "new secret" stays re-pressable:
 # with a fresh session it is an ordinary action, and without one it leads to such a one-time confirmation.)
@@ -79,6 +82,7 @@ MANAGER_COMMANDS = frozenset(
         "/setcommand",
         "/setapi",
         "/delcommand",
+        "/maintenance",
     }
 )
 
@@ -243,7 +247,7 @@ class ManagerBot:
             return HandleOutcome("manager:/newbot", replied=True)
         if command == "/mybots":
             return self._list(ctx)
-        if command in ("/setwelcome", "/setcommand", "/setapi", "/delcommand"):
+        if command in ("/setwelcome", "/setcommand", "/setapi", "/delcommand", "/maintenance"):
             return self._configure_command(ctx, command, arg)
         if (
             state is not None
@@ -612,6 +616,9 @@ class ManagerBot:
         if not bot_id:
             self._say(ctx, "mgr_bot_not_found")
             return HandleOutcome("manager:not_found", replied=True)
+        if command == "/maintenance":
+            off = rest.lower() in MAINTENANCE_OFF
+            return self._apply(ctx, bot_id, SetMaintenance("" if off else rest), None)
         kind = {"/setwelcome": AWAIT_WELCOME, "/setcommand": AWAIT_COMMAND, "/setapi": AWAIT_API}.get(command)
         if kind is None:
             return self._apply(ctx, bot_id, RemoveCommand(rest.split()[0]), rest.split()[0])
@@ -643,6 +650,8 @@ class ManagerBot:
             return HandleOutcome("manager:settings_refused", replied=True)
         if isinstance(change, SetWelcome):
             self._say(ctx, "mgr_welcome_set", username=bot.username)
+        elif isinstance(change, SetMaintenance):
+            self._say(ctx, "mgr_maintenance_on" if change.text else "mgr_maintenance_off", username=bot.username)
         elif isinstance(change, RemoveCommand):
             self._say(ctx, "mgr_command_removed", username=bot.username, command=(command or "").lower())
         else:

@@ -31,6 +31,7 @@ from libs.domain.manager_ports import (
     RemoveCommand,
     SetApiCommand,
     SetCommand,
+    SetMaintenance,
     SettingsChange,
     SetWelcome,
 )
@@ -294,6 +295,9 @@ class BotAdministration:
         settings = bot.settings
         if isinstance(change, SetWelcome):
             bot.settings = replace(settings, welcome_text=validate_text(change.text))
+        elif isinstance(change, SetMaintenance):
+            # Only the flag and its text change: commands, welcome and users stay as they are for the way back.
+            bot.settings = replace(settings, maintenance_text=validate_text(change.text) if change.text else "")
         elif isinstance(change, SetCommand):
             name = validate_command_name(change.command)
             self._check_room(bot, name)

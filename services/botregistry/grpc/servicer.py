@@ -33,6 +33,7 @@ from libs.domain.manager_ports import (
     RemoveCommand,
     SetApiCommand,
     SetCommand,
+    SetMaintenance,
     SettingsChange,
     SetWelcome,
 )
@@ -97,6 +98,7 @@ def bot_to_proto(bot: Bot, *, with_sealed_token: bool = False) -> registry_pb2.B
         username=bot.username,
         status=STATUS_TO_PROTO[bot.status],
         welcome_text=bot.settings.welcome_text,
+        maintenance_text=bot.settings.maintenance_text,
         sealed_token=bot.sealed_token if with_sealed_token else b"",
         language=bot.settings.language,
         is_manager=bot.is_manager,
@@ -119,6 +121,8 @@ def change_from_proto(request: registry_pb2.UpdateBotSettingsRequest) -> Setting
     which = request.WhichOneof("change")
     if which == "welcome_text":
         return SetWelcome(request.welcome_text)
+    if which == "maintenance_text":
+        return SetMaintenance(request.maintenance_text)
     if which == "set_command":
         return SetCommand(request.set_command.command, request.set_command.reply)
     if which == "remove_command":

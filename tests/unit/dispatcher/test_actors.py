@@ -519,3 +519,16 @@ def test_a_reply_telegram_refuses_for_good_is_tried_once_and_dead_lettered() -> 
     assert [letter.kind for letter in letters] == ["outbound"]
     assert counter.by_actor.get("drain_outbox", 0) == 0
     assert r.container.deduplicator().already_done("bot-1", 1)
+
+
+def test_the_dispatchers_trimmed_middleware_carries_every_actor_option() -> None:
+    from services.dispatcher.adapters.redis_broker import dispatcher_middleware
+
+    broker = StubBroker(middleware=dispatcher_middleware())
+    declared = register_actors(broker, runtime=object())  # type: ignore[arg-type]  # providers are not called here
+
+    names = {type(item).__name__ for item in broker.middleware}
+    assert {"Retries", "TimeLimit"} <= names
+    assert not names & {"AgeLimit", "ShutdownNotifications", "Callbacks", "Pipelines"}
+    for actor in declared.values():
+        assert actor.options["max_retries"] >= 5 and actor.options["max_backoff"] > actor.options["min_backoff"]

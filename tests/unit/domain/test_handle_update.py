@@ -74,3 +74,41 @@ def test_a_bot_out_of_service_says_nothing(status: BotStatus) -> None:
     outbox = RecordingOutbox()
     assert not HandleUpdate(OneBot(bot(status)), outbox)(envelope("/start")).replied
     assert outbox.sent == []
+
+
+def _user_envelope(text: str | None, user_id: int, update_id: int = 1) -> UpdateEnvelope:
+    message: dict[str, Any] = {"chat": {"id": user_id}, "from": {"id": user_id, "language_code": "en"}}
+    if text is not None:
+        message["text"] = text
+    return UpdateEnvelope("b1", update_id, 0.0, "r", {"update_id": update_id, "message": message})
+
+
+def test_maintenance_answers_every_user_its_text_once_per_window_instead_of_the_usual_answers() -> None:
+    from libs.domain.clock import ManualClock
+    from services.dispatcher.adapters.memory import InMemoryCooldowns
+
+    clock = ManualClock()
+    outbox = RecordingOutbox()
+    handle = HandleUpdate(
+        OneBot(bot(custom_commands={"/price": "R$ 10"}, maintenance_text="Back at 18h")),
+        outbox,
+        cooldowns=InMemoryCooldowns(clock),
+        maintenance_notice_seconds=60,
+    )
+    assert handle(_user_envelope("/price", 7)).action == "maintenance:notice"
+    assert handle(_user_envelope("/start", 7, 2)).action == "maintenance:quiet"  # same user, same minute
+    assert handle(_user_envelope(None, 8, 3)).action == "maintenance:notice"  # any update, not only commands
+    clock.advance(61)
+    assert handle(_user_envelope("hello", 7, 4)).action == "maintenance:notice"
+    assert outbox.sent == [("b1", 7, "Back at 18h"), ("b1", 8, "Back at 18h"), ("b1", 7, "Back at 18h")]
+
+
+def test_leaving_maintenance_restores_the_usual_answers() -> None:
+    outbox = RecordingOutbox()
+    the_bot = bot(custom_commands={"/price": "R$ 10"}, maintenance_text="Back soon")
+    handle = HandleUpdate(OneBot(the_bot), outbox)
+    handle(_user_envelope("/price", 7))
+    the_bot.settings = BotSettings(custom_commands={"/price": "R$ 10"})  # the admin turned it off
+    outcome = handle(_user_envelope("/price", 7, 2))
+    assert outcome.action == "command:/price"
+    assert outbox.sent == [("b1", 7, "Back soon"), ("b1", 7, "R$ 10")]

@@ -79,6 +79,7 @@ class Bot(_message.Message):
     CUSTOM_COMMANDS_FIELD_NUMBER: _builtins.int
     API_COMMANDS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    MAINTENANCE_TEXT_FIELD_NUMBER: _builtins.int
     bot_id: _builtins.str
     public_id: _builtins.str
     owner_id: _builtins.int
@@ -92,6 +93,8 @@ class Bot(_message.Message):
     is_manager: _builtins.bool
     version: _builtins.int
     """Bumped by every change to the bot (settings, status, token): equal versions mean an equal Bot."""
+    maintenance_text: _builtins.str
+    """Maintenance mode when not empty: the text users get instead of normal answers."""
     @_builtins.property
     def custom_commands(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """"/command" → reply text."""
@@ -114,10 +117,11 @@ class Bot(_message.Message):
         custom_commands: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         api_commands: _abc.Iterable[Global___ApiCommand] | None = ...,
         version: _builtins.int = ...,
+        maintenance_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "bot_id", b"bot_id", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "owner_id", b"owner_id", "public_id", b"public_id", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "version", b"version", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "bot_id", b"bot_id", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "maintenance_text", b"maintenance_text", "owner_id", b"owner_id", "public_id", b"public_id", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "version", b"version", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -501,11 +505,14 @@ class UpdateBotSettingsRequest(_message.Message):
     SET_COMMAND_FIELD_NUMBER: _builtins.int
     REMOVE_COMMAND_FIELD_NUMBER: _builtins.int
     SET_API_COMMAND_FIELD_NUMBER: _builtins.int
+    MAINTENANCE_TEXT_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.int
     bot_id: _builtins.str
     welcome_text: _builtins.str
     remove_command: _builtins.str
     """Removes a custom or API command."""
+    maintenance_text: _builtins.str
+    """Maintenance mode on with this text as the users' answer; an empty text turns it off."""
     @_builtins.property
     def set_command(self) -> Global___CustomCommand:
         """Adds or replaces one "/command → reply"."""
@@ -521,12 +528,13 @@ class UpdateBotSettingsRequest(_message.Message):
         set_command: Global___CustomCommand | None = ...,
         remove_command: _builtins.str = ...,
         set_api_command: Global___ApiCommand | None = ...,
+        maintenance_text: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "welcome_text", b"welcome_text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id", "change", b"change", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["welcome_text", "set_command", "remove_command", "set_api_command"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["welcome_text", "set_command", "remove_command", "set_api_command", "maintenance_text"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
