@@ -124,6 +124,11 @@ class BotSettings:
     api_commands: dict[str, ApiCommand] = field(default_factory=dict)
     # Maintenance mode when not empty: users get this text (at most once per window) instead of normal answers.
     maintenance_text: str = ""
+    # Temporarily blocked users: Telegram user id → blocked until (Unix seconds); their updates are dropped.
+    blocked_users: dict[int, int] = field(default_factory=dict)
+
+    def blocks(self, telegram_user_id: int, now_unix: float) -> bool:
+        return self.blocked_users.get(telegram_user_id, 0) > now_unix
 
 
 @dataclass

@@ -52,7 +52,20 @@ class SetMaintenance:
     text: str
 
 
-SettingsChange = SetWelcome | SetCommand | SetApiCommand | RemoveCommand | SetMaintenance
+@dataclass(frozen=True)
+class BlockUser:
+    """The user's updates to the bot are dropped for `seconds` (a new block replaces the old one)."""
+
+    telegram_user_id: int
+    seconds: int
+
+
+@dataclass(frozen=True)
+class UnblockUser:
+    telegram_user_id: int
+
+
+SettingsChange = SetWelcome | SetCommand | SetApiCommand | RemoveCommand | SetMaintenance | BlockUser | UnblockUser
 
 
 class BotAdmin(Protocol):

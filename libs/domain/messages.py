@@ -54,6 +54,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/setapi @bot /comando URL [GET|POST] [timeout] — comando que chama uma API externa\n"
             "/delcommand @bot /comando — remover um comando\n"
             "/maintenance @bot texto — modo manutenção: os usuários recebem o texto (off para sair)\n"
+            "/block @bot id [1h] · /unblock @bot id — bloquear um usuário por um tempo\n"
             "/cancel — cancelar a operação em andamento"
         ),
         "en": (
@@ -67,6 +68,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/setapi @bot /command URL [GET|POST] [timeout] — a command that calls an external API\n"
             "/delcommand @bot /command — remove a command\n"
             "/maintenance @bot text — maintenance mode: users get the text (off to leave it)\n"
+            "/block @bot id [1h] · /unblock @bot id — block a user for a while\n"
             "/cancel — cancel the current operation"
         ),
     },
@@ -197,6 +199,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "✅ @{username} saiu da manutenção: as respostas normais voltaram.",
         "en": "✅ @{username} left maintenance: the usual answers are back.",
     },
+    "mgr_user_blocked": {
+        "pt-BR": "🚫 Usuário {user_id} bloqueado em @{username} por {duration}: as mensagens dele são ignoradas.",
+        "en": "🚫 User {user_id} is blocked on @{username} for {duration}: their messages are ignored.",
+    },
+    "mgr_user_unblocked": {
+        "pt-BR": "✅ Usuário {user_id} desbloqueado em @{username}.",
+        "en": "✅ User {user_id} is unblocked on @{username}.",
+    },
     "mgr_command_removed": {
         "pt-BR": "✅ {command} removido de @{username}.",
         "en": "✅ {command} removed from @{username}.",
@@ -235,6 +245,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "btn_prev_page": {"pt-BR": "⬅️ Anterior", "en": "⬅️ Previous"},
     "btn_next_page": {"pt-BR": "Próxima ➡️", "en": "Next ➡️"},
     "usage_setwelcome": {"pt-BR": "/setwelcome @bot texto", "en": "/setwelcome @bot text"},
+    "usage_block": {"pt-BR": "/block @bot id_do_usuário [30m|1h|2d]", "en": "/block @bot user_id [30m|1h|2d]"},
+    "usage_unblock": {"pt-BR": "/unblock @bot id_do_usuário", "en": "/unblock @bot user_id"},
     "usage_maintenance": {"pt-BR": "/maintenance @bot texto | off", "en": "/maintenance @bot text | off"},
     "usage_setcommand": {"pt-BR": "/setcommand @bot /comando resposta", "en": "/setcommand @bot /command reply"},
     "usage_setapi": {
@@ -290,6 +302,22 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "setting_command_unknown": {
         "pt-BR": "esse comando não está configurado.",
         "en": "that command is not configured.",
+    },
+    "setting_block_user": {
+        "pt-BR": "o usuário é o número (id) do Telegram.",
+        "en": "the user is their Telegram number (id).",
+    },
+    "setting_block_duration": {
+        "pt-BR": "um bloqueio dura de 1 minuto a 30 dias (ex.: 30m, 1h, 2d).",
+        "en": "a block lasts from 1 minute to 30 days (e.g. 30m, 1h, 2d).",
+    },
+    "setting_too_many_blocks": {
+        "pt-BR": "no máximo 1000 usuários bloqueados ao mesmo tempo.",
+        "en": "at most 1000 users blocked at once.",
+    },
+    "setting_user_not_blocked": {
+        "pt-BR": "esse usuário não está bloqueado.",
+        "en": "that user is not blocked.",
     },
     "btn_details": {"pt-BR": "ℹ️ @{username}", "en": "ℹ️ @{username}"},
     "btn_stats": {"pt-BR": "📊 Estatísticas", "en": "📊 Stats"},

@@ -21,6 +21,7 @@ from libs.domain.errors import (
     TokenRejected,
 )
 from libs.domain.manager_ports import (
+    BlockUser,
     BotStats,
     Interaction,
     InteractionBatchResult,
@@ -31,6 +32,7 @@ from libs.domain.manager_ports import (
     SetMaintenance,
     SettingsChange,
     SetWelcome,
+    UnblockUser,
 )
 from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting
 from libs.registry_client.client import RegistryUnavailable, bot_from_proto
@@ -136,6 +138,12 @@ class GrpcBotAdmin:
             request.welcome_text = change.text
         elif isinstance(change, SetMaintenance):
             request.maintenance_text = change.text
+        elif isinstance(change, BlockUser):
+            request.block_user.CopyFrom(
+                registry_pb2.BlockUser(telegram_user_id=change.telegram_user_id, seconds=change.seconds)
+            )
+        elif isinstance(change, UnblockUser):
+            request.unblock_user = change.telegram_user_id
         elif isinstance(change, SetCommand):
             request.set_command.CopyFrom(registry_pb2.CustomCommand(command=change.command, reply=change.reply))
         elif isinstance(change, SetApiCommand):

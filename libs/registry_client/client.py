@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_CALL_TIMEOUT_SECONDS = 2.0
 DEFAULT_MAX_ENTRIES = 10_000
 MAX_VERSION_IDS_PER_CALL = 1000  # the registry's limit for GetBotVersions
+BULK_RETRY_SECONDS = 300.0  # after UNIMPLEMENTED (an older registry), how long before GetBotVersions is tried again
 # Unknown ids get their own, smaller cache: a flood of random public_ids must never evict real routes.
 DEFAULT_MAX_NEGATIVE_ENTRIES = 1_024
 
@@ -79,6 +80,7 @@ def bot_from_proto(message: registry_pb2.Bot) -> Bot:
         settings=BotSettings(
             welcome_text=message.welcome_text,
             maintenance_text=message.maintenance_text,
+            blocked_users=dict(message.blocked_users),
             language=message.language or "pt-BR",
             custom_commands=dict(message.custom_commands),
             api_commands={
@@ -104,6 +106,13 @@ class _TtlCache(Generic[_V]):
         self._max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, _V]] = OrderedDict()
         self._lock = threading.Lock()
+        # Bumped by every delete/clear: a fetch that started before one must not put back what was dropped (an
+        # answer read before a change landing after the change was announced).
+        self._epoch = 0
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
 
     def get(self, key: str, stale_seconds: float = 0.0) -> tuple[bool, _V | None]:
         """(True, value) while fresh. With `stale_seconds`, an entry expired less than that long ago is returned
@@ -122,11 +131,15 @@ class _TtlCache(Generic[_V]):
             self._entries.move_to_end(key)
             return True, value
 
-    def put(self, key: str, value: _V, ttl_seconds: float) -> None:
+    def put(self, key: str, value: _V, ttl_seconds: float, *, read_at_epoch: int | None = None) -> None:
+        """With `read_at_epoch`, nothing is stored when something was dropped since then (the next lookup asks
+        again: a rare extra call instead of a stale entry)."""
         if ttl_seconds <= 0:
             return
         expires_at = self._clock.monotonic() + ttl_seconds
         with self._lock:
+            if read_at_epoch is not None and read_at_epoch != self._epoch:
+                return
             self._entries[key] = (expires_at, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
@@ -136,10 +149,15 @@ class _TtlCache(Generic[_V]):
         with self._lock:
             return [(key, value) for key, (_, value) in self._entries.items()]
 
-    def expiring(self, within_seconds: float) -> list[tuple[str, _V]]:
-        """Entries (expired ones not yet dropped included) whose life ends within `within_seconds`."""
-        horizon = self._clock.monotonic() + within_seconds
+    def expiring(self, within_seconds: float, stale_seconds: float) -> list[tuple[str, _V]]:
+        """Entries whose life ends within `within_seconds`, expired ones still within `stale_seconds` included;
+        those expired longer ago are dropped (nobody asked for them since: not worth checking)."""
+        now = self._clock.monotonic()
+        horizon = now + within_seconds
         with self._lock:
+            gone = [key for key, (expires_at, _) in self._entries.items() if now - expires_at >= stale_seconds]
+            for key in gone:
+                del self._entries[key]
             return [(key, value) for key, (expires_at, value) in self._entries.items() if expires_at <= horizon]
 
     def renew(self, key: str, value: _V, ttl_seconds: float) -> None:
@@ -153,10 +171,12 @@ class _TtlCache(Generic[_V]):
     def delete(self, key: str) -> None:
         with self._lock:
             self._entries.pop(key, None)
+            self._epoch += 1
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._epoch += 1
 
 
 class _CoalescedFetches(Generic[_V]):
@@ -316,13 +336,14 @@ class GrpcRouteDirectory:
         return self._fetch(public_id)
 
     def _fetch(self, public_id: str) -> Route | None:
+        epoch = self._routes.epoch
         reply = _call(
             lambda: self._stub.GetRoute(registry_pb2.GetRouteRequest(public_id=public_id), timeout=self._timeout)
         )
         route = route_from_proto(reply) if reply is not None and reply.bot_id else None
         if route is not None:
             self._unknown.delete(public_id)
-            self._routes.put(public_id, route, self._ttl)
+            self._routes.put(public_id, route, self._ttl, read_at_epoch=epoch)
         else:
             self._routes.delete(public_id)
             self._unknown.put(public_id, None, self._negative_ttl)
@@ -359,18 +380,24 @@ class GrpcRouteDirectory:
 
     def _revalidate_forever(self) -> None:
         assert self._revalidate_seconds
+        failing_since: float | None = None
+        logged_at = float("-inf")
         while not self._closed.wait(self._revalidate_seconds):
             try:
                 self.revalidate()
-            except RegistryUnimplemented:
-                logger.warning("the registry has no GetBotVersions: cached routes expire by TTL only")
-                return
-            except RegistryUnavailable:
-                continue  # the routes serve as they are until their TTL; checked again next round
+                failing_since = None
             except ValueError:
                 return  # the channel was closed: the process is shutting down
-            except Exception:
-                logger.exception("route revalidation failed")
+            except Exception as exc:
+                # The routes serve as they are until TTL + stale window; said once a minute while it lasts.
+                now = self._clock.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - logged_at >= 60:
+                    logged_at = now
+                    logger.warning(
+                        "route revalidation failing: rotated secrets stay valid until the route cache expires",
+                        extra={"error": type(exc).__name__, "failing_for_seconds": round(now - failing_since)},
+                    )
 
     def close(self) -> None:
         """Stops the background revalidation (before the channel closes)."""
@@ -424,7 +451,7 @@ class GrpcBotDirectory:
         self._revalidating = False
         self._revalidation_lock = threading.Lock()
         self._revalidator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bot-revalidate")
-        self._bulk_supported = True
+        self._bulk_unsupported_until = float("-inf")
 
     def get_bot(self, bot_id: str) -> Bot | None:
         fresh, cached = self._cache.get(bot_id, self._stale_seconds)
@@ -443,7 +470,8 @@ class GrpcBotDirectory:
         """Checks every cached bot expiring within half a TTL against the registry's versions: unchanged ones
         live another TTL, changed ones are fetched again, vanished ones are dropped. Returns how many were
         fetched or dropped. Raises RegistryUnavailable (the entries stay as they were)."""
-        due = [(bot_id, bot) for bot_id, bot in self._cache.expiring(self._ttl / 2) if bot is not None]
+        expiring = self._cache.expiring(self._ttl / 2, self._stale_seconds)
+        due = [(bot_id, bot) for bot_id, bot in expiring if bot is not None]
         changed = 0
         for start in range(0, len(due), MAX_VERSION_IDS_PER_CALL):
             chunk = due[start : start + MAX_VERSION_IDS_PER_CALL]
@@ -458,12 +486,13 @@ class GrpcBotDirectory:
                 changed += 1
                 if version is None:
                     self._cache.delete(bot_id)
-                else:
+                    continue
+                with contextlib.suppress(RegistryUnavailable):  # that one stays stale; the others go on
                     self._fetches.load(bot_id)  # shared with any caller's concurrent miss
         return changed
 
     def _revalidate_in_background(self, bot_id: str) -> None:
-        if not self._bulk_supported:
+        if self._bulk_unsupported_until > self._clock.monotonic():
             self._fetches.refresh_in_background(bot_id)
             return
         with self._revalidation_lock:
@@ -480,7 +509,8 @@ class GrpcBotDirectory:
         try:
             self.revalidate()
         except RegistryUnimplemented:
-            self._bulk_supported = False
+            # An older registry: per-bot refreshes, and the bulk call tried again later (it may be upgraded).
+            self._bulk_unsupported_until = self._clock.monotonic() + BULK_RETRY_SECONDS
             self._fetches.refresh_in_background(bot_id)
         except RegistryUnavailable:
             pass  # stale values serve until they are too old; then a caller's own load answers or fails
@@ -493,13 +523,14 @@ class GrpcBotDirectory:
         self._cache.delete(bot_id)
 
     def _fetch(self, bot_id: str) -> Bot | None:
+        epoch = self._cache.epoch
         reply = _call(lambda: self._stub.GetBot(registry_pb2.GetBotRequest(bot_id=bot_id), timeout=self._timeout))
         bot = bot_from_proto(reply.bot) if reply is not None and reply.HasField("bot") else None
         if bot is not None and not bot.serves_updates:
             if len(self._inactive_read_at) >= DEFAULT_MAX_ENTRIES:
                 self._inactive_read_at.clear()  # only throttles re-reads: forgetting costs one registry call each
             self._inactive_read_at[bot_id] = self._clock.monotonic()
-        self._cache.put(bot_id, bot, self._ttl if bot is not None else self._negative_ttl)
+        self._cache.put(bot_id, bot, self._ttl if bot is not None else self._negative_ttl, read_at_epoch=epoch)
         return bot
 
     def invalidate(self) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import pool
+from sqlalchemy import Connection, pool
 
 from services.botregistry.adapters.sql import make_engine
 
@@ -22,24 +24,36 @@ def alembic_config(db_url: str | None = None) -> Config:
     return config
 
 
-def upgrade(db_url: str, revision: str = "head") -> None:
-    """Brings the database at `db_url` to `revision`, in one transaction where the backend allows."""
+@contextmanager
+def _migrating(db_url: str) -> Iterator[Connection]:
+    """A connection in one transaction. On SQLite without foreign-key enforcement while migrating: a batch
+    migration rebuilds a table (copy, DROP, rename), and with enforcement on, the DROP of `bots` cascaded to every
+    bot's users and stats. The keys are checked after the migration instead (a violation aborts it)."""
     engine = make_engine(db_url, poolclass=pool.NullPool)
     try:
-        with engine.begin() as connection:
-            config = alembic_config(db_url)
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # only outside a transaction
+                connection.commit()
+            with connection.begin():
+                yield connection
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                    raise RuntimeError("the migration left rows that break a foreign key; rolled back")
     finally:
         engine.dispose()
+
+
+def upgrade(db_url: str, revision: str = "head") -> None:
+    """Brings the database at `db_url` to `revision`, in one transaction where the backend allows."""
+    with _migrating(db_url) as connection:
+        config = alembic_config(db_url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
 
 
 def downgrade(db_url: str, revision: str) -> None:
-    engine = make_engine(db_url, poolclass=pool.NullPool)
-    try:
-        with engine.begin() as connection:
-            config = alembic_config(db_url)
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-    finally:
-        engine.dispose()
+    with _migrating(db_url) as connection:
+        config = alembic_config(db_url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)

@@ -131,7 +131,9 @@ def _walk(
                 statement = (
                     update(BotRow)
                     .where(BotRow.id == bot_id, BotRow.sealed_token == old)
-                    .values(sealed_token=new)
+                    # A new version: caches keyed on it (the dispatchers' bot cache) fetch the new ciphertext, and
+                    # a concurrent save read at the old version cannot write the old ciphertext back.
+                    .values(sealed_token=new, version=BotRow.version + 1)
                     .execution_options(synchronize_session=False)
                 )
                 if session.execute(statement).rowcount == 1:  # type: ignore[attr-defined]

@@ -253,7 +253,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
 
     # The handler of one update: a single callable `handler(envelope) -> outcome`; put a router here.
     managed_bot_handler = providers.ThreadSafeSingleton(
-        HandleUpdate, bots=bot_directory, outbox=outbox, api_calls=start_api_call, cooldowns=cooldowns
+        HandleUpdate, bots=bot_directory, outbox=outbox, api_calls=start_api_call, cooldowns=cooldowns, clock=clock
     )
     # The manager bot (issue 3): its handler, wiring and state adapters live in services/dispatcher/manager.
     # Changes made through the manager reach every process's bot cache at once (adapters/bot_changes.py).

@@ -258,6 +258,35 @@ def test_migrations_are_reversible(tmp_path) -> None:  # type: ignore[no-untyped
     migrate.upgrade(url)
 
 
+def test_migrating_down_and_up_on_sqlite_keeps_every_bots_users_and_stats(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A batch migration rebuilds `bots` (copy, DROP, rename): with foreign keys enforced, the DROP cascaded.
+    url = f"sqlite:///{tmp_path}/r.db"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        bot = make_bot()
+        SqlBotRepository(make_session_factory(engine)).add(bot)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO bot_users VALUES (:b, 7, 'en', :t, :t)"), {"b": bot.id, "t": T0.isoformat()}
+            )
+            conn.execute(sa.text("INSERT INTO bot_daily_stats VALUES (:b, '2026-01-01', 3)"), {"b": bot.id})
+    finally:
+        engine.dispose()
+
+    migrate.downgrade(url, "0002")
+    migrate.upgrade(url)
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM bot_users")).scalar_one() == 1
+            assert conn.execute(sa.text("SELECT messages FROM bot_daily_stats")).scalar_one() == 3
+        assert SqlBotRepository(make_session_factory(engine)).get(bot.id) is not None
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.postgres
 def test_postgres_role_is_not_a_superuser(postgres_url: str, pg_engine: sa.Engine) -> None:
     with pg_engine.connect() as conn:

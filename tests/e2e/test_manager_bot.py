@@ -423,6 +423,40 @@ def test_maintenance_mode_answers_users_with_the_admins_text_then_everything_com
     assert set(got()[1:]) == {"10 coins"}  # no maintenance text any more
 
 
+def test_a_blocked_user_is_ignored_until_unblocked(world: World) -> None:
+    admin = Chat(world, user(79501, "en"))
+    bot = new_bot(world, "block_79501_bot")
+    admin.say(f"/addbot {bot['token']}", 2)
+    customer = {"id": 79599, "first_name": "Spam", "language_code": "en"}
+    got = answers(world, bot, customer, "/start")
+    wait_for(lambda: len(got()) == 1, WAIT, "the welcome before the block")
+
+    for bad in ("/block @block_79501_bot abc", "/block @block_79501_bot 79599 10s", "/block @block_79501_bot"):
+        (reply,) = admin.say(bad)
+        assert "Usage" in reply["plain_text"], bad
+    (reply,) = admin.say("/unblock @block_79501_bot 79599")
+    assert "not blocked" in reply["plain_text"]
+    (reply,) = admin.say("/block @block_79501_bot 79599 2h")
+    assert "79599 is blocked" in reply["plain_text"] and "2h" in reply["plain_text"]
+
+    ignored = world.emulator.send_text(bot["id"], customer, "/start")
+    dedup_key = f"tgm:dedup:update:{_bot_id_in_db(world, 'block_79501_bot')}:{ignored['update_id']}"
+    marks = redis.Redis.from_url(world.stack.config.redis_url)
+    wait_for(lambda: bool(marks.exists(dedup_key)), WAIT, "the blocked user's message taken and dropped")
+
+    (reply,) = admin.say("/unblock @block_79501_bot 79599")
+    assert "79599 is unblocked" in reply["plain_text"]
+
+    def answered_again() -> bool:
+        if len(got()) > 1:
+            return True
+        world.emulator.send_text(bot["id"], customer, "/start")
+        return False
+
+    wait_for(answered_again, WAIT, "an answer after the unblock", interval=2.0)
+    assert got()[0] == got()[1]  # the welcome again; nothing was sent while blocked
+
+
 def test_managed_bot_created_without_pasting_a_token(world: World) -> None:
     admin = Chat(world, user(78001))
     (reply,) = admin.say("/newbot")

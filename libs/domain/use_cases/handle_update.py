@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from libs.domain.bots import Bot
+from libs.domain.clock import SystemClock
+from libs.domain.inbound import sender_id_of
 from libs.domain.messages import render
-from libs.domain.ports import BotDirectory, Cooldowns, Outbox
+from libs.domain.ports import BotDirectory, Clock, Cooldowns, Outbox
 from libs.domain.updates import UpdateEnvelope
 
 if TYPE_CHECKING:
@@ -33,7 +36,9 @@ class HandleUpdate:
         api_calls: StartApiCall | None = None,
         cooldowns: Cooldowns | None = None,
         maintenance_notice_seconds: float = MAINTENANCE_NOTICE_SECONDS,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._bots = bots
         self._outbox = outbox
         self._api_calls = api_calls
@@ -45,8 +50,15 @@ class HandleUpdate:
         if bot is None or not bot.serves_updates:
             return HandleOutcome("ignored:bot_inactive")
         chat_id = envelope.chat_id
+        sender_id = sender_id_of(envelope)  # of a message, a button press or an edit
+        if (
+            bot.settings.blocked_users
+            and sender_id is not None
+            and bot.settings.blocks(sender_id, self._clock.now().timestamp())
+        ):
+            return HandleOutcome("ignored:blocked")  # before any answer, the maintenance text included
         if bot.settings.maintenance_text:
-            return self._maintenance_notice(bot.id, chat_id, envelope, bot.settings.maintenance_text)
+            return self._maintenance_notice(bot, chat_id, envelope, sender_id)
         text = envelope.text
         if chat_id is None or text is None:
             return HandleOutcome("ignored:no_text")
@@ -79,17 +91,28 @@ class HandleUpdate:
         return HandleOutcome(f"command:{command}", replied=True)
 
     def _maintenance_notice(
-        self, bot_id: str, chat_id: int | None, envelope: UpdateEnvelope, text: str
+        self, bot: Bot, chat_id: int | None, envelope: UpdateEnvelope, sender_id: int | None
     ) -> HandleOutcome:
-        """Any update (not only commands) gets the admin's text, once per user per window; the rest is dropped."""
-        if chat_id is None:
-            return HandleOutcome("maintenance:no_chat")
-        sender = (envelope.message or {}).get("from")
-        who = sender.get("id") if isinstance(sender, dict) and isinstance(sender.get("id"), int) else chat_id
-        key = f"maintenance:{bot_id}:{who}"
+        """The admin's text instead of the usual answers: to a button press (its spinner stops with the text), to
+        anything in a private chat, and in groups only to a command addressed to this bot (group chatter is not
+        answered, as outside maintenance); once per user per window. Everything else is dropped."""
+        text = bot.settings.maintenance_text
+        callback = envelope.update.get("callback_query")
+        if isinstance(callback, dict) and isinstance(callback.get("id"), str):
+            # Always answered (Telegram shows a spinner until then); the text is cut to Telegram's 200 characters.
+            self._outbox.answer_callback_query(bot.id, callback["id"], text[:200])
+            return HandleOutcome("maintenance:callback", replied=True)
+        message = envelope.message or {}
+        chat = message.get("chat")
+        private = isinstance(chat, dict) and chat.get("type", "private") == "private"
+        words = envelope.text
+        if chat_id is None or not (private or (words is not None and _command_of(words, bot.username))):
+            return HandleOutcome("maintenance:ignored")
+        who = sender_id if sender_id is not None else chat_id
+        key = f"maintenance:{bot.id}:{who}"
         if self._cooldowns is not None and not self._cooldowns.start(key, self._maintenance_notice_seconds):
             return HandleOutcome("maintenance:quiet")
-        self._outbox.send_message(bot_id, chat_id, text)
+        self._outbox.send_message(bot.id, chat_id, text)
         return HandleOutcome("maintenance:notice", replied=True)
 
 

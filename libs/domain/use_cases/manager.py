@@ -11,6 +11,7 @@ import base64
 import binascii
 import html
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from libs.domain.errors import (
 )
 from libs.domain.manager_ports import (
     AdminSessions,
+    BlockUser,
     BotAdmin,
     BotStats,
     ConversationStore,
@@ -38,6 +40,7 @@ from libs.domain.manager_ports import (
     SetMaintenance,
     SettingsChange,
     SetWelcome,
+    UnblockUser,
     UsedButtons,
 )
 from libs.domain.messages import render
@@ -64,7 +67,12 @@ _USAGE_KEYS = {
     "/setapi": "usage_setapi",
     "/delcommand": "usage_delcommand",
     "/maintenance": "usage_maintenance",
+    "/block": "usage_block",
+    "/unblock": "usage_unblock",
 }
+_DURATION = re.compile(r"^(\d{1,6})([mhd])$")
+_DURATION_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+DEFAULT_BLOCK = "1h"
 MAINTENANCE_OFF = frozenset({"off", "desligar"})
 # Buttons that confirm something irreversible act once: a second press or a replay is refused, so the
 # re-confirmation asked when a session lapsed cannot be replayed. (The listing's "new secret" stays re-pressable:
@@ -83,6 +91,8 @@ MANAGER_COMMANDS = frozenset(
         "/setapi",
         "/delcommand",
         "/maintenance",
+        "/block",
+        "/unblock",
     }
 )
 
@@ -247,7 +257,7 @@ class ManagerBot:
             return HandleOutcome("manager:/newbot", replied=True)
         if command == "/mybots":
             return self._list(ctx)
-        if command in ("/setwelcome", "/setcommand", "/setapi", "/delcommand", "/maintenance"):
+        if command in ("/setwelcome", "/setcommand", "/setapi", "/delcommand", "/maintenance", "/block", "/unblock"):
             return self._configure_command(ctx, command, arg)
         if (
             state is not None
@@ -619,6 +629,8 @@ class ManagerBot:
         if command == "/maintenance":
             off = rest.lower() in MAINTENANCE_OFF
             return self._apply(ctx, bot_id, SetMaintenance("" if off else rest), None)
+        if command in ("/block", "/unblock"):
+            return self._block_command(ctx, command, bot_id, rest)
         kind = {"/setwelcome": AWAIT_WELCOME, "/setcommand": AWAIT_COMMAND, "/setapi": AWAIT_API}.get(command)
         if kind is None:
             return self._apply(ctx, bot_id, RemoveCommand(rest.split()[0]), rest.split()[0])
@@ -643,6 +655,29 @@ class ManagerBot:
             timeout = -1.0  # refused by the registry with a clear reason
         change = SetApiCommand(name, ApiCommand(url=parts[0], method=method, timeout_seconds=timeout))
         return self._apply(ctx, bot_id, change, name)
+
+    def _block_command(self, ctx: _Ctx, command: str, bot_id: str, rest: str) -> HandleOutcome:
+        words = rest.split()
+        duration = (words[1] if len(words) > 1 else DEFAULT_BLOCK).lower()
+        matched = _DURATION.match(duration)
+        if not words[0].isdigit() or len(words) > 2 or (command == "/block" and matched is None):
+            self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS[command], ctx.lang))
+            return HandleOutcome("manager:usage", replied=True)
+        user_id = int(words[0])
+        change: SettingsChange
+        if command == "/unblock":
+            change = UnblockUser(user_id)
+        else:
+            assert matched is not None
+            change = BlockUser(user_id, int(matched.group(1)) * _DURATION_SECONDS[matched.group(2)])
+        bot = self._admin_call(ctx, bot_id, lambda: self._admin.update_settings(ctx.user_id, bot_id, change))
+        if bot is None:
+            return HandleOutcome("manager:settings_refused", replied=True)
+        if command == "/unblock":
+            self._say(ctx, "mgr_user_unblocked", username=bot.username, user_id=user_id)
+        else:
+            self._say(ctx, "mgr_user_blocked", username=bot.username, user_id=user_id, duration=duration)
+        return HandleOutcome(f"manager:{command[1:]}", replied=True)
 
     def _apply(self, ctx: _Ctx, bot_id: str, change: SettingsChange, command: str | None) -> HandleOutcome:
         bot = self._admin_call(ctx, bot_id, lambda: self._admin.update_settings(ctx.user_id, bot_id, change))

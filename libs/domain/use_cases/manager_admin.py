@@ -26,6 +26,7 @@ from libs.domain.errors import (
     TokenRejected,
 )
 from libs.domain.manager_ports import (
+    BlockUser,
     BotStats,
     Registration,
     RemoveCommand,
@@ -34,6 +35,7 @@ from libs.domain.manager_ports import (
     SetMaintenance,
     SettingsChange,
     SetWelcome,
+    UnblockUser,
 )
 from libs.domain.ports import (
     BotRepository,
@@ -89,8 +91,15 @@ SETTING_REASON_CODES = frozenset(
         "timeout",
         "too_many_commands",
         "command_unknown",
+        "block_user",
+        "block_duration",
+        "too_many_blocks",
+        "user_not_blocked",
     }
 )
+MIN_BLOCK_SECONDS = 60
+MAX_BLOCK_SECONDS = 30 * 24 * 3600
+MAX_BLOCKED_USERS = 1000  # per bot; expired blocks are dropped on every change
 
 
 class InteractionStats(Protocol):
@@ -285,6 +294,21 @@ class BotAdministration:
 
         return self._retrying(change)
 
+    def _blocks_after(self, blocked: dict[int, int], change: BlockUser | UnblockUser) -> dict[int, int]:
+        now = int(self._clock.now().timestamp())
+        live = {user: until for user, until in blocked.items() if until > now}
+        if not 0 < change.telegram_user_id < 2**53:
+            raise InvalidSetting("a Telegram user id is a positive number", "block_user")
+        if isinstance(change, UnblockUser):
+            if change.telegram_user_id not in live:
+                raise InvalidSetting("that user is not blocked", "user_not_blocked")
+            return {user: until for user, until in live.items() if user != change.telegram_user_id}
+        if not MIN_BLOCK_SECONDS <= change.seconds <= MAX_BLOCK_SECONDS:
+            raise InvalidSetting("a block lasts from a minute to 30 days", "block_duration")
+        if change.telegram_user_id not in live and len(live) >= MAX_BLOCKED_USERS:
+            raise InvalidSetting(f"at most {MAX_BLOCKED_USERS} users blocked at once", "too_many_blocks")
+        return {**live, change.telegram_user_id: now + change.seconds}
+
     def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot:
         return self._retrying(lambda: self._update_settings(actor_id, bot_id, change))
 
@@ -295,6 +319,8 @@ class BotAdministration:
         settings = bot.settings
         if isinstance(change, SetWelcome):
             bot.settings = replace(settings, welcome_text=validate_text(change.text))
+        elif isinstance(change, BlockUser | UnblockUser):
+            bot.settings = replace(settings, blocked_users=self._blocks_after(settings.blocked_users, change))
         elif isinstance(change, SetMaintenance):
             # Only the flag and its text change: commands, welcome and users stay as they are for the way back.
             bot.settings = replace(settings, maintenance_text=validate_text(change.text) if change.text else "")

@@ -96,6 +96,7 @@ class BotRow(Base):
     webhook_secret_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
     welcome_text: Mapped[str] = mapped_column(Text, default="")
     maintenance_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    blocked_users: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     language: Mapped[str] = mapped_column(String(8))
     is_manager: Mapped[bool] = mapped_column(Boolean, default=False)
     custom_commands: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
@@ -212,6 +213,7 @@ def _to_domain(row: BotRow) -> Bot:
             custom_commands=_commands_from_json(row.custom_commands),
             api_commands=_apis_from_json(row.api_commands),
             maintenance_text=row.maintenance_text or "",
+            blocked_users={int(user): int(until) for user, until in json.loads(row.blocked_users or "{}").items()},
         ),
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -232,6 +234,7 @@ def _columns(bot: Bot) -> dict[str, Any]:
         "webhook_secret_sha256": bytes(bot.webhook_secret_sha256),
         "welcome_text": bot.settings.welcome_text,
         "maintenance_text": bot.settings.maintenance_text,
+        "blocked_users": json.dumps({str(user): until for user, until in sorted(bot.settings.blocked_users.items())}),
         "language": bot.settings.language,
         "is_manager": bot.is_manager,
         "custom_commands": json.dumps(bot.settings.custom_commands, ensure_ascii=False, sort_keys=True),

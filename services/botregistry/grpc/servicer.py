@@ -27,6 +27,7 @@ from libs.domain.errors import (
     VaultUnavailable,
 )
 from libs.domain.manager_ports import (
+    BlockUser,
     BotStats,
     Interaction,
     Registration,
@@ -36,6 +37,7 @@ from libs.domain.manager_ports import (
     SetMaintenance,
     SettingsChange,
     SetWelcome,
+    UnblockUser,
 )
 from libs.domain.ports import BotRepository
 from libs.domain.use_cases.manager_admin import BotAdministration, InvalidSetting
@@ -99,6 +101,7 @@ def bot_to_proto(bot: Bot, *, with_sealed_token: bool = False) -> registry_pb2.B
         status=STATUS_TO_PROTO[bot.status],
         welcome_text=bot.settings.welcome_text,
         maintenance_text=bot.settings.maintenance_text,
+        blocked_users=dict(bot.settings.blocked_users),
         sealed_token=bot.sealed_token if with_sealed_token else b"",
         language=bot.settings.language,
         is_manager=bot.is_manager,
@@ -123,6 +126,10 @@ def change_from_proto(request: registry_pb2.UpdateBotSettingsRequest) -> Setting
         return SetWelcome(request.welcome_text)
     if which == "maintenance_text":
         return SetMaintenance(request.maintenance_text)
+    if which == "block_user":
+        return BlockUser(request.block_user.telegram_user_id, request.block_user.seconds)
+    if which == "unblock_user":
+        return UnblockUser(request.unblock_user)
     if which == "set_command":
         return SetCommand(request.set_command.command, request.set_command.reply)
     if which == "remove_command":

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from libs.domain.bots import Bot
-from libs.domain.manager_ports import BotAdmin, SettingsChange
+from libs.domain.manager_ports import BotAdmin, Registration, SettingsChange
 
 logger = logging.getLogger("services.dispatcher.bot_changes")
 
@@ -57,6 +57,17 @@ class AnnouncingBotAdmin:
 
     def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot:
         return self._announced(self._admin.update_settings(actor_id, bot_id, change))
+
+    # A registration may refresh an existing bot (a new token, re-activated): announced as a change too.
+    def register_sealed(self, owner_id: int, sealed_token: bytes, sealed_by_bot_id: str, chat_id: int) -> Registration:
+        registration = self._admin.register_sealed(owner_id, sealed_token, sealed_by_bot_id, chat_id)
+        self._announce(registration.bot.id)
+        return registration
+
+    def register_managed(self, owner_id: int, managed_bot_user_id: int) -> Registration:
+        registration = self._admin.register_managed(owner_id, managed_bot_user_id)
+        self._announce(registration.bot.id)
+        return registration
 
 
 def announcer(client: Any, directory: ForgettingDirectory) -> Callable[[str], None]:

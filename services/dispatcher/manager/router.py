@@ -15,8 +15,10 @@ from libs.domain.manager_ports import BotAdmin, InteractionRecorder
 from libs.domain.ports import BotDirectory
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
+from libs.observability.metrics import INBOUND_REFUSED
 
 logger = logging.getLogger("services.dispatcher.manager")
+_BLOCKED = INBOUND_REFUSED.labels("blocked")
 
 Handler = Callable[[UpdateEnvelope], Any]
 
@@ -48,6 +50,9 @@ class UpdateRouter:
         if envelope.sealed_texts:
             return HandleOutcome("ignored:sealed_for_another_bot")  # only the manager bot's updates are sealed
         outcome = self._managed(envelope)
+        if getattr(outcome, "action", None) == "ignored:blocked":
+            _BLOCKED.inc()
+            return outcome  # a blocked user is not counted as the bot's user either
         # After the answer: even a Redis round trip should not delay the reply (we run in the chat lock).
         self._record(envelope)
         return outcome

@@ -112,3 +112,70 @@ def test_leaving_maintenance_restores_the_usual_answers() -> None:
     outcome = handle(_user_envelope("/price", 7, 2))
     assert outcome.action == "command:/price"
     assert outbox.sent == [("b1", 7, "Back soon"), ("b1", 7, "R$ 10")]
+
+
+def test_a_blocked_users_updates_are_dropped_until_the_block_expires_by_the_clock() -> None:
+    from libs.domain.clock import ManualClock
+
+    clock = ManualClock()
+    now = int(clock.now().timestamp())
+    outbox = RecordingOutbox()
+    handle = HandleUpdate(
+        OneBot(bot(custom_commands={"/price": "R$ 10"}, maintenance_text="", blocked_users={7: now + 3600})),
+        outbox,
+        clock=clock,
+    )
+    assert handle(_user_envelope("/price", 7)).action == "ignored:blocked"
+    assert handle(_user_envelope("/price", 8, 2)).action == "command:/price"  # only that user
+    clock.advance(3601)
+    assert handle(_user_envelope("/price", 7, 3)).action == "command:/price"
+    assert outbox.sent == [("b1", 8, "R$ 10"), ("b1", 7, "R$ 10")]
+
+
+def test_a_blocked_user_does_not_even_get_the_maintenance_text() -> None:
+    from libs.domain.clock import ManualClock
+
+    clock = ManualClock()
+    blocked = {7: int(clock.now().timestamp()) + 60}
+    outbox = RecordingOutbox()
+    handle = HandleUpdate(OneBot(bot(maintenance_text="Back soon", blocked_users=blocked)), outbox, clock=clock)
+    assert handle(_user_envelope("/start", 7)).action == "ignored:blocked"
+    assert outbox.sent == []
+
+
+class AnsweringOutbox(RecordingOutbox):
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered: list[tuple[str, str, str | None]] = []
+
+    def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None:
+        self.answered.append((bot_id, callback_query_id, text))
+
+
+def _group_envelope(text: str, update_id: int = 1) -> UpdateEnvelope:
+    message = {"chat": {"id": -100, "type": "supergroup"}, "from": {"id": 7}, "text": text}
+    return UpdateEnvelope("b1", update_id, 0.0, "r", {"update_id": update_id, "message": message})
+
+
+def test_maintenance_in_a_group_answers_only_commands_for_this_bot_and_buttons_always() -> None:
+    outbox = AnsweringOutbox()
+    handle = HandleUpdate(OneBot(bot(maintenance_text="Back soon " + "x" * 300)), outbox)
+    assert handle(_group_envelope("just chatting")).action == "maintenance:ignored"
+    assert handle(_group_envelope("/start@other_bot", 2)).action == "maintenance:ignored"
+    assert handle(_group_envelope("/start@shop_bot", 3)).action == "maintenance:notice"
+    press = {"update_id": 4, "callback_query": {"id": "cb-1", "from": {"id": 7}, "data": "x"}}
+    assert handle(UpdateEnvelope("b1", 4, 0.0, "r", press)).action == "maintenance:callback"
+    assert [chat for _, chat, _ in outbox.sent] == [-100]
+    assert outbox.answered == [("b1", "cb-1", ("Back soon " + "x" * 300)[:200])]
+
+
+def test_a_blocked_users_button_presses_are_dropped_too() -> None:
+    from libs.domain.clock import ManualClock
+
+    clock = ManualClock()
+    outbox = AnsweringOutbox()
+    blocked = {7: int(clock.now().timestamp()) + 60}
+    handle = HandleUpdate(OneBot(bot(maintenance_text="Back", blocked_users=blocked)), outbox, clock=clock)
+    press = {"update_id": 4, "callback_query": {"id": "cb-1", "from": {"id": 7}, "data": "x"}}
+    assert handle(UpdateEnvelope("b1", 4, 0.0, "r", press)).action == "ignored:blocked"
+    assert outbox.answered == [] and outbox.sent == []

@@ -515,3 +515,35 @@ def test_a_bot_that_stays_disabled_is_read_at_most_once_per_interval(registry) -
             assert bot is not None and not bot.serves_updates
         clock.advance(1)
     assert fake.calls == ["bot:bot-1"] * 3
+
+
+def test_an_answer_read_before_a_forget_is_not_cached_after_it(registry) -> None:
+    fake, channel = registry
+    fake.held.add("bot-1")  # GetBot waits for `release`
+    bots = GrpcBotDirectory(channel, ttl_seconds=30, clock=ManualClock())
+    first: list[object] = []
+    reader = threading.Thread(target=lambda: first.append(bots.get_bot("bot-1")))
+    reader.start()
+    _wait_until(lambda: fake.calls == ["bot:bot-1"])
+    bots.forget("bot-1")  # the bot changed while that answer was on its way
+    fake.release.set()
+    reader.join(timeout=5)
+    assert first and first[0] is not None  # the caller still gets it…
+    fake.held.clear()
+    bots.get_bot("bot-1")
+    assert fake.calls == ["bot:bot-1", "bot:bot-1"]  # …but it was not cached: the next lookup asks again
+
+
+def test_revalidation_drops_entries_nobody_asked_for_within_the_stale_window(registry) -> None:
+    fake, channel = registry
+    fake.versions_supported = True
+    fake.bot_versions = {"bot-1": 1, "bot-2": 1}
+    clock = ManualClock()
+    bots = GrpcBotDirectory(channel, ttl_seconds=5, clock=clock)
+    bots.get_bot("bot-1")
+    clock.advance(6)
+    bots.get_bot("bot-2")
+    clock.advance(6)  # bot-1 expired 7 s ago (beyond the 5 s stale window); bot-2 just expired
+    fake.calls.clear()
+    assert bots.revalidate() == 0
+    assert fake.calls == ["versions:bot-2"]  # bot-1 is not checked (nor renewed forever): it was dropped

@@ -82,3 +82,21 @@ def test_updates_from_bots_and_without_a_sender_are_not_counted() -> None:
     router(UpdateEnvelope(BOT_ID, 2, 0.0, "r", from_bot))
     router(UpdateEnvelope(BOT_ID, 3, 0.0, "r", no_sender))
     assert recorder.recorded == []
+
+
+def test_a_blocked_users_update_is_counted_as_refused_and_not_as_an_interaction() -> None:
+    from libs.domain.use_cases.handle_update import HandleOutcome
+    from libs.observability.metrics import INBOUND_REFUSED
+
+    blocked_before = INBOUND_REFUSED.labels("blocked")._value.get()
+    log: list[str] = []
+    recorder = Recorder(log)
+    router = UpdateRouter(
+        Bots(),  # type: ignore[arg-type]
+        manager=None,
+        managed=lambda envelope: HandleOutcome("ignored:blocked"),
+        recorder=recorder,
+    )
+    assert router(UpdateEnvelope(BOT_ID, 1, 0.0, "r", UPDATE)).action == "ignored:blocked"
+    assert recorder.recorded == []
+    assert INBOUND_REFUSED.labels("blocked")._value.get() == blocked_before + 1

@@ -3,6 +3,7 @@ validation, stats, sealed and managed registrations. The Container on SQLite (Al
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,3 +265,34 @@ def test_a_sealed_token_replayed_under_another_owner_or_chat_does_not_open(rig: 
     assert rig.stub.ListBots(registry_pb2.ListBotsRequest(owner_id=ALICE)).bots == []
     # The genuine claim still works.
     assert rig.stub.RegisterBot(_sealed_request(rig, TOKEN, ALICE, ALICE), timeout=5).bot.owner_id == ALICE
+
+
+def test_maintenance_and_user_blocks_are_validated_and_round_trip(rig: Rig) -> None:
+    bot = rig.register()
+
+    def update(**change: Any) -> registry_pb2.Bot:
+        request = registry_pb2.UpdateBotSettingsRequest(actor_id=ALICE, bot_id=bot.bot_id, **change)
+        return rig.stub.UpdateBotSettings(request, timeout=5).bot
+
+    assert update(maintenance_text="Back at 6").maintenance_text == "Back at 6"
+    assert update(maintenance_text="").maintenance_text == ""  # off; nothing else changed
+    assert rig.code(lambda: update(maintenance_text="x" * 5000)) == grpc.StatusCode.INVALID_ARGUMENT
+
+    before = time.time()
+    blocked = update(block_user=registry_pb2.BlockUser(telegram_user_id=42, seconds=3600))
+    assert set(blocked.blocked_users) == {42}
+    assert before + 3600 - 5 <= blocked.blocked_users[42] <= time.time() + 3600 + 5
+    for bad in (
+        {"block_user": registry_pb2.BlockUser(telegram_user_id=0, seconds=3600)},
+        {"block_user": registry_pb2.BlockUser(telegram_user_id=-5, seconds=3600)},
+        {"block_user": registry_pb2.BlockUser(telegram_user_id=43, seconds=10)},
+        {"block_user": registry_pb2.BlockUser(telegram_user_id=43, seconds=31 * 86400)},
+        {"unblock_user": 43},  # not blocked
+    ):
+        assert rig.code(lambda bad=bad: update(**bad)) == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[misc]
+    assert dict(rig.stub.GetBot(registry_pb2.GetBotRequest(bot_id=bot.bot_id)).bot.blocked_users).keys() == {42}
+    assert dict(update(unblock_user=42).blocked_users) == {}
+    mallory = registry_pb2.UpdateBotSettingsRequest(
+        actor_id=ALICE + 1, bot_id=bot.bot_id, block_user=registry_pb2.BlockUser(telegram_user_id=42, seconds=600)
+    )
+    assert rig.code(lambda: rig.stub.UpdateBotSettings(mallory, timeout=5)) == grpc.StatusCode.NOT_FOUND

@@ -105,3 +105,15 @@ def test_rows_without_a_token_are_skipped_and_counted_not_stale(sessions: sessio
     assert (report.empty, report.rewrapped, report.stale, report.failed) == (2, 8, 0, 0)
     assert "m-02" not in vault.calls and "m-07" not in vault.calls
     assert exit_code(report) == 0
+
+
+def test_a_rewrapped_row_gets_a_new_version_so_caches_fetch_the_new_ciphertext(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        before = {row.id: row.version for row in session.scalars(select(BotRow))}
+    assert exit_code(rewrap_all(sessions, InProcessVault())) == 0
+    with sessions() as session:
+        after = {row.id: row.version for row in session.scalars(select(BotRow))}
+    assert after == {bot_id: version + 1 for bot_id, version in before.items()}
+    rewrap_all(sessions, InProcessVault())  # nothing to rewrap: versions stay
+    with sessions() as session:
+        assert {row.id: row.version for row in session.scalars(select(BotRow))} == after

@@ -66,6 +66,26 @@ class Bot(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class BlockedUsersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.int
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.int = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     BOT_ID_FIELD_NUMBER: _builtins.int
     PUBLIC_ID_FIELD_NUMBER: _builtins.int
     OWNER_ID_FIELD_NUMBER: _builtins.int
@@ -80,6 +100,7 @@ class Bot(_message.Message):
     API_COMMANDS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     MAINTENANCE_TEXT_FIELD_NUMBER: _builtins.int
+    BLOCKED_USERS_FIELD_NUMBER: _builtins.int
     bot_id: _builtins.str
     public_id: _builtins.str
     owner_id: _builtins.int
@@ -101,6 +122,10 @@ class Bot(_message.Message):
 
     @_builtins.property
     def api_commands(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApiCommand]: ...
+    @_builtins.property
+    def blocked_users(self) -> _containers.ScalarMap[_builtins.int, _builtins.int]:
+        """Temporarily blocked users: Telegram user id → blocked until (Unix seconds)."""
+
     def __init__(
         self,
         *,
@@ -118,10 +143,11 @@ class Bot(_message.Message):
         api_commands: _abc.Iterable[Global___ApiCommand] | None = ...,
         version: _builtins.int = ...,
         maintenance_text: _builtins.str = ...,
+        blocked_users: _abc.Mapping[_builtins.int, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "bot_id", b"bot_id", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "maintenance_text", b"maintenance_text", "owner_id", b"owner_id", "public_id", b"public_id", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "version", b"version", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "blocked_users", b"blocked_users", "bot_id", b"bot_id", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "maintenance_text", b"maintenance_text", "owner_id", b"owner_id", "public_id", b"public_id", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "version", b"version", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -506,6 +532,8 @@ class UpdateBotSettingsRequest(_message.Message):
     REMOVE_COMMAND_FIELD_NUMBER: _builtins.int
     SET_API_COMMAND_FIELD_NUMBER: _builtins.int
     MAINTENANCE_TEXT_FIELD_NUMBER: _builtins.int
+    BLOCK_USER_FIELD_NUMBER: _builtins.int
+    UNBLOCK_USER_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.int
     bot_id: _builtins.str
     welcome_text: _builtins.str
@@ -513,12 +541,16 @@ class UpdateBotSettingsRequest(_message.Message):
     """Removes a custom or API command."""
     maintenance_text: _builtins.str
     """Maintenance mode on with this text as the users' answer; an empty text turns it off."""
+    unblock_user: _builtins.int
+    """The Telegram user id to unblock."""
     @_builtins.property
     def set_command(self) -> Global___CustomCommand:
         """Adds or replaces one "/command → reply"."""
 
     @_builtins.property
     def set_api_command(self) -> Global___ApiCommand: ...
+    @_builtins.property
+    def block_user(self) -> Global___BlockUser: ...
     def __init__(
         self,
         *,
@@ -529,16 +561,42 @@ class UpdateBotSettingsRequest(_message.Message):
         remove_command: _builtins.str = ...,
         set_api_command: Global___ApiCommand | None = ...,
         maintenance_text: _builtins.str = ...,
+        block_user: Global___BlockUser | None = ...,
+        unblock_user: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["block_user", b"block_user", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "block_user", b"block_user", "bot_id", b"bot_id", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["welcome_text", "set_command", "remove_command", "set_api_command", "maintenance_text"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["welcome_text", "set_command", "remove_command", "set_api_command", "maintenance_text", "block_user", "unblock_user"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
 Global___UpdateBotSettingsRequest: _TypeAlias = UpdateBotSettingsRequest  # noqa: Y015
+
+@_typing.final
+class BlockUser(_message.Message):
+    """The user's updates to the bot are dropped for `seconds` (60 s to 30 days; a new block replaces the old one)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TELEGRAM_USER_ID_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    telegram_user_id: _builtins.int
+    seconds: _builtins.int
+    def __init__(
+        self,
+        *,
+        telegram_user_id: _builtins.int = ...,
+        seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seconds", b"seconds", "telegram_user_id", b"telegram_user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlockUser: _TypeAlias = BlockUser  # noqa: Y015
 
 @_typing.final
 class CustomCommand(_message.Message):
