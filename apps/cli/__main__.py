@@ -7,6 +7,8 @@ tgm keys status|rotate|retire N           vault key versions (operator certifica
 tgm audit verify [--file F] [--anchor A]  the vault's keyed, anchored audit log
 tgm rewrap                                re-seal every stored token under the vault's primary key
 tgm dead-letters list|show|replay|purge   work that failed for good
+tgm bots list --owner N|show|enable|disable|maintenance BOT_ID   any bot (operator certificate, REGISTRY_ADDR)
+tgm users block|unblock BOT_ID USER_ID [--for 1h]                 a user of any bot
 """
 
 from __future__ import annotations
@@ -112,7 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     health_parser.add_argument("--stack-file", type=Path, default=DEFAULT_STACK_FILE)
     queue_parser = sub.add_parser("queue", help="queue depths and the fullest chat mailboxes (needs REDIS_URL)")
     queue_parser.add_argument("--top", type=int, default=10)
+    from apps.cli import bots
+
+    bots.add_parsers(sub)
     args = parser.parse_args(argv)
+    if args.verb in ("bots", "users"):
+        return bots.main(args.verb, args)
     if args.verb == "health":
         return health(args.stack_file)
     if args.verb == "queue":

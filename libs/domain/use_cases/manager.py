@@ -11,7 +11,6 @@ import base64
 import binascii
 import html
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,7 @@ from libs.domain.redaction import TOKEN_SHAPED
 from libs.domain.sealing import placeholders_in
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
-from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting
+from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting, parse_duration
 
 logger = logging.getLogger("libs.domain.manager")
 
@@ -70,8 +69,6 @@ _USAGE_KEYS = {
     "/block": "usage_block",
     "/unblock": "usage_unblock",
 }
-_DURATION = re.compile(r"^(\d{1,6})([mhd])$")
-_DURATION_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 DEFAULT_BLOCK = "1h"
 MAINTENANCE_OFF = frozenset({"off", "desligar"})
 # Buttons that confirm something irreversible act once: a second press or a replay is refused, so the
@@ -659,8 +656,8 @@ class ManagerBot:
     def _block_command(self, ctx: _Ctx, command: str, bot_id: str, rest: str) -> HandleOutcome:
         words = rest.split()
         duration = (words[1] if len(words) > 1 else DEFAULT_BLOCK).lower()
-        matched = _DURATION.match(duration)
-        if not words[0].isdigit() or len(words) > 2 or (command == "/block" and matched is None):
+        seconds = parse_duration(duration)
+        if not words[0].isdigit() or len(words) > 2 or (command == "/block" and seconds is None):
             self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS[command], ctx.lang))
             return HandleOutcome("manager:usage", replied=True)
         user_id = int(words[0])
@@ -668,8 +665,8 @@ class ManagerBot:
         if command == "/unblock":
             change = UnblockUser(user_id)
         else:
-            assert matched is not None
-            change = BlockUser(user_id, int(matched.group(1)) * _DURATION_SECONDS[matched.group(2)])
+            assert seconds is not None
+            change = BlockUser(user_id, seconds)
         bot = self._admin_call(ctx, bot_id, lambda: self._admin.update_settings(ctx.user_id, bot_id, change))
         if bot is None:
             return HandleOutcome("manager:settings_refused", replied=True)

@@ -98,6 +98,16 @@ SETTING_REASON_CODES = frozenset(
     }
 )
 MIN_BLOCK_SECONDS = 60
+_DURATION = re.compile(r"^(\d{1,6})([mhd])$")
+_DURATION_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int | None:
+    """'30m', '1h', '2d' → seconds; None for anything else (the range is checked where it is used)."""
+    matched = _DURATION.match(text.strip().lower())
+    return int(matched.group(1)) * _DURATION_SECONDS[matched.group(2)] if matched else None
+
+
 MAX_BLOCK_SECONDS = 30 * 24 * 3600
 MAX_BLOCKED_USERS = 1000  # per bot; expired blocks are dropped on every change
 

@@ -1,0 +1,138 @@
+"""`tgm bots` and `tgm users`: the operator acts on any bot through the registry, with the operator certificate.
+
+The registry's admin RPCs act for a bot's owner (tenant isolation); the operator's certificate may call every RPC,
+so these commands read the bot (GetBot) and act as its owner. Each action writes one structured log line (who, what,
+which bot) to stderr, the operator's record next to the registry's own logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+
+from libs.domain.use_cases.manager_admin import parse_duration
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
+
+logger = logging.getLogger("apps.cli.operator")
+TIMEOUT_SECONDS = 10.0
+_STATUS = {value: name.removeprefix("BOT_STATUS_").lower() for name, value in registry_pb2.BotStatus.items()}
+
+
+def add_parsers(sub: Any) -> None:
+    bots = sub.add_parser("bots", help="any bot: list --owner N | show | enable | disable | maintenance")
+    verbs = bots.add_subparsers(dest="action", required=True)
+    listing = verbs.add_parser("list", help="one owner's bots")
+    listing.add_argument("--owner", type=int, required=True, help="the owner's Telegram user id")
+    for name, text in (("show", "one bot"), ("enable", "disabled → active"), ("disable", "active → disabled")):
+        verbs.add_parser(name, help=text).add_argument("bot_id")
+    maintenance = verbs.add_parser("maintenance", help="users get TEXT instead of the usual answers; --off ends it")
+    maintenance.add_argument("bot_id")
+    maintenance.add_argument("text", nargs="*")
+    maintenance.add_argument("--off", action="store_true")
+    users = sub.add_parser("users", help="block BOT_ID USER_ID [--for 1h] | unblock BOT_ID USER_ID")
+    user_verbs = users.add_subparsers(dest="action", required=True)
+    block = user_verbs.add_parser("block", help="drop the user's updates to the bot for a while")
+    block.add_argument("bot_id")
+    block.add_argument("user_id", type=int)
+    block.add_argument("--for", dest="duration", default="1h", help="30m, 1h, 2d … (1 minute to 30 days)")
+    unblock = user_verbs.add_parser("unblock", help="lift a block")
+    unblock.add_argument("bot_id")
+    unblock.add_argument("user_id", type=int)
+
+
+def describe(bot: registry_pb2.Bot) -> str:
+    """Everything but the sealed token."""
+    lines = [
+        f"bot_id       {bot.bot_id}",
+        f"username     @{bot.username}",
+        f"owner_id     {bot.owner_id}",
+        f"status       {_STATUS.get(bot.status, 'unknown')}",
+        f"maintenance  {bot.maintenance_text or 'off'}",
+        f"commands     {', '.join(sorted([*bot.custom_commands, *(a.command for a in bot.api_commands)])) or '-'}",
+    ]
+    for user_id, until in sorted(bot.blocked_users.items()):
+        lines.append(f"blocked      {user_id} until {datetime.fromtimestamp(until, UTC):%Y-%m-%d %H:%M} UTC")
+    return "\n".join(lines)
+
+
+def run(verb: str, args: argparse.Namespace, channel: grpc.Channel) -> int:
+    """One `tgm bots …` / `tgm users …` command on an open registry channel; prints the result, returns the code."""
+    stub = registry_pb2_grpc.RegistryServiceStub(channel)
+    try:
+        if verb == "bots" and args.action == "list":
+            for bot in stub.ListBots(registry_pb2.ListBotsRequest(owner_id=args.owner), timeout=TIMEOUT_SECONDS).bots:
+                print(f"{bot.bot_id}  @{bot.username}  {_STATUS.get(bot.status, 'unknown')}")
+            return 0
+        bot = stub.GetBot(registry_pb2.GetBotRequest(bot_id=args.bot_id), timeout=TIMEOUT_SECONDS).bot
+        if verb == "bots" and args.action == "show":
+            print(describe(bot))
+            return 0
+        act = _action(verb, args, bot.owner_id)
+        if act is None:
+            return 2
+        changed = act(stub)
+    except grpc.RpcError as error:
+        code = error.code() if callable(getattr(error, "code", None)) else None
+        print(f"tgm {verb} {args.action}: {code.name if code else 'failed'}: {error.details()}", file=sys.stderr)
+        return 1
+    logger.info(
+        "operator action", extra={"command": f"{verb} {args.action}", "bot_id": bot.bot_id, "owner_id": bot.owner_id}
+    )
+    print(describe(changed))
+    return 0
+
+
+def _action(
+    verb: str, args: argparse.Namespace, owner: int
+) -> Callable[[registry_pb2_grpc.RegistryServiceStub], registry_pb2.Bot] | None:
+    """The change as the bot's owner, or None (usage printed) when the arguments do not make one."""
+    if verb == "bots" and args.action in ("enable", "disable"):
+        request = registry_pb2.SetBotStatusRequest(actor_id=owner, bot_id=args.bot_id, enabled=args.action == "enable")
+        return lambda stub: stub.SetBotStatus(request, timeout=TIMEOUT_SECONDS).bot
+    settings = registry_pb2.UpdateBotSettingsRequest(actor_id=owner, bot_id=args.bot_id)
+    if verb == "bots":  # maintenance
+        text = " ".join(args.text).strip()
+        if args.off == bool(text):
+            print("tgm bots maintenance: give the users' TEXT, or --off", file=sys.stderr)
+            return None
+        settings.maintenance_text = "" if args.off else text
+    elif args.action == "block":
+        seconds = parse_duration(args.duration)
+        if seconds is None:
+            print("tgm users block: --for takes 30m, 1h, 2d …", file=sys.stderr)
+            return None
+        settings.block_user.CopyFrom(registry_pb2.BlockUser(telegram_user_id=args.user_id, seconds=seconds))
+    else:
+        settings.unblock_user = args.user_id
+    return lambda stub: stub.UpdateBotSettings(settings, timeout=TIMEOUT_SECONDS).bot
+
+
+def main(verb: str, args: argparse.Namespace) -> int:
+    """Opens the registry channel from the environment (REGISTRY_ADDR, the operator's TLS_* files)."""
+    import os
+
+    from libs.grpc_runtime.channels import open_channel
+    from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
+    from libs.observability.logging import configure_logging
+
+    configure_logging("tgm-cli", "INFO")
+    address = os.environ.get("REGISTRY_ADDR", "")
+    if not address:
+        print(f"tgm {verb}: set REGISTRY_ADDR (and the operator's TLS_* files)", file=sys.stderr)
+        return 2
+    try:
+        tls = required_tls_from_env()
+    except TlsConfigError as error:
+        print(f"tgm {verb}: {error}", file=sys.stderr)
+        return 2
+    channel = open_channel(address, tls=tls, server_name="botregistry")
+    try:
+        return run(verb, args, channel)
+    finally:
+        channel.close()
