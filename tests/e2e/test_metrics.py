@@ -175,9 +175,13 @@ def test_one_request_id_follows_an_update_through_every_service(debug_stack: Sta
                 continue
         return found
 
-    handled = [line for line in lines("dispatcher-0") if line.get("message") == "update handled"]
-    assert len(handled) == 1
-    request_id = handled[0]["request_id"]
+    def handled() -> list[dict[str, object]]:
+        return [line for line in lines("dispatcher-0") if line.get("message") == "update handled"]
+
+    # The reply goes out before the drain completes the update and logs it: wait for the line, do not race it.
+    _poll(lambda: len(handled()) >= 1, "the dispatcher's 'update handled' line")
+    assert len(handled()) == 1
+    request_id = handled()[0]["request_id"]
     assert isinstance(request_id, str) and len(request_id) == 32
 
     def carries(process: str, message: str) -> bool:
