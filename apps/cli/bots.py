@@ -17,11 +17,11 @@ from typing import Any
 import grpc
 
 from libs.domain.use_cases.manager_admin import parse_duration
+from libs.registry_client.client import status_from_proto
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 logger = logging.getLogger("apps.cli.operator")
 TIMEOUT_SECONDS = 10.0
-_STATUS = {value: name.removeprefix("BOT_STATUS_").lower() for name, value in registry_pb2.BotStatus.items()}
 
 
 def add_parsers(sub: Any) -> None:
@@ -52,7 +52,7 @@ def describe(bot: registry_pb2.Bot) -> str:
         f"bot_id       {bot.bot_id}",
         f"username     @{bot.username}",
         f"owner_id     {bot.owner_id}",
-        f"status       {_STATUS.get(bot.status, 'unknown')}",
+        f"status       {status_from_proto(bot.status).value}",
         f"maintenance  {bot.maintenance_text or 'off'}",
         f"commands     {', '.join(sorted([*bot.custom_commands, *(a.command for a in bot.api_commands)])) or '-'}",
     ]
@@ -67,7 +67,7 @@ def run(verb: str, args: argparse.Namespace, channel: grpc.Channel) -> int:
     try:
         if verb == "bots" and args.action == "list":
             for bot in stub.ListBots(registry_pb2.ListBotsRequest(owner_id=args.owner), timeout=TIMEOUT_SECONDS).bots:
-                print(f"{bot.bot_id}  @{bot.username}  {_STATUS.get(bot.status, 'unknown')}")
+                print(f"{bot.bot_id}  @{bot.username}  {status_from_proto(bot.status).value}")
             return 0
         bot = stub.GetBot(registry_pb2.GetBotRequest(bot_id=args.bot_id), timeout=TIMEOUT_SECONDS).bot
         if verb == "bots" and args.action == "show":

@@ -248,6 +248,21 @@ def _call(rpc: Callable[[], _V]) -> _V | None:
         raise RegistryUnavailable(f"registry call failed: {name}") from None
 
 
+def _current_versions(
+    stub: registry_pb2_grpc.RegistryServiceStub, bot_ids: list[str], timeout: float
+) -> dict[str, int]:
+    """bot_id → current version for the named bots that exist: GetBotVersions, MAX_VERSION_IDS_PER_CALL ids a call.
+    Raises RegistryUnavailable (RegistryUnimplemented from an older registry) before anything is returned."""
+    wanted = sorted(set(bot_ids))
+    versions: dict[str, int] = {}
+    for start in range(0, len(wanted), MAX_VERSION_IDS_PER_CALL):
+        request = registry_pb2.GetBotVersionsRequest(bot_ids=wanted[start : start + MAX_VERSION_IDS_PER_CALL])
+        reply = _call(functools.partial(stub.GetBotVersions, request, timeout=timeout))
+        if reply is not None:
+            versions.update(reply.versions)
+    return versions
+
+
 class GrpcRouteDirectory:
     """RouteDirectory adapter: GetRoute, cached for `ttl_seconds`; unknown ids cached for `negative_ttl_seconds`
     in a separate, smaller cache. Concurrent misses for one public_id share a single GetRoute.
@@ -355,19 +370,15 @@ class GrpcRouteDirectory:
         many changed. Raises RegistryUnavailable when the versions cannot be read (the routes stay as they were)."""
         # A route read from a registry that sends no version (0) cannot be compared; its TTL still bounds it.
         routes = [(public_id, route) for public_id, route in self._routes.items() if route.version]
+        versions = _current_versions(self._stub, [route.bot_id for _, route in routes], self._timeout)
         changed = 0
-        for start in range(0, len(routes), MAX_VERSION_IDS_PER_CALL):
-            chunk = routes[start : start + MAX_VERSION_IDS_PER_CALL]
-            request = registry_pb2.GetBotVersionsRequest(bot_ids=sorted({route.bot_id for _, route in chunk}))
-            reply = _call(functools.partial(self._stub.GetBotVersions, request, timeout=self._timeout))
-            versions = dict(reply.versions) if reply is not None else {}
-            for public_id, route in chunk:
-                if versions.get(route.bot_id) == route.version:
-                    continue
-                changed += 1
-                self._routes.delete(public_id)  # fail closed: never the old route while the new one is unknown
-                with contextlib.suppress(RegistryUnavailable):
-                    self._fetch(public_id)
+        for public_id, route in routes:
+            if versions.get(route.bot_id) == route.version:
+                continue
+            changed += 1
+            self._routes.delete(public_id)  # fail closed: never the old route while the new one is unknown
+            with contextlib.suppress(RegistryUnavailable):
+                self._fetch(public_id)
         return changed
 
     def _start_revalidating(self) -> None:
@@ -472,23 +483,19 @@ class GrpcBotDirectory:
         fetched or dropped. Raises RegistryUnavailable (the entries stay as they were)."""
         expiring = self._cache.expiring(self._ttl / 2, self._stale_seconds)
         due = [(bot_id, bot) for bot_id, bot in expiring if bot is not None]
+        versions = _current_versions(self._stub, [bot_id for bot_id, _ in due], self._timeout)
         changed = 0
-        for start in range(0, len(due), MAX_VERSION_IDS_PER_CALL):
-            chunk = due[start : start + MAX_VERSION_IDS_PER_CALL]
-            request = registry_pb2.GetBotVersionsRequest(bot_ids=[bot_id for bot_id, _ in chunk])
-            reply = _call(functools.partial(self._stub.GetBotVersions, request, timeout=self._timeout))
-            versions = dict(reply.versions) if reply is not None else {}
-            for bot_id, bot in chunk:
-                version = versions.get(bot_id)
-                if version is not None and version == bot.version:
-                    self._cache.renew(bot_id, bot, self._ttl)
-                    continue
-                changed += 1
-                if version is None:
-                    self._cache.delete(bot_id)
-                    continue
-                with contextlib.suppress(RegistryUnavailable):  # that one stays stale; the others go on
-                    self._fetches.load(bot_id)  # shared with any caller's concurrent miss
+        for bot_id, bot in due:
+            version = versions.get(bot_id)
+            if version is not None and version == bot.version:
+                self._cache.renew(bot_id, bot, self._ttl)
+                continue
+            changed += 1
+            if version is None:
+                self._cache.delete(bot_id)
+                continue
+            with contextlib.suppress(RegistryUnavailable):  # that one stays stale; the others go on
+                self._fetches.load(bot_id)  # shared with any caller's concurrent miss
         return changed
 
     def _revalidate_in_background(self, bot_id: str) -> None:

@@ -142,6 +142,29 @@ def answers(world: World, bot: dict[str, Any], who: dict[str, Any], text: str) -
     return lambda: [m["text"] for m in world.emulator.bot_messages(bot["id"], who["id"])]
 
 
+def wait_until_handled(world: World, username: str, sent: dict[str, Any]) -> None:
+    """Waits for the update `sent` (the emulator's answer to sending it) to be handled: its dedup mark exists."""
+    key = f"tgm:dedup:update:{_bot_id_in_db(world, username)}:{sent['update_id']}"
+    marks = redis.Redis.from_url(world.stack.config.redis_url)
+    wait_for(lambda: bool(marks.exists(key)), WAIT, f"update {sent['update_id']} handled")
+
+
+def ask_until_answered(
+    world: World, bot: dict[str, Any], who: dict[str, Any], text: str, got: Callable[[], list[str]], what: str
+) -> None:
+    """Sends `text` until one more answer than now arrives: after a settings change, a message that lands in a
+    process that has not heard of it yet (the bot cache's TTL bounds that) is asked again."""
+    before = len(got())
+
+    def answered() -> bool:
+        if len(got()) > before:
+            return True
+        world.emulator.send_text(bot["id"], who, text)
+        return False
+
+    wait_for(answered, WAIT, what, interval=2.0)
+
+
 # ------------------------------------------------------------------------------------------------- flows
 
 
@@ -402,23 +425,13 @@ def test_maintenance_mode_answers_users_with_the_admins_text_then_everything_com
     assert got() == ["Back at 6 pm <b>sorry</b>"]
 
     # A second message within the minute is taken (deduplicated, handled) but not answered again.
-    second = world.emulator.send_text(bot["id"], customer, "/price")
-    dedup_key = f"tgm:dedup:update:{_bot_id_in_db(world, 'maint_79001_bot')}:{second['update_id']}"
-    marks = redis.Redis.from_url(world.stack.config.redis_url)
-    wait_for(lambda: bool(marks.exists(dedup_key)), WAIT, "the second message handled")
+    wait_until_handled(world, "maint_79001_bot", world.emulator.send_text(bot["id"], customer, "/price"))
 
     (reply,) = admin.say("/maintenance @maint_79001_bot off")
     assert "left maintenance" in reply["plain_text"]
 
-    # Every dispatcher process forgets the bot when the change is made (pub/sub), so this is answered normally;
-    # asked again for a few seconds should it land in a process that has not heard yet (the cache's TTL bounds it).
-    def answered_normally() -> bool:
-        if len(got()) > 1:
-            return True
-        world.emulator.send_text(bot["id"], customer, "/price")
-        return False
-
-    wait_for(answered_normally, WAIT, "the usual answer after maintenance", interval=2.0)
+    # Every dispatcher process forgets the bot when the change is made (pub/sub), so this is answered normally.
+    ask_until_answered(world, bot, customer, "/price", got, "the usual answer after maintenance")
     assert got()[:2] == ["Back at 6 pm <b>sorry</b>", "10 coins"]  # the command configured before is still there
     assert set(got()[1:]) == {"10 coins"}  # no maintenance text any more
 
@@ -439,21 +452,12 @@ def test_a_blocked_user_is_ignored_until_unblocked(world: World) -> None:
     (reply,) = admin.say("/block @block_79501_bot 79599 2h")
     assert "79599 is blocked" in reply["plain_text"] and "2h" in reply["plain_text"]
 
-    ignored = world.emulator.send_text(bot["id"], customer, "/start")
-    dedup_key = f"tgm:dedup:update:{_bot_id_in_db(world, 'block_79501_bot')}:{ignored['update_id']}"
-    marks = redis.Redis.from_url(world.stack.config.redis_url)
-    wait_for(lambda: bool(marks.exists(dedup_key)), WAIT, "the blocked user's message taken and dropped")
+    wait_until_handled(world, "block_79501_bot", world.emulator.send_text(bot["id"], customer, "/start"))
 
     (reply,) = admin.say("/unblock @block_79501_bot 79599")
     assert "79599 is unblocked" in reply["plain_text"]
 
-    def answered_again() -> bool:
-        if len(got()) > 1:
-            return True
-        world.emulator.send_text(bot["id"], customer, "/start")
-        return False
-
-    wait_for(answered_again, WAIT, "an answer after the unblock", interval=2.0)
+    ask_until_answered(world, bot, customer, "/start", got, "an answer after the unblock")
     assert got()[0] == got()[1]  # the welcome again; nothing was sent while blocked
 
 

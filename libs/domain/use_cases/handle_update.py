@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from libs.domain.bots import Bot
 from libs.domain.clock import SystemClock
-from libs.domain.inbound import sender_id_of
+from libs.domain.inbound import callback_of, sender_id_of
 from libs.domain.messages import render
 from libs.domain.ports import BotDirectory, Clock, Cooldowns, Outbox
 from libs.domain.updates import UpdateEnvelope
@@ -97,8 +97,8 @@ class HandleUpdate:
         anything in a private chat, and in groups only to a command addressed to this bot (group chatter is not
         answered, as outside maintenance); once per user per window. Everything else is dropped."""
         text = bot.settings.maintenance_text
-        callback = envelope.update.get("callback_query")
-        if isinstance(callback, dict) and isinstance(callback.get("id"), str):
+        callback = callback_of(envelope)
+        if callback is not None and isinstance(callback.get("id"), str):
             # Always answered (Telegram shows a spinner until then); the text is cut to Telegram's 200 characters.
             self._outbox.answer_callback_query(bot.id, callback["id"], text[:200])
             return HandleOutcome("maintenance:callback", replied=True)
