@@ -28,6 +28,7 @@ from libs.registry_client.client import GrpcBotDirectory
 from services.dispatcher.adapters import bot_changes, interaction_stats, memory
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.external_api import HttpExternalApi
+from services.dispatcher.adapters.sent_marks import DeferredSentMarks
 from services.dispatcher.manager import wiring as manager_wiring
 from services.dispatcher.manager.router import UpdateRouter
 from services.dispatcher.outbound import (
@@ -94,13 +95,23 @@ def _deduplicator(client: Any, ttl_seconds: int) -> UpdateDeduplicator:
     return RedisUpdateDeduplicator(client, ttl_seconds=ttl_seconds)
 
 
-def _chat_lane(client: Any, dedup_ttl_seconds: int, signer: EnvelopeSigner | None = None) -> ChatLane | None:
+def _chat_lane(
+    client: Any,
+    dedup_ttl_seconds: int,
+    signer: EnvelopeSigner | None = None,
+    sent_marks: DeferredSentMarks | None = None,
+) -> ChatLane | None:
     """On Redis, one Lua script per drain step; None lets DrainChat compose the lane from the in-memory ports."""
     if client is None:
         return None
     from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
 
-    return RedisChatLane(client, dedup_ttl_seconds=dedup_ttl_seconds, signer=signer)
+    return RedisChatLane(client, dedup_ttl_seconds=dedup_ttl_seconds, signer=signer, sent_marks=sent_marks)
+
+
+def _deferred_sent_marks(client: Any, store: Any) -> DeferredSentMarks | None:
+    """On Redis a direct send's mark rides on the update's completion script; in memory it is written at once."""
+    return None if client is None else DeferredSentMarks(store.mark_sent)
 
 
 def _outbox_lane(client: Any) -> OutboxLane | None:
@@ -208,6 +219,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
     sender = providers.ThreadSafeSingleton(
         DirectOutbox, bots=bot_directory, vault=vault, telegram=telegram, clock=clock
     )
+    deferred_sent_marks = providers.ThreadSafeSingleton(_deferred_sent_marks, redis_client, outbox_store)
     direct_send = providers.ThreadSafeSingleton(
         DirectSend,
         gate=providers.ThreadSafeSingleton(_direct_send_gate, redis_client, outbox_store, send_limiter),
@@ -215,6 +227,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         sender=sender.provider,
         dead_letters=dead_letters,
         limiter=send_limiter,
+        deferred_marks=deferred_sent_marks,
     )
     outbox = providers.ThreadSafeSingleton(QueuedOutbox, store=outbox_store, broker=broker, direct=direct_send)
 
@@ -322,7 +335,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         clock=clock,
         guard=inbound_guard,
         lane=providers.ThreadSafeSingleton(
-            _chat_lane, redis_client, settings.provided.dedup_ttl_seconds, envelope_signer
+            _chat_lane, redis_client, settings.provided.dedup_ttl_seconds, envelope_signer, deferred_sent_marks
         ),
         keeper=lock_keeper,
         policy=providers.Factory(

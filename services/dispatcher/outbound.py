@@ -40,13 +40,13 @@ from libs.observability.metrics import TELEGRAM_MESSAGES, message_type
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.adapters.redis_chat_lane import RELEASE_AND_COUNT, ms
+from services.dispatcher.adapters.sent_marks import OUTBOX_PREFIX, SENT_TTL_SECONDS, DeferredSentMarks, sent_mark_key
 
 logger = logging.getLogger("services.dispatcher.outbound")
 
 OUTBOX_QUEUE = "outbox"
 DRAIN_OUTBOX_ACTOR = "drain_outbox"
 NO_CHAT = "cbq"  # answerCallbackQuery has no chat: its own lane, limited per bot only
-SENT_TTL_SECONDS = 24 * 3600
 DRAIN_DUE_TTL_MS = 60_000  # safety net only: a drain clears its lane's "drain due" flag when it starts
 
 # Idempotent push: a call id is queued at most once (a re-run handler derives the same ids, see
@@ -108,7 +108,7 @@ def _due_key(prefix: str, bot_id: str, chat_key: str) -> str:
 
 
 class RedisOutboxStore:
-    def __init__(self, client: Any, prefix: str = "tgm:obox") -> None:
+    def __init__(self, client: Any, prefix: str = OUTBOX_PREFIX) -> None:
         self._client = client
         self._prefix = prefix
         self._pop_if_head = client.register_script(POP_IF_HEAD)
@@ -144,10 +144,10 @@ class RedisOutboxStore:
         return int(self._client.llen(self._key(bot_id, chat_key)))
 
     def is_sent(self, call_id: str) -> bool:
-        return bool(self._client.exists(f"{self._prefix}-sent:{call_id}"))
+        return bool(self._client.exists(sent_mark_key(call_id, self._prefix)))
 
     def mark_sent(self, call_id: str) -> None:
-        self._client.set(f"{self._prefix}-sent:{call_id}", b"1", ex=SENT_TTL_SECONDS)
+        self._client.set(sent_mark_key(call_id, self._prefix), b"1", ex=SENT_TTL_SECONDS)
 
     def record_failure(self, call_id: str) -> int:
         key = f"{self._prefix}-fail:{call_id}"
@@ -298,7 +298,7 @@ class ComposedDirectSendGate:
 class RedisDirectSendGate:
     """The gate in one round trip: the lane and sent-mark checks in front of the send limiter's own script."""
 
-    def __init__(self, client: Any, limiter: Any, prefix: str = "tgm:obox") -> None:
+    def __init__(self, client: Any, limiter: Any, prefix: str = OUTBOX_PREFIX) -> None:
         from services.dispatcher.adapters.redis_abuse import SEND_SLOT
 
         # KEYS[1..3] and ARGV are the limiter's; KEYS[4] the lane, KEYS[5] the call's sent mark.
@@ -310,7 +310,7 @@ class RedisDirectSendGate:
 
     def open(self, bot_id: str, chat_key: str, chat_id: int | None, call_id: str) -> bool:
         keys, args = self._limiter.slot_request(bot_id, chat_id)
-        keys = [*keys, f"{self._prefix}:{bot_id}:{chat_key}", f"{self._prefix}-sent:{call_id}"]
+        keys = [*keys, f"{self._prefix}:{bot_id}:{chat_key}", sent_mark_key(call_id, self._prefix)]
         return int(self._script(keys=keys, args=args)) == 0
 
 
@@ -332,8 +332,10 @@ class DirectSend:
         sender: Callable[[], DirectOutbox],
         dead_letters: DeadLetters,
         limiter: SendLimiter,
+        deferred_marks: DeferredSentMarks | None = None,
     ) -> None:
         self._gate = gate
+        self._deferred_marks = deferred_marks  # on Redis the update's completion writes the mark (sent_marks.py)
         self._store = store
         self._sender = sender
         self._dead = dead_letters
@@ -372,6 +374,9 @@ class DirectSend:
                 extra={"bot_id": bot_id, "call_id": call_id, "error": describe_failure(exc)},
             )
             return self.QUEUE
+        if self._deferred_marks is not None:
+            self._deferred_marks.defer(call_id)
+            return self.SENT
         try:
             self._store.mark_sent(call_id)
         except Exception as exc:  # sent all the same; only a re-run of this update could send it again
@@ -613,7 +618,7 @@ return 1
 class RedisOutboxLane:
     """OutboxLane on Redis, one Lua script per step; the same keys as RedisOutboxStore and RedisLocks."""
 
-    def __init__(self, client: Any, prefix: str = "tgm:obox", lock_prefix: str = "tgm:lock") -> None:
+    def __init__(self, client: Any, prefix: str = OUTBOX_PREFIX, lock_prefix: str = "tgm:lock") -> None:
         self._prefix = prefix
         self._lock_prefix = lock_prefix
         self._claim = client.register_script(_CLAIM_LANE)
@@ -645,7 +650,7 @@ class RedisOutboxLane:
         keys = [
             self._list(bot_id, chat_key),
             self._lock(bot_id, chat_key),
-            f"{self._prefix}-sent:{marker}",
+            sent_mark_key(marker, self._prefix),
             f"{self._prefix}-fail:{marker}",
         ]
         args = [owner, ms(ttl_seconds), raw, "1" if sent and call_id else "0", SENT_TTL_SECONDS]

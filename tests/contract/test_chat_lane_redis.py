@@ -3,6 +3,7 @@ fine-grained Redis adapters must behave the same (DrainChat relies on either).""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,8 @@ from libs.messaging.mailbox import RedisChatMailbox
 from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
 from services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
+from services.dispatcher.adapters.sent_marks import DeferredSentMarks, sent_mark_key
+from services.dispatcher.outbound import RedisOutboxStore
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -184,3 +187,94 @@ def test_an_item_forged_in_redis_is_dropped_and_the_chat_moves_on(client: redis.
     assert handled == [2], "the forged update never reaches a handler"
     assert (result.handled, result.skipped) == (1, 1)
     assert client.llen("tgm:mbox:bot-1:42") == 0
+
+
+# ------------------------------------------------------------------ sent marks deferred to the completion (issue 8)
+
+
+@pytest.fixture
+def marks(client: redis.Redis) -> DeferredSentMarks:
+    return DeferredSentMarks(RedisOutboxStore(client).mark_sent)
+
+
+@pytest.fixture
+def marking_lane(client: redis.Redis, marks: DeferredSentMarks) -> RedisChatLane:
+    return RedisChatLane(client, dedup_ttl_seconds=3600, sent_marks=marks)
+
+
+def test_the_completion_writes_the_sent_marks_its_thread_deferred(
+    marking_lane: RedisChatLane, marks: DeferredSentMarks, client: redis.Redis
+) -> None:
+    store, box = RedisOutboxStore(client), RedisChatMailbox(client)
+    box.push(CHAT, envelope(1))
+    box.push(CHAT, envelope(2))
+    claim = marking_lane.claim(BOT, CHAT, 5.0, 20)
+    marks.defer("call-1")
+    assert not store.is_sent("call-1"), "deferred: nothing written before the completion"
+    assert marking_lane.complete(BOT, CHAT, claim.owner, claim.items[0].item, 1, mark_done=True, ttl_seconds=5.0)
+    assert store.is_sent("call-1")
+    assert 23 * 3600 < client.ttl(sent_mark_key("call-1")) <= 24 * 3600
+    marks.defer("call-2")
+    assert marking_lane.complete_and_release(BOT, CHAT, claim.owner, claim.items[1].item, 2, mark_done=True) == 0
+    assert store.is_sent("call-2")
+    assert marks.take() == [], "each mark is taken by one completion"
+
+
+def test_a_completion_that_lost_the_chat_still_writes_the_sent_marks(
+    marking_lane: RedisChatLane, marks: DeferredSentMarks, client: redis.Redis
+) -> None:
+    box = RedisChatMailbox(client)
+    box.push(CHAT, envelope(1))
+    claim = marking_lane.claim(BOT, CHAT, 5.0, 20)
+    client.set(f"tgm:lock:chat:{BOT}:{CHAT}", "someone-else")
+    marks.defer("call-1")
+    assert not marking_lane.complete_and_release(BOT, CHAT, claim.owner, claim.items[0].item, 1, mark_done=True)
+    assert RedisOutboxStore(client).is_sent("call-1"), "the reply went out: the new holder must not send it again"
+    assert box.peek(BOT, CHAT).envelope == envelope(1), "the rest is the new holder's"
+    assert not RedisUpdateDeduplicator(client).already_done(BOT, 1)
+
+
+def test_marks_deferred_before_a_failure_or_a_lost_chat_are_written_by_the_record_or_the_release(
+    marking_lane: RedisChatLane, marks: DeferredSentMarks, client: redis.Redis
+) -> None:
+    store = RedisOutboxStore(client)
+    RedisChatMailbox(client).push(CHAT, envelope(1))
+    claim = marking_lane.claim(BOT, CHAT, 5.0, 20)
+    marks.defer("call-1")
+    assert marking_lane.record_failure(BOT, CHAT, 1, 99.0) == 1
+    assert store.is_sent("call-1")
+    marks.defer("call-2")
+    marking_lane.release(BOT, CHAT, claim.owner)
+    assert store.is_sent("call-2")
+
+
+def test_marks_wait_for_a_completion_on_the_thread_that_sent_them(
+    marking_lane: RedisChatLane, marks: DeferredSentMarks, client: redis.Redis
+) -> None:
+    RedisChatMailbox(client).push(CHAT, envelope(1))
+    claim = marking_lane.claim(BOT, CHAT, 5.0, 20)
+    other = threading.Thread(target=marks.defer, args=("other-chat-call",))
+    other.start()
+    other.join()
+    assert marking_lane.complete_and_release(BOT, CHAT, claim.owner, claim.items[0].item, 1, mark_done=True) == 0
+    assert not RedisOutboxStore(client).is_sent("other-chat-call"), "another thread's drain writes its own marks"
+
+
+def test_a_completion_that_fails_keeps_the_marks_for_the_next_one(
+    marking_lane: RedisChatLane, marks: DeferredSentMarks, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = RedisChatMailbox(client)
+    box.push(CHAT, envelope(1))
+    claim = marking_lane.claim(BOT, CHAT, 5.0, 20)
+    marks.defer("call-1")
+    script = marking_lane._complete_and_release
+
+    def unreachable(**_: Any) -> Any:
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(marking_lane, "_complete_and_release", unreachable)
+    with pytest.raises(redis.ConnectionError):
+        marking_lane.complete_and_release(BOT, CHAT, claim.owner, claim.items[0].item, 1, mark_done=True)
+    monkeypatch.setattr(marking_lane, "_complete_and_release", script)
+    assert marking_lane.complete_and_release(BOT, CHAT, claim.owner, claim.items[0].item, 1, mark_done=True) == 0
+    assert RedisOutboxStore(client).is_sent("call-1")

@@ -8,18 +8,29 @@ each queue it calls at most once per `maintenance_interval_ms`, and at least tha
 a dead worker's messages come back within about heartbeat_timeout + interval, under load or idle, for a bounded
 cost (one pass per queue per second per process).
 
-This overrides two private methods of dramatiq's RedisBroker (`_dispatch`, `_should_do_maintenance`); dramatiq is
-pinned, and tests/contract/test_redis_broker_maintenance.py checks the behaviour on a real Redis.
+Acks ride on the next fetch (issue 8): Dramatiq acks each message with its own round trip from the worker thread
+that ran it. Here the ack is noted in memory and sent by the queue's consumer thread in one pipeline with its next
+fetch, which comes at once (the ack frees a prefetch slot) or within `worker_timeout` when the queue is idle; a
+consumer's close sends what is left. A `kill -9` loses the noted acks: those messages come back after the heartbeat
+timeout, as any message a dead worker fetched does, and their drains find nothing left to do.
+
+This overrides private parts of dramatiq's RedisBroker (`_dispatch`, `_should_do_maintenance`, the dispatch script's
+arguments and `_RedisConsumer`); dramatiq is pinned, and tests/contract/test_redis_broker_maintenance.py checks the
+behaviour on a real Redis.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker
+import redis
+from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker, _RedisConsumer
+from dramatiq.common import current_millis
+from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware, Retries, TimeLimit
 
 DEFAULT_MAINTENANCE_INTERVAL_MS = 1000
@@ -47,6 +58,12 @@ class TimelyMaintenanceRedisBroker(RedisBroker):
         self._next_maintenance: dict[str, float] = {}
         self._maintenance_lock = threading.Lock()
         self._calling = threading.local()  # the queue of the broker call this thread is making
+        self._pending_acks: dict[str, deque[str]] = {}
+        self._pending_acks_lock = threading.Lock()
+
+    @property
+    def consumer_class(self) -> type[_RedisConsumer]:
+        return AckOnFetchConsumer
 
     def _dispatch(self, command: str) -> Callable[..., Any]:
         dispatch: Callable[..., Any] = super()._dispatch(command)  # type: ignore[no-untyped-call]
@@ -54,11 +71,86 @@ class TimelyMaintenanceRedisBroker(RedisBroker):
         def do_dispatch(queue_name: str, *args: Any) -> Any:
             self._calling.queue = queue_name
             try:
+                if command == "fetch":
+                    acks = self._take_acks(queue_name)
+                    if acks:
+                        return self._run_with_acks(queue_name, acks, args)
                 return dispatch(queue_name, *args)
             finally:
                 self._calling.queue = None
 
         return do_dispatch
+
+    def defer_ack(self, queue_name: str, redis_message_id: str) -> None:
+        """Notes an ack for the queue's next fetch (or its consumer's close)."""
+        self._acks_of(queue_name).append(redis_message_id)
+
+    def flush_acks(self, queue_name: str) -> None:
+        """Sends the queue's noted acks now, in one pipeline."""
+        acks = self._take_acks(queue_name)
+        if acks:
+            self._run_with_acks(queue_name, acks, None)
+
+    def _acks_of(self, queue_name: str) -> deque[str]:
+        pending = self._pending_acks.get(queue_name)
+        if pending is None:
+            with self._pending_acks_lock:
+                pending = self._pending_acks.setdefault(queue_name, deque())
+        return pending
+
+    def _take_acks(self, queue_name: str) -> list[str]:
+        pending, taken = self._acks_of(queue_name), []
+        while pending:
+            try:
+                taken.append(pending.popleft())
+            except IndexError:  # another thread took the last one
+                break
+        return taken
+
+    def _script_args(self, command: str, queue_name: str, *args: Any) -> list[Any]:
+        # The dispatch script's ARGV, as dramatiq's own _dispatch builds it (pinned version).
+        return [
+            command,
+            current_millis(),
+            queue_name,
+            self.broker_id,
+            self.heartbeat_timeout,
+            self.dead_message_ttl,
+            self._should_do_maintenance(command),
+            self._max_unpack_size(),  # type: ignore[no-untyped-call]
+            *args,
+        ]
+
+    def _run_with_acks(self, queue_name: str, acks: Sequence[str], fetch_args: Sequence[Any] | None) -> Any:
+        """The acks, then the fetch when given, in one round trip; the fetch's answer is returned.
+
+        The pipeline calls the script by its SHA: when Redis lost its scripts (a restart), whatever failed is done
+        again through dramatiq's own calls, which load the script. On a connection error the acks are noted again.
+        """
+        script = self.scripts["dispatch"]
+        pipe = self.client.pipeline(transaction=False)
+        for message_id in acks:
+            pipe.evalsha(script.sha, 1, self.namespace, *self._script_args("ack", queue_name, message_id))
+        if fetch_args is not None:
+            pipe.evalsha(script.sha, 1, self.namespace, *self._script_args("fetch", queue_name, *fetch_args))
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except redis.ConnectionError:
+            self._acks_of(queue_name).extendleft(reversed(acks))
+            raise
+        for message_id, result in zip(acks, results, strict=False):
+            if isinstance(result, redis.exceptions.NoScriptError):
+                super()._dispatch("ack")(queue_name, message_id)  # type: ignore[no-untyped-call]
+            elif isinstance(result, Exception):
+                raise result
+        if fetch_args is None:
+            return None
+        fetched = results[-1]
+        if isinstance(fetched, redis.exceptions.NoScriptError):
+            return super()._dispatch("fetch")(queue_name, *fetch_args)  # type: ignore[no-untyped-call]
+        if isinstance(fetched, Exception):
+            raise fetched
+        return fetched
 
     def _should_do_maintenance(self, command: str) -> int:
         queue = getattr(self._calling, "queue", None)
@@ -70,3 +162,19 @@ class TimelyMaintenanceRedisBroker(RedisBroker):
                 return 0
             self._next_maintenance[queue] = now + self._maintenance_interval
         return 1
+
+
+class AckOnFetchConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer whose acks wait for its next fetch (see the module docstring)."""
+
+    broker: TimelyMaintenanceRedisBroker
+
+    def ack(self, message: Any) -> None:
+        self.broker.defer_ack(self.queue_name, message.options["redis_message_id"])
+        self.queued_message_ids.discard(message.message_id)
+
+    def close(self) -> None:
+        try:
+            self.broker.flush_acks(self.queue_name)
+        except redis.ConnectionError as error:
+            raise ConnectionClosed(error) from None  # type: ignore[no-untyped-call]

@@ -22,6 +22,7 @@ from libs.observability.metrics import UPDATE_RETRIES
 from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.adapters.redis_dedup import DEFAULT_TTL_SECONDS
 from services.dispatcher.adapters.redis_dedup import KEY_PREFIX as DEDUP_PREFIX
+from services.dispatcher.adapters.sent_marks import SENT_TTL_SECONDS, DeferredSentMarks
 
 LOCK_PREFIX = "tgm:lock"
 
@@ -52,9 +53,17 @@ end
 return out
 """
 
-# KEYS: mailbox, lock, failures hash, dedup key. ARGV: owner, ttl ms, raw item, update id ('' if none),
-# mark done (1/0), dedup ttl s. Returns 0 when the lock is not ours (nothing changed), else 1.
-_COMPLETE = """
+# KEYS: mailbox, lock, failures hash, dedup key, then the sent marks of the update's direct sends (sent_marks.py).
+# ARGV: owner, ttl ms, raw item, update id ('' if none), mark done (1/0), dedup ttl s, sent-mark ttl s.
+# The sent marks are written whoever holds the lock (the replies went out); the rest only by the lock's owner.
+# Returns 0 when the lock is not ours (nothing else changed), else 1.
+_WRITE_SENT_MARKS = """
+for i = 5, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[7]) end
+"""
+
+_COMPLETE = (
+    _WRITE_SENT_MARKS
+    + """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 if ARGV[5] == '1' then redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) end
@@ -62,10 +71,13 @@ if redis.call('LINDEX', KEYS[1], 0) == ARGV[3] then redis.call('LPOP', KEYS[1]) 
 if ARGV[4] ~= '' then redis.call('HDEL', KEYS[3], ARGV[4] .. ':n', ARGV[4] .. ':at') end
 return 1
 """
+)
 
 # The same, then release the lock and answer the mailbox's length (the last item of a claim: one round trip
 # instead of two). Returns -1 when the lock is not ours (nothing changed).
-_COMPLETE_AND_RELEASE = """
+_COMPLETE_AND_RELEASE = (
+    _WRITE_SENT_MARKS
+    + """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
 if ARGV[5] == '1' then redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) end
 if redis.call('LINDEX', KEYS[1], 0) == ARGV[3] then redis.call('LPOP', KEYS[1]) end
@@ -73,6 +85,7 @@ if ARGV[4] ~= '' then redis.call('HDEL', KEYS[3], ARGV[4] .. ':n', ARGV[4] .. ':
 redis.call('DEL', KEYS[2])
 return redis.call('LLEN', KEYS[1])
 """
+)
 
 # Shared by both lanes (this one and the outbox's, services/dispatcher/outbound.py).
 # KEYS: lock, list. ARGV: owner. Releases the lock if it is still the owner's; returns the list's length.
@@ -95,8 +108,10 @@ class RedisChatLane:
         dedup_ttl_seconds: int = DEFAULT_TTL_SECONDS,
         prefix: str = KEY_PREFIX,
         signer: EnvelopeSigner | None = None,
+        sent_marks: DeferredSentMarks | None = None,
     ) -> None:
         self._client = client
+        self._sent_marks = sent_marks
         self._signer = signer
         self._mailbox = RedisChatMailbox(client, prefix, signer=signer)
         self._prefix = prefix
@@ -150,7 +165,7 @@ class RedisChatLane:
         ttl_seconds: float,
     ) -> bool:
         keys, args = self._completion(bot_id, chat_key, owner, item, update_id, mark_done, ttl_seconds)
-        return bool(self._complete(keys=keys, args=args))
+        return bool(self._with_sent_marks(self._complete, keys, args))
 
     def complete_and_release(
         self,
@@ -163,8 +178,23 @@ class RedisChatLane:
         mark_done: bool,
     ) -> int | None:
         keys, args = self._completion(bot_id, chat_key, owner, item, update_id, mark_done, 1.0)
-        left = int(self._complete_and_release(keys=keys, args=args))
+        left = int(self._with_sent_marks(self._complete_and_release, keys, args))
         return None if left < 0 else left
+
+    def _with_sent_marks(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Runs a completion script with the sent marks this thread deferred (kept for the next try on failure)."""
+        if self._sent_marks is None:
+            return script(keys=keys, args=args)
+        call_ids = self._sent_marks.take()
+        try:
+            return script(keys=keys + self._sent_marks.keys(call_ids), args=args)
+        except BaseException:
+            self._sent_marks.put_back(call_ids)
+            raise
+
+    def _write_deferred_sent_marks(self) -> None:
+        if self._sent_marks is not None:
+            self._sent_marks.write_pending()
 
     def _completion(
         self,
@@ -191,13 +221,16 @@ class RedisChatLane:
             "" if update_id is None else str(update_id),
             "1" if mark_done and update_id is not None else "0",
             self._dedup_ttl,
+            SENT_TTL_SECONDS,
         ]
         return keys, args
 
     def record_failure(self, bot_id: str, chat_key: str, update_id: int, retry_at: float) -> int:
+        self._write_deferred_sent_marks()  # a handler that replied, then failed: its replies went out
         UPDATE_RETRIES.inc()
         return self._mailbox.record_failure(bot_id, chat_key, update_id, retry_at)  # the rare path: as the mailbox does
 
     def release(self, bot_id: str, chat_key: str, owner: str) -> int:
+        self._write_deferred_sent_marks()  # a drain that lost its chat or failed before completing the update
         keys = [self._lock(bot_id, chat_key), mailbox_key(bot_id, chat_key, self._prefix)]
         return int(self._release(keys=keys, args=[owner]))
