@@ -9,6 +9,7 @@ tgm rewrap                                re-seal every stored token under the v
 tgm dead-letters list|show|replay|purge   work that failed for good
 tgm bots list --owner N|show|enable|disable|maintenance BOT_ID   any bot (operator certificate, REGISTRY_ADDR)
 tgm users block|unblock BOT_ID USER_ID [--for 1h]                 a user of any bot
+tgm limits show|reset BOT_ID, set BOT_ID ACTION --rate 5/1m --cooldown 10s   a bot's own limits
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bots.add_parsers(sub)
     args = parser.parse_args(argv)
-    if args.verb in ("bots", "users"):
+    if args.verb in ("bots", "users", "limits"):
         return bots.main(args.verb, args)
     if args.verb == "health":
         return health(args.stack_file)

@@ -1,4 +1,4 @@
-"""`tgm bots` and `tgm users`: the operator acts on any bot through the registry, with the operator certificate.
+"""`tgm bots`, `tgm users` and `tgm limits`: the operator acts on any bot through the registry (operator certificate).
 
 The registry's admin RPCs act for a bot's owner (tenant isolation); the operator's certificate may call every RPC,
 so these commands read the bot (GetBot) and act as its owner. Each action writes one structured log line (who, what,
@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from libs.domain.use_cases.manager_admin import parse_duration
+from libs.domain.use_cases.manager_limits import format_seconds
 from libs.registry_client.client import status_from_proto
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
@@ -44,6 +45,15 @@ def add_parsers(sub: Any) -> None:
     unblock = user_verbs.add_parser("unblock", help="lift a block")
     unblock.add_argument("bot_id")
     unblock.add_argument("user_id", type=int)
+    limits = sub.add_parser("limits", help="show BOT_ID | set BOT_ID ACTION [--rate 5/1m] [--cooldown 10s] | reset")
+    limit_verbs = limits.add_subparsers(dest="action", required=True)
+    limit_verbs.add_parser("show", help="the bot's own rate limits and cooldowns").add_argument("bot_id")
+    setting = limit_verbs.add_parser("set", help="the bot's own limit for one action, in force within seconds")
+    setting.add_argument("bot_id")
+    setting.add_argument("limited_action", metavar="ACTION", help="/start, cmd:*, cb:buy, cb:*, msg or default")
+    setting.add_argument("--rate", help="COUNT/WINDOW per user, e.g. 5/1m; 'off' for the service's default")
+    setting.add_argument("--cooldown", help="time between two, e.g. 10s; 'off' for the service's default")
+    limit_verbs.add_parser("reset", help="the service's defaults for every action").add_argument("bot_id")
 
 
 def describe(bot: registry_pb2.Bot) -> str:
@@ -58,6 +68,14 @@ def describe(bot: registry_pb2.Bot) -> str:
     ]
     for user_id, until in sorted(bot.blocked_users.items()):
         lines.append(f"blocked      {user_id} until {datetime.fromtimestamp(until, UTC):%Y-%m-%d %H:%M} UTC")
+    for action in sorted({*bot.rate_limits, *bot.cooldowns}):
+        own = []
+        if action in bot.rate_limits:
+            rule = bot.rate_limits[action]
+            own.append(f"{rule.limit} per {format_seconds(rule.window_seconds)}")
+        if action in bot.cooldowns:
+            own.append(f"cooldown {format_seconds(bot.cooldowns[action])}")
+        lines.append(f"limit        {action}: {', '.join(own)}")
     return "\n".join(lines)
 
 
@@ -70,7 +88,7 @@ def run(verb: str, args: argparse.Namespace, channel: grpc.Channel) -> int:
                 print(f"{bot.bot_id}  @{bot.username}  {status_from_proto(bot.status).value}")
             return 0
         bot = stub.GetBot(registry_pb2.GetBotRequest(bot_id=args.bot_id), timeout=TIMEOUT_SECONDS).bot
-        if verb == "bots" and args.action == "show":
+        if args.action == "show":
             print(describe(bot))
             return 0
         act = _action(verb, args, bot.owner_id)
@@ -95,6 +113,8 @@ def _action(
     if verb == "bots" and args.action in ("enable", "disable"):
         request = registry_pb2.SetBotStatusRequest(actor_id=owner, bot_id=args.bot_id, enabled=args.action == "enable")
         return lambda stub: stub.SetBotStatus(request, timeout=TIMEOUT_SECONDS).bot
+    if verb == "limits":
+        return _limits_action(args, owner)
     settings = registry_pb2.UpdateBotSettingsRequest(actor_id=owner, bot_id=args.bot_id)
     if verb == "bots":  # maintenance
         text = " ".join(args.text).strip()
@@ -111,6 +131,47 @@ def _action(
     else:
         settings.unblock_user = args.user_id
     return lambda stub: stub.UpdateBotSettings(settings, timeout=TIMEOUT_SECONDS).bot
+
+
+def _limits_action(
+    args: argparse.Namespace, owner: int
+) -> Callable[[registry_pb2_grpc.RegistryServiceStub], registry_pb2.Bot] | None:
+    requests = []
+    if args.action == "reset":
+        requests.append(registry_pb2.UpdateBotSettingsRequest(actor_id=owner, bot_id=args.bot_id, reset_limits=True))
+    else:
+        if args.rate is None and args.cooldown is None:
+            print("tgm limits set: give --rate COUNT/WINDOW and/or --cooldown TIME (or 'off')", file=sys.stderr)
+            return None
+        if args.rate is not None:
+            count, _, window = args.rate.partition("/")
+            seconds = 0 if args.rate == "off" else parse_duration(window, seconds=True)
+            if args.rate != "off" and (not count.isdigit() or seconds is None):
+                print("tgm limits set: --rate takes COUNT/WINDOW, e.g. 5/1m, 100/1h, or off", file=sys.stderr)
+                return None
+            rule = registry_pb2.SetRateLimit(
+                action=args.limited_action, limit=0 if args.rate == "off" else int(count), window_seconds=seconds or 0
+            )
+            requests.append(
+                registry_pb2.UpdateBotSettingsRequest(actor_id=owner, bot_id=args.bot_id, set_rate_limit=rule)
+            )
+        if args.cooldown is not None:
+            seconds = 0 if args.cooldown == "off" else parse_duration(args.cooldown, seconds=True)
+            if seconds is None:
+                print("tgm limits set: --cooldown takes a time, e.g. 10s, 1m, or off", file=sys.stderr)
+                return None
+            cooldown = registry_pb2.SetCooldown(action=args.limited_action, seconds=seconds)
+            requests.append(
+                registry_pb2.UpdateBotSettingsRequest(actor_id=owner, bot_id=args.bot_id, set_cooldown=cooldown)
+            )
+
+    def apply(stub: registry_pb2_grpc.RegistryServiceStub) -> registry_pb2.Bot:
+        bot = registry_pb2.Bot()
+        for request in requests:
+            bot = stub.UpdateBotSettings(request, timeout=TIMEOUT_SECONDS).bot
+        return bot
+
+    return apply
 
 
 def main(verb: str, args: argparse.Namespace) -> int:

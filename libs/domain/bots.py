@@ -114,6 +114,14 @@ class ApiCommand:
     timeout_seconds: float = 5.0
 
 
+@dataclass(frozen=True)
+class RateRule:
+    """At most `limit` updates of one action per user within `window_seconds` (libs/domain/inbound.py)."""
+
+    limit: int
+    window_seconds: float
+
+
 @dataclass
 class BotSettings:
     welcome_text: str = ""
@@ -126,6 +134,10 @@ class BotSettings:
     maintenance_text: str = ""
     # Temporarily blocked users: Telegram user id → blocked until (Unix seconds); their updates are dropped.
     blocked_users: dict[int, int] = field(default_factory=dict)
+    # The bot's own rate limits and cooldowns per action ("cmd:/start", "msg", "default"…), over the service's
+    # RATE_LIMITS_JSON / COOLDOWNS_JSON; changed live by the admin or the operator.
+    rate_limits: dict[str, RateRule] = field(default_factory=dict)
+    cooldowns: dict[str, float] = field(default_factory=dict)
 
     def blocks(self, telegram_user_id: int, now_unix: float) -> bool:
         return self.blocked_users.get(telegram_user_id, 0) > now_unix

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from libs.domain.bots import RateRule
 from libs.domain.messages import render
 from libs.domain.ports import Cooldowns, Outbox, RateLimiter
 from libs.domain.updates import UpdateEnvelope
@@ -78,6 +79,8 @@ class BotActions:
     callbacks: frozenset[str] | None = None  # callback actions known by name (None: none)
     other_commands: bool = False  # the bot answers commands it does not define (limited together, as cmd:*)
     private_text: bool = False  # the bot reads plain text in private chats ("msg")
+    rate_limits: Mapping[str, RateRule] = field(default_factory=dict)  # the bot's own, over the policy's
+    cooldowns: Mapping[str, float] = field(default_factory=dict)
 
 
 ActionCatalog = Callable[[str], "BotActions | None"]  # bot_id → its actions (None: unknown, be conservative)
@@ -119,23 +122,21 @@ def limited_action(envelope: UpdateEnvelope, actions: BotActions | None, named: 
 
 
 @dataclass(frozen=True)
-class RateRule:
-    limit: int
-    window_seconds: float
-
-
-@dataclass(frozen=True)
 class InboundPolicy:
     """Rate limits and cooldowns per action; parsed from RATE_LIMITS_JSON / COOLDOWNS_JSON."""
 
-    default: RateRule = RateRule(limit=30, window_seconds=60.0)
+    default: RateRule = RateRule(limit=30, window_seconds=60.0)  # noqa: RUF009 - frozen, shared safely
     rules: Mapping[str, RateRule] = field(default_factory=dict)
     cooldowns: Mapping[str, float] = field(default_factory=dict)
 
-    def rule_for(self, action: str) -> RateRule:
-        return self.rules.get(action, self.default)
+    def rule_for(self, action: str, bot: BotActions | None = None) -> RateRule:
+        """The bot's rule for the action, else the policy's, else the bot's default, else the policy's."""
+        own = bot.rate_limits if bot is not None else {}
+        return own.get(action) or self.rules.get(action) or own.get("default") or self.default
 
-    def cooldown_for(self, action: str) -> float:
+    def cooldown_for(self, action: str, bot: BotActions | None = None) -> float:
+        if bot is not None and action in bot.cooldowns:
+            return bot.cooldowns[action]
         return self.cooldowns.get(action, 0.0)
 
     def names(self, action: str) -> bool:
@@ -202,11 +203,17 @@ class InboundGuard:
         if user_id is None:
             return Verdict(True)
         catalog = self._actions(envelope.bot_id) if self._actions is not None else None
-        action = limited_action(envelope, catalog, self._policy.names)
+        named = self._policy.names
+        if catalog is not None and (catalog.rate_limits or catalog.cooldowns):
+            # An action the bot set a limit for is limited under its own name (its own budget).
+            def named(action: str) -> bool:
+                return self._policy.names(action) or action in catalog.rate_limits or action in catalog.cooldowns
+
+        action = limited_action(envelope, catalog, named)
         if action is None:
             return Verdict(True)
         key = f"{envelope.bot_id}:{user_id}:{action}"
-        rule = self._policy.rule_for(action)
+        rule = self._policy.rule_for(action, catalog)
         decision = self._limiter.hit(key, rule.limit, rule.window_seconds)
         if not decision.allowed:
             if decision.notify:
@@ -215,7 +222,7 @@ class InboundGuard:
             else:
                 self._stop_spinner(envelope)  # a refused button press is always answered, silently
             return Verdict(False, "rate_limited")
-        cooldown = self._policy.cooldown_for(action)
+        cooldown = self._policy.cooldown_for(action, catalog)
         if cooldown > 0 and not self._cooldowns.start(key, cooldown):
             self._tell(envelope, render("cooldown", language_of(envelope)))
             return Verdict(False, "cooldown")

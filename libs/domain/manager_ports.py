@@ -65,7 +65,40 @@ class UnblockUser:
     telegram_user_id: int
 
 
-SettingsChange = SetWelcome | SetCommand | SetApiCommand | RemoveCommand | SetMaintenance | BlockUser | UnblockUser
+@dataclass(frozen=True)
+class SetRateLimit:
+    """The bot's own rate limit for one action (`limit` 0 removes it: the service's default applies again)."""
+
+    action: str
+    limit: int
+    window_seconds: float
+
+
+@dataclass(frozen=True)
+class SetCooldown:
+    """The bot's own cooldown for one action (0 removes it)."""
+
+    action: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ResetLimits:
+    """Drops every rate limit and cooldown of the bot's own: the service's defaults apply."""
+
+
+SettingsChange = (
+    SetWelcome
+    | SetCommand
+    | SetApiCommand
+    | RemoveCommand
+    | SetMaintenance
+    | BlockUser
+    | UnblockUser
+    | SetRateLimit
+    | SetCooldown
+    | ResetLimits
+)
 
 
 class BotAdmin(Protocol):

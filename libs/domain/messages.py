@@ -55,6 +55,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/delcommand @bot /comando — remover um comando\n"
             "/maintenance @bot texto — modo manutenção: os usuários recebem o texto (off para sair)\n"
             "/block @bot id [1h] · /unblock @bot id — bloquear um usuário por um tempo\n"
+            "/limits @bot — limites por usuário (ex.: /limits @bot /start 5/1m)\n"
             "/cancel — cancelar a operação em andamento"
         ),
         "en": (
@@ -69,6 +70,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/delcommand @bot /command — remove a command\n"
             "/maintenance @bot text — maintenance mode: users get the text (off to leave it)\n"
             "/block @bot id [1h] · /unblock @bot id — block a user for a while\n"
+            "/limits @bot — per-user limits (e.g. /limits @bot /start 5/1m)\n"
             "/cancel — cancel the current operation"
         ),
     },
@@ -245,6 +247,28 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "btn_prev_page": {"pt-BR": "⬅️ Anterior", "en": "⬅️ Previous"},
     "btn_next_page": {"pt-BR": "Próxima ➡️", "en": "Next ➡️"},
     "usage_setwelcome": {"pt-BR": "/setwelcome @bot texto", "en": "/setwelcome @bot text"},
+    "usage_limits": {
+        "pt-BR": "/limits @bot [/comando 5/1m | /comando cooldown 10s | /comando off | reset]",
+        "en": "/limits @bot [/command 5/1m | /command cooldown 10s | /command off | reset]",
+    },
+    "mgr_limits": {
+        "pt-BR": (
+            "⚙️ <b>Limites de @{username}</b> (por usuário)\n{limits}\n\n"
+            "As outras ações seguem o padrão do serviço. Mudar: /limits @{username} /start 5/1m · "
+            "/limits @{username} /start cooldown 10s · /limits @{username} /start off · /limits @{username} reset"
+        ),
+        "en": (
+            "⚙️ <b>Limits of @{username}</b> (per user)\n{limits}\n\n"
+            "Other actions follow the service's defaults. Change: /limits @{username} /start 5/1m · "
+            "/limits @{username} /start cooldown 10s · /limits @{username} /start off · /limits @{username} reset"
+        ),
+    },
+    "limits_none": {
+        "pt-BR": "Nenhum limite próprio: vale o padrão do serviço.",
+        "en": "No limits of its own: the service's defaults apply.",
+    },
+    "limits_rate": {"pt-BR": "{limit} a cada {window}", "en": "{limit} per {window}"},
+    "limits_cooldown": {"pt-BR": "espera de {seconds}", "en": "{seconds} between two"},
     "usage_block": {"pt-BR": "/block @bot id_do_usuário [30m|1h|2d]", "en": "/block @bot user_id [30m|1h|2d]"},
     "usage_unblock": {"pt-BR": "/unblock @bot id_do_usuário", "en": "/unblock @bot user_id"},
     "usage_maintenance": {"pt-BR": "/maintenance @bot texto | off", "en": "/maintenance @bot text | off"},
@@ -310,6 +334,18 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "setting_block_duration": {
         "pt-BR": "um bloqueio dura de 1 minuto a 30 dias (ex.: 30m, 1h, 2d).",
         "en": "a block lasts from 1 minute to 30 days (e.g. 30m, 1h, 2d).",
+    },
+    "setting_limit_action": {
+        "pt-BR": "a ação é um /comando, msg, cmd:*, cb:*, cb:ação_do_botão ou default.",
+        "en": "the action is a /command, msg, cmd:*, cb:*, cb:button_action or default.",
+    },
+    "setting_limit_value": {
+        "pt-BR": "um limite vai de 1 a 10000 por 1s a 1d; uma espera, de 1s a 1d (ex.: 5/1m, cooldown 10s).",
+        "en": "a limit is 1 to 10000 per 1s to 1d; a cooldown 1s to 1d (e.g. 5/1m, cooldown 10s).",
+    },
+    "setting_too_many_limits": {
+        "pt-BR": "no máximo 50 limites e esperas por bot.",
+        "en": "at most 50 limits and cooldowns per bot.",
     },
     "setting_too_many_blocks": {
         "pt-BR": "no máximo 1000 usuários bloqueados ao mesmo tempo.",

@@ -27,9 +27,12 @@ from libs.domain.manager_ports import (
     InteractionBatchResult,
     Registration,
     RemoveCommand,
+    ResetLimits,
     SetApiCommand,
     SetCommand,
+    SetCooldown,
     SetMaintenance,
+    SetRateLimit,
     SettingsChange,
     SetWelcome,
     UnblockUser,
@@ -144,6 +147,16 @@ class GrpcBotAdmin:
             )
         elif isinstance(change, UnblockUser):
             request.unblock_user = change.telegram_user_id
+        elif isinstance(change, SetRateLimit):
+            request.set_rate_limit.CopyFrom(
+                registry_pb2.SetRateLimit(
+                    action=change.action, limit=change.limit, window_seconds=change.window_seconds
+                )
+            )
+        elif isinstance(change, SetCooldown):
+            request.set_cooldown.CopyFrom(registry_pb2.SetCooldown(action=change.action, seconds=change.seconds))
+        elif isinstance(change, ResetLimits):
+            request.reset_limits = True
         elif isinstance(change, SetCommand):
             request.set_command.CopyFrom(registry_pb2.CustomCommand(command=change.command, reply=change.reply))
         elif isinstance(change, SetApiCommand):

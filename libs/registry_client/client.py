@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 import grpc
 
-from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
+from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, RateRule
 from libs.domain.clock import SystemClock
 from libs.domain.errors import DependencyUnavailable
 from libs.domain.ports import Clock, Route
@@ -81,6 +81,10 @@ def bot_from_proto(message: registry_pb2.Bot) -> Bot:
             welcome_text=message.welcome_text,
             maintenance_text=message.maintenance_text,
             blocked_users=dict(message.blocked_users),
+            rate_limits={
+                action: RateRule(rule.limit, rule.window_seconds) for action, rule in message.rate_limits.items()
+            },
+            cooldowns=dict(message.cooldowns),
             language=message.language or "pt-BR",
             custom_commands=dict(message.custom_commands),
             api_commands={

@@ -165,10 +165,17 @@ def _bot_actions(bots: Any) -> Callable[[str], BotActions | None]:
             return None  # unknown: the guard is conservative
         if bot is None:
             return None
+        limits, cooldowns = bot.settings.rate_limits, bot.settings.cooldowns  # the bot's own (issue 12)
         if bot.is_manager:
-            return BotActions(commands=frozenset(MANAGER_COMMANDS), other_commands=True, private_text=True)
+            return BotActions(
+                commands=frozenset(MANAGER_COMMANDS),
+                other_commands=True,
+                private_text=True,
+                rate_limits=limits,
+                cooldowns=cooldowns,
+            )
         defined = {"/start", *bot.settings.custom_commands, *bot.settings.api_commands}
-        return BotActions(commands=frozenset(defined), callbacks=frozenset())
+        return BotActions(commands=frozenset(defined), callbacks=frozenset(), rate_limits=limits, cooldowns=cooldowns)
 
     return actions
 

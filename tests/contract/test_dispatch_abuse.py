@@ -111,6 +111,17 @@ def test_rate_limiter_frees_a_slot_after_the_interval(kind: str, client: Any) ->
         time.sleep(0.02)
 
 
+def test_a_relaxed_limit_is_in_force_at_once_not_after_the_stricter_backlog(kind: str, client: Any) -> None:
+    limiter = make(kind, client, "rate")
+    key = f"b:{uuid.uuid4().hex}:cmd:/price"
+    assert [limiter.hit(key, 2, 3600).allowed for _ in range(3)] == [True, True, False]  # 2 per hour
+    # Relaxed to 30 per 6 s (one slot every 0.2 s): without the cap the user would wait out the hour's backlog.
+    deadline = time.monotonic() + 3
+    while not limiter.hit(key, 30, 6).allowed:
+        assert time.monotonic() < deadline, "the relaxed limit was not in force within a few intervals"
+        time.sleep(0.05)
+
+
 # -- locks ----------------------------------------------------------------------------------------------
 
 

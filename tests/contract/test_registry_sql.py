@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
-from libs.domain.bots import Bot, BotSettings, BotStatus, hash_webhook_secret, new_bot_id, new_public_id
+from libs.domain.bots import Bot, BotSettings, BotStatus, RateRule, hash_webhook_secret, new_bot_id, new_public_id
 from libs.domain.errors import BotNotFound
 from libs.domain.ports import BotRepository
 from services.botregistry import migrate
@@ -137,7 +137,13 @@ def test_save_persists_changes(repo: BotRepository) -> None:
     bot.username = "renamed_bot"
     bot.sealed_token = b"new-ciphertext"
     bot.webhook_secret_sha256 = hash_webhook_secret("rotated")
-    bot.settings = BotSettings(welcome_text="Hi", language="en")
+    bot.settings = BotSettings(
+        welcome_text="Hi",
+        language="en",
+        blocked_users={42: 1_900_000_000},
+        rate_limits={"cmd:/start": RateRule(5, 60.0), "default": RateRule(100, 3600.0)},
+        cooldowns={"cb:buy": 2.5},
+    )
 
     repo.save(bot)
 

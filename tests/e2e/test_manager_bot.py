@@ -461,6 +461,37 @@ def test_a_blocked_user_is_ignored_until_unblocked(world: World) -> None:
     assert got()[0] == got()[1]  # the welcome again; nothing was sent while blocked
 
 
+def test_an_admins_own_limit_is_in_force_at_once_and_lifted_at_once(world: World) -> None:
+    admin = Chat(world, user(79701, "en"))
+    bot = new_bot(world, "lim_79701_bot")
+    admin.say(f"/addbot {bot['token']}", 2)
+    (reply,) = admin.say("/setcommand @lim_79701_bot /price 10 coins")
+    assert "now answers /price" in reply["plain_text"]
+    for bad in ("/limits", "/limits @lim_79701_bot /price 2", "/limits @lim_79701_bot /price cooldown soon"):
+        (reply,) = admin.say(bad)
+        assert "Usage" in reply["plain_text"], bad
+    (reply,) = admin.say("/limits @lim_79701_bot anything 2/1h")
+    assert "Invalid value" in reply["plain_text"]
+    (reply,) = admin.say("/limits @lim_79701_bot")
+    assert "No limits of its own" in reply["plain_text"]
+    (reply,) = admin.say("/limits @lim_79701_bot /price 2/1h")
+    assert "cmd:/price — 2 per 1h" in reply["plain_text"]
+
+    customer = {"id": 79799, "first_name": "Eager", "language_code": "en"}
+    got = answers(world, bot, customer, "/price")
+    wait_for(lambda: len(got()) == 1, WAIT, "the first answer")
+    world.emulator.send_text(bot["id"], customer, "/price")
+    wait_for(lambda: len(got()) == 2, WAIT, "the second answer")
+    world.emulator.send_text(bot["id"], customer, "/price")
+    wait_for(lambda: len(got()) == 3, WAIT, "the bot's own limit, told once")
+    assert got()[:2] == ["10 coins", "10 coins"] and got()[2].startswith("⏳")
+
+    (reply,) = admin.say("/limits @lim_79701_bot /price off")
+    assert "No limits of its own" in reply["plain_text"]
+    ask_until_answered(world, bot, customer, "/price", got, "an answer once the limit is lifted")
+    assert got()[-1] == "10 coins", "lifted at once: not after the hour the stricter limit had counted"
+
+
 def test_managed_bot_created_without_pasting_a_token(world: World) -> None:
     admin = Chat(world, user(78001))
     (reply,) = admin.say("/newbot")

@@ -49,6 +49,7 @@ from libs.domain.sealing import placeholders_in
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting, parse_duration
+from libs.domain.use_cases.manager_limits import describe_limits, parse_limits
 
 logger = logging.getLogger("libs.domain.manager")
 
@@ -68,6 +69,7 @@ _USAGE_KEYS = {
     "/maintenance": "usage_maintenance",
     "/block": "usage_block",
     "/unblock": "usage_unblock",
+    "/limits": "usage_limits",
 }
 DEFAULT_BLOCK = "1h"
 MAINTENANCE_OFF = frozenset({"off", "desligar"})
@@ -90,6 +92,7 @@ MANAGER_COMMANDS = frozenset(
         "/maintenance",
         "/block",
         "/unblock",
+        "/limits",
     }
 )
 
@@ -256,6 +259,8 @@ class ManagerBot:
             return self._list(ctx)
         if command in ("/setwelcome", "/setcommand", "/setapi", "/delcommand", "/maintenance", "/block", "/unblock"):
             return self._configure_command(ctx, command, arg)
+        if command == "/limits":
+            return self._limits_command(ctx, arg)
         if (
             state is not None
             and state.startswith((AWAIT_WELCOME, AWAIT_COMMAND, AWAIT_API))
@@ -675,6 +680,36 @@ class ManagerBot:
         else:
             self._say(ctx, "mgr_user_blocked", username=bot.username, user_id=user_id, duration=duration)
         return HandleOutcome(f"manager:{command[1:]}", replied=True)
+
+    def _limits_command(self, ctx: _Ctx, arg: str) -> HandleOutcome:
+        ref, _, rest = arg.strip().partition(" ")
+        changes = parse_limits(rest)
+        if not ref or changes is None:
+            self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS["/limits"], ctx.lang))
+            return HandleOutcome("manager:usage", replied=True)
+        bot_id = self._resolve(ctx, ref)
+        if bot_id is None:
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
+        if not bot_id:
+            self._say(ctx, "mgr_bot_not_found")
+            return HandleOutcome("manager:not_found", replied=True)
+        bot: Bot | None
+        if not changes:
+            details = self._details_or_say(ctx, bot_id)
+            if isinstance(details, HandleOutcome):
+                return details
+            bot = details[0]
+        for change in changes:
+            bot = self._admin_call(ctx, bot_id, self._settings_call(ctx.user_id, bot_id, change))
+            if bot is None:
+                return HandleOutcome("manager:settings_refused", replied=True)
+        assert bot is not None
+        self._out(ctx, describe_limits(bot.username, bot.settings, ctx.lang))
+        return HandleOutcome("manager:limits" if not changes else "manager:limits_set", replied=True)
+
+    def _settings_call(self, actor_id: int, bot_id: str, change: SettingsChange) -> Callable[[], Bot]:
+        return lambda: self._admin.update_settings(actor_id, bot_id, change)
 
     def _apply(self, ctx: _Ctx, bot_id: str, change: SettingsChange, command: str | None) -> HandleOutcome:
         bot = self._admin_call(ctx, bot_id, lambda: self._admin.update_settings(ctx.user_id, bot_id, change))

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from libs.domain.bots import ApiCommand, Bot, BotStatus, BotToken, WebhookSecret
+from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, BotToken, RateRule, WebhookSecret
 from libs.domain.errors import (
     BotNotFound,
     BotOwnedByAnotherAdmin,
@@ -30,9 +30,12 @@ from libs.domain.manager_ports import (
     BotStats,
     Registration,
     RemoveCommand,
+    ResetLimits,
     SetApiCommand,
     SetCommand,
+    SetCooldown,
     SetMaintenance,
+    SetRateLimit,
     SettingsChange,
     SetWelcome,
     UnblockUser,
@@ -95,17 +98,28 @@ SETTING_REASON_CODES = frozenset(
         "block_duration",
         "too_many_blocks",
         "user_not_blocked",
+        "limit_action",
+        "limit_value",
+        "too_many_limits",
     }
 )
 MIN_BLOCK_SECONDS = 60
-_DURATION = re.compile(r"^(\d{1,6})([mhd])$")
-_DURATION_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(\d{1,6})([smhd])$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# What a bot's own limit may name: every action the inbound guard limits (libs/domain/inbound.py, action_of).
+LIMITED_ACTION = re.compile(r"default|msg|cmd:\*|cb:\*|cmd:/[a-z0-9_]{1,32}|cb:[A-Za-z0-9_-]{1,32}")
+MAX_RATE_LIMIT = 10_000
+MAX_LIMIT_SECONDS = 86_400
+MAX_OWN_LIMITS = 50  # per bot: rate limits and cooldowns together
 
 
-def parse_duration(text: str) -> int | None:
-    """'30m', '1h', '2d' → seconds; None for anything else (the range is checked where it is used)."""
+def parse_duration(text: str, *, seconds: bool = False) -> int | None:
+    """'30m', '1h', '2d' (and '10s' with `seconds`) → seconds; None for anything else (the range is checked where
+    it is used: a block is counted in minutes at least, a rate window or a cooldown may be seconds)."""
     matched = _DURATION.match(text.strip().lower())
-    return int(matched.group(1)) * _DURATION_SECONDS[matched.group(2)] if matched else None
+    if not matched or (matched.group(2) == "s" and not seconds):
+        return None
+    return int(matched.group(1)) * _DURATION_SECONDS[matched.group(2)]
 
 
 MAX_BLOCK_SECONDS = 30 * 24 * 3600
@@ -128,6 +142,16 @@ def validate_command_name(command: str) -> str:
         raise InvalidSetting("a command is / followed by 1-32 letters, digits or _", "command_name")
     if name in RESERVED_COMMANDS:
         raise InvalidSetting("/start is the welcome text; use the welcome setting", "command_reserved")
+    return name
+
+
+def validate_limited_action(action: str) -> str:
+    """'cmd:/start', 'cb:buy', 'msg', 'cmd:*', 'cb:*' or 'default'; a bare '/start' means 'cmd:/start'."""
+    name = action.strip()
+    if name.startswith("/"):
+        name = "cmd:" + name.lower()
+    if not LIMITED_ACTION.fullmatch(name):
+        raise InvalidSetting("an action is default, msg, cmd:*, cb:*, a /command or cb:<button action>", "limit_action")
     return name
 
 
@@ -319,6 +343,28 @@ class BotAdministration:
             raise InvalidSetting(f"at most {MAX_BLOCKED_USERS} users blocked at once", "too_many_blocks")
         return {**live, change.telegram_user_id: now + change.seconds}
 
+    def _limits_after(self, settings: BotSettings, change: SetRateLimit | SetCooldown | ResetLimits) -> BotSettings:
+        if isinstance(change, ResetLimits):
+            return replace(settings, rate_limits={}, cooldowns={})
+        action = validate_limited_action(change.action)
+        rate_limits, cooldowns = dict(settings.rate_limits), dict(settings.cooldowns)
+        if isinstance(change, SetRateLimit):
+            if change.limit == 0:
+                rate_limits.pop(action, None)
+            elif not (1 <= change.limit <= MAX_RATE_LIMIT and 1 <= change.window_seconds <= MAX_LIMIT_SECONDS):
+                raise InvalidSetting(f"a rate limit is 1-{MAX_RATE_LIMIT} per 1 s to 1 day", "limit_value")
+            else:
+                rate_limits[action] = RateRule(change.limit, float(change.window_seconds))
+        elif change.seconds == 0:
+            cooldowns.pop(action, None)
+        elif not 1 <= change.seconds <= MAX_LIMIT_SECONDS:
+            raise InvalidSetting("a cooldown lasts from 1 s to 1 day", "limit_value")
+        else:
+            cooldowns[action] = float(change.seconds)
+        if len(rate_limits) + len(cooldowns) > MAX_OWN_LIMITS:
+            raise InvalidSetting(f"at most {MAX_OWN_LIMITS} limits and cooldowns per bot", "too_many_limits")
+        return replace(settings, rate_limits=rate_limits, cooldowns=cooldowns)
+
     def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot:
         return self._retrying(lambda: self._update_settings(actor_id, bot_id, change))
 
@@ -331,6 +377,8 @@ class BotAdministration:
             bot.settings = replace(settings, welcome_text=validate_text(change.text))
         elif isinstance(change, BlockUser | UnblockUser):
             bot.settings = replace(settings, blocked_users=self._blocks_after(settings.blocked_users, change))
+        elif isinstance(change, SetRateLimit | SetCooldown | ResetLimits):
+            bot.settings = self._limits_after(settings, change)
         elif isinstance(change, SetMaintenance):
             # Only the flag and its text change: commands, welcome and users stay as they are for the way back.
             bot.settings = replace(settings, maintenance_text=validate_text(change.text) if change.text else "")

@@ -40,7 +40,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
+from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, RateRule
 from libs.domain.errors import BotNotFound, ConcurrentUpdate
 from libs.domain.manager_ports import BotStats, Interaction
 from services.botregistry.errors import DuplicateBot
@@ -97,6 +97,9 @@ class BotRow(Base):
     welcome_text: Mapped[str] = mapped_column(Text, default="")
     maintenance_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     blocked_users: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    # {"cmd:/start": [limit, window seconds]} and {"cmd:/start": seconds}: the bot's own limits.
+    rate_limits: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    cooldowns: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     language: Mapped[str] = mapped_column(String(8))
     is_manager: Mapped[bool] = mapped_column(Boolean, default=False)
     custom_commands: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
@@ -214,6 +217,11 @@ def _to_domain(row: BotRow) -> Bot:
             api_commands=_apis_from_json(row.api_commands),
             maintenance_text=row.maintenance_text or "",
             blocked_users={int(user): int(until) for user, until in json.loads(row.blocked_users or "{}").items()},
+            rate_limits={
+                action: RateRule(int(limit), float(window))
+                for action, (limit, window) in json.loads(row.rate_limits or "{}").items()
+            },
+            cooldowns={action: float(seconds) for action, seconds in json.loads(row.cooldowns or "{}").items()},
         ),
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -235,6 +243,11 @@ def _columns(bot: Bot) -> dict[str, Any]:
         "welcome_text": bot.settings.welcome_text,
         "maintenance_text": bot.settings.maintenance_text,
         "blocked_users": json.dumps({str(user): until for user, until in sorted(bot.settings.blocked_users.items())}),
+        "rate_limits": json.dumps(
+            {action: [rule.limit, rule.window_seconds] for action, rule in bot.settings.rate_limits.items()},
+            sort_keys=True,
+        ),
+        "cooldowns": json.dumps(dict(bot.settings.cooldowns), sort_keys=True),
         "language": bot.settings.language,
         "is_manager": bot.is_manager,
         "custom_commands": json.dumps(bot.settings.custom_commands, ensure_ascii=False, sort_keys=True),

@@ -32,9 +32,12 @@ from libs.domain.manager_ports import (
     Interaction,
     Registration,
     RemoveCommand,
+    ResetLimits,
     SetApiCommand,
     SetCommand,
+    SetCooldown,
     SetMaintenance,
+    SetRateLimit,
     SettingsChange,
     SetWelcome,
     UnblockUser,
@@ -102,6 +105,11 @@ def bot_to_proto(bot: Bot, *, with_sealed_token: bool = False) -> registry_pb2.B
         welcome_text=bot.settings.welcome_text,
         maintenance_text=bot.settings.maintenance_text,
         blocked_users=dict(bot.settings.blocked_users),
+        rate_limits={
+            action: registry_pb2.RateLimit(limit=rule.limit, window_seconds=rule.window_seconds)
+            for action, rule in bot.settings.rate_limits.items()
+        },
+        cooldowns=dict(bot.settings.cooldowns),
         sealed_token=bot.sealed_token if with_sealed_token else b"",
         language=bot.settings.language,
         is_manager=bot.is_manager,
@@ -130,6 +138,13 @@ def change_from_proto(request: registry_pb2.UpdateBotSettingsRequest) -> Setting
         return BlockUser(request.block_user.telegram_user_id, request.block_user.seconds)
     if which == "unblock_user":
         return UnblockUser(request.unblock_user)
+    if which == "set_rate_limit":
+        rule = request.set_rate_limit
+        return SetRateLimit(rule.action, rule.limit, rule.window_seconds)
+    if which == "set_cooldown":
+        return SetCooldown(request.set_cooldown.action, request.set_cooldown.seconds)
+    if which == "reset_limits":
+        return ResetLimits() if request.reset_limits else None
     if which == "set_command":
         return SetCommand(request.set_command.command, request.set_command.reply)
     if which == "remove_command":

@@ -62,6 +62,8 @@ class InMemoryRateLimiter:
         interval = window_seconds / limit
         with self._lock:
             tat = max(self._tat.get(key, now), now)
+            if tat > now + window_seconds:  # set by a stricter rule: capped and kept, as the Redis script does
+                tat = self._tat[key] = now + window_seconds
             allow_at = tat + interval - window_seconds
             if allow_at > now:
                 notify = self._notified.get(key, -1.0) <= now

@@ -24,6 +24,12 @@ local window = tonumber(ARGV[2])
 local interval = window / limit
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
+-- Under one rule the TAT never runs more than a window ahead; one set by a stricter rule does until the limit
+-- is relaxed: capped (and kept capped), the new rule is in force within one interval, not after the old backlog.
+if tat > now + window then
+  tat = now + window
+  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(window) + 1)
+end
 local new_tat = tat + interval
 local allow_at = new_tat - window
 if allow_at > now then

@@ -98,6 +98,11 @@ def test_maintenance_blocks_and_status_change_any_bot_and_are_logged(
         ("bots", "maintenance", "{bot}"),  # neither text nor --off
         ("bots", "maintenance", "{bot}", "text", "--off"),  # both
         ("users", "block", "{bot}", "42", "--for", "10s"),
+        ("limits", "set", "{bot}", "/start"),  # neither --rate nor --cooldown
+        ("limits", "set", "{bot}", "/start", "--rate", "5"),
+        ("limits", "set", "{bot}", "/start", "--rate", "x/1m"),
+        ("limits", "set", "{bot}", "/start", "--cooldown", "soon"),
+        ("limits", "set", "{bot}", "/start", "--rate", "5/1m", "--cooldown", "soon"),  # nothing half-applied
     ],
 )
 def test_bad_arguments_change_nothing(
@@ -117,4 +122,26 @@ def test_the_registry_refusing_is_reported_with_its_reason(
     assert tgm(channel, "bots", "show", "no-such-bot") == 1
     assert "NOT_FOUND" in capsys.readouterr().err
     assert tgm(channel, "users", "unblock", bot_id, "42") == 1  # not blocked
+    assert "INVALID_ARGUMENT" in capsys.readouterr().err
+
+
+def test_limits_set_show_and_reset_any_bot(
+    registry: tuple[grpc.Channel, str], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    channel, bot_id = registry
+    with caplog.at_level(logging.INFO, logger="apps.cli.operator"):
+        assert tgm(channel, "limits", "set", bot_id, "/start", "--rate", "5/1m", "--cooldown", "10s") == 0
+        bot = stored(channel, bot_id)
+        assert (bot.rate_limits["cmd:/start"].limit, bot.rate_limits["cmd:/start"].window_seconds) == (5, 60.0)
+        assert dict(bot.cooldowns) == {"cmd:/start": 10.0}
+        capsys.readouterr()
+        assert tgm(channel, "limits", "show", bot_id) == 0
+        assert "limit        cmd:/start: 5 per 1m, cooldown 10s" in capsys.readouterr().out
+        assert tgm(channel, "limits", "set", bot_id, "/start", "--rate", "off") == 0
+        assert dict(stored(channel, bot_id).rate_limits) == {}
+        assert tgm(channel, "limits", "reset", bot_id) == 0
+        assert dict(stored(channel, bot_id).cooldowns) == {}
+    actions = [record.__dict__["command"] for record in caplog.records if record.getMessage() == "operator action"]
+    assert actions == ["limits set", "limits set", "limits reset"]
+    assert tgm(channel, "limits", "set", bot_id, "anything", "--rate", "5/1m") == 1
     assert "INVALID_ARGUMENT" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from libs.domain.bots import RateRule
 from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy, limited_action
 from libs.domain.updates import UpdateEnvelope
 from services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
@@ -69,3 +70,45 @@ def test_every_refused_callback_is_answered_and_told_once() -> None:
     assert verdicts == [True, False, False, False]
     assert [cq for cq, _ in outbox.answers] == ["cq2", "cq3", "cq4"]
     assert outbox.answers[0][1] is not None and outbox.answers[1][1] is None and outbox.answers[2][1] is None
+
+
+class Told:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def send_message(self, bot_id: str, chat_id: int, text: str, **_: Any) -> None:
+        self.texts.append(text)
+
+    def answer_callback_query(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("no button here")
+
+
+def test_a_bots_own_limits_come_before_the_services_and_change_live() -> None:
+    own: dict[str, BotActions] = {"bot-1": MANAGED}
+    guard = InboundGuard(
+        InMemoryRateLimiter(),
+        InMemoryCooldowns(),
+        Told(),  # type: ignore[arg-type]
+        InboundPolicy.parse('{"cmd:/price": {"limit": 100, "window": 60}}'),
+        actions=lambda bot_id: own[bot_id],
+    )
+
+    def allowed(n: int, text: str = "/price") -> list[bool]:
+        return [guard.check(message(text)).allowed for _ in range(n)]
+
+    assert allowed(3) == [True, True, True], "the service's 100 per minute"
+    own["bot-1"] = BotActions(
+        commands=MANAGED.commands, callbacks=frozenset(), rate_limits={"cmd:/price": RateRule(4, 60.0)}
+    )
+    # GCRA: the 3 hits at 100/min used 1.8 s of the new 4/min budget's 60 s, so 3 more pass, then none.
+    assert allowed(4) == [True, True, True, False], "the bot's own 4 per minute, at once"
+    own["bot-1"] = BotActions(commands=MANAGED.commands, callbacks=frozenset(), cooldowns={"cmd:/start": 60.0})
+    assert allowed(1, "/start") == [True] and allowed(1, "/start") == [False], "the bot's own cooldown"
+
+
+def test_a_bots_own_default_applies_where_the_service_names_no_rule() -> None:
+    actions = BotActions(commands=MANAGED.commands, callbacks=frozenset(), rate_limits={"default": RateRule(1, 60.0)})
+    policy = InboundPolicy.parse('{"cmd:/price": {"limit": 100, "window": 60}}')
+    assert policy.rule_for("cmd:/start", actions) == RateRule(1, 60.0)
+    assert policy.rule_for("cmd:/price", actions) == RateRule(100, 60.0), "the service's own rule for the action"
+    assert policy.rule_for("cmd:/start", None) == policy.default

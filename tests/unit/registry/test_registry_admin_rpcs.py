@@ -296,3 +296,49 @@ def test_maintenance_and_user_blocks_are_validated_and_round_trip(rig: Rig) -> N
         actor_id=ALICE + 1, bot_id=bot.bot_id, block_user=registry_pb2.BlockUser(telegram_user_id=42, seconds=600)
     )
     assert rig.code(lambda: rig.stub.UpdateBotSettings(mallory, timeout=5)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_bots_own_limits_are_validated_and_round_trip(rig: Rig) -> None:
+    bot = rig.register()
+
+    def update(**change: Any) -> registry_pb2.Bot:
+        request = registry_pb2.UpdateBotSettingsRequest(actor_id=ALICE, bot_id=bot.bot_id, **change)
+        return rig.stub.UpdateBotSettings(request, timeout=5).bot
+
+    limited = update(set_rate_limit=registry_pb2.SetRateLimit(action="/Start", limit=5, window_seconds=60))
+    assert {a: (r.limit, r.window_seconds) for a, r in limited.rate_limits.items()} == {"cmd:/start": (5, 60.0)}
+    cooled = update(set_cooldown=registry_pb2.SetCooldown(action="msg", seconds=10))
+    assert dict(cooled.cooldowns) == {"msg": 10.0} and set(cooled.rate_limits) == {"cmd:/start"}
+    stored = rig.stub.GetBot(registry_pb2.GetBotRequest(bot_id=bot.bot_id)).bot
+    assert set(stored.rate_limits) == {"cmd:/start"} and dict(stored.cooldowns) == {"msg": 10.0}
+    assert stored.version > bot.version, "the dispatchers' caches see the change by its version"
+    for bad in (
+        {"set_rate_limit": registry_pb2.SetRateLimit(action="cmd:/<b>", limit=5, window_seconds=60)},
+        {"set_rate_limit": registry_pb2.SetRateLimit(action="anything", limit=5, window_seconds=60)},
+        {"set_rate_limit": registry_pb2.SetRateLimit(action="msg", limit=10_001, window_seconds=60)},
+        {"set_rate_limit": registry_pb2.SetRateLimit(action="msg", limit=-1, window_seconds=60)},
+        {"set_rate_limit": registry_pb2.SetRateLimit(action="msg", limit=5, window_seconds=0.5)},
+        {"set_cooldown": registry_pb2.SetCooldown(action="msg", seconds=86_401)},
+        {"set_cooldown": registry_pb2.SetCooldown(action="msg", seconds=-3)},
+    ):
+        assert rig.code(lambda bad=bad: update(**bad)) == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[misc]
+    unchanged = rig.stub.GetBot(registry_pb2.GetBotRequest(bot_id=bot.bot_id)).bot
+    assert unchanged.version == stored.version, "a refused change changes nothing"
+    removed = update(set_rate_limit=registry_pb2.SetRateLimit(action="/start", limit=0))
+    assert dict(removed.rate_limits) == {} and dict(removed.cooldowns) == {"msg": 10.0}
+    assert dict(update(reset_limits=True).cooldowns) == {}
+    mallory = registry_pb2.UpdateBotSettingsRequest(actor_id=ALICE + 1, bot_id=bot.bot_id, reset_limits=True)
+    assert rig.code(lambda: rig.stub.UpdateBotSettings(mallory, timeout=5)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_at_most_fifty_own_limits_per_bot(rig: Rig) -> None:
+    bot = rig.register()
+    for n in range(50):
+        rule = registry_pb2.SetRateLimit(action=f"cb:a{n}", limit=5, window_seconds=60)
+        rig.stub.UpdateBotSettings(
+            registry_pb2.UpdateBotSettingsRequest(actor_id=ALICE, bot_id=bot.bot_id, set_rate_limit=rule), timeout=5
+        )
+    one_more = registry_pb2.UpdateBotSettingsRequest(
+        actor_id=ALICE, bot_id=bot.bot_id, set_cooldown=registry_pb2.SetCooldown(action="cb:extra", seconds=5)
+    )
+    assert rig.code(lambda: rig.stub.UpdateBotSettings(one_more, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT

@@ -86,6 +86,47 @@ class Bot(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class RateLimitsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___RateLimit: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___RateLimit | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class CooldownsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     BOT_ID_FIELD_NUMBER: _builtins.int
     PUBLIC_ID_FIELD_NUMBER: _builtins.int
     OWNER_ID_FIELD_NUMBER: _builtins.int
@@ -101,6 +142,8 @@ class Bot(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     MAINTENANCE_TEXT_FIELD_NUMBER: _builtins.int
     BLOCKED_USERS_FIELD_NUMBER: _builtins.int
+    RATE_LIMITS_FIELD_NUMBER: _builtins.int
+    COOLDOWNS_FIELD_NUMBER: _builtins.int
     bot_id: _builtins.str
     public_id: _builtins.str
     owner_id: _builtins.int
@@ -126,6 +169,14 @@ class Bot(_message.Message):
     def blocked_users(self) -> _containers.ScalarMap[_builtins.int, _builtins.int]:
         """Temporarily blocked users: Telegram user id → blocked until (Unix seconds)."""
 
+    @_builtins.property
+    def rate_limits(self) -> _containers.MessageMap[_builtins.str, Global___RateLimit]:
+        """The bot's own rate limits per action ("cmd:/start", "msg", "default"…), over the service's defaults."""
+
+    @_builtins.property
+    def cooldowns(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """The bot's own cooldowns per action, in seconds."""
+
     def __init__(
         self,
         *,
@@ -144,14 +195,40 @@ class Bot(_message.Message):
         version: _builtins.int = ...,
         maintenance_text: _builtins.str = ...,
         blocked_users: _abc.Mapping[_builtins.int, _builtins.int] | None = ...,
+        rate_limits: _abc.Mapping[_builtins.str, Global___RateLimit] | None = ...,
+        cooldowns: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "blocked_users", b"blocked_users", "bot_id", b"bot_id", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "maintenance_text", b"maintenance_text", "owner_id", b"owner_id", "public_id", b"public_id", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "version", b"version", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "blocked_users", b"blocked_users", "bot_id", b"bot_id", "cooldowns", b"cooldowns", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "maintenance_text", b"maintenance_text", "owner_id", b"owner_id", "public_id", b"public_id", "rate_limits", b"rate_limits", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "version", b"version", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Bot: _TypeAlias = Bot  # noqa: Y015
+
+@_typing.final
+class RateLimit(_message.Message):
+    """At most `limit` updates of one action per user within `window_seconds`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    window_seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+        window_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "window_seconds", b"window_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateLimit: _TypeAlias = RateLimit  # noqa: Y015
 
 @_typing.final
 class ApiCommand(_message.Message):
@@ -534,6 +611,9 @@ class UpdateBotSettingsRequest(_message.Message):
     MAINTENANCE_TEXT_FIELD_NUMBER: _builtins.int
     BLOCK_USER_FIELD_NUMBER: _builtins.int
     UNBLOCK_USER_FIELD_NUMBER: _builtins.int
+    SET_RATE_LIMIT_FIELD_NUMBER: _builtins.int
+    SET_COOLDOWN_FIELD_NUMBER: _builtins.int
+    RESET_LIMITS_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.int
     bot_id: _builtins.str
     welcome_text: _builtins.str
@@ -543,6 +623,8 @@ class UpdateBotSettingsRequest(_message.Message):
     """Maintenance mode on with this text as the users' answer; an empty text turns it off."""
     unblock_user: _builtins.int
     """The Telegram user id to unblock."""
+    reset_limits: _builtins.bool
+    """Drops the bot's own rate limits and cooldowns (the service's defaults apply)."""
     @_builtins.property
     def set_command(self) -> Global___CustomCommand:
         """Adds or replaces one "/command → reply"."""
@@ -551,6 +633,10 @@ class UpdateBotSettingsRequest(_message.Message):
     def set_api_command(self) -> Global___ApiCommand: ...
     @_builtins.property
     def block_user(self) -> Global___BlockUser: ...
+    @_builtins.property
+    def set_rate_limit(self) -> Global___SetRateLimit: ...
+    @_builtins.property
+    def set_cooldown(self) -> Global___SetCooldown: ...
     def __init__(
         self,
         *,
@@ -563,16 +649,70 @@ class UpdateBotSettingsRequest(_message.Message):
         maintenance_text: _builtins.str = ...,
         block_user: Global___BlockUser | None = ...,
         unblock_user: _builtins.int = ...,
+        set_rate_limit: Global___SetRateLimit | None = ...,
+        set_cooldown: Global___SetCooldown | None = ...,
+        reset_limits: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["block_user", b"block_user", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["block_user", b"block_user", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "reset_limits", b"reset_limits", "set_api_command", b"set_api_command", "set_command", b"set_command", "set_cooldown", b"set_cooldown", "set_rate_limit", b"set_rate_limit", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "block_user", b"block_user", "bot_id", b"bot_id", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "set_api_command", b"set_api_command", "set_command", b"set_command", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "block_user", b"block_user", "bot_id", b"bot_id", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "reset_limits", b"reset_limits", "set_api_command", b"set_api_command", "set_command", b"set_command", "set_cooldown", b"set_cooldown", "set_rate_limit", b"set_rate_limit", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["welcome_text", "set_command", "remove_command", "set_api_command", "maintenance_text", "block_user", "unblock_user"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["welcome_text", "set_command", "remove_command", "set_api_command", "maintenance_text", "block_user", "unblock_user", "set_rate_limit", "set_cooldown", "reset_limits"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
 Global___UpdateBotSettingsRequest: _TypeAlias = UpdateBotSettingsRequest  # noqa: Y015
+
+@_typing.final
+class SetRateLimit(_message.Message):
+    """The bot's own rate limit for one action; limit 0 removes it (1-10000 per 1 s to 1 day otherwise)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    action: _builtins.str
+    limit: _builtins.int
+    window_seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        action: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        window_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "limit", b"limit", "window_seconds", b"window_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRateLimit: _TypeAlias = SetRateLimit  # noqa: Y015
+
+@_typing.final
+class SetCooldown(_message.Message):
+    """The bot's own cooldown for one action; 0 removes it (1 s to 1 day otherwise)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    action: _builtins.str
+    seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        action: _builtins.str = ...,
+        seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "seconds", b"seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCooldown: _TypeAlias = SetCooldown  # noqa: Y015
 
 @_typing.final
 class BlockUser(_message.Message):
