@@ -26,7 +26,7 @@ TIMEOUT_SECONDS = 10.0
 
 
 def add_parsers(sub: Any) -> None:
-    bots = sub.add_parser("bots", help="any bot: list --owner N | show | enable | disable | maintenance")
+    bots = sub.add_parser("bots", help="any bot: list --owner N | show | enable | disable | maintenance | captcha")
     verbs = bots.add_subparsers(dest="action", required=True)
     listing = verbs.add_parser("list", help="one owner's bots")
     listing.add_argument("--owner", type=int, required=True, help="the owner's Telegram user id")
@@ -36,6 +36,9 @@ def add_parsers(sub: Any) -> None:
     maintenance.add_argument("bot_id")
     maintenance.add_argument("text", nargs="*")
     maintenance.add_argument("--off", action="store_true")
+    captcha = verbs.add_parser("captcha", help="new users must pass a CAPTCHA: on, off or auto (while under attack)")
+    captcha.add_argument("bot_id")
+    captcha.add_argument("mode", help="on, off or auto")
     users = sub.add_parser("users", help="block BOT_ID USER_ID [--for 1h] | unblock BOT_ID USER_ID")
     user_verbs = users.add_subparsers(dest="action", required=True)
     block = user_verbs.add_parser("block", help="drop the user's updates to the bot for a while")
@@ -64,6 +67,7 @@ def describe(bot: registry_pb2.Bot) -> str:
         f"owner_id     {bot.owner_id}",
         f"status       {status_from_proto(bot.status).value}",
         f"maintenance  {bot.maintenance_text or 'off'}",
+        f"captcha      {bot.captcha_mode or 'auto'}",
         f"commands     {', '.join(sorted([*bot.custom_commands, *(a.command for a in bot.api_commands)])) or '-'}",
     ]
     for user_id, until in sorted(bot.blocked_users.items()):
@@ -116,7 +120,12 @@ def _action(
     if verb == "limits":
         return _limits_action(args, owner)
     settings = registry_pb2.UpdateBotSettingsRequest(actor_id=owner, bot_id=args.bot_id)
-    if verb == "bots":  # maintenance
+    if verb == "bots" and args.action == "captcha":
+        if args.mode not in ("on", "off", "auto"):
+            print("tgm bots captcha: the mode is on, off or auto", file=sys.stderr)
+            return None
+        settings.captcha_mode = args.mode
+    elif verb == "bots":  # maintenance
         text = " ".join(args.text).strip()
         if args.off == bool(text):
             print("tgm bots maintenance: give the users' TEXT, or --off", file=sys.stderr)

@@ -114,6 +114,14 @@ class ApiCommand:
     timeout_seconds: float = 5.0
 
 
+class CaptchaMode(StrEnum):
+    """When a bot's new users must pass a CAPTCHA (libs/domain/captcha.py)."""
+
+    AUTO = "auto"  # while the bot is under attack (the default)
+    ON = "on"  # always
+    OFF = "off"
+
+
 @dataclass(frozen=True)
 class RateRule:
     """At most `limit` updates of one action per user within `window_seconds` (libs/domain/inbound.py)."""
@@ -138,6 +146,7 @@ class BotSettings:
     # RATE_LIMITS_JSON / COOLDOWNS_JSON; changed live by the admin or the operator.
     rate_limits: dict[str, RateRule] = field(default_factory=dict)
     cooldowns: dict[str, float] = field(default_factory=dict)
+    captcha_mode: CaptchaMode = CaptchaMode.AUTO
 
     def blocks(self, telegram_user_id: int, now_unix: float) -> bool:
         return self.blocked_users.get(telegram_user_id, 0) > now_unix

@@ -62,6 +62,11 @@ class CallbackAction(IntEnum):
     ADD_API_COMMAND = 14
     # /mybots page N: the bot ref field carries the page number instead of a bot id.
     LIST_PAGE = 15
+    # A managed bot's CAPTCHA button (libs/domain/captcha.py): the bot ref field carries the option's number.
+    CAPTCHA = 16
+
+
+_NUMBERED = frozenset({CallbackAction.LIST_PAGE, CallbackAction.CAPTCHA})  # a number instead of a bot ref
 
 
 def key_id(key: bytes) -> int:
@@ -113,7 +118,7 @@ class CallbackTokens:
         return found
 
     def sign(self, action: CallbackAction, bot_id: str | None, user_id: int, chat_id: int, page: int = 0) -> str:
-        if action is CallbackAction.LIST_PAGE:
+        if action in _NUMBERED:
             ref = _PAGE.pack(max(0, min(page, 0xFFFFFFFF)))
         else:
             ref = uuid.UUID(bot_id).bytes if bot_id else bytes(16)
@@ -151,7 +156,7 @@ class CallbackTokens:
             action = CallbackAction(action_code)
         except ValueError:
             return None
-        if action is CallbackAction.LIST_PAGE:
+        if action in _NUMBERED:
             page = _PAGE.unpack(ref)[0]
             return CallbackClaim(action=action, bot_id=None, issued_at=issued_at, page=page, token_id=mac.hex())
         bot_id = str(uuid.UUID(bytes=ref)) if ref != bytes(16) else None

@@ -87,6 +87,13 @@ class ResetLimits:
     """Drops every rate limit and cooldown of the bot's own: the service's defaults apply."""
 
 
+@dataclass(frozen=True)
+class SetCaptchaMode:
+    """'auto' (while the bot is under attack), 'on' or 'off' (libs/domain/captcha.py)."""
+
+    mode: str
+
+
 SettingsChange = (
     SetWelcome
     | SetCommand
@@ -98,6 +105,7 @@ SettingsChange = (
     | SetRateLimit
     | SetCooldown
     | ResetLimits
+    | SetCaptchaMode
 )
 
 

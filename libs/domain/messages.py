@@ -56,6 +56,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/maintenance @bot texto — modo manutenção: os usuários recebem o texto (off para sair)\n"
             "/block @bot id [1h] · /unblock @bot id — bloquear um usuário por um tempo\n"
             "/limits @bot — limites por usuário (ex.: /limits @bot /start 5/1m)\n"
+            "/captcha @bot on|off|auto — desafio para usuários novos (auto: sob ataque)\n"
             "/cancel — cancelar a operação em andamento"
         ),
         "en": (
@@ -71,6 +72,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/maintenance @bot text — maintenance mode: users get the text (off to leave it)\n"
             "/block @bot id [1h] · /unblock @bot id — block a user for a while\n"
             "/limits @bot — per-user limits (e.g. /limits @bot /start 5/1m)\n"
+            "/captcha @bot on|off|auto — a challenge for new users (auto: under attack)\n"
             "/cancel — cancel the current operation"
         ),
     },
@@ -247,6 +249,40 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "btn_prev_page": {"pt-BR": "⬅️ Anterior", "en": "⬅️ Previous"},
     "btn_next_page": {"pt-BR": "Próxima ➡️", "en": "Next ➡️"},
     "usage_setwelcome": {"pt-BR": "/setwelcome @bot texto", "en": "/setwelcome @bot text"},
+    "captcha_challenge": {
+        "pt-BR": "🤖 Antes de continuar, prove que você é uma pessoa: toque no {emoji}.",
+        "en": "🤖 Before we go on, show you are a person: tap the {emoji}.",
+    },
+    "captcha_wrong": {
+        "pt-BR": "❌ Não foi esse. Tentativas restantes: {left}.",
+        "en": "❌ Not that one. Attempts left: {left}.",
+    },
+    "captcha_locked": {
+        "pt-BR": "⏳ Muitas tentativas. Tente de novo em {minutes} min.",
+        "en": "⏳ Too many attempts. Try again in {minutes} min.",
+    },
+    "captcha_passed": {
+        "pt-BR": "✅ Obrigado! Pode usar o bot: envie /start.",
+        "en": "✅ Thank you! Go ahead: send /start.",
+    },
+    "captcha_expired": {
+        "pt-BR": "⌛ Esse desafio expirou: envie uma mensagem para receber outro.",
+        "en": "⌛ That challenge expired: send a message to get a new one.",
+    },
+    "usage_captcha": {"pt-BR": "/captcha @bot on | off | auto", "en": "/captcha @bot on | off | auto"},
+    "mgr_captcha": {
+        "pt-BR": "🤖 CAPTCHA de @{username}: {mode}.",
+        "en": "🤖 CAPTCHA of @{username}: {mode}.",
+    },
+    "captcha_mode_on": {
+        "pt-BR": "ligado (todo usuário novo responde antes de ser atendido)",
+        "en": "on (every new user answers before being served)",
+    },
+    "captcha_mode_off": {"pt-BR": "desligado", "en": "off"},
+    "captcha_mode_auto": {
+        "pt-BR": "automático (ligado enquanto o bot estiver sob ataque de usuários novos)",
+        "en": "automatic (on while the bot is under attack by new users)",
+    },
     "usage_limits": {
         "pt-BR": "/limits @bot [/comando 5/1m | /comando cooldown 10s | /comando off | reset]",
         "en": "/limits @bot [/command 5/1m | /command cooldown 10s | /command off | reset]",
@@ -342,6 +378,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "setting_limit_value": {
         "pt-BR": "um limite vai de 1 a 10000 por 1s a 1d; uma espera, de 1s a 1d (ex.: 5/1m, cooldown 10s).",
         "en": "a limit is 1 to 10000 per 1s to 1d; a cooldown 1s to 1d (e.g. 5/1m, cooldown 10s).",
+    },
+    "setting_captcha_mode": {
+        "pt-BR": "o CAPTCHA é on, off ou auto.",
+        "en": "the CAPTCHA is on, off or auto.",
     },
     "setting_too_many_limits": {
         "pt-BR": "no máximo 50 limites e esperas por bot.",

@@ -47,7 +47,9 @@ ACTOR_MESSAGES = Counter(
     "tgm_actor_messages", "Dramatiq messages processed, by actor and outcome", ["actor", "outcome"]
 )
 INBOUND_REFUSED = Counter(
-    "tgm_inbound_refused", "Updates refused before any handler, by reason (rate_limit, cooldown, blocked)", ["reason"]
+    "tgm_inbound_refused",
+    "Updates refused before any handler, by reason (rate_limit, cooldown, blocked, captcha)",
+    ["reason"],
 )
 UPDATE_RETRIES = Counter("tgm_update_retries", "Handler failures that made a chat wait for a retry (Redis mode)")
 DEAD_LETTERS = Counter("tgm_dead_letters", "Work moved to the dead letters after its last attempt", ["kind"])

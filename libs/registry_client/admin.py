@@ -29,6 +29,7 @@ from libs.domain.manager_ports import (
     RemoveCommand,
     ResetLimits,
     SetApiCommand,
+    SetCaptchaMode,
     SetCommand,
     SetCooldown,
     SetMaintenance,
@@ -157,6 +158,8 @@ class GrpcBotAdmin:
             request.set_cooldown.CopyFrom(registry_pb2.SetCooldown(action=change.action, seconds=change.seconds))
         elif isinstance(change, ResetLimits):
             request.reset_limits = True
+        elif isinstance(change, SetCaptchaMode):
+            request.captcha_mode = change.mode
         elif isinstance(change, SetCommand):
             request.set_command.CopyFrom(registry_pb2.CustomCommand(command=change.command, reply=change.reply))
         elif isinstance(change, SetApiCommand):

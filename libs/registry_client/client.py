@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 import grpc
 
-from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, RateRule
+from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, CaptchaMode, RateRule
 from libs.domain.clock import SystemClock
 from libs.domain.errors import DependencyUnavailable
 from libs.domain.ports import Clock, Route
@@ -66,6 +66,13 @@ def route_from_proto(reply: registry_pb2.GetRouteResponse) -> Route:
     )
 
 
+def _captcha_mode(value: str) -> CaptchaMode:
+    try:
+        return CaptchaMode(value)
+    except ValueError:
+        return CaptchaMode.AUTO  # empty from an older registry: the default
+
+
 def bot_from_proto(message: registry_pb2.Bot) -> Bot:
     return Bot(
         id=message.bot_id,
@@ -85,6 +92,7 @@ def bot_from_proto(message: registry_pb2.Bot) -> Bot:
                 action: RateRule(rule.limit, rule.window_seconds) for action, rule in message.rate_limits.items()
             },
             cooldowns=dict(message.cooldowns),
+            captcha_mode=_captcha_mode(message.captcha_mode),
             language=message.language or "pt-BR",
             custom_commands=dict(message.custom_commands),
             api_commands={

@@ -12,6 +12,7 @@ import dramatiq
 import grpc
 from dependency_injector import containers, providers
 
+from libs.domain.captcha import CaptchaGuard, CaptchaPolicy, CaptchaStore
 from libs.domain.chat_lane import LockKeeper
 from libs.domain.clock import SystemClock
 from libs.domain.external_api import RetryPolicy, RunApiCall, StartApiCall
@@ -26,6 +27,7 @@ from libs.messaging.mailbox import mailbox_for
 from libs.registry_client.admin import GrpcBotAdmin
 from libs.registry_client.client import GrpcBotDirectory
 from services.dispatcher.adapters import bot_changes, interaction_stats, memory
+from services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.external_api import HttpExternalApi
 from services.dispatcher.adapters.sent_marks import DeferredSentMarks
@@ -180,6 +182,17 @@ def _bot_actions(bots: Any) -> Callable[[str], BotActions | None]:
     return actions
 
 
+def _captcha_store(client: Any, settings: DispatcherSettings, clock: Any) -> CaptchaStore:
+    """Shared by every process on Redis; in memory embedded."""
+    per_minute, attack = settings.captcha_new_users_per_minute, settings.captcha_attack_seconds
+    warmup = settings.captcha_warmup_seconds
+    if client is None:
+        return InMemoryCaptchaStore(
+            clock, new_users_per_minute=per_minute, attack_seconds=attack, warmup_seconds=warmup
+        )
+    return RedisCaptchaStore(client, new_users_per_minute=per_minute, attack_seconds=attack, warmup_seconds=warmup)
+
+
 def _inbound_policy(settings: DispatcherSettings) -> InboundPolicy:
     default = RateRule(settings.rate_limit_default_limit, settings.rate_limit_default_window)
     return InboundPolicy.parse(settings.rate_limits_json, settings.cooldowns_json, default=default)
@@ -271,9 +284,29 @@ class DispatcherContainer(containers.DeclarativeContainer):
         ),
     )
 
+    # Signs and verifies inline buttons: the manager's and the managed bots' CAPTCHA buttons.
+    callback_tokens = providers.ThreadSafeSingleton(manager_wiring.callback_tokens_from, settings, clock)
+    captcha_store = providers.ThreadSafeSingleton(_captcha_store, redis_client, settings, clock)
+    captcha = providers.ThreadSafeSingleton(
+        CaptchaGuard,
+        store=captcha_store,
+        tokens=callback_tokens,
+        outbox=outbox,
+        policy=providers.Factory(
+            CaptchaPolicy,
+            max_attempts=settings.provided.captcha_max_attempts,
+            lock_seconds=settings.provided.captcha_lock_seconds,
+        ),
+    )
     # The handler of one update: a single callable `handler(envelope) -> outcome`; put a router here.
     managed_bot_handler = providers.ThreadSafeSingleton(
-        HandleUpdate, bots=bot_directory, outbox=outbox, api_calls=start_api_call, cooldowns=cooldowns, clock=clock
+        HandleUpdate,
+        bots=bot_directory,
+        outbox=outbox,
+        api_calls=start_api_call,
+        cooldowns=cooldowns,
+        clock=clock,
+        captcha=captcha,
     )
     # The manager bot (issue 3): its handler, wiring and state adapters live in services/dispatcher/manager.
     # Changes made through the manager reach every process's bot cache at once (adapters/bot_changes.py).
@@ -286,7 +319,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         ManagerBot,
         admin=bot_admin,
         outbox=outbox,
-        tokens=providers.ThreadSafeSingleton(manager_wiring.callback_tokens_from, settings, clock),
+        tokens=callback_tokens,
         conversations=providers.ThreadSafeSingleton(manager_wiring.conversation_store, redis_client),
         sessions=providers.ThreadSafeSingleton(manager_wiring.admin_sessions, redis_client),
         used_buttons=providers.ThreadSafeSingleton(manager_wiring.used_buttons, redis_client),

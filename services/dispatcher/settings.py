@@ -42,6 +42,14 @@ class DispatcherSettings(BaseSettings):
     rate_limit_default_limit: int = Field(default=30, ge=1)
     rate_limit_default_window: float = Field(default=60.0, gt=0)
     cooldowns_json: str = ""
+    # CAPTCHA for new users (libs/domain/captcha.py): a bot in "auto" mode is under attack for
+    # `captcha_attack_seconds` once more than `captcha_new_users_per_minute` new users reached it in a minute (after
+    # its first `captcha_warmup_seconds`, which only learn who its users are).
+    captcha_new_users_per_minute: int = Field(default=60, ge=1)
+    captcha_attack_seconds: float = Field(default=900.0, ge=10)
+    captcha_warmup_seconds: float = Field(default=3600.0, ge=0)
+    captcha_max_attempts: int = Field(default=3, ge=1, le=10)
+    captcha_lock_seconds: float = Field(default=600.0, ge=10)
     # Per-chat drain: lock TTL, attempts before an update goes to the dead letters. The lock is renewed every third
     # of its TTL while its holder works (one lock keeper thread per process), so the TTL only bounds how long a
     # dead worker's chat stays blocked (issue 10: a replaced worker's chats answer again within seconds).

@@ -492,6 +492,64 @@ def test_an_admins_own_limit_is_in_force_at_once_and_lifted_at_once(world: World
     assert got()[-1] == "10 coins", "lifted at once: not after the hour the stricter limit had counted"
 
 
+def test_captcha_on_challenges_new_users_only_and_serves_them_once_passed(world: World) -> None:
+    admin = Chat(world, user(79801, "en"))
+    bot = new_bot(world, "cap_79801_bot")
+    admin.say(f"/addbot {bot['token']}", 2)
+    regular = {"id": 79810, "first_name": "Regular", "language_code": "en"}
+    got_regular = answers(world, bot, regular, "/start")
+    wait_for(lambda: len(got_regular()) == 1, WAIT, "the welcome before the CAPTCHA")
+
+    (reply,) = admin.say("/captcha @cap_79801_bot sometimes")
+    assert "Invalid value" in reply["plain_text"]
+    (reply,) = admin.say("/captcha @cap_79801_bot on")
+    assert "CAPTCHA of @cap_79801_bot: on" in reply["plain_text"]
+
+    newcomer = {"id": 79899, "first_name": "New", "language_code": "en"}
+
+    def challenges() -> list[dict[str, Any]]:
+        return [m for m in world.emulator.bot_messages(bot["id"], newcomer["id"]) if m.get("reply_markup")]
+
+    world.emulator.send_text(bot["id"], newcomer, "/start")
+    wait_for(lambda: bool(challenges()), WAIT, "the challenge")
+    challenge = challenges()[0]
+    assert "tap the" in challenge["text"]
+    buttons = [b for row in challenge["reply_markup"]["inline_keyboard"] for b in row]
+    assert len(buttons) == 6
+    target = challenge["text"].rsplit(" ", 1)[1].rstrip(".")
+    wrong = next(b for b in buttons if b["text"] != target)
+
+    # Another message while the challenge is open: no second challenge, no welcome.
+    wait_until_handled(world, "cap_79801_bot", world.emulator.send_text(bot["id"], newcomer, "/start"))
+    assert len(world.emulator.bot_messages(bot["id"], newcomer["id"])) == 1
+
+    # A forged button (unsigned data) is not an answer.
+    world.emulator.press(bot["id"], newcomer, newcomer["id"], challenge["message_id"], "0")
+    world.emulator.press(bot["id"], newcomer, newcomer["id"], challenge["message_id"], wrong["callback_data"])
+
+    def current() -> dict[str, Any]:
+        return next(
+            m for m in world.emulator.chat(bot["id"], newcomer["id"]) if m["message_id"] == challenge["message_id"]
+        )
+
+    wait_for(lambda: current().get("edit_date") is not None, WAIT, "a new challenge after the wrong tap")
+    retry = current()
+    retry_target = retry["text"].rsplit(" ", 1)[1].rstrip(".")
+    right = next(b for row in retry["reply_markup"]["inline_keyboard"] for b in row if b["text"] == retry_target)
+    assert right["callback_data"] != wrong["callback_data"]
+    world.emulator.press(bot["id"], newcomer, newcomer["id"], challenge["message_id"], right["callback_data"])
+    wait_for(lambda: "Thank you" in current()["text"], WAIT, "passed")
+
+    got_newcomer = lambda: [m["text"] for m in world.emulator.bot_messages(bot["id"], newcomer["id"])]  # noqa: E731
+    world.emulator.send_text(bot["id"], newcomer, "/start")
+    wait_for(lambda: len(got_newcomer()) == 2, WAIT, "the welcome once passed")
+    assert got_newcomer()[1] == got_regular()[0]
+
+    world.emulator.send_text(bot["id"], regular, "/start")
+    wait_for(lambda: len(got_regular()) == 2, WAIT, "a known user served without a challenge")
+    assert got_regular()[1] == got_regular()[0]
+
+
 def test_managed_bot_created_without_pasting_a_token(world: World) -> None:
     admin = Chat(world, user(78001))
     (reply,) = admin.say("/newbot")

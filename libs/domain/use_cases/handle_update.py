@@ -13,6 +13,7 @@ from libs.domain.ports import BotDirectory, Clock, Cooldowns, Outbox
 from libs.domain.updates import UpdateEnvelope
 
 if TYPE_CHECKING:
+    from libs.domain.captcha import CaptchaGuard
     from libs.domain.external_api import StartApiCall
 
 
@@ -37,8 +38,10 @@ class HandleUpdate:
         cooldowns: Cooldowns | None = None,
         maintenance_notice_seconds: float = MAINTENANCE_NOTICE_SECONDS,
         clock: Clock | None = None,
+        captcha: CaptchaGuard | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
+        self._captcha = captcha
         self._bots = bots
         self._outbox = outbox
         self._api_calls = api_calls
@@ -57,6 +60,10 @@ class HandleUpdate:
             and bot.settings.blocks(sender_id, self._clock.now().timestamp())
         ):
             return HandleOutcome("ignored:blocked")  # before any answer, the maintenance text included
+        if self._captcha is not None:
+            stopped = self._captcha.intercept(bot, envelope, sender_id)
+            if stopped is not None:  # a new user while the CAPTCHA applies: challenged, answered or dropped
+                return HandleOutcome(stopped, replied=stopped in ("captcha:challenged", "captcha:wrong"))
         if bot.settings.maintenance_text:
             return self._maintenance_notice(bot, chat_id, envelope, sender_id)
         text = envelope.text

@@ -35,6 +35,7 @@ from libs.domain.manager_ports import (
     Registration,
     RemoveCommand,
     SetApiCommand,
+    SetCaptchaMode,
     SetCommand,
     SetMaintenance,
     SettingsChange,
@@ -70,6 +71,7 @@ _USAGE_KEYS = {
     "/block": "usage_block",
     "/unblock": "usage_unblock",
     "/limits": "usage_limits",
+    "/captcha": "usage_captcha",
 }
 DEFAULT_BLOCK = "1h"
 MAINTENANCE_OFF = frozenset({"off", "desligar"})
@@ -93,6 +95,7 @@ MANAGER_COMMANDS = frozenset(
         "/block",
         "/unblock",
         "/limits",
+        "/captcha",
     }
 )
 
@@ -261,6 +264,8 @@ class ManagerBot:
             return self._configure_command(ctx, command, arg)
         if command == "/limits":
             return self._limits_command(ctx, arg)
+        if command == "/captcha":
+            return self._captcha_command(ctx, arg)
         if (
             state is not None
             and state.startswith((AWAIT_WELCOME, AWAIT_COMMAND, AWAIT_API))
@@ -707,6 +712,33 @@ class ManagerBot:
         assert bot is not None
         self._out(ctx, describe_limits(bot.username, bot.settings, ctx.lang))
         return HandleOutcome("manager:limits" if not changes else "manager:limits_set", replied=True)
+
+    def _captcha_command(self, ctx: _Ctx, arg: str) -> HandleOutcome:
+        ref, _, mode = arg.strip().partition(" ")
+        mode = mode.strip().lower()
+        if not ref or len(mode.split()) > 1:
+            self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS["/captcha"], ctx.lang))
+            return HandleOutcome("manager:usage", replied=True)
+        bot_id = self._resolve(ctx, ref)
+        if bot_id is None:
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
+        if not bot_id:
+            self._say(ctx, "mgr_bot_not_found")
+            return HandleOutcome("manager:not_found", replied=True)
+        bot: Bot | None
+        if mode:
+            bot = self._admin_call(ctx, bot_id, self._settings_call(ctx.user_id, bot_id, SetCaptchaMode(mode)))
+            if bot is None:
+                return HandleOutcome("manager:settings_refused", replied=True)
+        else:
+            details = self._details_or_say(ctx, bot_id)
+            if isinstance(details, HandleOutcome):
+                return details
+            bot = details[0]
+        shown = render(f"captcha_mode_{bot.settings.captcha_mode.value}", ctx.lang)
+        self._say(ctx, "mgr_captcha", username=bot.username, mode=shown)
+        return HandleOutcome("manager:captcha", replied=True)
 
     def _settings_call(self, actor_id: int, bot_id: str, change: SettingsChange) -> Callable[[], Bot]:
         return lambda: self._admin.update_settings(actor_id, bot_id, change)

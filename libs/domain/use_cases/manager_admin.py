@@ -14,7 +14,16 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, BotToken, RateRule, WebhookSecret
+from libs.domain.bots import (
+    ApiCommand,
+    Bot,
+    BotSettings,
+    BotStatus,
+    BotToken,
+    CaptchaMode,
+    RateRule,
+    WebhookSecret,
+)
 from libs.domain.errors import (
     BotNotFound,
     BotOwnedByAnotherAdmin,
@@ -32,6 +41,7 @@ from libs.domain.manager_ports import (
     RemoveCommand,
     ResetLimits,
     SetApiCommand,
+    SetCaptchaMode,
     SetCommand,
     SetCooldown,
     SetMaintenance,
@@ -101,6 +111,7 @@ SETTING_REASON_CODES = frozenset(
         "limit_action",
         "limit_value",
         "too_many_limits",
+        "captcha_mode",
     }
 )
 MIN_BLOCK_SECONDS = 60
@@ -377,6 +388,12 @@ class BotAdministration:
             bot.settings = replace(settings, welcome_text=validate_text(change.text))
         elif isinstance(change, BlockUser | UnblockUser):
             bot.settings = replace(settings, blocked_users=self._blocks_after(settings.blocked_users, change))
+        elif isinstance(change, SetCaptchaMode):
+            try:
+                mode = CaptchaMode(change.mode.strip().lower())
+            except ValueError:
+                raise InvalidSetting("the CAPTCHA mode is auto, on or off", "captcha_mode") from None
+            bot.settings = replace(settings, captcha_mode=mode)
         elif isinstance(change, SetRateLimit | SetCooldown | ResetLimits):
             bot.settings = self._limits_after(settings, change)
         elif isinstance(change, SetMaintenance):

@@ -40,7 +40,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, RateRule
+from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, CaptchaMode, RateRule
 from libs.domain.errors import BotNotFound, ConcurrentUpdate
 from libs.domain.manager_ports import BotStats, Interaction
 from services.botregistry.errors import DuplicateBot
@@ -100,6 +100,7 @@ class BotRow(Base):
     # {"cmd:/start": [limit, window seconds]} and {"cmd:/start": seconds}: the bot's own limits.
     rate_limits: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     cooldowns: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    captcha_mode: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
     language: Mapped[str] = mapped_column(String(8))
     is_manager: Mapped[bool] = mapped_column(Boolean, default=False)
     custom_commands: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
@@ -222,6 +223,7 @@ def _to_domain(row: BotRow) -> Bot:
                 for action, (limit, window) in json.loads(row.rate_limits or "{}").items()
             },
             cooldowns={action: float(seconds) for action, seconds in json.loads(row.cooldowns or "{}").items()},
+            captcha_mode=CaptchaMode(row.captcha_mode or "auto"),
         ),
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -248,6 +250,7 @@ def _columns(bot: Bot) -> dict[str, Any]:
             sort_keys=True,
         ),
         "cooldowns": json.dumps(dict(bot.settings.cooldowns), sort_keys=True),
+        "captcha_mode": bot.settings.captcha_mode.value,
         "language": bot.settings.language,
         "is_manager": bot.is_manager,
         "custom_commands": json.dumps(bot.settings.custom_commands, ensure_ascii=False, sort_keys=True),

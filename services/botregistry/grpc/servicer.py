@@ -34,6 +34,7 @@ from libs.domain.manager_ports import (
     RemoveCommand,
     ResetLimits,
     SetApiCommand,
+    SetCaptchaMode,
     SetCommand,
     SetCooldown,
     SetMaintenance,
@@ -110,6 +111,7 @@ def bot_to_proto(bot: Bot, *, with_sealed_token: bool = False) -> registry_pb2.B
             for action, rule in bot.settings.rate_limits.items()
         },
         cooldowns=dict(bot.settings.cooldowns),
+        captcha_mode=bot.settings.captcha_mode.value,
         sealed_token=bot.sealed_token if with_sealed_token else b"",
         language=bot.settings.language,
         is_manager=bot.is_manager,
@@ -143,6 +145,8 @@ def change_from_proto(request: registry_pb2.UpdateBotSettingsRequest) -> Setting
         return SetRateLimit(rule.action, rule.limit, rule.window_seconds)
     if which == "set_cooldown":
         return SetCooldown(request.set_cooldown.action, request.set_cooldown.seconds)
+    if which == "captcha_mode":
+        return SetCaptchaMode(request.captcha_mode)
     if which == "reset_limits":
         return ResetLimits() if request.reset_limits else None
     if which == "set_command":

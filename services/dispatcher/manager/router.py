@@ -19,6 +19,7 @@ from libs.observability.metrics import INBOUND_REFUSED
 
 logger = logging.getLogger("services.dispatcher.manager")
 _BLOCKED = INBOUND_REFUSED.labels("blocked")
+_CAPTCHA = INBOUND_REFUSED.labels("captcha")
 
 Handler = Callable[[UpdateEnvelope], Any]
 
@@ -50,9 +51,13 @@ class UpdateRouter:
         if envelope.sealed_texts:
             return HandleOutcome("ignored:sealed_for_another_bot")  # only the manager bot's updates are sealed
         outcome = self._managed(envelope)
-        if getattr(outcome, "action", None) == "ignored:blocked":
+        action = getattr(outcome, "action", None)
+        if action == "ignored:blocked":
             _BLOCKED.inc()
             return outcome  # a blocked user is not counted as the bot's user either
+        if isinstance(action, str) and action.startswith("captcha:"):
+            _CAPTCHA.inc()
+            return outcome  # not the bot's user until they pass (then their next update counts)
         # After the answer: even a Redis round trip should not delay the reply (we run in the chat lock).
         self._record(envelope)
         return outcome

@@ -85,10 +85,20 @@ def test_maintenance_blocks_and_status_change_any_bot_and_are_logged(
         assert tgm(channel, "bots", "disable", bot_id) == 0
         assert stored(channel, bot_id).status == registry_pb2.BOT_STATUS_DISABLED
         assert tgm(channel, "bots", "enable", bot_id) == 0
+        assert tgm(channel, "bots", "captcha", bot_id, "on") == 0
+        assert stored(channel, bot_id).captcha_mode == "on"
     final = stored(channel, bot_id)
     assert final.status == registry_pb2.BOT_STATUS_ACTIVE and final.maintenance_text == ""
     actions = [record.__dict__["command"] for record in caplog.records if record.getMessage() == "operator action"]
-    expected = ["bots maintenance", "users block", "users unblock", "bots maintenance", "bots disable", "bots enable"]
+    expected = [
+        "bots maintenance",
+        "users block",
+        "users unblock",
+        "bots maintenance",
+        "bots disable",
+        "bots enable",
+        "bots captcha",
+    ]
     assert actions == expected
 
 
@@ -98,6 +108,7 @@ def test_maintenance_blocks_and_status_change_any_bot_and_are_logged(
         ("bots", "maintenance", "{bot}"),  # neither text nor --off
         ("bots", "maintenance", "{bot}", "text", "--off"),  # both
         ("users", "block", "{bot}", "42", "--for", "10s"),
+        ("bots", "captcha", "{bot}", "sometimes"),
         ("limits", "set", "{bot}", "/start"),  # neither --rate nor --cooldown
         ("limits", "set", "{bot}", "/start", "--rate", "5"),
         ("limits", "set", "{bot}", "/start", "--rate", "x/1m"),

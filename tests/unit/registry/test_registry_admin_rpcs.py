@@ -342,3 +342,17 @@ def test_at_most_fifty_own_limits_per_bot(rig: Rig) -> None:
         actor_id=ALICE, bot_id=bot.bot_id, set_cooldown=registry_pb2.SetCooldown(action="cb:extra", seconds=5)
     )
     assert rig.code(lambda: rig.stub.UpdateBotSettings(one_more, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_the_captcha_mode_is_validated_and_round_trips(rig: Rig) -> None:
+    bot = rig.register()
+    assert bot.captcha_mode == "auto", "the default"
+
+    def update(mode: str) -> registry_pb2.Bot:
+        request = registry_pb2.UpdateBotSettingsRequest(actor_id=ALICE, bot_id=bot.bot_id, captcha_mode=mode)
+        return rig.stub.UpdateBotSettings(request, timeout=5).bot
+
+    assert update(" ON ").captcha_mode == "on"
+    assert rig.code(lambda: update("sometimes")) == grpc.StatusCode.INVALID_ARGUMENT
+    assert rig.stub.GetBot(registry_pb2.GetBotRequest(bot_id=bot.bot_id)).bot.captcha_mode == "on"
+    assert update("off").captcha_mode == "off"

@@ -144,6 +144,7 @@ class Bot(_message.Message):
     BLOCKED_USERS_FIELD_NUMBER: _builtins.int
     RATE_LIMITS_FIELD_NUMBER: _builtins.int
     COOLDOWNS_FIELD_NUMBER: _builtins.int
+    CAPTCHA_MODE_FIELD_NUMBER: _builtins.int
     bot_id: _builtins.str
     public_id: _builtins.str
     owner_id: _builtins.int
@@ -159,6 +160,8 @@ class Bot(_message.Message):
     """Bumped by every change to the bot (settings, status, token): equal versions mean an equal Bot."""
     maintenance_text: _builtins.str
     """Maintenance mode when not empty: the text users get instead of normal answers."""
+    captcha_mode: _builtins.str
+    """When new users must pass a CAPTCHA: "auto" (while under attack; the default), "on" or "off"."""
     @_builtins.property
     def custom_commands(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """"/command" → reply text."""
@@ -197,10 +200,11 @@ class Bot(_message.Message):
         blocked_users: _abc.Mapping[_builtins.int, _builtins.int] | None = ...,
         rate_limits: _abc.Mapping[_builtins.str, Global___RateLimit] | None = ...,
         cooldowns: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        captcha_mode: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "blocked_users", b"blocked_users", "bot_id", b"bot_id", "cooldowns", b"cooldowns", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "maintenance_text", b"maintenance_text", "owner_id", b"owner_id", "public_id", b"public_id", "rate_limits", b"rate_limits", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "version", b"version", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "blocked_users", b"blocked_users", "bot_id", b"bot_id", "captcha_mode", b"captcha_mode", "cooldowns", b"cooldowns", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "maintenance_text", b"maintenance_text", "owner_id", b"owner_id", "public_id", b"public_id", "rate_limits", b"rate_limits", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "version", b"version", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -614,6 +618,7 @@ class UpdateBotSettingsRequest(_message.Message):
     SET_RATE_LIMIT_FIELD_NUMBER: _builtins.int
     SET_COOLDOWN_FIELD_NUMBER: _builtins.int
     RESET_LIMITS_FIELD_NUMBER: _builtins.int
+    CAPTCHA_MODE_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.int
     bot_id: _builtins.str
     welcome_text: _builtins.str
@@ -625,6 +630,8 @@ class UpdateBotSettingsRequest(_message.Message):
     """The Telegram user id to unblock."""
     reset_limits: _builtins.bool
     """Drops the bot's own rate limits and cooldowns (the service's defaults apply)."""
+    captcha_mode: _builtins.str
+    """"auto", "on" or "off"."""
     @_builtins.property
     def set_command(self) -> Global___CustomCommand:
         """Adds or replaces one "/command → reply"."""
@@ -652,12 +659,13 @@ class UpdateBotSettingsRequest(_message.Message):
         set_rate_limit: Global___SetRateLimit | None = ...,
         set_cooldown: Global___SetCooldown | None = ...,
         reset_limits: _builtins.bool = ...,
+        captcha_mode: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["block_user", b"block_user", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "reset_limits", b"reset_limits", "set_api_command", b"set_api_command", "set_command", b"set_command", "set_cooldown", b"set_cooldown", "set_rate_limit", b"set_rate_limit", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["block_user", b"block_user", "captcha_mode", b"captcha_mode", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "reset_limits", b"reset_limits", "set_api_command", b"set_api_command", "set_command", b"set_command", "set_cooldown", b"set_cooldown", "set_rate_limit", b"set_rate_limit", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "block_user", b"block_user", "bot_id", b"bot_id", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "reset_limits", b"reset_limits", "set_api_command", b"set_api_command", "set_command", b"set_command", "set_cooldown", b"set_cooldown", "set_rate_limit", b"set_rate_limit", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "block_user", b"block_user", "bot_id", b"bot_id", "captcha_mode", b"captcha_mode", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "reset_limits", b"reset_limits", "set_api_command", b"set_api_command", "set_command", b"set_command", "set_cooldown", b"set_cooldown", "set_rate_limit", b"set_rate_limit", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["welcome_text", "set_command", "remove_command", "set_api_command", "maintenance_text", "block_user", "unblock_user", "set_rate_limit", "set_cooldown", "reset_limits"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["welcome_text", "set_command", "remove_command", "set_api_command", "maintenance_text", "block_user", "unblock_user", "set_rate_limit", "set_cooldown", "reset_limits", "captcha_mode"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
