@@ -74,10 +74,11 @@ def queue(redis_url: str, top: int = 10) -> int:
     import redis
 
     from libs.messaging.mailbox import KEY_PREFIX
+    from libs.observability.metrics import QueueSizeCollector
+    from services.dispatcher.workers.actors import DISPATCHER_QUEUES
 
     client = redis.Redis.from_url(redis_url)
-    for name in ("updates", "outbox", "external"):
-        ready, delayed = client.llen(f"dramatiq:{name}"), client.llen(f"dramatiq:{name}.DQ")
+    for name, (ready, delayed) in QueueSizeCollector(client, DISPATCHER_QUEUES).depths().items():
         print(f"queue {name:9s} ready {ready:>7,}  delayed {delayed:>7,}")
     sizes: list[tuple[int, str]] = []
     for key in client.scan_iter(match=f"{KEY_PREFIX}:*", count=1000):

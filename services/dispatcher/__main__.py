@@ -110,14 +110,12 @@ def _start_metrics(settings: DispatcherSettings, broker: Any, worker: Any) -> An
     Redis answers too."""
     from prometheus_client import REGISTRY
 
-    from libs.messaging.update_queue import UPDATES_QUEUE
     from libs.observability.metrics import QueueSizeCollector, all_alive, start_metrics_server
-    from services.dispatcher.outbound import OUTBOX_QUEUE
-    from services.dispatcher.workers.actors import EXTERNAL_QUEUE
+    from services.dispatcher.workers.actors import DISPATCHER_QUEUES
 
     if settings.metrics_port <= 0:
         return start_metrics_server("dispatcher", settings.metrics_host, 0)
-    REGISTRY.register(QueueSizeCollector(broker.client, (UPDATES_QUEUE, OUTBOX_QUEUE, EXTERNAL_QUEUE)))
+    REGISTRY.register(QueueSizeCollector(broker.client, DISPATCHER_QUEUES))
 
     def liveness() -> dict[str, bool]:
         return {"worker_threads": all_alive(worker.workers)}

@@ -39,6 +39,7 @@ MIN_BACKOFF_MS = 500
 MAX_BACKOFF_MS = 30_000
 _MAX_ERROR_CHARS = 500
 EXTERNAL_QUEUE = "external"
+DISPATCHER_QUEUES = (UPDATES_QUEUE, OUTBOX_QUEUE, EXTERNAL_QUEUE)  # what the workers consume (metrics, `tgm queue`)
 CALL_EXTERNAL_API_ACTOR = "call_external_api"
 
 logger = logging.getLogger("services.dispatcher.actors")
