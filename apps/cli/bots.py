@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from libs.domain.use_cases.manager_admin import parse_duration
-from libs.domain.use_cases.manager_limits import format_seconds
+from libs.domain.use_cases.manager_limits import COUNT, format_seconds
 from libs.registry_client.client import status_from_proto
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
@@ -155,7 +155,7 @@ def _limits_action(
         if args.rate is not None:
             count, _, window = args.rate.partition("/")
             seconds = 0 if args.rate == "off" else parse_duration(window, seconds=True)
-            if args.rate != "off" and (not count.isdigit() or seconds is None):
+            if args.rate != "off" and (not COUNT.fullmatch(count) or seconds is None):
                 print("tgm limits set: --rate takes COUNT/WINDOW, e.g. 5/1m, 100/1h, or off", file=sys.stderr)
                 return None
             rule = registry_pb2.SetRateLimit(

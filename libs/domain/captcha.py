@@ -8,14 +8,14 @@ serves them; known users are never asked.
   (CallbackTokens, action CAPTCHA); the answer stays on the server. A wrong tap draws a new challenge in the same
   message; after `max_attempts` wrong taps the user is locked out for `lock_seconds` and their updates are dropped.
 - At most one challenge message per user while one is open: an attacker's flood costs one message each, not one
-  per update.
+  per update. Challenges go to private chats only; an unknown user's group messages are dropped meanwhile.
+- Each button carries the challenge's nonce with the option: a button of an earlier challenge never passes.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -32,19 +32,31 @@ OPTIONS = 6
 EMOJI = ("🍎", "🚗", "🐶", "⚽", "🎸", "🌵", "🍕", "🚀", "🐟", "🌙", "🔑", "🎈")
 
 
+NONCE_BITS = 24
+
+
 @dataclass(frozen=True)
 class Challenge:
     options: tuple[str, ...]
     answer: int  # index into options
+    nonce: int  # this challenge's: a button of an earlier one never matches (it carries that one's nonce)
 
     @property
     def target(self) -> str:
         return self.options[self.answer]
 
+    def code(self, index: int) -> int:
+        """What the button of option `index` carries (signed) and what the store keeps for the right one."""
+        return self.nonce << 3 | index
+
+    @property
+    def answer_code(self) -> int:
+        return self.code(self.answer)
+
 
 def new_challenge(rng: random.Random) -> Challenge:
     options = tuple(rng.sample(EMOJI, OPTIONS))
-    return Challenge(options, rng.randrange(OPTIONS))
+    return Challenge(options, rng.randrange(OPTIONS), rng.getrandbits(NONCE_BITS))
 
 
 @dataclass(frozen=True)
@@ -119,14 +131,18 @@ class CaptchaGuard:
         """None to let the update through; else the outcome's action (the update was answered or dropped here)."""
         if user_id is None:
             return None
+        chat_id = envelope.chat_id
+        private = chat_id == user_id  # Telegram: a private chat's id is the user's
         if not self.applies(bot):
-            self._store.served(bot.id, user_id)
+            if private:  # group chatter neither makes users known nor counts towards an attack
+                self._store.served(bot.id, user_id)
             return None
         gate = self._store.gate(bot.id, user_id)
         if gate.known:
             return None
+        if not private:
+            return "captcha:group"  # dropped: challenges go to private chats only, never posted in a group
         callback = callback_of(envelope)
-        chat_id = envelope.chat_id
         if gate.locked_for_seconds > 0:
             if callback is not None and isinstance(callback.get("id"), str):
                 self._outbox.answer_callback_query(bot.id, callback["id"], None)  # stop the spinner, say nothing
@@ -138,7 +154,7 @@ class CaptchaGuard:
         if chat_id is None:
             return "captcha:no_chat"
         challenge = new_challenge(self._rng)
-        if not self._store.open(bot.id, user_id, challenge.answer, self._policy.challenge_seconds):
+        if not self._store.open(bot.id, user_id, challenge.answer_code, self._policy.challenge_seconds):
             if callback is not None and isinstance(callback.get("id"), str):
                 self._outbox.answer_callback_query(bot.id, callback["id"], None)
             return "captcha:pending"  # one challenge message per user while it is open
@@ -146,16 +162,16 @@ class CaptchaGuard:
             bot.id,
             chat_id,
             render("captcha_challenge", _language(envelope, bot), emoji=challenge.target),
-            reply_markup=self._keyboard(challenge.options, user_id, chat_id),
+            reply_markup=self._keyboard(challenge, user_id, chat_id),
         )
         return "captcha:challenged"
 
     def _choice_of(self, callback: dict[str, object], user_id: int, chat_id: int) -> int | None:
         data = callback.get("data")
         claim = self._tokens.verify(data, user_id, chat_id) if isinstance(data, str) else None
-        if claim is None or claim.action is not CallbackAction.CAPTCHA or claim.page >= OPTIONS:
+        if claim is None or claim.action is not CallbackAction.CAPTCHA:
             return None
-        return claim.page
+        return claim.page  # a challenge's code (nonce and option): compared with the open one's by the store
 
     def _answer(
         self,
@@ -169,7 +185,7 @@ class CaptchaGuard:
         lang = _language(envelope, bot)
         retry = new_challenge(self._rng)
         outcome, left = self._store.answer(
-            bot.id, user_id, choice, retry.answer, self._policy.max_attempts, self._policy.lock_seconds
+            bot.id, user_id, choice, retry.answer_code, self._policy.max_attempts, self._policy.lock_seconds
         )
         callback_id = callback.get("id")
         message = callback.get("message")
@@ -184,7 +200,7 @@ class CaptchaGuard:
             if isinstance(callback_id, str):
                 self._outbox.answer_callback_query(bot.id, callback_id, render("captcha_wrong", lang, left=left))
             text = render("captcha_challenge", lang, emoji=retry.target)
-            keyboard = self._keyboard(retry.options, user_id, chat_id)
+            keyboard = self._keyboard(retry, user_id, chat_id)
             if isinstance(message_id, int):  # the same message, a new challenge: the old buttons are gone
                 self._outbox.edit_message_text(bot.id, chat_id, message_id, text, reply_markup=keyboard)
             else:
@@ -203,10 +219,11 @@ class CaptchaGuard:
             self._outbox.answer_callback_query(bot.id, callback_id, render("captcha_expired", lang))
         return "captcha:expired"
 
-    def _keyboard(self, options: Sequence[str], user_id: int, chat_id: int) -> dict[str, object]:
+    def _keyboard(self, challenge: Challenge, user_id: int, chat_id: int) -> dict[str, object]:
+        sign = self._tokens.sign
         buttons = [
-            {"text": emoji, "callback_data": self._tokens.sign(CallbackAction.CAPTCHA, None, user_id, chat_id, index)}
-            for index, emoji in enumerate(options)
+            {"text": emoji, "callback_data": sign(CallbackAction.CAPTCHA, None, user_id, chat_id, challenge.code(i))}
+            for i, emoji in enumerate(challenge.options)
         ]
         return {"inline_keyboard": [buttons[: OPTIONS // 2], buttons[OPTIONS // 2 :]]}
 

@@ -135,9 +135,12 @@ class InboundPolicy:
         return own.get(action) or self.rules.get(action) or own.get("default") or self.default
 
     def cooldown_for(self, action: str, bot: BotActions | None = None) -> float:
-        if bot is not None and action in bot.cooldowns:
-            return bot.cooldowns[action]
-        return self.cooldowns.get(action, 0.0)
+        own = bot.cooldowns if bot is not None else {}
+        if action in own:
+            return own[action]
+        if action in self.cooldowns:
+            return self.cooldowns[action]
+        return own.get("default", 0.0)  # as rule_for: the bot's own default after the service's named rules
 
     def names(self, action: str) -> bool:
         return action in self.rules or action in self.cooldowns

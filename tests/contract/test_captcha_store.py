@@ -113,3 +113,12 @@ def test_a_surge_of_new_users_puts_the_bot_under_attack_after_the_warmup(make: A
         warm.served("bot-1", user)
     settle(warm)
     assert not warm.under_attack("bot-1"), "the warm-up only learns users"
+
+
+def test_challenged_users_count_too_so_a_flood_that_goes_on_keeps_the_bot_under_attack(make: Any) -> None:
+    store = make(new_users_per_minute=3, attack_seconds=900, warmup_seconds=0)
+    store.served("bot-1", 1)  # the bot has users: its warm-up started (and, with 0 s, ended)
+    settle(store)
+    for user in range(100, 104):
+        assert store.open("bot-1", user, 1, 60)
+    assert store.under_attack("bot-1"), "four challenged newcomers in a minute: over 3 per minute"

@@ -135,3 +135,39 @@ def test_a_worker_leaves_nothing_unacked_and_runs_each_message_once(
         worker.stop(timeout=10_000)
     assert sorted(seen) == list(range(200))
     assert unacked(client, broker) == 0 and stored(client, broker) == 0
+
+
+def test_a_timed_out_round_trip_keeps_the_acks_too(
+    broker: TimelyMaintenanceRedisBroker, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enqueue(broker, 1)
+    consumer = broker.consume(QUEUE, prefetch=1, timeout=50)
+    consumer.ack(next_message(consumer))
+
+    class TimesOut:
+        def __getattr__(self, _name: str) -> Any:
+            return lambda *args, **kwargs: None
+
+        def execute(self, **_kwargs: Any) -> Any:
+            raise redis.TimeoutError("Redis did not answer in time")  # not a ConnectionError
+
+    real_pipeline = broker.client.pipeline
+    monkeypatch.setattr(broker.client, "pipeline", lambda **_kwargs: TimesOut())
+    with pytest.raises(redis.TimeoutError):
+        broker.do_fetch(QUEUE, 1)
+    monkeypatch.setattr(broker.client, "pipeline", real_pipeline)
+    broker.flush_acks(QUEUE)
+    assert unacked(client, broker) == 0 and stored(client, broker) == 0
+
+
+def test_the_external_queue_acks_at_once(redis_server: RedisServer, client: redis.Redis) -> None:
+    made = TimelyMaintenanceRedisBroker(url=redis_server.url, namespace=f"test-acks-{uuid.uuid4().hex[:8]}")
+    try:
+        made.declare_queue("external")
+        made.enqueue(dramatiq.Message(queue_name="external", actor_name="a", args=(), kwargs={}, options={}))
+        consumer = made.consume("external", prefetch=1, timeout=50)
+        consumer.ack(next_message(consumer))
+        assert client.scard(f"{made.namespace}:__acks__.{made.broker_id}.external") == 0, "a tenant API call is not"
+        assert client.hlen(f"{made.namespace}:external.msgs") == 0, "redelivered after a crash: acked at once"
+    finally:
+        made.close()

@@ -208,7 +208,9 @@ class DrainChat:
                 dead += 1
                 continue
             if holding.lost or not complete(item, envelope.update_id, mark_done=True):
-                # Someone else holds the chat now: they run this update again (same effect ids: no double send).
+                # Someone else holds the chat now: they run this update again. Same effect ids: queued calls are not
+                # queued twice; a reply sent directly is marked sent by the release (Redis), so a new holder that
+                # re-ran the update before that can send it again (the lock was lost: at-least-once, as documented).
                 logger.warning(
                     "chat lock lost while handling; leaving the update to the new holder", extra=_ids(envelope)
                 )

@@ -12,6 +12,7 @@ The registry validates the action and the numbers (manager_admin.py); this only 
 from __future__ import annotations
 
 import html
+import re
 
 from libs.domain.bots import BotSettings
 from libs.domain.manager_ports import ResetLimits, SetCooldown, SetRateLimit, SettingsChange
@@ -21,6 +22,7 @@ from libs.domain.use_cases.manager_admin import parse_duration
 RESET = frozenset({"reset", "padrao", "padrão"})
 OFF = frozenset({"off", "desligar"})
 COOLDOWN = frozenset({"cooldown", "espera"})
+COUNT = re.compile(r"[0-9]{1,5}")  # ASCII digits only ('²'.isdigit() is true); the registry checks the range
 
 
 def parse_limits(rest: str) -> tuple[SettingsChange, ...] | None:
@@ -39,7 +41,7 @@ def parse_limits(rest: str) -> tuple[SettingsChange, ...] | None:
     if len(words) == 2 and "/" in what:
         count, _, window = what.partition("/")
         seconds = parse_duration(window, seconds=True)
-        if not count.isdigit() or seconds is None:
+        if not COUNT.fullmatch(count) or seconds is None:
             return None
         return (SetRateLimit(action, int(count), float(seconds)),)
     return None

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "tgm:captcha"
 FLUSH_SECONDS = 1.0
+MAX_PENDING_PER_BOT = 100_000
 NEW_USERS_PER_MINUTE = 60
 ATTACK_SECONDS = 900.0
 WARMUP_SECONDS = 3600.0
@@ -70,12 +71,25 @@ local locked = redis.call('PTTL', KEYS[3])
 return {known, tonumber(answer or '-1'), locked > 0 and locked or 0}
 """
 
-# KEYS: challenge hash. ARGV: answer, ttl ms. 1 when opened, 0 when one is open already.
+# KEYS: challenge hash. ARGV: answer, ttl ms, prefix, bot, threshold, attack s, warmup s.
+# Returns {1 when opened (0 when one is open already), seconds of attack left}. A user challenged is a new user
+# too: counted like the served ones, so a flood that keeps coming keeps the bot under attack.
 _OPEN = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local prefix, bot = ARGV[3], ARGV[4]
+local attack = prefix .. ':attack:' .. bot
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('TTL', attack)} end
 redis.call('HSET', KEYS[1], 'answer', ARGV[1], 'attempts', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+local bucket = prefix .. ':new:' .. bot .. ':' .. math.floor(now / 60)
+local count = redis.call('INCR', bucket)
+redis.call('EXPIRE', bucket, 120)
+local since = redis.call('GET', prefix .. ':since:' .. bot)
+if count > tonumber(ARGV[5]) and since and now - tonumber(since) >= tonumber(ARGV[7]) then
+  redis.call('SET', attack, '1', 'EX', ARGV[6])
+end
+return {1, redis.call('TTL', attack)}
 """
 
 # KEYS: challenge hash, known set, lock. ARGV: choice, new answer, max attempts, lock ms, user.
@@ -139,7 +153,9 @@ class RedisCaptchaStore:
 
     def served(self, bot_id: str, user_id: int) -> None:
         with self._pending_lock:
-            self._pending.setdefault(bot_id, set()).add(user_id)
+            users = self._pending.setdefault(bot_id, set())
+            if len(users) < MAX_PENDING_PER_BOT:  # Redis down for long: the rest are learnt when they come back
+                users.add(user_id)
             if self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_forever, name="captcha-known-users", daemon=True)
                 self._flusher.start()
@@ -180,14 +196,9 @@ class RedisCaptchaStore:
                 for bot_id, users in taken.items():
                     self._pending.setdefault(bot_id, set()).update(users)
             raise
-        now = self._monotonic()
         for index in range(0, len(flat), 2):
             bot = flat[index].decode() if isinstance(flat[index], bytes) else str(flat[index])
-            left = int(flat[index + 1])
-            if left > 0:
-                self._attack_until[bot] = now + left
-            else:
-                self._attack_until.pop(bot, None)
+            self._learn_attack(bot, int(flat[index + 1]))
 
     def under_attack(self, bot_id: str) -> bool:
         return self._attack_until.get(bot_id, 0.0) > self._monotonic()
@@ -202,7 +213,16 @@ class RedisCaptchaStore:
 
     def open(self, bot_id: str, user_id: int, answer: int, ttl_seconds: float) -> bool:
         _, challenge, _ = self._keys(bot_id, user_id)
-        return bool(self._open(keys=[challenge], args=[answer, max(1, round(ttl_seconds * 1000))]))
+        args = [answer, max(1, round(ttl_seconds * 1000)), self._prefix, bot_id, self._threshold]
+        opened, left = self._open(keys=[challenge], args=[*args, self._attack_seconds, self._warmup_seconds])
+        self._learn_attack(bot_id, int(left))
+        return bool(int(opened))
+
+    def _learn_attack(self, bot_id: str, seconds_left: int) -> None:
+        if seconds_left > 0:
+            self._attack_until[bot_id] = self._monotonic() + seconds_left
+        else:
+            self._attack_until.pop(bot_id, None)
 
     def answer(
         self, bot_id: str, user_id: int, choice: int, new_answer: int, max_attempts: int, lock_seconds: float
@@ -245,15 +265,11 @@ class InMemoryCaptchaStore:
         now = self._now()
         with self._lock:
             known = self._known.setdefault(bot_id, set())
-            since = self._since.setdefault(bot_id, now)
+            self._since.setdefault(bot_id, now)
             if user_id in known:
                 return
             known.add(user_id)
-            minute = int(now // 60)
-            self._new = {key: n for key, n in self._new.items() if key[1] >= minute - 1}
-            count = self._new[(bot_id, minute)] = self._new.get((bot_id, minute), 0) + 1
-            if count > self._threshold and now - since >= self._warmup_seconds:
-                self._attack_until[bot_id] = now + self._attack_seconds
+            self._count_new(bot_id, now)
 
     def under_attack(self, bot_id: str) -> bool:
         return self._attack_until.get(bot_id, 0.0) > self._now()
@@ -275,8 +291,19 @@ class InMemoryCaptchaStore:
             current = self._challenges.get((bot_id, user_id))
             if current is not None and current[2] > now:
                 return False
+            self._challenges = {key: c for key, c in self._challenges.items() if c[2] > now}  # expired ones go
+            self._locked_until = {key: until for key, until in self._locked_until.items() if until > now}
             self._challenges[(bot_id, user_id)] = (answer, 0, now + ttl_seconds)
+            self._count_new(bot_id, now)  # a challenged user is new too: a flood that goes on keeps the flag
             return True
+
+    def _count_new(self, bot_id: str, now: float) -> None:
+        minute = int(now // 60)
+        self._new = {key: n for key, n in self._new.items() if key[1] >= minute - 1}
+        count = self._new[(bot_id, minute)] = self._new.get((bot_id, minute), 0) + 1
+        since = self._since.get(bot_id)
+        if count > self._threshold and since is not None and now - since >= self._warmup_seconds:
+            self._attack_until[bot_id] = now + self._attack_seconds
 
     def answer(
         self, bot_id: str, user_id: int, choice: int, new_answer: int, max_attempts: int, lock_seconds: float

@@ -12,7 +12,8 @@ Acks ride on the next fetch (issue 8): Dramatiq acks each message with its own r
 that ran it. Here the ack is noted in memory and sent by the queue's consumer thread in one pipeline with its next
 fetch, which comes at once (the ack frees a prefetch slot) or within `worker_timeout` when the queue is idle; a
 consumer's close sends what is left. A `kill -9` loses the noted acks: those messages come back after the heartbeat
-timeout, as any message a dead worker fetched does, and their drains find nothing left to do.
+timeout, as any message a dead worker fetched does, and their drains find nothing left to do (the `external`
+queue, whose messages call tenants' APIs, acks at once instead).
 
 This overrides private parts of dramatiq's RedisBroker (`_dispatch`, `_should_do_maintenance`, the dispatch script's
 arguments and `_RedisConsumer`); dramatiq is pinned, and tests/contract/test_redis_broker_maintenance.py checks the
@@ -34,6 +35,9 @@ from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware, Retries, TimeLimit
 
 DEFAULT_MAINTENANCE_INTERVAL_MS = 1000
+# Acked at once, as Dramatiq does: a redelivered `external` message calls the tenant's API again (no done-marker),
+# so its acks do not wait. Chat and outbox drains find their work done (dedup and sent marks) and may wait.
+IMMEDIATE_ACK_QUEUES = frozenset({"external"})
 
 
 def dispatcher_middleware() -> list[Middleware]:
@@ -125,7 +129,9 @@ class TimelyMaintenanceRedisBroker(RedisBroker):
         """The acks, then the fetch when given, in one round trip; the fetch's answer is returned.
 
         The pipeline calls the script by its SHA: when Redis lost its scripts (a restart), whatever failed is done
-        again through dramatiq's own calls, which load the script. On a connection error the acks are noted again.
+        again through dramatiq's own calls, which load the script. When the round trip fails (any error, a timeout
+        included) every ack is noted again; an ack that alone fails is noted again and the fetch still answers
+        (its messages are already this worker's in Redis: dropping them would strand them in its ack set).
         """
         script = self.scripts["dispatch"]
         pipe = self.client.pipeline(transaction=False)
@@ -135,14 +141,18 @@ class TimelyMaintenanceRedisBroker(RedisBroker):
             pipe.evalsha(script.sha, 1, self.namespace, *self._script_args("fetch", queue_name, *fetch_args))
         try:
             results = pipe.execute(raise_on_error=False)
-        except redis.ConnectionError:
+        except BaseException:
             self._acks_of(queue_name).extendleft(reversed(acks))
             raise
         for message_id, result in zip(acks, results, strict=False):
-            if isinstance(result, redis.exceptions.NoScriptError):
+            if not isinstance(result, Exception):
+                continue
+            try:
+                if not isinstance(result, redis.exceptions.NoScriptError):
+                    raise result
                 super()._dispatch("ack")(queue_name, message_id)  # type: ignore[no-untyped-call]
-            elif isinstance(result, Exception):
-                raise result
+            except Exception:
+                self._acks_of(queue_name).append(message_id)  # the next fetch or close tries it again
         if fetch_args is None:
             return None
         fetched = results[-1]
@@ -170,6 +180,9 @@ class AckOnFetchConsumer(_RedisConsumer):
     broker: TimelyMaintenanceRedisBroker
 
     def ack(self, message: Any) -> None:
+        if self.queue_name.partition(".")[0] in IMMEDIATE_ACK_QUEUES:
+            super().ack(message)
+            return
         self.broker.defer_ack(self.queue_name, message.options["redis_message_id"])
         self.queued_message_ids.discard(message.message_id)
 

@@ -6,7 +6,9 @@ that sent it, for the update's completion, which writes it in the same script (R
 before the completion checks its lock, so a drain that lost its chat still leaves them for the new holder.
 
 What this widens: a crash after Telegram accepted the reply and before the completion (the rest of the handler and
-the inline outbox sends) lets a re-run send that reply again; before, the window ended at the mark's own write.
+the inline outbox sends) lets a re-run send that reply again; before, the window ended at the mark's own write. The
+same for a drain that lost its chat lock (its keeper missed renewals for a whole lock TTL): a new holder re-running
+the update before this drain's release writes the marks sends the reply again.
 Either way the update itself is at-least-once there (docs/DESIGN.md, "Exactly one reply").
 """
 

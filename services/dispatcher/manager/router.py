@@ -20,6 +20,8 @@ from libs.observability.metrics import INBOUND_REFUSED
 logger = logging.getLogger("services.dispatcher.manager")
 _BLOCKED = INBOUND_REFUSED.labels("blocked")
 _CAPTCHA = INBOUND_REFUSED.labels("captcha")
+# Updates the CAPTCHA kept from the bot (a tap that passed or answered a challenge is not a refusal).
+_CAPTCHA_REFUSALS = frozenset({"captcha:challenged", "captcha:pending", "captcha:locked", "captcha:group"})
 
 Handler = Callable[[UpdateEnvelope], Any]
 
@@ -56,7 +58,8 @@ class UpdateRouter:
             _BLOCKED.inc()
             return outcome  # a blocked user is not counted as the bot's user either
         if isinstance(action, str) and action.startswith("captcha:"):
-            _CAPTCHA.inc()
+            if action in _CAPTCHA_REFUSALS:
+                _CAPTCHA.inc()
             return outcome  # not the bot's user until they pass (then their next update counts)
         # After the answer: even a Redis round trip should not delay the reply (we run in the chat lock).
         self._record(envelope)

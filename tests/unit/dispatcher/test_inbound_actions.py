@@ -112,3 +112,12 @@ def test_a_bots_own_default_applies_where_the_service_names_no_rule() -> None:
     assert policy.rule_for("cmd:/start", actions) == RateRule(1, 60.0)
     assert policy.rule_for("cmd:/price", actions) == RateRule(100, 60.0), "the service's own rule for the action"
     assert policy.rule_for("cmd:/start", None) == policy.default
+
+
+def test_a_bots_own_default_cooldown_applies_where_nothing_more_specific_does() -> None:
+    actions = BotActions(commands=MANAGED.commands, callbacks=frozenset(), cooldowns={"default": 5.0, "cmd:/x": 1.0})
+    policy = InboundPolicy.parse("", '{"cmd:/price": 30}')
+    assert policy.cooldown_for("cmd:/x", actions) == 1.0
+    assert policy.cooldown_for("cmd:/price", actions) == 30.0
+    assert policy.cooldown_for("cmd:/start", actions) == 5.0
+    assert policy.cooldown_for("cmd:/start", None) == 0.0

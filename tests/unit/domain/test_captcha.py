@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,12 +77,12 @@ def press(user: int, data: str, update_id: int = 2, message_id: int = 77) -> Upd
 
 
 class Rig:
-    def __init__(self, **store: Any) -> None:
+    def __init__(self, policy: CaptchaPolicy | None = None, **store: Any) -> None:
         self.clock = Clock()
         self.store = InMemoryCaptchaStore(self.clock, **store)  # type: ignore[arg-type]
         self.outbox = Outbox()
         self.tokens = CallbackTokens(b"k" * 32, self.clock)  # type: ignore[arg-type]
-        self.guard = CaptchaGuard(self.store, self.tokens, self.outbox, CaptchaPolicy(), random.Random(7))  # type: ignore[arg-type]
+        self.guard = CaptchaGuard(self.store, self.tokens, self.outbox, policy or CaptchaPolicy(), random.Random(7))  # type: ignore[arg-type]
 
     def buttons(self, markup: Any) -> list[dict[str, str]]:
         return [b for row in markup["inline_keyboard"] for b in row]
@@ -168,4 +167,37 @@ def test_the_warmup_only_learns_users() -> None:
 @pytest.mark.parametrize("mode", list(CaptchaMode))
 def test_updates_without_a_sender_are_never_stopped(mode: CaptchaMode) -> None:
     r = Rig()
-    assert r.guard.intercept(replace(make_bot(mode)), message(5), None) is None
+    assert r.guard.intercept(make_bot(mode), message(5), None) is None
+    assert r.outbox.sent == [] and not r.store.gate(BOT_ID, 5).known
+
+
+def test_a_button_of_an_earlier_challenge_never_passes() -> None:
+    r = Rig(CaptchaPolicy(max_attempts=20))
+    bot = make_bot(CaptchaMode.ON)
+    r.guard.intercept(bot, message(6), 6)
+    _, text, markup = r.outbox.sent[0]
+    _, wrong = r.right_and_wrong(text, markup)
+    assert r.guard.intercept(bot, press(6, wrong, 2), 6) == "captcha:wrong"
+    # Every button of the first keyboard, the one at the new answer's position and the old right one included.
+    for update_id, button in enumerate(r.buttons(markup), start=3):
+        assert r.guard.intercept(bot, press(6, button["callback_data"], update_id), 6) == "captcha:wrong"
+    assert not r.store.gate(BOT_ID, 6).known
+    _, text_now, markup_now = r.outbox.edits[-1]
+    right_now, _ = r.right_and_wrong(text_now, markup_now)
+    assert r.guard.intercept(bot, press(6, right_now, 99), 6) == "captcha:passed"
+
+
+def test_challenges_go_to_private_chats_only_and_group_chatter_teaches_nothing() -> None:
+    r = Rig(new_users_per_minute=1, warmup_seconds=0)
+    group = UpdateEnvelope(
+        BOT_ID,
+        9,
+        0.0,
+        "r",
+        {"update_id": 9, "message": {"chat": {"id": -100, "type": "group"}, "from": {"id": 8}, "text": "hi"}},
+    )
+    for _ in range(5):
+        assert r.guard.intercept(make_bot(CaptchaMode.AUTO), group, 8) is None
+    assert not r.store.gate(BOT_ID, 8).known and not r.store.under_attack(BOT_ID)
+    assert r.guard.intercept(make_bot(CaptchaMode.ON), group, 8) == "captcha:group"
+    assert r.outbox.sent == [], "nothing posted in the group"

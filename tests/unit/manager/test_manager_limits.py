@@ -19,7 +19,18 @@ def test_the_admins_words_become_changes() -> None:
 
 
 @pytest.mark.parametrize(
-    "words", ["/start", "/start 5", "/start x/1m", "/start 5/soon", "/start cooldown", "/start cooldown 5x", "a b c d"]
+    "words",
+    [
+        "/start",
+        "/start 5",
+        "/start ²/1m",
+        "/start 999999/1m",
+        "/start x/1m",
+        "/start 5/soon",
+        "/start cooldown",
+        "/start cooldown 5x",
+        "a b c d",
+    ],
 )
 def test_anything_else_is_not_a_limits_request(words: str) -> None:
     assert parse_limits(words) is None
