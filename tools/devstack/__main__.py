@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
+        if not config.telegram_api_base_url:
+            print(f"  chat page {stack.emulator_url}/  (open it in a browser: play Telegram users, talk to the bots)")
         print(f"  gateway   {stack.gateway_url}  (webhooks at /webhook/<public_id>)")
         print(f"  registry  {stack.registry_addr}  (gRPC)")
         print(f"  vault     {stack.vault_addr}  (gRPC)")
@@ -117,7 +119,7 @@ def _demo(stack: Stack) -> None:
     base = f"{stack.emulator_url}/_emulator"
     print(f"\nDemo: registered @{bot['username']} (emulator bot id {bot['id']}); user 2002 sent /start and got:")
     print(f"  {reply}")
-    print("\nNext, play a user yourself:")
+    print(f"\nNext, play a user yourself: open {stack.emulator_url}/ in a browser, or with curl:")
     print(
         f"  curl -s -X POST {base}/bots/{bot['id']}/messages -H 'content-type: application/json' \\\n"
         "       -d '"

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -24,6 +26,19 @@ from tools.telegram_emulator.flood import FloodSettings
 log = logging.getLogger("telegram_emulator")
 
 _DROPS_PENDING = {"setwebhook", "deletewebhook"}
+
+# The chat page (plain HTML/CSS/JS, no build step), served at `/` and `/_emulator/web/`.
+WEB_DIR = Path(__file__).resolve().parent / "web"
+# An event stream ends after this long and the browser reconnects by itself (EventSource does): a server stopping
+# never waits on a stream that would otherwise stay open forever.
+EVENT_STREAM_SECONDS = 20.0
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Changes closer together than this go out as one event: a benchmark running while the page is open must not make
+# the page refetch thousands of times a second.
+EVENT_COALESCE_SECONDS = 0.05
 
 
 class UserIn(BaseModel):
@@ -87,6 +102,34 @@ class FailuresIn(BaseModel):
     method: str = Field(min_length=1, max_length=64)
     count: int = Field(ge=0, le=10_000)
     delay_seconds: float = Field(default=0.0, ge=0, le=120)
+
+
+class ChangeSignal:
+    """Wakes the chat page's event streams when the emulator's state changes; costs nothing when nobody listens."""
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def notify(self) -> None:
+        if not self._waiters:
+            return
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def waiter(self) -> asyncio.Future[None]:
+        """A future completed at the next change; register it before reading the state it guards."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(future)
+        return future
+
+    def forget(self, future: asyncio.Future[None]) -> None:
+        self._waiters.discard(future)
+
+
+def _bad_request(description: str) -> JSONResponse:
+    return JSONResponse({"ok": False, "error_code": 400, "description": f"Bad Request: {description}"}, status_code=400)
 
 
 def _api_error(error: ApiError) -> JSONResponse:
@@ -190,6 +233,8 @@ def create_app(
     app = FastAPI(title="Telegram Bot API emulator", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.emulator = emulator
     app.state.delivery = delivery
+    changes = ChangeSignal()
+    emulator.on_change = changes.notify
 
     @app.exception_handler(ApiError)
     async def on_api_error(_: Request, error: ApiError) -> JSONResponse:
@@ -390,6 +435,57 @@ def create_app(
     async def set_failures(body: FailuresIn) -> dict[str, int]:
         """Fault injection: the next `count` calls of `method` answer 500 (not performed)."""
         return emulator.fail_next(body.method, body.count, body.delay_seconds)
+
+    # -- the chat page ------------------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    async def chat_page() -> FileResponse:
+        # no-cache: an emulator restarted with a newer page must not be shown the old one. The CSP is a second
+        # line behind the page's own escaping: no inline script or handler, nothing loaded from elsewhere.
+        return FileResponse(
+            WEB_DIR / "index.html", headers={"cache-control": "no-cache", "content-security-policy": _CSP}
+        )
+
+    app.mount("/_emulator/web", StaticFiles(directory=WEB_DIR), name="web")
+
+    @app.get("/_emulator/users")
+    async def users() -> list[dict[str, Any]]:
+        """Users who wrote to a bot in a private chat: {id, first_name, last_name?, username?, language_code?}."""
+        return emulator.users()
+
+    @app.get("/_emulator/users/{user_id}/chats")
+    async def user_chats(user_id: str) -> Response:
+        """One user's private chats, newest first: [{bot_id, username, first_name, message_count, last_*}]."""
+        if not user_id.isascii() or not user_id.isdigit() or not 0 < int(user_id) < 2**53:
+            return _bad_request("user_id must be a positive integer")
+        return JSONResponse(emulator.user_chats(int(user_id)))
+
+    @app.get("/_emulator/events")
+    async def events() -> StreamingResponse:
+        """Server-Sent Events: `event: change` with `{"version": n}` at once, then after every state change."""
+
+        async def stream() -> AsyncIterator[bytes]:
+            loop = asyncio.get_running_loop()
+            ends = loop.time() + EVENT_STREAM_SECONDS
+            sent = -1
+            yield b"retry: 500\n\n"
+            while loop.time() < ends:
+                waiter = changes.waiter()
+                try:
+                    if emulator.version != sent:
+                        sent = emulator.version
+                        yield b"event: change\ndata: " + orjson.dumps({"version": sent}) + b"\n\n"
+                        await asyncio.sleep(EVENT_COALESCE_SECONDS)
+                        continue
+                    try:
+                        await asyncio.wait_for(waiter, max(0.0, min(10.0, ends - loop.time())))
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"  # quiet for a while: proxies and the browser see a live stream
+                finally:
+                    changes.forget(waiter)
+
+        headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False)
     async def not_found(path: str) -> JSONResponse:

@@ -210,6 +210,10 @@ class Emulator:
         self.bots: dict[int, BotState] = {}
         self.on_update: Callable[[BotState, PendingUpdate], None] = lambda bot, update: None
         self.telemetry = Telemetry()
+        # Bumped on every change the chat page shows (messages, edits, deletions, bots, callback answers);
+        # `on_change` wakes its event streams. A counter and a no-op call: nothing on the hot path when nobody watches.
+        self.version = 0
+        self.on_change: Callable[[], None] = lambda: None
         # Injected failures (fault tests): Bot API method (lowercase) → how many of its next calls answer 500, and
         # after how long (a delay longer than the client's timeout is a timeout, the call not performed).
         self.failures: dict[str, int] = {}
@@ -226,6 +230,12 @@ class Emulator:
         self.telemetry.clear()
         self.failures.clear()
         self.failure_delays.clear()
+        self.changed()
+
+    def changed(self) -> None:
+        """Something the chat page shows changed: a new version, and its event streams are woken."""
+        self.version += 1
+        self.on_change()
 
     def fail_next(self, method: str, count: int, delay_seconds: float = 0.0) -> dict[str, int]:
         """The next `count` calls of `method` answer 500 Internal Server Error without doing anything (as Telegram
@@ -258,6 +268,7 @@ class Emulator:
             can_manage_bots=can_manage_bots,
         )
         self.bots[bot_id] = bot
+        self.changed()
         return bot
 
     def bot(self, bot_id: int) -> BotState:
@@ -274,6 +285,45 @@ class Emulator:
         if bot is None or not secrets.compare_digest(bot.token.encode(), token.encode()):
             raise ApiError(401, "Unauthorized")
         return bot
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user who wrote to a bot in a private chat (the chat page's user picker), by id; the newest
+        message's names and language win, as Telegram sends the current ones with each update."""
+        found: dict[int, tuple[int, dict[str, Any]]] = {}
+        for bot in self.bots.values():
+            for chat in bot.chats.values():
+                if chat.type != "private":
+                    continue
+                for message in reversed(chat.messages):
+                    if not message.from_bot and message.sender.get("id") == chat.id:
+                        if chat.id not in found or found[chat.id][0] < message.date:
+                            found[chat.id] = (message.date, message.sender)
+                        break
+        return [
+            {key: value for key, value in sender.items() if key != "is_bot"} for _, (_, sender) in sorted(found.items())
+        ]
+
+    def user_chats(self, user_id: int) -> list[dict[str, Any]]:
+        """The private chats of one user, one per bot, the most recent first: what the page's chat list shows."""
+        chats: list[dict[str, Any]] = []
+        for bot in self.bots.values():
+            chat = bot.chats.get(user_id)
+            if chat is None or chat.type != "private":
+                continue
+            last = next((m for m in reversed(chat.messages) if not m.deleted), None)
+            chats.append(
+                {
+                    "bot_id": bot.id,
+                    "username": bot.username,
+                    "first_name": bot.first_name,
+                    "message_count": len(chat.messages),
+                    "last_date": last.date if last else None,
+                    "last_text": (last.plain_text[:120] if last else ""),
+                    "last_from_bot": last.from_bot if last else None,
+                }
+            )
+        chats.sort(key=lambda item: item["last_date"] or 0, reverse=True)
+        return chats
 
     def revoke(self, bot: BotState) -> None:
         bot.token = new_token(bot.id)  # the old one stops working; nobody is told the new one
@@ -333,6 +383,7 @@ class Emulator:
                 {"type": "bot_command", "offset": 0, "length": len(command.encode("utf-16-le")) // 2}
             ]
         update_id = self.queue_update(bot, "message", payload, chat.id)
+        self.changed()
         return update_id, message.message_id
 
     def user_callback(
@@ -358,6 +409,7 @@ class Emulator:
             "data": data,
         }
         update_id = self.queue_update(bot, "callback_query", payload, chat_id)
+        self.changed()
         return update_id, query_id
 
     def create_managed_bot(
@@ -388,6 +440,7 @@ class Emulator:
         payload = {"message_id": message.message_id, "from": owner, "chat": chat.as_api(), "date": message.date}
         self.queue_update(manager, "message", {**payload, **service}, chat.id)
         update_id = self.queue_update(manager, "managed_bot", {"user": owner, "bot": bot.as_user()}, owner["id"])
+        self.changed()
         return bot, update_id
 
     def transfer_managed_bot(self, manager: BotState, bot_id: int, user: dict[str, Any]) -> tuple[BotState, int | None]:
@@ -440,6 +493,8 @@ class Emulator:
         result = handler(bot, params)
         if name in MESSAGE_METHODS and isinstance(result, dict):
             self.telemetry.record("sent", bot.id, result["chat"]["id"], None, name)
+        if not name.startswith("get"):  # sends, edits, deletions, callback answers, webhook changes
+            self.changed()
         return result
 
     def m_getMe(self, bot: BotState, params: dict[str, Any]) -> dict[str, Any]:

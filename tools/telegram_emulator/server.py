@@ -25,6 +25,8 @@ def uvicorn_config(app: Any, host: str, port: int, log_level: str = "info") -> u
         lifespan="on",
         loop="uvloop",
         http="httptools",
+        # The chat page's event streams stay open: on stop, give requests this long, then cancel them.
+        timeout_graceful_shutdown=2,
     )
 
 
