@@ -50,6 +50,19 @@ def enqueue(broker: TimelyMaintenanceRedisBroker, n: int) -> None:
         broker.enqueue(dramatiq.Message(queue_name=QUEUE, actor_name="a", args=(i,), kwargs={}, options={}))
 
 
+class FailingPipeline:
+    """A pipeline whose round trip fails with `error` (commands are accepted, nothing is sent)."""
+
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    def __getattr__(self, _name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+    def execute(self, **_kwargs: Any) -> Any:
+        raise self._error
+
+
 def next_message(consumer: Any) -> Any:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -96,15 +109,8 @@ def test_a_failed_round_trip_keeps_the_acks_for_the_next_one(
     consumer = broker.consume(QUEUE, prefetch=1, timeout=50)
     consumer.ack(next_message(consumer))
 
-    class Unreachable:
-        def __getattr__(self, _name: str) -> Any:
-            return lambda *args, **kwargs: None
-
-        def execute(self, **_kwargs: Any) -> Any:
-            raise redis.ConnectionError("Redis went away")
-
     real_pipeline = broker.client.pipeline
-    monkeypatch.setattr(broker.client, "pipeline", lambda **_kwargs: Unreachable())
+    monkeypatch.setattr(broker.client, "pipeline", lambda **_kwargs: FailingPipeline(redis.ConnectionError("gone")))
     with pytest.raises(dramatiq.ConnectionClosed):
         next(consumer)
     monkeypatch.setattr(broker.client, "pipeline", real_pipeline)
@@ -144,15 +150,9 @@ def test_a_timed_out_round_trip_keeps_the_acks_too(
     consumer = broker.consume(QUEUE, prefetch=1, timeout=50)
     consumer.ack(next_message(consumer))
 
-    class TimesOut:
-        def __getattr__(self, _name: str) -> Any:
-            return lambda *args, **kwargs: None
-
-        def execute(self, **_kwargs: Any) -> Any:
-            raise redis.TimeoutError("Redis did not answer in time")  # not a ConnectionError
-
     real_pipeline = broker.client.pipeline
-    monkeypatch.setattr(broker.client, "pipeline", lambda **_kwargs: TimesOut())
+    timeout = redis.TimeoutError("Redis did not answer in time")  # not a ConnectionError
+    monkeypatch.setattr(broker.client, "pipeline", lambda **_kwargs: FailingPipeline(timeout))
     with pytest.raises(redis.TimeoutError):
         broker.do_fetch(QUEUE, 1)
     monkeypatch.setattr(broker.client, "pipeline", real_pipeline)

@@ -11,7 +11,7 @@ import base64
 import binascii
 import html
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -626,13 +626,9 @@ class ManagerBot:
         if not ref or not rest:
             self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS[command], ctx.lang))
             return HandleOutcome("manager:usage", replied=True)
-        bot_id = self._resolve(ctx, ref)
-        if bot_id is None:
-            self._say(ctx, "mgr_unavailable")
-            return HandleOutcome("manager:unavailable", replied=True)
-        if not bot_id:
-            self._say(ctx, "mgr_bot_not_found")
-            return HandleOutcome("manager:not_found", replied=True)
+        bot_id = self._resolve_or_say(ctx, ref)
+        if isinstance(bot_id, HandleOutcome):
+            return bot_id
         if command == "/maintenance":
             off = rest.lower() in MAINTENANCE_OFF
             return self._apply(ctx, bot_id, SetMaintenance("" if off else rest), None)
@@ -692,24 +688,12 @@ class ManagerBot:
         if not ref or changes is None:
             self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS["/limits"], ctx.lang))
             return HandleOutcome("manager:usage", replied=True)
-        bot_id = self._resolve(ctx, ref)
-        if bot_id is None:
-            self._say(ctx, "mgr_unavailable")
-            return HandleOutcome("manager:unavailable", replied=True)
-        if not bot_id:
-            self._say(ctx, "mgr_bot_not_found")
-            return HandleOutcome("manager:not_found", replied=True)
-        bot: Bot | None
-        if not changes:
-            details = self._details_or_say(ctx, bot_id)
-            if isinstance(details, HandleOutcome):
-                return details
-            bot = details[0]
-        for change in changes:
-            bot = self._admin_call(ctx, bot_id, self._settings_call(ctx.user_id, bot_id, change))
-            if bot is None:
-                return HandleOutcome("manager:settings_refused", replied=True)
-        assert bot is not None
+        bot_id = self._resolve_or_say(ctx, ref)
+        if isinstance(bot_id, HandleOutcome):
+            return bot_id
+        bot = self._bot_after(ctx, bot_id, changes)
+        if isinstance(bot, HandleOutcome):
+            return bot
         self._out(ctx, describe_limits(bot.username, bot.settings, ctx.lang))
         return HandleOutcome("manager:limits" if not changes else "manager:limits_set", replied=True)
 
@@ -719,6 +703,18 @@ class ManagerBot:
         if not ref or len(mode.split()) > 1:
             self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS["/captcha"], ctx.lang))
             return HandleOutcome("manager:usage", replied=True)
+        bot_id = self._resolve_or_say(ctx, ref)
+        if isinstance(bot_id, HandleOutcome):
+            return bot_id
+        bot = self._bot_after(ctx, bot_id, (SetCaptchaMode(mode),) if mode else ())
+        if isinstance(bot, HandleOutcome):
+            return bot
+        shown = render(f"captcha_mode_{bot.settings.captcha_mode.value}", ctx.lang)
+        self._say(ctx, "mgr_captcha", username=bot.username, mode=shown)
+        return HandleOutcome("manager:captcha", replied=True)
+
+    def _resolve_or_say(self, ctx: _Ctx, ref: str) -> str | HandleOutcome:
+        """The bot id `ref` names among the actor's bots, or the outcome after saying why there is none."""
         bot_id = self._resolve(ctx, ref)
         if bot_id is None:
             self._say(ctx, "mgr_unavailable")
@@ -726,19 +722,20 @@ class ManagerBot:
         if not bot_id:
             self._say(ctx, "mgr_bot_not_found")
             return HandleOutcome("manager:not_found", replied=True)
-        bot: Bot | None
-        if mode:
-            bot = self._admin_call(ctx, bot_id, self._settings_call(ctx.user_id, bot_id, SetCaptchaMode(mode)))
+        return bot_id
+
+    def _bot_after(self, ctx: _Ctx, bot_id: str, changes: Sequence[SettingsChange]) -> Bot | HandleOutcome:
+        """The bot after `changes` (none: as it is), or the outcome after saying why not."""
+        if not changes:
+            details = self._details_or_say(ctx, bot_id)
+            return details if isinstance(details, HandleOutcome) else details[0]
+        bot: Bot | None = None
+        for change in changes:
+            bot = self._admin_call(ctx, bot_id, self._settings_call(ctx.user_id, bot_id, change))
             if bot is None:
                 return HandleOutcome("manager:settings_refused", replied=True)
-        else:
-            details = self._details_or_say(ctx, bot_id)
-            if isinstance(details, HandleOutcome):
-                return details
-            bot = details[0]
-        shown = render(f"captcha_mode_{bot.settings.captcha_mode.value}", ctx.lang)
-        self._say(ctx, "mgr_captcha", username=bot.username, mode=shown)
-        return HandleOutcome("manager:captcha", replied=True)
+        assert bot is not None
+        return bot
 
     def _settings_call(self, actor_id: int, bot_id: str, change: SettingsChange) -> Callable[[], Bot]:
         return lambda: self._admin.update_settings(actor_id, bot_id, change)
