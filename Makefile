@@ -18,9 +18,14 @@ certs: $(STAMP)  ## local CA + one mTLS certificate per service in .run/certs (i
 	$(BIN)/python -m tools.devstack.certs --out .run/certs
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "tgm needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1 || echo missing)." \
+	       "Install it, then: make clean; make $(MAKECMDGOALS) PYTHON=python3.11" >&2; exit 1; }
+	@echo "setting up .venv (the first time downloads the Python packages: a minute or two)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip==26.3
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo ".venv ready"
 	touch $(STAMP)
 
 .PHONY: system-deps

@@ -17,6 +17,13 @@ from pathlib import Path
 
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tools.devstack.emulator_control import EmulatorControl
+from tools.devstack.preflight import (
+    PreflightError,
+    check_port_free,
+    check_python,
+    check_run_dir_format,
+    hold_run_dir,
+)
 from tools.devstack.stack import REPO_ROOT, Stack, StackConfig, new_encryption_key, wait_for
 
 
@@ -60,6 +67,16 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(error))
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    gateway_port = os.environ.get("GATEWAY_PORT") or "0"
+    if not gateway_port.isdigit() or int(gateway_port) > 65_535:
+        parser.error(f"GATEWAY_PORT must be a port number (0-65535), not {gateway_port!r}")
+    try:
+        check_python()
+        lock = hold_run_dir(run_dir)  # noqa: F841 - held until the process exits
+        check_run_dir_format(run_dir)
+        check_port_free(int(gateway_port))
+    except PreflightError as error:
+        parser.exit(2, f"make run: {error}\n")
     config = StackConfig(
         run_dir=run_dir,
         redis_url=os.environ.get("REDIS_URL", ""),
@@ -68,11 +85,14 @@ def main(argv: list[str] | None = None) -> None:
         telegram_api_base_url=api_base_url,
         webhook_base_url=webhook_base_url,
         manager_bot_token=manager_token,
-        gateway_port=int(os.environ.get("GATEWAY_PORT") or 0),
+        gateway_port=int(gateway_port),
     )
     stack = Stack(config)
     print("starting tgm (logs in", stack.logs_dir, ")...", flush=True)
-    stack.start()
+    try:
+        stack.start()
+    except Exception as error:
+        parser.exit(1, f"make run: tgm did not start: {error}\n  what each process said: {stack.logs_dir}\n")
     stopping = False
 
     def stop(*_: object) -> None:
