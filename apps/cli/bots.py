@@ -16,8 +16,19 @@ from typing import Any
 
 import grpc
 
+from libs.domain.manager_ports import (
+    BlockUser,
+    ResetLimits,
+    SetCaptchaMode,
+    SetCooldown,
+    SetMaintenance,
+    SetRateLimit,
+    SettingsChange,
+    UnblockUser,
+)
 from libs.domain.use_cases.manager_admin import parse_duration
-from libs.domain.use_cases.manager_limits import COUNT, format_seconds
+from libs.domain.use_cases.manager_limits import format_seconds, parse_rate
+from libs.registry_client.admin import settings_request
 from libs.registry_client.client import status_from_proto
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
@@ -117,62 +128,10 @@ def _action(
     if verb == "bots" and args.action in ("enable", "disable"):
         request = registry_pb2.SetBotStatusRequest(actor_id=owner, bot_id=args.bot_id, enabled=args.action == "enable")
         return lambda stub: stub.SetBotStatus(request, timeout=TIMEOUT_SECONDS).bot
-    if verb == "limits":
-        return _limits_action(args, owner)
-    settings = registry_pb2.UpdateBotSettingsRequest(actor_id=owner, bot_id=args.bot_id)
-    if verb == "bots" and args.action == "captcha":
-        if args.mode not in ("on", "off", "auto"):
-            print("tgm bots captcha: the mode is on, off or auto", file=sys.stderr)
-            return None
-        settings.captcha_mode = args.mode
-    elif verb == "bots":  # maintenance
-        text = " ".join(args.text).strip()
-        if args.off == bool(text):
-            print("tgm bots maintenance: give the users' TEXT, or --off", file=sys.stderr)
-            return None
-        settings.maintenance_text = "" if args.off else text
-    elif args.action == "block":
-        seconds = parse_duration(args.duration)
-        if seconds is None:
-            print("tgm users block: --for takes 30m, 1h, 2d …", file=sys.stderr)
-            return None
-        settings.block_user.CopyFrom(registry_pb2.BlockUser(telegram_user_id=args.user_id, seconds=seconds))
-    else:
-        settings.unblock_user = args.user_id
-    return lambda stub: stub.UpdateBotSettings(settings, timeout=TIMEOUT_SECONDS).bot
-
-
-def _limits_action(
-    args: argparse.Namespace, owner: int
-) -> Callable[[registry_pb2_grpc.RegistryServiceStub], registry_pb2.Bot] | None:
-    requests = []
-    if args.action == "reset":
-        requests.append(registry_pb2.UpdateBotSettingsRequest(actor_id=owner, bot_id=args.bot_id, reset_limits=True))
-    else:
-        if args.rate is None and args.cooldown is None:
-            print("tgm limits set: give --rate COUNT/WINDOW and/or --cooldown TIME (or 'off')", file=sys.stderr)
-            return None
-        if args.rate is not None:
-            count, _, window = args.rate.partition("/")
-            seconds = 0 if args.rate == "off" else parse_duration(window, seconds=True)
-            if args.rate != "off" and (not COUNT.fullmatch(count) or seconds is None):
-                print("tgm limits set: --rate takes COUNT/WINDOW, e.g. 5/1m, 100/1h, or off", file=sys.stderr)
-                return None
-            rule = registry_pb2.SetRateLimit(
-                action=args.limited_action, limit=0 if args.rate == "off" else int(count), window_seconds=seconds or 0
-            )
-            requests.append(
-                registry_pb2.UpdateBotSettingsRequest(actor_id=owner, bot_id=args.bot_id, set_rate_limit=rule)
-            )
-        if args.cooldown is not None:
-            seconds = 0 if args.cooldown == "off" else parse_duration(args.cooldown, seconds=True)
-            if seconds is None:
-                print("tgm limits set: --cooldown takes a time, e.g. 10s, 1m, or off", file=sys.stderr)
-                return None
-            cooldown = registry_pb2.SetCooldown(action=args.limited_action, seconds=seconds)
-            requests.append(
-                registry_pb2.UpdateBotSettingsRequest(actor_id=owner, bot_id=args.bot_id, set_cooldown=cooldown)
-            )
+    changes = _limits_changes(args) if verb == "limits" else _settings_change(verb, args)
+    if not changes:
+        return None
+    requests = [settings_request(owner, args.bot_id, change) for change in changes]
 
     def apply(stub: registry_pb2_grpc.RegistryServiceStub) -> registry_pb2.Bot:
         bot = registry_pb2.Bot()
@@ -181,6 +140,51 @@ def _limits_action(
         return bot
 
     return apply
+
+
+def _settings_change(verb: str, args: argparse.Namespace) -> list[SettingsChange]:
+    """`tgm bots captcha|maintenance`, `tgm users block|unblock` as a settings change ([] after a usage line)."""
+    if verb == "bots" and args.action == "captcha":
+        if args.mode not in ("on", "off", "auto"):
+            print("tgm bots captcha: the mode is on, off or auto", file=sys.stderr)
+            return []
+        return [SetCaptchaMode(args.mode)]
+    if verb == "bots":  # maintenance
+        text = " ".join(args.text).strip()
+        if args.off == bool(text):
+            print("tgm bots maintenance: give the users' TEXT, or --off", file=sys.stderr)
+            return []
+        return [SetMaintenance("" if args.off else text)]
+    if args.action == "block":
+        seconds = parse_duration(args.duration)
+        if seconds is None:
+            print("tgm users block: --for takes 30m, 1h, 2d …", file=sys.stderr)
+            return []
+        return [BlockUser(args.user_id, seconds)]
+    return [UnblockUser(args.user_id)]
+
+
+def _limits_changes(args: argparse.Namespace) -> list[SettingsChange]:
+    """`tgm limits set|reset` as settings changes ([] after a usage line: nothing is half applied)."""
+    if args.action == "reset":
+        return [ResetLimits()]
+    if args.rate is None and args.cooldown is None:
+        print("tgm limits set: give --rate COUNT/WINDOW and/or --cooldown TIME (or 'off')", file=sys.stderr)
+        return []
+    changes: list[SettingsChange] = []
+    if args.rate is not None:
+        rate = (0, 0.0) if args.rate == "off" else parse_rate(args.rate)
+        if rate is None:
+            print("tgm limits set: --rate takes COUNT/WINDOW, e.g. 5/1m, 100/1h, or off", file=sys.stderr)
+            return []
+        changes.append(SetRateLimit(args.limited_action, *rate))
+    if args.cooldown is not None:
+        seconds = 0 if args.cooldown == "off" else parse_duration(args.cooldown, seconds=True)
+        if seconds is None:
+            print("tgm limits set: --cooldown takes a time, e.g. 10s, 1m, or off", file=sys.stderr)
+            return []
+        changes.append(SetCooldown(args.limited_action, float(seconds)))
+    return changes
 
 
 def main(verb: str, args: argparse.Namespace) -> int:

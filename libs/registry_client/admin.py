@@ -137,42 +137,7 @@ class GrpcBotAdmin:
         return bot_from_proto(self._call(lambda: self._stub.DeleteBot(request, timeout=self._timeout)).bot)
 
     def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot:
-        request = registry_pb2.UpdateBotSettingsRequest(actor_id=actor_id, bot_id=bot_id)
-        if isinstance(change, SetWelcome):
-            request.welcome_text = change.text
-        elif isinstance(change, SetMaintenance):
-            request.maintenance_text = change.text
-        elif isinstance(change, BlockUser):
-            request.block_user.CopyFrom(
-                registry_pb2.BlockUser(telegram_user_id=change.telegram_user_id, seconds=change.seconds)
-            )
-        elif isinstance(change, UnblockUser):
-            request.unblock_user = change.telegram_user_id
-        elif isinstance(change, SetRateLimit):
-            request.set_rate_limit.CopyFrom(
-                registry_pb2.SetRateLimit(
-                    action=change.action, limit=change.limit, window_seconds=change.window_seconds
-                )
-            )
-        elif isinstance(change, SetCooldown):
-            request.set_cooldown.CopyFrom(registry_pb2.SetCooldown(action=change.action, seconds=change.seconds))
-        elif isinstance(change, ResetLimits):
-            request.reset_limits = True
-        elif isinstance(change, SetCaptchaMode):
-            request.captcha_mode = change.mode
-        elif isinstance(change, SetCommand):
-            request.set_command.CopyFrom(registry_pb2.CustomCommand(command=change.command, reply=change.reply))
-        elif isinstance(change, SetApiCommand):
-            request.set_api_command.CopyFrom(
-                registry_pb2.ApiCommand(
-                    command=change.command,
-                    url=change.api.url,
-                    method=change.api.method,
-                    timeout_seconds=change.api.timeout_seconds,
-                )
-            )
-        elif isinstance(change, RemoveCommand):
-            request.remove_command = change.command
+        request = settings_request(actor_id, bot_id, change)
         return bot_from_proto(self._call(lambda: self._stub.UpdateBotSettings(request, timeout=self._timeout)).bot)
 
     def record_interaction(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None:
@@ -199,3 +164,42 @@ class GrpcBotAdmin:
         return InteractionBatchResult(
             stored=reply.stored, skipped_unknown_bot=reply.skipped_unknown_bot, skipped_invalid=reply.skipped_invalid
         )
+
+
+def settings_request(actor_id: int, bot_id: str, change: SettingsChange) -> registry_pb2.UpdateBotSettingsRequest:
+    """The UpdateBotSettings request for one change (the manager's client and the operator's CLI)."""
+    request = registry_pb2.UpdateBotSettingsRequest(actor_id=actor_id, bot_id=bot_id)
+    if isinstance(change, SetWelcome):
+        request.welcome_text = change.text
+    elif isinstance(change, SetMaintenance):
+        request.maintenance_text = change.text
+    elif isinstance(change, BlockUser):
+        request.block_user.CopyFrom(
+            registry_pb2.BlockUser(telegram_user_id=change.telegram_user_id, seconds=change.seconds)
+        )
+    elif isinstance(change, UnblockUser):
+        request.unblock_user = change.telegram_user_id
+    elif isinstance(change, SetRateLimit):
+        request.set_rate_limit.CopyFrom(
+            registry_pb2.SetRateLimit(action=change.action, limit=change.limit, window_seconds=change.window_seconds)
+        )
+    elif isinstance(change, SetCooldown):
+        request.set_cooldown.CopyFrom(registry_pb2.SetCooldown(action=change.action, seconds=change.seconds))
+    elif isinstance(change, ResetLimits):
+        request.reset_limits = True
+    elif isinstance(change, SetCaptchaMode):
+        request.captcha_mode = change.mode
+    elif isinstance(change, SetCommand):
+        request.set_command.CopyFrom(registry_pb2.CustomCommand(command=change.command, reply=change.reply))
+    elif isinstance(change, SetApiCommand):
+        request.set_api_command.CopyFrom(
+            registry_pb2.ApiCommand(
+                command=change.command,
+                url=change.api.url,
+                method=change.api.method,
+                timeout_seconds=change.api.timeout_seconds,
+            )
+        )
+    elif isinstance(change, RemoveCommand):
+        request.remove_command = change.command
+    return request

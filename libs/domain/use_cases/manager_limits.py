@@ -39,12 +39,18 @@ def parse_limits(rest: str) -> tuple[SettingsChange, ...] | None:
         seconds = parse_duration(words[2], seconds=True)
         return None if seconds is None else (SetCooldown(action, float(seconds)),)
     if len(words) == 2 and "/" in what:
-        count, _, window = what.partition("/")
-        seconds = parse_duration(window, seconds=True)
-        if not COUNT.fullmatch(count) or seconds is None:
-            return None
-        return (SetRateLimit(action, int(count), float(seconds)),)
+        rate = parse_rate(what)
+        return None if rate is None else (SetRateLimit(action, *rate),)
     return None
+
+
+def parse_rate(text: str) -> tuple[int, float] | None:
+    """'5/1m' → (5, 60.0): a count of ASCII digits and a window ('10s', '1m', '1h', '1d'); None otherwise."""
+    count, _, window = text.partition("/")
+    seconds = parse_duration(window, seconds=True)
+    if not COUNT.fullmatch(count) or seconds is None:
+        return None
+    return int(count), float(seconds)
 
 
 def format_seconds(seconds: float) -> str:
