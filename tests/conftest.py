@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from tests.support.postgres import PostgresServer, available, running_postgres
@@ -38,10 +37,7 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 def fresh_postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
     """A new, empty database owned by the application role, for tests that need a clean schema."""
     name = "tgm_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
-    with psycopg.connect(postgres_server.superuser_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}" OWNER "{postgres_server.user}"')
-    return postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+    return postgres_server.fresh_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import redis
 from selenium import webdriver
@@ -314,14 +313,12 @@ STACK_WAIT = 60.0
 @pytest.fixture(scope="module")
 def stack(postgres_server: Any, redis_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     name = "tgm_browser_e2e"
-    with psycopg.connect(postgres_server.superuser_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}" OWNER "{postgres_server.user}"')
+    db_url = postgres_server.fresh_database(name)
     redis.Redis.from_url(redis_server.url).flushall()
     config = StackConfig(
         run_dir=tmp_path_factory.mktemp("browser") / "run",
         redis_url=redis_server.url,
-        db_url=postgres_server.url.rsplit("/", 1)[0] + f"/{name}",
+        db_url=db_url,
         # Several replies a second to one chat: the 1/s outbound limit per chat would only slow this down.
         extra_env={"dispatcher": {"OUTBOUND_PER_CHAT_PER_SECOND": "20"}},
     )

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import redis
 
@@ -37,14 +36,12 @@ class World:
 @pytest.fixture(scope="module")
 def world(postgres_server: Any, redis_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     name = "tgm_manager_e2e"
-    with psycopg.connect(postgres_server.superuser_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}" OWNER "{postgres_server.user}"')
+    db_url = postgres_server.fresh_database(name)
     redis.Redis.from_url(redis_server.url).flushall()
     config = StackConfig(
         run_dir=tmp_path_factory.mktemp("manager") / "run",
         redis_url=redis_server.url,
-        db_url=postgres_server.url.rsplit("/", 1)[0] + f"/{name}",
+        db_url=db_url,
         # The outbound limit per chat (1/s like Telegram) would only slow these long conversations down.
         # Stats reach the registry in batches (issue 8); flush often so the stats screen catches up quickly.
         extra_env={"dispatcher": {"OUTBOUND_PER_CHAT_PER_SECOND": "20", "STATS_FLUSH_INTERVAL_SECONDS": "0.2"}},

@@ -22,7 +22,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import psycopg
 import pytest
 import redis
 
@@ -68,15 +67,13 @@ class Policies:
 @pytest.fixture(scope="module")
 def policies(postgres_server: Any, redis_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Policies]:
     name = "tgm_manager_policies_e2e"
-    with psycopg.connect(postgres_server.superuser_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}" OWNER "{postgres_server.user}"')
+    db_url = postgres_server.fresh_database(name)
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
     config = StackConfig(
         run_dir=tmp_path_factory.mktemp("policies") / "run",
         redis_url=redis_server.url,
-        db_url=postgres_server.url.rsplit("/", 1)[0] + f"/{name}",
+        db_url=db_url,
         extra_env={
             "dispatcher": {
                 "OUTBOUND_PER_CHAT_PER_SECOND": "20",

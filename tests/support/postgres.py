@@ -51,6 +51,15 @@ class PostgresServer:
             f"host={self.host} port={self.port} dbname=postgres user={SERVICE_USER} password={self.superuser_password}"
         )
 
+    def fresh_database(self, name: str) -> str:
+        """(Re)creates database `name`, empty and owned by the application role; its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(self.superuser_conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}" OWNER "{self.user}"')
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
 
 def pg_bin() -> Path:
     return Path(os.environ.get("PG_BIN", DEFAULT_PG_BIN))
