@@ -49,5 +49,9 @@ def redis_server() -> Iterator[RedisServer]:
     server, process, workdir = start_redis()
     try:
         yield server
+        # The Redis-mode stacks run each service as its own ACL user: a command its rules do not allow is a failure.
+        denied = server.take_acl_denials()
+        if denied:
+            pytest.fail(f"Redis refused tgm's services (libs/messaging/redis_acl.py): {denied}")
     finally:
         stop_redis(process, workdir)

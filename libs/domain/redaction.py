@@ -8,11 +8,13 @@ import re
 _COLON = r"(?::|%(?:25)?3[Aa]|\\u003[Aa])"
 TOKEN_SHAPED = re.compile(r"\d{5,12}" + _COLON + r"[A-Za-z0-9_-]{30,}")
 REDACTED = "[REDACTED]"
+# A password in a connection URL (redis://user:password@host, postgresql://user:password@host): the user stays.
+URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]+@")
 
 
 def redact(text: str) -> str:
-    """Returns `text` with every token-shaped substring replaced by a marker."""
-    return TOKEN_SHAPED.sub(REDACTED, text)
+    """Returns `text` with every token-shaped substring and every password in a URL replaced by a marker."""
+    return URL_PASSWORD.sub(rf"\g<head>:{REDACTED}@", TOKEN_SHAPED.sub(REDACTED, text))
 
 
 def contains_token(text: str) -> bool:

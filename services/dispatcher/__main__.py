@@ -39,8 +39,10 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
         return 2
     from libs.grpc_runtime.tls import insecure_dev_allowed
     from libs.messaging.envelope_signing import missing_key_problem
+    from libs.messaging.redis_acl import redis_url_problem
 
     problem = missing_key_problem(settings.envelope_signing_key, insecure_dev=insecure_dev_allowed())
+    problem = problem or redis_url_problem(settings.redis_url, insecure_dev=insecure_dev_allowed())
     if problem:
         print(f"services.dispatcher: refusing to start: {problem}", file=sys.stderr)
         return 2

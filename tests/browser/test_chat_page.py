@@ -317,7 +317,7 @@ def stack(postgres_server: Any, redis_server: Any, tmp_path_factory: pytest.Temp
     redis.Redis.from_url(redis_server.url).flushall()
     config = StackConfig(
         run_dir=tmp_path_factory.mktemp("browser") / "run",
-        redis_url=redis_server.url,
+        **redis_server.stack_config(),
         db_url=db_url,
         # Several replies a second to one chat: the 1/s outbound limit per chat would only slow this down.
         extra_env={"dispatcher": {"OUTBOUND_PER_CHAT_PER_SECOND": "20"}},

@@ -18,7 +18,7 @@ def stack(request: pytest.FixtureRequest, tmp_path) -> Iterator[Stack]:
     if request.param == "postgres_redis":
         redis_server = request.getfixturevalue("redis_server")
         redis.Redis.from_url(redis_server.url).flushall()
-        config.redis_url = redis_server.url
+        config.redis_url, config.redis_urls = redis_server.url, redis_server.stack_config()["redis_urls"]
         config.db_url = request.getfixturevalue("fresh_postgres_url")
         # Two gateway processes on one port (uvicorn workers, each built from the environment by the app factory):
         # every end-to-end test in Redis mode goes through whichever of them the kernel picks.
@@ -28,6 +28,8 @@ def stack(request: pytest.FixtureRequest, tmp_path) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+    if request.param == "postgres_redis":
+        assert not request.getfixturevalue("redis_server").take_acl_denials(), "Redis refused a service a command"
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def world(postgres_server: Any, redis_server: Any, tmp_path_factory: pytest.Temp
     redis.Redis.from_url(redis_server.url).flushall()
     config = StackConfig(
         run_dir=tmp_path_factory.mktemp("manager") / "run",
-        redis_url=redis_server.url,
+        **redis_server.stack_config(),
         db_url=db_url,
         # The outbound limit per chat (1/s like Telegram) would only slow these long conversations down.
         # Stats reach the registry in batches (issue 8); flush often so the stats screen catches up quickly.

@@ -72,7 +72,7 @@ def policies(postgres_server: Any, redis_server: Any, tmp_path_factory: pytest.T
     client.flushall()
     config = StackConfig(
         run_dir=tmp_path_factory.mktemp("policies") / "run",
-        redis_url=redis_server.url,
+        **redis_server.stack_config(),
         db_url=db_url,
         extra_env={
             "dispatcher": {

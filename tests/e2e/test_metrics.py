@@ -134,7 +134,7 @@ def debug_stack(tmp_path, redis_server, fresh_postgres_url):
     redis.Redis.from_url(redis_server.url).flushall()
     config = StackConfig(
         run_dir=tmp_path / "run",
-        redis_url=redis_server.url,
+        **redis_server.stack_config(),
         db_url=fresh_postgres_url,
         dispatcher_processes=1,
         manager_bot=False,

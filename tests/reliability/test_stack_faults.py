@@ -65,7 +65,7 @@ def stack(postgres: PostgresServer, redis_aof: RestartableRedis, tmp_path: Path)
         conn.execute(f'CREATE DATABASE "{database}" OWNER "{postgres.user}"')
     config = StackConfig(
         run_dir=tmp_path / "run",
-        redis_url=redis_aof.url,
+        **redis_aof.server.stack_config(),
         db_url=postgres.url.rsplit("/", 1)[0] + f"/{database}",
         manager_bot=False,
     )

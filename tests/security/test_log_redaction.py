@@ -32,8 +32,15 @@ def test_encoded_tokens_are_masked(encoded: str) -> None:
 
 
 def test_ordinary_colons_stay() -> None:
-    text = "at 10:30 chat 12345678:short and https://example.org:8443/x"
+    text = "at 10:30 chat 12345678:short and https://example.org:8443/x and https://example.org/a:b@c"
     assert redact(text) == text
+
+
+def test_passwords_in_connection_urls_are_masked_and_the_user_kept() -> None:
+    text = "Error connecting to rediss://gateway:s3cr%2Ft@redis:6380/0 (db postgresql+psycopg://tgm:pw@db/tgm)"
+    assert redact(text) == (
+        f"Error connecting to rediss://gateway:{REDACTED}@redis:6380/0 (db postgresql+psycopg://tgm:{REDACTED}@db/tgm)"
+    )
 
 
 @pytest.fixture

@@ -30,6 +30,9 @@ def test_each_service_mounts_only_its_own_certificate_folder() -> None:
     identities = {identity.name for identity in IDENTITIES}
     for name, spec in services.items():
         cert_mounts = [v for v in spec.get("volumes", []) if ".run/certs" in v]
+        if name == "redis":  # its server certificate, for the services' TLS connections (test_redis_acl.py)
+            assert cert_mounts == ["./.run/certs/redis:/certs:ro"]
+            continue
         if name not in GRPC_SERVICES:
             assert cert_mounts == [], name
             continue
@@ -77,6 +80,6 @@ def test_ensure_certs_writes_one_private_folder_per_identity(tmp_path: Path) -> 
         )
         assert sans.value.get_values_for_type(x509.UniformResourceIdentifier) == [f"spiffe://tgm/{name}"]
         assert sans.value.get_values_for_type(x509.IPAddress) == []  # no loopback identities
-        expected_dns = [name] if name in {"vault", "botregistry"} else []
+        expected_dns = [name] if name in {"vault", "botregistry", "redis"} else []
         assert sans.value.get_values_for_type(x509.DNSName) == expected_dns
     assert ensure_certs(out) == files  # idempotent

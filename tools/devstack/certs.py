@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
 import os
 import sys
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class Identity:
     server: bool
     client: bool
     dns: tuple[str, ...] = ()
+    ips: tuple[str, ...] = ()  # only for a test server reached by address (a Redis on loopback): never tgm's services
 
 
 # gateway+dispatcher in one process (apps.embedded) is its own identity: the union of both grants.
@@ -50,6 +52,7 @@ IDENTITIES = (
     Identity("dispatcher", server=False, client=True),
     Identity("embedded", server=False, client=True),
     Identity("operator", server=False, client=True),
+    Identity("redis", server=True, client=False, dns=("redis",)),  # docker-compose's Redis: TLS with this CA
 )
 
 
@@ -103,6 +106,7 @@ def issue(ca: CertificateAuthority, identity: Identity, days: int = 825) -> tupl
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(SPIFFE_PREFIX + identity.name)]
     if identity.server:
         sans += [x509.DNSName(name) for name in identity.dns]
+        sans += [x509.IPAddress(ipaddress.ip_address(address)) for address in identity.ips]
     usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if identity.server else []) + (
         [ExtendedKeyUsageOID.CLIENT_AUTH] if identity.client else []
     )

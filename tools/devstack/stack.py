@@ -61,6 +61,8 @@ def http_ok(url: str) -> Callable[[], bool]:
 class StackConfig:
     run_dir: Path
     redis_url: str = ""  # empty: embedded mode (in-process broker, gateway + dispatcher in one process)
+    # Per-service Redis URLs ("gateway", "dispatcher": each its own ACL user, maybe TLS); unset ones use redis_url.
+    redis_urls: dict[str, str] = field(default_factory=dict, repr=False)
     db_url: str = ""  # empty: SQLite in run_dir
     encryption_key: str = field(default_factory=new_encryption_key, repr=False)
     telegram_api_base_url: str = ""  # empty: start the emulator
@@ -282,7 +284,7 @@ class Stack:
                     "gateway",
                     REGISTRY_ADDR=self.registry_addr,
                     VAULT_ADDR=self.vault_addr,
-                    REDIS_URL=self.config.redis_url,
+                    REDIS_URL=self.config.redis_urls.get("gateway", self.config.redis_url),
                     ENVELOPE_SIGNING_KEY=self.envelope_signing_key,
                     **gateway_env,
                 ),
@@ -295,7 +297,7 @@ class Stack:
                         "dispatcher",
                         "dispatcher",
                         **common,
-                        REDIS_URL=self.config.redis_url,
+                        REDIS_URL=self.config.redis_urls.get("dispatcher", self.config.redis_url),
                         ENVELOPE_SIGNING_KEY=self.envelope_signing_key,
                         DISPATCHER_THREADS=str(self.config.dispatcher_threads),
                         CALLBACK_SIGNING_KEY=self.callback_signing_key,
