@@ -5,7 +5,6 @@ python -m services.vault genkey                      # print a fresh ENCRYPTION_
 python -m services.vault init                        # create the keyring (VAULT_KEYRING_FILE) once
 python -m services.vault destroy N                   # remove retired version N's key bytes (vault stopped)
 python -m services.vault audit verify [--file F] [--anchor SEQ:HASH]  # check the audit chain (and its tail)
-python -m services.vault key status|rotate|retire N  # operator verbs over gRPC (operator certificate)
 """
 
 from __future__ import annotations
@@ -14,23 +13,17 @@ import argparse
 import base64
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
-import grpc
-
-from libs.grpc_runtime.channels import VAULT_SERVER_NAME, open_channel
 from libs.grpc_runtime.tls import TlsConfigError, tls_from_env
+from libs.host.signals import stop_event_on_signals
 from libs.observability.logging import configure_logging, log_extra
 from services.vault import audit
 from services.vault.container import VaultContainer, audit_from_settings
 from services.vault.crypto import KEY_BYTES
 from services.vault.grpc.server import start_server
 from services.vault.settings import VaultConfigError, VaultSettings
-from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
 log = logging.getLogger("services.vault")
 
@@ -51,15 +44,7 @@ def serve(container: VaultContainer) -> int:
         return EXIT_CONFIG_ERROR
     logging.getLogger().setLevel(settings.log_level.upper())
 
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("vault stopping", **log_extra(signal=signal.Signals(signum).name))
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-
+    stop = stop_event_on_signals(log, "vault stopping")
     try:
         running = start_server(servicer, settings.vault_listen, tls)
     except OSError as exc:
@@ -213,30 +198,6 @@ def audit_verify(path: Path | None = None, anchor: str | None = None) -> int:
     return 1
 
 
-def key_command(addr: str, action: str, version: int | None) -> int:
-    """Operator verbs over gRPC with this process's certificate (TLS_* env: the operator's)."""
-    with open_channel(addr, server_name=VAULT_SERVER_NAME) as channel:
-        stub = vault_pb2_grpc.VaultServiceStub(channel)
-        try:
-            if action == "rotate":
-                print(f"primary key version is now {stub.RotateKey(vault_pb2.RotateKeyRequest()).primary_version}")
-            elif action == "retire":
-                stub.RetireKeyVersion(vault_pb2.RetireKeyVersionRequest(version=version or 0))
-                print(f"key version {version} retired")
-            else:
-                reply = stub.KeyStatus(vault_pb2.KeyStatusRequest())
-                for v in reply.versions:
-                    flags = " primary" * v.primary + " retired" * v.retired
-                    print(f"version {v.version}: age {v.age_seconds // 86400}d ({v.age_seconds}s){flags}")
-                print(f"rotation_due={str(reply.rotation_due).lower()}")
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            details = exc.details() if isinstance(exc, grpc.Call) else ""
-            print(f"vault {action} failed: {code.name if code else 'UNKNOWN'}: {details}", file=sys.stderr)
-            return 1
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m services.vault", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -251,10 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     audit_parser.add_argument("action", choices=["verify"])
     audit_parser.add_argument("--file", type=Path, default=None, help="default: VAULT_AUDIT_FILE or its default")
     audit_parser.add_argument("--anchor", default=None, help="SEQ:HASH last logged by the vault (audit_seq/audit_hash)")
-    key_parser = sub.add_parser("key", help="operator key verbs over gRPC")
-    key_parser.add_argument("action", choices=["status", "rotate", "retire"])
-    key_parser.add_argument("version", type=int, nargs="?")
-    key_parser.add_argument("--addr", default=os.environ.get("VAULT_ADDR", "127.0.0.1:50051"))
     args = parser.parse_args(argv)
     if args.command == "genkey":
         return genkey()
@@ -264,10 +221,6 @@ def main(argv: list[str] | None = None) -> int:
         return destroy_key_version(args.version)
     if args.command == "audit":
         return audit_verify(args.file, args.anchor)
-    if args.command == "key":
-        if args.action == "retire" and args.version is None:
-            parser.error("key retire needs a version")
-        return key_command(args.addr, args.action, args.version)
     configure_logging("vault", os.environ.get("LOG_LEVEL", "INFO"))
     return serve(VaultContainer())
 

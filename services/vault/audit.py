@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.vault.keystore import atomic_replace
+from libs.host.files import atomic_replace, last_line
 
 GENESIS = "0" * 64
 CHAIN = "hmac-sha256"
@@ -198,21 +198,11 @@ class AuditLog:
 
 def _last_anchor(path: Path) -> Anchor:
     """The head of an existing log: seq and hash of its last line (GENESIS_ANCHOR for an empty file)."""
-    with path.open("rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        step = 4096
-        while True:
-            start = max(0, size - step)
-            handle.seek(start)
-            lines = handle.read().splitlines()
-            if len(lines) > 1 or start == 0:
-                break
-            step *= 2
-    if not lines:
+    line = last_line(path)
+    if line is None:
         return GENESIS_ANCHOR
     try:
-        last = json.loads(lines[-1])
+        last = json.loads(line)
         return Anchor(int(last["seq"]), str(last["hash"]))
     except (ValueError, KeyError, TypeError):
         raise ValueError(f"the audit log {path} does not end with a valid line; run `audit verify`") from None
