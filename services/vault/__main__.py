@@ -14,6 +14,7 @@ import base64
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from libs.grpc_runtime.tls import TlsConfigError, tls_from_env
@@ -83,63 +84,62 @@ def serve(container: VaultContainer) -> int:
     return 0
 
 
-def init_keyring() -> int:
-    """Creates VAULT_KEYRING_FILE from ENCRYPTION_KEY (or a fresh random key); refuses when one exists.
-    Exit 0 created, 2 refused (no path configured, a keyring already there, a vault holding it, bad settings)."""
-    from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
-    from services.vault.settings import env_keys, load_settings
-
-    try:
-        settings = load_settings()
-        path = settings.vault_keyring_file
-        if path is None:
-            raise VaultConfigError("init needs VAULT_KEYRING_FILE (the keyring file to create)")
-        lock = lock_keyring(path)  # a running vault holds it: never write under it
-        try:
-            bootstrap = env_keys(settings)
-            store = KeyStore.create(path, bootstrap)
-            # The first audit line, under the new keyring's audit key: it writes the anchor every start checks.
-            line = audit_from_settings(settings, store, new_keyring=True).append(
-                {"verb": "InitKeyring", "caller": "local-operator", "key_version": store.status().primary_version,
-                 "outcome": "ok"}
-            )  # fmt: skip
-        finally:
-            os.close(lock)
-    except (VaultConfigError, KeyStoreError, OSError, audit.AuditLogTampered) as exc:
-        print(f"vault init refused: {exc}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
-    source = "ENCRYPTION_KEY" if bootstrap else "a fresh random key"
-    print(
-        f"keyring created at {path}: key version {store.status().primary_version} from {source} (audit seq {line.seq})"
-    )
-    return 0
-
-
-def destroy_key_version(version: int) -> int:
-    """Removes retired key version `version`'s bytes from VAULT_KEYRING_FILE, with the vault stopped (it holds the
-    keyring's lock while it runs), and records it in the audit log. Exit 0 done, 2 refused."""
-    from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
+def _offline(verb: str, act: Callable[[VaultSettings, Path], str]) -> int:
+    """Runs a keyring verb under the keyring's lock (a running vault holds it: never write under it), then prints
+    what `act` did. Exit 0 done, 2 refused (no keyring path, a vault holding it, bad settings, what `act` refused)."""
+    from services.vault.keystore import KeyStoreError, lock_keyring
     from services.vault.settings import load_settings
 
     try:
         settings = load_settings()
         path = settings.vault_keyring_file
         if path is None:
-            raise VaultConfigError("destroy needs VAULT_KEYRING_FILE")
+            raise VaultConfigError(f"{verb} needs VAULT_KEYRING_FILE (the keyring file)")
         lock = lock_keyring(path)
         try:
-            store = KeyStore.open(path, None)  # the file only: ENCRYPTION_KEY plays no part here
-            store.destroy(version)
-            line = audit_from_settings(settings, store).append(
-                {"verb": "DestroyKeyVersion", "caller": "local-operator", "key_version": version, "outcome": "ok"}
-            )
+            done = act(settings, path)
         finally:
             os.close(lock)
     except (VaultConfigError, KeyStoreError, OSError, audit.AuditLogTampered) as exc:
-        print(f"vault destroy refused: {exc}", file=sys.stderr)
+        print(f"vault {verb} refused: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    print(f"key version {version} destroyed (audit seq {line.seq}); unset ENCRYPTION_KEY if it held that key")
+    print(done)
     return 0
+
+
+def init_keyring() -> int:
+    """Creates VAULT_KEYRING_FILE from ENCRYPTION_KEY (or a fresh random key); refuses when one exists."""
+    from services.vault.keystore import KeyStore
+    from services.vault.settings import env_keys
+
+    def create(settings: VaultSettings, path: Path) -> str:
+        bootstrap = env_keys(settings)
+        store = KeyStore.create(path, bootstrap)
+        version = store.status().primary_version
+        # The first audit line, under the new keyring's audit key: it writes the anchor every start checks.
+        line = audit_from_settings(settings, store, new_keyring=True).append(
+            {"verb": "InitKeyring", "caller": "local-operator", "key_version": version, "outcome": "ok"}
+        )
+        source = "ENCRYPTION_KEY" if bootstrap else "a fresh random key"
+        return f"keyring created at {path}: key version {version} from {source} (audit seq {line.seq})"
+
+    return _offline("init", create)
+
+
+def destroy_key_version(version: int) -> int:
+    """Removes retired key version `version`'s bytes from VAULT_KEYRING_FILE for good (the vault stopped: it holds
+    the keyring's lock while it runs) and records it in the audit log."""
+    from services.vault.keystore import KeyStore
+
+    def destroy(settings: VaultSettings, path: Path) -> str:
+        store = KeyStore.open(path, None)  # the file only: ENCRYPTION_KEY plays no part here
+        store.destroy(version)
+        line = audit_from_settings(settings, store).append(
+            {"verb": "DestroyKeyVersion", "caller": "local-operator", "key_version": version, "outcome": "ok"}
+        )
+        return f"key version {version} destroyed (audit seq {line.seq}); unset ENCRYPTION_KEY if it held that key"
+
+    return _offline("destroy", destroy)
 
 
 def genkey() -> int:

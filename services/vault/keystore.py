@@ -1,16 +1,7 @@
 """Key versions on disk: a 0600 JSON keyring file that only the vault reads, rotated without downtime.
 
-    {"format": 1, "primary": 2, "audit_key": "base64:...",
-     "versions": {"1": {"key": "base64:...", "created_at": "2025-01-01T00:00:00+00:00", "retired": false}, ...}}
-
-`audit_key` keys the audit log's hash chain and its anchor (services/vault/audit.py). It is made with the keyring
-(`init`), or added the first time a vault opens a keyring from before it (`ensure_audit_key`), and never rotated:
-it must verify the whole log. Without a keyring file (keys from ENCRYPTION_KEY only) it is derived from that key.
-
-Every change is written atomically (temp file 0600 + fsync + rename + fsync of the folder) and only then
-swapped in memory, so a crash leaves either the old or the new keyring, never half of one. Retired versions
-keep their key bytes in the file (a mistaken retire can be undone by hand) but no longer open anything.
-One vault process owns the file: `lock_keyring` (flock on ``<file>.lock``) makes a second vault refuse to start.
+Every change is written atomically and only then swapped in memory, so a crash leaves the old or the new keyring,
+never half of one; one vault process owns the file (`lock_keyring`). File format: README.md, "Keyring file".
 """
 
 from __future__ import annotations

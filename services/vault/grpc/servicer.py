@@ -18,6 +18,7 @@ from libs.domain.ports import DecryptPurpose, SecretKind
 from libs.grpc_runtime.channels import valid_request_id
 from libs.observability.logging import log_extra, request_id_var
 from libs.observability.metrics import VAULT_CALLS
+from libs.vault_client.wire import KINDS, PURPOSES
 from services.vault.audit import Anchor
 from services.vault.crypto import HEADER_BYTES, TAG_BYTES, Cipher, CiphertextRejected, UnknownKeyVersion
 from services.vault.keystore import KeyStore, KeyStoreError
@@ -29,14 +30,8 @@ MAX_BOT_REF_CHARS = 64
 MAX_PLAINTEXT_BYTES = 4096
 MAX_CIPHERTEXT_BYTES = HEADER_BYTES + MAX_PLAINTEXT_BYTES + TAG_BYTES
 
-_KINDS = {
-    vault_pb2.SECRET_KIND_BOT_TOKEN: SecretKind.BOT_TOKEN,
-    vault_pb2.SECRET_KIND_INBOUND_TEXT: SecretKind.INBOUND_TEXT,
-}
-_PURPOSES = {
-    vault_pb2.PURPOSE_MANAGE: DecryptPurpose.MANAGE,
-    vault_pb2.PURPOSE_SEND: DecryptPurpose.SEND,
-}
+_KINDS = {wire: kind for kind, wire in KINDS.items()}
+_PURPOSES = {wire: purpose for purpose, wire in PURPOSES.items()}
 
 # Every call is also one record on this logger (stderr JSON, shipped off the host) carrying the audit line's
 # anchor (audit_seq, audit_hash): the hash-chained file is the `AuditSink`, the log stream anchors its tail.
