@@ -64,7 +64,7 @@ def serve(container: VaultContainer) -> int:
     log.info("vault audit log resumed", **log_extra(audit_seq=head.seq, audit_hash=head.hash))
     status = keys.status()
     if status.rotation_due:
-        log.warning("vault primary key is older than the rotation period: run `key rotate`, then rewrap")
+        log.warning("vault primary key is older than the rotation period: run `tgm keys rotate`, then `tgm rewrap`")
     log.info(
         "vault serving",
         **log_extra(
