@@ -1,4 +1,4 @@
-"""The vault's wire values for the domain's secret kinds and decrypt purposes: one table for client and server."""
+"""The vault API's wire contract shared by its server and clients: kinds, purposes and request limits."""
 
 from __future__ import annotations
 
@@ -15,3 +15,10 @@ PURPOSES: Final = {
     DecryptPurpose.MANAGE: vault_pb2.PURPOSE_MANAGE,
     DecryptPurpose.SEND: vault_pb2.PURPOSE_SEND,
 }
+# The vault refuses requests beyond these (services/vault/README.md); the in-memory fake enforces the same.
+MAX_BOT_REF_CHARS: Final = 64
+MAX_PLAINTEXT_BYTES: Final = 4096
+
+
+def bot_ref_ok(bot_ref: str) -> bool:
+    return bool(bot_ref) and len(bot_ref) <= MAX_BOT_REF_CHARS and bot_ref.isprintable()
