@@ -96,14 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="verb", required=True)
     passthrough: dict[str, tuple[Callable[[Sequence[str]], int], list[str]]] = {
-        "keys": (_vault, ["key"]),
         "audit": (_vault, ["audit"]),
         "rewrap": (_registry, ["rewrap"]),
         "dead-letters": (_dispatcher, ["dead-letters"]),
         "run": (_run, []),
     }
     helps = {
-        "keys": "vault key versions: status | rotate | retire N",
         "audit": "the vault's audit log: verify [--file F] [--anchor SEQ:HASH]",
         "rewrap": "re-seal every stored token under the vault's primary key",
         "dead-letters": "list | show ID | replay ID | purge --yes",
@@ -116,12 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     health_parser.add_argument("--stack-file", type=Path, default=DEFAULT_STACK_FILE)
     queue_parser = sub.add_parser("queue", help="queue depths and the fullest chat mailboxes (needs REDIS_URL)")
     queue_parser.add_argument("--top", type=int, default=10)
-    from apps.cli import bots
+    from apps.cli import bots, keys
 
     bots.add_parsers(sub)
+    keys.add_parser(sub)
     args = parser.parse_args(argv)
     if args.verb in ("bots", "users", "limits"):
         return bots.main(args.verb, args)
+    if args.verb == "keys":
+        return keys.main(args)
     if args.verb == "health":
         return health(args.stack_file)
     if args.verb == "queue":

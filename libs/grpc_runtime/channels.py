@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent import futures
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import grpc
@@ -219,6 +220,37 @@ def add_server_port(
 def mark_serving(health_servicer: health.HealthServicer, *service_names: str) -> None:
     for name in ("", *service_names):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    health: health.HealthServicer
+    port: int
+
+    def stop(self, grace_seconds: float = 5.0) -> None:
+        """Health answers NOT_SERVING first (load balancers stop sending), then in-flight calls get the grace."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_seconds).wait()
+
+
+def start_server(
+    add_servicer: Callable[[grpc.Server], None],
+    service_name: str,
+    listen: str,
+    tls: TlsChoice = FROM_ENV,
+    require_client_auth: bool = True,
+) -> RunningServer:
+    """Builds a server (`build_server`), lets `add_servicer` register the service, binds `listen` (port 0 picks a
+    free one; `add_server_port`), starts it and reports SERVING. Raises OSError when `listen` cannot be bound."""
+    server, health_servicer = build_server()
+    add_servicer(server)
+    port = add_server_port(server, listen, tls=tls, require_client_auth=require_client_auth)
+    if port == 0:
+        raise OSError(f"{service_name} cannot listen on {listen}")
+    server.start()
+    mark_serving(health_servicer, service_name)
+    return RunningServer(server=server, health=health_servicer, port=port)
 
 
 def wait_until_serving(

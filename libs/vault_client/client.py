@@ -8,16 +8,8 @@ import grpc
 
 from libs.domain.errors import SecretRejected, VaultUnavailable
 from libs.domain.ports import DecryptPurpose, SecretKind
+from libs.vault_client.wire import KINDS, PURPOSES
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
-
-_KINDS = {
-    SecretKind.BOT_TOKEN: vault_pb2.SECRET_KIND_BOT_TOKEN,
-    SecretKind.INBOUND_TEXT: vault_pb2.SECRET_KIND_INBOUND_TEXT,
-}
-_PURPOSES = {
-    DecryptPurpose.MANAGE: vault_pb2.PURPOSE_MANAGE,
-    DecryptPurpose.SEND: vault_pb2.PURPOSE_SEND,
-}
 
 
 def ciphertext_key_version(ciphertext: bytes) -> int | None:
@@ -45,7 +37,7 @@ class GrpcTokenVault:
         self._timeout = timeout_seconds
 
     def encrypt(self, bot_ref: str, kind: SecretKind, plaintext: str) -> bytes:
-        request = vault_pb2.EncryptRequest(bot_ref=bot_ref, kind=_KINDS[kind], plaintext=plaintext.encode("utf-8"))
+        request = vault_pb2.EncryptRequest(bot_ref=bot_ref, kind=KINDS[kind], plaintext=plaintext.encode("utf-8"))
         try:
             response = self._stub.Encrypt(request, timeout=self._timeout)
         except grpc.RpcError as exc:
@@ -54,7 +46,7 @@ class GrpcTokenVault:
 
     def decrypt(self, bot_ref: str, kind: SecretKind, purpose: DecryptPurpose, ciphertext: bytes) -> str:
         request = vault_pb2.DecryptRequest(
-            bot_ref=bot_ref, kind=_KINDS[kind], purpose=_PURPOSES[purpose], ciphertext=ciphertext
+            bot_ref=bot_ref, kind=KINDS[kind], purpose=PURPOSES[purpose], ciphertext=ciphertext
         )
         try:
             response = self._stub.Decrypt(request, timeout=self._timeout)
@@ -67,7 +59,7 @@ class GrpcTokenVault:
 
     def rewrap(self, bot_ref: str, kind: SecretKind, ciphertext: bytes) -> Rewrapped:
         """Re-seals under the vault's primary key version (unchanged if it already was); plaintext stays inside."""
-        request = vault_pb2.RewrapRequest(bot_ref=bot_ref, kind=_KINDS[kind], ciphertext=ciphertext)
+        request = vault_pb2.RewrapRequest(bot_ref=bot_ref, kind=KINDS[kind], ciphertext=ciphertext)
         try:
             response = self._stub.Rewrap(request, timeout=self._timeout)
         except grpc.RpcError as exc:

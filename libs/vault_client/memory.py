@@ -11,10 +11,9 @@ import threading
 
 from libs.domain.errors import SecretRejected, VaultUnavailable
 from libs.domain.ports import DecryptPurpose, SecretKind
+from libs.vault_client.wire import MAX_PLAINTEXT_BYTES, bot_ref_ok
 
 _PREFIX = b"memvault1:"
-MAX_BOT_REF_CHARS = 64
-MAX_PLAINTEXT_BYTES = 4096
 
 
 class InMemoryTokenVault:
@@ -45,5 +44,5 @@ class InMemoryTokenVault:
 
 
 def _check_bot_ref(bot_ref: str) -> None:
-    if not bot_ref or len(bot_ref) > MAX_BOT_REF_CHARS or not bot_ref.isprintable():
+    if not bot_ref_ok(bot_ref):
         raise VaultUnavailable("vault call failed: INVALID_ARGUMENT")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
-from types import FrameType
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -15,6 +13,7 @@ from grpc_health.v1 import health_pb2
 from libs.grpc_runtime.authorization import AuthorizationInterceptor
 from libs.grpc_runtime.channels import add_server_port, build_server, mark_serving
 from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
+from libs.host.signals import stop_event_on_signals
 from libs.observability.logging import configure_logging
 from services.botregistry import migrate
 from services.botregistry.authorization import default_policy
@@ -61,15 +60,7 @@ def serve(settings: RegistrySettings) -> int:
     if port == 0:
         logger.error("cannot listen", extra={"listen": settings.registry_listen})
         return 1
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-
+    stop = stop_event_on_signals(logger)
     server.start()
     # Before reporting SERVING, so that whoever waits for the registry finds the manager bot in place.
     start_manager_registration(container.register_bot(), settings.manager_bot_token.get_secret_value(), stop)

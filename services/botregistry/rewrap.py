@@ -9,7 +9,7 @@ A cursor walk can miss rows written behind the cursor while it runs (e.g. a regi
 with the old version). So after the walk the table is rescanned for rows whose ciphertext header names another
 key version than the primary (the version every Rewrap reply reports); those are rewrapped in another pass, up to
 `max_passes`. The command exits 0 only when the last rescan found none (`stale == 0`): only then may the old key
-version be retired (`python -m services.vault key retire N`).
+version be retired (`tgm keys retire N`).
 """
 
 from __future__ import annotations

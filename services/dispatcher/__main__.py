@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 from libs.domain.callback_tokens import MIN_KEY_BYTES
+from libs.host.signals import stop_event_on_signals
 from libs.observability.logging import configure_logging
 from services.dispatcher.settings import DispatcherSettings
 
@@ -73,14 +71,7 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     # worker_timeout: how long an idle consumer waits on Redis; short, so delayed retries fire on time.
     worker = dramatiq.Worker(broker, worker_threads=settings.dispatcher_threads, worker_timeout=200)
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_event_on_signals(logger)
 
     from services.dispatcher.adapters.bot_changes import start_listener
     from services.dispatcher.adapters.interaction_stats import start_flusher

@@ -5,7 +5,6 @@ python -m services.vault genkey                      # print a fresh ENCRYPTION_
 python -m services.vault init                        # create the keyring (VAULT_KEYRING_FILE) once
 python -m services.vault destroy N                   # remove retired version N's key bytes (vault stopped)
 python -m services.vault audit verify [--file F] [--anchor SEQ:HASH]  # check the audit chain (and its tail)
-python -m services.vault key status|rotate|retire N  # operator verbs over gRPC (operator certificate)
 """
 
 from __future__ import annotations
@@ -14,23 +13,18 @@ import argparse
 import base64
 import logging
 import os
-import signal
 import sys
-import threading
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
-import grpc
-
-from libs.grpc_runtime.channels import VAULT_SERVER_NAME, open_channel
 from libs.grpc_runtime.tls import TlsConfigError, tls_from_env
+from libs.host.signals import stop_event_on_signals
 from libs.observability.logging import configure_logging, log_extra
 from services.vault import audit
 from services.vault.container import VaultContainer, audit_from_settings
 from services.vault.crypto import KEY_BYTES
 from services.vault.grpc.server import start_server
 from services.vault.settings import VaultConfigError, VaultSettings
-from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
 log = logging.getLogger("services.vault")
 
@@ -51,15 +45,7 @@ def serve(container: VaultContainer) -> int:
         return EXIT_CONFIG_ERROR
     logging.getLogger().setLevel(settings.log_level.upper())
 
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("vault stopping", **log_extra(signal=signal.Signals(signum).name))
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-
+    stop = stop_event_on_signals(log, "vault stopping")
     try:
         running = start_server(servicer, settings.vault_listen, tls)
     except OSError as exc:
@@ -78,7 +64,7 @@ def serve(container: VaultContainer) -> int:
     log.info("vault audit log resumed", **log_extra(audit_seq=head.seq, audit_hash=head.hash))
     status = keys.status()
     if status.rotation_due:
-        log.warning("vault primary key is older than the rotation period: run `key rotate`, then rewrap")
+        log.warning("vault primary key is older than the rotation period: run `tgm keys rotate`, then `tgm rewrap`")
     log.info(
         "vault serving",
         **log_extra(
@@ -98,63 +84,62 @@ def serve(container: VaultContainer) -> int:
     return 0
 
 
-def init_keyring() -> int:
-    """Creates VAULT_KEYRING_FILE from ENCRYPTION_KEY (or a fresh random key); refuses when one exists.
-    Exit 0 created, 2 refused (no path configured, a keyring already there, a vault holding it, bad settings)."""
-    from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
-    from services.vault.settings import env_keys, load_settings
-
-    try:
-        settings = load_settings()
-        path = settings.vault_keyring_file
-        if path is None:
-            raise VaultConfigError("init needs VAULT_KEYRING_FILE (the keyring file to create)")
-        lock = lock_keyring(path)  # a running vault holds it: never write under it
-        try:
-            bootstrap = env_keys(settings)
-            store = KeyStore.create(path, bootstrap)
-            # The first audit line, under the new keyring's audit key: it writes the anchor every start checks.
-            line = audit_from_settings(settings, store, new_keyring=True).append(
-                {"verb": "InitKeyring", "caller": "local-operator", "key_version": store.status().primary_version,
-                 "outcome": "ok"}
-            )  # fmt: skip
-        finally:
-            os.close(lock)
-    except (VaultConfigError, KeyStoreError, OSError, audit.AuditLogTampered) as exc:
-        print(f"vault init refused: {exc}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
-    source = "ENCRYPTION_KEY" if bootstrap else "a fresh random key"
-    print(
-        f"keyring created at {path}: key version {store.status().primary_version} from {source} (audit seq {line.seq})"
-    )
-    return 0
-
-
-def destroy_key_version(version: int) -> int:
-    """Removes retired key version `version`'s bytes from VAULT_KEYRING_FILE, with the vault stopped (it holds the
-    keyring's lock while it runs), and records it in the audit log. Exit 0 done, 2 refused."""
-    from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
+def _offline(verb: str, act: Callable[[VaultSettings, Path], str]) -> int:
+    """Runs a keyring verb under the keyring's lock (a running vault holds it: never write under it), then prints
+    what `act` did. Exit 0 done, 2 refused (no keyring path, a vault holding it, bad settings, what `act` refused)."""
+    from services.vault.keystore import KeyStoreError, lock_keyring
     from services.vault.settings import load_settings
 
     try:
         settings = load_settings()
         path = settings.vault_keyring_file
         if path is None:
-            raise VaultConfigError("destroy needs VAULT_KEYRING_FILE")
+            raise VaultConfigError(f"{verb} needs VAULT_KEYRING_FILE (the keyring file)")
         lock = lock_keyring(path)
         try:
-            store = KeyStore.open(path, None)  # the file only: ENCRYPTION_KEY plays no part here
-            store.destroy(version)
-            line = audit_from_settings(settings, store).append(
-                {"verb": "DestroyKeyVersion", "caller": "local-operator", "key_version": version, "outcome": "ok"}
-            )
+            done = act(settings, path)
         finally:
             os.close(lock)
     except (VaultConfigError, KeyStoreError, OSError, audit.AuditLogTampered) as exc:
-        print(f"vault destroy refused: {exc}", file=sys.stderr)
+        print(f"vault {verb} refused: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    print(f"key version {version} destroyed (audit seq {line.seq}); unset ENCRYPTION_KEY if it held that key")
+    print(done)
     return 0
+
+
+def init_keyring() -> int:
+    """Creates VAULT_KEYRING_FILE from ENCRYPTION_KEY (or a fresh random key); refuses when one exists."""
+    from services.vault.keystore import KeyStore
+    from services.vault.settings import env_keys
+
+    def create(settings: VaultSettings, path: Path) -> str:
+        bootstrap = env_keys(settings)
+        store = KeyStore.create(path, bootstrap)
+        version = store.status().primary_version
+        # The first audit line, under the new keyring's audit key: it writes the anchor every start checks.
+        line = audit_from_settings(settings, store, new_keyring=True).append(
+            {"verb": "InitKeyring", "caller": "local-operator", "key_version": version, "outcome": "ok"}
+        )
+        source = "ENCRYPTION_KEY" if bootstrap else "a fresh random key"
+        return f"keyring created at {path}: key version {version} from {source} (audit seq {line.seq})"
+
+    return _offline("init", create)
+
+
+def destroy_key_version(version: int) -> int:
+    """Removes retired key version `version`'s bytes from VAULT_KEYRING_FILE for good (the vault stopped: it holds
+    the keyring's lock while it runs) and records it in the audit log."""
+    from services.vault.keystore import KeyStore
+
+    def destroy(settings: VaultSettings, path: Path) -> str:
+        store = KeyStore.open(path, None)  # the file only: ENCRYPTION_KEY plays no part here
+        store.destroy(version)
+        line = audit_from_settings(settings, store).append(
+            {"verb": "DestroyKeyVersion", "caller": "local-operator", "key_version": version, "outcome": "ok"}
+        )
+        return f"key version {version} destroyed (audit seq {line.seq}); unset ENCRYPTION_KEY if it held that key"
+
+    return _offline("destroy", destroy)
 
 
 def genkey() -> int:
@@ -213,30 +198,6 @@ def audit_verify(path: Path | None = None, anchor: str | None = None) -> int:
     return 1
 
 
-def key_command(addr: str, action: str, version: int | None) -> int:
-    """Operator verbs over gRPC with this process's certificate (TLS_* env: the operator's)."""
-    with open_channel(addr, server_name=VAULT_SERVER_NAME) as channel:
-        stub = vault_pb2_grpc.VaultServiceStub(channel)
-        try:
-            if action == "rotate":
-                print(f"primary key version is now {stub.RotateKey(vault_pb2.RotateKeyRequest()).primary_version}")
-            elif action == "retire":
-                stub.RetireKeyVersion(vault_pb2.RetireKeyVersionRequest(version=version or 0))
-                print(f"key version {version} retired")
-            else:
-                reply = stub.KeyStatus(vault_pb2.KeyStatusRequest())
-                for v in reply.versions:
-                    flags = " primary" * v.primary + " retired" * v.retired
-                    print(f"version {v.version}: age {v.age_seconds // 86400}d ({v.age_seconds}s){flags}")
-                print(f"rotation_due={str(reply.rotation_due).lower()}")
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            details = exc.details() if isinstance(exc, grpc.Call) else ""
-            print(f"vault {action} failed: {code.name if code else 'UNKNOWN'}: {details}", file=sys.stderr)
-            return 1
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m services.vault", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -251,10 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     audit_parser.add_argument("action", choices=["verify"])
     audit_parser.add_argument("--file", type=Path, default=None, help="default: VAULT_AUDIT_FILE or its default")
     audit_parser.add_argument("--anchor", default=None, help="SEQ:HASH last logged by the vault (audit_seq/audit_hash)")
-    key_parser = sub.add_parser("key", help="operator key verbs over gRPC")
-    key_parser.add_argument("action", choices=["status", "rotate", "retire"])
-    key_parser.add_argument("version", type=int, nargs="?")
-    key_parser.add_argument("--addr", default=os.environ.get("VAULT_ADDR", "127.0.0.1:50051"))
     args = parser.parse_args(argv)
     if args.command == "genkey":
         return genkey()
@@ -264,10 +221,6 @@ def main(argv: list[str] | None = None) -> int:
         return destroy_key_version(args.version)
     if args.command == "audit":
         return audit_verify(args.file, args.anchor)
-    if args.command == "key":
-        if args.action == "retire" and args.version is None:
-            parser.error("key retire needs a version")
-        return key_command(args.addr, args.action, args.version)
     configure_logging("vault", os.environ.get("LOG_LEVEL", "INFO"))
     return serve(VaultContainer())
 

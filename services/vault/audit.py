@@ -1,23 +1,9 @@
-"""The append-only, keyed hash-chained audit log: one JSON line per vault call.
+"""The append-only, keyed hash-chained audit log: one canonical JSON line per vault call, never a secret.
 
-Each line is canonical JSON (sorted keys, no spaces) with ``seq`` (1, 2, 3, … — the line number), ``prev_hash``
-(the previous line's ``hash``; 64 zeros for the first line), ``chain: "hmac-sha256"`` and
-``hash = HMAC-SHA256(audit key, prev_hash + canonical JSON of the line without "hash")``. The audit key lives in
-the keyring (services/vault/keystore.py), so someone who can write the file but not read the keyring cannot forge
-or recompute a line. Editing a line breaks its hash; deleting or reordering lines breaks the next line's
-``prev_hash`` (and ``seq``). Lines written before the chain was keyed (no ``chain`` field: plain SHA-256) verify as
-a legacy prefix only: an unkeyed line after a keyed one is a downgrade and fails.
-
-Cutting the *tail* leaves a valid shorter chain, so the file alone cannot show it. Two anchors (seq, hash) sit
-outside the file: every append writes the head to the anchor file (HMAC-tagged, replaced atomically), which the
-vault checks at start — a log cut, regrown, replaced or removed, or an anchor removed, stops the vault; and the
-servicer writes each line's anchor to the vault's stderr JSON log, a stream that leaves the host, for
-`verify(path, anchor=…)` after the fact (see SECURITY.md).
-
-Durability: each line is written with one ``write`` on an O_APPEND descriptor and, by default
-(``VAULT_AUDIT_FSYNC=true``), fsynced before the call returns — a call that returned was recorded.
-Lines hold identities, verbs, bot refs, kinds, purposes, key versions, outcomes and request ids: never plaintext,
-ciphertext or keys.
+Line N holds ``seq`` N, ``prev_hash`` (line N-1's ``hash``) and ``hash`` = HMAC-SHA256(audit key, prev_hash + the
+line without "hash"): an edited, removed or reordered line breaks the chain, and only the keyring's holder can write
+a valid one. A cut tail leaves a valid shorter chain, so the head is also kept outside the file (the anchor file,
+checked at start, and the log stream). Format, anchors and durability: README.md, "Audit log".
 """
 
 from __future__ import annotations
@@ -32,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.vault.keystore import atomic_replace
+from libs.host.files import atomic_replace, last_line
 
 GENESIS = "0" * 64
 CHAIN = "hmac-sha256"
@@ -114,14 +100,10 @@ def read_anchor(path: Path, key: bytes) -> Anchor | None:
 class AuditLog:
     """Appends chained lines to `path`; thread-safe within one process (the vault is the only writer).
 
-    Fail closed, as HashiCorp Vault does: if a write or fsync fails, the log is broken from then on and every
-    append raises `AuditLogBroken` (the vault then refuses the call), so no call goes unrecorded and no sequence
-    number is written twice; a restart resumes from what the file really holds. Short writes are completed.
-
-    With `key` (the vault always passes one) lines are HMAC-chained and, with `anchor_path`, the whole log is
-    verified at start against the anchor file, then the anchor follows every append. A missing anchor is accepted
-    only when `anchor_may_be_missing` (the audit key was just created, so no anchor can exist yet).
-    """
+    Fail closed: after a failed write or fsync every append raises `AuditLogBroken`, so no call goes unrecorded
+    and no seq is written twice. With `key` and `anchor_path` (the vault passes both) the whole log is verified at
+    start against the anchor, which then follows every append; it may be missing only when `anchor_may_be_missing`
+    (the audit key was just created)."""
 
     def __init__(
         self,
@@ -198,21 +180,11 @@ class AuditLog:
 
 def _last_anchor(path: Path) -> Anchor:
     """The head of an existing log: seq and hash of its last line (GENESIS_ANCHOR for an empty file)."""
-    with path.open("rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        step = 4096
-        while True:
-            start = max(0, size - step)
-            handle.seek(start)
-            lines = handle.read().splitlines()
-            if len(lines) > 1 or start == 0:
-                break
-            step *= 2
-    if not lines:
+    line = last_line(path)
+    if line is None:
         return GENESIS_ANCHOR
     try:
-        last = json.loads(lines[-1])
+        last = json.loads(line)
         return Anchor(int(last["seq"]), str(last["hash"]))
     except (ValueError, KeyError, TypeError):
         raise ValueError(f"the audit log {path} does not end with a valid line; run `audit verify`") from None

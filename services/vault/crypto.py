@@ -1,15 +1,7 @@
-"""Sealing and opening secrets. Pure: no I/O, no logging, no settings.
+"""Sealing and opening secrets with AES-256-GCM. Pure: no I/O, no logging, no settings.
 
-Ciphertext layout (all integers big-endian)::
-
-    +---------+-------------+-----------+---------------------------+
-    | format  | key version |  nonce    |  AES-256-GCM ct || tag    |
-    | 1 byte  | 4 bytes     |  12 bytes |  len(plaintext) + 16      |
-    +---------+-------------+-----------+---------------------------+
-
-The associated data is a canonical, length-prefixed encoding of (format, key version, bot_ref,
-kind), so a ciphertext opens only for the bot and the kind of secret it was sealed for, and its
-header cannot be altered without the tag failing.
+The associated data binds format, key version, bot_ref and kind, so a ciphertext opens only for the bot and the
+kind of secret it was sealed for and its header cannot be altered. Layout: README.md, "Ciphertext".
 """
 
 from __future__ import annotations

@@ -1,35 +1,24 @@
 """Key versions on disk: a 0600 JSON keyring file that only the vault reads, rotated without downtime.
 
-    {"format": 1, "primary": 2, "audit_key": "base64:...",
-     "versions": {"1": {"key": "base64:...", "created_at": "2025-01-01T00:00:00+00:00", "retired": false}, ...}}
-
-`audit_key` keys the audit log's hash chain and its anchor (services/vault/audit.py). It is made with the keyring
-(`init`), or added the first time a vault opens a keyring from before it (`ensure_audit_key`), and never rotated:
-it must verify the whole log. Without a keyring file (keys from ENCRYPTION_KEY only) it is derived from that key.
-
-Every change is written atomically (temp file 0600 + fsync + rename + fsync of the folder) and only then
-swapped in memory, so a crash leaves either the old or the new keyring, never half of one. Retired versions
-keep their key bytes in the file (a mistaken retire can be undone by hand) but no longer open anything.
-One vault process owns the file: `lock_keyring` (flock on ``<file>.lock``) makes a second vault refuse to start.
+Every change is written atomically and only then swapped in memory, so a crash leaves the old or the new keyring,
+never half of one; one vault process owns the file (`lock_keyring`). File format: README.md, "Keyring file".
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import hmac
 import json
 import os
 import stat
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from libs.host.files import LockHeld, atomic_replace, hold_lock, private_dir
 from services.vault.crypto import KEY_BYTES, Keyring
 from services.vault.settings import VaultConfigError, decode_key
 
@@ -246,63 +235,21 @@ class KeyStore:
             )
             for v in sorted(meta)
         }
-        _atomic_write(self._path, json.dumps(document, indent=1).encode("utf-8"))
-
-
-def _private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # mkdir's mode applies only to a folder it creates: an existing one (made by a volume mount, an image layer or
-    # an operator's `mkdir`) is tightened too, so the keyring never sits in a folder others can list or write.
-    path.chmod(0o700)
+        private_dir(self._path.parent)
+        atomic_replace(self._path, json.dumps(document, indent=1).encode("utf-8"))
 
 
 def lock_keyring(path: Path) -> int:
-    """Takes `<keyring>.lock` (flock, exclusive, non-blocking) for the life of the process: one vault per keyring.
-
-    Two vaults on one keyring would each rotate from their own in-memory copy and overwrite the other's versions.
-    Returns the descriptor holding the lock; raises VaultConfigError when another process holds it.
-    """
-    _private_dir(path.parent)
-    lock = path.with_name(path.name + ".lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    """Takes `<keyring>.lock` for the life of the process: one vault per keyring. Two vaults on one keyring would
+    each rotate from their own in-memory copy and overwrite the other's versions. Returns the holding descriptor."""
+    private_dir(path.parent)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
+        return hold_lock(path.with_name(path.name + ".lock"))
+    except LockHeld as held:
         raise VaultConfigError(
-            f"another vault process is already using VAULT_KEYRING_FILE {path} (it holds {lock}); "
+            f"another vault process is already using VAULT_KEYRING_FILE {path} (it holds {held}); "
             "run one vault per keyring"
         ) from None
-    return fd
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    _private_dir(path.parent)
-    atomic_replace(path, data)
-
-
-def atomic_replace(path: Path, data: bytes, durable: bool = True) -> None:
-    """Replaces `path` with `data` (temp file 0600 in the same folder + rename): a crash leaves the old or the new
-    file, never half of one. `durable` also fsyncs the file and the folder before returning."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600, unique name
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    if not durable:
-        return
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _load(path: Path) -> tuple[dict[int, bytes], dict[int, KeyVersion], int, bytes | None]:

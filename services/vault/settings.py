@@ -1,10 +1,5 @@
-"""Vault settings. The only settings class in tgm that has key material fields.
+"""Vault settings: the only settings class in tgm with key material fields (README.md lists them).
 
-Keys come from
-  * ``ENCRYPTION_KEY``: one key, key version 1. ``base64:<b64 of 32 bytes>`` or bare standard/urlsafe base64;
-  * ``VAULT_KEYRING_FILE``: a 0600 JSON keyring (services/vault/keystore.py). Created once, explicitly, by
-    ``python -m services.vault init`` (from ENCRYPTION_KEY, else a fresh key); authoritative afterwards, and never
-    rebuilt when missing; rotation (RotateKey / RetireKeyVersion) happens there.
 Error messages name the variable, never its value.
 """
 
@@ -17,7 +12,7 @@ from pathlib import Path
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.vault.crypto import KEY_BYTES, Keyring
+from services.vault.crypto import KEY_BYTES
 
 _PREFIX = "base64:"
 
@@ -81,14 +76,6 @@ def decode_key(value: str, variable: str) -> bytes:
     if len(set(raw)) == 1:
         raise VaultConfigError(f"{variable} is a degenerate key (one repeated byte); generate a random one")
     return raw
-
-
-def keyring_from_settings(settings: VaultSettings) -> Keyring:
-    """Builds the keyring from the environment alone, or raises VaultConfigError with an actionable message."""
-    found = env_keys(settings)
-    if found is None:
-        raise VaultConfigError("ENCRYPTION_KEY is required; generate one with `vault genkey`")
-    return Keyring(*found)
 
 
 def env_keys(settings: VaultSettings) -> tuple[dict[int, bytes], int] | None:

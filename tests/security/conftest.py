@@ -10,11 +10,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from libs.grpc_runtime.channels import open_channel
+from libs.grpc_runtime.channels import RunningServer, open_channel
 from libs.grpc_runtime.tls import TlsFiles
 from services.vault.audit import AuditLog
 from services.vault.crypto import Cipher
-from services.vault.grpc.server import RunningServer, start_server
+from services.vault.grpc.server import start_server
 from services.vault.grpc.servicer import VaultServicer
 from services.vault.keystore import KeyStore
 from services.vault.policy import CertificateCallerResolver, default_policy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -147,3 +148,33 @@ def test_the_primary_cannot_be_retired_and_unknown_versions_are_refused(vault: V
             operator.RetireKeyVersion(vault_pb2.RetireKeyVersionRequest(version=version))
         assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert vault.keys.current().versions == (1,)
+
+
+def test_tgm_keys_reports_rotates_and_retires_with_the_operators_certificate(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from apps.cli.__main__ import main
+
+    def tgm_keys(identity: str, *words: str) -> tuple[int, str, str]:
+        for name, value in tls_env(vault.certs[identity]).items():
+            monkeypatch.setenv(name, value)
+        code = main(["keys", *words, "--addr", vault.target])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, err = tgm_keys("operator", "status")
+    assert (code, err) == (0, "")
+    assert re.fullmatch(r"version 1: age 0d \(\d+s\) primary\nrotation_due=false\n", out)
+    assert tgm_keys("operator", "rotate") == (0, "primary key version is now 2\n", "")
+    assert tgm_keys("operator", "retire", "1") == (0, "key version 1 retired\n", "")
+    code, out, _ = tgm_keys("operator", "status")
+    assert code == 0
+    assert re.fullmatch(
+        r"version 1: age 0d \(\d+s\) retired\nversion 2: age 0d \(\d+s\) primary\nrotation_due=false\n", out
+    )
+    assert vault.keys.current().versions == (2,)
+    code, _, err = tgm_keys("operator", "retire")
+    assert code == 2 and "needs a version" in err
+    code, _, err = tgm_keys("dispatcher", "rotate")  # authenticated, but not granted RotateKey
+    assert code == 1 and "PERMISSION_DENIED" in err
+    assert vault.keys.current().primary_version == 2

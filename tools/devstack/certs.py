@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from libs.grpc_runtime.tls import TlsFiles
+from libs.host.files import private_dir
 
 SPIFFE_PREFIX = "spiffe://tgm/"
 CA_DIR = "ca"
@@ -130,19 +131,13 @@ def issue(ca: CertificateAuthority, identity: Identity, days: int = 825) -> tupl
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
-def _private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
-
-
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def write_identity(ca: CertificateAuthority, identity: Identity, out: Path) -> TlsFiles:
     """Writes ``out/<name>/{ca.pem,<name>.pem,<name>.key}``: everything `identity` needs, nothing more."""
-    folder = _private_dir(out / identity.name)
+    folder = private_dir(out / identity.name)
     cert_pem, key_pem = issue(ca, identity)
     files = identity_files(out, identity.name)
     _write_private(files.key_file, key_pem)
@@ -157,7 +152,7 @@ def identity_files(out: Path, name: str) -> TlsFiles:
 
 
 def _load_or_make_ca(out: Path) -> tuple[CertificateAuthority, bool]:
-    folder = _private_dir(out / CA_DIR)
+    folder = private_dir(out / CA_DIR)
     ca_file, ca_key_file = folder / "ca.pem", folder / "ca.key"
     if ca_file.exists() and ca_key_file.exists():
         ca_key = serialization.load_pem_private_key(ca_key_file.read_bytes(), password=None)
@@ -176,7 +171,7 @@ def ensure_certs(out: Path, identities: tuple[Identity, ...] = IDENTITIES) -> di
     """
     if any(identity.name == CA_DIR for identity in identities):
         raise ValueError(f"{CA_DIR!r} is reserved for the CA folder")
-    _private_dir(out)
+    private_dir(out)
     ca, fresh = _load_or_make_ca(out)
     ca_pem = _pem(ca.cert)
     files: dict[str, TlsFiles] = {}

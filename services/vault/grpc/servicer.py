@@ -18,6 +18,7 @@ from libs.domain.ports import DecryptPurpose, SecretKind
 from libs.grpc_runtime.channels import valid_request_id
 from libs.observability.logging import log_extra, request_id_var
 from libs.observability.metrics import VAULT_CALLS
+from libs.vault_client.wire import KINDS, MAX_BOT_REF_CHARS, MAX_PLAINTEXT_BYTES, PURPOSES, bot_ref_ok
 from services.vault.audit import Anchor
 from services.vault.crypto import HEADER_BYTES, TAG_BYTES, Cipher, CiphertextRejected, UnknownKeyVersion
 from services.vault.keystore import KeyStore, KeyStoreError
@@ -25,18 +26,10 @@ from services.vault.policy import Caller, CallerResolver, Grant, Policy, Verb
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
 SERVICE_NAME = vault_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name
-MAX_BOT_REF_CHARS = 64
-MAX_PLAINTEXT_BYTES = 4096
 MAX_CIPHERTEXT_BYTES = HEADER_BYTES + MAX_PLAINTEXT_BYTES + TAG_BYTES
 
-_KINDS = {
-    vault_pb2.SECRET_KIND_BOT_TOKEN: SecretKind.BOT_TOKEN,
-    vault_pb2.SECRET_KIND_INBOUND_TEXT: SecretKind.INBOUND_TEXT,
-}
-_PURPOSES = {
-    vault_pb2.PURPOSE_MANAGE: DecryptPurpose.MANAGE,
-    vault_pb2.PURPOSE_SEND: DecryptPurpose.SEND,
-}
+_KINDS = {wire: kind for kind, wire in KINDS.items()}
+_PURPOSES = {wire: purpose for purpose, wire in PURPOSES.items()}
 
 # Every call is also one record on this logger (stderr JSON, shipped off the host) carrying the audit line's
 # anchor (audit_seq, audit_hash): the hash-chained file is the `AuditSink`, the log stream anchors its tail.
@@ -66,10 +59,6 @@ def _invalid(details: str) -> _Refused:
     return _Refused(grpc.StatusCode.INVALID_ARGUMENT, details, "invalid_argument")
 
 
-def _bot_ref_ok(bot_ref: str) -> bool:
-    return bool(bot_ref) and len(bot_ref) <= MAX_BOT_REF_CHARS and bot_ref.isprintable()
-
-
 def _note(
     record: dict[str, object],
     bot_ref: str,
@@ -77,7 +66,7 @@ def _note(
     purpose: vault_pb2.Purpose.ValueType | None = None,
 ) -> None:
     """Puts the well-formed request labels into the audit record before anything can refuse the call."""
-    if _bot_ref_ok(bot_ref):
+    if bot_ref_ok(bot_ref):
         record["bot"] = bot_ref
     if kind is not None and kind in _KINDS:
         record["kind"] = _KINDS[kind].value
@@ -86,7 +75,7 @@ def _note(
 
 
 def _valid_bot_ref(bot_ref: str) -> str:
-    if not _bot_ref_ok(bot_ref):
+    if not bot_ref_ok(bot_ref):
         raise _invalid(f"bot_ref must be 1..{MAX_BOT_REF_CHARS} printable characters")
     return bot_ref
 

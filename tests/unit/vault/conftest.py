@@ -8,11 +8,11 @@ import grpc
 import pytest
 
 from libs.domain.ports import DecryptPurpose, SecretKind
-from libs.grpc_runtime.channels import open_channel
+from libs.grpc_runtime.channels import RunningServer, open_channel
 from libs.grpc_runtime.tls import TlsFiles
 from services.vault.audit import AuditLog
 from services.vault.crypto import Cipher, Keyring
-from services.vault.grpc.server import RunningServer, start_server
+from services.vault.grpc.server import start_server
 from services.vault.grpc.servicer import VaultServicer
 from services.vault.keystore import KeyStore
 from services.vault.policy import CertificateCallerResolver, Grant, Policy, Verb

@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from services.vault.settings import VaultConfigError, decode_key, keyring_from_settings, load_settings
+from services.vault.crypto import Keyring
+from services.vault.keystore import KeyStore
+from services.vault.settings import VaultConfigError, VaultSettings, decode_key, env_keys, load_settings
 
 _VARS = ("ENCRYPTION_KEY", "VAULT_KEYS", "VAULT_PRIMARY_KEY_VERSION", "VAULT_LISTEN", "VAULT_ROTATION_DAYS")
 
@@ -15,6 +17,11 @@ _VARS = ("ENCRYPTION_KEY", "VAULT_KEYS", "VAULT_PRIMARY_KEY_VERSION", "VAULT_LIS
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _VARS:
         monkeypatch.delenv(name, raising=False)
+
+
+def keyring_from_settings(settings: VaultSettings) -> Keyring:
+    """What `serve` does without VAULT_KEYRING_FILE: the environment's keys are the (fixed) keyring."""
+    return KeyStore.open(None, env_keys(settings)).current()
 
 
 def _b64(raw: bytes, urlsafe: bool = False) -> str:
