@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the servers the tests start (PostgreSQL 15, Redis 7) from Debian packages, when missing.
+# Installs the servers the tests start (PostgreSQL 15, Redis 7) and the tools they run from Debian packages, when missing.
 # They are only installed here, never started: the tests start throwaway instances on free loopback ports.
 set -euo pipefail
 need=()
@@ -9,6 +9,8 @@ python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
 # The chat page's browser test (tests/browser) drives headless Chromium through chromedriver.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# promtool checks deploy/prometheus (rules, config, the alerts' unit tests); Debian ships it in `prometheus`.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing system packages: ${need[*]} — install them with: sudo apt-get install -y ${need[*]}" >&2
@@ -16,5 +18,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing system packages: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Installed, never started: on a machine with an init system, redis-server, postgresql and prometheus would start
+# their daemons (and prometheus listen on :9090). A policy-rc.d answering 101 ("forbidden"), which invoke-rc.d and
+# deb-systemd-invoke both ask, prevents that for this install only; a machine's own policy-rc.d is left as it is.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -31,7 +31,7 @@ import pybreaker
 
 from libs.domain.external_api import CircuitOpen, ExternalApiFailed
 from libs.domain.url_policy import IpAddress, UrlRefused, check_address, check_url
-from libs.observability.metrics import EXTERNAL_API_ERRORS
+from libs.observability.metrics import EXTERNAL_API_DURATION, EXTERNAL_API_ERRORS
 
 MAX_BODY_BYTES = 64 * 1024
 Resolver = Callable[[str, int], list[str]]
@@ -201,7 +201,10 @@ class HttpExternalApi:
         headers = {"Host": original.netloc.decode("ascii"), "Accept-Encoding": "identity"}
         extensions = {"sni_hostname": host} if https and host != str(address) else {}
         try:
-            with httpx.Client(timeout=timeout_seconds, follow_redirects=False, trust_env=False) as client:
+            with (
+                EXTERNAL_API_DURATION.time(),  # observed however the call ends: a timeout is a slow call too
+                httpx.Client(timeout=timeout_seconds, follow_redirects=False, trust_env=False) as client,
+            ):
                 if method == "GET":
                     request = client.build_request(
                         "GET", target, params=payload or {}, headers=headers, extensions=extensions

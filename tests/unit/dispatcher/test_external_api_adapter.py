@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from prometheus_client import REGISTRY
 
 from libs.domain.bots import ApiCommand
 from libs.domain.external_api import CircuitOpen, ExternalApiFailed
@@ -114,6 +115,7 @@ class Recorder:
         self.peers = 1  # a request waits (up to 5 s) until this many are in flight at once
         self.status = 200
         self.body = b"ok"
+        self.delay = 0.0  # seconds the answer takes
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -129,6 +131,7 @@ class Recorder:
                     deadline = time.monotonic() + 5
                     while rec.in_flight < rec.peers and time.monotonic() < deadline:
                         time.sleep(0.01)
+                    time.sleep(rec.delay)
                     self.send_response(rec.status)
                     if rec.status in (301, 302):
                         self.send_header("Location", "http://169.254.169.254/")
@@ -209,6 +212,32 @@ def test_breaker_is_per_bot_and_host_and_not_locked_across_the_request(server: R
     for t in threads:
         t.join()
     assert server.max_in_flight == 2
+
+
+def duration_samples() -> tuple[float, float]:
+    """How many external API calls were timed, and their total seconds (the process-wide histogram)."""
+    count = REGISTRY.get_sample_value("external_api_request_duration_seconds_count")
+    total = REGISTRY.get_sample_value("external_api_request_duration_seconds_sum")
+    return count or 0.0, total or 0.0
+
+
+def test_every_call_made_is_timed_and_calls_never_made_are_not(server: Recorder) -> None:
+    api = pinned(server)
+    url = f"http://api.example.test:{server.port}/q"
+    server.delay = 0.2
+    count, total = duration_samples()
+    assert api.call(url, "GET", 5.0, None) == "ok"
+    server.status = 503
+    with pytest.raises(ExternalApiFailed):
+        api.call(url, "GET", 5.0, None)  # a failed call is timed too: a slow failing API is slow
+    after_count, after_total = duration_samples()
+    assert after_count == count + 2
+    assert after_total - total >= 2 * server.delay  # the time of the HTTP exchange, not just the code around it
+
+    refused = HttpExternalApi(None, resolver=lambda host, port: ["10.0.0.1"])
+    with pytest.raises(RefusedUrl):
+        refused.call("https://api.example.com/x", "GET", 5.0, None)
+    assert duration_samples()[0] == after_count  # no request, no observation
 
 
 @pytest.mark.parametrize(

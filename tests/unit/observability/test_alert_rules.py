@@ -3,47 +3,19 @@ and every rule says how long, how bad and what to do."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import yaml
-from prometheus_client import REGISTRY
 
-import libs.observability.metrics  # noqa: F401 - declares the metrics in the default registry
+from tests.unit.observability.exported_metrics import SCRAPE_TIME, declared_series, known_series, metric_names
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "prometheus"
-PROMQL_WORDS = {
-    "sum", "max", "min", "avg", "count", "by", "without", "rate", "increase", "irate", "histogram_quantile",
-    "le", "and", "or", "unless", "on", "ignoring", "group_left", "group_right", "bool", "offset",
-}  # fmt: skip
-BUILT_IN = {"up"}  # Prometheus's own series per target
-
-
-def declared_series() -> set[str]:
-    names: set[str] = set()
-    for family in REGISTRY.collect():
-        names.add(family.name)
-        names.update(sample.name for sample in family.samples)
-        if family.type == "counter":
-            names.add(family.name + "_total")
-        if family.type == "histogram":
-            names.update(family.name + suffix for suffix in ("_bucket", "_sum", "_count"))
-    return names | {"tgm_queue_size"}  # collected at scrape from Redis, by the dispatcher only
-
-
-def metric_names(expr: str) -> set[str]:
-    without_strings = re.sub(r'"[^"]*"', '""', expr)
-    without_labels = re.sub(r"\{[^}]*\}", "", without_strings)
-    without_ranges = re.sub(r"\[[^\]]*\]", "", without_labels)
-    without_groupings = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", without_ranges)
-    words = set(re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", without_groupings))
-    return {word for word in words if word not in PROMQL_WORDS}
 
 
 def test_every_alert_uses_metrics_tgm_exports() -> None:
     rules = [rule for group in yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"] for rule in group["rules"]]
     assert len(rules) >= 8
-    known = declared_series() | BUILT_IN
+    known = known_series()
     for rule in rules:
         unknown = metric_names(str(rule["expr"])) - known
         assert not unknown, f"{rule['alert']} uses metrics nothing exports: {sorted(unknown)}"
@@ -58,11 +30,17 @@ def test_the_name_check_would_catch_a_typo() -> None:
     assert "tgm_webhok_updates_total" not in declared_series()
 
 
+def test_series_collected_at_scrape_are_named_where_the_helper_says() -> None:
+    for name, source in SCRAPE_TIME.items():
+        assert f'"{name}"' in (DEPLOY.parents[1] / source).read_text(), f"{name} is no longer registered in {source}"
+
+
 def test_prometheus_scrapes_every_service_and_loads_the_rules() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     assert jobs == {"tgm-gateway", "tgm-dispatcher", "tgm-botregistry", "tgm-vault"}
-    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    # Relative to prometheus.yml: /etc/prometheus/alerts.yml in the container, this folder's file for promtool.
+    assert config["rule_files"] == ["alerts.yml"]
 
 
 def test_compose_probes_every_service_and_exposes_what_prometheus_scrapes() -> None:
