@@ -2,7 +2,7 @@
 
 python -m services.vault serve                       # the gRPC server (mTLS required: TLS_* env)
 python -m services.vault genkey                      # print a fresh ENCRYPTION_KEY value
-python -m services.vault init                        # create the keyring (VAULT_KEYRING_FILE) once
+python -m services.vault init [--once]               # create the keyring (VAULT_KEYRING_FILE) once
 python -m services.vault destroy N                   # remove retired version N's key bytes (vault stopped)
 python -m services.vault audit verify [--file F] [--anchor SEQ:HASH]  # check the audit chain (and its tail)
 python -m services.vault key status|rotate|retire N  # operator verbs over gRPC (operator certificate)
@@ -98,9 +98,12 @@ def serve(container: VaultContainer) -> int:
     return 0
 
 
-def init_keyring() -> int:
+def init_keyring(once: bool = False) -> int:
     """Creates VAULT_KEYRING_FILE from ENCRYPTION_KEY (or a fresh random key); refuses when one exists.
-    Exit 0 created, 2 refused (no path configured, a keyring already there, a vault holding it, bad settings)."""
+    Exit 0 created, 2 refused (no path configured, a keyring already there, a vault holding it, bad settings, or an
+    audit log without its keyring: a vault ran here and its keyring was lost, so it is restored, never made anew).
+
+    `once` (a deployment's init step, run before every start): a keyring already there is success, unchanged."""
     from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
     from services.vault.settings import env_keys, load_settings
 
@@ -109,6 +112,14 @@ def init_keyring() -> int:
         path = settings.vault_keyring_file
         if path is None:
             raise VaultConfigError("init needs VAULT_KEYRING_FILE (the keyring file to create)")
+        if once and path.exists():
+            print(f"keyring already at {path}: unchanged")
+            return 0
+        if not path.exists() and _has_lines(settings.vault_audit_file):
+            raise VaultConfigError(
+                f"no keyring at VAULT_KEYRING_FILE {path} but the audit log {settings.vault_audit_file} has lines: "
+                "a vault ran here; restore its keyring from backup instead of creating a new one"
+            )
         lock = lock_keyring(path)  # a running vault holds it: never write under it
         try:
             bootstrap = env_keys(settings)
@@ -128,6 +139,13 @@ def init_keyring() -> int:
         f"keyring created at {path}: key version {store.status().primary_version} from {source} (audit seq {line.seq})"
     )
     return 0
+
+
+def _has_lines(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def destroy_key_version(version: int) -> int:
@@ -244,7 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the vault gRPC server on VAULT_LISTEN")
     sub.add_parser("genkey", help="print a fresh ENCRYPTION_KEY value")
-    sub.add_parser("init", help="create VAULT_KEYRING_FILE once (from ENCRYPTION_KEY, else a fresh key)")
+    init_parser = sub.add_parser("init", help="create VAULT_KEYRING_FILE once (from ENCRYPTION_KEY, else a fresh key)")
+    init_parser.add_argument(
+        "--once", action="store_true", help="exit 0 without a change when the keyring exists (a deployment's init step)"
+    )
     destroy_parser = sub.add_parser("destroy", help="remove a retired key version's bytes (the vault stopped)")
     destroy_parser.add_argument("version", type=int)
     audit_parser = sub.add_parser("audit", help="audit log tools")
@@ -259,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "genkey":
         return genkey()
     if args.command == "init":
-        return init_keyring()
+        return init_keyring(args.once)
     if args.command == "destroy":
         return destroy_key_version(args.version)
     if args.command == "audit":
