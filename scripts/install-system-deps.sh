@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the servers the tests start (PostgreSQL 15, Redis 7) from Debian packages, when missing.
-# They are only installed here, never started: the tests start throwaway instances on free loopback ports.
+# Installs from Debian packages, when missing, the servers the tests start (PostgreSQL 15, Redis 7) and the tools
+# they run. The servers are only installed here, never started: the tests start throwaway instances on free loopback ports.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -9,6 +9,10 @@ python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
 # The chat page's browser test (tests/browser) drives headless Chromium through chromedriver.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# tests/deploy validates docker-compose.yml with the real tool (`docker-compose config`; no Docker engine needed)
+# and runs deploy/postgres's role script through psql.
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing system packages: ${need[*]} — install them with: sudo apt-get install -y ${need[*]}" >&2
