@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs from Debian packages, when missing, the servers the tests start (PostgreSQL 15, Redis 7) and the tools
-# they run. The servers are only installed here, never started: the tests start throwaway instances on free loopback ports.
+# they run. The servers are only installed here, never started: the tests start throwaway instances on free
+# loopback ports.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
