@@ -98,7 +98,7 @@ def test_the_vault_starts_after_its_keyring_step_and_the_registry_after_the_migr
     init = services["vault-init"]
     assert init["command"] == ["python", "-m", "services.vault", "init", "--once"]
     assert init["volumes"] == ["vault_data:/vault-data"] and init["network_mode"] == "none"
-    for variable in ("VAULT_KEYRING_FILE", "VAULT_AUDIT_FILE", "ENCRYPTION_KEY"):
+    for variable in ("VAULT_KEYRING_FILE", "VAULT_AUDIT_FILE"):
         assert init["environment"][variable] == services["vault"]["environment"][variable], variable
     completed = {"condition": "service_completed_successfully"}
     assert services["vault"]["depends_on"]["vault-init"] == completed

@@ -15,9 +15,10 @@ from tools.devstack.certs import CA_DIR, IDENTITIES, ensure_certs
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 GRPC_SERVICES = {"vault", "botregistry", "gateway", "dispatcher"}
-# Each secret and the services allowed to receive it (`vault-init` creates the keyring from ENCRYPTION_KEY).
+# Each secret and the services allowed to receive it (`vault-init`, the vault's own step, makes the keyring from
+# ENCRYPTION_KEY; the serving vault reads the keyring).
 SECRET_OWNERS = {
-    "ENCRYPTION_KEY": {"vault", "vault-init"},
+    "ENCRYPTION_KEY": {"vault-init"},
     "MANAGER_BOT_TOKEN": {"botregistry"},
     "CALLBACK_SIGNING_KEY": {"dispatcher"},
 }
