@@ -14,6 +14,8 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # and runs deploy/postgres's role script through psql.
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+# ... and has Caddy read deploy/caddy/Caddyfile (`caddy adapt --validate`; the package's web server is not wanted).
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing system packages: ${need[*]} — install them with: sudo apt-get install -y ${need[*]}" >&2
@@ -23,3 +25,6 @@ echo "installing system packages: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+if printf '%s\n' "${need[@]}" | grep -qx caddy && [ -d /run/systemd/system ]; then
+  systemctl disable --now caddy >/dev/null 2>&1 || true  # the tests only run `caddy adapt`: no server on :80
+fi

@@ -5,6 +5,7 @@ their own steps before the services start."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -114,17 +115,46 @@ def test_the_vault_starts_after_its_keyring_step_and_the_registry_after_the_migr
     assert os.access(ROOT / "deploy/postgres/initdb/10-tgm-roles.sh", os.X_OK)  # the image runs it, not sources it
 
 
+def _caddy_handlers(routes: list[dict[str, Any]], matches: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
+    """Every handler of Caddy's adapted JSON config with the matchers on the way to it (subroutes flattened)."""
+    found = []
+    for route in routes:
+        route_matches = (*matches, *route.get("match", []))
+        for handler in route.get("handle", []):
+            if handler["handler"] == "subroute":
+                found += _caddy_handlers(handler["routes"], route_matches)
+            else:
+                found.append((route_matches, handler))
+    return found
+
+
 def test_only_the_tls_proxy_is_published_and_it_forwards_webhook_calls_only() -> None:
+    """Caddy itself reads deploy/caddy/Caddyfile (`caddy adapt --validate`, offline): one upstream, the gateway's
+    port, reached only by POST /webhook/* on the public host; everything else is answered by Caddy."""
     services = _services()
     published = {name for name, spec in services.items() if any(not str(p).startswith("127.0.0.1:") for p in
                  spec.get("ports", []))}  # fmt: skip
     assert published == {"proxy"} and "443:443" in services["proxy"]["ports"]
-    gateway_port = services["gateway"]["environment"]["GATEWAY_PORT"]
-    caddyfile = (ROOT / "deploy/caddy/Caddyfile").read_text()
-    assert re.findall(r"^\s*reverse_proxy\s+(\S+)\s*$", caddyfile, re.MULTILINE) == [f"gateway:{gateway_port}"]
-    assert re.search(r"method POST\s+path /webhook/\*", caddyfile)
-    assert services["botregistry"]["environment"]["WEBHOOK_BASE_URL"].startswith("https://${TGM_PUBLIC_HOST")
     assert "./deploy/caddy/Caddyfile:/etc/caddy/Caddyfile:ro" in services["proxy"]["volumes"]
+    assert services["botregistry"]["environment"]["WEBHOOK_BASE_URL"].startswith("https://${TGM_PUBLIC_HOST")
+    caddy = shutil.which("caddy")
+    assert caddy, "caddy not found: run scripts/install-system-deps.sh"
+    adapted = subprocess.run(
+        [caddy, "adapt", "--config", str(ROOT / "deploy/caddy/Caddyfile"), "--adapter", "caddyfile", "--validate"],
+        env=os.environ | {"TGM_PUBLIC_HOST": "tgm.example.org"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert adapted.returncode == 0, adapted.stderr
+    (server,) = json.loads(adapted.stdout)["apps"]["http"]["servers"].values()
+    assert server["listen"] == [":443"]
+    handlers = _caddy_handlers(server["routes"])
+    proxies = [(matches, handler) for matches, handler in handlers if handler["handler"] == "reverse_proxy"]
+    gateway_port = services["gateway"]["environment"]["GATEWAY_PORT"]
+    assert [handler["upstreams"] for _, handler in proxies] == [[{"dial": f"gateway:{gateway_port}"}]]
+    assert list(proxies[0][0]) == [{"host": ["tgm.example.org"]}, {"method": ["POST"], "path": ["/webhook/*"]}]
 
 
 def _modes(folder: Path) -> dict[str, int]:
