@@ -37,12 +37,14 @@ def _services() -> dict[str, Any]:
     return dict(yaml.safe_load(COMPOSE.read_text())["services"])
 
 
-def _resolved(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _resolved(env: dict[str, str], env_file: Path) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` with exactly `env` (an empty env file: a developer's .env plays no part)."""
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose not found: run scripts/install-system-deps.sh"
     clean = {k: v for k, v in os.environ.items() if k not in REQUIRED_ENV and not k.startswith("COMPOSE_")}
+    env_file.write_text("")
     return subprocess.run(
-        [binary, "--project-directory", str(ROOT), "-f", str(COMPOSE), "config"],
+        [binary, "--env-file", str(env_file), "--project-directory", str(ROOT), "-f", str(COMPOSE), "config"],
         env=clean | env,
         capture_output=True,
         text=True,
@@ -51,13 +53,13 @@ def _resolved(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_docker_compose_accepts_the_file_and_names_what_is_missing() -> None:
+def test_docker_compose_accepts_the_file_and_names_what_is_missing(tmp_path: Path) -> None:
     """The real tool: schema, merges, interpolation. Without a required secret it refuses, naming it."""
-    ok = _resolved(REQUIRED_ENV)
+    ok = _resolved(REQUIRED_ENV, tmp_path / "empty.env")
     assert ok.returncode == 0, ok.stderr
     resolved = yaml.safe_load(ok.stdout)["services"]
     assert set(resolved) == set(_services())
-    missing = _resolved({k: v for k, v in REQUIRED_ENV.items() if k != "TGM_DB_APP_PASSWORD"})
+    missing = _resolved({k: v for k, v in REQUIRED_ENV.items() if k != "TGM_DB_APP_PASSWORD"}, tmp_path / "empty.env")
     assert missing.returncode != 0 and "TGM_DB_APP_PASSWORD" in missing.stderr
     # Every tgm container as docker-compose resolved it (anchors and merges applied by the tool itself).
     for name, spec in resolved.items():

@@ -137,6 +137,11 @@ def test_only_the_vault_gets_the_key_and_each_pod_only_its_own_certificate() -> 
         assert [volumes[mount["name"]]["secret"]["secretName"] for mount in certificate_mounts] == [
             f"tgm-{identity}-tls"
         ], name
+        # Secret files are root's: uid 10001 reads its key through the group the kubelet gives them (fsGroup), and
+        # nobody else can.
+        (mode,) = {volumes[mount["name"]]["secret"]["defaultMode"] for mount in certificate_mounts}
+        assert _pod_spec(workload)["securityContext"]["fsGroup"] == UID, name
+        assert mode & 0o040 and not mode & 0o007, (name, oct(mode))
         assert all(mount["readOnly"] for mount in certificate_mounts), name
         served = _env(_pod_spec(workload)["containers"][0])
         assert (served["TLS_CERT_FILE"], served["TLS_KEY_FILE"]) == (f"/certs/{identity}.pem", f"/certs/{identity}.key")
