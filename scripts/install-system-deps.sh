@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the servers the tests start (PostgreSQL 15, Redis 7) and the tools they run from Debian packages, when missing.
-# They are only installed here, never started: the tests start throwaway instances on free loopback ports.
+# Installs from Debian packages, when missing, the servers the tests start (PostgreSQL 15, Redis 7) and the tools
+# they run. The servers are only installed here, never started: the tests start throwaway instances on free
+# loopback ports.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -11,6 +12,12 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # promtool checks deploy/prometheus (rules, config, the alerts' unit tests); Debian ships it in `prometheus`.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# tests/deploy validates docker-compose.yml with the real tool (`docker-compose config`; no Docker engine needed)
+# and runs deploy/postgres's role script through psql.
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+# ... and has Caddy read deploy/caddy/Caddyfile (`caddy adapt --validate`; the package's web server is not wanted).
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing system packages: ${need[*]} — install them with: sudo apt-get install -y ${need[*]}" >&2
@@ -28,3 +35,6 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+if printf '%s\n' "${need[@]}" | grep -qx caddy && [ -d /run/systemd/system ]; then
+  systemctl disable --now caddy >/dev/null 2>&1 || true  # the tests only run `caddy adapt`: no server on :80
+fi

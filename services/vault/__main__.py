@@ -2,7 +2,7 @@
 
 python -m services.vault serve                       # the gRPC server (mTLS required: TLS_* env)
 python -m services.vault genkey                      # print a fresh ENCRYPTION_KEY value
-python -m services.vault init                        # create the keyring (VAULT_KEYRING_FILE) once
+python -m services.vault init [--once]               # create the keyring (VAULT_KEYRING_FILE) once
 python -m services.vault destroy N                   # remove retired version N's key bytes (vault stopped)
 python -m services.vault audit verify [--file F] [--anchor SEQ:HASH]  # check the audit chain (and its tail)
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import logging
 import os
 import sys
@@ -107,12 +108,27 @@ def _offline(verb: str, act: Callable[[VaultSettings, Path], str]) -> int:
     return 0
 
 
-def init_keyring() -> int:
-    """Creates VAULT_KEYRING_FILE from ENCRYPTION_KEY (or a fresh random key); refuses when one exists."""
+def init_keyring(once: bool = False) -> int:
+    """Creates VAULT_KEYRING_FILE from ENCRYPTION_KEY (or a fresh random key); refuses when one exists, and when the
+    audit log shows a vault ran here (its keyring was lost: restore it from backup, never make it anew).
+
+    `once` (a deployment's init step, run before every start, maybe beside a running vault): a keyring already there
+    is success, unchanged, checked before taking the keyring's lock."""
     from services.vault.keystore import KeyStore
-    from services.vault.settings import env_keys
+    from services.vault.settings import env_keys, load_settings
+
+    with contextlib.suppress(VaultConfigError):
+        path = load_settings().vault_keyring_file
+        if once and path is not None and path.exists():
+            print(f"keyring already at {path}: unchanged")
+            return 0
 
     def create(settings: VaultSettings, path: Path) -> str:
+        if not path.exists() and _has_lines(settings.vault_audit_file):
+            raise VaultConfigError(
+                f"no keyring at VAULT_KEYRING_FILE {path} but the audit log {settings.vault_audit_file} has lines: "
+                "a vault ran here; restore its keyring from backup instead of creating a new one"
+            )
         bootstrap = env_keys(settings)
         store = KeyStore.create(path, bootstrap)
         version = store.status().primary_version
@@ -124,6 +140,13 @@ def init_keyring() -> int:
         return f"keyring created at {path}: key version {version} from {source} (audit seq {line.seq})"
 
     return _offline("init", create)
+
+
+def _has_lines(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def destroy_key_version(version: int) -> int:
@@ -205,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the vault gRPC server on VAULT_LISTEN")
     sub.add_parser("genkey", help="print a fresh ENCRYPTION_KEY value")
-    sub.add_parser("init", help="create VAULT_KEYRING_FILE once (from ENCRYPTION_KEY, else a fresh key)")
+    init_parser = sub.add_parser("init", help="create VAULT_KEYRING_FILE once (from ENCRYPTION_KEY, else a fresh key)")
+    init_parser.add_argument(
+        "--once", action="store_true", help="exit 0 without a change when the keyring exists (a deployment's init step)"
+    )
     destroy_parser = sub.add_parser("destroy", help="remove a retired key version's bytes (the vault stopped)")
     destroy_parser.add_argument("version", type=int)
     audit_parser = sub.add_parser("audit", help="audit log tools")
@@ -216,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "genkey":
         return genkey()
     if args.command == "init":
-        return init_keyring()
+        return init_keyring(args.once)
     if args.command == "destroy":
         return destroy_key_version(args.version)
     if args.command == "audit":

@@ -15,8 +15,19 @@ from tools.devstack.certs import CA_DIR, IDENTITIES, ensure_certs
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 GRPC_SERVICES = {"vault", "botregistry", "gateway", "dispatcher"}
-# Each secret and the one service allowed to receive it.
-SECRET_OWNERS = {"ENCRYPTION_KEY": "vault", "MANAGER_BOT_TOKEN": "botregistry", "CALLBACK_SIGNING_KEY": "dispatcher"}
+# Each secret and the services allowed to receive it (`vault-init`, the vault's own step, makes the keyring from
+# ENCRYPTION_KEY; the serving vault reads the keyring).
+SECRET_OWNERS = {
+    "ENCRYPTION_KEY": {"vault-init"},
+    "MANAGER_BOT_TOKEN": {"botregistry"},
+    "CALLBACK_SIGNING_KEY": {"dispatcher"},
+}
+# Database passwords, which reach services inside URLs: each only where its role is used (and the postgres init).
+DATABASE_PASSWORDS = {
+    "POSTGRES_PASSWORD": {"postgres"},
+    "TGM_DB_MIGRATOR_PASSWORD": {"postgres", "botregistry-migrate"},
+    "TGM_DB_APP_PASSWORD": {"postgres", "botregistry"},
+}
 
 
 def _services() -> dict[str, Any]:
@@ -25,37 +36,46 @@ def _services() -> dict[str, Any]:
 
 
 def test_each_service_mounts_only_its_own_certificate_folder() -> None:
+    """`make certs` folders reach a service only through its own one-shot `<name>-certs` copy step, which mounts
+    that one folder read-only and writes only the service's volume; the service mounts that volume read-only."""
     services = _services()
-    assert set(services) >= GRPC_SERVICES
+    assert set(services) >= GRPC_SERVICES | {f"{name}-certs" for name in GRPC_SERVICES}
     identities = {identity.name for identity in IDENTITIES}
     for name, spec in services.items():
-        cert_mounts = [v for v in spec.get("volumes", []) if ".run/certs" in v]
-        if name == "redis":  # its server certificate, for the services' TLS connections (test_redis_acl.py)
-            assert cert_mounts == ["./.run/certs/redis:/certs:ro"]
-            continue
-        if name not in GRPC_SERVICES:
+        mounts = [str(v) for v in spec.get("volumes", [])]
+        cert_mounts = [v for v in mounts if ".run/certs" in v or v.split(":")[0].endswith("_certs")]
+        owner = name.removesuffix("-certs")
+        if name in GRPC_SERVICES:
+            assert cert_mounts == [f"{name}_certs:/certs:ro"], name
+            env = spec["environment"]
+            assert {k: env[k] for k in ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE")} == {
+                "TLS_CA_FILE": "/certs/ca.pem",
+                "TLS_CERT_FILE": f"/certs/{name}.pem",
+                "TLS_KEY_FILE": f"/certs/{name}.key",
+            }, name
+        elif name == "redis":  # its server certificate, for the services' TLS connections (test_redis_acl.py)
+            assert cert_mounts == ["redis_certs:/certs:ro"], name
+        elif name.endswith("-certs") and owner in GRPC_SERVICES | {"redis"}:
+            assert cert_mounts == [f"./.run/certs/{owner}:/from:ro", f"{owner}_certs:/certs"], name
+            assert spec["network_mode"] == "none", name
+        else:
             assert cert_mounts == [], name
             continue
-        assert cert_mounts == [f"./.run/certs/{name}:/certs:ro"], name
-        env = spec["environment"]
-        assert {k: env[k] for k in ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE")} == {
-            "TLS_CA_FILE": "/certs/ca.pem",
-            "TLS_CERT_FILE": f"/certs/{name}.pem",
-            "TLS_KEY_FILE": f"/certs/{name}.key",
-        }, name
         text = yaml.safe_dump(spec)
-        for other in (identities - {name}) | {CA_DIR}:
-            assert not re.search(rf"certs/{re.escape(other)}(?:[/:\"'\s\]]|$)|/{re.escape(other)}\.key", text), (
-                name,
-                other,
-            )
+        for other in (identities - {owner}) | {CA_DIR}:
+            assert not re.search(
+                rf"certs/{re.escape(other)}(?:[/:\"'\s\]]|$)|/{re.escape(other)}\.key|\b{re.escape(other)}_certs", text
+            ), (name, other)
 
 
 def test_each_secret_reaches_only_its_service() -> None:
     for name, spec in _services().items():
         env = spec.get("environment") or {}
-        for secret, owner in SECRET_OWNERS.items():
-            assert (secret in env) == (name == owner), (name, secret)
+        for secret, owners in SECRET_OWNERS.items():
+            assert (secret in env) == (name in owners), (name, secret)
+        text = yaml.safe_dump(spec)
+        for password, owners in DATABASE_PASSWORDS.items():
+            assert (f"${{{password}:" in text) == (name in owners), (name, password)
 
 
 def test_ensure_certs_writes_one_private_folder_per_identity(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """A local CA and one certificate per tgm process, for mutual TLS (docs/adr/003-vault-mtls.md).
 
     python -m tools.devstack.certs --out .run/certs      # `make certs`; idempotent
+    python -m tools.devstack.certs install --source DIR --target DIR --identity NAME --owner UID:GID
 
 Layout (one folder per identity, so a deployment mounts each service's folder and nothing else)::
 
@@ -147,7 +148,11 @@ def write_identity(ca: CertificateAuthority, identity: Identity, out: Path) -> T
 
 
 def identity_files(out: Path, name: str) -> TlsFiles:
-    folder = out / name
+    return folder_files(out / name, name)
+
+
+def folder_files(folder: Path, name: str) -> TlsFiles:
+    """Identity `name`'s three files in its own folder (``<out>/<name>``, or wherever a deployment mounts it)."""
     return TlsFiles(folder / "ca.pem", folder / f"{name}.pem", folder / f"{name}.key")
 
 
@@ -185,10 +190,55 @@ def ensure_certs(out: Path, identities: tuple[Identity, ...] = IDENTITIES) -> di
     return files
 
 
+def install_identity(source: Path, target: Path, name: str, uid: int, gid: int) -> TlsFiles:
+    """Copies identity `name`'s three files from its folder `source` (``<out>/<name>``) into `target`, owned by
+    uid:gid: the folder 0700, the key 0600, the certificates 0644. For docker-compose, whose bind mounts keep the
+    host user's owner and modes: the service's uid (10001) could not read a 0600 key the host user owns, so a
+    one-shot step copies it into the service's own volume (docker-compose.yml). Needs root (chown) unless uid is
+    the caller's. Any other file in `target` is removed."""
+    files, wanted = folder_files(source, name), folder_files(target, name)
+    contents = [  # all read first: a missing source file changes nothing in `target`
+        (files.key_file.read_bytes(), wanted.key_file, 0o600),
+        (files.cert_file.read_bytes(), wanted.cert_file, 0o644),
+        (files.ca_file.read_bytes(), wanted.ca_file, 0o644),
+    ]
+    target.mkdir(parents=True, exist_ok=True)
+    os.chown(target, uid, gid)
+    os.chmod(target, 0o700)
+    for data, dest, mode in contents:
+        partial = dest.with_name(dest.name + ".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, not briefly
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chown(partial, uid, gid)
+        os.chmod(partial, mode)
+        os.replace(partial, dest)
+    for other in set(target.iterdir()) - {wanted.ca_file, wanted.cert_file, wanted.key_file}:
+        if other.is_file():
+            other.unlink()  # e.g. an identity's files from before: the volume holds this identity's only
+    return wanted
+
+
+def _owner(text: str) -> tuple[int, int]:
+    uid, _, gid = text.partition(":")
+    return int(uid), int(gid or uid)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.devstack.certs", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path(".run/certs"))
+    sub = parser.add_subparsers(dest="command")
+    install = sub.add_parser("install", help="copy one identity's files into a folder owned by UID:GID")
+    install.add_argument("--source", type=Path, required=True, help="the identity's folder as `make certs` wrote it")
+    install.add_argument("--target", type=Path, required=True)
+    install.add_argument("--identity", required=True, choices=[identity.name for identity in IDENTITIES])
+    install.add_argument("--owner", type=_owner, required=True, metavar="UID[:GID]")
     args = parser.parse_args(argv)
+    if args.command == "install":
+        uid, gid = args.owner
+        installed = install_identity(args.source, args.target, args.identity, uid, gid)
+        print(f"{args.identity}: installed into {installed.cert_file.parent} for {uid}:{gid}")
+        return 0
     files = ensure_certs(args.out)
     for name, tls in files.items():
         print(f"{name}: TLS_CA_FILE={tls.ca_file} TLS_CERT_FILE={tls.cert_file} TLS_KEY_FILE={tls.key_file}")

@@ -228,6 +228,25 @@ def test_init_creates_the_keyring_once_and_serve_refuses_without_it(tmp_path: Pa
     assert key[7:] not in again.stderr + first.stdout + first.stderr  # the key never printed
 
 
+def test_init_once_keeps_an_existing_keyring_and_refuses_to_replace_a_lost_one(tmp_path: Path) -> None:
+    """A deployment runs `init --once` before every start: the first creates, the next ones change nothing; a
+    keyring gone from a folder whose audit log shows a vault ran there is never silently made anew."""
+    keyring = tmp_path / "vault" / "keyring.json"
+    env = _vault_env(tmp_path, VAULT_KEYRING_FILE=str(keyring))
+    once = [sys.executable, "-m", "services.vault", "init", "--once"]
+    first = subprocess.run(once, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and keyring.exists(), first.stderr
+    created = keyring.read_bytes()
+    again = subprocess.run(once, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "unchanged" in again.stdout, again.stderr
+    assert keyring.read_bytes() == created
+    keyring.unlink()  # lost, while the audit log of the vault that used it stays
+    for command in (once, once[:-1]):
+        lost = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        assert lost.returncode == 2 and "restore its keyring from backup" in lost.stderr, command
+        assert not keyring.exists(), command
+
+
 def test_destroy_removes_a_retired_versions_bytes_for_good(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
     key1 = os.urandom(32)
