@@ -35,6 +35,12 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-if printf '%s\n' "${need[@]}" | grep -qx caddy && [ -d /run/systemd/system ]; then
-  systemctl disable --now caddy >/dev/null 2>&1 || true  # the tests only run `caddy adapt`: no server on :80
+# ... nor at the next boot: the tests start their own instances and only run `caddy adapt` and `promtool`.
+if [ -d /run/systemd/system ]; then
+  for package in "${need[@]}"; do
+    case "$package" in
+      redis-server | postgresql | prometheus | caddy)
+        systemctl disable --now "$package" >/dev/null 2>&1 || true ;;
+    esac
+  done
 fi

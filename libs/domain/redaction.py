@@ -9,7 +9,8 @@ _COLON = r"(?::|%(?:25)?3[Aa]|\\u003[Aa])"
 TOKEN_SHAPED = re.compile(r"\d{5,12}" + _COLON + r"[A-Za-z0-9_-]{30,}")
 REDACTED = "[REDACTED]"
 # A password in a connection URL (redis://user:password@host, postgresql://user:password@host): the user stays.
-URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]+@")
+# Up to the last "@" before a space or quote, so a password holding "/" or "@" is masked whole.
+URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/\s:@]*):[^\s\"']*@")
 
 
 def redact(text: str) -> str:

@@ -54,6 +54,8 @@ def redis_aof() -> Iterator[RestartableRedis]:
     server.start()
     try:
         yield server
+        # The stack runs each service as its own Redis user: a command its rules do not allow is a failure.
+        assert not server.server.take_acl_denials(), "Redis refused a service a command"
     finally:
         server.close()
 

@@ -41,6 +41,12 @@ def test_passwords_in_connection_urls_are_masked_and_the_user_kept() -> None:
     assert redact(text) == (
         f"Error connecting to rediss://gateway:{REDACTED}@redis:6380/0 (db postgresql+psycopg://tgm:{REDACTED}@db/tgm)"
     )
+    # Passwords holding "/" or "@" (SQLAlchemy and redis-py accept both unquoted) are masked whole.
+    for password in ("s3cr/et", "pa@ss"):
+        assert (
+            redact(f"postgresql+psycopg://tgm_app:{password}@pg/tgm")
+            == f"postgresql+psycopg://tgm_app:{REDACTED}@pg/tgm"
+        )
 
 
 @pytest.fixture

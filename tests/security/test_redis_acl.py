@@ -9,6 +9,7 @@ import os
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,6 +145,8 @@ def test_rules_need_a_password_and_a_known_user() -> None:
         ("redis://gateway:pw@redis.internal:6379/0", False, "without TLS: use rediss://"),
         ("redis://gateway:pw@127.0.0.1:6379/0", False, None),
         ("rediss://gateway:pw@redis.internal:6380/0?ssl_ca_certs=/certs/ca.pem", False, None),
+        ("rediss://gateway:pw@redis.internal:6380/0?ssl_cert_reqs=none", False, "certificate checks off"),
+        ("redis://gateway:pw@127.0.0.1:6379/2", False, "database 0"),
         ("redis://redis.internal:6379/0", True, None),
     ],
 )
@@ -169,19 +172,110 @@ def test_gateway_and_dispatcher_refuse_a_redis_url_without_their_user(module: st
     assert "REDIS_URL must name this service's Redis user and password" in done.stderr
 
 
-def test_compose_runs_redis_tls_only_with_these_users_and_each_service_as_its_own() -> None:
+def test_compose_runs_redis_tls_only_with_client_certificates_and_the_users_from_an_acl_file() -> None:
     import yaml
 
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     command = compose["services"]["redis"]["command"]
-    expected = ["--user", "default", "reset", "on", ">${REDIS_ADMIN_PASSWORD:?}", "~*", "&*", "+@all"]
-    for name, rules in SERVICE_RULES.items():
-        expected += ["--user", name, "reset", "on", f">${{REDIS_{name.upper()}_PASSWORD:?}}", *rules.split()]
-    assert command[command.index("--user") :] == expected
+    assert command[command.index("--aclfile") + 1] == "/acl/users.acl" and "--user" not in command
+    assert not any(">" in word or "PASSWORD" in word for word in command)  # no password on Redis's command line
     assert command[command.index("--port") + 1] == "0" and command[command.index("--tls-auth-clients") + 1] == "yes"
+    step = compose["services"]["redis-acl"]
+    variables = {"REDIS_ADMIN_PASSWORD", *(f"REDIS_{name.upper()}_PASSWORD" for name in SERVICE_RULES)}
+    assert set(step["environment"]) == variables and step["network_mode"] == "none"
+    assert step["command"][2:] == ["libs.messaging.redis_acl", "--out", "/acl/users.acl", "--owner", "999:1000"]
     for service in ("gateway", "dispatcher"):
         url = compose["services"][service]["environment"]["REDIS_URL"]
         assert url.startswith(f"rediss://{service}:${{REDIS_{service.upper()}_PASSWORD:?}}@redis:")
         assert f"ssl_certfile=/certs/{service}.pem" in url
         password_variable = f"${{REDIS_{service.upper()}_PASSWORD:?}}"
         assert redis_url_problem(url.replace(password_variable, "pw"), insecure_dev=False) is None
+
+
+def _redis(arguments: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+    from tests.support.redis_server import REDIS_BINARY
+
+    command = [REDIS_BINARY, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    return subprocess.Popen([*command, *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _answers(url: str, **options: object) -> bool:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            return bool(redis.Redis.from_url(url, **options).ping())
+        except redis.exceptions.AuthenticationError:
+            raise
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.1)
+    return False
+
+
+def test_the_acl_file_step_writes_hashes_that_a_real_redis_loads(tmp_path: Path) -> None:
+    from libs.messaging.redis_acl import main
+    from tests.support.redis_server import _free_port
+
+    environ = {"REDIS_ADMIN_PASSWORD": "admin-secret-1", "REDIS_GATEWAY_PASSWORD": "gateway-secret-2"}
+    assert main(["--out", str(tmp_path / "users.acl")], environ) == 2  # names what is missing, writes nothing
+    assert not (tmp_path / "users.acl").exists()
+    environ |= {"REDIS_DISPATCHER_PASSWORD": "dispatcher-secret-3", "REDIS_MONITOR_PASSWORD": "monitor-secret-4"}
+    assert main(["--out", str(tmp_path / "users.acl")], environ) == 0
+    text = (tmp_path / "users.acl").read_text()
+    assert (tmp_path / "users.acl").stat().st_mode & 0o777 == 0o600
+    assert not any(password in text for password in environ.values())
+    port = _free_port()
+    process = _redis(["--port", str(port), "--aclfile", str(tmp_path / "users.acl")], tmp_path)
+    try:
+        assert _answers(f"redis://gateway:gateway-secret-2@127.0.0.1:{port}/0")
+        gateway = redis.Redis.from_url(f"redis://gateway:gateway-secret-2@127.0.0.1:{port}/0")
+        assert refused(gateway.get, "tgm:obox-sent:x")
+        assert redis.Redis.from_url(f"redis://default:admin-secret-1@127.0.0.1:{port}/0").acl_whoami() == "default"
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis.from_url(f"redis://gateway:admin-secret-1@127.0.0.1:{port}/0").ping()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_with_client_authentication_only_a_certificate_from_the_ca_gets_in(tmp_path: Path) -> None:
+    """Compose's setting (`--tls-auth-clients yes`): the services present their own certificates."""
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.support.redis_server import _free_port
+    from tools.devstack.certs import Identity, issue, make_ca
+
+    ca = make_ca("test CA")
+    files: dict[str, Path] = {"ca": tmp_path / "ca.pem"}
+    files["ca"].write_bytes(ca.cert.public_bytes(serialization.Encoding.PEM))
+    for identity in (Identity("redis", True, False, ("redis",), ("127.0.0.1",)), Identity("gateway", False, True)):
+        cert, key = issue(ca, identity)
+        (tmp_path / f"{identity.name}.pem").write_bytes(cert)
+        (tmp_path / f"{identity.name}.key").write_bytes(key)
+    port = _free_port()
+    tls = ["--port", "0", "--tls-port", str(port), "--tls-auth-clients", "yes", "--tls-ca-cert-file", str(files["ca"])]
+    tls += ["--tls-cert-file", str(tmp_path / "redis.pem"), "--tls-key-file", str(tmp_path / "redis.key")]
+    process = _redis([*tls, *server_arguments("admin-pw", {"gateway": "gateway-pw"})], tmp_path)
+    base = f"rediss://gateway:gateway-pw@127.0.0.1:{port}/0?ssl_ca_certs={files['ca']}"
+    try:
+        assert _answers(f"{base}&ssl_certfile={tmp_path / 'gateway.pem'}&ssl_keyfile={tmp_path / 'gateway.key'}")
+        with pytest.raises(redis.exceptions.ConnectionError):
+            redis.Redis.from_url(base).ping()  # no client certificate: the handshake fails
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_operator_tools_work_as_their_own_users(server: RedisServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tgm queue` reads as `monitor`; `dead-letters list` runs as the dispatcher's user."""
+    import argparse
+
+    from apps.cli.__main__ import queue
+    from libs.messaging.update_queue import UPDATES_QUEUE
+    from services.dispatcher import dead_letters_cli
+
+    redis.Redis.from_url(server.url).rpush(mailbox_key("b9", "7"), "x")
+    assert queue(server.service_url("monitor")) == 0
+    printed = capsys.readouterr().out
+    assert f"queue {UPDATES_QUEUE}" in printed and mailbox_key("b9", "7") in printed
+    args = argparse.Namespace(dl_command="list", limit=10)
+    assert dead_letters_cli.run(args, server.service_url("dispatcher")) == 0

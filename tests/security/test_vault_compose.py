@@ -21,12 +21,21 @@ SECRET_OWNERS = {
     "ENCRYPTION_KEY": {"vault-init"},
     "MANAGER_BOT_TOKEN": {"botregistry"},
     "CALLBACK_SIGNING_KEY": {"dispatcher"},
+    "ENVELOPE_SIGNING_KEY": {"gateway", "dispatcher"},
+    "REDIS_ADMIN_PASSWORD": {"redis-acl"},
+    "REDIS_MONITOR_PASSWORD": {"redis-acl"},
 }
 # Database passwords, which reach services inside URLs: each only where its role is used (and the postgres init).
 DATABASE_PASSWORDS = {
     "POSTGRES_PASSWORD": {"postgres"},
     "TGM_DB_MIGRATOR_PASSWORD": {"postgres", "botregistry-migrate"},
     "TGM_DB_APP_PASSWORD": {"postgres", "botregistry"},
+    # ... and the Redis users' (the gateway's and the dispatchers' inside their REDIS_URL), Grafana's admin.
+    "REDIS_GATEWAY_PASSWORD": {"redis-acl", "gateway"},
+    "REDIS_DISPATCHER_PASSWORD": {"redis-acl", "dispatcher"},
+    "REDIS_ADMIN_PASSWORD": {"redis-acl"},
+    "REDIS_MONITOR_PASSWORD": {"redis-acl"},
+    "GRAFANA_ADMIN_PASSWORD": {"grafana"},
 }
 
 

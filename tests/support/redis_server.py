@@ -1,7 +1,7 @@
 """A throwaway redis-server for the tests: free ports, temp dir, stopped afterwards.
 
 The session fixture `redis_server` lives in tests/conftest.py. It runs as a deployment does (SECURITY.md finding 5):
-the `default` user is off, each service has its own least-privilege user (libs/messaging/redis_acl.py) and
+`default` needs its password, each service has its own least-privilege user (libs/messaging/redis_acl.py) and
 reaches Redis over TLS (`service_url`), so the Redis-mode stacks of the end-to-end tests prove the ACL rules are
 enough. Test code itself inspects and flushes Redis as the all-powerful `default` user on the plain port (`url`).
 """
@@ -80,7 +80,7 @@ def _answers_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
             conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # up; NOAUTH: the default user is off
+            return conn.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # up; NOAUTH: `default` has a password
     except OSError:
         return False
 
