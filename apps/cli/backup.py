@@ -62,6 +62,7 @@ MIN_KEY_CHARS = 32
 MANIFEST = "manifest.json"
 DB_POSTGRES, DB_SQLITE = "database.pgdump", "database.sqlite3"
 KEYRING, AUDIT, ANCHOR = "vault/keyring.json", "vault/audit.log", "vault/audit.anchor"
+_KNOWN = frozenset((DB_POSTGRES, DB_SQLITE, KEYRING, AUDIT, ANCHOR))  # the only names ever unpacked
 
 
 class BackupError(Exception):
@@ -284,9 +285,13 @@ def _database_has_tables(db_url: str) -> bool:
         path = _sqlite_path(db_url)
         if not path.exists() or path.stat().st_size == 0:
             return False
+    from sqlalchemy.exc import SQLAlchemyError
+
     engine = make_engine(db_url, poolclass=pool.NullPool)
     try:
         return bool(inspect(engine).get_table_names())
+    except SQLAlchemyError as error:
+        raise BackupError(f"cannot read the target database ({type(error).__name__}); check DB_URL") from None
     finally:
         engine.dispose()
 
@@ -444,7 +449,7 @@ def _unpack(source: Path, passphrase: str, into: Path) -> dict[str, object]:
                     manifest = json.loads(_read_member(archive, info))
                     continue
                 expected = _members(manifest).get(info.name)
-                if expected is None or not info.isfile() or info.name in seen:
+                if expected is None or info.name not in _KNOWN or not info.isfile() or info.name in seen:
                     raise BackupError(f"the archive holds an unexpected member {info.name!r}")
                 seen.add(info.name)
                 target = into / info.name
@@ -504,7 +509,8 @@ def restore(archive: Path, targets: Targets, passphrase: str) -> dict[str, objec
         database = manifest["database"]
         backend = _backend(targets.db_url)
         if not isinstance(database, dict) or database.get("backend") != backend:
-            raise BackupError(f"the archive holds a {database} database; the target is {backend}")
+            held = database.get("backend") if isinstance(database, dict) else None
+            raise BackupError(f"the archive holds a {held} database; the target is {backend}")
         if KEYRING not in _members(manifest):
             raise BackupError("the archive holds no vault keyring")
         _refuse_non_empty(targets)

@@ -246,3 +246,12 @@ def test_the_cli_round_trip(
     assert target.keyring.read_bytes() == source.keyring.read_bytes()
     assert main(["restore", str(out)]) == 2  # the target is occupied now
     assert "only into an empty" in capsys.readouterr().err
+
+
+def test_an_unreachable_target_database_is_a_clear_refusal(source: Targets, tmp_path: Path) -> None:
+    backup(source, tmp_path / "tgm.backup", KEY)
+    target = _vault_files(tmp_path / "fresh")
+    unreachable = Targets("postgresql+psycopg://tgm:pw@127.0.0.1:9/none", target.keyring, target.audit, target.anchor)
+    with pytest.raises(BackupError, match="cannot read the target database"):
+        restore(tmp_path / "tgm.backup", unreachable, KEY)
+    assert _nothing_written(target)
