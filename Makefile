@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install proto lint typecheck unit e2e bench clean certs
+.PHONY: run test install proto lint typecheck unit e2e bench clean certs backup restore
 
 run: $(STAMP)  ## the whole stack on embedded defaults, with the Telegram emulator
 	$(BIN)/python -m tools.devstack
@@ -16,6 +16,14 @@ install: $(STAMP)
 
 certs: $(STAMP)  ## local CA + one mTLS certificate per service in .run/certs (idempotent; `make run` does it too)
 	$(BIN)/python -m tools.devstack.certs --out .run/certs
+
+backup: $(STAMP)  ## encrypted archive of the database + vault keyring/audit log: make backup OUT=FILE (BACKUP_KEY)
+	@test -n "$(OUT)" || { echo "usage: make backup OUT=FILE (BACKUP_KEY set)" >&2; exit 2; }
+	$(BIN)/tgm backup --out "$(OUT)"
+
+restore: $(STAMP)  ## into an empty database and vault folder only: make restore FILE=ARCHIVE (BACKUP_KEY)
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=ARCHIVE (BACKUP_KEY set)" >&2; exit 2; }
+	$(BIN)/tgm restore "$(FILE)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
