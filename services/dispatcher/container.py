@@ -111,9 +111,10 @@ def _chat_lane(
     return RedisChatLane(client, dedup_ttl_seconds=dedup_ttl_seconds, signer=signer, sent_marks=sent_marks)
 
 
-def _deferred_sent_marks(client: Any, store: Any) -> DeferredSentMarks | None:
-    """On Redis a direct send's mark rides on the update's completion script; in memory it is written at once."""
-    return None if client is None else DeferredSentMarks(store.mark_sent)
+def _deferred_sent_marks(client: Any, store: Any, defer: bool) -> DeferredSentMarks | None:
+    """With DEFER_SENT_MARKS on Redis a direct send's mark rides on the update's completion script; otherwise (the
+    default, and in memory) it is written at once."""
+    return DeferredSentMarks(store.mark_sent) if client is not None and defer else None
 
 
 def _outbox_lane(client: Any) -> OutboxLane | None:
@@ -239,7 +240,9 @@ class DispatcherContainer(containers.DeclarativeContainer):
     sender = providers.ThreadSafeSingleton(
         DirectOutbox, bots=bot_directory, vault=vault, telegram=telegram, clock=clock
     )
-    deferred_sent_marks = providers.ThreadSafeSingleton(_deferred_sent_marks, redis_client, outbox_store)
+    deferred_sent_marks = providers.ThreadSafeSingleton(
+        _deferred_sent_marks, redis_client, outbox_store, settings.provided.defer_sent_marks
+    )
     direct_send = providers.ThreadSafeSingleton(
         DirectSend,
         gate=providers.ThreadSafeSingleton(_direct_send_gate, redis_client, outbox_store, send_limiter),

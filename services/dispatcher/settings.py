@@ -82,6 +82,10 @@ class DispatcherSettings(BaseSettings):
     external_api_allow_private: bool = False
     # Per-update stats are counted in Redis (or memory) and sent to the registry in batches this often (issue 8).
     stats_flush_interval_seconds: float = Field(default=2.0, gt=0)
+    # A direct send's "sent" mark: written at once (one Redis round trip), or with the update's completion (one round
+    # trip less per reply, but a worker killed after the send and before the completion sends that reply again on
+    # the re-run: services/dispatcher/adapters/sent_marks.py). Off by default: exactly one reply comes first.
+    defer_sent_marks: bool = False
 
     @model_validator(mode="after")
     def _redelivery_outlives_the_chat_lock(self) -> DispatcherSettings:

@@ -1,4 +1,5 @@
-"""Sent marks of a chat drain's direct sends, written by the update's completion script (issue 8).
+"""Sent marks of a chat drain's direct sends, written by the update's completion script (issue 8), when
+DEFER_SENT_MARKS is on (off by default: the window below is too wide for "exactly one reply").
 
 A reply sent straight from the drain (DirectSend) must be marked sent so that a re-run of the same update does not
 send it again. Written on its own that mark is one Redis round trip per reply; here it waits, on the worker thread

@@ -65,3 +65,13 @@ def test_resolve_for_workers_builds_what_the_actors_use() -> None:
         assert container.mailbox() is container.mailbox()
     finally:
         container.shutdown_resources()
+
+
+@pytest.mark.parametrize("defer", [False, True])
+def test_a_direct_sends_mark_is_written_at_once_unless_deferral_is_asked_for(defer: bool) -> None:
+    """DEFER_SENT_MARKS (off by default): on, the mark waits for the update's completion script; off, DirectSend
+    writes it right after Telegram accepted the reply, so a worker killed before the completion sends it once."""
+    settings = DispatcherSettings(redis_url="redis://127.0.0.1:1/0", defer_sent_marks=defer)
+    container = DispatcherContainer(settings=settings, broker=StubBroker())
+    assert (container.deferred_sent_marks() is not None) is defer
+    assert DispatcherSettings().defer_sent_marks is False
