@@ -3,6 +3,7 @@ stop event, and stays off with an interval of 0."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -27,6 +28,7 @@ class Purge:
 
 
 def test_a_failing_purge_is_logged_and_the_next_turn_runs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="services.botregistry.event_retention")
     purge = Purge([RuntimeError("database down"), 2, 0])
     stop = threading.Event()
     thread = EventRetention(purge, interval_seconds=0.01).start(stop)
