@@ -2,7 +2,7 @@
 
 The registry's admin RPCs act for a bot's owner (tenant isolation); the operator's certificate may call every RPC,
 so these commands read the bot (GetBot) and act as its owner. Each action writes one structured log line (who, what,
-which bot) to stderr, the operator's record next to the registry's own logs.
+which bot) to stderr, and the registry adds it to its event trail with the actor `operator` (`tgm events`).
 """
 
 from __future__ import annotations
