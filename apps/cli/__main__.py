@@ -11,6 +11,7 @@ tgm bots list --owner N|show|enable|disable|maintenance BOT_ID   any bot (operat
 tgm users block|unblock BOT_ID USER_ID [--for 1h]                 a user of any bot
 tgm limits show|reset BOT_ID, set BOT_ID ACTION --rate 5/1m --cooldown 10s   a bot's own limits
 tgm backup --out FILE | tgm restore FILE   database + vault keyring and audit log, encrypted with BACKUP_KEY
+tgm events [--bot ID] [--since 7d] [--limit N]                    the event trail: admin actions, security events
 """
 
 from __future__ import annotations
@@ -115,11 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     health_parser.add_argument("--stack-file", type=Path, default=DEFAULT_STACK_FILE)
     queue_parser = sub.add_parser("queue", help="queue depths and the fullest chat mailboxes (needs REDIS_URL)")
     queue_parser.add_argument("--top", type=int, default=10)
-    from apps.cli import backup, bots, keys
+    from apps.cli import backup, bots, events, keys
 
     bots.add_parsers(sub)
     keys.add_parser(sub)
     backup.add_parsers(sub)
+    events.add_parser(sub)
     args = parser.parse_args(argv)
     if args.verb in ("backup", "restore"):
         return backup.main(args.verb, args)
@@ -127,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bots.main(args.verb, args)
     if args.verb == "keys":
         return keys.main(args)
+    if args.verb == "events":
+        return events.main(args)
     if args.verb == "health":
         return health(args.stack_file)
     if args.verb == "queue":

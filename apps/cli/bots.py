@@ -2,7 +2,7 @@
 
 The registry's admin RPCs act for a bot's owner (tenant isolation); the operator's certificate may call every RPC,
 so these commands read the bot (GetBot) and act as its owner. Each action writes one structured log line (who, what,
-which bot) to stderr, the operator's record next to the registry's own logs.
+which bot) to stderr, and the registry adds it to its event trail with the actor `operator` (`tgm events`).
 """
 
 from __future__ import annotations
@@ -187,25 +187,34 @@ def _limits_changes(args: argparse.Namespace) -> list[SettingsChange]:
     return changes
 
 
-def main(verb: str, args: argparse.Namespace) -> int:
-    """Opens the registry channel from the environment (REGISTRY_ADDR, the operator's TLS_* files)."""
+def registry_channel(verb: str) -> grpc.Channel | None:
+    """The registry channel from the environment (REGISTRY_ADDR, the operator's TLS_* files); None after a line
+    saying what is missing."""
     import os
 
     from libs.grpc_runtime.channels import open_channel
     from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
-    from libs.observability.logging import configure_logging
 
-    configure_logging("tgm-cli", "INFO")
     address = os.environ.get("REGISTRY_ADDR", "")
     if not address:
         print(f"tgm {verb}: set REGISTRY_ADDR (and the operator's TLS_* files)", file=sys.stderr)
-        return 2
+        return None
     try:
         tls = required_tls_from_env()
     except TlsConfigError as error:
         print(f"tgm {verb}: {error}", file=sys.stderr)
+        return None
+    return open_channel(address, tls=tls, server_name="botregistry")
+
+
+def main(verb: str, args: argparse.Namespace) -> int:
+    """Opens the registry channel from the environment and runs the command on it."""
+    from libs.observability.logging import configure_logging
+
+    configure_logging("tgm-cli", "INFO")
+    channel = registry_channel(verb)
+    if channel is None:
         return 2
-    channel = open_channel(address, tls=tls, server_name="botregistry")
     try:
         return run(verb, args, channel)
     finally:

@@ -1,5 +1,10 @@
 """`tgm keys status|rotate|retire N`: the vault's operator verbs over gRPC with this process's certificate (TLS_*
-env: the operator's). Nothing here holds or reads a key: the vault does the work, checks the caller and audits it."""
+env: the operator's). Nothing here holds or reads a key: the vault does the work, checks the caller and audits it.
+
+A rotation is also added to the registry's event trail (`key_rotated`, RecordEvent with the operator's certificate)
+when REGISTRY_ADDR is set, so `tgm events` shows it next to the admin actions. The vault's tamper-evident audit log
+(`tgm audit verify`) stays the record of key operations; a trail entry that cannot be written is reported on stderr
+and the rotation stands (the trail is not the audit log: no "failed write refuses the call" rule here)."""
 
 from __future__ import annotations
 
@@ -34,7 +39,9 @@ def key_command(addr: str, action: str, version: int | None) -> int:
         stub = vault_pb2_grpc.VaultServiceStub(channel)
         try:
             if action == "rotate":
-                print(f"primary key version is now {stub.RotateKey(vault_pb2.RotateKeyRequest()).primary_version}")
+                primary = stub.RotateKey(vault_pb2.RotateKeyRequest()).primary_version
+                print(f"primary key version is now {primary}")
+                record_rotation(primary)
             elif action == "retire":
                 stub.RetireKeyVersion(vault_pb2.RetireKeyVersionRequest(version=version or 0))
                 print(f"key version {version} retired")
@@ -50,3 +57,31 @@ def key_command(addr: str, action: str, version: int | None) -> int:
             print(f"vault {action} failed: {code.name if code else 'UNKNOWN'}: {details}", file=sys.stderr)
             return 1
     return 0
+
+
+def record_rotation(primary_version: int, channel: grpc.Channel | None = None) -> bool:
+    """Adds `key_rotated` to the registry's event trail (REGISTRY_ADDR, or `channel`); whether it was recorded."""
+    from libs.domain.clock import SystemClock
+    from libs.domain.events import Event, EventKind, Outcome
+    from libs.registry_client.events import GrpcEventRecorder
+
+    owned = channel is None
+    if channel is None:
+        address = os.environ.get("REGISTRY_ADDR", "")
+        if not address:
+            print("key rotation not added to the event trail (set REGISTRY_ADDR); the vault's audit log has it")
+            return False
+        channel = open_channel(address, server_name="botregistry")
+    # The registry stamps the time and takes the actor from the certificate (the operator's).
+    event = Event(
+        SystemClock().now(), EventKind.KEY_ROTATED, "operator", None, Outcome.DONE, {"version": str(primary_version)}
+    )
+    try:
+        GrpcEventRecorder(channel).record(event)
+    except Exception as error:
+        print(f"key rotation not added to the event trail: {error}", file=sys.stderr)
+        return False
+    finally:
+        if owned:
+            channel.close()
+    return True

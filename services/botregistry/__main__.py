@@ -1,4 +1,4 @@
-"""`python -m services.botregistry serve|migrate|rewrap`."""
+"""`python -m services.botregistry serve|migrate|rewrap|purge-events`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from services.botregistry import migrate
 from services.botregistry.authorization import default_policy
 from services.botregistry.container import Container
 from services.botregistry.database_health import DatabaseHealthWatcher, select_one
+from services.botregistry.event_retention import EventRetention
 from services.botregistry.grpc.database_errors import DatabaseUnavailableInterceptor
 from services.botregistry.grpc.servicer import SERVICE_NAME
 from services.botregistry.manager import start_manager_registration
@@ -79,6 +80,7 @@ def serve(settings: RegistrySettings) -> int:
 
     database_ok.set()
     DatabaseHealthWatcher(select_one(container.engine()), report_and_remember).start(stop)
+    EventRetention(container.purge_events(), settings.event_purge_interval_seconds).start(stop)
     from prometheus_client import REGISTRY
 
     from libs.observability.metrics import CachedGaugeCollector, start_metrics_server
@@ -110,15 +112,31 @@ def serve(settings: RegistrySettings) -> int:
     return 0
 
 
+def purge_events(settings: RegistrySettings) -> int:
+    """Deletes the events older than EVENT_RETENTION_DAYS once; exit 1 when the database refused."""
+    container = Container()
+    container.settings.override(settings)
+    try:
+        gone = EventRetention(container.purge_events(), 0).purge_once()
+    finally:
+        container.engine().dispose()
+    if gone is None:
+        return 1
+    print(f"purged {gone} events older than {settings.event_retention_days} days")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.botregistry")
-    parser.add_argument("command", choices=("serve", "migrate", "rewrap"))
+    parser.add_argument("command", choices=("serve", "migrate", "rewrap", "purge-events"))
     args = parser.parse_args(argv)
     settings = RegistrySettings()
     configure_logging("botregistry", settings.log_level)
     if args.command == "migrate":
         run_migrations(settings)
         return 0
+    if args.command == "purge-events":
+        return purge_events(settings)
     if args.command == "rewrap":
         from services.botregistry.rewrap import main as rewrap_main
 

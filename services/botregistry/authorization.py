@@ -1,8 +1,10 @@
 """Which caller (mTLS certificate identity) may call which registry method.
 
 Written as permissions, one per method, except RegisterBot, which is two: with a plaintext token (operators and
-test/devstack tooling only) or with a token the gateway sealed (the dispatcher, for the manager bot).
-Unknown identities, and plaintext peers, get nothing.
+test/devstack tooling only) or with a token the gateway sealed (the dispatcher, for the manager bot), and
+RecordEvent, which is one per event kind a caller may add to the trail: the dispatcher its refused callbacks, the
+operator its key rotations (the registry records its own admin actions itself; nobody may forge those).
+ListEvents (reading the trail) is the operator's. Unknown identities, and plaintext peers, get nothing.
 """
 
 from __future__ import annotations
@@ -15,9 +17,16 @@ from tgm.registry.v1 import registry_pb2
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
 REGISTER_WITH_TOKEN = "RegisterBot:token"  # noqa: S105 - a permission name
 REGISTER_SEALED = "RegisterBot:sealed"
+# The event kinds another process may add to the trail (libs/domain/events.py EventKind values).
+RECORD_CALLBACK_REFUSED = "RecordEvent:callback_refused"
+RECORD_KEY_ROTATED = "RecordEvent:key_rotated"
+RECORD_OTHER = "RecordEvent:other"  # granted to nobody: every other kind is the registry's own to record
 
 ALL_METHODS = frozenset(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name)
-ALL_PERMISSIONS = frozenset((ALL_METHODS - {"RegisterBot"}) | {REGISTER_WITH_TOKEN, REGISTER_SEALED})
+ALL_PERMISSIONS = frozenset(
+    (ALL_METHODS - {"RegisterBot", "RecordEvent"})
+    | {REGISTER_WITH_TOKEN, REGISTER_SEALED, RECORD_CALLBACK_REFUSED, RECORD_KEY_ROTATED}
+)
 
 # GetBotVersions: the gateway drops a cached route within a second of its bot changing (a rotated secret).
 GATEWAY = frozenset({"GetRoute", "GetBotVersions"})
@@ -35,6 +44,7 @@ DISPATCHER = frozenset(
         "RecordInteractions",
         "RegisterManagedBot",
         REGISTER_SEALED,
+        RECORD_CALLBACK_REFUSED,
     }
 )
 OPERATOR = ALL_PERMISSIONS
@@ -46,6 +56,10 @@ def permission_for(method: str, request: Any) -> str:
             request.WhichOneof("credential") == "sealed_token"
         )
         return REGISTER_SEALED if sealed else REGISTER_WITH_TOKEN
+    if method == "RecordEvent":
+        kind = request.kind if isinstance(request, registry_pb2.RecordEventRequest) else ""
+        wanted = f"RecordEvent:{kind}"
+        return wanted if wanted in (RECORD_CALLBACK_REFUSED, RECORD_KEY_ROTATED) else RECORD_OTHER
     return method
 
 

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Any
 from dependency_injector import containers, providers
 
 from libs.domain.clock import SystemClock
+from libs.domain.events import PurgeExpiredEvents
 from libs.domain.use_cases.manager_admin import BotAdministration
 from libs.domain.use_cases.register_bot import RegisterBot
 from services.botregistry.adapters.sql import (
     SqlBotRepository,
+    SqlEventTrail,
     SqlInteractionStats,
     make_engine,
     make_session_factory,
@@ -83,10 +85,18 @@ class Container(containers.DeclarativeContainer):
         stats=stats,
     )
     interaction_batches = providers.Singleton(InteractionBatches, stats=stats, clock=clock)
+    # The event trail (issue 9): admin actions recorded by the servicer, refused callbacks and key rotations sent
+    # in with RecordEvent, purged after EVENT_RETENTION_DAYS.
+    events = providers.Singleton(SqlEventTrail, session_factory)
+    purge_events = providers.Singleton(
+        PurgeExpiredEvents, trail=events, clock=clock, retention_days=settings.provided.event_retention_days
+    )
     servicer = providers.Singleton(
         RegistryServicer,
         register_bot=register_bot,
         bots=bots,
         admin=administration,
         interactions=interaction_batches,
+        events=events,
+        clock=clock,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_URL = "sqlite:///./.run/registry.db"
@@ -25,5 +25,9 @@ class RegistrySettings(BaseSettings):
     log_level: str = "INFO"
     grpc_max_workers: int = 16
     shutdown_grace_seconds: float = 5.0
+    # The event trail keeps this many days; the registry purges older events every EVENT_PURGE_INTERVAL_SECONDS
+    # (0: never in the process; `python -m services.botregistry purge-events` from a scheduler instead).
+    event_retention_days: int = Field(default=180, ge=1)
+    event_purge_interval_seconds: float = Field(default=3600.0, ge=0)
     # The manager bot's token: given to the registry only, sealed by the vault at start (never stored in clear).
     manager_bot_token: SecretStr = SecretStr("")

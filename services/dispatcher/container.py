@@ -26,6 +26,7 @@ from libs.messaging.envelope_signing import EnvelopeSigner, signer_from_key
 from libs.messaging.mailbox import mailbox_for
 from libs.registry_client.admin import GrpcBotAdmin
 from libs.registry_client.client import GrpcBotDirectory
+from libs.registry_client.events import BackgroundEventRecorder, GrpcEventRecorder
 from services.dispatcher.adapters import bot_changes, interaction_stats, memory
 from services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
@@ -318,6 +319,10 @@ class DispatcherContainer(containers.DeclarativeContainer):
         admin=providers.ThreadSafeSingleton(GrpcBotAdmin, channel=registry_channel),
         announce=providers.ThreadSafeSingleton(bot_changes.announcer, redis_client, bot_directory),
     )
+    # Refused button presses go to the registry's event trail, sent by one background thread (no wait per update).
+    event_recorder = providers.ThreadSafeSingleton(
+        BackgroundEventRecorder, inner=providers.ThreadSafeSingleton(GrpcEventRecorder, channel=registry_channel)
+    )
     manager_bot = providers.ThreadSafeSingleton(
         ManagerBot,
         admin=bot_admin,
@@ -327,6 +332,8 @@ class DispatcherContainer(containers.DeclarativeContainer):
         sessions=providers.ThreadSafeSingleton(manager_wiring.admin_sessions, redis_client),
         used_buttons=providers.ThreadSafeSingleton(manager_wiring.used_buttons, redis_client),
         config=providers.ThreadSafeSingleton(manager_wiring.manager_config_from, settings),
+        events=event_recorder,
+        clock=clock,
     )
     # Per-update stats: one Redis write (or a dict update embedded); a flusher thread batches them to the registry.
     interaction_recorder = providers.ThreadSafeSingleton(interaction_stats.recorder_for, redis_client)

@@ -7,13 +7,15 @@ import os
 import secrets
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from libs.domain.events import Event, EventFilter, EventKind, Outcome
 from services.botregistry import migrate
-from services.botregistry.adapters.sql import SqlBotRepository, make_engine, make_session_factory
+from services.botregistry.adapters.sql import SqlBotRepository, SqlEventTrail, make_engine, make_session_factory
 from tests.contract.test_registry_sql import make_bot
 from tests.support.postgres import SERVICE_USER, PostgresServer
 
@@ -60,6 +62,11 @@ def test_the_application_role_serves_but_cannot_change_the_schema(postgres_serve
         bots.add(bot)
         stored = bots.get(bot.id)
         assert stored is not None and stored.public_id == bot.public_id
+        # The event trail's id comes from a sequence: the application role needs it too (default privileges).
+        trail = SqlEventTrail(make_session_factory(engine))
+        trail.record(Event(datetime.now(UTC), EventKind.BOT_ADDED, "operator", bot.id, Outcome.DONE))
+        assert [event.bot_id for event in trail.recent(EventFilter())] == [bot.id]
+        assert trail.purge_older_than(datetime.now(UTC) + timedelta(days=1)) == 1
     finally:
         engine.dispose()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from libs.domain.bots import ApiCommand, Bot, BotStatus
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
+from libs.domain.clock import SystemClock
 from libs.domain.errors import (
     BotNotFound,
     BotOwnedByAnotherAdmin,
@@ -26,6 +27,7 @@ from libs.domain.errors import (
     TelegramRequestFailed,
     TokenRejected,
 )
+from libs.domain.events import Event, EventKind, EventRecorder, Outcome, telegram_actor
 from libs.domain.manager_ports import (
     AdminSessions,
     BlockUser,
@@ -44,7 +46,7 @@ from libs.domain.manager_ports import (
     UsedButtons,
 )
 from libs.domain.messages import render
-from libs.domain.ports import Outbox
+from libs.domain.ports import Clock, Outbox
 from libs.domain.redaction import TOKEN_SHAPED
 from libs.domain.sealing import placeholders_in
 from libs.domain.updates import UpdateEnvelope
@@ -134,8 +136,12 @@ class ManagerBot:
         sessions: AdminSessions,
         config: ManagerConfig,
         used_buttons: UsedButtons | None = None,
+        events: EventRecorder | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._admin = admin
+        self._events = events
+        self._clock = clock or SystemClock()
         self._outbox = outbox
         self._tokens = tokens
         self._conversations = conversations
@@ -496,10 +502,13 @@ class ManagerBot:
         )
         if claim is None or chat_id is None:
             self._outbox.answer_callback_query(envelope.bot_id, query_id, render("callback_invalid", lang))
+            # Tampered, expired, another user's or another chat's button: one reason, as the user is told.
+            self._callback_refused(int(sender["id"]), None, "invalid")
             return HandleOutcome("manager:callback_invalid")
         ctx = _Ctx(envelope.bot_id, chat_id, int(sender["id"]), lang)
         if not self._allowed(ctx.user_id):
             self._outbox.answer_callback_query(ctx.manager_id, query_id, render("mgr_not_allowed", lang))
+            self._callback_refused(ctx.user_id, claim.bot_id, "not_allowed", claim.action)
             return HandleOutcome("manager:not_allowed")
         if (
             claim.action in ONE_TIME_ACTIONS
@@ -509,6 +518,7 @@ class ManagerBot:
             # Pressed before (a replay, or a double tap): a destructive button acts once; the re-confirmation
             # before rotate/delete would otherwise be replayable for the token's whole lifetime.
             self._outbox.answer_callback_query(ctx.manager_id, query_id, render("callback_invalid", lang))
+            self._callback_refused(ctx.user_id, claim.bot_id, "replayed", claim.action)
             return HandleOutcome("manager:callback_used")
         fresh = self._sessions.is_fresh(ctx.user_id)
         self._outbox.answer_callback_query(ctx.manager_id, query_id)
@@ -522,6 +532,22 @@ class ManagerBot:
         else:
             self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)
         return self._run_action(ctx, action, bot_id, claim.page)
+
+    def _callback_refused(
+        self, user_id: int, bot_id: str | None, reason: str, action: CallbackAction | None = None
+    ) -> None:
+        """A refused button press goes to the event trail (rare, so one registry call each; the recorder sends it
+        off this thread). Never in the user's way: a failure is logged, the answer already went."""
+        if self._events is None:
+            return
+        details = {"reason": reason} if action is None else {"reason": reason, "action": action.name.lower()}
+        try:
+            event = Event(
+                self._clock.now(), EventKind.CALLBACK_REFUSED, telegram_actor(user_id), bot_id, Outcome.REFUSED, details
+            )
+            self._events.record(event)
+        except Exception as error:
+            logger.warning("refused callback not recorded", extra={"error": type(error).__name__})
 
     def _ask_reauth(self, ctx: _Ctx, action: CallbackAction, bot_id: str) -> HandleOutcome:
         found = self._details_or_say(ctx, bot_id)

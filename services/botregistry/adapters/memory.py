@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from libs.domain.bots import Bot, BotStatus
 from libs.domain.errors import BotNotFound, ConcurrentUpdate
+from libs.domain.events import MAX_LIST_LIMIT, Event, EventFilter
 from libs.domain.manager_ports import BotStats
 from services.botregistry.errors import DuplicateBot
 
@@ -138,3 +139,35 @@ class InMemoryInteractionStats:
         return BotStats(
             users_total=len(seen), users_today=sum(1 for at in seen if at >= start), messages_today=messages
         )
+
+
+class InMemoryEventTrail:
+    """EventTrail in a list (unit tests), under a lock like the repository."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+
+    def record(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def recent(self, query: EventFilter) -> Sequence[Event]:
+        with self._lock:
+            events = list(self.events)
+        found = [
+            event
+            for event in events
+            if (query.bot_id is None or event.bot_id == query.bot_id)
+            and (query.since is None or event.at >= query.since)
+            and (not query.kinds or event.kind in query.kinds)
+        ]
+        found.sort(key=lambda event: event.at, reverse=True)
+        return found[: max(0, min(query.limit, MAX_LIST_LIMIT))]
+
+    def purge_older_than(self, cutoff: datetime) -> int:
+        with self._lock:
+            kept = [event for event in self.events if event.at >= cutoff]
+            gone = len(self.events) - len(kept)
+            self.events = kept
+        return gone

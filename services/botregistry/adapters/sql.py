@@ -42,6 +42,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, CaptchaMode, RateRule
 from libs.domain.errors import BotNotFound, ConcurrentUpdate
+from libs.domain.events import MAX_LIST_LIMIT, Event, EventFilter, EventKind, Outcome
 from libs.domain.manager_ports import BotStats, Interaction
 from services.botregistry.errors import DuplicateBot
 
@@ -146,6 +147,23 @@ class BotDailyStatsRow(Base):
     messages: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (CheckConstraint("messages >= 0", name="messages_nonnegative"),)
+
+
+class EventRow(Base):
+    """One entry of the event trail (migration 0008); no foreign key: a deleted bot's events stay."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    bot_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    # A small JSON object of labels, never a secret (libs/domain/events.py checks every event).
+    details: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+
+    __table_args__ = (Index("ix_events_bot_id_at", "bot_id", "at"),)
 
 
 # ---------------------------------------------------------------------------------------------- engine
@@ -591,3 +609,51 @@ class SqlInteractionStats:
                 select(BotDailyStatsRow.messages).where(BotDailyStatsRow.bot_id == bot_id, BotDailyStatsRow.day == day)
             )
         return BotStats(users_total=int(users_total), users_today=int(users_today), messages_today=int(messages or 0))
+
+
+class SqlEventTrail:
+    """EventTrail over the `events` table; each call is its own short transaction."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._sessions = session_factory
+
+    def record(self, event: Event) -> None:
+        with self._sessions.begin() as session:
+            session.add(
+                EventRow(
+                    at=event.at,
+                    kind=event.kind.value,
+                    actor=event.actor,
+                    bot_id=event.bot_id,
+                    outcome=event.outcome.value,
+                    details=json.dumps(dict(event.details), sort_keys=True, ensure_ascii=False),
+                )
+            )
+
+    def recent(self, query: EventFilter) -> list[Event]:
+        statement = select(EventRow).order_by(EventRow.at.desc(), EventRow.id.desc())
+        if query.bot_id is not None:
+            statement = statement.where(EventRow.bot_id == query.bot_id)
+        if query.since is not None:
+            statement = statement.where(EventRow.at >= query.since)
+        if query.kinds:
+            statement = statement.where(EventRow.kind.in_(sorted(kind.value for kind in query.kinds)))
+        statement = statement.limit(max(0, min(query.limit, MAX_LIST_LIMIT)))
+        with self._sessions() as session:
+            return [
+                Event(
+                    at=row.at,
+                    kind=EventKind(row.kind),
+                    actor=row.actor,
+                    bot_id=row.bot_id,
+                    outcome=Outcome(row.outcome),
+                    details=json.loads(row.details or "{}"),
+                )
+                for row in session.scalars(statement)
+            ]
+
+    def purge_older_than(self, cutoff: datetime) -> int:
+        """One range delete on the time index."""
+        with self._sessions.begin() as session:
+            gone = session.execute(delete(EventRow).where(EventRow.at < cutoff))
+            return int(getattr(gone, "rowcount", 0) or 0)

@@ -26,6 +26,15 @@ from libs.domain.errors import (
     TokenRejected,
     VaultUnavailable,
 )
+from libs.domain.events import (
+    MAX_LIST_LIMIT,
+    Event,
+    EventFilter,
+    EventKind,
+    EventTrail,
+    Outcome,
+    telegram_actor,
+)
 from libs.domain.manager_ports import (
     BlockUser,
     BotStats,
@@ -43,9 +52,10 @@ from libs.domain.manager_ports import (
     SetWelcome,
     UnblockUser,
 )
-from libs.domain.ports import BotRepository
+from libs.domain.ports import BotRepository, Clock
 from libs.domain.use_cases.manager_admin import BotAdministration, InvalidSetting
 from libs.domain.use_cases.register_bot import RegisterBot, RegisterBotCommand
+from libs.grpc_runtime.authorization import caller_identity
 from services.botregistry.errors import DuplicateBot
 from services.botregistry.interaction_batches import MAX_BOT_ID_CHARS, InteractionBatches
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -92,6 +102,12 @@ _T = TypeVar("_T")
 MAX_VERSION_IDS = 1000
 # Trailing metadata naming an InvalidSetting's reason code (the manager bot shows the catalogue text for it).
 REASON_METADATA_KEY = "tgm-reason"
+# Callers that act for a Telegram user (the manager bot): the user is the actor. Anyone else (the operator's
+# certificate, which acts as a bot's owner) is the actor itself. `anonymous`: TGM_INSECURE_DEV without TLS.
+_ACTING_FOR_USERS = frozenset({"dispatcher", "embedded", "anonymous"})
+# What another process may add to the trail (authorization.py decides which caller may add which).
+EXTERNAL_EVENT_KINDS = frozenset({EventKind.CALLBACK_REFUSED, EventKind.KEY_ROTATED})
+DEFAULT_EVENT_LIMIT = 100
 
 
 def bot_to_proto(bot: Bot, *, with_sealed_token: bool = False) -> registry_pb2.Bot:
@@ -190,11 +206,39 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         bots: BotRepository,
         admin: BotAdministration | None = None,
         interactions: InteractionBatches | None = None,
+        events: EventTrail | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._register_bot = register_bot
         self._bots = bots
         self._admin = admin
         self._interactions = interactions
+        self._events = events
+        self._clock = clock
+
+    def _record(
+        self,
+        context: grpc.ServicerContext,
+        kind: EventKind,
+        actor_id: int,
+        bot_id: str | None,
+        **details: str,
+    ) -> None:
+        """Adds a done admin action to the trail. Not the vault's audit rule ("a failed audit write refuses the
+        call"): the action has happened and stays done; a trail that cannot be written is logged, not fatal."""
+        if self._events is None or self._clock is None:
+            return
+        try:
+            caller = caller_identity(context)
+            if caller in _ACTING_FOR_USERS:
+                actor = telegram_actor(actor_id)
+            else:
+                actor, details = caller, {**details, "as_owner": str(actor_id)}
+            self._events.record(Event(self._clock.now(), kind, actor, bot_id, Outcome.DONE, {**details, "via": caller}))
+        except Exception as error:
+            logger.error(
+                "event not recorded", extra={"kind": kind.value, "bot_id": bot_id, "error": type(error).__name__}
+            )
 
     def _run_admin(self, context: grpc.ServicerContext, operation: str, call: Callable[[BotAdministration], _T]) -> _T:
         """Runs one admin operation; domain errors become fixed, token-free status details."""
@@ -238,6 +282,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                     request.owner_id, sealed.ciphertext, sealed.sealed_by_bot_id, sealed.chat_id
                 ),
             )
+            self._record(
+                context,
+                EventKind.BOT_ADDED,
+                request.owner_id,
+                registration.bot.id,
+                refreshed=str(registration.refreshed).lower(),
+            )
             return registry_pb2.RegisterBotResponse(
                 bot=self._registered("bot registered", registration), refreshed=registration.refreshed
             )
@@ -260,6 +311,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             "bot registered",
             extra={"bot_id": bot.id, "owner_id": bot.owner_id, "telegram_bot_id": bot.telegram_bot_id},
         )
+        self._record(context, EventKind.BOT_ADDED, request.owner_id, bot.id, refreshed=str(refreshed).lower())
         return registry_pb2.RegisterBotResponse(bot=bot_to_proto(bot), refreshed=refreshed)
 
     @staticmethod
@@ -335,6 +387,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             "register managed",
             lambda admin: admin.register_managed(request.owner_id, request.managed_bot_user_id),
         )
+        self._record(
+            context,
+            EventKind.BOT_ADDED,
+            request.owner_id,
+            registration.bot.id,
+            refreshed=str(registration.refreshed).lower(),
+            managed="true",
+        )
         return registry_pb2.RegisterManagedBotResponse(
             bot=self._registered("managed bot registered", registration), refreshed=registration.refreshed
         )
@@ -354,6 +414,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             context, "set status", lambda admin: admin.set_enabled(request.actor_id, request.bot_id, request.enabled)
         )
         logger.info("bot status changed", extra={"bot_id": bot.id, "status": bot.status.value})
+        kind = EventKind.BOT_ENABLED if request.enabled else EventKind.BOT_DISABLED
+        self._record(context, kind, request.actor_id, bot.id)
         return registry_pb2.SetBotStatusResponse(bot=bot_to_proto(bot))
 
     def RotateWebhookSecret(
@@ -362,6 +424,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._check_actor(context, request.actor_id)
         bot = self._run_admin(context, "rotate", lambda admin: admin.rotate_secret(request.actor_id, request.bot_id))
         logger.info("webhook secret rotated", extra={"bot_id": bot.id})
+        self._record(context, EventKind.SECRET_ROTATED, request.actor_id, bot.id)
         return registry_pb2.RotateWebhookSecretResponse(bot=bot_to_proto(bot))
 
     def DeleteBot(
@@ -370,6 +433,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._check_actor(context, request.actor_id)
         bot = self._run_admin(context, "delete", lambda admin: admin.delete(request.actor_id, request.bot_id))
         logger.info("bot deleted", extra={"bot_id": bot.id})
+        self._record(context, EventKind.BOT_DELETED, request.actor_id, bot.id)
         return registry_pb2.DeleteBotResponse(bot=bot_to_proto(bot))
 
     def UpdateBotSettings(
@@ -383,6 +447,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             context, "update settings", lambda admin: admin.update_settings(request.actor_id, request.bot_id, change)
         )
         logger.info("bot settings changed", extra={"bot_id": bot.id, "change": type(change).__name__})
+        # The kind of change only: a welcome text, a command's reply or an API URL is the admin's content.
+        self._record(context, EventKind.SETTINGS_CHANGED, request.actor_id, bot.id, change=type(change).__name__)
         return registry_pb2.UpdateBotSettingsResponse(bot=bot_to_proto(bot))
 
     def RecordInteraction(
@@ -418,6 +484,60 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             skipped_unknown_bot=result.skipped_unknown_bot,
             skipped_invalid=result.skipped_invalid,
         )
+
+    # -- the event trail -----------------------------------------------------------------------------
+
+    def RecordEvent(
+        self, request: registry_pb2.RecordEventRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.RecordEventResponse:
+        if self._events is None or self._clock is None:
+            _abort(context, grpc.StatusCode.UNIMPLEMENTED, "the event trail is not configured")
+        trail, clock = self._events, self._clock
+        event: Event | None = None
+        with contextlib.suppress(ValueError):  # an unknown kind or outcome, unsafe details (UnsafeEventDetails)
+            kind = EventKind(request.kind)
+            if kind in EXTERNAL_EVENT_KINDS and request.telegram_user_id >= 0:
+                caller = caller_identity(context)
+                actor = telegram_actor(request.telegram_user_id) if request.telegram_user_id > 0 else caller
+                details = {**request.details, "via": caller}
+                bot_id = request.bot_id or None
+                event = Event(clock.now(), kind, actor, bot_id, Outcome(request.outcome), details)
+        if event is None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "not an event another service may record")
+        failure: tuple[grpc.StatusCode, str] | None = None
+        try:
+            trail.record(event)
+        except Exception as error:
+            failure = _classify_admin("record event", error)
+        if failure is not None:
+            _abort(context, *failure)
+        return registry_pb2.RecordEventResponse()
+
+    def ListEvents(
+        self, request: registry_pb2.ListEventsRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.ListEventsResponse:
+        if self._events is None:
+            _abort(context, grpc.StatusCode.UNIMPLEMENTED, "the event trail is not configured")
+        if not 0 <= request.limit <= MAX_LIST_LIMIT or request.since_unix_ms < 0 or len(request.bot_id) > 36:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"limit is 1-{MAX_LIST_LIMIT}, since is not negative")
+        since_ms = min(request.since_unix_ms, _MAX_UNIX_MS)
+        query = EventFilter(
+            bot_id=request.bot_id or None,
+            since=datetime.fromtimestamp(since_ms / 1000, UTC) if since_ms > 0 else None,
+            limit=request.limit or DEFAULT_EVENT_LIMIT,
+        )
+        return registry_pb2.ListEventsResponse(events=[event_to_proto(event) for event in self._events.recent(query)])
+
+
+def event_to_proto(event: Event) -> registry_pb2.Event:
+    return registry_pb2.Event(
+        at_unix_ms=int(event.at.timestamp() * 1000),
+        kind=event.kind.value,
+        actor=event.actor,
+        bot_id=event.bot_id or "",
+        outcome=event.outcome.value,
+        details=dict(event.details),
+    )
 
 
 def _classify_admin(operation: str, error: Exception) -> tuple[grpc.StatusCode, str]:

@@ -19,7 +19,7 @@ def test_help_lists_every_verb() -> None:
         [sys.executable, "-m", "apps.cli", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0
-    for verb in ("run", "health", "queue", "keys", "audit", "rewrap", "dead-letters", "backup", "restore"):
+    for verb in ("run", "health", "queue", "keys", "audit", "rewrap", "dead-letters", "backup", "restore", "events"):
         assert verb in done.stdout
 
 

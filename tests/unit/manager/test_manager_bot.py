@@ -157,7 +157,9 @@ class Harness:
         return str(self.outbox.sent[-1]["text"])
 
 
-def harness(allowed: frozenset[int] = frozenset(), session_ttl: int = 1800, one_time: bool = False) -> Harness:
+def harness(
+    allowed: frozenset[int] = frozenset(), session_ttl: int = 1800, one_time: bool = False, events: Any = None
+) -> Harness:
     clock = ManualClock(NOW)
     admin, outbox = FakeAdmin(), FakeOutbox()
     tokens = CallbackTokens(b"s" * 32, clock, ttl_seconds=900)
@@ -169,6 +171,8 @@ def harness(allowed: frozenset[int] = frozenset(), session_ttl: int = 1800, one_
         InMemoryAdminSessions(clock),
         ManagerConfig(allowed_admin_ids=allowed, session_ttl_seconds=session_ttl),
         InMemoryUsedButtons(clock) if one_time else None,
+        events=events,
+        clock=clock,
     )
     return Harness(bot, admin, outbox, tokens, clock)
 

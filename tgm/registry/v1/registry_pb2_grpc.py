@@ -29,7 +29,8 @@ class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
+    operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def __init__(self, channel):
@@ -103,13 +104,24 @@ class RegistryServiceStub:
                 request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsRequest.SerializeToString,
                 response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsResponse.FromString,
                 _registered_method=True)
+        self.RecordEvent = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/RecordEvent',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordEventRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordEventResponse.FromString,
+                _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/ListEvents',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
+    operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def RegisterBot(self, request, context):
@@ -209,6 +221,22 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEvent(self, request, context):
+        """The event trail (admin actions and security events; the registry records its own admin actions itself).
+        Adds one event that happened elsewhere: the dispatcher's refused manager-bot callbacks, the operator's key
+        rotations. The registry stamps the time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvents(self, request, context):
+        """The newest events first (operator only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -277,6 +305,16 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsRequest.FromString,
                     response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsResponse.SerializeToString,
             ),
+            'RecordEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvent,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordEventRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RecordEventResponse.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tgm.registry.v1.RegistryService', rpc_method_handlers)
@@ -289,7 +327,8 @@ class RegistryService:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
+    operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @staticmethod
@@ -633,6 +672,60 @@ class RegistryService:
             '/tgm.registry.v1.RegistryService/RecordInteractions',
             tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsRequest.SerializeToString,
             tgm_dot_registry_dot_v1_dot_registry__pb2.RecordInteractionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/RecordEvent',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RecordEventRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RecordEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/ListEvents',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

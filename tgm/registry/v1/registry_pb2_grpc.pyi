@@ -30,7 +30,8 @@ class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
+    operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @_typing.overload
@@ -72,13 +73,21 @@ class RegistryServiceStub:
     """Counts many coalesced interactions in one transaction (the dispatcher's stats flusher). Entries naming an
     unknown bot, or malformed ones, are skipped and counted; more than 1000 entries is INVALID_ARGUMENT.
     """
+    RecordEvent: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RecordEventRequest, _registry_pb2.RecordEventResponse]
+    """The event trail (admin actions and security events; the registry records its own admin actions itself).
+    Adds one event that happened elsewhere: the dispatcher's refused manager-bot callbacks, the operator's key
+    rotations. The registry stamps the time.
+    """
+    ListEvents: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListEventsRequest, _registry_pb2.ListEventsResponse]
+    """The newest events first (operator only)."""
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
+    operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -117,12 +126,20 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """Counts many coalesced interactions in one transaction (the dispatcher's stats flusher). Entries naming an
     unknown bot, or malformed ones, are skipped and counted; more than 1000 entries is INVALID_ARGUMENT.
     """
+    RecordEvent: _aio.UnaryUnaryMultiCallable[_registry_pb2.RecordEventRequest, _registry_pb2.RecordEventResponse]  # type: ignore[assignment]
+    """The event trail (admin actions and security events; the registry records its own admin actions itself).
+    Adds one event that happened elsewhere: the dispatcher's refused manager-bot callbacks, the operator's key
+    rotations. The registry stamps the time.
+    """
+    ListEvents: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListEventsRequest, _registry_pb2.ListEventsResponse]  # type: ignore[assignment]
+    """The newest events first (operator only)."""
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
+    operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @_abc_1.abstractmethod
@@ -237,5 +254,24 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Counts many coalesced interactions in one transaction (the dispatcher's stats flusher). Entries naming an
         unknown bot, or malformed ones, are skipped and counted; more than 1000 entries is INVALID_ARGUMENT.
         """
+
+    @_abc_1.abstractmethod
+    def RecordEvent(
+        self,
+        request: _registry_pb2.RecordEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RecordEventResponse, _abc.Awaitable[_registry_pb2.RecordEventResponse]]:
+        """The event trail (admin actions and security events; the registry records its own admin actions itself).
+        Adds one event that happened elsewhere: the dispatcher's refused manager-bot callbacks, the operator's key
+        rotations. The registry stamps the time.
+        """
+
+    @_abc_1.abstractmethod
+    def ListEvents(
+        self,
+        request: _registry_pb2.ListEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListEventsResponse, _abc.Awaitable[_registry_pb2.ListEventsResponse]]:
+        """The newest events first (operator only)."""
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
