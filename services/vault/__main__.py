@@ -24,7 +24,7 @@ from libs.observability.logging import configure_logging, log_extra
 from services.vault import audit
 from services.vault.container import VaultContainer, audit_from_settings
 from services.vault.crypto import KEY_BYTES
-from services.vault.grpc.server import start_server
+from services.vault.grpc.servicer import start_server
 from services.vault.settings import VaultConfigError, VaultSettings
 
 log = logging.getLogger("services.vault")
