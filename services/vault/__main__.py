@@ -1,11 +1,4 @@
-"""The vault's command line.
-
-python -m services.vault serve                       # the gRPC server (mTLS required: TLS_* env)
-python -m services.vault genkey                      # print a fresh ENCRYPTION_KEY value
-python -m services.vault init [--once]               # create the keyring (VAULT_KEYRING_FILE) once
-python -m services.vault destroy N                   # remove retired version N's key bytes (vault stopped)
-python -m services.vault audit verify [--file F] [--anchor SEQ:HASH]  # check the audit chain (and its tail)
-"""
+"""The vault's command line: serve, and the verbs that touch the keyring or the audit log offline (`--help`)."""
 
 from __future__ import annotations
 
@@ -193,19 +186,14 @@ def audit_verify(path: Path | None = None, anchor: str | None = None) -> int:
         settings = load_settings()
         path = path or settings.vault_audit_file
         key = _audit_key(settings)
-        given = audit.Anchor.parse(anchor) if anchor else None
-    except VaultConfigError as exc:
+        checked = audit.Anchor.parse(anchor) if anchor else None
+    except (VaultConfigError, ValueError) as exc:  # bad settings, or an --anchor that is not SEQ:HASH
         print(f"audit verify: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:
-        print(f"--anchor: {exc}", file=sys.stderr)
-        return 2
-    anchors = [given] if given else []
     try:
-        if key is not None and not given:
-            stored = audit.read_anchor(audit_anchor_path(settings), key)
-            anchors = [stored] if stored else []
-        verdict = audit.verify(path, anchors[0] if anchors else None, key=key)
+        if key is not None and checked is None:
+            checked = audit.read_anchor(audit_anchor_path(settings), key)
+        verdict = audit.verify(path, checked, key=key)
     except audit.AuditLogTampered as exc:
         print(f"audit log {path}: {exc}", file=sys.stderr)
         return 1
@@ -214,39 +202,36 @@ def audit_verify(path: Path | None = None, anchor: str | None = None) -> int:
         return 2
     if verdict.ok:
         # Compare with the last `audit_seq`/`audit_hash` in the vault's shipped log: a smaller seq = a cut tail.
-        checked = f" anchor={anchors[0]}" if anchors else ""
-        print(f"ok {verdict.lines} lines seq={verdict.lines} head={verdict.head}{checked}")
+        shown = f" anchor={checked}" if checked else ""
+        print(f"ok {verdict.lines} lines seq={verdict.lines} head={verdict.head}{shown}")
         return 0
     print(f"audit log {path}: line {verdict.bad_line}: {verdict.reason}", file=sys.stderr)
     return 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.vault", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog="python -m services.vault", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the vault gRPC server on VAULT_LISTEN")
-    sub.add_parser("genkey", help="print a fresh ENCRYPTION_KEY value")
+    sub.add_parser("serve", help="run the vault gRPC server on VAULT_LISTEN (mTLS: TLS_* env)").set_defaults(run=_serve)
+    sub.add_parser("genkey", help="print a fresh ENCRYPTION_KEY value").set_defaults(run=lambda args: genkey())
     init_parser = sub.add_parser("init", help="create VAULT_KEYRING_FILE once (from ENCRYPTION_KEY, else a fresh key)")
     init_parser.add_argument(
         "--once", action="store_true", help="exit 0 without a change when the keyring exists (a deployment's init step)"
     )
+    init_parser.set_defaults(run=lambda args: init_keyring(args.once))
     destroy_parser = sub.add_parser("destroy", help="remove a retired key version's bytes (the vault stopped)")
     destroy_parser.add_argument("version", type=int)
+    destroy_parser.set_defaults(run=lambda args: destroy_key_version(args.version))
     audit_parser = sub.add_parser("audit", help="audit log tools")
     audit_parser.add_argument("action", choices=["verify"])
     audit_parser.add_argument("--file", type=Path, default=None, help="default: VAULT_AUDIT_FILE or its default")
     audit_parser.add_argument("--anchor", default=None, help="SEQ:HASH last logged by the vault (audit_seq/audit_hash)")
+    audit_parser.set_defaults(run=lambda args: audit_verify(args.file, args.anchor))
     args = parser.parse_args(argv)
-    if args.command == "genkey":
-        return genkey()
-    if args.command == "init":
-        return init_keyring(args.once)
-    if args.command == "destroy":
-        return destroy_key_version(args.version)
-    if args.command == "audit":
-        return audit_verify(args.file, args.anchor)
+    return int(args.run(args))
+
+
+def _serve(args: argparse.Namespace) -> int:
     configure_logging("vault", os.environ.get("LOG_LEVEL", "INFO"))
     return serve(VaultContainer())
 
