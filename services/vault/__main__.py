@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import logging
 import os
@@ -18,7 +17,7 @@ from services.vault import audit
 from services.vault.container import VaultContainer, audit_from_settings
 from services.vault.crypto import KEY_BYTES
 from services.vault.grpc.servicer import start_server
-from services.vault.settings import VaultConfigError, VaultSettings
+from services.vault.settings import VaultConfigError, VaultSettings, encode_key
 
 log = logging.getLogger("services.vault")
 
@@ -159,7 +158,7 @@ def destroy_key_version(version: int) -> int:
 
 
 def genkey() -> int:
-    print("base64:" + base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii"))
+    print(encode_key(os.urandom(KEY_BYTES)))
     return 0
 
 
