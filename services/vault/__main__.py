@@ -13,11 +13,13 @@ from pathlib import Path
 from libs.grpc_runtime.tls import TlsConfigError, tls_from_env
 from libs.host.signals import stop_event_on_signals
 from libs.observability.logging import configure_logging, log_extra
+from libs.observability.metrics import VAULT_KEY_ROTATION_DUE, start_metrics_server
 from services.vault import audit
-from services.vault.container import VaultContainer, audit_from_settings
+from services.vault.container import VaultContainer, audit_anchor_path, audit_from_settings
 from services.vault.crypto import KEY_BYTES
 from services.vault.grpc.servicer import start_server
-from services.vault.settings import VaultConfigError, VaultSettings, encode_key
+from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
+from services.vault.settings import VaultConfigError, VaultSettings, encode_key, env_keys, load_settings
 
 log = logging.getLogger("services.vault")
 
@@ -44,8 +46,6 @@ def serve(container: VaultContainer) -> int:
     except OSError as exc:
         log.error("vault cannot start: %s", exc)
         return 1
-    from libs.observability.metrics import VAULT_KEY_ROTATION_DUE, start_metrics_server
-
     audit_log = container.audit()
     VAULT_KEY_ROTATION_DUE.set_function(lambda: float(keys.status().rotation_due))
 
@@ -80,8 +80,6 @@ def serve(container: VaultContainer) -> int:
 def _offline(verb: str, act: Callable[[VaultSettings, Path], str]) -> int:
     """Runs a keyring verb under the keyring's lock (a running vault holds it: never write under it), then prints
     what `act` did. Exit 0 done, 2 refused (no keyring path, a vault holding it, bad settings, what `act` refused)."""
-    from services.vault.keystore import KeyStoreError, lock_keyring
-    from services.vault.settings import load_settings
 
     try:
         settings = load_settings()
@@ -106,9 +104,6 @@ def init_keyring(once: bool = False) -> int:
 
     `once` (a deployment's init step, run before every start, maybe beside a running vault): a keyring already there
     is success, unchanged, checked before taking the keyring's lock."""
-    from services.vault.keystore import KeyStore
-    from services.vault.settings import env_keys, load_settings
-
     with contextlib.suppress(VaultConfigError):
         path = load_settings().vault_keyring_file
         if once and path is not None and path.exists():
@@ -144,7 +139,6 @@ def _has_lines(path: Path) -> bool:
 def destroy_key_version(version: int) -> int:
     """Removes retired key version `version`'s bytes from VAULT_KEYRING_FILE for good (the vault stopped: it holds
     the keyring's lock while it runs) and records it in the audit log."""
-    from services.vault.keystore import KeyStore
 
     def destroy(settings: VaultSettings, path: Path) -> str:
         store = KeyStore.open(path, None)  # the file only: ENCRYPTION_KEY plays no part here
@@ -164,9 +158,6 @@ def genkey() -> int:
 
 def _audit_key(settings: VaultSettings) -> bytes | None:
     """The audit chain's key from the keyring file (read only; no lock needed) or ENCRYPTION_KEY; None if neither."""
-    from services.vault.keystore import KeyStore
-    from services.vault.settings import env_keys
-
     if settings.vault_keyring_file is not None:
         return KeyStore.open(settings.vault_keyring_file, None).audit_key
     bootstrap = env_keys(settings)
@@ -178,8 +169,6 @@ def audit_verify(path: Path | None = None, anchor: str | None = None) -> int:
 
     Keyed lines are checked under the audit key (from the vault's settings); the anchor file is checked too unless
     an anchor is given (the last `audit_seq:audit_hash` from the vault's shipped log)."""
-    from services.vault.container import audit_anchor_path
-    from services.vault.settings import load_settings
 
     try:
         settings = load_settings()
