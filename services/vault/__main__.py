@@ -1,4 +1,4 @@
-"""The vault's command line: serve, and the verbs that touch the keyring or the audit log offline (`--help`)."""
+"""The vault's command line: `serve`, and the offline verbs that touch the keyring or the audit log (README.md)."""
 
 from __future__ import annotations
 
