@@ -1,16 +1,8 @@
-"""The vault's command line.
-
-python -m services.vault serve                       # the gRPC server (mTLS required: TLS_* env)
-python -m services.vault genkey                      # print a fresh ENCRYPTION_KEY value
-python -m services.vault init [--once]               # create the keyring (VAULT_KEYRING_FILE) once
-python -m services.vault destroy N                   # remove retired version N's key bytes (vault stopped)
-python -m services.vault audit verify [--file F] [--anchor SEQ:HASH]  # check the audit chain (and its tail)
-"""
+"""The vault's command line: `serve`, and the offline verbs that touch the keyring or the audit log (README.md)."""
 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import logging
 import os
@@ -21,11 +13,13 @@ from pathlib import Path
 from libs.grpc_runtime.tls import TlsConfigError, tls_from_env
 from libs.host.signals import stop_event_on_signals
 from libs.observability.logging import configure_logging, log_extra
+from libs.observability.metrics import VAULT_KEY_ROTATION_DUE, start_metrics_server
 from services.vault import audit
-from services.vault.container import VaultContainer, audit_from_settings
+from services.vault.container import VaultContainer, audit_anchor_path, audit_from_settings
 from services.vault.crypto import KEY_BYTES
-from services.vault.grpc.server import start_server
-from services.vault.settings import VaultConfigError, VaultSettings
+from services.vault.grpc.servicer import start_server
+from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
+from services.vault.settings import VaultConfigError, VaultSettings, encode_key, env_keys, load_settings
 
 log = logging.getLogger("services.vault")
 
@@ -52,8 +46,6 @@ def serve(container: VaultContainer) -> int:
     except OSError as exc:
         log.error("vault cannot start: %s", exc)
         return 1
-    from libs.observability.metrics import VAULT_KEY_ROTATION_DUE, start_metrics_server
-
     audit_log = container.audit()
     VAULT_KEY_ROTATION_DUE.set_function(lambda: float(keys.status().rotation_due))
 
@@ -88,8 +80,6 @@ def serve(container: VaultContainer) -> int:
 def _offline(verb: str, act: Callable[[VaultSettings, Path], str]) -> int:
     """Runs a keyring verb under the keyring's lock (a running vault holds it: never write under it), then prints
     what `act` did. Exit 0 done, 2 refused (no keyring path, a vault holding it, bad settings, what `act` refused)."""
-    from services.vault.keystore import KeyStoreError, lock_keyring
-    from services.vault.settings import load_settings
 
     try:
         settings = load_settings()
@@ -114,9 +104,6 @@ def init_keyring(once: bool = False) -> int:
 
     `once` (a deployment's init step, run before every start, maybe beside a running vault): a keyring already there
     is success, unchanged, checked before taking the keyring's lock."""
-    from services.vault.keystore import KeyStore
-    from services.vault.settings import env_keys, load_settings
-
     with contextlib.suppress(VaultConfigError):
         path = load_settings().vault_keyring_file
         if once and path is not None and path.exists():
@@ -152,7 +139,6 @@ def _has_lines(path: Path) -> bool:
 def destroy_key_version(version: int) -> int:
     """Removes retired key version `version`'s bytes from VAULT_KEYRING_FILE for good (the vault stopped: it holds
     the keyring's lock while it runs) and records it in the audit log."""
-    from services.vault.keystore import KeyStore
 
     def destroy(settings: VaultSettings, path: Path) -> str:
         store = KeyStore.open(path, None)  # the file only: ENCRYPTION_KEY plays no part here
@@ -166,15 +152,12 @@ def destroy_key_version(version: int) -> int:
 
 
 def genkey() -> int:
-    print("base64:" + base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii"))
+    print(encode_key(os.urandom(KEY_BYTES)))
     return 0
 
 
 def _audit_key(settings: VaultSettings) -> bytes | None:
     """The audit chain's key from the keyring file (read only; no lock needed) or ENCRYPTION_KEY; None if neither."""
-    from services.vault.keystore import KeyStore
-    from services.vault.settings import env_keys
-
     if settings.vault_keyring_file is not None:
         return KeyStore.open(settings.vault_keyring_file, None).audit_key
     bootstrap = env_keys(settings)
@@ -186,26 +169,19 @@ def audit_verify(path: Path | None = None, anchor: str | None = None) -> int:
 
     Keyed lines are checked under the audit key (from the vault's settings); the anchor file is checked too unless
     an anchor is given (the last `audit_seq:audit_hash` from the vault's shipped log)."""
-    from services.vault.container import audit_anchor_path
-    from services.vault.settings import load_settings
 
     try:
         settings = load_settings()
         path = path or settings.vault_audit_file
         key = _audit_key(settings)
-        given = audit.Anchor.parse(anchor) if anchor else None
-    except VaultConfigError as exc:
+        checked = audit.Anchor.parse(anchor) if anchor else None
+    except (VaultConfigError, ValueError) as exc:  # bad settings, or an --anchor that is not SEQ:HASH
         print(f"audit verify: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:
-        print(f"--anchor: {exc}", file=sys.stderr)
-        return 2
-    anchors = [given] if given else []
     try:
-        if key is not None and not given:
-            stored = audit.read_anchor(audit_anchor_path(settings), key)
-            anchors = [stored] if stored else []
-        verdict = audit.verify(path, anchors[0] if anchors else None, key=key)
+        if key is not None and checked is None:
+            checked = audit.read_anchor(audit_anchor_path(settings), key)
+        verdict = audit.verify(path, checked, key=key)
     except audit.AuditLogTampered as exc:
         print(f"audit log {path}: {exc}", file=sys.stderr)
         return 1
@@ -214,39 +190,36 @@ def audit_verify(path: Path | None = None, anchor: str | None = None) -> int:
         return 2
     if verdict.ok:
         # Compare with the last `audit_seq`/`audit_hash` in the vault's shipped log: a smaller seq = a cut tail.
-        checked = f" anchor={anchors[0]}" if anchors else ""
-        print(f"ok {verdict.lines} lines seq={verdict.lines} head={verdict.head}{checked}")
+        shown = f" anchor={checked}" if checked else ""
+        print(f"ok {verdict.lines} lines seq={verdict.lines} head={verdict.head}{shown}")
         return 0
     print(f"audit log {path}: line {verdict.bad_line}: {verdict.reason}", file=sys.stderr)
     return 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.vault", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog="python -m services.vault", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the vault gRPC server on VAULT_LISTEN")
-    sub.add_parser("genkey", help="print a fresh ENCRYPTION_KEY value")
+    sub.add_parser("serve", help="run the vault gRPC server on VAULT_LISTEN (mTLS: TLS_* env)").set_defaults(run=_serve)
+    sub.add_parser("genkey", help="print a fresh ENCRYPTION_KEY value").set_defaults(run=lambda args: genkey())
     init_parser = sub.add_parser("init", help="create VAULT_KEYRING_FILE once (from ENCRYPTION_KEY, else a fresh key)")
     init_parser.add_argument(
         "--once", action="store_true", help="exit 0 without a change when the keyring exists (a deployment's init step)"
     )
+    init_parser.set_defaults(run=lambda args: init_keyring(args.once))
     destroy_parser = sub.add_parser("destroy", help="remove a retired key version's bytes (the vault stopped)")
     destroy_parser.add_argument("version", type=int)
+    destroy_parser.set_defaults(run=lambda args: destroy_key_version(args.version))
     audit_parser = sub.add_parser("audit", help="audit log tools")
     audit_parser.add_argument("action", choices=["verify"])
     audit_parser.add_argument("--file", type=Path, default=None, help="default: VAULT_AUDIT_FILE or its default")
     audit_parser.add_argument("--anchor", default=None, help="SEQ:HASH last logged by the vault (audit_seq/audit_hash)")
+    audit_parser.set_defaults(run=lambda args: audit_verify(args.file, args.anchor))
     args = parser.parse_args(argv)
-    if args.command == "genkey":
-        return genkey()
-    if args.command == "init":
-        return init_keyring(args.once)
-    if args.command == "destroy":
-        return destroy_key_version(args.version)
-    if args.command == "audit":
-        return audit_verify(args.file, args.anchor)
+    return int(args.run(args))
+
+
+def _serve(args: argparse.Namespace) -> int:
     configure_logging("vault", os.environ.get("LOG_LEVEL", "INFO"))
     return serve(VaultContainer())
 

@@ -1,9 +1,6 @@
 """The append-only, keyed hash-chained audit log: one canonical JSON line per vault call, never a secret.
 
-Line N holds ``seq`` N, ``prev_hash`` (line N-1's ``hash``) and ``hash`` = HMAC-SHA256(audit key, prev_hash + the
-line without "hash"): an edited, removed or reordered line breaks the chain, and only the keyring's holder can write
-a valid one. A cut tail leaves a valid shorter chain, so the head is also kept outside the file (the anchor file,
-checked at start, and the log stream). Format, anchors and durability: README.md, "Audit log".
+Chain, anchors (a cut tail leaves a valid shorter chain) and durability: README.md, "Audit log".
 """
 
 from __future__ import annotations
@@ -98,12 +95,9 @@ def read_anchor(path: Path, key: bytes) -> Anchor | None:
 
 
 class AuditLog:
-    """Appends chained lines to `path`; thread-safe within one process (the vault is the only writer).
-
-    Fail closed: after a failed write or fsync every append raises `AuditLogBroken`, so no call goes unrecorded
-    and no seq is written twice. With `key` and `anchor_path` (the vault passes both) the whole log is verified at
-    start against the anchor, which then follows every append; it may be missing only when `anchor_may_be_missing`
-    (the audit key was just created)."""
+    """Appends chained lines to `path`; thread-safe within one process (the vault is the only writer). After a failed
+    write every append raises `AuditLogBroken` (fail closed). With `key` and `anchor_path` (the vault passes both) the
+    log is verified against the anchor at start; the anchor may be missing only when `anchor_may_be_missing`."""
 
     def __init__(
         self,
@@ -122,15 +116,12 @@ class AuditLog:
         self._anchor_path = anchor_path if key is not None else None
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        if self._anchor_path is not None:
-            assert key is not None
-            self._head = _verified_head(path, key, self._anchor_path, anchor_may_be_missing)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        if self._anchor_path is None:
-            self._head = _last_anchor(path)
+        if key is not None and anchor_path is not None:
+            self._head = _verified_head(path, key, anchor_path, anchor_may_be_missing)
+            write_anchor(anchor_path, self._head, key, fsync)  # a missing or legacy anchor is replaced now
         else:
-            assert key is not None
-            write_anchor(self._anchor_path, self._head, key, fsync)  # a missing or legacy anchor is replaced now
+            self._head = _last_anchor(path)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._broken: str | None = None
 
     @property
@@ -179,8 +170,8 @@ class AuditLog:
 
 
 def _last_anchor(path: Path) -> Anchor:
-    """The head of an existing log: seq and hash of its last line (GENESIS_ANCHOR for an empty file)."""
-    line = last_line(path)
+    """The head of a log: seq and hash of its last line (GENESIS_ANCHOR for an empty or missing file)."""
+    line = last_line(path) if path.exists() else None
     if line is None:
         return GENESIS_ANCHOR
     try:

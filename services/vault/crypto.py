@@ -1,8 +1,5 @@
-"""Sealing and opening secrets with AES-256-GCM. Pure: no I/O, no logging, no settings.
-
-The associated data binds format, key version, bot_ref and kind, so a ciphertext opens only for the bot and the
-kind of secret it was sealed for and its header cannot be altered. Layout: README.md, "Ciphertext".
-"""
+"""Sealing and opening secrets with AES-256-GCM, bound to their bot and kind (README.md, "Ciphertext"). Pure: no
+I/O, no logging, no settings."""
 
 from __future__ import annotations
 
@@ -51,10 +48,7 @@ class CiphertextRejected(VaultCryptoError):
 
 
 class Keyring:
-    """Key versions → AES-256-GCM keys, and which version seals new secrets.
-
-    Holds only the AEAD objects, never prints them, and refuses to be pickled.
-    """
+    """Key versions → AES-256-GCM keys, and the one that seals. Holds only AEAD objects; no repr of keys, no pickle."""
 
     __slots__ = ("_aeads", "_primary")
 

@@ -1,12 +1,10 @@
 """Key versions on disk: a 0600 JSON keyring file that only the vault reads, rotated without downtime.
 
-Every change is written atomically and only then swapped in memory, so a crash leaves the old or the new keyring,
-never half of one; one vault process owns the file (`lock_keyring`). File format: README.md, "Keyring file".
+Written atomically, then swapped in memory; one vault owns the file (`lock_keyring`). README.md, "Keyring file".
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -20,7 +18,7 @@ from pathlib import Path
 
 from libs.host.files import LockHeld, atomic_replace, hold_lock, private_dir
 from services.vault.crypto import KEY_BYTES, Keyring
-from services.vault.settings import VaultConfigError, decode_key
+from services.vault.settings import VaultConfigError, decode_key, encode_key
 
 FILE_FORMAT = 1
 ROTATION_PERIOD = timedelta(days=90)
@@ -222,13 +220,13 @@ class KeyStore:
         assert self._path is not None
         document: dict[str, object] = {"format": FILE_FORMAT, "primary": primary}
         if self._audit_key is not None:
-            document["audit_key"] = "base64:" + base64.b64encode(self._audit_key).decode("ascii")
+            document["audit_key"] = encode_key(self._audit_key)
         document["versions"] = {
             str(v): (
                 {"created_at": meta[v].created_at.isoformat(), "retired": True, "destroyed": True}
                 if meta[v].destroyed
                 else {
-                    "key": "base64:" + base64.b64encode(keys[v]).decode("ascii"),
+                    "key": encode_key(keys[v]),
                     "created_at": meta[v].created_at.isoformat(),
                     "retired": meta[v].retired,
                 }

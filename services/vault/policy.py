@@ -1,9 +1,5 @@
-"""Who may call which verb. Identity comes from the caller's mTLS certificate, never from a request field.
-
-The vault's server requires a client certificate signed by the tgm CA (TLS_CA_FILE); the identity is the
-certificate's one SAN URI ``spiffe://tgm/<name>``. A verified certificate without exactly one such URI is
-``anonymous``, and so is a plaintext peer (only in-process tests run the servicer without TLS): it may do nothing.
-"""
+"""Who may call which verb. Identity comes from the caller's mTLS certificate, never from a request field: its one
+SAN URI ``spiffe://tgm/<name>``; anything else (and a plaintext peer) is ``anonymous`` and may do nothing."""
 
 from __future__ import annotations
 

@@ -56,6 +56,11 @@ def load_settings() -> VaultSettings:
         raise VaultConfigError(f"invalid vault settings: {problems}") from None
 
 
+def encode_key(raw: bytes) -> str:
+    """The form `decode_key` reads (ENCRYPTION_KEY, the keyring file)."""
+    return _PREFIX + base64.b64encode(raw).decode("ascii")
+
+
 def decode_key(value: str, variable: str) -> bytes:
     """Decodes one key; raises VaultConfigError naming `variable` (never echoing `value`)."""
     text = value.strip()

@@ -14,8 +14,7 @@ from libs.domain.ports import SecretKind
 from libs.grpc_runtime.channels import VAULT_SERVER_NAME, expected_server_name, open_channel
 from libs.grpc_runtime.tls import TlsConfigError, TlsFiles
 from services.vault.crypto import Cipher
-from services.vault.grpc.server import start_server
-from services.vault.grpc.servicer import VaultServicer
+from services.vault.grpc.servicer import VaultServicer, start_server
 from services.vault.keystore import KeyStore
 from services.vault.policy import CertificateCallerResolver, default_policy
 from tests.security.conftest import Vault

@@ -12,8 +12,7 @@ from libs.grpc_runtime.channels import RunningServer, open_channel
 from libs.grpc_runtime.tls import TlsFiles
 from services.vault.audit import AuditLog
 from services.vault.crypto import Cipher, Keyring
-from services.vault.grpc.server import start_server
-from services.vault.grpc.servicer import VaultServicer
+from services.vault.grpc.servicer import VaultServicer, start_server
 from services.vault.keystore import KeyStore
 from services.vault.policy import CertificateCallerResolver, Grant, Policy, Verb
 from tools.devstack.certs import IDENTITIES, Identity, ensure_certs
