@@ -18,6 +18,30 @@ class BotStats:
 
 
 @dataclass(frozen=True)
+class SubscriberStats:
+    """A bot's subscribers (every user who started it) by status, and the new ones (UTC days).
+
+    Each subscriber has one status: blocked by the admin (a /block in force) comes first, then "blocked the
+    bot" (Telegram answered 403 "bot was blocked by the user"), else active."""
+
+    total: int = 0
+    active: int = 0
+    blocked_bot: int = 0
+    blocked_by_admin: int = 0
+    new_today: int = 0
+    new_7_days: int = 0
+
+
+@dataclass(frozen=True)
+class BlockedByUser:
+    """A send to `telegram_user_id` failed at `at` because the user blocked the bot."""
+
+    bot_id: str
+    telegram_user_id: int
+    at: datetime  # timezone-aware
+
+
+@dataclass(frozen=True)
 class Registration:
     bot: Bot
     refreshed: bool
@@ -125,6 +149,8 @@ class BotAdmin(Protocol):
     def list_bots(self, owner_id: int) -> list[Bot]: ...
 
     def details(self, actor_id: int, bot_id: str) -> tuple[Bot, BotStats]: ...
+
+    def subscriber_stats(self, actor_id: int, bot_id: str) -> tuple[Bot, SubscriberStats]: ...
 
     def set_enabled(self, actor_id: int, bot_id: str, enabled: bool) -> Bot: ...
 

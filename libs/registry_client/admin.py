@@ -21,6 +21,7 @@ from libs.domain.errors import (
     TokenRejected,
 )
 from libs.domain.manager_ports import (
+    BlockedByUser,
     BlockUser,
     BotStats,
     Interaction,
@@ -36,6 +37,7 @@ from libs.domain.manager_ports import (
     SetRateLimit,
     SettingsChange,
     SetWelcome,
+    SubscriberStats,
     UnblockUser,
 )
 from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting
@@ -124,6 +126,19 @@ class GrpcBotAdmin:
         )
         return bot_from_proto(reply.bot), stats
 
+    def subscriber_stats(self, actor_id: int, bot_id: str) -> tuple[Bot, SubscriberStats]:
+        request = registry_pb2.GetSubscriberStatsRequest(actor_id=actor_id, bot_id=bot_id)
+        reply = self._call(lambda: self._stub.GetSubscriberStats(request, timeout=self._timeout))
+        stats = SubscriberStats(
+            total=reply.stats.total,
+            active=reply.stats.active,
+            blocked_bot=reply.stats.blocked_bot,
+            blocked_by_admin=reply.stats.blocked_by_admin,
+            new_today=reply.stats.new_today,
+            new_7_days=reply.stats.new_7_days,
+        )
+        return bot_from_proto(reply.bot), stats
+
     def set_enabled(self, actor_id: int, bot_id: str, enabled: bool) -> Bot:
         request = registry_pb2.SetBotStatusRequest(actor_id=actor_id, bot_id=bot_id, enabled=enabled)
         return bot_from_proto(self._call(lambda: self._stub.SetBotStatus(request, timeout=self._timeout)).bot)
@@ -164,6 +179,20 @@ class GrpcBotAdmin:
         return InteractionBatchResult(
             stored=reply.stored, skipped_unknown_bot=reply.skipped_unknown_bot, skipped_invalid=reply.skipped_invalid
         )
+
+    def mark_blocked(self, entries: Sequence[BlockedByUser]) -> int:
+        """MarkSubscribersBlocked (at most 1000 entries): users whose sends failed with "bot was blocked"."""
+        request = registry_pb2.MarkSubscribersBlockedRequest(
+            subscribers=[
+                registry_pb2.BlockedSubscriber(
+                    bot_id=entry.bot_id,
+                    telegram_user_id=entry.telegram_user_id,
+                    blocked_at_unix_ms=int(entry.at.timestamp() * 1000),
+                )
+                for entry in entries
+            ]
+        )
+        return self._call(lambda: self._stub.MarkSubscribersBlocked(request, timeout=BATCH_TIMEOUT_SECONDS)).marked
 
 
 def settings_request(actor_id: int, bot_id: str, change: SettingsChange) -> registry_pb2.UpdateBotSettingsRequest:

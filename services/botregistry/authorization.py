@@ -33,6 +33,8 @@ DISPATCHER = frozenset(
         "UpdateBotSettings",
         "RecordInteraction",
         "RecordInteractions",
+        "GetSubscriberStats",
+        "MarkSubscribersBlocked",
         "RegisterManagedBot",
         REGISTER_SEALED,
     }

@@ -27,6 +27,7 @@ from libs.domain.errors import (
     VaultUnavailable,
 )
 from libs.domain.manager_ports import (
+    BlockedByUser,
     BlockUser,
     BotStats,
     Interaction,
@@ -41,6 +42,7 @@ from libs.domain.manager_ports import (
     SetRateLimit,
     SettingsChange,
     SetWelcome,
+    SubscriberStats,
     UnblockUser,
 )
 from libs.domain.ports import BotRepository
@@ -90,6 +92,8 @@ _ADMIN_ERRORS: tuple[tuple[type[Exception], grpc.StatusCode, str], ...] = (
 _T = TypeVar("_T")
 # GetBotVersions: one call covers a dispatcher's whole bot cache in chunks of this many ids.
 MAX_VERSION_IDS = 1000
+# MarkSubscribersBlocked: entries per call (the dispatcher's reports come in batches).
+MAX_BLOCKED_SUBSCRIBERS = 1000
 # Trailing metadata naming an InvalidSetting's reason code (the manager bot shows the catalogue text for it).
 REASON_METADATA_KEY = "tgm-reason"
 
@@ -127,6 +131,17 @@ def bot_to_proto(bot: Bot, *, with_sealed_token: bool = False) -> registry_pb2.B
 def stats_to_proto(stats: BotStats) -> registry_pb2.BotStats:
     return registry_pb2.BotStats(
         users_total=stats.users_total, users_today=stats.users_today, messages_today=stats.messages_today
+    )
+
+
+def subscriber_stats_to_proto(stats: SubscriberStats) -> registry_pb2.SubscriberStats:
+    return registry_pb2.SubscriberStats(
+        total=stats.total,
+        active=stats.active,
+        blocked_bot=stats.blocked_bot,
+        blocked_by_admin=stats.blocked_by_admin,
+        new_today=stats.new_today,
+        new_7_days=stats.new_7_days,
     )
 
 
@@ -176,6 +191,12 @@ def interaction_from_proto(entry: registry_pb2.Interaction) -> Interaction:
         seen_at=seen_at,
         messages=entry.messages,
     )
+
+
+def blocked_from_proto(entry: registry_pb2.BlockedSubscriber) -> BlockedByUser:
+    ms = entry.blocked_at_unix_ms
+    at = datetime.fromtimestamp(ms / 1000, UTC) if 0 < ms <= _MAX_UNIX_MS else _NOW  # clamped to now by the admin
+    return BlockedByUser(bot_id=entry.bot_id, telegram_user_id=entry.telegram_user_id, at=at)
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
@@ -396,6 +417,24 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             return registry_pb2.RecordInteractionResponse()
 
         return self._run_admin(context, "record interaction", record)
+
+    def GetSubscriberStats(
+        self, request: registry_pb2.GetSubscriberStatsRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.GetSubscriberStatsResponse:
+        self._check_actor(context, request.actor_id)
+        bot, stats = self._run_admin(
+            context, "subscriber stats", lambda admin: admin.subscriber_stats(request.actor_id, request.bot_id)
+        )
+        return registry_pb2.GetSubscriberStatsResponse(bot=bot_to_proto(bot), stats=subscriber_stats_to_proto(stats))
+
+    def MarkSubscribersBlocked(
+        self, request: registry_pb2.MarkSubscribersBlockedRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.MarkSubscribersBlockedResponse:
+        if len(request.subscribers) > MAX_BLOCKED_SUBSCRIBERS:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_BLOCKED_SUBSCRIBERS} subscribers per call")
+        entries = [blocked_from_proto(entry) for entry in request.subscribers]
+        marked = self._run_admin(context, "mark subscribers blocked", lambda admin: admin.mark_blocked(entries))
+        return registry_pb2.MarkSubscribersBlockedResponse(marked=marked)
 
     def RecordInteractions(
         self, request: registry_pb2.RecordInteractionsRequest, context: grpc.ServicerContext

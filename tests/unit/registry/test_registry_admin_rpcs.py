@@ -110,6 +110,9 @@ def test_every_admin_rpc_refuses_another_admins_bot_as_not_found(rig: Rig) -> No
                 registry_pb2.RotateWebhookSecretRequest(actor_id=MALLORY, bot_id=bot_id)
             ),
             lambda: rig.stub.DeleteBot(registry_pb2.DeleteBotRequest(actor_id=MALLORY, bot_id=bot_id)),
+            lambda: rig.stub.GetSubscriberStats(
+                registry_pb2.GetSubscriberStatsRequest(actor_id=MALLORY, bot_id=bot_id)
+            ),
             lambda: rig.stub.UpdateBotSettings(
                 registry_pb2.UpdateBotSettingsRequest(actor_id=MALLORY, bot_id=bot_id, welcome_text="pwned")
             ),
@@ -191,6 +194,50 @@ def test_stats_count_users_and_messages_today(rig: Rig) -> None:
         rig.stub.RecordInteraction(registry_pb2.RecordInteractionRequest(bot_id=bot.bot_id, telegram_user_id=user))
     stats = rig.stub.GetBotDetails(registry_pb2.GetBotDetailsRequest(actor_id=ALICE, bot_id=bot.bot_id)).stats
     assert (stats.users_total, stats.users_today, stats.messages_today) == (2, 2, 3)
+
+
+def test_subscribers_who_block_the_bot_and_come_back(rig: Rig) -> None:
+    bot = rig.register()
+    now_ms = int(time.time() * 1000)
+    rig.stub.RecordInteractions(
+        registry_pb2.RecordInteractionsRequest(
+            interactions=[
+                registry_pb2.Interaction(
+                    bot_id=bot.bot_id, telegram_user_id=user, seen_at_unix_ms=now_ms - 120_000, messages=1
+                )
+                for user in (1, 2, 3)
+            ]
+        )
+    )
+    blocked = [
+        registry_pb2.BlockedSubscriber(bot_id=bot.bot_id, telegram_user_id=user, blocked_at_unix_ms=now_ms - 60_000)
+        for user in (1, 2, 99)  # 99 never started the bot: nothing to mark
+    ]
+    marked = rig.stub.MarkSubscribersBlocked(registry_pb2.MarkSubscribersBlockedRequest(subscribers=blocked))
+    assert marked.marked == 2
+    rig.stub.UpdateBotSettings(
+        registry_pb2.UpdateBotSettingsRequest(
+            actor_id=ALICE, bot_id=bot.bot_id, block_user=registry_pb2.BlockUser(telegram_user_id=2, seconds=3600)
+        )
+    )
+
+    def stats() -> registry_pb2.SubscriberStats:
+        request = registry_pb2.GetSubscriberStatsRequest(actor_id=ALICE, bot_id=bot.bot_id)
+        return rig.stub.GetSubscriberStats(request, timeout=5).stats
+
+    first = stats()
+    assert (first.total, first.active, first.blocked_bot, first.blocked_by_admin) == (3, 1, 1, 1)
+    assert first.new_7_days == 3
+    # User 1 writes again (now): they unblocked the bot.
+    rig.stub.RecordInteractions(
+        registry_pb2.RecordInteractionsRequest(
+            interactions=[registry_pb2.Interaction(bot_id=bot.bot_id, telegram_user_id=1, messages=1)]
+        )
+    )
+    after = stats()
+    assert (after.total, after.active, after.blocked_bot, after.blocked_by_admin) == (3, 2, 0, 1)
+    too_many = registry_pb2.MarkSubscribersBlockedRequest(subscribers=[blocked[0]] * 1001)
+    assert rig.code(lambda: rig.stub.MarkSubscribersBlocked(too_many)) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def _sealed_request(

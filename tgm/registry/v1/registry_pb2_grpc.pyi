@@ -30,7 +30,7 @@ class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @_typing.overload
@@ -72,13 +72,19 @@ class RegistryServiceStub:
     """Counts many coalesced interactions in one transaction (the dispatcher's stats flusher). Entries naming an
     unknown bot, or malformed ones, are skipped and counted; more than 1000 entries is INVALID_ARGUMENT.
     """
+    GetSubscriberStats: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetSubscriberStatsRequest, _registry_pb2.GetSubscriberStatsResponse]
+    """A bot's subscribers (every user who started it) by status, and the new ones today and in 7 days (UTC)."""
+    MarkSubscribersBlocked: _grpc.UnaryUnaryMultiCallable[_registry_pb2.MarkSubscribersBlockedRequest, _registry_pb2.MarkSubscribersBlockedResponse]
+    """Users who blocked the bot: a send to them failed with Telegram's 403 "bot was blocked by the user". Their next
+    interaction clears it. Unknown (bot, user) pairs are skipped; more than 1000 entries is INVALID_ARGUMENT.
+    """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -117,12 +123,18 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """Counts many coalesced interactions in one transaction (the dispatcher's stats flusher). Entries naming an
     unknown bot, or malformed ones, are skipped and counted; more than 1000 entries is INVALID_ARGUMENT.
     """
+    GetSubscriberStats: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetSubscriberStatsRequest, _registry_pb2.GetSubscriberStatsResponse]  # type: ignore[assignment]
+    """A bot's subscribers (every user who started it) by status, and the new ones today and in 7 days (UTC)."""
+    MarkSubscribersBlocked: _aio.UnaryUnaryMultiCallable[_registry_pb2.MarkSubscribersBlockedRequest, _registry_pb2.MarkSubscribersBlockedResponse]  # type: ignore[assignment]
+    """Users who blocked the bot: a send to them failed with Telegram's 403 "bot was blocked by the user". Their next
+    interaction clears it. Unknown (bot, user) pairs are skipped; more than 1000 entries is INVALID_ARGUMENT.
+    """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot; embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @_abc_1.abstractmethod
@@ -236,6 +248,24 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_registry_pb2.RecordInteractionsResponse, _abc.Awaitable[_registry_pb2.RecordInteractionsResponse]]:
         """Counts many coalesced interactions in one transaction (the dispatcher's stats flusher). Entries naming an
         unknown bot, or malformed ones, are skipped and counted; more than 1000 entries is INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSubscriberStats(
+        self,
+        request: _registry_pb2.GetSubscriberStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.GetSubscriberStatsResponse, _abc.Awaitable[_registry_pb2.GetSubscriberStatsResponse]]:
+        """A bot's subscribers (every user who started it) by status, and the new ones today and in 7 days (UTC)."""
+
+    @_abc_1.abstractmethod
+    def MarkSubscribersBlocked(
+        self,
+        request: _registry_pb2.MarkSubscribersBlockedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.MarkSubscribersBlockedResponse, _abc.Awaitable[_registry_pb2.MarkSubscribersBlockedResponse]]:
+        """Users who blocked the bot: a send to them failed with Telegram's 403 "bot was blocked by the user". Their next
+        interaction clears it. Unknown (bot, user) pairs are skipped; more than 1000 entries is INVALID_ARGUMENT.
         """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
