@@ -72,6 +72,7 @@ _USAGE_KEYS = {
     "/unblock": "usage_unblock",
     "/limits": "usage_limits",
     "/captcha": "usage_captcha",
+    "/subscribers": "usage_subscribers",
 }
 DEFAULT_BLOCK = "1h"
 MAINTENANCE_OFF = frozenset({"off", "desligar"})
@@ -96,6 +97,7 @@ MANAGER_COMMANDS = frozenset(
         "/unblock",
         "/limits",
         "/captcha",
+        "/subscribers",
     }
 )
 
@@ -266,6 +268,8 @@ class ManagerBot:
             return self._limits_command(ctx, arg)
         if command == "/captcha":
             return self._captcha_command(ctx, arg)
+        if command == "/subscribers":
+            return self._subscribers_command(ctx, arg)
         if (
             state is not None
             and state.startswith((AWAIT_WELCOME, AWAIT_COMMAND, AWAIT_API))
@@ -712,6 +716,35 @@ class ManagerBot:
         shown = render(f"captcha_mode_{bot.settings.captcha_mode.value}", ctx.lang)
         self._say(ctx, "mgr_captcha", username=bot.username, mode=shown)
         return HandleOutcome("manager:captcha", replied=True)
+
+    def _subscribers_command(self, ctx: _Ctx, arg: str) -> HandleOutcome:
+        words = arg.split()
+        if len(words) != 1:
+            self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS["/subscribers"], ctx.lang))
+            return HandleOutcome("manager:usage", replied=True)
+        bot_id = self._resolve_or_say(ctx, words[0])
+        if isinstance(bot_id, HandleOutcome):
+            return bot_id
+        try:
+            bot, stats = self._admin.subscriber_stats(ctx.user_id, bot_id)
+        except BotNotFound:
+            self._say(ctx, "mgr_bot_not_found")
+            return HandleOutcome("manager:not_found", replied=True)
+        except DomainError:
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
+        self._say(
+            ctx,
+            "mgr_subscribers",
+            username=bot.username,
+            total=stats.total,
+            active=stats.active,
+            blocked_bot=stats.blocked_bot,
+            blocked_by_admin=stats.blocked_by_admin,
+            new_today=stats.new_today,
+            new_7_days=stats.new_7_days,
+        )
+        return HandleOutcome("manager:subscribers", replied=True)
 
     def _resolve_or_say(self, ctx: _Ctx, ref: str) -> str | HandleOutcome:
         """The bot id `ref` names among the actor's bots, or the outcome after saying why there is none."""

@@ -13,7 +13,7 @@ from libs.domain.bots import Bot, BotSettings, BotStatus
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.clock import ManualClock
 from libs.domain.errors import BotNotFound, IllegalTransition
-from libs.domain.manager_ports import BotStats, Registration, SettingsChange, SetWelcome
+from libs.domain.manager_ports import BotStats, Registration, SettingsChange, SetWelcome, SubscriberStats
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 from libs.domain.use_cases.manager import ManagerBot, ManagerConfig
@@ -66,6 +66,10 @@ class FakeAdmin:
 
     def details(self, actor_id: int, bot_id: str) -> tuple[Bot, BotStats]:
         return self._mine(actor_id, bot_id), BotStats(3, 2, 7)
+
+    def subscriber_stats(self, actor_id: int, bot_id: str) -> tuple[Bot, SubscriberStats]:
+        self.calls.append(("subscribers", actor_id, bot_id))
+        return self._mine(actor_id, bot_id), SubscriberStats(10, 6, 3, 1, 2, 5)
 
     def set_enabled(self, actor_id: int, bot_id: str, enabled: bool) -> Bot:
         bot = self._mine(actor_id, bot_id)
