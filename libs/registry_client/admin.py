@@ -7,6 +7,7 @@ token-free reason of an INVALID_ARGUMENT settings refusal.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import grpc
@@ -37,7 +38,9 @@ from libs.domain.manager_ports import (
     SetRateLimit,
     SettingsChange,
     SetWelcome,
+    Subscriber,
     SubscriberStats,
+    SubscriberStatus,
     UnblockUser,
 )
 from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting
@@ -45,6 +48,11 @@ from libs.registry_client.client import RegistryUnavailable, bot_from_proto
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 _R = TypeVar("_R")
+_SUBSCRIBER_STATUS = {
+    registry_pb2.SUBSCRIBER_STATUS_ACTIVE: SubscriberStatus.ACTIVE,
+    registry_pb2.SUBSCRIBER_STATUS_BLOCKED_BOT: SubscriberStatus.BLOCKED_BOT,
+    registry_pb2.SUBSCRIBER_STATUS_BLOCKED_BY_ADMIN: SubscriberStatus.BLOCKED_BY_ADMIN,
+}
 REASON_METADATA_KEY = "tgm-reason"  # services/botregistry/grpc/servicer.py
 DEFAULT_TIMEOUT_SECONDS = 20.0  # registrations call Telegram and the vault
 RECORD_TIMEOUT_SECONDS = 1.0
@@ -179,6 +187,22 @@ class GrpcBotAdmin:
         return InteractionBatchResult(
             stored=reply.stored, skipped_unknown_bot=reply.skipped_unknown_bot, skipped_invalid=reply.skipped_invalid
         )
+
+    def list_subscribers(self, actor_id: int, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        request = registry_pb2.ListSubscribersRequest(
+            actor_id=actor_id, bot_id=bot_id, after_user_id=after_user_id, limit=limit
+        )
+        reply = self._call(lambda: self._stub.ListSubscribers(request, timeout=self._timeout))
+        return [
+            Subscriber(
+                telegram_user_id=item.telegram_user_id,
+                first_seen=datetime.fromtimestamp(item.first_seen_unix_ms / 1000, UTC),
+                last_seen=datetime.fromtimestamp(item.last_seen_unix_ms / 1000, UTC),
+                status=_SUBSCRIBER_STATUS[item.status],
+            )
+            for item in reply.subscribers
+            if item.status in _SUBSCRIBER_STATUS
+        ]
 
     def mark_blocked(self, entries: Sequence[BlockedByUser]) -> int:
         """MarkSubscribersBlocked (at most 1000 entries): users whose sends failed with "bot was blocked"."""

@@ -35,6 +35,7 @@ DISPATCHER = frozenset(
         "RecordInteractions",
         "GetSubscriberStats",
         "MarkSubscribersBlocked",
+        "ListSubscribers",
         "RegisterManagedBot",
         REGISTER_SEALED,
     }

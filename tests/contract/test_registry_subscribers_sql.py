@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from libs.domain.bots import Bot, BotSettings, BotStatus, hash_webhook_secret, new_bot_id, new_public_id
 from libs.domain.clock import ManualClock
 from libs.domain.errors import BotNotFound
-from libs.domain.manager_ports import BlockedByUser, BlockUser, Interaction, SubscriberStats
-from libs.domain.use_cases.manager_admin import BotAdministration
+from libs.domain.manager_ports import BlockedByUser, BlockUser, Interaction, SubscriberStats, SubscriberStatus
+from libs.domain.use_cases.manager_admin import BotAdministration, InvalidSetting
 from libs.domain.use_cases.register_bot import RegisterBot
 from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry import migrate
@@ -173,3 +173,33 @@ def test_another_admins_bot_is_not_found_and_its_subscribers_stay_apart(world: W
         with pytest.raises(BotNotFound):
             world.admin.subscriber_stats(actor, bot_id)
     assert world.counts().total == 1
+
+
+def test_the_list_pages_by_user_id_with_each_status(world: World) -> None:
+    for user in (30, 10, 20, 40, 50):
+        world.seen(user, NOW - timedelta(days=user))
+    world.seen(10, NOW)
+    world.admin.mark_blocked([BlockedByUser(world.bot.id, 20, NOW), BlockedByUser(world.bot.id, 30, NOW)])
+    world.admin.update_settings(ALICE, world.bot.id, BlockUser(30, 3600))
+    first = world.admin.list_subscribers(ALICE, world.bot.id, 0, 2)
+    second = world.admin.list_subscribers(ALICE, world.bot.id, first[-1].telegram_user_id, 2)
+    last = world.admin.list_subscribers(ALICE, world.bot.id, second[-1].telegram_user_id, 2)
+    assert [(s.telegram_user_id, s.status) for s in first + second + last] == [
+        (10, SubscriberStatus.ACTIVE),
+        (20, SubscriberStatus.BLOCKED_BOT),
+        (30, SubscriberStatus.BLOCKED_BY_ADMIN),
+        (40, SubscriberStatus.ACTIVE),
+        (50, SubscriberStatus.ACTIVE),
+    ]
+    assert (first[0].first_seen, first[0].last_seen) == (NOW - timedelta(days=10), NOW)
+    assert world.admin.list_subscribers(ALICE, world.bot.id, 50, 2) == []
+
+
+def test_the_list_is_the_owners_only_and_pages_are_bounded(world: World) -> None:
+    world.seen(1, NOW)
+    for actor, bot_id in ((MALLORY, world.bot.id), (ALICE, world.other.id)):
+        with pytest.raises(BotNotFound):
+            world.admin.list_subscribers(actor, bot_id, 0, 10)
+    for limit in (0, -1, 1001):
+        with pytest.raises(InvalidSetting):
+            world.admin.list_subscribers(ALICE, world.bot.id, 0, limit)

@@ -41,6 +41,7 @@ CALLS: dict[str, Callable[[Stub], Any]] = {
         pb.RecordInteractionsRequest(interactions=[pb.Interaction(bot_id="nope", telegram_user_id=7, messages=1)])
     ),
     "GetSubscriberStats": lambda s: s.GetSubscriberStats(pb.GetSubscriberStatsRequest(actor_id=7, bot_id="nope")),
+    "ListSubscribers": lambda s: s.ListSubscribers(pb.ListSubscribersRequest(actor_id=7, bot_id="nope", limit=10)),
     "MarkSubscribersBlocked": lambda s: s.MarkSubscribersBlocked(
         pb.MarkSubscribersBlockedRequest(subscribers=[pb.BlockedSubscriber(bot_id="nope", telegram_user_id=7)])
     ),
@@ -64,6 +65,7 @@ ADMIN = {
     "RecordInteractions",
     "GetSubscriberStats",
     "MarkSubscribersBlocked",
+    "ListSubscribers",
     "RegisterManagedBot",
     "RegisterBot:sealed",
 }

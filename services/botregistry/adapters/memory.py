@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from libs.domain.bots import Bot, BotStatus
 from libs.domain.errors import BotNotFound, ConcurrentUpdate
-from libs.domain.manager_ports import BlockedByUser, BotStats, SubscriberStats
+from libs.domain.manager_ports import BlockedByUser, BotStats, Subscriber, SubscriberStats, SubscriberStatus
 from services.botregistry.errors import DuplicateBot
 
 
@@ -163,6 +163,21 @@ class InMemoryInteractionStats:
             new_today=sum(1 for first in users.values() if first >= start),
             new_7_days=sum(1 for first in users.values() if first >= week),
         )
+
+    def list_subscribers(self, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        with self._lock:
+            users = sorted(user for bot, user in self._first_seen if bot == bot_id and user > after_user_id)[:limit]
+            return [
+                Subscriber(
+                    telegram_user_id=user,
+                    first_seen=self._first_seen[(bot_id, user)],
+                    last_seen=self._last_seen[(bot_id, user)],
+                    status=SubscriberStatus.BLOCKED_BOT
+                    if (bot_id, user) in self._blocked_bot
+                    else SubscriberStatus.ACTIVE,
+                )
+                for user in users
+            ]
 
     def mark_blocked(self, entries: Sequence[BlockedByUser]) -> int:
         changed = 0

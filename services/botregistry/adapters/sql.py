@@ -43,7 +43,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, CaptchaMode, RateRule
 from libs.domain.errors import BotNotFound, ConcurrentUpdate
-from libs.domain.manager_ports import BlockedByUser, BotStats, Interaction, SubscriberStats
+from libs.domain.manager_ports import (
+    BlockedByUser,
+    BotStats,
+    Interaction,
+    Subscriber,
+    SubscriberStats,
+    SubscriberStatus,
+)
 from services.botregistry.errors import DuplicateBot
 
 BOT_STATUSES: tuple[str, ...] = tuple(status.value for status in BotStatus)
@@ -649,3 +656,22 @@ class SqlInteractionStats:
             new_today=int(new_today),
             new_7_days=int(new_week),
         )
+
+    def list_subscribers(self, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        """A page by user id (keyset: the primary key's order, no OFFSET scan)."""
+        query = (
+            select(BotUserRow)
+            .where(BotUserRow.bot_id == bot_id, BotUserRow.telegram_user_id > after_user_id)
+            .order_by(BotUserRow.telegram_user_id)
+            .limit(limit)
+        )
+        with self._sessions() as session:
+            return [
+                Subscriber(
+                    telegram_user_id=row.telegram_user_id,
+                    first_seen=row.first_seen,
+                    last_seen=row.last_seen,
+                    status=SubscriberStatus.ACTIVE if row.blocked_bot_at is None else SubscriberStatus.BLOCKED_BOT,
+                )
+                for row in session.scalars(query)
+            ]

@@ -42,7 +42,9 @@ from libs.domain.manager_ports import (
     SetRateLimit,
     SettingsChange,
     SetWelcome,
+    Subscriber,
     SubscriberStats,
+    SubscriberStatus,
     UnblockUser,
 )
 from libs.domain.ports import BotRepository
@@ -142,6 +144,22 @@ def subscriber_stats_to_proto(stats: SubscriberStats) -> registry_pb2.Subscriber
         blocked_by_admin=stats.blocked_by_admin,
         new_today=stats.new_today,
         new_7_days=stats.new_7_days,
+    )
+
+
+SUBSCRIBER_STATUS_TO_PROTO: dict[SubscriberStatus, registry_pb2.SubscriberStatus.ValueType] = {
+    SubscriberStatus.ACTIVE: registry_pb2.SUBSCRIBER_STATUS_ACTIVE,
+    SubscriberStatus.BLOCKED_BOT: registry_pb2.SUBSCRIBER_STATUS_BLOCKED_BOT,
+    SubscriberStatus.BLOCKED_BY_ADMIN: registry_pb2.SUBSCRIBER_STATUS_BLOCKED_BY_ADMIN,
+}
+
+
+def subscriber_to_proto(item: Subscriber) -> registry_pb2.Subscriber:
+    return registry_pb2.Subscriber(
+        telegram_user_id=item.telegram_user_id,
+        first_seen_unix_ms=int(item.first_seen.timestamp() * 1000),
+        last_seen_unix_ms=int(item.last_seen.timestamp() * 1000),
+        status=SUBSCRIBER_STATUS_TO_PROTO[item.status],
     )
 
 
@@ -435,6 +453,20 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         entries = [blocked_from_proto(entry) for entry in request.subscribers]
         marked = self._run_admin(context, "mark subscribers blocked", lambda admin: admin.mark_blocked(entries))
         return registry_pb2.MarkSubscribersBlockedResponse(marked=marked)
+
+    def ListSubscribers(
+        self, request: registry_pb2.ListSubscribersRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.ListSubscribersResponse:
+        self._check_actor(context, request.actor_id)
+        actor, bot_id, after, limit = request.actor_id, request.bot_id, request.after_user_id, request.limit
+        page = self._run_admin(
+            context, "list subscribers", lambda admin: admin.list_subscribers(actor, bot_id, after, limit)
+        )
+        full = len(page) == limit  # maybe more after it
+        return registry_pb2.ListSubscribersResponse(
+            subscribers=[subscriber_to_proto(item) for item in page],
+            next_after_user_id=page[-1].telegram_user_id if page and full else 0,
+        )
 
     def RecordInteractions(
         self, request: registry_pb2.RecordInteractionsRequest, context: grpc.ServicerContext

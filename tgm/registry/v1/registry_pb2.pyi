@@ -42,6 +42,25 @@ BOT_STATUS_DELETED: BotStatus.ValueType  # 4
 BOT_STATUS_FAILED: BotStatus.ValueType  # 5
 Global___BotStatus: _TypeAlias = BotStatus  # noqa: Y015
 
+class _SubscriberStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SubscriberStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SubscriberStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SUBSCRIBER_STATUS_UNSPECIFIED: _SubscriberStatus.ValueType  # 0
+    SUBSCRIBER_STATUS_ACTIVE: _SubscriberStatus.ValueType  # 1
+    SUBSCRIBER_STATUS_BLOCKED_BOT: _SubscriberStatus.ValueType  # 2
+    SUBSCRIBER_STATUS_BLOCKED_BY_ADMIN: _SubscriberStatus.ValueType  # 3
+
+class SubscriberStatus(_SubscriberStatus, metaclass=_SubscriberStatusEnumTypeWrapper): ...
+
+SUBSCRIBER_STATUS_UNSPECIFIED: SubscriberStatus.ValueType  # 0
+SUBSCRIBER_STATUS_ACTIVE: SubscriberStatus.ValueType  # 1
+SUBSCRIBER_STATUS_BLOCKED_BOT: SubscriberStatus.ValueType  # 2
+SUBSCRIBER_STATUS_BLOCKED_BY_ADMIN: SubscriberStatus.ValueType  # 3
+Global___SubscriberStatus: _TypeAlias = SubscriberStatus  # noqa: Y015
+
 @_typing.final
 class Bot(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -1256,3 +1275,85 @@ class MarkSubscribersBlockedResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MarkSubscribersBlockedResponse: _TypeAlias = MarkSubscribersBlockedResponse  # noqa: Y015
+
+@_typing.final
+class ListSubscribersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    AFTER_USER_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    bot_id: _builtins.str
+    after_user_id: _builtins.int
+    """The page starts after this user id; 0 from the start."""
+    limit: _builtins.int
+    """1-1000."""
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        bot_id: _builtins.str = ...,
+        after_user_id: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "after_user_id", b"after_user_id", "bot_id", b"bot_id", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscribersRequest: _TypeAlias = ListSubscribersRequest  # noqa: Y015
+
+@_typing.final
+class Subscriber(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TELEGRAM_USER_ID_FIELD_NUMBER: _builtins.int
+    FIRST_SEEN_UNIX_MS_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_UNIX_MS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    telegram_user_id: _builtins.int
+    first_seen_unix_ms: _builtins.int
+    last_seen_unix_ms: _builtins.int
+    status: Global___SubscriberStatus.ValueType
+    def __init__(
+        self,
+        *,
+        telegram_user_id: _builtins.int = ...,
+        first_seen_unix_ms: _builtins.int = ...,
+        last_seen_unix_ms: _builtins.int = ...,
+        status: Global___SubscriberStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_seen_unix_ms", b"first_seen_unix_ms", "last_seen_unix_ms", b"last_seen_unix_ms", "status", b"status", "telegram_user_id", b"telegram_user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Subscriber: _TypeAlias = Subscriber  # noqa: Y015
+
+@_typing.final
+class ListSubscribersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIBERS_FIELD_NUMBER: _builtins.int
+    NEXT_AFTER_USER_ID_FIELD_NUMBER: _builtins.int
+    next_after_user_id: _builtins.int
+    """Pass as after_user_id for the next page; 0 when this was the last one."""
+    @_builtins.property
+    def subscribers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Subscriber]: ...
+    def __init__(
+        self,
+        *,
+        subscribers: _abc.Iterable[Global___Subscriber] | None = ...,
+        next_after_user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_after_user_id", b"next_after_user_id", "subscribers", b"subscribers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscribersResponse: _TypeAlias = ListSubscribersResponse  # noqa: Y015

@@ -113,6 +113,11 @@ class RegistryServiceStub:
                 request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedRequest.SerializeToString,
                 response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedResponse.FromString,
                 _registered_method=True)
+        self.ListSubscribers = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/ListSubscribers',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -234,6 +239,13 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSubscribers(self, request, context):
+        """One page of a bot's subscribers, by Telegram user id ascending (for the CSV export).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -311,6 +323,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.MarkSubscribersBlocked,
                     request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedRequest.FromString,
                     response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedResponse.SerializeToString,
+            ),
+            'ListSubscribers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubscribers,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -722,6 +739,33 @@ class RegistryService:
             '/tgm.registry.v1.RegistryService/MarkSubscribersBlocked',
             tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedRequest.SerializeToString,
             tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSubscribers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/ListSubscribers',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -78,6 +78,8 @@ class RegistryServiceStub:
     """Users who blocked the bot: a send to them failed with Telegram's 403 "bot was blocked by the user". Their next
     interaction clears it. Unknown (bot, user) pairs are skipped; more than 1000 entries is INVALID_ARGUMENT.
     """
+    ListSubscribers: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListSubscribersRequest, _registry_pb2.ListSubscribersResponse]
+    """One page of a bot's subscribers, by Telegram user id ascending (for the CSV export)."""
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -129,6 +131,8 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """Users who blocked the bot: a send to them failed with Telegram's 403 "bot was blocked by the user". Their next
     interaction clears it. Unknown (bot, user) pairs are skipped; more than 1000 entries is INVALID_ARGUMENT.
     """
+    ListSubscribers: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListSubscribersRequest, _registry_pb2.ListSubscribersResponse]  # type: ignore[assignment]
+    """One page of a bot's subscribers, by Telegram user id ascending (for the CSV export)."""
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings.
@@ -267,5 +271,13 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Users who blocked the bot: a send to them failed with Telegram's 403 "bot was blocked by the user". Their next
         interaction clears it. Unknown (bot, user) pairs are skipped; more than 1000 entries is INVALID_ARGUMENT.
         """
+
+    @_abc_1.abstractmethod
+    def ListSubscribers(
+        self,
+        request: _registry_pb2.ListSubscribersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListSubscribersResponse, _abc.Awaitable[_registry_pb2.ListSubscribersResponse]]:
+        """One page of a bot's subscribers, by Telegram user id ascending (for the CSV export)."""
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
