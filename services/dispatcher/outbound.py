@@ -12,6 +12,7 @@ Telegram did perform (the retry sends again).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -472,6 +473,17 @@ class QueuedOutbox:
         }
         self._queue(bot_id, chat_id, "send_message", params)
 
+    def send_document(
+        self, bot_id: str, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
+    ) -> None:
+        params = {
+            "filename": filename,
+            "content_base64": base64.b64encode(content).decode("ascii"),
+            "mime_type": mime_type,
+            "caption": caption,
+        }
+        self._queue(bot_id, chat_id, "send_document", params)
+
     def edit_message_text(
         self,
         bot_id: str,
@@ -521,6 +533,16 @@ def perform(sender: DirectOutbox, call: dict[str, Any], token: BotToken | None =
         )
     elif method == "delete_message":
         sender.delete_message(bot_id, int(chat_id), int(params["message_id"]), token=token)
+    elif method == "send_document":
+        sender.send_document(
+            bot_id,
+            int(chat_id),
+            str(params["filename"]),
+            base64.b64decode(params["content_base64"]),
+            mime_type=str(params["mime_type"]),
+            caption=str(params.get("caption") or ""),
+            token=token,
+        )
     elif method == "answer_callback_query":
         sender.answer_callback_query(bot_id, str(params["callback_query_id"]), params.get("text"), token=token)
     else:
