@@ -280,6 +280,19 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "🚫 Blocked the bot: {blocked_bot}\n⛔ Blocked by you: {blocked_by_admin}\n"
         "🆕 New today: {new_today}\n📅 New in 7 days: {new_7_days}",
     },
+    "btn_export_csv": {"pt-BR": "📥 Exportar CSV", "en": "📥 Export CSV"},
+    "mgr_subscribers_csv": {
+        "pt-BR": "📄 Assinantes de @{username}: {count}.",
+        "en": "📄 Subscribers of @{username}: {count}.",
+    },
+    "mgr_subscribers_csv_truncated": {
+        "pt-BR": "📄 Assinantes de @{username}: os primeiros {count} (o limite de uma exportação).",
+        "en": "📄 Subscribers of @{username}: the first {count} (the limit of one export).",
+    },
+    "mgr_no_subscribers": {
+        "pt-BR": "👥 @{username} ainda não tem assinantes.",
+        "en": "👥 @{username} has no subscribers yet.",
+    },
     "usage_captcha": {"pt-BR": "/captcha @bot on | off | auto", "en": "/captcha @bot on | off | auto"},
     "mgr_captcha": {
         "pt-BR": "🤖 CAPTCHA de @{username}: {mode}.",

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import UTC, datetime, timedelta, timezone
+
+from libs.domain.callback_tokens import CallbackAction
+from libs.domain.manager_ports import Subscriber, SubscriberStatus
+from libs.domain.use_cases import manager
 from libs.registry_client.client import RegistryUnavailable
-from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, harness
+from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, harness
 
 MALLORY = 666
 
@@ -60,3 +67,73 @@ def test_subscribers_is_a_manager_command_listed_in_the_help() -> None:
     assert "/subscribers @bot" in h.last
     h.message("/help")
     assert "/subscribers @bot" in h.last
+
+
+def _subscribers(count: int) -> list[Subscriber]:
+    statuses = list(SubscriberStatus)
+    return [
+        Subscriber(
+            user, NOW - timedelta(days=user), NOW + timedelta(hours=user, minutes=30), statuses[user % len(statuses)]
+        )
+        for user in range(1, count + 1)
+    ]
+
+
+def test_the_export_button_is_signed_for_the_admin_and_sends_the_csv() -> None:
+    h = harness()
+    h.admin.subscribers = _subscribers(3)
+    h.message("/subscribers @shop_bot")
+    [[button]] = h.outbox.sent[-1]["reply_markup"]["inline_keyboard"]
+    assert button["text"] == "📥 Exportar CSV"
+    claim = h.tokens.verify(button["callback_data"], ADMIN, ADMIN)
+    assert claim is not None and (claim.action, claim.bot_id) == (CallbackAction.EXPORT_SUBSCRIBERS, BOT_ID)
+    assert h.press(button["callback_data"]).action == "manager:export_subscribers"
+    [document] = h.outbox.documents
+    assert (document["chat_id"], document["filename"]) == (ADMIN, "subscribers-shop_bot.csv")
+    assert document["caption"] == "📄 Assinantes de @shop_bot: 3."
+    rows = list(csv.reader(io.StringIO(document["content"].decode("utf-8"))))
+    assert rows == [
+        ["telegram_user_id", "first_seen", "last_seen", "status"],
+        ["1", "2025-12-31T00:00:00+00:00", "2026-01-01T01:30:00+00:00", "blocked_bot"],
+        ["2", "2025-12-30T00:00:00+00:00", "2026-01-01T02:30:00+00:00", "blocked_by_admin"],
+        ["3", "2025-12-29T00:00:00+00:00", "2026-01-01T03:30:00+00:00", "active"],
+    ]
+
+
+def test_another_admin_cannot_export_even_with_a_forged_or_replayed_button() -> None:
+    h = harness()
+    h.admin.subscribers = _subscribers(2)
+    mine = h.sign(CallbackAction.EXPORT_SUBSCRIBERS)
+    assert h.press(mine, user=666, chat=666).action == "manager:callback_invalid"  # signed for another user
+    forged = h.sign(CallbackAction.EXPORT_SUBSCRIBERS, user=666)  # a valid button of Mallory's naming Alice's bot
+    assert h.press(forged, user=666, chat=666).action == "manager:not_found"
+    assert h.outbox.documents == []
+
+
+def test_the_export_pages_through_the_registry_and_stops_at_the_limit(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(manager, "EXPORT_PAGE", 2)
+    monkeypatch.setattr(manager, "MAX_EXPORT_ROWS", 4)
+    h = harness()
+    h.admin.subscribers = _subscribers(4)
+    h.press(h.sign(CallbackAction.EXPORT_SUBSCRIBERS))
+    assert [c[1] for c in h.admin.calls if c[0] == "list_subscribers"] == [0, 2, 4]
+    assert h.outbox.documents[-1]["caption"] == "📄 Assinantes de @shop_bot: 4."
+    h.admin.subscribers = _subscribers(7)
+    h.press(h.sign(CallbackAction.EXPORT_SUBSCRIBERS))
+    assert h.outbox.documents[-1]["content"].count(b"\r\n") == 5  # the header and the first four
+    assert "os primeiros 4" in h.outbox.documents[-1]["caption"]
+
+
+def test_no_subscribers_means_a_message_not_an_empty_file() -> None:
+    h = harness()
+    h.press(h.sign(CallbackAction.EXPORT_SUBSCRIBERS))
+    assert h.outbox.documents == []
+    assert h.last == "👥 @shop_bot ainda não tem assinantes."
+
+
+def test_the_csv_times_are_utc_and_hold_nothing_but_ids_times_and_statuses() -> None:
+    local = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).astimezone(timezone(timedelta(hours=-3)))  # São Paulo
+    row = Subscriber(9, local, local, SubscriberStatus.ACTIVE)
+    assert manager.subscribers_csv([row]) == (
+        b"telegram_user_id,first_seen,last_seen,status\r\n9,2026-01-01T12:00:00+00:00,2026-01-01T12:00:00+00:00,active\r\n"
+    )
