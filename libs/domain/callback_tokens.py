@@ -64,6 +64,8 @@ class CallbackAction(IntEnum):
     LIST_PAGE = 15
     # A managed bot's CAPTCHA button (libs/domain/captcha.py): the bot ref field carries the option's number.
     CAPTCHA = 16
+    # /subscribers: the bot's subscribers as a CSV document.
+    EXPORT_SUBSCRIBERS = 17
 
 
 _NUMBERED = frozenset({CallbackAction.LIST_PAGE, CallbackAction.CAPTCHA})  # a number instead of a bot ref

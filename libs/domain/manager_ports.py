@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from libs.domain.bots import ApiCommand, Bot
@@ -15,6 +16,44 @@ class BotStats:
     users_total: int = 0
     users_today: int = 0
     messages_today: int = 0
+
+
+@dataclass(frozen=True)
+class SubscriberStats:
+    """A bot's subscribers (every user who started it) by status, and the new ones (UTC days).
+
+    Each subscriber has one status: blocked by the admin (a /block in force) comes first, then "blocked the
+    bot" (Telegram answered 403 "bot was blocked by the user"), else active."""
+
+    total: int = 0
+    active: int = 0
+    blocked_bot: int = 0
+    blocked_by_admin: int = 0
+    new_today: int = 0
+    new_7_days: int = 0
+
+
+class SubscriberStatus(StrEnum):
+    ACTIVE = "active"
+    BLOCKED_BOT = "blocked_bot"  # Telegram's 403 "bot was blocked by the user"
+    BLOCKED_BY_ADMIN = "blocked_by_admin"  # a /block in force
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    telegram_user_id: int
+    first_seen: datetime
+    last_seen: datetime
+    status: SubscriberStatus
+
+
+@dataclass(frozen=True)
+class BlockedByUser:
+    """A send to `telegram_user_id` failed at `at` because the user blocked the bot."""
+
+    bot_id: str
+    telegram_user_id: int
+    at: datetime  # timezone-aware
 
 
 @dataclass(frozen=True)
@@ -125,6 +164,12 @@ class BotAdmin(Protocol):
     def list_bots(self, owner_id: int) -> list[Bot]: ...
 
     def details(self, actor_id: int, bot_id: str) -> tuple[Bot, BotStats]: ...
+
+    def subscriber_stats(self, actor_id: int, bot_id: str) -> tuple[Bot, SubscriberStats]: ...
+
+    def list_subscribers(self, actor_id: int, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        """One page, by Telegram user id ascending, of users after `after_user_id` (0: from the start)."""
+        ...
 
     def set_enabled(self, actor_id: int, bot_id: str, enabled: bool) -> Bot: ...
 

@@ -57,6 +57,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/block @bot id [1h] · /unblock @bot id — bloquear um usuário por um tempo\n"
             "/limits @bot — limites por usuário (ex.: /limits @bot /start 5/1m)\n"
             "/captcha @bot on|off|auto — desafio para usuários novos (auto: sob ataque)\n"
+            "/subscribers @bot — assinantes: ativos, que bloquearam o bot, bloqueados por você, novos\n"
             "/cancel — cancelar a operação em andamento"
         ),
         "en": (
@@ -73,6 +74,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/block @bot id [1h] · /unblock @bot id — block a user for a while\n"
             "/limits @bot — per-user limits (e.g. /limits @bot /start 5/1m)\n"
             "/captcha @bot on|off|auto — a challenge for new users (auto: under attack)\n"
+            "/subscribers @bot — subscribers: active, who blocked the bot, blocked by you, new\n"
             "/cancel — cancel the current operation"
         ),
     },
@@ -268,6 +270,28 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "captcha_expired": {
         "pt-BR": "⌛ Esse desafio expirou: envie uma mensagem para receber outro.",
         "en": "⌛ That challenge expired: send a message to get a new one.",
+    },
+    "usage_subscribers": {"pt-BR": "/subscribers @bot", "en": "/subscribers @bot"},
+    "mgr_subscribers": {
+        "pt-BR": "👥 <b>Assinantes de @{username}</b>: {total}\n✅ Ativos: {active}\n"
+        "🚫 Bloquearam o bot: {blocked_bot}\n⛔ Bloqueados por você: {blocked_by_admin}\n"
+        "🆕 Novos hoje: {new_today}\n📅 Novos em 7 dias: {new_7_days}",
+        "en": "👥 <b>Subscribers of @{username}</b>: {total}\n✅ Active: {active}\n"
+        "🚫 Blocked the bot: {blocked_bot}\n⛔ Blocked by you: {blocked_by_admin}\n"
+        "🆕 New today: {new_today}\n📅 New in 7 days: {new_7_days}",
+    },
+    "btn_export_csv": {"pt-BR": "📥 Exportar CSV", "en": "📥 Export CSV"},
+    "mgr_subscribers_csv": {
+        "pt-BR": "📄 Assinantes de @{username}: {count}.",
+        "en": "📄 Subscribers of @{username}: {count}.",
+    },
+    "mgr_subscribers_csv_truncated": {
+        "pt-BR": "📄 Assinantes de @{username}: os primeiros {count} (o limite de uma exportação).",
+        "en": "📄 Subscribers of @{username}: the first {count} (the limit of one export).",
+    },
+    "mgr_no_subscribers": {
+        "pt-BR": "👥 @{username} ainda não tem assinantes.",
+        "en": "👥 @{username} has no subscribers yet.",
     },
     "usage_captcha": {"pt-BR": "/captcha @bot on | off | auto", "en": "/captcha @bot on | off | auto"},
     "mgr_captcha": {

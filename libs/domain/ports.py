@@ -91,6 +91,12 @@ class TelegramApi(Protocol):
 
     def delete_message(self, token: BotToken, chat_id: int, message_id: int) -> None: ...
 
+    def send_document(
+        self, token: BotToken, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
+    ) -> SentMessage:
+        """Uploads `content` as a document."""
+        ...
+
     def get_managed_bot_token(self, manager_token: BotToken, user_id: int) -> BotToken:
         """Bot API 9.6: the token of a bot the user created through the manager bot."""
         ...
@@ -133,6 +139,12 @@ class Outbox(Protocol):
         ...
 
     def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None: ...
+
+    def send_document(
+        self, bot_id: str, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
+    ) -> None:
+        """A file for the chat (a CSV export); a queued outbox carries its bytes in the queue, so keep it small."""
+        ...
 
 
 class BotRepository(Protocol):

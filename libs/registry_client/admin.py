@@ -7,6 +7,7 @@ token-free reason of an INVALID_ARGUMENT settings refusal.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import grpc
@@ -21,6 +22,7 @@ from libs.domain.errors import (
     TokenRejected,
 )
 from libs.domain.manager_ports import (
+    BlockedByUser,
     BlockUser,
     BotStats,
     Interaction,
@@ -36,6 +38,9 @@ from libs.domain.manager_ports import (
     SetRateLimit,
     SettingsChange,
     SetWelcome,
+    Subscriber,
+    SubscriberStats,
+    SubscriberStatus,
     UnblockUser,
 )
 from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting
@@ -43,6 +48,11 @@ from libs.registry_client.client import RegistryUnavailable, bot_from_proto
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 _R = TypeVar("_R")
+_SUBSCRIBER_STATUS = {
+    registry_pb2.SUBSCRIBER_STATUS_ACTIVE: SubscriberStatus.ACTIVE,
+    registry_pb2.SUBSCRIBER_STATUS_BLOCKED_BOT: SubscriberStatus.BLOCKED_BOT,
+    registry_pb2.SUBSCRIBER_STATUS_BLOCKED_BY_ADMIN: SubscriberStatus.BLOCKED_BY_ADMIN,
+}
 REASON_METADATA_KEY = "tgm-reason"  # services/botregistry/grpc/servicer.py
 DEFAULT_TIMEOUT_SECONDS = 20.0  # registrations call Telegram and the vault
 RECORD_TIMEOUT_SECONDS = 1.0
@@ -124,6 +134,19 @@ class GrpcBotAdmin:
         )
         return bot_from_proto(reply.bot), stats
 
+    def subscriber_stats(self, actor_id: int, bot_id: str) -> tuple[Bot, SubscriberStats]:
+        request = registry_pb2.GetSubscriberStatsRequest(actor_id=actor_id, bot_id=bot_id)
+        reply = self._call(lambda: self._stub.GetSubscriberStats(request, timeout=self._timeout))
+        stats = SubscriberStats(
+            total=reply.stats.total,
+            active=reply.stats.active,
+            blocked_bot=reply.stats.blocked_bot,
+            blocked_by_admin=reply.stats.blocked_by_admin,
+            new_today=reply.stats.new_today,
+            new_7_days=reply.stats.new_7_days,
+        )
+        return bot_from_proto(reply.bot), stats
+
     def set_enabled(self, actor_id: int, bot_id: str, enabled: bool) -> Bot:
         request = registry_pb2.SetBotStatusRequest(actor_id=actor_id, bot_id=bot_id, enabled=enabled)
         return bot_from_proto(self._call(lambda: self._stub.SetBotStatus(request, timeout=self._timeout)).bot)
@@ -164,6 +187,36 @@ class GrpcBotAdmin:
         return InteractionBatchResult(
             stored=reply.stored, skipped_unknown_bot=reply.skipped_unknown_bot, skipped_invalid=reply.skipped_invalid
         )
+
+    def list_subscribers(self, actor_id: int, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        request = registry_pb2.ListSubscribersRequest(
+            actor_id=actor_id, bot_id=bot_id, after_user_id=after_user_id, limit=limit
+        )
+        reply = self._call(lambda: self._stub.ListSubscribers(request, timeout=self._timeout))
+        return [
+            Subscriber(
+                telegram_user_id=item.telegram_user_id,
+                first_seen=datetime.fromtimestamp(item.first_seen_unix_ms / 1000, UTC),
+                last_seen=datetime.fromtimestamp(item.last_seen_unix_ms / 1000, UTC),
+                status=_SUBSCRIBER_STATUS[item.status],
+            )
+            for item in reply.subscribers
+            if item.status in _SUBSCRIBER_STATUS
+        ]
+
+    def mark_blocked(self, entries: Sequence[BlockedByUser]) -> int:
+        """MarkSubscribersBlocked (at most 1000 entries): users whose sends failed with "bot was blocked"."""
+        request = registry_pb2.MarkSubscribersBlockedRequest(
+            subscribers=[
+                registry_pb2.BlockedSubscriber(
+                    bot_id=entry.bot_id,
+                    telegram_user_id=entry.telegram_user_id,
+                    blocked_at_unix_ms=int(entry.at.timestamp() * 1000),
+                )
+                for entry in entries
+            ]
+        )
+        return self._call(lambda: self._stub.MarkSubscribersBlocked(request, timeout=BATCH_TIMEOUT_SECONDS)).marked
 
 
 def settings_request(actor_id: int, bot_id: str, change: SettingsChange) -> registry_pb2.UpdateBotSettingsRequest:

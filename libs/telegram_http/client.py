@@ -92,17 +92,26 @@ class HttpTelegramApi:
 
     # -- transport -----------------------------------------------------------------------------------
 
-    def _post(self, secret: str, method: str, params: dict[str, Any]) -> _Answer | DomainError:
+    def _post(
+        self, secret: str, method: str, params: dict[str, Any], upload: tuple[str, str, bytes, str] | None = None
+    ) -> _Answer | DomainError:
         """The result, or the error to raise; never raises, so no urllib3 exception (holding the URL) is chained,
-        and no frame holding the URL or Telegram's raw answer is left in the caller's traceback."""
+        and no frame holding the URL or Telegram's raw answer is left in the caller's traceback. With `upload`
+        (field, file name, bytes, MIME type) the call is multipart/form-data, other values as form fields."""
         try:
-            response = self._pool.request(
-                "POST",
-                f"{self._base_url}/bot{secret}/{method}",
-                body=orjson.dumps(params),
-                headers=_JSON_HEADERS,
-                redirect=False,
-            )
+            url = f"{self._base_url}/bot{secret}/{method}"
+            if upload is None:
+                response = self._pool.request(
+                    "POST", url, body=orjson.dumps(params), headers=_JSON_HEADERS, redirect=False
+                )
+            else:
+                field, filename, data, mime = upload
+                fields: dict[str, Any] = {
+                    key: value if isinstance(value, str) else orjson.dumps(value).decode()
+                    for key, value in params.items()
+                }
+                fields[field] = (filename, data, mime)
+                response = self._pool.request("POST", url, fields=fields, encode_multipart=True, redirect=False)
             try:
                 body = orjson.loads(response.data)
             except orjson.JSONDecodeError:
@@ -120,8 +129,15 @@ class HttpTelegramApi:
             TELEGRAM_API_ERRORS.labels(method, "0").inc()
             return TelegramUnavailable(f"Telegram {method}: request failed ({type(exc).__name__})")
 
-    def _call(self, token: BotToken, method: str, params: dict[str, Any] | None = None) -> Any:
-        outcome = self._post(token.reveal(), method, {k: v for k, v in (params or {}).items() if v is not None})
+    def _call(
+        self,
+        token: BotToken,
+        method: str,
+        params: dict[str, Any] | None = None,
+        upload: tuple[str, str, bytes, str] | None = None,
+    ) -> Any:
+        kept = {k: v for k, v in (params or {}).items() if v is not None}
+        outcome = self._post(token.reveal(), method, kept, upload)
         if isinstance(outcome, DomainError):
             raise outcome
         return outcome.result
@@ -194,6 +210,14 @@ class HttpTelegramApi:
         if result is True:
             return SentMessage(message_id=message_id, chat_id=chat_id)
         return _sent(result, chat_id, "editMessageText")
+
+    def send_document(
+        self, token: BotToken, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
+    ) -> SentMessage:
+        """Uploads `content` as a document (multipart/form-data)."""
+        params: dict[str, Any] = {"chat_id": chat_id, "caption": caption or None}
+        result = self._call(token, "sendDocument", params, upload=("document", filename, content, mime_type))
+        return _sent(result, chat_id, "sendDocument")
 
     def delete_message(self, token: BotToken, chat_id: int, message_id: int) -> None:
         self._call(token, "deleteMessage", {"chat_id": chat_id, "message_id": message_id})

@@ -27,7 +27,7 @@ from libs.messaging.mailbox import mailbox_for
 from libs.registry_client.admin import GrpcBotAdmin
 from libs.registry_client.client import GrpcBotDirectory
 from libs.registry_client.events import BackgroundEventRecorder, GrpcEventRecorder
-from services.dispatcher.adapters import bot_changes, interaction_stats, memory
+from services.dispatcher.adapters import bot_changes, interaction_stats, memory, subscribers
 from services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.external_api import HttpExternalApi
@@ -244,6 +244,9 @@ class DispatcherContainer(containers.DeclarativeContainer):
     deferred_sent_marks = providers.ThreadSafeSingleton(
         _deferred_sent_marks, redis_client, outbox_store, settings.provided.defer_sent_marks
     )
+    # Users who blocked a bot (403 on a send), reported to the registry: the subscribers' "blocked the bot" status.
+    registry_admin = providers.ThreadSafeSingleton(GrpcBotAdmin, channel=registry_channel)
+    blocked_users = providers.ThreadSafeSingleton(subscribers.RegistryBlockedUsers, sink=registry_admin, clock=clock)
     direct_send = providers.ThreadSafeSingleton(
         DirectSend,
         gate=providers.ThreadSafeSingleton(_direct_send_gate, redis_client, outbox_store, send_limiter),
@@ -252,6 +255,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         dead_letters=dead_letters,
         limiter=send_limiter,
         deferred_marks=deferred_sent_marks,
+        blocked_users=blocked_users,
     )
     outbox = providers.ThreadSafeSingleton(QueuedOutbox, store=outbox_store, broker=broker, direct=direct_send)
 
@@ -316,7 +320,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
     # Changes made through the manager reach every process's bot cache at once (adapters/bot_changes.py).
     bot_admin = providers.ThreadSafeSingleton(
         bot_changes.AnnouncingBotAdmin,
-        admin=providers.ThreadSafeSingleton(GrpcBotAdmin, channel=registry_channel),
+        admin=registry_admin,
         announce=providers.ThreadSafeSingleton(bot_changes.announcer, redis_client, bot_directory),
     )
     # Refused button presses go to the registry's event trail, sent by one background thread (no wait per update).
@@ -366,6 +370,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         policy=providers.Factory(OutboxPolicy, lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds),
         lane=providers.ThreadSafeSingleton(_outbox_lane, redis_client),
         keeper=lock_keeper,
+        blocked_users=blocked_users,
     )
 
     # The handler as the chat drain runs it: the replies it queues are sent right after, by the same worker.

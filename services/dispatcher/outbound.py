@@ -12,6 +12,7 @@ Telegram did perform (the retry sends again).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -275,6 +276,32 @@ def refused_for_good(exc: Exception) -> bool:
     return isinstance(exc, TelegramRequestFailed) and exc.retry_after is None and 400 <= exc.error_code < 500
 
 
+BLOCKED_BY_USER = "bot was blocked by the user"
+
+
+class BlockedUsers(Protocol):
+    """Learns of subscribers who blocked a bot (issue 15): a rare failure path, never called per update."""
+
+    def blocked(self, bot_id: str, telegram_user_id: int) -> None:
+        """Best effort: never raises."""
+        ...
+
+
+def report_if_blocked(reporter: BlockedUsers | None, bot_id: str, call: dict[str, Any], exc: Exception) -> None:
+    """Telegram's 403 "Forbidden: bot was blocked by the user" on a call to a private chat (its id is the user's):
+    the user blocked the bot."""
+    chat_id = call.get("chat_id")
+    if (
+        reporter is not None
+        and isinstance(exc, TelegramRequestFailed)
+        and exc.error_code == 403
+        and BLOCKED_BY_USER in exc.description.lower()
+        and isinstance(chat_id, int)
+        and chat_id > 0
+    ):
+        reporter.blocked(bot_id, chat_id)
+
+
 class DirectSendGate(Protocol):
     def open(self, bot_id: str, chat_key: str, chat_id: int | None, call_id: str) -> bool:
         """True, with a send slot taken, when nothing waits on the lane before this call, the call was not sent
@@ -333,8 +360,10 @@ class DirectSend:
         dead_letters: DeadLetters,
         limiter: SendLimiter,
         deferred_marks: DeferredSentMarks | None = None,
+        blocked_users: BlockedUsers | None = None,
     ) -> None:
         self._gate = gate
+        self._blocked_users = blocked_users
         self._deferred_marks = deferred_marks  # on Redis the update's completion writes the mark (sent_marks.py)
         self._store = store
         self._sender = sender
@@ -365,6 +394,7 @@ class DirectSend:
                 )
                 return self.QUEUE
             if refused_for_good(exc):
+                report_if_blocked(self._blocked_users, bot_id, call, exc)
                 letter_id = self._dead.add("outbound", call, describe_failure(exc), 1, time.time())
                 logger.error("outbound call failed for good", extra={"bot_id": bot_id, "dead_letter_id": letter_id})
                 self._store.mark_sent(call_id)  # settled: a re-run of the update does not try it again
@@ -443,6 +473,17 @@ class QueuedOutbox:
         }
         self._queue(bot_id, chat_id, "send_message", params)
 
+    def send_document(
+        self, bot_id: str, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
+    ) -> None:
+        params = {
+            "filename": filename,
+            "content_base64": base64.b64encode(content).decode("ascii"),
+            "mime_type": mime_type,
+            "caption": caption,
+        }
+        self._queue(bot_id, chat_id, "send_document", params)
+
     def edit_message_text(
         self,
         bot_id: str,
@@ -492,6 +533,16 @@ def perform(sender: DirectOutbox, call: dict[str, Any], token: BotToken | None =
         )
     elif method == "delete_message":
         sender.delete_message(bot_id, int(chat_id), int(params["message_id"]), token=token)
+    elif method == "send_document":
+        sender.send_document(
+            bot_id,
+            int(chat_id),
+            str(params["filename"]),
+            base64.b64decode(params["content_base64"]),
+            mime_type=str(params["mime_type"]),
+            caption=str(params.get("caption") or ""),
+            token=token,
+        )
     elif method == "answer_callback_query":
         sender.answer_callback_query(bot_id, str(params["callback_query_id"]), params.get("text"), token=token)
     else:
@@ -679,7 +730,9 @@ class DrainOutbox:
         policy: OutboxPolicy | None = None,
         lane: OutboxLane | None = None,
         keeper: LockKeeper | None = None,
+        blocked_users: BlockedUsers | None = None,
     ) -> None:
+        self._blocked_users = blocked_users
         self._store = store
         self._lane: OutboxLane = lane or ComposedOutboxLane(store, locks)
         self._keeper = keeper or LockKeeper()
@@ -760,6 +813,7 @@ class DrainOutbox:
                     self._limiter.pause(bot_id, float(exc.retry_after))
                     logger.warning("Telegram said 429; rescheduling", extra={**ids, "retry_after": exc.retry_after})
                     return sent, float(exc.retry_after), False
+                report_if_blocked(self._blocked_users, bot_id, call, exc)
                 self._give_up(bot_id, chat_key, raw, call, describe_failure(exc), 1)  # 400/403: a retry won't help
                 self._queue_refusal_notice(bot_id, chat_key, call, call_id)
                 continue

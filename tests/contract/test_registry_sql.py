@@ -274,7 +274,11 @@ def test_migrating_down_and_up_on_sqlite_keeps_every_bots_users_and_stats(tmp_pa
         SqlBotRepository(make_session_factory(engine)).add(bot)
         with engine.begin() as conn:
             conn.execute(
-                sa.text("INSERT INTO bot_users VALUES (:b, 7, 'en', :t, :t)"), {"b": bot.id, "t": T0.isoformat()}
+                sa.text(
+                    "INSERT INTO bot_users (bot_id, telegram_user_id, language_code, first_seen, last_seen)"
+                    " VALUES (:b, 7, 'en', :t, :t)"
+                ),
+                {"b": bot.id, "t": T0.isoformat()},
             )
             conn.execute(sa.text("INSERT INTO bot_daily_stats VALUES (:b, '2026-01-01', 3)"), {"b": bot.id})
     finally:

@@ -40,6 +40,11 @@ CALLS: dict[str, Callable[[Stub], Any]] = {
     "RecordInteractions": lambda s: s.RecordInteractions(
         pb.RecordInteractionsRequest(interactions=[pb.Interaction(bot_id="nope", telegram_user_id=7, messages=1)])
     ),
+    "GetSubscriberStats": lambda s: s.GetSubscriberStats(pb.GetSubscriberStatsRequest(actor_id=7, bot_id="nope")),
+    "ListSubscribers": lambda s: s.ListSubscribers(pb.ListSubscribersRequest(actor_id=7, bot_id="nope", limit=10)),
+    "MarkSubscribersBlocked": lambda s: s.MarkSubscribersBlocked(
+        pb.MarkSubscribersBlockedRequest(subscribers=[pb.BlockedSubscriber(bot_id="nope", telegram_user_id=7)])
+    ),
     "RegisterManagedBot": lambda s: s.RegisterManagedBot(
         pb.RegisterManagedBotRequest(owner_id=7, managed_bot_user_id=9)
     ),
@@ -67,6 +72,9 @@ ADMIN = {
     "UpdateBotSettings",
     "RecordInteraction",
     "RecordInteractions",
+    "GetSubscriberStats",
+    "MarkSubscribersBlocked",
+    "ListSubscribers",
     "RegisterManagedBot",
     "RegisterBot:sealed",
     "RecordEvent:callback_refused",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.parser
+import email.policy
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -18,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.domain.ports import Clock
-from tools.telegram_emulator.core import BotState, Emulator, mask_token
+from tools.telegram_emulator.core import BotState, Emulator, UploadedFile, mask_token
 from tools.telegram_emulator.delivery import WebhookDelivery
 from tools.telegram_emulator.errors import ApiError
 from tools.telegram_emulator.flood import FloodSettings
@@ -141,7 +143,7 @@ def _params(query: bytes, http_method: str, content_type: str, body: bytes) -> d
     params: dict[str, Any] = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
     if http_method != "POST" or not body:
         return params
-    content_type = content_type.split(";")[0].strip().lower()
+    full_type, content_type = content_type, content_type.split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
             data = orjson.loads(body)
@@ -152,7 +154,31 @@ def _params(query: bytes, http_method: str, content_type: str, body: bytes) -> d
         params.update(data)
     elif content_type == "application/x-www-form-urlencoded":
         params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    elif content_type == "multipart/form-data":
+        params.update(_multipart(full_type, body))
     return params
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
+    """Form fields as strings, file parts as UploadedFile (the stdlib's MIME parser: no extra dependency)."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        raise ApiError(400, "Bad Request: can't parse multipart/form-data request")
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        data = part.get_payload(decode=True)
+        data = data if isinstance(data, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            fields[name] = UploadedFile(filename, part.get_content_type(), data)
+        else:
+            fields[name] = data.decode(part.get_content_charset() or "utf-8", "replace")
+    return fields
 
 
 Scope = MutableMapping[str, Any]

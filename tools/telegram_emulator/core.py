@@ -6,6 +6,7 @@ await between reading and writing state.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import random
@@ -30,7 +31,7 @@ _SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 MAX_TEXT = 4096
 
 # Methods that put a bot's message into a chat: each success is a "sent" event on the timeline.
-MESSAGE_METHODS = frozenset({"sendMessage", "editMessageText"})
+MESSAGE_METHODS = frozenset({"sendMessage", "editMessageText", "sendDocument"})
 
 # Update types delivered when allowed_updates is empty (the real server's default).
 NOT_DEFAULT_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
@@ -44,6 +45,25 @@ def mask_token(token: str) -> str:
 
 def new_token(bot_id: int) -> str:
     return f"{bot_id}:" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(35))
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file part of a multipart/form-data request (sendDocument's `document`)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+MAX_DOCUMENT_BYTES = 50 * 1024 * 1024  # the Bot API's upload limit
+
+
+def _logged(value: Any) -> Any:
+    """A call's parameter as the call log keeps it: an upload by name and size (the log stays JSON)."""
+    if isinstance(value, UploadedFile):
+        return {"file_name": value.filename, "file_size": len(value.data)}
+    return value
 
 
 @dataclass
@@ -62,6 +82,9 @@ class StoredMessage:
     edit_date: int | None = None
     # A service message's own field, e.g. {"managed_bot_created": {"bot": User}}; such messages have no text.
     service: dict[str, Any] | None = None
+    # A sent document: the Bot API's Document object, and the file's bytes (the control view shows them base64).
+    document: dict[str, Any] | None = None
+    document_data: bytes | None = None
 
     def control_view(self) -> dict[str, Any]:
         view: dict[str, Any] = {
@@ -77,6 +100,8 @@ class StoredMessage:
             value = getattr(self, name)
             if value is not None:
                 view[name] = value
+        if self.document is not None:
+            view["document"] = {**self.document, "content_base64": base64.b64encode(self.document_data or b"").decode()}
         return view
 
 
@@ -478,7 +503,8 @@ class Emulator:
         handler = self._handlers.get(method.lower())
         name = handler.__name__.removeprefix("m_") if handler is not None else method
         at = self.clock.now().timestamp()  # sub-second, for flood-control checks
-        record = {"method": name, "params": params, "date": int(at), "at": at, "known": handler is not None}
+        shown = {key: _logged(value) for key, value in params.items()}
+        record = {"method": name, "params": shown, "date": int(at), "at": at, "known": handler is not None}
         bot.calls.append(record)
         self.telemetry.api_calls[name] += 1
         if handler is None:
@@ -620,8 +646,13 @@ class Emulator:
             "from": message.sender,
             "chat": chat.as_api(),
             "date": message.date,
-            "text": message.plain_text,
         }
+        if message.document is not None:
+            result["document"] = message.document
+            if message.plain_text:
+                result["caption"] = message.plain_text
+        else:
+            result["text"] = message.plain_text
         if message.edit_date is not None:
             result["edit_date"] = message.edit_date
         if message.reply_markup and "inline_keyboard" in message.reply_markup:
@@ -648,6 +679,42 @@ class Emulator:
             parse_mode=parse_mode,
             reply_markup=markup,
             link_preview_options=preview if isinstance(preview, dict) else None,
+        )
+        chat.messages.append(message)
+        return self._message_api(bot, chat, message)
+
+    def m_sendDocument(self, bot: BotState, params: dict[str, Any]) -> dict[str, Any]:
+        """An uploaded file only (multipart/form-data); a file_id or URL is not supported here."""
+        chat = self._chat(bot, params)
+        upload = params.get("document")
+        if not isinstance(upload, UploadedFile):
+            raise bad_request("there is no document in the request")
+        if not upload.data:
+            raise bad_request("file must be non-empty")
+        if len(upload.data) > MAX_DOCUMENT_BYTES:
+            raise ApiError(413, "Request Entity Too Large")
+        caption = _str(params, "caption") or ""
+        if len(caption) > 1024:
+            raise bad_request("message caption is too long")
+        wait = self.flood.check(bot.id, chat.id, chat.type)
+        if wait is not None:
+            raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+        unique = secrets.token_urlsafe(12)
+        message = StoredMessage(
+            message_id=self._next_message_id(chat),
+            from_bot=True,
+            text=caption,
+            plain_text=caption,
+            date=self.now(),
+            sender=bot.as_user(),
+            document={
+                "file_id": f"BQAC{unique}",
+                "file_unique_id": unique[:16],
+                "file_name": upload.filename,
+                "mime_type": upload.content_type,
+                "file_size": len(upload.data),
+            },
+            document_data=upload.data,
         )
         chat.messages.append(message)
         return self._message_api(bot, chat, message)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -35,6 +35,7 @@ from libs.domain.errors import (
     TokenRejected,
 )
 from libs.domain.manager_ports import (
+    BlockedByUser,
     BlockUser,
     BotStats,
     Registration,
@@ -48,6 +49,9 @@ from libs.domain.manager_ports import (
     SetRateLimit,
     SettingsChange,
     SetWelcome,
+    Subscriber,
+    SubscriberStats,
+    SubscriberStatus,
     UnblockUser,
 )
 from libs.domain.ports import (
@@ -135,12 +139,21 @@ def parse_duration(text: str, *, seconds: bool = False) -> int | None:
 
 MAX_BLOCK_SECONDS = 30 * 24 * 3600
 MAX_BLOCKED_USERS = 1000  # per bot; expired blocks are dropped on every change
+MAX_SUBSCRIBERS_PAGE = 1000
 
 
 class InteractionStats(Protocol):
     def record(self, bot_id: str, telegram_user_id: int, language_code: str | None, now: datetime) -> None: ...
 
     def stats(self, bot_id: str, now: datetime) -> BotStats: ...
+
+    def subscriber_stats(self, bot_id: str, now: datetime, blocked_by_admin: Collection[int]) -> SubscriberStats: ...
+
+    def mark_blocked(self, entries: Sequence[BlockedByUser]) -> int: ...
+
+    def list_subscribers(self, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        """Statuses active or blocked the bot (admin blocks are not the stats' to know)."""
+        ...
 
 
 class ManagerLookup(Protocol):
@@ -269,6 +282,38 @@ class BotAdministration:
     def details(self, actor_id: int, bot_id: str) -> tuple[Bot, BotStats]:
         bot = self._owned(actor_id, bot_id)
         return bot, self._stats.stats(bot.id, self._clock.now())
+
+    def subscriber_stats(self, actor_id: int, bot_id: str) -> tuple[Bot, SubscriberStats]:
+        """The actor's bot's subscribers by status; "blocked by the admin" are the /blocks in force now."""
+        bot = self._owned(actor_id, bot_id)
+        now = self._clock.now()
+        in_force = [user for user, until in bot.settings.blocked_users.items() if until > now.timestamp()]
+        return bot, self._stats.subscriber_stats(bot.id, now, in_force)
+
+    def list_subscribers(self, actor_id: int, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        """One page of the actor's bot's subscribers (user id ascending, after `after_user_id`; at most
+        MAX_SUBSCRIBERS_PAGE), a /block in force shown as blocked by the admin."""
+        bot = self._owned(actor_id, bot_id)
+        if not 0 < limit <= MAX_SUBSCRIBERS_PAGE:
+            raise InvalidSetting(f"a page holds 1-{MAX_SUBSCRIBERS_PAGE} subscribers")
+        now = self._clock.now().timestamp()
+        in_force = {user for user, until in bot.settings.blocked_users.items() if until > now}
+        page = self._stats.list_subscribers(bot.id, max(after_user_id, 0), limit)
+        return [
+            replace(item, status=SubscriberStatus.BLOCKED_BY_ADMIN) if item.telegram_user_id in in_force else item
+            for item in page
+        ]
+
+    def mark_blocked(self, entries: Sequence[BlockedByUser]) -> int:
+        """The dispatcher's report of users who blocked the bot (Telegram's 403); returns the rows marked. A time
+        after the registry's clock counts as now."""
+        now = self._clock.now()
+        valid = [
+            replace(entry, at=min(entry.at, now))
+            for entry in entries
+            if entry.telegram_user_id > 0 and 0 < len(entry.bot_id) <= 64
+        ]
+        return self._stats.mark_blocked(valid) if valid else 0
 
     # -- state changes -------------------------------------------------------------------------------
 

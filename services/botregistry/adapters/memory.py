@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime, timedelta
 
 from libs.domain.bots import Bot, BotStatus
 from libs.domain.errors import BotNotFound, ConcurrentUpdate
 from libs.domain.events import MAX_LIST_LIMIT, Event, EventFilter
-from libs.domain.manager_ports import BotStats
+from libs.domain.manager_ports import BlockedByUser, BotStats, Subscriber, SubscriberStats, SubscriberStatus
 from services.botregistry.errors import DuplicateBot
 
 
@@ -117,18 +117,26 @@ class InMemoryInteractionStats:
 
     def __init__(self) -> None:
         self._last_seen: dict[tuple[str, int], datetime] = {}
+        self._first_seen: dict[tuple[str, int], datetime] = {}
+        self._blocked_bot: dict[tuple[str, int], datetime] = {}
         self._messages: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     def record(self, bot_id: str, telegram_user_id: int, language_code: str | None, now: datetime) -> None:
         day = now.astimezone(UTC).strftime("%Y-%m-%d")
+        key = (bot_id, telegram_user_id)
         with self._lock:
-            self._last_seen[(bot_id, telegram_user_id)] = now
+            self._last_seen[key] = now
+            self._first_seen.setdefault(key, now)
+            if key in self._blocked_bot and now > self._blocked_bot[key]:
+                del self._blocked_bot[key]  # they came back
             self._messages[(bot_id, day)] = self._messages.get((bot_id, day), 0) + 1
 
     def drop(self, bot_id: str) -> None:
         with self._lock:
             self._last_seen = {key: at for key, at in self._last_seen.items() if key[0] != bot_id}
+            self._first_seen = {key: at for key, at in self._first_seen.items() if key[0] != bot_id}
+            self._blocked_bot = {key: at for key, at in self._blocked_bot.items() if key[0] != bot_id}
             self._messages = {key: n for key, n in self._messages.items() if key[0] != bot_id}
 
     def stats(self, bot_id: str, now: datetime) -> BotStats:
@@ -139,6 +147,48 @@ class InMemoryInteractionStats:
         return BotStats(
             users_total=len(seen), users_today=sum(1 for at in seen if at >= start), messages_today=messages
         )
+
+    def subscriber_stats(self, bot_id: str, now: datetime, blocked_by_admin: Collection[int]) -> SubscriberStats:
+        start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        week = start - timedelta(days=6)
+        with self._lock:
+            users = {user: first for (bot, user), first in self._first_seen.items() if bot == bot_id}
+            blocked = {user for (bot, user) in self._blocked_bot if bot == bot_id}
+        admin = set(blocked_by_admin) & set(users)
+        blocked_bot = len(blocked - admin)
+        return SubscriberStats(
+            total=len(users),
+            active=len(users) - len(admin) - blocked_bot,
+            blocked_bot=blocked_bot,
+            blocked_by_admin=len(admin),
+            new_today=sum(1 for first in users.values() if first >= start),
+            new_7_days=sum(1 for first in users.values() if first >= week),
+        )
+
+    def list_subscribers(self, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        with self._lock:
+            users = sorted(user for bot, user in self._first_seen if bot == bot_id and user > after_user_id)[:limit]
+            return [
+                Subscriber(
+                    telegram_user_id=user,
+                    first_seen=self._first_seen[(bot_id, user)],
+                    last_seen=self._last_seen[(bot_id, user)],
+                    status=SubscriberStatus.BLOCKED_BOT
+                    if (bot_id, user) in self._blocked_bot
+                    else SubscriberStatus.ACTIVE,
+                )
+                for user in users
+            ]
+
+    def mark_blocked(self, entries: Sequence[BlockedByUser]) -> int:
+        changed = 0
+        with self._lock:
+            for entry in entries:
+                key = (entry.bot_id, entry.telegram_user_id)
+                if key in self._last_seen and self._last_seen[key] <= entry.at:
+                    self._blocked_bot[key] = entry.at
+                    changed += 1
+        return changed
 
 
 class InMemoryEventTrail:

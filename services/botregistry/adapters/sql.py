@@ -7,8 +7,8 @@ owned by the Alembic migrations in ../migrations; these models mirror it (a cont
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     select,
     text,
@@ -43,7 +44,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, CaptchaMode, RateRule
 from libs.domain.errors import BotNotFound, ConcurrentUpdate
 from libs.domain.events import MAX_LIST_LIMIT, Event, EventFilter, EventKind, Outcome
-from libs.domain.manager_ports import BotStats, Interaction
+from libs.domain.manager_ports import (
+    BlockedByUser,
+    BotStats,
+    Interaction,
+    Subscriber,
+    SubscriberStats,
+    SubscriberStatus,
+)
 from services.botregistry.errors import DuplicateBot
 
 BOT_STATUSES: tuple[str, ...] = tuple(status.value for status in BotStatus)
@@ -125,7 +133,7 @@ class BotRow(Base):
 
 
 class BotUserRow(Base):
-    """(bot, Telegram user) pairs a bot has talked to; used by later features."""
+    """(bot, Telegram user) pairs a bot has talked to: the bot's subscribers."""
 
     __tablename__ = "bot_users"
 
@@ -135,6 +143,9 @@ class BotUserRow(Base):
     language_code: Mapped[str | None] = mapped_column(String(16), nullable=True)
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # When a send to the user failed with "bot was blocked by the user" (migration 0009); their next
+    # interaction clears it: they came back.
+    blocked_bot_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class BotDailyStatsRow(Base):
@@ -434,6 +445,7 @@ SELECT * FROM unnest(CAST(:bot_ids AS varchar[]), CAST(:user_ids AS bigint[]), C
                      CAST(:first_seen AS timestamptz[]), CAST(:last_seen AS timestamptz[]))
 ON CONFLICT (bot_id, telegram_user_id) DO UPDATE SET
   last_seen = GREATEST(u.last_seen, excluded.last_seen),
+  blocked_bot_at = CASE WHEN excluded.last_seen > u.blocked_bot_at THEN NULL ELSE u.blocked_bot_at END,
   language_code = CASE
     WHEN excluded.language_code IS NOT NULL AND (excluded.last_seen >= u.last_seen OR u.language_code IS NULL)
     THEN excluded.language_code ELSE u.language_code END
@@ -508,6 +520,8 @@ class SqlInteractionStats:
                 )
             else:
                 user.last_seen = now
+                if user.blocked_bot_at is not None and now > user.blocked_bot_at:
+                    user.blocked_bot_at = None
                 if language_code:
                     user.language_code = language_code
             bumped = session.execute(
@@ -569,6 +583,11 @@ class SqlInteractionStats:
                                 (upsert.excluded.last_seen > table.c.last_seen, upsert.excluded.last_seen),
                                 else_=table.c.last_seen,
                             ),
+                            # An interaction after the failed send: the user unblocked the bot.
+                            "blocked_bot_at": case(
+                                (upsert.excluded.last_seen > table.c.blocked_bot_at, None),
+                                else_=table.c.blocked_bot_at,
+                            ),
                             # A late-arriving older entry (a put-back batch) does not undo a newer language.
                             "language_code": case(
                                 (
@@ -609,6 +628,71 @@ class SqlInteractionStats:
                 select(BotDailyStatsRow.messages).where(BotDailyStatsRow.bot_id == bot_id, BotDailyStatsRow.day == day)
             )
         return BotStats(users_total=int(users_total), users_today=int(users_today), messages_today=int(messages or 0))
+
+    def mark_blocked(self, entries: Sequence[BlockedByUser]) -> int:
+        """Marks subscribers who blocked the bot; returns how many rows changed. A user seen after the failed send
+        came back in between and stays active; an unknown (bot, user) pair is skipped."""
+        changed = 0
+        with self._sessions.begin() as session:
+            for entry in sorted(entries, key=lambda item: (item.bot_id, item.telegram_user_id)):
+                result = session.execute(
+                    update(BotUserRow)
+                    .where(
+                        BotUserRow.bot_id == entry.bot_id,
+                        BotUserRow.telegram_user_id == entry.telegram_user_id,
+                        BotUserRow.last_seen <= entry.at,
+                    )
+                    .values(blocked_bot_at=entry.at)
+                )
+                changed += getattr(result, "rowcount", 0)
+        return changed
+
+    def subscriber_stats(self, bot_id: str, now: datetime, blocked_by_admin: Collection[int]) -> SubscriberStats:
+        """Counts in one query; `blocked_by_admin` are the bot's users under a /block now (at most 1000)."""
+        today = _day_start(now)
+        week = today - timedelta(days=6)  # today and the six days before: 7 UTC days
+        admin_ids = sorted(blocked_by_admin)
+        by_admin = BotUserRow.telegram_user_id.in_(admin_ids) if admin_ids else false()
+
+        def count(condition: Any) -> Any:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        query = select(
+            func.count(),
+            count(by_admin),
+            count(BotUserRow.blocked_bot_at.is_not(None) & ~by_admin),
+            count(BotUserRow.first_seen >= today),
+            count(BotUserRow.first_seen >= week),
+        ).where(BotUserRow.bot_id == bot_id)
+        with self._sessions() as session:
+            total, admin, blocked_bot, new_today, new_week = session.execute(query).one()
+        return SubscriberStats(
+            total=int(total),
+            active=int(total) - int(admin) - int(blocked_bot),
+            blocked_bot=int(blocked_bot),
+            blocked_by_admin=int(admin),
+            new_today=int(new_today),
+            new_7_days=int(new_week),
+        )
+
+    def list_subscribers(self, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        """A page by user id (keyset: the primary key's order, no OFFSET scan)."""
+        query = (
+            select(BotUserRow)
+            .where(BotUserRow.bot_id == bot_id, BotUserRow.telegram_user_id > after_user_id)
+            .order_by(BotUserRow.telegram_user_id)
+            .limit(limit)
+        )
+        with self._sessions() as session:
+            return [
+                Subscriber(
+                    telegram_user_id=row.telegram_user_id,
+                    first_seen=row.first_seen,
+                    last_seen=row.last_seen,
+                    status=SubscriberStatus.ACTIVE if row.blocked_bot_at is None else SubscriberStatus.BLOCKED_BOT,
+                )
+                for row in session.scalars(query)
+            ]
 
 
 class SqlEventTrail:

@@ -36,6 +36,7 @@ from libs.domain.events import (
     telegram_actor,
 )
 from libs.domain.manager_ports import (
+    BlockedByUser,
     BlockUser,
     BotStats,
     Interaction,
@@ -50,6 +51,9 @@ from libs.domain.manager_ports import (
     SetRateLimit,
     SettingsChange,
     SetWelcome,
+    Subscriber,
+    SubscriberStats,
+    SubscriberStatus,
     UnblockUser,
 )
 from libs.domain.ports import BotRepository, Clock
@@ -100,6 +104,8 @@ _ADMIN_ERRORS: tuple[tuple[type[Exception], grpc.StatusCode, str], ...] = (
 _T = TypeVar("_T")
 # GetBotVersions: one call covers a dispatcher's whole bot cache in chunks of this many ids.
 MAX_VERSION_IDS = 1000
+# MarkSubscribersBlocked: entries per call (the dispatcher's reports come in batches).
+MAX_BLOCKED_SUBSCRIBERS = 1000
 # Trailing metadata naming an InvalidSetting's reason code (the manager bot shows the catalogue text for it).
 REASON_METADATA_KEY = "tgm-reason"
 # Callers that act for a Telegram user (the manager bot): the user is the actor. Anyone else (the operator's
@@ -143,6 +149,33 @@ def bot_to_proto(bot: Bot, *, with_sealed_token: bool = False) -> registry_pb2.B
 def stats_to_proto(stats: BotStats) -> registry_pb2.BotStats:
     return registry_pb2.BotStats(
         users_total=stats.users_total, users_today=stats.users_today, messages_today=stats.messages_today
+    )
+
+
+def subscriber_stats_to_proto(stats: SubscriberStats) -> registry_pb2.SubscriberStats:
+    return registry_pb2.SubscriberStats(
+        total=stats.total,
+        active=stats.active,
+        blocked_bot=stats.blocked_bot,
+        blocked_by_admin=stats.blocked_by_admin,
+        new_today=stats.new_today,
+        new_7_days=stats.new_7_days,
+    )
+
+
+SUBSCRIBER_STATUS_TO_PROTO: dict[SubscriberStatus, registry_pb2.SubscriberStatus.ValueType] = {
+    SubscriberStatus.ACTIVE: registry_pb2.SUBSCRIBER_STATUS_ACTIVE,
+    SubscriberStatus.BLOCKED_BOT: registry_pb2.SUBSCRIBER_STATUS_BLOCKED_BOT,
+    SubscriberStatus.BLOCKED_BY_ADMIN: registry_pb2.SUBSCRIBER_STATUS_BLOCKED_BY_ADMIN,
+}
+
+
+def subscriber_to_proto(item: Subscriber) -> registry_pb2.Subscriber:
+    return registry_pb2.Subscriber(
+        telegram_user_id=item.telegram_user_id,
+        first_seen_unix_ms=int(item.first_seen.timestamp() * 1000),
+        last_seen_unix_ms=int(item.last_seen.timestamp() * 1000),
+        status=SUBSCRIBER_STATUS_TO_PROTO[item.status],
     )
 
 
@@ -192,6 +225,12 @@ def interaction_from_proto(entry: registry_pb2.Interaction) -> Interaction:
         seen_at=seen_at,
         messages=entry.messages,
     )
+
+
+def blocked_from_proto(entry: registry_pb2.BlockedSubscriber) -> BlockedByUser:
+    ms = entry.blocked_at_unix_ms
+    at = datetime.fromtimestamp(ms / 1000, UTC) if 0 < ms <= _MAX_UNIX_MS else _NOW  # clamped to now by the admin
+    return BlockedByUser(bot_id=entry.bot_id, telegram_user_id=entry.telegram_user_id, at=at)
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
@@ -462,6 +501,38 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             return registry_pb2.RecordInteractionResponse()
 
         return self._run_admin(context, "record interaction", record)
+
+    def GetSubscriberStats(
+        self, request: registry_pb2.GetSubscriberStatsRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.GetSubscriberStatsResponse:
+        self._check_actor(context, request.actor_id)
+        bot, stats = self._run_admin(
+            context, "subscriber stats", lambda admin: admin.subscriber_stats(request.actor_id, request.bot_id)
+        )
+        return registry_pb2.GetSubscriberStatsResponse(bot=bot_to_proto(bot), stats=subscriber_stats_to_proto(stats))
+
+    def MarkSubscribersBlocked(
+        self, request: registry_pb2.MarkSubscribersBlockedRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.MarkSubscribersBlockedResponse:
+        if len(request.subscribers) > MAX_BLOCKED_SUBSCRIBERS:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_BLOCKED_SUBSCRIBERS} subscribers per call")
+        entries = [blocked_from_proto(entry) for entry in request.subscribers]
+        marked = self._run_admin(context, "mark subscribers blocked", lambda admin: admin.mark_blocked(entries))
+        return registry_pb2.MarkSubscribersBlockedResponse(marked=marked)
+
+    def ListSubscribers(
+        self, request: registry_pb2.ListSubscribersRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.ListSubscribersResponse:
+        self._check_actor(context, request.actor_id)
+        actor, bot_id, after, limit = request.actor_id, request.bot_id, request.after_user_id, request.limit
+        page = self._run_admin(
+            context, "list subscribers", lambda admin: admin.list_subscribers(actor, bot_id, after, limit)
+        )
+        full = len(page) == limit  # maybe more after it
+        return registry_pb2.ListSubscribersResponse(
+            subscribers=[subscriber_to_proto(item) for item in page],
+            next_after_user_id=page[-1].telegram_user_id if page and full else 0,
+        )
 
     def RecordInteractions(
         self, request: registry_pb2.RecordInteractionsRequest, context: grpc.ServicerContext

@@ -137,6 +137,25 @@ class DirectOutbox:
         opened = token or self._token(bot_id)
         self._call(bot_id, lambda: self._telegram.delete_message(opened, chat_id, message_id))
 
+    def send_document(
+        self,
+        bot_id: str,
+        chat_id: int,
+        filename: str,
+        content: bytes,
+        *,
+        mime_type: str,
+        caption: str = "",
+        token: BotToken | None = None,
+    ) -> None:
+        opened = token or self._token(bot_id)
+        self._call(
+            bot_id,
+            lambda: self._telegram.send_document(
+                opened, chat_id, filename, content, mime_type=mime_type, caption=caption
+            ),
+        )
+
     def answer_callback_query(
         self, bot_id: str, callback_query_id: str, text: str | None = None, token: BotToken | None = None
     ) -> None:

@@ -13,7 +13,14 @@ from libs.domain.bots import Bot, BotSettings, BotStatus
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.clock import ManualClock
 from libs.domain.errors import BotNotFound, IllegalTransition
-from libs.domain.manager_ports import BotStats, Registration, SettingsChange, SetWelcome
+from libs.domain.manager_ports import (
+    BotStats,
+    Registration,
+    SettingsChange,
+    SetWelcome,
+    Subscriber,
+    SubscriberStats,
+)
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 from libs.domain.use_cases.manager import ManagerBot, ManagerConfig
@@ -47,6 +54,7 @@ def make_bot(owner: int = ADMIN, status: BotStatus = BotStatus.ACTIVE, username:
 class FakeAdmin:
     bot: Bot = field(default_factory=make_bot)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    subscribers: list[Subscriber] = field(default_factory=list)
 
     def _mine(self, actor: int, bot_id: str) -> Bot:
         if actor != self.bot.owner_id or bot_id != self.bot.id:
@@ -66,6 +74,15 @@ class FakeAdmin:
 
     def details(self, actor_id: int, bot_id: str) -> tuple[Bot, BotStats]:
         return self._mine(actor_id, bot_id), BotStats(3, 2, 7)
+
+    def subscriber_stats(self, actor_id: int, bot_id: str) -> tuple[Bot, SubscriberStats]:
+        self.calls.append(("subscribers", actor_id, bot_id))
+        return self._mine(actor_id, bot_id), SubscriberStats(10, 6, 3, 1, 2, 5)
+
+    def list_subscribers(self, actor_id: int, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        self._mine(actor_id, bot_id)
+        self.calls.append(("list_subscribers", after_user_id, limit))
+        return [item for item in self.subscribers if item.telegram_user_id > after_user_id][:limit]
 
     def set_enabled(self, actor_id: int, bot_id: str, enabled: bool) -> Bot:
         bot = self._mine(actor_id, bot_id)
@@ -97,6 +114,7 @@ class FakeOutbox:
     deleted: list[int] = field(default_factory=list)
     answers: list[str | None] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
+    documents: list[dict[str, Any]] = field(default_factory=list)
 
     def send_message(self, bot_id: str, chat_id: int, text: str, **kwargs: Any) -> None:
         assert bot_id == MANAGER
@@ -112,6 +130,13 @@ class FakeOutbox:
 
     def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None:
         self.answers.append(text)
+
+    def send_document(
+        self, bot_id: str, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
+    ) -> None:
+        assert bot_id == MANAGER
+        self.documents.append({"chat_id": chat_id, "filename": filename, "content": content, "caption": caption})
+        self.order.append("document")
 
 
 @dataclass

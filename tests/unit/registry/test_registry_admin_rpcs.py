@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,12 @@ import pytest
 from dependency_injector import providers
 
 from libs.domain.bots import BotToken
+from libs.domain.errors import BotNotFound
+from libs.domain.manager_ports import BlockedByUser, SubscriberStatus
 from libs.domain.ports import SecretKind
 from libs.domain.sealing import inbound_text_ref
 from libs.grpc_runtime.channels import build_server
+from libs.registry_client.admin import GrpcBotAdmin
 from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry import migrate
 from services.botregistry.container import Container
@@ -50,6 +54,7 @@ class Rig:
     telegram: AdminTelegram
     vault: InMemoryTokenVault
     manager_id: str
+    channel: grpc.Channel
 
     def register(self, owner: int = ALICE, token: str = TOKEN) -> registry_pb2.Bot:
         return self.stub.RegisterBot(registry_pb2.RegisterBotRequest(owner_id=owner, token=token), timeout=5).bot
@@ -78,7 +83,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Rig(registry_pb2_grpc.RegistryServiceStub(channel), telegram, vault, manager.id)
+        yield Rig(registry_pb2_grpc.RegistryServiceStub(channel), telegram, vault, manager.id, channel)
     finally:
         channel.close()
         server.stop(0)
@@ -110,6 +115,12 @@ def test_every_admin_rpc_refuses_another_admins_bot_as_not_found(rig: Rig) -> No
                 registry_pb2.RotateWebhookSecretRequest(actor_id=MALLORY, bot_id=bot_id)
             ),
             lambda: rig.stub.DeleteBot(registry_pb2.DeleteBotRequest(actor_id=MALLORY, bot_id=bot_id)),
+            lambda: rig.stub.GetSubscriberStats(
+                registry_pb2.GetSubscriberStatsRequest(actor_id=MALLORY, bot_id=bot_id)
+            ),
+            lambda: rig.stub.ListSubscribers(
+                registry_pb2.ListSubscribersRequest(actor_id=MALLORY, bot_id=bot_id, limit=10)
+            ),
             lambda: rig.stub.UpdateBotSettings(
                 registry_pb2.UpdateBotSettingsRequest(actor_id=MALLORY, bot_id=bot_id, welcome_text="pwned")
             ),
@@ -191,6 +202,86 @@ def test_stats_count_users_and_messages_today(rig: Rig) -> None:
         rig.stub.RecordInteraction(registry_pb2.RecordInteractionRequest(bot_id=bot.bot_id, telegram_user_id=user))
     stats = rig.stub.GetBotDetails(registry_pb2.GetBotDetailsRequest(actor_id=ALICE, bot_id=bot.bot_id)).stats
     assert (stats.users_total, stats.users_today, stats.messages_today) == (2, 2, 3)
+
+
+def test_subscribers_who_block_the_bot_and_come_back(rig: Rig) -> None:
+    bot = rig.register()
+    now_ms = int(time.time() * 1000)
+    rig.stub.RecordInteractions(
+        registry_pb2.RecordInteractionsRequest(
+            interactions=[
+                registry_pb2.Interaction(
+                    bot_id=bot.bot_id, telegram_user_id=user, seen_at_unix_ms=now_ms - 120_000, messages=1
+                )
+                for user in (1, 2, 3)
+            ]
+        )
+    )
+    blocked = [
+        registry_pb2.BlockedSubscriber(bot_id=bot.bot_id, telegram_user_id=user, blocked_at_unix_ms=now_ms - 60_000)
+        for user in (1, 2, 99)  # 99 never started the bot: nothing to mark
+    ]
+    marked = rig.stub.MarkSubscribersBlocked(registry_pb2.MarkSubscribersBlockedRequest(subscribers=blocked))
+    assert marked.marked == 2
+    rig.stub.UpdateBotSettings(
+        registry_pb2.UpdateBotSettingsRequest(
+            actor_id=ALICE, bot_id=bot.bot_id, block_user=registry_pb2.BlockUser(telegram_user_id=2, seconds=3600)
+        )
+    )
+
+    def stats() -> registry_pb2.SubscriberStats:
+        request = registry_pb2.GetSubscriberStatsRequest(actor_id=ALICE, bot_id=bot.bot_id)
+        return rig.stub.GetSubscriberStats(request, timeout=5).stats
+
+    first = stats()
+    assert (first.total, first.active, first.blocked_bot, first.blocked_by_admin) == (3, 1, 1, 1)
+    assert first.new_7_days == 3
+    # User 1 writes again (now): they unblocked the bot.
+    rig.stub.RecordInteractions(
+        registry_pb2.RecordInteractionsRequest(
+            interactions=[registry_pb2.Interaction(bot_id=bot.bot_id, telegram_user_id=1, messages=1)]
+        )
+    )
+    after = stats()
+    assert (after.total, after.active, after.blocked_bot, after.blocked_by_admin) == (3, 2, 0, 1)
+    listed: list[tuple[int, int]] = []
+    after = 0
+    while True:  # pages of two: the cursor is the last user id of a full page, 0 after the last one
+        request = registry_pb2.ListSubscribersRequest(actor_id=ALICE, bot_id=bot.bot_id, after_user_id=after, limit=2)
+        page = rig.stub.ListSubscribers(request, timeout=5)
+        listed += [(item.telegram_user_id, item.status) for item in page.subscribers]
+        if not page.next_after_user_id:
+            break
+        after = page.next_after_user_id
+    assert listed == [
+        (1, registry_pb2.SUBSCRIBER_STATUS_ACTIVE),
+        (2, registry_pb2.SUBSCRIBER_STATUS_BLOCKED_BY_ADMIN),
+        (3, registry_pb2.SUBSCRIBER_STATUS_ACTIVE),
+    ]
+    assert page.subscribers[0].first_seen_unix_ms == now_ms - 120_000
+    too_many = registry_pb2.MarkSubscribersBlockedRequest(subscribers=[blocked[0]] * 1001)
+    assert rig.code(lambda: rig.stub.MarkSubscribersBlocked(too_many)) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_the_dispatchers_client_reports_blocks_and_reads_subscribers(rig: Rig) -> None:
+    bot = rig.register()
+    client = GrpcBotAdmin(rig.channel)
+    rig.stub.RecordInteractions(
+        registry_pb2.RecordInteractionsRequest(
+            interactions=[
+                registry_pb2.Interaction(
+                    bot_id=bot.bot_id, telegram_user_id=5, seen_at_unix_ms=int(time.time() * 1000) - 60_000, messages=1
+                )
+            ]
+        )
+    )
+    assert client.mark_blocked([BlockedByUser(bot.bot_id, 5, datetime.now(UTC))]) == 1
+    _bot, stats = client.subscriber_stats(ALICE, bot.bot_id)
+    assert (stats.total, stats.active, stats.blocked_bot) == (1, 0, 1)
+    [subscriber] = client.list_subscribers(ALICE, bot.bot_id, 0, 10)
+    assert (subscriber.telegram_user_id, subscriber.status) == (5, SubscriberStatus.BLOCKED_BOT)
+    with pytest.raises(BotNotFound):
+        client.list_subscribers(MALLORY, bot.bot_id, 0, 10)
 
 
 def _sealed_request(

@@ -42,6 +42,25 @@ BOT_STATUS_DELETED: BotStatus.ValueType  # 4
 BOT_STATUS_FAILED: BotStatus.ValueType  # 5
 Global___BotStatus: _TypeAlias = BotStatus  # noqa: Y015
 
+class _SubscriberStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SubscriberStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SubscriberStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SUBSCRIBER_STATUS_UNSPECIFIED: _SubscriberStatus.ValueType  # 0
+    SUBSCRIBER_STATUS_ACTIVE: _SubscriberStatus.ValueType  # 1
+    SUBSCRIBER_STATUS_BLOCKED_BOT: _SubscriberStatus.ValueType  # 2
+    SUBSCRIBER_STATUS_BLOCKED_BY_ADMIN: _SubscriberStatus.ValueType  # 3
+
+class SubscriberStatus(_SubscriberStatus, metaclass=_SubscriberStatusEnumTypeWrapper): ...
+
+SUBSCRIBER_STATUS_UNSPECIFIED: SubscriberStatus.ValueType  # 0
+SUBSCRIBER_STATUS_ACTIVE: SubscriberStatus.ValueType  # 1
+SUBSCRIBER_STATUS_BLOCKED_BOT: SubscriberStatus.ValueType  # 2
+SUBSCRIBER_STATUS_BLOCKED_BY_ADMIN: SubscriberStatus.ValueType  # 3
+Global___SubscriberStatus: _TypeAlias = SubscriberStatus  # noqa: Y015
+
 @_typing.final
 class Bot(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -1286,3 +1305,239 @@ class ListEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListEventsResponse: _TypeAlias = ListEventsResponse  # noqa: Y015
+
+@_typing.final
+class GetSubscriberStatsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    bot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        bot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriberStatsRequest: _TypeAlias = GetSubscriberStatsRequest  # noqa: Y015
+
+@_typing.final
+class SubscriberStats(_message.Message):
+    """Each subscriber counts under one status: blocked by the admin (a /block in force) first, then blocked the bot,
+    else active.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    BLOCKED_BOT_FIELD_NUMBER: _builtins.int
+    BLOCKED_BY_ADMIN_FIELD_NUMBER: _builtins.int
+    NEW_TODAY_FIELD_NUMBER: _builtins.int
+    NEW_7_DAYS_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    active: _builtins.int
+    blocked_bot: _builtins.int
+    blocked_by_admin: _builtins.int
+    new_today: _builtins.int
+    """First seen today (UTC)."""
+    new_7_days: _builtins.int
+    """First seen today or in the 6 days before (UTC)."""
+    def __init__(
+        self,
+        *,
+        total: _builtins.int = ...,
+        active: _builtins.int = ...,
+        blocked_bot: _builtins.int = ...,
+        blocked_by_admin: _builtins.int = ...,
+        new_today: _builtins.int = ...,
+        new_7_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "blocked_bot", b"blocked_bot", "blocked_by_admin", b"blocked_by_admin", "new_7_days", b"new_7_days", "new_today", b"new_today", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscriberStats: _TypeAlias = SubscriberStats  # noqa: Y015
+
+@_typing.final
+class GetSubscriberStatsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    STATS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    @_builtins.property
+    def stats(self) -> Global___SubscriberStats: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+        stats: Global___SubscriberStats | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "stats", b"stats"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "stats", b"stats"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriberStatsResponse: _TypeAlias = GetSubscriberStatsResponse  # noqa: Y015
+
+@_typing.final
+class BlockedSubscriber(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    TELEGRAM_USER_ID_FIELD_NUMBER: _builtins.int
+    BLOCKED_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
+    bot_id: _builtins.str
+    telegram_user_id: _builtins.int
+    blocked_at_unix_ms: _builtins.int
+    """When the send failed, Unix milliseconds; 0 (or a time after the registry's clock) means "now"."""
+    def __init__(
+        self,
+        *,
+        bot_id: _builtins.str = ...,
+        telegram_user_id: _builtins.int = ...,
+        blocked_at_unix_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_at_unix_ms", b"blocked_at_unix_ms", "bot_id", b"bot_id", "telegram_user_id", b"telegram_user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlockedSubscriber: _TypeAlias = BlockedSubscriber  # noqa: Y015
+
+@_typing.final
+class MarkSubscribersBlockedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIBERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subscribers(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlockedSubscriber]:
+        """At most 1000 entries."""
+
+    def __init__(
+        self,
+        *,
+        subscribers: _abc.Iterable[Global___BlockedSubscriber] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscribers", b"subscribers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkSubscribersBlockedRequest: _TypeAlias = MarkSubscribersBlockedRequest  # noqa: Y015
+
+@_typing.final
+class MarkSubscribersBlockedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MARKED_FIELD_NUMBER: _builtins.int
+    marked: _builtins.int
+    """Subscribers marked; a user seen after the failed send came back and is not marked."""
+    def __init__(
+        self,
+        *,
+        marked: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["marked", b"marked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkSubscribersBlockedResponse: _TypeAlias = MarkSubscribersBlockedResponse  # noqa: Y015
+
+@_typing.final
+class ListSubscribersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    AFTER_USER_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    bot_id: _builtins.str
+    after_user_id: _builtins.int
+    """The page starts after this user id; 0 from the start."""
+    limit: _builtins.int
+    """1-1000."""
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        bot_id: _builtins.str = ...,
+        after_user_id: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "after_user_id", b"after_user_id", "bot_id", b"bot_id", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscribersRequest: _TypeAlias = ListSubscribersRequest  # noqa: Y015
+
+@_typing.final
+class Subscriber(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TELEGRAM_USER_ID_FIELD_NUMBER: _builtins.int
+    FIRST_SEEN_UNIX_MS_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_UNIX_MS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    telegram_user_id: _builtins.int
+    first_seen_unix_ms: _builtins.int
+    last_seen_unix_ms: _builtins.int
+    status: Global___SubscriberStatus.ValueType
+    def __init__(
+        self,
+        *,
+        telegram_user_id: _builtins.int = ...,
+        first_seen_unix_ms: _builtins.int = ...,
+        last_seen_unix_ms: _builtins.int = ...,
+        status: Global___SubscriberStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_seen_unix_ms", b"first_seen_unix_ms", "last_seen_unix_ms", b"last_seen_unix_ms", "status", b"status", "telegram_user_id", b"telegram_user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Subscriber: _TypeAlias = Subscriber  # noqa: Y015
+
+@_typing.final
+class ListSubscribersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIBERS_FIELD_NUMBER: _builtins.int
+    NEXT_AFTER_USER_ID_FIELD_NUMBER: _builtins.int
+    next_after_user_id: _builtins.int
+    """Pass as after_user_id for the next page; 0 when this was the last one."""
+    @_builtins.property
+    def subscribers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Subscriber]: ...
+    def __init__(
+        self,
+        *,
+        subscribers: _abc.Iterable[Global___Subscriber] | None = ...,
+        next_after_user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_after_user_id", b"next_after_user_id", "subscribers", b"subscribers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscribersResponse: _TypeAlias = ListSubscribersResponse  # noqa: Y015

@@ -29,8 +29,8 @@ class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
-    operator → everything. Anyone else: PERMISSION_DENIED.
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback;
+    embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def __init__(self, channel):
@@ -114,14 +114,29 @@ class RegistryServiceStub:
                 request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.GetSubscriberStats = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/GetSubscriberStats',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetSubscriberStatsRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetSubscriberStatsResponse.FromString,
+                _registered_method=True)
+        self.MarkSubscribersBlocked = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/MarkSubscribersBlocked',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedResponse.FromString,
+                _registered_method=True)
+        self.ListSubscribers = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/ListSubscribers',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
-    operator → everything. Anyone else: PERMISSION_DENIED.
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback;
+    embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def RegisterBot(self, request, context):
@@ -237,6 +252,28 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSubscriberStats(self, request, context):
+        """A bot's subscribers (every user who started it) by status, and the new ones today and in 7 days (UTC).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkSubscribersBlocked(self, request, context):
+        """Users who blocked the bot: a send to them failed with Telegram's 403 "bot was blocked by the user". Their next
+        interaction clears it. Unknown (bot, user) pairs are skipped; more than 1000 entries is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSubscribers(self, request, context):
+        """One page of a bot's subscribers, by Telegram user id ascending (for the CSV export).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -315,6 +352,21 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsRequest.FromString,
                     response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsResponse.SerializeToString,
             ),
+            'GetSubscriberStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubscriberStats,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetSubscriberStatsRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetSubscriberStatsResponse.SerializeToString,
+            ),
+            'MarkSubscribersBlocked': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkSubscribersBlocked,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedResponse.SerializeToString,
+            ),
+            'ListSubscribers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubscribers,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tgm.registry.v1.RegistryService', rpc_method_handlers)
@@ -327,8 +379,8 @@ class RegistryService:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
-    operator → everything. Anyone else: PERMISSION_DENIED.
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback;
+    embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @staticmethod
@@ -726,6 +778,87 @@ class RegistryService:
             '/tgm.registry.v1.RegistryService/ListEvents',
             tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsRequest.SerializeToString,
             tgm_dot_registry_dot_v1_dot_registry__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubscriberStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/GetSubscriberStats',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.GetSubscriberStatsRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.GetSubscriberStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkSubscribersBlocked(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/MarkSubscribersBlocked',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.MarkSubscribersBlockedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSubscribers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/ListSubscribers',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,8 +30,8 @@ class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
-    operator → everything. Anyone else: PERMISSION_DENIED.
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback;
+    embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @_typing.overload
@@ -80,14 +80,22 @@ class RegistryServiceStub:
     """
     ListEvents: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListEventsRequest, _registry_pb2.ListEventsResponse]
     """The newest events first (operator only)."""
+    GetSubscriberStats: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetSubscriberStatsRequest, _registry_pb2.GetSubscriberStatsResponse]
+    """A bot's subscribers (every user who started it) by status, and the new ones today and in 7 days (UTC)."""
+    MarkSubscribersBlocked: _grpc.UnaryUnaryMultiCallable[_registry_pb2.MarkSubscribersBlockedRequest, _registry_pb2.MarkSubscribersBlockedResponse]
+    """Users who blocked the bot: a send to them failed with Telegram's 403 "bot was blocked by the user". Their next
+    interaction clears it. Unknown (bot, user) pairs are skipped; more than 1000 entries is INVALID_ARGUMENT.
+    """
+    ListSubscribers: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListSubscribersRequest, _registry_pb2.ListSubscribersResponse]
+    """One page of a bot's subscribers, by Telegram user id ascending (for the CSV export)."""
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
-    operator → everything. Anyone else: PERMISSION_DENIED.
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback;
+    embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -133,13 +141,21 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """
     ListEvents: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListEventsRequest, _registry_pb2.ListEventsResponse]  # type: ignore[assignment]
     """The newest events first (operator only)."""
+    GetSubscriberStats: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetSubscriberStatsRequest, _registry_pb2.GetSubscriberStatsResponse]  # type: ignore[assignment]
+    """A bot's subscribers (every user who started it) by status, and the new ones today and in 7 days (UTC)."""
+    MarkSubscribersBlocked: _aio.UnaryUnaryMultiCallable[_registry_pb2.MarkSubscribersBlockedRequest, _registry_pb2.MarkSubscribersBlockedResponse]  # type: ignore[assignment]
+    """Users who blocked the bot: a send to them failed with Telegram's 403 "bot was blocked by the user". Their next
+    interaction clears it. Unknown (bot, user) pairs are skipped; more than 1000 entries is INVALID_ARGUMENT.
+    """
+    ListSubscribers: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListSubscribersRequest, _registry_pb2.ListSubscribersResponse]  # type: ignore[assignment]
+    """One page of a bot's subscribers, by Telegram user id ascending (for the CSV export)."""
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback; embedded → both;
-    operator → everything. Anyone else: PERMISSION_DENIED.
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback;
+    embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
     @_abc_1.abstractmethod
@@ -273,5 +289,31 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.ListEventsResponse, _abc.Awaitable[_registry_pb2.ListEventsResponse]]:
         """The newest events first (operator only)."""
+
+    @_abc_1.abstractmethod
+    def GetSubscriberStats(
+        self,
+        request: _registry_pb2.GetSubscriberStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.GetSubscriberStatsResponse, _abc.Awaitable[_registry_pb2.GetSubscriberStatsResponse]]:
+        """A bot's subscribers (every user who started it) by status, and the new ones today and in 7 days (UTC)."""
+
+    @_abc_1.abstractmethod
+    def MarkSubscribersBlocked(
+        self,
+        request: _registry_pb2.MarkSubscribersBlockedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.MarkSubscribersBlockedResponse, _abc.Awaitable[_registry_pb2.MarkSubscribersBlockedResponse]]:
+        """Users who blocked the bot: a send to them failed with Telegram's 403 "bot was blocked by the user". Their next
+        interaction clears it. Unknown (bot, user) pairs are skipped; more than 1000 entries is INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSubscribers(
+        self,
+        request: _registry_pb2.ListSubscribersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListSubscribersResponse, _abc.Awaitable[_registry_pb2.ListSubscribersResponse]]:
+        """One page of a bot's subscribers, by Telegram user id ascending (for the CSV export)."""
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,45 @@
+"""A document (the subscribers' CSV) goes through the queued outbox like any call: queued with its bytes, drained,
+sent with the bot's token opened at that moment, byte for byte."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dramatiq.brokers.stub import StubBroker
+
+from libs.domain.bots import BotToken
+from libs.domain.clock import ManualClock
+from services.dispatcher.adapters.direct_outbox import DirectOutbox
+from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
+from services.dispatcher.outbound import DrainOutbox, InMemoryOutboxStore, QueuedOutbox, collecting_lanes
+from tests.unit.dispatcher.test_actors import make_bot
+from tests.unit.dispatcher.test_blocked_subscribers import OpenLimiter
+from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, CountingVault
+
+CONTENT = b"telegram_user_id,first_seen\r\n7,2026-01-01T00:00:00Z\r\n\x00\xff"
+
+
+class DocumentTelegram:
+    def __init__(self) -> None:
+        self.documents: list[tuple[str, int, str, bytes, str, str]] = []
+
+    def send_document(
+        self, token: BotToken, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
+    ) -> Any:
+        self.documents.append((token.reveal(), chat_id, filename, content, mime_type, caption))
+
+
+def test_a_queued_document_is_sent_byte_for_byte_with_the_bots_token() -> None:
+    store, telegram, dead = InMemoryOutboxStore(), DocumentTelegram(), InMemoryDeadLetters()
+    bot = make_bot()
+    sender = DirectOutbox(Bots(bot), CountingVault(), telegram, ManualClock())  # type: ignore[arg-type]
+    outbox = QueuedOutbox(store, StubBroker())
+    with collecting_lanes() as lanes:
+        outbox.send_document(bot.id, 42, "subscribers.csv", CONTENT, mime_type="text/csv", caption="📄")
+    [(bot_id, chat_key)] = lanes
+    queued = store.peek(bot_id, chat_key)
+    assert queued is not None and TOKEN.encode() not in queued  # the queue never holds the token
+    drain = DrainOutbox(store, InMemoryLocks(), OpenLimiter(), lambda: sender, dead)  # type: ignore[arg-type]
+    assert drain(bot_id, chat_key).sent == 1
+    assert telegram.documents == [(TOKEN, 42, "subscribers.csv", CONTENT, "text/csv", "📄")]
+    assert dead.list() == []
