@@ -21,4 +21,4 @@ class DeploymentSettings(BaseSettings):
     # The events' `release`; empty: tgm@<the installed package's version>.
     sentry_release: str = ""
     # The vault, which holds the keys and sees plaintext tokens, sends nothing to a third party unless this is on too.
-    vault_sentry_enabled: bool = False
+    sentry_vault_enabled: bool = False

@@ -102,12 +102,12 @@ def configure_error_tracking(
     """Starts this process's Sentry client when SENTRY_DSN is set; returns whether one runs. Idempotent (the
     gateway's uvicorn worker factory calls it again in the same process).
 
-    `key_holder` (the vault): off unless VAULT_SENTRY_ENABLED is on too. `transport`: tests capture envelopes."""
+    `key_holder` (the vault): off unless SENTRY_VAULT_ENABLED is on too. `transport`: tests capture envelopes."""
     deployment = deployment or DeploymentSettings()
     if not deployment.sentry_dsn.get_secret_value():
         return False
-    if key_holder and not deployment.vault_sentry_enabled:
-        logger.info("error tracking stays off in the key holder (VAULT_SENTRY_ENABLED is not on)")
+    if key_holder and not deployment.sentry_vault_enabled:
+        logger.info("error tracking stays off in the key holder (SENTRY_VAULT_ENABLED is not on)")
         return False
     import sentry_sdk
 

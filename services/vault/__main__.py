@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         return audit_verify(args.file, args.anchor)
     configure_logging("vault", os.environ.get("LOG_LEVEL", "INFO"))
-    # Off unless VAULT_SENTRY_ENABLED too: the key holder sees plaintext tokens and texts that redaction cannot all
+    # Off unless SENTRY_VAULT_ENABLED too: the key holder sees plaintext tokens and texts that redaction cannot all
     # recognise, and an error-tracking client is a path out of it to a third party (SECURITY.md).
     configure_error_tracking("vault", key_holder=True)
     return serve(VaultContainer())

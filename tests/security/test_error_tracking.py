@@ -1,7 +1,7 @@
 """Error tracking (issue 9): with SENTRY_DSN set, what reaches Sentry's transport is redacted as the logs are —
 exception messages, breadcrumbs (log records and outbound URLs), extra, contexts, request data — and frame local
 variables and request headers and bodies are not sent at all. No SENTRY_DSN: no client, no transport. The vault
-sends nothing unless VAULT_SENTRY_ENABLED is on too."""
+sends nothing unless SENTRY_VAULT_ENABLED is on too."""
 
 from __future__ import annotations
 
@@ -260,7 +260,7 @@ def test_the_vault_sends_nothing_unless_enabled_for_it_too(sentry: Callable[...,
     transport = CapturingTransport()
     assert configure_error_tracking("vault", key_holder=True, deployment=_deployment(), transport=transport) is False
     assert not sentry_sdk.get_client().is_active()
-    enabled = _deployment(vault_sentry_enabled=True)
+    enabled = _deployment(sentry_vault_enabled=True)
     assert configure_error_tracking("vault", key_holder=True, deployment=enabled, transport=transport) is True
     assert sentry_sdk.get_client().is_active()
 
@@ -351,7 +351,7 @@ def test_the_gateways_worker_factory_starts_it(collector: tuple[str, list[bytes]
 @pytest.mark.parametrize("enabled", [False, True], ids=["default-off", "enabled"])
 def test_the_vault_reports_only_when_enabled(collector: tuple[str, list[bytes]], tmp_path: Path, enabled: bool) -> None:
     dsn, received = collector
-    extra = {"VAULT_AUDIT_FILE": str(tmp_path / "audit.log")} | ({"VAULT_SENTRY_ENABLED": "true"} if enabled else {})
+    extra = {"VAULT_AUDIT_FILE": str(tmp_path / "audit.log")} | ({"SENTRY_VAULT_ENABLED": "true"} if enabled else {})
     done = _run(["-m", "services.vault", "serve"], dsn, **extra)  # no key, no TLS: it logs an error and exits 2
     assert done.returncode == 2, done.stderr[-2000:]
     events = _events(received)
