@@ -1,10 +1,11 @@
 """Error tracking (Sentry) when SENTRY_DSN is set; every event and breadcrumb is redacted as the logs are.
 
-Sentry sees log records before the logs' redacting handler does (its logging integration hooks the loggers), and
-its events carry exception messages, request data, breadcrumbs (outbound HTTP URLs: Bot API URLs hold the token),
-extra and contexts. So `scrub_event` and `scrub_breadcrumb` run `libs.domain.redaction.redact` over every string
-in them. What redaction cannot recognise stays out altogether: frame local variables (key bytes, decrypted texts),
-request headers, cookies and bodies (the webhook secret header, users' messages), query strings, default PII.
+Sentry's log handlers see a record before the logs' redacting handler does (on purpose, so that events keep their
+stack traces), and its events carry exception messages, request data, breadcrumbs (outbound HTTP URLs: Bot API URLs
+hold the token), extra and contexts. So `scrub_event` and `scrub_breadcrumb` run `libs.domain.redaction.redact`
+over every string in them. What redaction cannot recognise stays out altogether: frame local variables (key bytes,
+decrypted texts), request headers, cookies and bodies (the webhook secret header, users' messages), query strings,
+default PII.
 """
 
 from __future__ import annotations
