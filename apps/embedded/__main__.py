@@ -13,12 +13,18 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from libs.config.production import production_refusal
+from libs.observability.error_tracking import configure_error_tracking
 from libs.observability.logging import configure_logging
 from services.dispatcher.settings import DispatcherSettings
 from services.gateway.settings import FAST_SERVER, GatewaySettings
 
 logger = logging.getLogger("apps.embedded")
 STOP_TIMEOUT_MS = 10_000
+EMBEDDED_IN_PRODUCTION = (
+    "apps.embedded keeps queued updates in memory (lost when the process dies): run services.gateway and "
+    "services.dispatcher on Redis in production"
+)
 
 
 def build(gateway_settings: GatewaySettings, dispatcher_settings: DispatcherSettings) -> FastAPI:
@@ -74,13 +80,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
 
+    gateway_settings = GatewaySettings()
+    # No production setting makes this composition fit for production: its updates wait in memory only.
+    refusal = production_refusal("apps.embedded", None, also=[EMBEDDED_IN_PRODUCTION])
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     try:
         required_tls_from_env()  # its registry and vault channels
     except TlsConfigError as exc:
         print(f"apps.embedded: refusing to start: {exc}", file=sys.stderr)
         return 2
-    gateway_settings = GatewaySettings()
     configure_logging("embedded", gateway_settings.log_level)
+    configure_error_tracking("embedded")
     logging.getLogger("dramatiq").setLevel(max(logging.INFO, logging.getLogger().level))
     if gateway_settings.redis_url:
         logger.warning("REDIS_URL is set but ignored: embedded mode uses an in-process broker")

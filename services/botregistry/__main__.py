@@ -10,10 +10,12 @@ import threading
 import grpc
 from grpc_health.v1 import health_pb2
 
+from libs.config.production import production_refusal
 from libs.grpc_runtime.authorization import AuthorizationInterceptor
 from libs.grpc_runtime.channels import add_server_port, build_server, mark_serving
 from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
 from libs.host.signals import stop_event_on_signals
+from libs.observability.error_tracking import configure_error_tracking
 from libs.observability.logging import configure_logging
 from services.botregistry import migrate
 from services.botregistry.authorization import default_policy
@@ -35,6 +37,10 @@ def run_migrations(settings: RegistrySettings) -> None:
 
 
 def serve(settings: RegistrySettings) -> int:
+    refusal = production_refusal("services.botregistry", settings)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     try:
         tls = required_tls_from_env()  # before anything else: no TLS, no identity, no authorization
     except TlsConfigError as exc:
@@ -132,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = RegistrySettings()
     configure_logging("botregistry", settings.log_level)
+    configure_error_tracking("botregistry")
     if args.command == "migrate":
         run_migrations(settings)
         return 0

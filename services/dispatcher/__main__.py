@@ -11,8 +11,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from libs.config.production import production_refusal
 from libs.domain.callback_tokens import MIN_KEY_BYTES
 from libs.host.signals import stop_event_on_signals
+from libs.observability.error_tracking import configure_error_tracking
 from libs.observability.logging import configure_logging
 from services.dispatcher.settings import DispatcherSettings
 
@@ -24,6 +26,10 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     """Runs the workers until SIGTERM/SIGINT. `prepare(container)` may override providers (tests)."""
     from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
 
+    refusal = production_refusal("services.dispatcher", settings)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     try:
         required_tls_from_env()  # its registry and vault channels
     except TlsConfigError as exc:
@@ -135,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dead-letters":
         return dead_letters_cli.run(args, settings.redis_url)
     configure_logging("dispatcher", settings.log_level)
+    configure_error_tracking("dispatcher")
     # Dramatiq's DEBUG lines print whole messages (update bodies); keep them out of the logs.
     logging.getLogger("dramatiq").setLevel(max(logging.INFO, logging.getLogger().level))
     return serve(settings)

@@ -11,6 +11,8 @@ import os
 import sys
 import tempfile
 
+from libs.config.production import production_refusal
+from libs.observability.error_tracking import configure_error_tracking
 from libs.observability.logging import configure_logging
 from services.gateway.settings import FAST_SERVER, GatewaySettings
 
@@ -19,6 +21,11 @@ logger = logging.getLogger("services.gateway")
 
 def serve(settings: GatewaySettings) -> int:
     import uvicorn
+
+    refusal = production_refusal("services.gateway", settings)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
 
     from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
 
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level)
+    configure_error_tracking("gateway")
     return serve(settings)
 
 

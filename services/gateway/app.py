@@ -79,11 +79,13 @@ def app_from_environment() -> FastAPI:
     """The Redis-mode gateway built from the environment: the factory each uvicorn worker process calls."""
     from dramatiq.brokers.redis import RedisBroker
 
+    from libs.observability.error_tracking import configure_error_tracking
     from libs.observability.logging import configure_logging
     from services.gateway.settings import GatewaySettings
 
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level)
+    configure_error_tracking("gateway")  # each worker process its own client (a no-op in the serving process)
     broker = RedisBroker(url=settings.redis_url)  # type: ignore[no-untyped-call]
     container = GatewayContainer(settings=settings, broker=broker)
     # The route directory's revalidation thread stops before the registry channel closes under it.

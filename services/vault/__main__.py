@@ -10,8 +10,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from libs.config.production import production_refusal
 from libs.grpc_runtime.tls import TlsConfigError, tls_from_env
 from libs.host.signals import stop_event_on_signals
+from libs.observability.error_tracking import configure_error_tracking
 from libs.observability.logging import configure_logging, log_extra
 from libs.observability.metrics import VAULT_KEY_ROTATION_DUE, start_metrics_server
 from services.vault import audit
@@ -29,6 +31,10 @@ EXIT_CONFIG_ERROR = 2
 def serve(container: VaultContainer) -> int:
     try:
         settings = container.settings()
+        refusal = production_refusal("services.vault", settings)
+        if refusal:
+            log.error(refusal)
+            return EXIT_CONFIG_ERROR
         keys = container.keys()
         servicer = container.servicer()
         tls = tls_from_env()
@@ -221,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     configure_logging("vault", os.environ.get("LOG_LEVEL", "INFO"))
+    # Off unless SENTRY_VAULT_ENABLED too: the key holder sees plaintext tokens and texts that redaction cannot all
+    # recognise, and an error-tracking client is a path out of it to a third party (SECURITY.md).
+    configure_error_tracking("vault", key_holder=True)
     return serve(VaultContainer())
 
 
