@@ -4,7 +4,6 @@ on an injected clock (181 days goes, 179 stays) and the indexes on the time colu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,23 +22,6 @@ def event(
     at: datetime, bot_id: str | None = "bot-1", kind: EventKind = EventKind.BOT_DISABLED, **details: str
 ) -> Event:
     return Event(at, kind, "telegram:42", bot_id, Outcome.DONE, details)
-
-
-@pytest.fixture(scope="module")
-def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
-    migrate.upgrade(postgres_url)
-    engine = make_engine(postgres_url, pool_size=2, max_overflow=2)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path) -> Iterator[sa.Engine]:  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path}/registry.db"
-    migrate.upgrade(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def _clean(engine: sa.Engine) -> sa.Engine:

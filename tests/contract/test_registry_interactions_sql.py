@@ -4,7 +4,6 @@ entries merged per row, unknown bots skipped, concurrent batches on the same row
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,8 +11,7 @@ import sqlalchemy as sa
 
 from libs.domain.bots import Bot, BotSettings, BotStatus, hash_webhook_secret, new_bot_id, new_public_id
 from libs.domain.manager_ports import Interaction
-from services.botregistry import migrate
-from services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_engine, make_session_factory
+from services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_session_factory
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -32,23 +30,6 @@ def make_bot(telegram_bot_id: int) -> Bot:
         created_at=T0,
         updated_at=T0,
     )
-
-
-@pytest.fixture(scope="module")
-def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
-    migrate.upgrade(postgres_url)
-    engine = make_engine(postgres_url, pool_size=4, max_overflow=4)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path) -> Iterator[sa.Engine]:  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path}/registry.db"
-    migrate.upgrade(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

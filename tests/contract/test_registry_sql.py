@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -44,23 +43,6 @@ def make_bot(owner_id: int = 1001, telegram_bot_id: int = 123456789, created_at:
 
 
 # ------------------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="module")
-def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
-    migrate.upgrade(postgres_url)
-    engine = make_engine(postgres_url, pool_size=2, max_overflow=2)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path) -> Iterator[sa.Engine]:  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path}/nested/registry.db"  # the folder does not exist yet
-    migrate.upgrade(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def _clean(engine: sa.Engine) -> None:

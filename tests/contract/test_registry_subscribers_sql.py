@@ -4,7 +4,6 @@ blocks in force, tenant isolation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +18,8 @@ from libs.domain.manager_ports import BlockedByUser, BlockUser, Interaction, Sub
 from libs.domain.use_cases.manager_admin import BotAdministration, InvalidSetting
 from libs.domain.use_cases.register_bot import RegisterBot
 from libs.vault_client.memory import InMemoryTokenVault
-from services.botregistry import migrate
 from services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
-from services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_engine, make_session_factory
+from services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_session_factory
 from tests.unit.registry.fakes import FakeTelegram
 
 ALICE, MALLORY = 1001, 2002
@@ -42,23 +40,6 @@ def make_bot(telegram_bot_id: int, owner: int = ALICE) -> Bot:
         created_at=NOW,
         updated_at=NOW,
     )
-
-
-@pytest.fixture(scope="module")
-def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
-    migrate.upgrade(postgres_url)
-    engine = make_engine(postgres_url, pool_size=4, max_overflow=4)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path) -> Iterator[sa.Engine]:  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path}/registry.db"
-    migrate.upgrade(url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 @dataclass
