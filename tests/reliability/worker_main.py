@@ -37,6 +37,13 @@ class StaticBots:
     def get_bot(self, bot_id: str) -> Bot | None:
         return self._bots.get(bot_id)
 
+    # The bot-change listener's calls: fixtures never change, so there is nothing cached to forget.
+    def forget(self, bot_id: str) -> None:
+        return None
+
+    def invalidate(self) -> None:
+        return None
+
 
 class FixtureVault:
     def __init__(self, tokens: dict[bytes, str]) -> None:
