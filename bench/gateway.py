@@ -270,9 +270,10 @@ def run(report: Callable[[str], None] = print) -> dict[str, Any]:
                     + (f" non-2xx {result.non_2xx}" if result.non_2xx else "")
                 )
 
+        rps = {c.name: median(r.requests_per_second for r in c.results) for c in contenders}
         rows = {
             c.name: {
-                "rps": median(r.requests_per_second for r in c.results),
+                "rps": rps[c.name],
                 "p50_ms": median(r.p50_ms for r in c.results),
                 "p99_ms": median(r.p99_ms for r in c.results),
                 "non_2xx": sum(r.non_2xx for r in c.results),
@@ -281,15 +282,15 @@ def run(report: Callable[[str], None] = print) -> dict[str, Any]:
             }
             for c in contenders
         }
-        tgm_rps = rows[TGM_1]["rps"]
+        tgm_rps = rps[TGM_1]
         ratios = {
-            "tgm/aiogram": ratio(tgm_rps, rows.get(AIOGRAM, {}).get("rps", float("nan"))),
-            "tgm/fastapi_lpush": ratio(tgm_rps, rows[FASTAPI_LPUSH]["rps"]),
-            "tgm/fastapi": ratio(tgm_rps, rows[FASTAPI]["rps"]),
+            "tgm/aiogram": ratio(tgm_rps, rps.get(AIOGRAM, float("nan"))),
+            "tgm/fastapi_lpush": ratio(tgm_rps, rps[FASTAPI_LPUSH]),
+            "tgm/fastapi": ratio(tgm_rps, rps[FASTAPI]),
         }
-        if TGM_2 in rows:
-            ratios["tgm_2proc/tgm_1proc"] = ratio(rows[TGM_2]["rps"], tgm_rps)
-            ratios["tgm_2proc/aiogram"] = ratio(rows[TGM_2]["rps"], rows.get(AIOGRAM, {}).get("rps", float("nan")))
+        if TGM_2 in rps:
+            ratios["tgm_2proc/tgm_1proc"] = ratio(rps[TGM_2], tgm_rps)
+            ratios["tgm_2proc/aiogram"] = ratio(rps[TGM_2], rps.get(AIOGRAM, float("nan")))
 
         fixed = {}
         rate = 1000.0
@@ -300,19 +301,19 @@ def run(report: Callable[[str], None] = print) -> dict[str, Any]:
                 uid = base + i
                 return raw_request("127.0.0.1", c.port, c.targets[i % len(c.targets)], update_body(uid, 300_000 + i))
 
-            result = open_loop("127.0.0.1", contender.port, make, rate, fixed_seconds, connections=64)
+            paced = open_loop("127.0.0.1", contender.port, make, rate, fixed_seconds, connections=64)
             flush.flushdb()
             fixed[contender.name] = {
                 "offered_rps": rate,
-                "achieved_rps": result.achieved_rate,
-                "p50_ms": percentile(result.latencies_ms, 50),
-                "p99_ms": percentile(result.latencies_ms, 99),
-                "errors": result.errors,
+                "achieved_rps": paced.achieved_rate,
+                "p50_ms": percentile(paced.latencies_ms, 50),
+                "p99_ms": percentile(paced.latencies_ms, 99),
+                "errors": paced.errors,
                 "seconds": fixed_seconds,
             }
             report(
                 f"gateway: {rate:.0f} req/s offered to {contender.name}: p50 {fixed[contender.name]['p50_ms']:.1f} ms "
-                f"p99 {fixed[contender.name]['p99_ms']:.1f} ms, {result.errors} errors"
+                f"p99 {fixed[contender.name]['p99_ms']:.1f} ms, {paced.errors} errors"
             )
         flush.close()
         return {

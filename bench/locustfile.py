@@ -19,14 +19,14 @@ import itertools
 import os
 import random
 
-from locust import HttpUser, between, task  # type: ignore[import-not-found]
+from locust import HttpUser, between, task
 
 BOT_IDS = [int(x) for x in os.environ.get("BENCH_BOT_IDS", "").split(",") if x.strip()]
 COMMANDS = [c for c in os.environ.get("BENCH_COMMANDS", "/help,/price").split(",") if c]
 _user_ids = itertools.count(600_000_000)
 
 
-class TelegramUser(HttpUser):  # type: ignore[misc]
+class TelegramUser(HttpUser):
     """One person: picks a bot, says /start, then now and then a command or a line of text."""
 
     wait_time = between(3, 20)  # seconds a person takes between messages

@@ -30,13 +30,13 @@ class GatewayApp(FastAPI):
 
     webhook: WebhookEndpoint
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             if path.startswith(PATH_PREFIX):
                 await self.webhook.serve(path[_PREFIX_LENGTH:], scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)  # type: ignore[arg-type]
+        await super().__call__(scope, receive, send)
 
 
 def create_app(

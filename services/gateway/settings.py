@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.domain.updates import MAX_UPDATE_BYTES
 
+
 # uvicorn on uvloop with the httptools parser (C) instead of asyncio's default loop and h11 (pure Python).
 # No X-Forwarded-* rewriting (the gateway never reads the client address; a middleware layer per request) and no
 # Server header (one header fewer to validate and write per response).
-FAST_SERVER = {"loop": "uvloop", "http": "httptools", "proxy_headers": False, "server_header": False}
+class FastServerOptions(TypedDict):
+    """The keyword arguments of `uvicorn.run` that FAST_SERVER sets (typed, so `**FAST_SERVER` type-checks)."""
+
+    loop: str
+    http: str
+    proxy_headers: bool
+    server_header: bool
+
+
+FAST_SERVER: FastServerOptions = {"loop": "uvloop", "http": "httptools", "proxy_headers": False, "server_header": False}
 
 
 class GatewaySettings(BaseSettings):

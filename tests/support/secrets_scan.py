@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import redis
 import sqlalchemy as sa
 
 
-def _contains(value: Any, needles: Iterable[bytes]) -> bool:
+def _contains(value: object, needles: Iterable[bytes]) -> bool:
     if value is None:
         return False
     if isinstance(value, memoryview):
@@ -49,7 +48,8 @@ def database_row_count(db_url: str) -> int:
         engine.dispose()
 
 
-def _redis_values(client: redis.Redis, key: bytes) -> Iterator[bytes]:
+def _redis_values(client: redis.Redis, key: bytes) -> Iterator[object]:
+    """Every field and value stored under `key` (bytes or str per the client's types; `_contains` reads either)."""
     kind = client.type(key)
     kind = kind.decode() if isinstance(kind, bytes) else kind
     if kind == "string":
@@ -65,8 +65,8 @@ def _redis_values(client: redis.Redis, key: bytes) -> Iterator[bytes]:
     elif kind == "zset":
         yield from client.zrange(key, 0, -1)
     elif kind == "stream":
-        for _id, fields in client.xrange(key):
-            for field, value in fields.items():
+        for _id, fields in client.xrange(key) or []:
+            for field, value in (fields or {}).items():
                 yield field
                 yield value
 

@@ -132,10 +132,11 @@ def _demo(stack: Stack) -> None:
     with stack.channel(stack.registry_addr) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
         registry.RegisterBot(registry_pb2.RegisterBotRequest(owner_id=1001, token=bot["token"]), timeout=15)
-    user = {"id": 2002, "first_name": "Ana", "language_code": "pt-br"}
+    user_id = 2002
+    user = {"id": user_id, "first_name": "Ana", "language_code": "pt-br"}
     emulator.send_text(bot["id"], user, "/start")
-    wait_for(lambda: bool(emulator.bot_messages(bot["id"], user["id"])), 30, "the demo bot's reply")
-    reply = emulator.bot_messages(bot["id"], user["id"])[-1]["text"]
+    wait_for(lambda: bool(emulator.bot_messages(bot["id"], user_id)), 30, "the demo bot's reply")
+    reply = emulator.bot_messages(bot["id"], user_id)[-1]["text"]
     base = f"{stack.emulator_url}/_emulator"
     print(f"\nDemo: registered @{bot['username']} (emulator bot id {bot['id']}); user 2002 sent /start and got:")
     print(f"  {reply}")
@@ -159,7 +160,11 @@ def _manager_demo(stack: Stack, emulator: EmulatorControl) -> None:
     fresh = emulator.create_bot(f"shop_{int(time.time())}_bot", "Shop bot")
     for text, replies in (("/start", 1), (f"/addbot {fresh['token']}", 3), ("/mybots", 4)):
         emulator.send_text(manager_id, admin, text)
-        wait_for(lambda n=replies: len(emulator.bot_messages(manager_id, 4004)) >= n, 30, "the manager bot")
+
+        def answered(n: int = replies) -> bool:
+            return len(emulator.bot_messages(manager_id, 4004)) >= n
+
+        wait_for(answered, 30, "the manager bot")
     print(
         f"\nManager bot @{stack.manager['username'] if stack.manager else ''} (emulator id {manager_id}); admin 4004:"
     )

@@ -21,7 +21,7 @@ class PreflightError(Exception):
     """A reason `make run` cannot start, worded as what to do about it."""
 
 
-def check_python(version: tuple[int, ...] = tuple(sys.version_info)) -> None:
+def check_python(version: tuple[int, ...] = sys.version_info[:3]) -> None:
     if version[:2] < MIN_PYTHON:
         found = ".".join(str(part) for part in version[:3])
         raise PreflightError(
