@@ -13,10 +13,10 @@ from dependency_injector import providers
 
 from apps.cli import bots as cli
 from libs.grpc_runtime.channels import build_server
-from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry import migrate
 from services.botregistry.container import Container
 from services.botregistry.settings import RegistrySettings
+from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import TOKEN, FakeTelegram
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
