@@ -4,8 +4,8 @@ From the repository root, on a clean tree. It `git mv`s the hand-written package
 repo-only servers to `testbed/`), rewrites every dotted module name and every path in tracked text files, writes
 the new scripts/gen_proto.sh and the pyproject/Dockerfile lines that are not a plain rename, and lists what it
 cannot rewrite safely (path pieces such as `ROOT / "libs" / "domain"`, checks on a module's first name) for a
-person to fix. It changes files only; reviewing, `ruff check --fix`, `ruff format`, `pip install -e .` and the
-tests come after (the ADR's "Order"). `--dry-run` prints the moves and the rewrite counts and touches nothing.
+person to fix. It changes files only; reviewing, `make proto`, `ruff check --fix`, `ruff format`, `pip install -e .` and
+the tests come after (the ADR's "Order"). `--dry-run` prints the moves and the rewrite counts and touches nothing.
 Idempotent: on an already moved tree it finds nothing to move and nothing to rewrite.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_SUFFIXES = {".py", ".pyi", ".md", ".toml", ".yml", ".yaml", ".ini", ".cfg", ".sh", ".txt", ".json", ".mako"}
+TEXT_SUFFIXES |= {".proto"}  # comments name files; `make proto` carries them into the stubs
 TEXT_NAMES = {"Makefile", "Dockerfile", "run", ".gitignore"}
 
 
@@ -58,6 +59,8 @@ def rewrites(pairs: list[tuple[str, str]]) -> list[tuple[re.Pattern[str], str]]:
 
 # What only a person can judge: a path built from pieces, or a check on a module's first name.
 SUSPECT = re.compile(r"""(?<!\[)["'](libs|services|apps|tools)["']|split\("\."\)\[0\]|\.parts\[""")
+# A folder named without its new prefix, in prose or a path ("libs/{a,b}/", "under services/"); not k8s's apps/v1.
+BARE_FOLDER = re.compile(r"(?:^|[^/\w.-])(?:libs|services|tools|apps(?!/v1\b))/")
 # Not rewritten: this script and the ADR describe the old names on purpose.
 KEEP = {"scripts/relayout.py", "docs/adr/005-package-layout.md"}
 
@@ -70,7 +73,14 @@ def _git(*args: str) -> str:
 def tracked_text_files(root: Path) -> list[Path]:
     paths = [root / name for name in _git("ls-files", "-z").split("\0") if name]
     keep = {root / name for name in KEEP}
-    return [p for p in paths if p.is_file() and (p.suffix in TEXT_SUFFIXES or p.name in TEXT_NAMES) and p not in keep]
+    return [
+        p
+        for p in paths
+        if p.is_file()
+        and (p.suffix in TEXT_SUFFIXES or p.name in TEXT_NAMES)
+        and p not in keep
+        and "_pb2" not in p.name  # generated: `make proto` rewrites them from the (rewritten) .proto comments
+    ]
 
 
 GEN_PROTO = """#!/usr/bin/env bash
@@ -172,10 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in missed:
         print(f"NOT DONE {line}")
     for path in tracked_text_files(ROOT) if not args.dry_run else files:
-        if path.suffix != ".py":
-            continue
         for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            if SUSPECT.search(line):
+            if (path.suffix == ".py" and SUSPECT.search(line)) or BARE_FOLDER.search(line):
                 print(f"CHECK {path.relative_to(ROOT)}:{number}: {line.strip()}")
     return 0
 

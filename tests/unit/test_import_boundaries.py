@@ -39,6 +39,7 @@ def test_the_checker_sees_nested_and_from_imports() -> None:
 def test_no_folder_imports_what_it_must_not() -> None:
     offenders = {}
     for folder, prefixes in FORBIDDEN.items():
+        assert (ROOT / folder).is_dir(), f"{folder}/ moved? Update FORBIDDEN (docs/adr/005-package-layout.md)"
         for path in sorted((ROOT / folder).rglob("*.py")):
             bad = sorted(m for m in imported_modules(path.read_text()) if any(_matches(m, p) for p in prefixes))
             if bad:
