@@ -220,11 +220,11 @@ def _decrypt_latency(stack: Any, db_url: str, bot_telegram_id: int, calls: int) 
 def run(report: Callable[[str], None] = print) -> dict[str, Any]:
     import redis
 
-    from tests.support.postgres import running_postgres
-    from tests.support.redis_server import start_redis, stop_redis
     from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
     from tools.devstack.emulator_control import EmulatorControl
     from tools.devstack.stack import Stack, StackConfig
+    from tools.testbed.postgres import running_postgres
+    from tools.testbed.redis_server import start_redis, stop_redis
 
     real_bots = 20 if QUICK else 50
     registered = 2_000 if QUICK else REGISTERED_BOTS

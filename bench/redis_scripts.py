@@ -20,7 +20,7 @@ from bench.common import QUICK
 from libs.domain.updates import UpdateEnvelope
 from libs.messaging.mailbox import RedisChatMailbox
 from services.dispatcher.adapters.redis_abuse import RedisLocks, RedisRateLimiter, RedisSendLimiter
-from tests.support.redis_server import start_redis, stop_redis
+from tools.testbed.redis_server import start_redis, stop_redis
 
 ROUNDS = 7
 CALLS = 1000

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.postgres import PostgresServer, available, running_postgres
-from tests.support.redis_server import REDIS_BINARY, RedisServer, start_redis, stop_redis
+from tools.testbed.postgres import PostgresServer, available, running_postgres
+from tools.testbed.redis_server import REDIS_BINARY, RedisServer, start_redis, stop_redis
 
 # In-process tests build gRPC servers and channels on loopback without certificates: the explicit development flag
 # allows that here. Service processes started by the devstack get only their own environment (no flag, their TLS

@@ -32,7 +32,7 @@ from libs.registry_client.admin import settings_request
 from libs.registry_client.client import status_from_proto
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
-logger = logging.getLogger("apps.cli.operator")
+logger = logging.getLogger(f"{__name__}.operator")
 TIMEOUT_SECONDS = 10.0
 
 

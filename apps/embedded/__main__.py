@@ -19,7 +19,7 @@ from libs.observability.logging import configure_logging
 from services.dispatcher.settings import DispatcherSettings
 from services.gateway.settings import FAST_SERVER, GatewaySettings
 
-logger = logging.getLogger("apps.embedded")
+logger = logging.getLogger(__name__)
 STOP_TIMEOUT_MS = 10_000
 EMBEDDED_IN_PRODUCTION = (
     "apps.embedded keeps queued updates in memory (lost when the process dies): run services.gateway and "

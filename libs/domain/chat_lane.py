@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from libs.domain.ports import ChatMailbox, LaneClaim, LaneItem, Locks, MailboxItem, UpdateDeduplicator
 
-logger = logging.getLogger("libs.domain.chat_lane")
+logger = logging.getLogger(__name__)
 
 
 def lock_key(bot_id: str, chat_key: str) -> str:

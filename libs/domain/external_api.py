@@ -22,7 +22,7 @@ from libs.domain.ports import ApiCallJob, ApiCallScheduler, BotDirectory, Clock,
 from libs.domain.url_policy import is_allowed_url
 from libs.domain.use_cases.drain_chat import describe_failure
 
-logger = logging.getLogger("libs.domain.external_api")
+logger = logging.getLogger(__name__)
 
 MAX_REPLY_CHARS = 3500
 

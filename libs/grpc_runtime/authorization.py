@@ -21,7 +21,7 @@ URI_SAN_PROPERTY = "peer_uri"  # gRPC core: the certificate's URI SANs only
 ANONYMOUS = "anonymous"
 HEALTH_SERVICE = "grpc.health.v1.Health"
 
-logger = logging.getLogger("libs.grpc_runtime.authorization")
+logger = logging.getLogger(__name__)
 
 # (caller identity, method name without the service, request message) → allowed?
 Authorizer = Callable[[str, str, Any], bool]

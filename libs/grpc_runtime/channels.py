@@ -40,7 +40,7 @@ REGISTRY_SERVER_NAME: Final = "botregistry"
 SERVER_ADDR_ENV: Final = {"VAULT_ADDR": VAULT_SERVER_NAME, "REGISTRY_ADDR": REGISTRY_SERVER_NAME}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
-_server_logger = logging.getLogger("libs.grpc_runtime.server")
+_server_logger = logging.getLogger(__name__)
 
 
 def valid_request_id(value: object) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 
 import dramatiq
 import orjson
+import redis
+from dramatiq.brokers.redis import RedisBroker
 
 from libs.domain.ports import ChatMailbox, MailboxItem
 from libs.domain.updates import UpdateEnvelope
@@ -226,11 +228,20 @@ _IN_MEMORY: weakref.WeakKeyDictionary[dramatiq.Broker, InMemoryChatMailbox] = we
 _IN_MEMORY_LOCK = threading.Lock()
 
 
+def redis_client_of(broker: dramatiq.Broker) -> redis.Redis | None:
+    """The Redis client of a RedisBroker (its queues, the chat mailboxes and the readiness PING go to that server);
+    None for an in-process broker (embedded mode's StubBroker)."""
+    if not isinstance(broker, RedisBroker):
+        return None
+    client: redis.Redis = broker.client
+    return client
+
+
 def mailbox_for(broker: dramatiq.Broker, signer: EnvelopeSigner | None = None) -> ChatMailbox:
     """The mailbox that goes with a broker: Redis next to a RedisBroker (same server, items tagged by `signer`),
     else one in-memory mailbox per broker object, shared by the gateway and the dispatcher of an embedded process
     (nothing leaves the process: no tag)."""
-    client = getattr(broker, "client", None)
+    client = redis_client_of(broker)
     if client is not None:
         return RedisChatMailbox(client, signer=signer)
     with _IN_MEMORY_LOCK:

@@ -44,7 +44,7 @@ from libs.messaging.mailbox import (
 )
 from libs.observability.ids import new_message_id
 
-logger = logging.getLogger("libs.messaging.update_queue")
+logger = logging.getLogger(__name__)
 
 UPDATES_QUEUE = "updates"
 HANDLE_UPDATE_ACTOR = "handle_update"

@@ -60,14 +60,14 @@ class RedactTokens(logging.Filter):
 
 def _log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
     """sys.excepthook: an uncaught exception goes through the redacting handler, not raw to stderr."""
-    logging.getLogger("uncaught").critical("uncaught exception", exc_info=(exc_type, exc, tb))
+    logging.getLogger(f"{__name__}.uncaught").critical("uncaught exception", exc_info=(exc_type, exc, tb))
 
 
 def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
         return
     exc = args.exc_value if args.exc_value is not None else args.exc_type()
-    logging.getLogger("uncaught").critical(
+    logging.getLogger(f"{__name__}.uncaught").critical(
         "uncaught exception in a thread",
         exc_info=(args.exc_type, exc, args.exc_traceback),
         extra={"thread_name": args.thread.name if args.thread else None},

@@ -30,7 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-logger = logging.getLogger("libs.observability.metrics")
+logger = logging.getLogger(__name__)
 
 # ---- gateway ----
 WEBHOOK_UPDATES = Counter("tgm_webhook_updates", "Webhook calls answered by the gateway, by outcome", ["outcome"])

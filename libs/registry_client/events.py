@@ -19,7 +19,7 @@ from libs.domain.events import Event, EventRecorder
 from libs.registry_client.client import RegistryUnavailable
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
-logger = logging.getLogger("libs.registry_client.events")
+logger = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_PENDING = 256

@@ -1,6 +1,5 @@
-"""TokenVault adapters: `GrpcTokenVault` (the real one) and `InMemoryTokenVault` (a fake for tests)."""
+"""TokenVault adapter: `GrpcTokenVault`. The in-memory fake for tests is `tests/support/fake_vault.py`."""
 
 from libs.vault_client.client import GrpcTokenVault
-from libs.vault_client.memory import InMemoryTokenVault
 
-__all__ = ["GrpcTokenVault", "InMemoryTokenVault"]
+__all__ = ["GrpcTokenVault"]

@@ -28,7 +28,7 @@ from services.botregistry.manager import start_manager_registration
 from services.botregistry.settings import RegistrySettings
 from tgm.registry.v1 import registry_pb2_grpc
 
-logger = logging.getLogger("services.botregistry")
+logger = logging.getLogger(__name__)
 
 
 def run_migrations(settings: RegistrySettings) -> None:

@@ -14,7 +14,7 @@ from libs.domain.bots import BotToken
 from libs.domain.errors import DomainError, InvalidToken
 from libs.domain.use_cases.register_bot import RegisterBot, RegisterBotCommand
 
-logger = logging.getLogger("services.botregistry.manager")
+logger = logging.getLogger(__name__)
 MANAGER_OWNER_ID = 0
 
 

@@ -28,7 +28,7 @@ from libs.vault_client.client import ciphertext_key_version
 from services.botregistry.adapters.sql import BotRow
 from services.botregistry.settings import RegistrySettings
 
-logger = logging.getLogger("services.botregistry.rewrap")
+logger = logging.getLogger(__name__)
 MAX_PASSES = 5
 
 

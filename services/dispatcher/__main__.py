@@ -18,7 +18,7 @@ from libs.observability.error_tracking import configure_error_tracking
 from libs.observability.logging import configure_logging
 from services.dispatcher.settings import DispatcherSettings
 
-logger = logging.getLogger("services.dispatcher")
+logger = logging.getLogger(__name__)
 STOP_TIMEOUT_MS = 30_000
 
 

@@ -43,7 +43,7 @@ from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.adapters.redis_chat_lane import RELEASE_AND_COUNT, ms
 from services.dispatcher.adapters.sent_marks import OUTBOX_PREFIX, SENT_TTL_SECONDS, DeferredSentMarks, sent_mark_key
 
-logger = logging.getLogger("services.dispatcher.outbound")
+logger = logging.getLogger(__name__)
 
 OUTBOX_QUEUE = "outbox"
 DRAIN_OUTBOX_ACTOR = "drain_outbox"

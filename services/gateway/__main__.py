@@ -16,7 +16,7 @@ from libs.observability.error_tracking import configure_error_tracking
 from libs.observability.logging import configure_logging
 from services.gateway.settings import FAST_SERVER, GatewaySettings
 
-logger = logging.getLogger("services.gateway")
+logger = logging.getLogger(__name__)
 
 
 def serve(settings: GatewaySettings) -> int:

@@ -12,7 +12,7 @@ from libs.domain.clock import SystemClock
 from libs.domain.ports import AsyncUpdateQueue, TokenVault
 from libs.grpc_runtime.channels import open_channel
 from libs.messaging.envelope_signing import signer_from_key
-from libs.messaging.mailbox import mailbox_for
+from libs.messaging.mailbox import mailbox_for, redis_client_of
 from libs.messaging.update_queue import InProcessUpdateQueue, MailboxUpdateQueue, RedisUpdateQueue
 from libs.registry_client.client import GrpcRouteDirectory
 from services.gateway.adapters.readiness import BrokerProbe, GrpcHealthProbe
@@ -76,5 +76,5 @@ class GatewayContainer(containers.DeclarativeContainer):
 
     readiness_probes = providers.List(
         providers.ThreadSafeSingleton(GrpcHealthProbe, "registry", registry_channel),
-        providers.ThreadSafeSingleton(BrokerProbe, broker),
+        providers.ThreadSafeSingleton(BrokerProbe, providers.Callable(redis_client_of, broker)),
     )

@@ -23,7 +23,7 @@ from services.vault.grpc.servicer import start_server
 from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
 from services.vault.settings import VaultConfigError, VaultSettings, encode_key, env_keys, load_settings
 
-log = logging.getLogger("services.vault")
+log = logging.getLogger(__name__)
 
 EXIT_CONFIG_ERROR = 2
 

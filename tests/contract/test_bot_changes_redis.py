@@ -13,7 +13,7 @@ import redis
 from libs.domain.bots import Bot, BotSettings, BotStatus
 from libs.domain.manager_ports import SetMaintenance
 from services.dispatcher.adapters.bot_changes import CHANNEL, AnnouncingBotAdmin, announcer, start_listener
-from tests.support.redis_server import RedisServer
+from tools.testbed.redis_server import RedisServer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ import redis
 
 from libs.domain.captcha import AnswerOutcome
 from services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
-from tests.support.redis_server import RedisServer
+from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -17,7 +17,7 @@ from libs.messaging.mailbox import InMemoryChatMailbox, RedisChatMailbox
 from services.dispatcher.adapters import memory
 from services.dispatcher.adapters.dead_letters import RedisDeadLetters
 from services.dispatcher.adapters.redis_abuse import RedisCooldowns, RedisLocks, RedisRateLimiter, RedisSendLimiter
-from tests.support.redis_server import RedisServer
+from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"

@@ -22,7 +22,7 @@ from services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
 from services.dispatcher.container import DispatcherContainer
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.workers.actors import register_actors
-from tests.support.redis_server import RedisServer
+from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -25,7 +25,7 @@ from services.dispatcher.adapters.interaction_stats import (
     SpillingRecorder,
     recorder_for,
 )
-from tests.support.redis_server import RedisServer
+from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ from services.dispatcher.outbound import (
     RedisOutboxLane,
     RedisOutboxStore,
 )
-from tests.support.redis_server import RedisServer
+from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

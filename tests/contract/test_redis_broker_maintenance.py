@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from services.dispatcher.adapters.redis_broker import TimelyMaintenanceRedisBroker
-from tests.support.redis_server import RedisServer
+from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -17,9 +17,9 @@ from libs.domain.errors import BotNotFound
 from libs.domain.manager_ports import BlockedByUser, BlockUser, Interaction, SubscriberStats, SubscriberStatus
 from libs.domain.use_cases.manager_admin import BotAdministration, InvalidSetting
 from libs.domain.use_cases.register_bot import RegisterBot
-from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
 from services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_session_factory
+from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import FakeTelegram
 
 ALICE, MALLORY = 1001, 2002

@@ -20,7 +20,7 @@ from libs.messaging.update_queue import (
     drain_chat_message,
     encoded_drain_chat_message,
 )
-from tests.support.redis_server import RedisServer
+from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 
 from services.dispatcher.manager.state import RedisUsedButtons
-from tests.support.redis_server import RedisServer
+from tools.testbed.redis_server import RedisServer
 
 
 def test_only_the_first_use_of_a_token_counts_across_clients(redis_server: RedisServer) -> None:

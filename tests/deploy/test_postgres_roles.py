@@ -17,7 +17,7 @@ from libs.domain.events import Event, EventFilter, EventKind, Outcome
 from services.botregistry import migrate
 from services.botregistry.adapters.sql import SqlBotRepository, SqlEventTrail, make_engine, make_session_factory
 from tests.contract.test_registry_sql import make_bot
-from tests.support.postgres import SERVICE_USER, PostgresServer
+from tools.testbed.postgres import SERVICE_USER, PostgresServer
 
 pytestmark = pytest.mark.postgres
 

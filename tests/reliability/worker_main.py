@@ -107,7 +107,7 @@ class SlowOnText:
         outcome = self._inner(envelope)
         if (envelope.update.get("message") or {}).get("text") == self._text:
             self._client.set(f"tgm:test:slow:{envelope.bot_id}:{envelope.update_id}", b"1", ex=3600)
-            logging.getLogger("tests.reliability.worker").info("slow handler: hanging", extra={"s": self._seconds})
+            logging.getLogger(__name__).info("slow handler: hanging", extra={"s": self._seconds})
             time.sleep(self._seconds)
         return outcome
 

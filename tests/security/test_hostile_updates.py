@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from libs.domain.updates import UpdateEnvelope
 from libs.messaging.mailbox import RedisChatMailbox, decode, encode
 from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
-from tests.support.redis_server import RedisServer
 from tests.unit.gateway.test_webhook import PUBLIC_A, SECRET_A, Harness
+from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

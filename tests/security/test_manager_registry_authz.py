@@ -14,11 +14,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from libs.grpc_runtime.authorization import AuthorizationInterceptor
 from libs.grpc_runtime.channels import add_server_port, build_server, mark_serving, open_channel
 from libs.grpc_runtime.tls import TlsFiles
-from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry import migrate
 from services.botregistry.authorization import ALL_PERMISSIONS, SERVICE_NAME, default_policy
 from services.botregistry.container import Container
 from services.botregistry.settings import RegistrySettings
+from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 from tgm.registry.v1 import registry_pb2 as pb
 from tgm.registry.v1 import registry_pb2_grpc

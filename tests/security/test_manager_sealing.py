@@ -11,8 +11,8 @@ from libs.domain.ports import DecryptPurpose, SecretKind
 from libs.domain.redaction import REDACTED
 from libs.domain.sealing import MAX_SEALED_PER_UPDATE, placeholders_in
 from libs.domain.updates import UpdateEnvelope
-from libs.vault_client.memory import InMemoryTokenVault
 from services.gateway.api.sealing import seal_manager_update
+from tests.support.fake_vault import InMemoryTokenVault
 
 TOKEN = "1234567890:AAFakeTokenForTestsOnly_abcdefghijklmnop"
 OTHER = "9876543210:BBAnotherFakeBotTokenForTests_zyxwvut1"

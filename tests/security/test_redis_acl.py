@@ -20,7 +20,7 @@ from libs.domain.updates import UpdateEnvelope
 from libs.messaging.mailbox import drain_pending_key, mailbox_key
 from libs.messaging.redis_acl import SERVICE_RULES, redis_url_problem, server_arguments, user_rule
 from libs.messaging.update_queue import RedisUpdateQueue
-from tests.support.redis_server import RedisServer, start_redis, stop_redis
+from tools.testbed.redis_server import RedisServer, start_redis, stop_redis
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -193,7 +193,7 @@ def test_compose_runs_redis_tls_only_with_client_certificates_and_the_users_from
 
 
 def _redis(arguments: list[str], workdir: Path) -> subprocess.Popen[bytes]:
-    from tests.support.redis_server import REDIS_BINARY
+    from tools.testbed.redis_server import REDIS_BINARY
 
     command = [REDIS_BINARY, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
     return subprocess.Popen([*command, *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -213,7 +213,7 @@ def _answers(url: str, **options: object) -> bool:
 
 def test_the_acl_file_step_writes_hashes_that_a_real_redis_loads(tmp_path: Path) -> None:
     from libs.messaging.redis_acl import main
-    from tests.support.redis_server import _free_port
+    from tools.testbed.redis_server import _free_port
 
     environ = {"REDIS_ADMIN_PASSWORD": "admin-secret-1", "REDIS_GATEWAY_PASSWORD": "gateway-secret-2"}
     assert main(["--out", str(tmp_path / "users.acl")], environ) == 2  # names what is missing, writes nothing
@@ -241,8 +241,8 @@ def test_with_client_authentication_only_a_certificate_from_the_ca_gets_in(tmp_p
     """Compose's setting (`--tls-auth-clients yes`): the services present their own certificates."""
     from cryptography.hazmat.primitives import serialization
 
-    from tests.support.redis_server import _free_port
     from tools.devstack.certs import Identity, issue, make_ca
+    from tools.testbed.redis_server import _free_port
 
     ca = make_ca("test CA")
     files: dict[str, Path] = {"ca": tmp_path / "ca.pem"}

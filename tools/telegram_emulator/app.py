@@ -25,7 +25,7 @@ from tools.telegram_emulator.delivery import WebhookDelivery
 from tools.telegram_emulator.errors import ApiError
 from tools.telegram_emulator.flood import FloodSettings
 
-log = logging.getLogger("telegram_emulator")
+log = logging.getLogger(__name__)
 
 _DROPS_PENDING = {"setwebhook", "deletewebhook"}
 

@@ -26,7 +26,7 @@ from tools.telegram_emulator.core import BotState, Emulator, PendingUpdate
 from tools.telegram_emulator.errors import ApiError
 from tools.telegram_emulator.webhook_client import ConnectFailed, RequestFailed, WebhookClient
 
-log = logging.getLogger("telegram_emulator.delivery")
+log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER = 3600.0
 

@@ -47,7 +47,7 @@ from libs.domain.updates import UpdateEnvelope
 
 __all__ = ["DrainChat", "DrainPolicy", "DrainResult", "UpdateHandler", "describe_failure", "lock_key"]
 
-logger = logging.getLogger("libs.domain.drain_chat")
+logger = logging.getLogger(__name__)
 
 UpdateHandler = Callable[[UpdateEnvelope], Any]
 _MAX_REASON_CHARS = 500

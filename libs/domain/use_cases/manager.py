@@ -58,7 +58,7 @@ from libs.domain.use_cases.handle_update import HandleOutcome
 from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting, parse_duration
 from libs.domain.use_cases.manager_limits import describe_limits, parse_limits
 
-logger = logging.getLogger("libs.domain.manager")
+logger = logging.getLogger(__name__)
 
 AWAIT_TOKEN = "await_token"  # noqa: S105 - a state name
 AWAIT_WELCOME = "await_welcome:"

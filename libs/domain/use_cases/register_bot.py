@@ -28,7 +28,7 @@ from libs.domain.bots import (
 from libs.domain.errors import BotOwnedByAnotherAdmin, ConcurrentUpdate, DomainError
 from libs.domain.ports import BotRepository, Clock, SecretKind, TelegramApi, TokenVault, WebhookRegistration
 
-logger = logging.getLogger("libs.domain.register_bot")
+logger = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ("message", "callback_query")
 # The manager bot also hears about bots its users create through it (Bot API 9.6).

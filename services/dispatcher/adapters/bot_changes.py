@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from libs.domain.bots import Bot
 from libs.domain.manager_ports import BotAdmin, Registration, SettingsChange
 
-logger = logging.getLogger("services.dispatcher.bot_changes")
+logger = logging.getLogger(__name__)
 
 CHANNEL = "tgm:bots:changed"
 MAX_BOT_ID_CHARS = 64

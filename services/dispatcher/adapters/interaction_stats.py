@@ -26,7 +26,7 @@ from libs.domain.clock import SystemClock
 from libs.domain.manager_ports import Interaction, InteractionSink, PendingInteractions
 from libs.domain.use_cases.manager_admin import InvalidSetting
 
-logger = logging.getLogger("services.dispatcher.stats")
+logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "tgm:stats"
 BATCH_SIZE = 500  # entries per RecordInteractions call (the registry takes up to 1000)

@@ -11,7 +11,7 @@ from typing import Protocol
 from libs.domain.manager_ports import BlockedByUser
 from libs.domain.ports import Clock
 
-logger = logging.getLogger("services.dispatcher.subscribers")
+logger = logging.getLogger(__name__)
 
 
 class BlockedSink(Protocol):

@@ -17,7 +17,7 @@ from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 from libs.observability.metrics import INBOUND_REFUSED
 
-logger = logging.getLogger("services.dispatcher.manager")
+logger = logging.getLogger(__name__)
 _BLOCKED = INBOUND_REFUSED.labels("blocked")
 _CAPTCHA = INBOUND_REFUSED.labels("captcha")
 # Updates the CAPTCHA kept from the bot (a tap that passed or answered a challenge is not a refusal).

@@ -19,7 +19,7 @@ from services.dispatcher.manager.state import (
     RedisUsedButtons,
 )
 
-logger = logging.getLogger("services.dispatcher.manager")
+logger = logging.getLogger(__name__)
 
 
 def signing_key(configured: str) -> bytes:

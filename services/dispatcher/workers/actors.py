@@ -42,7 +42,7 @@ EXTERNAL_QUEUE = "external"
 DISPATCHER_QUEUES = (UPDATES_QUEUE, OUTBOX_QUEUE, EXTERNAL_QUEUE)  # what the workers consume (metrics, `tgm queue`)
 CALL_EXTERNAL_API_ACTOR = "call_external_api"
 
-logger = logging.getLogger("services.dispatcher.actors")
+logger = logging.getLogger(__name__)
 
 
 class UpdateHandlingFailed(dramatiq.Retry):

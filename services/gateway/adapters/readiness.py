@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -30,18 +30,24 @@ class GrpcHealthProbe:
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-class BrokerProbe:
-    """Redis brokers answer PING; in-process brokers are always reachable."""
+class Pinger(Protocol):
+    """What the broker probe needs of a Redis client."""
 
-    def __init__(self, broker: Any) -> None:
+    def ping(self) -> object: ...
+
+
+class BrokerProbe:
+    """The broker's Redis answers PING; an in-process broker (no Redis: embedded mode) is always reachable.
+    The container passes the broker's Redis client, or None (libs.messaging.mailbox.redis_client_of)."""
+
+    def __init__(self, redis_client: Pinger | None) -> None:
         self.name = "broker"
-        self._broker = broker
+        self._client = redis_client
 
     def __call__(self) -> bool:
-        client = getattr(self._broker, "client", None)
-        if client is None:
+        if self._client is None:
             return True
         try:
-            return bool(client.ping())
+            return bool(self._client.ping())
         except Exception:
             return False

@@ -50,7 +50,7 @@ _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # numbers as doubles) must see the same integer, exact up to 2**53.
 MAX_UPDATE_ID = 2**53 - 1
 
-logger = logging.getLogger("services.gateway.webhook")
+logger = logging.getLogger(__name__)
 
 _OK_BODY = b'{"ok":true}'
 

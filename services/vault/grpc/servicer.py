@@ -37,7 +37,7 @@ _PURPOSES = {wire: purpose for purpose, wire in PURPOSES.items()}
 
 # Every call is also one record on this logger (stderr JSON, shipped off the host) carrying the audit line's
 # anchor (audit_seq, audit_hash): the hash-chained file is the `AuditSink`, the log stream anchors its tail.
-audit_log = logging.getLogger("services.vault.audit")
+audit_log = logging.getLogger(f"{__name__}.audit")
 log = logging.getLogger(__name__)
 Request = TypeVar("Request")
 Response = TypeVar("Response")

@@ -17,10 +17,10 @@ from apps.cli.__main__ import main
 from apps.cli.keys import record_rotation
 from libs.domain.clock import ManualClock
 from libs.grpc_runtime.channels import build_server
-from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry import migrate
 from services.botregistry.container import Container
 from services.botregistry.settings import RegistrySettings
+from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import TOKEN, FakeTelegram
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 

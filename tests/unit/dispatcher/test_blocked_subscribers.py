@@ -17,11 +17,11 @@ from libs.domain.errors import TelegramRequestFailed
 from libs.domain.manager_ports import BlockedByUser
 from libs.domain.use_cases.manager_admin import BotAdministration
 from libs.domain.use_cases.register_bot import RegisterBot
-from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
 from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
 from services.dispatcher.adapters.subscribers import RegistryBlockedUsers
 from services.dispatcher.outbound import DirectSend, DrainOutbox, InMemoryOutboxStore
+from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import FakeTelegram
 
 BLOCKED = TelegramRequestFailed(403, "Forbidden: bot was blocked by the user")

@@ -15,10 +15,10 @@ from libs.domain.bots import hash_webhook_secret
 from libs.domain.errors import SecretRejected, VaultUnavailable
 from libs.domain.ports import DecryptPurpose, Route, SecretKind
 from libs.domain.sealing import inbound_text_ref
-from libs.vault_client.memory import InMemoryTokenVault
 from services.gateway.app import create_app
 from services.gateway.container import GatewayContainer
 from services.gateway.settings import GatewaySettings
+from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.gateway.test_webhook import FakeQueue
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijklmnop"

@@ -21,11 +21,11 @@ from libs.domain.ports import SecretKind
 from libs.domain.sealing import inbound_text_ref
 from libs.grpc_runtime.channels import build_server
 from libs.registry_client.admin import GrpcBotAdmin
-from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry import migrate
 from services.botregistry.container import Container
 from services.botregistry.manager import register_manager
 from services.botregistry.settings import RegistrySettings
+from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 

@@ -18,10 +18,10 @@ from libs.domain.bots import BotToken
 from libs.domain.clock import ManualClock
 from libs.domain.events import Event, EventFilter
 from libs.grpc_runtime.channels import build_server
-from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry import migrate
 from services.botregistry.container import Container
 from services.botregistry.settings import RegistrySettings
+from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import TOKEN, FakeTelegram
 from tgm.registry.v1 import registry_pb2 as pb
 from tgm.registry.v1 import registry_pb2_grpc

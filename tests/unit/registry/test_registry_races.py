@@ -16,10 +16,10 @@ from libs.domain.manager_ports import SetWelcome
 from libs.domain.ports import BotRepository, WebhookRegistration
 from libs.domain.use_cases.manager_admin import BotAdministration
 from libs.domain.use_cases.register_bot import CLAIM_TIMEOUT, RegisterBot, RegisterBotCommand, RegistrationInProgress
-from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry import migrate
 from services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
 from services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_engine, make_session_factory
+from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 
 ALICE, BOB = 1001, 2002

@@ -21,12 +21,12 @@ from libs.domain.clock import ManualClock
 from libs.domain.errors import TelegramUnavailable, VaultUnavailable
 from libs.domain.use_cases.register_bot import RegisterBot
 from libs.grpc_runtime.channels import build_server, mark_serving
-from libs.vault_client.memory import InMemoryTokenVault
 from services.botregistry import migrate
 from services.botregistry.adapters.memory import InMemoryBotRepository
 from services.botregistry.container import Container
 from services.botregistry.grpc.servicer import SERVICE_NAME, RegistryServicer
 from services.botregistry.settings import RegistrySettings
+from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, TOKEN_2, FakeTelegram
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 

@@ -14,6 +14,7 @@ from libs.grpc_runtime.authorization import ANONYMOUS
 from libs.grpc_runtime.channels import RunningServer
 from libs.vault_client.wire import MAX_PLAINTEXT_BYTES
 from services.vault.crypto import Cipher
+from services.vault.grpc.servicer import audit_log
 from services.vault.policy import Caller, CertificateCallerResolver, Grant, Policy, Verb, default_policy
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
@@ -41,7 +42,7 @@ def test_round_trip_over_grpc(stub: vault_pb2_grpc.VaultServiceStub, caplog: pyt
     ciphertext = _encrypt(stub)
     reply = stub.Decrypt(vault_pb2.DecryptRequest(bot_ref="bot-a", kind=BOT, purpose=SEND, ciphertext=ciphertext))
     assert reply.plaintext == TOKEN.encode()
-    outcomes = [(r.verb, r.outcome) for r in caplog.records if r.name == "services.vault.audit"]  # type: ignore[attr-defined]
+    outcomes = [(r.verb, r.outcome) for r in caplog.records if r.name == audit_log.name]  # type: ignore[attr-defined]
     assert outcomes == [("encrypt", "ok"), ("decrypt", "ok")]
     assert TOKEN not in caplog.text
     assert TOKEN.split(":")[1] not in " ".join(str(r.__dict__) for r in caplog.records)

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for contract tests.
+"""A throwaway PostgreSQL server for the contract and end-to-end tests and the benchmarks.
 
 `running_postgres()` runs initdb in a fresh temp dir, starts the server on a free loopback port
 (unix socket in the same temp dir), creates a non-superuser role and a database owned by it, yields

@@ -1,4 +1,4 @@
-"""A throwaway redis-server for the tests: free ports, temp dir, stopped afterwards.
+"""A throwaway redis-server for the tests and the benchmarks: free ports, temp dir, stopped afterwards.
 
 The session fixture `redis_server` lives in tests/conftest.py. It runs as a deployment does (SECURITY.md finding 5):
 `default` needs its password, each service has its own least-privilege user (libs/messaging/redis_acl.py) and

@@ -1,4 +1,4 @@
-"""A TokenVault fake for unit tests and embedded runs without a vault. Holds plaintext in memory: never in production.
+"""A TokenVault fake for tests. Holds plaintext in memory: never in production (so it lives under tests/).
 
 Still binds each ciphertext to its bot_ref and kind, and enforces the vault's request limits, so tests
 that pass against it pass against the real vault (tests/unit/vault/test_token_vault_contract.py).
