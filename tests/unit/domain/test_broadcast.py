@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from libs.domain.bots import Bot, BotSettings, BotStatus, BotToken
+from libs.domain.bots import Bot, BotToken
 from libs.domain.broadcast import Broadcast, BroadcastState, Outcome, StartResult, html_from_entities
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.clock import ManualClock

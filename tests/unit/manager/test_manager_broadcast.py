@@ -90,6 +90,7 @@ def test_the_whole_flow_ask_preview_confirm_and_the_progress_message() -> None:
     assert preview["text"] == "<b>Sale</b> &lt;today&gt; &amp; more" and preview["parse_mode"] == "HTML"
     assert h.last == "👆 This is how it will look. Send it to the 6 active subscribers of @shop_bot?"
     send, cancel = h.buttons()
+    assert cancel["text"] == "✖️ Cancel"
     claim = h.tokens.verify(send["callback_data"], ADMIN, ADMIN)
     assert claim is not None and claim.action is CallbackAction.BROADCAST_CONFIRM and claim.bot_id is not None
     assert h.scheduler.scheduled == []  # nothing goes out before the confirm
