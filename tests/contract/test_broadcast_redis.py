@@ -117,6 +117,17 @@ def test_progress_is_due_once_per_interval(store: Any) -> None:
         time.sleep(0.02)
 
 
+def test_a_running_key_left_without_its_broadcast_does_not_block_the_bot(client: redis.Redis) -> None:
+    store = RedisBroadcastStore(client)
+    store.create(draft(FIRST), 600)
+    store.start(FIRST, 1, 1, 0.0)
+    client.delete(f"tgm:bc:{FIRST}")  # the record lost (e.g. an operator's cleanup), its bot key left behind
+    assert store.running_for("bot-1") is None
+    store.create(draft(SECOND), 600)
+    assert store.start(SECOND, 2, 1, 0.0) is StartResult.STARTED
+    assert store.running_for("bot-1") == SECOND
+
+
 def test_redis_keys_lapse_a_draft_and_keep_a_finished_broadcast_a_while(client: redis.Redis) -> None:
     store = RedisBroadcastStore(client)
     store.create(draft(FIRST), 600)

@@ -23,7 +23,14 @@ from libs.domain.bots import BotToken
 from libs.domain.broadcast import Broadcast, BroadcastState, BroadcastStore, Outcome, progress_text
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.chat_lane import LockKeeper
-from libs.domain.errors import BotNotFound, DomainError, TelegramRequestFailed, blocked_by_user, is_transient
+from libs.domain.errors import (
+    BotNotFound,
+    DomainError,
+    TelegramRequestFailed,
+    TokenRejected,
+    blocked_by_user,
+    is_transient,
+)
 from libs.domain.manager_ports import BotAdmin, SubscriberStatus
 from libs.domain.messages import render
 from libs.domain.ports import Clock, Locks, Outbox
@@ -138,7 +145,15 @@ class RunBroadcast:
             if subscriber.status is not SubscriberStatus.ACTIVE:
                 self._store.advance(broadcast.id, user_id)
                 continue
-            outcome, wait = self._send_one(broadcast, user_id, token)
+            try:
+                outcome, wait = self._send_one(broadcast, user_id, token)
+            except TokenRejected:
+                # Revoked or replaced in BotFather: every other send would be refused too.
+                logger.warning(
+                    "broadcast stopped: Telegram rejected the bot's token", extra={"bot_id": broadcast.bot_id}
+                )
+                self._store.release(broadcast.id, user_id)
+                return self._finish(broadcast, BroadcastState.CANCELLED, sent)
             if wait is not None:
                 self._progress(broadcast.id)
                 return BroadcastStep(sent, run_again_in=wait)
@@ -171,6 +186,8 @@ class RunBroadcast:
             return None, wait
         try:
             self._sender().send_message(broadcast.bot_id, user_id, broadcast.text, parse_mode="HTML", token=token)
+        except TokenRejected:
+            raise
         except TelegramRequestFailed as error:
             if error.retry_after is not None:  # not performed: the same recipient again after the pause
                 self._slots.pause(broadcast.bot_id, float(error.retry_after))

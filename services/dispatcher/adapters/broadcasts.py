@@ -24,10 +24,13 @@ FINISHED_TTL_SECONDS = 7 * 24 * 3600
 _INT_FIELDS = {f.name for f in fields(Broadcast) if f.type in ("int", int)}
 _FLOAT_FIELDS = {f.name for f in fields(Broadcast) if f.type in ("float", float)}
 
-# KEYS: record, bot's running key. ARGV: id, message id, total, now.
+# KEYS: record, bot's running key. ARGV: id, message id, total, now, record key prefix. A running key left by a
+# broadcast whose record is gone or finished (lost data, an operator's cleanup) does not block the bot for ever.
 _START = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'draft' then return 'gone' end
-if not redis.call('SET', KEYS[2], ARGV[1], 'NX') then return 'busy' end
+local other = redis.call('GET', KEYS[2])
+if other and other ~= ARGV[1] and redis.call('HGET', ARGV[5] .. other, 'state') == 'running' then return 'busy' end
+redis.call('SET', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'running', 'message_id', ARGV[2], 'total', ARGV[3], 'started_at', ARGV[4])
 redis.call('PERSIST', KEYS[1])
 return 'started'
@@ -151,12 +154,16 @@ class RedisBroadcastStore:
         if draft is None:
             return StartResult.GONE
         keys = [self._record(broadcast_id), self._bot(draft.bot_id)]
-        result = self._start(keys=keys, args=[broadcast_id, message_id, total, repr(now)])
+        result = self._start(keys=keys, args=[broadcast_id, message_id, total, repr(now), f"{self._prefix}:"])
         return StartResult(result.decode() if isinstance(result, bytes) else str(result))
 
     def running_for(self, bot_id: str) -> str | None:
         found = self._client.get(self._bot(bot_id))
-        return None if found is None else bytes(found).decode()
+        if found is None:
+            return None
+        broadcast_id = bytes(found).decode()
+        running = self._client.hget(self._record(broadcast_id), "state") == BroadcastState.RUNNING.value.encode()
+        return broadcast_id if running else None
 
     def request_cancel(self, broadcast_id: str, now: float) -> bool:
         return bool(self._cancel(keys=[self._record(broadcast_id)], args=[repr(now), FINISHED_TTL_SECONDS]))
@@ -226,7 +233,8 @@ class InMemoryBroadcastStore:
             draft = self._live(broadcast_id)
             if draft is None or draft.state is not BroadcastState.DRAFT:
                 return StartResult.GONE
-            if draft.bot_id in self._running:
+            other = self._live(self._running.get(draft.bot_id, ""))
+            if other is not None and other.state is BroadcastState.RUNNING:
                 return StartResult.BUSY
             self._running[draft.bot_id] = draft.id
             started = replace(draft, state=BroadcastState.RUNNING, message_id=message_id, total=total, started_at=now)
@@ -235,7 +243,8 @@ class InMemoryBroadcastStore:
 
     def running_for(self, bot_id: str) -> str | None:
         with self._lock:
-            return self._running.get(bot_id)
+            found = self._live(self._running.get(bot_id, ""))
+            return found.id if found is not None and found.state is BroadcastState.RUNNING else None
 
     def request_cancel(self, broadcast_id: str, now: float) -> bool:
         with self._lock:

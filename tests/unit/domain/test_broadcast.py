@@ -13,7 +13,7 @@ from libs.domain.bots import Bot, BotToken
 from libs.domain.broadcast import Broadcast, BroadcastState, Outcome, StartResult, html_from_entities
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.clock import ManualClock
-from libs.domain.errors import BotNotFound, DependencyUnavailable, TelegramRequestFailed
+from libs.domain.errors import BotNotFound, DependencyUnavailable, TelegramRequestFailed, TokenRejected
 from libs.domain.manager_ports import BotStats, Subscriber, SubscriberStatus
 from libs.domain.use_cases.broadcast import BroadcastPolicy, BroadcastStep, RunBroadcast
 from services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
@@ -253,6 +253,14 @@ def test_a_bot_no_longer_the_admins_stops_the_broadcast_and_a_registry_outage_po
     world.admin = FakeAdmin(admin.subscribers, owner=ADMIN + 1)  # e.g. a co-admin whose role was revoked
     assert world.runner()(BROADCAST_ID).run_again_in is None
     assert world.sender.sent == [] and world.broadcast.state is BroadcastState.CANCELLED
+
+
+def test_a_rejected_token_stops_the_broadcast_at_once() -> None:
+    world = World(FakeAdmin([subscriber(u) for u in range(1, 6)]))
+    world.sender.failures = {2: TokenRejected("revoked")}
+    assert world.runner()(BROADCAST_ID).run_again_in is None
+    assert world.sender.sent == [1] and world.broadcast.state is BroadcastState.CANCELLED
+    assert world.broadcast.failed == 0  # the recipient it stopped at was not counted as tried
 
 
 def test_one_runner_at_a_time() -> None:
