@@ -133,11 +133,11 @@ def test_a_broadcast_reaches_1000_subscribers_once_each_through_a_kill_9_and_rep
         for call in harness.control.calls(bot["telegram_bot_id"])
         if call["method"] == "sendMessage"
     }
+    latencies = {key: sends[key] - at for key, at in asked.items()}
     for user in CHATTY:
-        assert [m["text"] for m in replies_of(user)] == list(COMMANDS.values())
-        for i in range(1, 5):
-            latency = sends[(user, f"reply {i}")] - asked[(user, f"reply {i}")]
-            assert latency <= REPLY_LATENCY_LIMIT_SECONDS, (user, i, latency)
+        assert [m["text"] for m in replies_of(user)] == list(COMMANDS.values())  # in order
+    # Not starved: with the broadcast taking the replies' reserve too, the slowest reply took over 3 s here.
+    assert max(latencies.values()) <= REPLY_LATENCY_LIMIT_SECONDS, sorted(latencies.items(), key=lambda kv: -kv[1])[:5]
     in_flight = record(harness)
     assert in_flight["state"] == "running"  # the replies were answered during the broadcast, not after it
 
@@ -169,4 +169,7 @@ def test_a_broadcast_reaches_1000_subscribers_once_each_through_a_kill_9_and_rep
     # The final state replaces the live progress in the admin's chat (its edit queued behind the earlier ones).
     wait_until(lambda: "broadcast is done" in progress()["text"], 30, "the final progress edit")
     assert progress()["edited"] and f"Sent: {sent}" in progress()["text"] and f"Failed: {failed}" in progress()["text"]
-    print(f"broadcast: {sent} sent, {failed} failed (in flight at the kill), {sent_before_kill} before the kill")
+    print(
+        f"broadcast: {sent} sent, {failed} failed (in flight at the kill), {sent_before_kill} before the kill; "
+        f"replies during it: max {max(latencies.values()):.2f} s"
+    )

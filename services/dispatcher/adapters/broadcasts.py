@@ -222,7 +222,10 @@ class InMemoryBroadcastStore:
 
     def create(self, draft: Broadcast, ttl_seconds: int) -> None:
         with self._lock:
-            self._records[draft.id] = (draft, self._monotonic() + max(1, ttl_seconds))
+            now = self._monotonic()
+            for lapsed in [key for key, (_, expires_at) in self._records.items() if expires_at <= now]:
+                del self._records[lapsed]  # lapsed drafts and old finished broadcasts: nothing grows for ever
+            self._records[draft.id] = (draft, now + max(1, ttl_seconds))
 
     def get(self, broadcast_id: str) -> Broadcast | None:
         with self._lock:
@@ -295,6 +298,7 @@ class InMemoryBroadcastStore:
             if self._running.get(current.bot_id) == broadcast_id:
                 del self._running[current.bot_id]
             self._progress.pop(broadcast_id, None)
+            self._marks.pop(broadcast_id, None)  # a finished broadcast sends nothing more: its marks are spent
 
     def progress_due(self, broadcast_id: str, interval_seconds: float) -> bool:
         with self._lock:
