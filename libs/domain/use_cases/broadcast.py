@@ -68,6 +68,7 @@ class BroadcastPolicy:
     batch_size: int = 25  # recipients per batch: a cancel takes effect within one batch
     lock_ttl_seconds: float = 3.0  # short, renewed while the batch runs: a dead runner's lock frees itself soon
     max_inline_wait_seconds: float = 1.5  # a slot this close is waited for in place; a longer wait re-enqueues
+    max_inline_waits: int = 3  # per recipient: replies using the whole budget send the batch back to the queue
     progress_interval_seconds: float = 3.0  # the progress message is edited at most this often
     retry_seconds: float = 2.0  # after a failure a retry may fix (registry or vault down)
 
@@ -178,7 +179,9 @@ class RunBroadcast:
             self._store.advance(broadcast.id, user_id)
             return None, None
         wait = self._slots.acquire_spare(broadcast.bot_id, user_id)
-        while 0 < wait <= self._policy.max_inline_wait_seconds:
+        for _ in range(self._policy.max_inline_waits):
+            if not 0 < wait <= self._policy.max_inline_wait_seconds:
+                break
             self._sleep(wait)
             wait = self._slots.acquire_spare(broadcast.bot_id, user_id)
         if wait > 0:

@@ -228,6 +228,9 @@ def test_a_close_slot_is_waited_for_in_place_and_a_far_one_ends_the_batch() -> N
     assert world.sleeps == [0.4]
     assert world.sender.sent == [1] and step.run_again_in == 9.0
     assert world.store.claim(BROADCAST_ID, 2) is None  # its claim was released: nobody was sent to
+    world.slots.waits = [1.0] * 10  # replies keep the whole budget busy: the worker thread is not held for ever
+    step = world.runner()(BROADCAST_ID)
+    assert world.sleeps == [0.4, 1.0, 1.0, 1.0] and step.run_again_in == 1.0 and world.sender.sent == [1]
 
 
 def test_cancel_stops_within_a_batch_and_shows_what_was_not_sent() -> None:
