@@ -66,6 +66,9 @@ class CallbackAction(IntEnum):
     CAPTCHA = 16
     # /subscribers: the bot's subscribers as a CSV document.
     EXPORT_SUBSCRIBERS = 17
+    # /broadcast: start the previewed broadcast / stop it (the bot ref field carries the broadcast's id).
+    BROADCAST_CONFIRM = 18
+    BROADCAST_CANCEL = 19
 
 
 _NUMBERED = frozenset({CallbackAction.LIST_PAGE, CallbackAction.CAPTCHA})  # a number instead of a bot ref

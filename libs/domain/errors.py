@@ -57,6 +57,18 @@ class TelegramRequestFailed(DomainError):
         self.retry_after = retry_after
 
 
+BLOCKED_BY_USER = "bot was blocked by the user"
+
+
+def blocked_by_user(error: BaseException) -> bool:
+    """Telegram's 403 "Forbidden: bot was blocked by the user": the user blocked the bot (issue 15)."""
+    return (
+        isinstance(error, TelegramRequestFailed)
+        and error.error_code == 403
+        and BLOCKED_BY_USER in error.description.lower()
+    )
+
+
 class VaultUnavailable(DependencyUnavailable):
     """The vault could not be reached or refused the call."""
 

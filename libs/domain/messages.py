@@ -58,6 +58,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/limits @bot — limites por usuário (ex.: /limits @bot /start 5/1m)\n"
             "/captcha @bot on|off|auto — desafio para usuários novos (auto: sob ataque)\n"
             "/subscribers @bot — assinantes: ativos, que bloquearam o bot, bloqueados por você, novos\n"
+            "/broadcast @bot — enviar uma mensagem a todos os assinantes ativos (prévia e confirmação)\n"
             "/cancel — cancelar a operação em andamento"
         ),
         "en": (
@@ -75,6 +76,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/limits @bot — per-user limits (e.g. /limits @bot /start 5/1m)\n"
             "/captcha @bot on|off|auto — a challenge for new users (auto: under attack)\n"
             "/subscribers @bot — subscribers: active, who blocked the bot, blocked by you, new\n"
+            "/broadcast @bot — send a message to every active subscriber (preview and confirmation)\n"
             "/cancel — cancel the current operation"
         ),
     },
@@ -434,6 +436,74 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "btn_create_bot": {"pt-BR": "🆕 Criar um bot", "en": "🆕 Create a bot"},
     "action_rotate": {"pt-BR": "novo segredo de @{username}", "en": "new secret for @{username}"},
     "action_delete": {"pt-BR": "apagar @{username}", "en": "delete @{username}"},
+    # -- /broadcast (issue 15) --
+    "usage_broadcast": {
+        "pt-BR": "/broadcast @bot · /broadcast cancelar @bot",
+        "en": "/broadcast @bot · /broadcast cancel @bot",
+    },
+    "mgr_broadcast_ask": {
+        "pt-BR": "📣 Envie a mensagem para os {active} assinantes ativos de @{username} (texto; negrito, itálico e "
+        "links são mantidos). /cancel para desistir.",
+        "en": "📣 Send me the message for the {active} active subscribers of @{username} (text; bold, italic and "
+        "links are kept). /cancel to give up.",
+    },
+    "mgr_broadcast_empty": {
+        "pt-BR": "❌ A mensagem está vazia: envie um texto. Comece de novo com /broadcast @bot.",
+        "en": "❌ The message is empty: send a text. Start again with /broadcast @bot.",
+    },
+    "mgr_broadcast_too_long": {
+        "pt-BR": "❌ A mensagem passa de 4096 caracteres. Comece de novo com /broadcast @bot.",
+        "en": "❌ The message is longer than 4096 characters. Start again with /broadcast @bot.",
+    },
+    "mgr_broadcast_no_subscribers": {
+        "pt-BR": "👥 @{username} não tem assinantes ativos: não há para quem enviar.",
+        "en": "👥 @{username} has no active subscribers: there is nobody to send to.",
+    },
+    "mgr_broadcast_busy": {
+        "pt-BR": "⏳ @{username} já está enviando uma mensagem em massa. Aguarde o fim ou use /broadcast cancelar "
+        "@{username}.",
+        "en": "⏳ @{username} is already sending a broadcast. Wait for it to end or use /broadcast cancel @{username}.",
+    },
+    "mgr_broadcast_preview": {
+        "pt-BR": "👆 Assim ficará a mensagem. Enviar aos {active} assinantes ativos de @{username}?",
+        "en": "👆 This is how it will look. Send it to the {active} active subscribers of @{username}?",
+    },
+    "btn_broadcast_send": {"pt-BR": "📣 Enviar", "en": "📣 Send"},
+    "btn_broadcast_stop": {"pt-BR": "⏹️ Parar o envio", "en": "⏹️ Stop sending"},
+    "mgr_broadcast_gone": {
+        "pt-BR": "⚠️ Esse envio não está mais pendente (expirou, já começou ou foi cancelado).",
+        "en": "⚠️ That broadcast is no longer pending (it expired, already started or was cancelled).",
+    },
+    "mgr_broadcast_discarded": {
+        "pt-BR": "✖️ Envio descartado: nada foi enviado.",
+        "en": "✖️ Broadcast discarded: nothing was sent.",
+    },
+    "mgr_broadcast_stopping": {
+        "pt-BR": "⏹️ Parando o envio de @{username}…",
+        "en": "⏹️ Stopping @{username}'s broadcast…",
+    },
+    "mgr_broadcast_none_running": {
+        "pt-BR": "ℹ️ @{username} não está enviando nada agora.",
+        "en": "ℹ️ @{username} is not sending anything right now.",
+    },
+    "mgr_broadcast_progress": {
+        "pt-BR": "📣 <b>Enviando para os assinantes de @{username}</b>\n✅ Enviadas: {sent}\n❌ Falharam: {failed}\n"
+        "🚫 Bloquearam o bot: {blocked}\n⏳ Faltam: {remaining} de {total} · tempo restante ≈ {eta}",
+        "en": "📣 <b>Sending to @{username}'s subscribers</b>\n✅ Sent: {sent}\n❌ Failed: {failed}\n"
+        "🚫 Blocked the bot: {blocked}\n⏳ Remaining: {remaining} of {total} · time left ≈ {eta}",
+    },
+    "mgr_broadcast_done": {
+        "pt-BR": "✅ <b>Envio de @{username} concluído</b>\n✅ Enviadas: {sent}\n❌ Falharam: {failed}\n"
+        "🚫 Bloquearam o bot: {blocked}",
+        "en": "✅ <b>@{username}'s broadcast is done</b>\n✅ Sent: {sent}\n❌ Failed: {failed}\n"
+        "🚫 Blocked the bot: {blocked}",
+    },
+    "mgr_broadcast_cancelled": {
+        "pt-BR": "⏹️ <b>Envio de @{username} cancelado</b>\n✅ Enviadas: {sent}\n❌ Falharam: {failed}\n"
+        "🚫 Bloquearam o bot: {blocked}\n⏭️ Não enviadas: {remaining}",
+        "en": "⏹️ <b>@{username}'s broadcast was cancelled</b>\n✅ Sent: {sent}\n❌ Failed: {failed}\n"
+        "🚫 Blocked the bot: {blocked}\n⏭️ Not sent: {remaining}",
+    },
 }
 
 

@@ -18,6 +18,7 @@ from libs.domain.clock import SystemClock
 from libs.domain.external_api import RetryPolicy, RunApiCall, StartApiCall
 from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy, RateRule
 from libs.domain.ports import ChatLane, TelegramApi, TokenVault, UpdateDeduplicator
+from libs.domain.use_cases.broadcast import BroadcastPolicy, RunBroadcast
 from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy
 from libs.domain.use_cases.handle_update import HandleUpdate
 from libs.domain.use_cases.manager import ManagerBot
@@ -27,7 +28,7 @@ from libs.messaging.mailbox import mailbox_for
 from libs.registry_client.admin import GrpcBotAdmin
 from libs.registry_client.client import GrpcBotDirectory
 from libs.registry_client.events import BackgroundEventRecorder, GrpcEventRecorder
-from services.dispatcher.adapters import bot_changes, interaction_stats, memory, subscribers
+from services.dispatcher.adapters import bot_changes, broadcasts, interaction_stats, memory, subscribers
 from services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.external_api import HttpExternalApi
@@ -49,7 +50,7 @@ from services.dispatcher.outbound import (
     RedisOutboxLane,
 )
 from services.dispatcher.settings import DispatcherSettings
-from services.dispatcher.workers.actors import DramatiqApiCallScheduler
+from services.dispatcher.workers.actors import DramatiqApiCallScheduler, DramatiqBroadcastScheduler
 
 
 def _channel(target: str) -> Iterator[grpc.Channel]:
@@ -126,6 +127,11 @@ def _outbox_lane(client: Any) -> OutboxLane | None:
 def _direct_send_gate(client: Any, store: Any, limiter: Any) -> DirectSendGate:
     """One round trip on Redis (lane, sent mark and send slot in one script); composed of the ports in memory."""
     return ComposedDirectSendGate(store, limiter) if client is None else RedisDirectSendGate(client, limiter)
+
+
+def _broadcast_store(client: Any) -> Any:
+    """Redis (AOF: a broadcast resumes after any crash) when there is Redis, else memory (embedded: one process)."""
+    return broadcasts.InMemoryBroadcastStore() if client is None else broadcasts.RedisBroadcastStore(client)
 
 
 def _redis_adapters() -> dict[str, Any]:
@@ -232,6 +238,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         per_chat_per_second=settings.provided.outbound_per_chat_per_second,
         per_group_per_minute=settings.provided.outbound_per_group_per_minute,
         margin=settings.provided.outbound_window_margin,
+        reserved_for_replies=settings.provided.broadcast_reserved_per_second,
     )
     outbox_store = providers.ThreadSafeSingleton(_adapter, redis_client, "obox")
     envelope_signer = providers.ThreadSafeSingleton(signer_from_key, settings.provided.envelope_signing_key)
@@ -327,6 +334,9 @@ class DispatcherContainer(containers.DeclarativeContainer):
     event_recorder = providers.ThreadSafeSingleton(
         BackgroundEventRecorder, inner=providers.ThreadSafeSingleton(GrpcEventRecorder, channel=registry_channel)
     )
+    # Broadcasts (issue 15): the record and progress in Redis, one `run_broadcast` message per batch.
+    broadcast_store = providers.ThreadSafeSingleton(_broadcast_store, redis_client)
+    broadcast_scheduler = providers.ThreadSafeSingleton(DramatiqBroadcastScheduler, broker)
     manager_bot = providers.ThreadSafeSingleton(
         ManagerBot,
         admin=bot_admin,
@@ -338,6 +348,8 @@ class DispatcherContainer(containers.DeclarativeContainer):
         config=providers.ThreadSafeSingleton(manager_wiring.manager_config_from, settings),
         events=event_recorder,
         clock=clock,
+        broadcasts=broadcast_store,
+        broadcast_scheduler=broadcast_scheduler,
     )
     # Per-update stats: one Redis write (or a dict update embedded); a flusher thread batches them to the registry.
     interaction_recorder = providers.ThreadSafeSingleton(interaction_stats.recorder_for, redis_client)
@@ -360,6 +372,20 @@ class DispatcherContainer(containers.DeclarativeContainer):
     )
     # One thread per process renews every chat and outbox lock its workers hold while they work.
     lock_keeper = providers.ThreadSafeSingleton(LockKeeper)
+    run_broadcast = providers.ThreadSafeSingleton(
+        RunBroadcast,
+        store=broadcast_store,
+        admin=bot_admin,
+        sender=sender.provider,
+        slots=send_limiter,
+        locks=locks,
+        outbox=outbox,
+        tokens=callback_tokens,
+        clock=clock,
+        blocked_users=blocked_users,
+        policy=providers.Factory(BroadcastPolicy, lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds),
+        keeper=lock_keeper,
+    )
     drain_outbox = providers.ThreadSafeSingleton(
         DrainOutbox,
         store=outbox_store,
@@ -419,3 +445,4 @@ def resolve_for_workers(container: DispatcherContainer) -> None:
     container.drain_chat()
     container.drain_outbox()
     container.run_api_call()
+    container.run_broadcast()

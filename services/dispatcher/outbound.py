@@ -30,7 +30,7 @@ import dramatiq
 from libs.domain.bots import BotToken
 from libs.domain.chat_lane import LockKeeper
 from libs.domain.effects import next_effect_id
-from libs.domain.errors import BotNotFound, TelegramRequestFailed, is_transient
+from libs.domain.errors import BotNotFound, TelegramRequestFailed, blocked_by_user, is_transient
 from libs.domain.ports import DeadLetters, Locks
 from libs.domain.retry import RetrySchedule
 from libs.domain.use_cases.drain_chat import describe_failure
@@ -276,9 +276,6 @@ def refused_for_good(exc: Exception) -> bool:
     return isinstance(exc, TelegramRequestFailed) and exc.retry_after is None and 400 <= exc.error_code < 500
 
 
-BLOCKED_BY_USER = "bot was blocked by the user"
-
-
 class BlockedUsers(Protocol):
     """Learns of subscribers who blocked a bot (issue 15): a rare failure path, never called per update."""
 
@@ -291,14 +288,7 @@ def report_if_blocked(reporter: BlockedUsers | None, bot_id: str, call: dict[str
     """Telegram's 403 "Forbidden: bot was blocked by the user" on a call to a private chat (its id is the user's):
     the user blocked the bot."""
     chat_id = call.get("chat_id")
-    if (
-        reporter is not None
-        and isinstance(exc, TelegramRequestFailed)
-        and exc.error_code == 403
-        and BLOCKED_BY_USER in exc.description.lower()
-        and isinstance(chat_id, int)
-        and chat_id > 0
-    ):
+    if reporter is not None and blocked_by_user(exc) and isinstance(chat_id, int) and chat_id > 0:
         reporter.blocked(bot_id, chat_id)
 
 

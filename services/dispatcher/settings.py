@@ -71,6 +71,10 @@ class DispatcherSettings(BaseSettings):
     outbound_per_chat_per_second: int = Field(default=1, ge=1)
     outbound_per_group_per_minute: int = Field(default=20, ge=1)
     outbound_window_margin: float = Field(default=0.2, ge=0, le=1)
+    # Broadcasts (issue 15) take a send slot only while fewer than outbound_per_bot_per_second minus this many were
+    # granted in the bot's window: replies always have this many per second to themselves, and more when the
+    # broadcast is not using them.
+    broadcast_reserved_per_second: int = Field(default=5, ge=1)
     # External-API commands.
     circuit_breaker_fail_max: int = Field(default=5, ge=1)
     circuit_breaker_timeout: float = Field(default=60.0, gt=0)

@@ -4,6 +4,10 @@ registry and vault replaced by fixtures from TEST_BOTS_JSON, so reliability test
 TEST_BOTS_JSON: [{"bot_id", "username", "token", "telegram_bot_id", "custom_commands": {...},
 "api_commands": {"/cmd": {"url", "method", "timeout_seconds"}}}]. Test scaffolding only.
 
+A spec may carry `"is_manager": true` and `"owner_id"` (default 1). TEST_SUBSCRIBERS_JSON (optional):
+{bot_id: [telegram user ids]}: the manager bot's admin side (FixtureAdmin) then answers for those bots' owners, as
+the registry would (a bot not the actor's is BotNotFound), so broadcasts run for real.
+
 TEST_SLOW_UPDATE_TEXT (optional): an update with exactly this text is handled for real, then the handler sets
 `tgm:test:slow:{bot_id}:{update_id}` in Redis and hangs for TEST_SLOW_UPDATE_SECONDS (default 600): the update's
 reply is queued (or sent) but the update is not marked done — a worker to kill "in the middle" of an update.
@@ -22,7 +26,8 @@ from typing import Any
 from dependency_injector import providers
 
 from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
-from libs.domain.manager_ports import InteractionBatchResult
+from libs.domain.errors import BotNotFound
+from libs.domain.manager_ports import BotStats, InteractionBatchResult, Subscriber, SubscriberStats, SubscriberStatus
 from libs.observability.logging import configure_logging
 from services.dispatcher.__main__ import serve
 from services.dispatcher.settings import DispatcherSettings
@@ -67,6 +72,35 @@ class NullAdmin:
         return InteractionBatchResult(stored=len(interactions))
 
 
+class FixtureAdmin(NullAdmin):
+    """The registry's admin side for the manager bot, from fixtures: each bot's owner, its subscribers."""
+
+    def __init__(self, bots: StaticBots, subscribers: dict[str, list[int]]) -> None:
+        self._bots = bots
+        self._subscribers = {bot_id: sorted(users) for bot_id, users in subscribers.items()}
+
+    def _owned(self, actor_id: int, bot_id: str) -> Bot:
+        bot = self._bots.get_bot(bot_id)
+        if bot is None or bot.owner_id != actor_id or bot.is_manager:
+            raise BotNotFound("no such bot")
+        return bot
+
+    def list_bots(self, owner_id: int) -> list[Bot]:
+        return [bot for bot in self._bots._bots.values() if bot.owner_id == owner_id and not bot.is_manager]
+
+    def details(self, actor_id: int, bot_id: str) -> tuple[Bot, BotStats]:
+        return self._owned(actor_id, bot_id), BotStats()
+
+    def subscriber_stats(self, actor_id: int, bot_id: str) -> tuple[Bot, SubscriberStats]:
+        users = self._subscribers.get(bot_id, [])
+        return self._owned(actor_id, bot_id), SubscriberStats(total=len(users), active=len(users))
+
+    def list_subscribers(self, actor_id: int, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        self._owned(actor_id, bot_id)
+        page = [user for user in self._subscribers.get(bot_id, []) if user > after_user_id][:limit]
+        return [Subscriber(user, NOW, NOW, SubscriberStatus.ACTIVE) for user in page]
+
+
 def load() -> tuple[StaticBots, FixtureVault]:
     bots: dict[str, Bot] = {}
     tokens: dict[bytes, str] = {}
@@ -77,7 +111,7 @@ def load() -> tuple[StaticBots, FixtureVault]:
         bots[spec["bot_id"]] = Bot(
             id=spec["bot_id"],
             public_id=spec["bot_id"],
-            owner_id=1,
+            owner_id=int(spec.get("owner_id", 1)),
             telegram_bot_id=int(spec["telegram_bot_id"]),
             username=spec["username"],
             status=BotStatus.ACTIVE,
@@ -88,6 +122,7 @@ def load() -> tuple[StaticBots, FixtureVault]:
             ),
             created_at=NOW,
             updated_at=NOW,
+            is_manager=bool(spec.get("is_manager", False)),
         )
     return StaticBots(bots), FixtureVault(tokens)
 
@@ -122,7 +157,9 @@ def main() -> int:
         container.bot_directory.override(providers.Object(directory))
         container.vault.override(providers.Object(vault))
         if hasattr(container, "bot_admin"):  # the manager bot's registry client (issue 3)
-            container.bot_admin.override(providers.Object(NullAdmin()))
+            subscribers = json.loads(os.environ.get("TEST_SUBSCRIBERS_JSON") or "{}")
+            admin = FixtureAdmin(directory, subscribers) if subscribers else NullAdmin()
+            container.bot_admin.override(providers.Object(admin))
         slow_text = os.environ.get("TEST_SLOW_UPDATE_TEXT")
         if slow_text:
             seconds = float(os.environ.get("TEST_SLOW_UPDATE_SECONDS", "600"))

@@ -13,13 +13,24 @@ import csv
 import html
 import io
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
 from libs.domain.bots import ApiCommand, Bot, BotStatus
-from libs.domain.callback_tokens import CallbackAction, CallbackTokens
+from libs.domain.broadcast import (
+    MAX_BROADCAST_CHARS,
+    Broadcast,
+    BroadcastScheduler,
+    BroadcastState,
+    BroadcastStore,
+    StartResult,
+    html_from_entities,
+    progress_text,
+)
+from libs.domain.callback_tokens import CallbackAction, CallbackClaim, CallbackTokens
 from libs.domain.clock import SystemClock
 from libs.domain.errors import (
     BotNotFound,
@@ -54,6 +65,7 @@ from libs.domain.ports import Clock, Outbox
 from libs.domain.redaction import TOKEN_SHAPED
 from libs.domain.sealing import placeholders_in
 from libs.domain.updates import UpdateEnvelope
+from libs.domain.use_cases.broadcast import cancel_markup
 from libs.domain.use_cases.handle_update import HandleOutcome
 from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting, parse_duration
 from libs.domain.use_cases.manager_limits import describe_limits, parse_limits
@@ -64,6 +76,8 @@ AWAIT_TOKEN = "await_token"  # noqa: S105 - a state name
 AWAIT_WELCOME = "await_welcome:"
 AWAIT_COMMAND = "await_command:"
 AWAIT_API = "await_api:"
+AWAIT_BROADCAST = "await_broadcast:"
+BROADCAST_CANCEL_WORDS = frozenset({"cancel", "cancelar"})
 _PARSE_MODE = "HTML"
 MANAGED_BOT_REQUEST_ID = 1
 BOTS_PER_PAGE = 8
@@ -79,13 +93,22 @@ _USAGE_KEYS = {
     "/limits": "usage_limits",
     "/captcha": "usage_captcha",
     "/subscribers": "usage_subscribers",
+    "/broadcast": "usage_broadcast",
 }
 DEFAULT_BLOCK = "1h"
 MAINTENANCE_OFF = frozenset({"off", "desligar"})
 # Buttons that confirm something irreversible act once: a second press or a replay is refused, so the
 # re-confirmation asked when a session lapsed cannot be replayed. (The listing's "new secret" stays re-pressable:
 # with a fresh session it is an ordinary action, and without one it leads to such a one-time confirmation.)
-ONE_TIME_ACTIONS = frozenset({CallbackAction.DELETE_DO, CallbackAction.REAUTH_ROTATE, CallbackAction.REAUTH_DELETE})
+ONE_TIME_ACTIONS = frozenset(
+    {
+        CallbackAction.DELETE_DO,
+        CallbackAction.REAUTH_ROTATE,
+        CallbackAction.REAUTH_DELETE,
+        CallbackAction.BROADCAST_CONFIRM,
+    }
+)
+BROADCAST_ACTIONS = frozenset({CallbackAction.BROADCAST_CONFIRM, CallbackAction.BROADCAST_CANCEL})
 MANAGER_COMMANDS = frozenset(
     {
         "/start",
@@ -104,6 +127,7 @@ MANAGER_COMMANDS = frozenset(
         "/limits",
         "/captcha",
         "/subscribers",
+        "/broadcast",
     }
 )
 
@@ -155,6 +179,11 @@ def _split_command(text: str) -> tuple[str | None, str]:
     return head.partition("@")[0].lower(), rest.strip()
 
 
+def _bot_ref(claim: CallbackClaim) -> str | None:
+    """The bot a button names, for the event trail (a broadcast's buttons carry the broadcast's id instead)."""
+    return None if claim.action in BROADCAST_ACTIONS else claim.bot_id
+
+
 class ManagerBot:
     def __init__(
         self,
@@ -167,8 +196,12 @@ class ManagerBot:
         used_buttons: UsedButtons | None = None,
         events: EventRecorder | None = None,
         clock: Clock | None = None,
+        broadcasts: BroadcastStore | None = None,
+        broadcast_scheduler: BroadcastScheduler | None = None,
     ) -> None:
         self._admin = admin
+        self._broadcasts = broadcasts
+        self._broadcast_scheduler = broadcast_scheduler
         self._events = events
         self._clock = clock or SystemClock()
         self._outbox = outbox
@@ -303,6 +336,15 @@ class ManagerBot:
             return self._captcha_command(ctx, arg)
         if command == "/subscribers":
             return self._subscribers_command(ctx, arg)
+        if command == "/broadcast":
+            return self._broadcast_command(ctx, arg)
+        if (
+            state is not None
+            and state.startswith(AWAIT_BROADCAST)
+            and (command is None or command not in MANAGER_COMMANDS)
+        ):
+            self._conversations.clear(ctx.chat_id, ctx.user_id)
+            return self._broadcast_draft(ctx, state.removeprefix(AWAIT_BROADCAST), message)
         if (
             state is not None
             and state.startswith((AWAIT_WELCOME, AWAIT_COMMAND, AWAIT_API))
@@ -539,7 +581,7 @@ class ManagerBot:
         ctx = _Ctx(envelope.bot_id, chat_id, int(sender["id"]), lang)
         if not self._allowed(ctx.user_id):
             self._outbox.answer_callback_query(ctx.manager_id, query_id, render("mgr_not_allowed", lang))
-            self._callback_refused(ctx.user_id, claim.bot_id, "not_allowed", claim.action)
+            self._callback_refused(ctx.user_id, _bot_ref(claim), "not_allowed", claim.action)
             return HandleOutcome("manager:not_allowed")
         if (
             claim.action in ONE_TIME_ACTIONS
@@ -549,11 +591,16 @@ class ManagerBot:
             # Pressed before (a replay, or a double tap): a destructive button acts once; the re-confirmation
             # before rotate/delete would otherwise be replayable for the token's whole lifetime.
             self._outbox.answer_callback_query(ctx.manager_id, query_id, render("callback_invalid", lang))
-            self._callback_refused(ctx.user_id, claim.bot_id, "replayed", claim.action)
+            self._callback_refused(ctx.user_id, _bot_ref(claim), "replayed", claim.action)
             return HandleOutcome("manager:callback_used")
         fresh = self._sessions.is_fresh(ctx.user_id)
         self._outbox.answer_callback_query(ctx.manager_id, query_id)
         action, bot_id = claim.action, claim.bot_id or ""
+        if action in BROADCAST_ACTIONS:
+            self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)
+            message = query.get("message")
+            message_id = message.get("message_id") if isinstance(message, dict) else None
+            return self._broadcast_button(ctx, action, bot_id, message_id if isinstance(message_id, int) else 0)
         if action in (CallbackAction.REAUTH_ROTATE, CallbackAction.REAUTH_DELETE):
             # The admin confirmed it is them: a new session, then the action they asked for.
             self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)
@@ -884,3 +931,124 @@ class ManagerBot:
         else:
             self._say(ctx, "mgr_command_set", username=bot.username, command=(command or "").lower())
         return HandleOutcome("manager:settings", replied=True)
+
+    # -- /broadcast (issue 15) -------------------------------------------------------------------------
+
+    def _broadcast_target(self, ctx: _Ctx, ref: str) -> tuple[Bot, int] | HandleOutcome:
+        """The actor's bot named by `ref` and its active subscribers, through the same registry check as
+        /subscribers (a bot that is not the actor's is "not found"), or the outcome after saying why not."""
+        bot_id = self._resolve_or_say(ctx, ref)
+        if isinstance(bot_id, HandleOutcome):
+            return bot_id
+        try:
+            bot, stats = self._admin.subscriber_stats(ctx.user_id, bot_id)
+        except BotNotFound:
+            self._say(ctx, "mgr_bot_not_found")
+            return HandleOutcome("manager:not_found", replied=True)
+        except DomainError:
+            self._say(ctx, "mgr_unavailable")
+            return HandleOutcome("manager:unavailable", replied=True)
+        return bot, stats.active
+
+    def _broadcast_command(self, ctx: _Ctx, arg: str) -> HandleOutcome:
+        words = arg.split()
+        stopping = len(words) == 2 and words[0].lower() in BROADCAST_CANCEL_WORDS
+        if self._broadcasts is None or not (len(words) == 1 or stopping):
+            self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS["/broadcast"], ctx.lang))
+            return HandleOutcome("manager:usage", replied=True)
+        target = self._broadcast_target(ctx, words[-1])
+        if isinstance(target, HandleOutcome):
+            return target
+        bot, active = target
+        running = self._broadcasts.running_for(bot.id)
+        if stopping:
+            if running is None or not self._broadcasts.request_cancel(running, self._clock.now().timestamp()):
+                self._say(ctx, "mgr_broadcast_none_running", username=bot.username)
+                return HandleOutcome("manager:broadcast_none", replied=True)
+            self._say(ctx, "mgr_broadcast_stopping", username=bot.username)
+            return HandleOutcome("manager:broadcast_cancel", replied=True)
+        if running is not None:
+            self._say(ctx, "mgr_broadcast_busy", username=bot.username)
+            return HandleOutcome("manager:broadcast_busy", replied=True)
+        if active <= 0:
+            self._say(ctx, "mgr_broadcast_no_subscribers", username=bot.username)
+            return HandleOutcome("manager:broadcast_nobody", replied=True)
+        state = AWAIT_BROADCAST + bot.id
+        self._conversations.set(ctx.chat_id, ctx.user_id, state, self._config.conversation_ttl_seconds)
+        self._say(ctx, "mgr_broadcast_ask", username=bot.username, active=active)
+        return HandleOutcome("manager:await_broadcast", replied=True)
+
+    def _broadcast_draft(self, ctx: _Ctx, bot_id: str, message: dict[str, Any]) -> HandleOutcome:
+        """The admin's message: stored as a draft, shown as the subscribers will see it, with signed buttons."""
+        text = message.get("text")
+        if self._broadcasts is None or not isinstance(text, str) or not text.strip():
+            self._say(ctx, "mgr_broadcast_empty")
+            return HandleOutcome("manager:broadcast_empty", replied=True)
+        if len(text) > MAX_BROADCAST_CHARS:
+            self._say(ctx, "mgr_broadcast_too_long")
+            return HandleOutcome("manager:broadcast_too_long", replied=True)
+        target = self._broadcast_target(ctx, bot_id)
+        if isinstance(target, HandleOutcome):
+            return target
+        bot, active = target
+        draft = Broadcast(
+            id=str(uuid.uuid4()),
+            bot_id=bot.id,
+            admin_id=ctx.user_id,
+            chat_id=ctx.chat_id,
+            manager_id=ctx.manager_id,
+            username=bot.username,
+            lang=ctx.lang,
+            text=html_from_entities(text, message.get("entities")),
+        )
+        self._broadcasts.create(draft, self._config.conversation_ttl_seconds)
+        self._out(ctx, draft.text)  # the preview: exactly what the subscribers will get
+        buttons = [
+            self._button(ctx, "btn_broadcast_send", CallbackAction.BROADCAST_CONFIRM, draft.id),
+            self._button(ctx, "btn_cancel", CallbackAction.BROADCAST_CANCEL, draft.id),
+        ]
+        self._say(
+            ctx, "mgr_broadcast_preview", markup={"inline_keyboard": [buttons]}, username=bot.username, active=active
+        )
+        return HandleOutcome("manager:broadcast_preview", replied=True)
+
+    def _broadcast_button(self, ctx: _Ctx, action: CallbackAction, broadcast_id: str, message_id: int) -> HandleOutcome:
+        """Confirm (once: a one-time button, and a draft starts once) or cancel a broadcast of the presser's."""
+        found = self._broadcasts.get(broadcast_id) if self._broadcasts is not None and broadcast_id else None
+        if found is None or found.admin_id != ctx.user_id or found.chat_id != ctx.chat_id:
+            self._say(ctx, "mgr_broadcast_gone")
+            return HandleOutcome("manager:broadcast_gone", replied=True)
+        assert self._broadcasts is not None
+        now = self._clock.now().timestamp()
+        if action is CallbackAction.BROADCAST_CANCEL:
+            if not self._broadcasts.request_cancel(found.id, now):
+                self._say(ctx, "mgr_broadcast_gone")
+                return HandleOutcome("manager:broadcast_gone", replied=True)
+            if found.state is BroadcastState.DRAFT:
+                self._say(ctx, "mgr_broadcast_discarded")
+                return HandleOutcome("manager:broadcast_discarded", replied=True)
+            self._say(ctx, "mgr_broadcast_stopping", username=found.username)
+            return HandleOutcome("manager:broadcast_cancel", replied=True)
+        if found.state is not BroadcastState.DRAFT or not message_id or self._broadcast_scheduler is None:
+            self._say(ctx, "mgr_broadcast_gone")
+            return HandleOutcome("manager:broadcast_gone", replied=True)
+        target = self._broadcast_target(ctx, found.bot_id)  # still the presser's bot, right now
+        if isinstance(target, HandleOutcome):
+            return target
+        _bot, active = target
+        started = self._broadcasts.start(found.id, message_id, active, now)
+        if started is not StartResult.STARTED:
+            busy = started is StartResult.BUSY
+            self._say(ctx, "mgr_broadcast_busy" if busy else "mgr_broadcast_gone", username=found.username)
+            return HandleOutcome("manager:broadcast_busy" if busy else "manager:broadcast_gone", replied=True)
+        running = self._broadcasts.get(found.id) or found
+        self._outbox.edit_message_text(
+            ctx.manager_id,
+            ctx.chat_id,
+            message_id,
+            progress_text(running, now),
+            parse_mode=_PARSE_MODE,
+            reply_markup=cancel_markup(self._tokens, running),
+        )
+        self._broadcast_scheduler.schedule(found.id)
+        return HandleOutcome("manager:broadcast_started", replied=True)

@@ -157,10 +157,12 @@ class InMemorySendLimiter:
         per_group_per_minute: int = 20,
         margin: float = 0.1,
         clock: Clock | None = None,
+        reserved_for_replies: int = 5,
     ) -> None:
         self._clock = clock or SystemClock()
         self._scale = 1.0 + margin
         self._limits = (per_bot_per_second, per_chat_per_second, per_group_per_minute)
+        self._spare = max(1, per_bot_per_second - reserved_for_replies)
         self._hits: dict[tuple[object, ...], deque[float]] = {}
         self._paused: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -171,8 +173,13 @@ class InMemorySendLimiter:
             until = self._clock.monotonic() + seconds
             self._paused[bot_id] = max(until, self._paused.get(bot_id, 0.0))
 
-    def acquire(self, bot_id: str, chat_id: int | None) -> float:
-        per_bot, per_chat, per_group = self._limits
+    def acquire_spare(self, bot_id: str, chat_id: int) -> float:
+        """A broadcast's slot: granted only below the bot's limit minus the replies' reserve (RedisSendLimiter)."""
+        return self.acquire(bot_id, chat_id, per_bot=self._spare)
+
+    def acquire(self, bot_id: str, chat_id: int | None, *, per_bot: int | None = None) -> float:
+        per_bot = per_bot or self._limits[0]
+        _, per_chat, per_group = self._limits
         windows: list[tuple[tuple[object, ...], int, float]] = [(("bot", bot_id), per_bot, self._scale)]
         if chat_id is not None:
             if chat_id > 0:

@@ -162,8 +162,10 @@ class RedisSendLimiter:
         per_group_per_minute: int = 20,
         margin: float = 0.1,
         prefix: str = "tgm:send",
+        reserved_for_replies: int = 5,
     ) -> None:
         self._script = client.register_script(SEND_SLOT)
+        self._spare = max(1, per_bot_per_second - reserved_for_replies)
         self._pause = client.register_script(_PAUSE)
         self._prefix = prefix
         self._per_bot = per_bot_per_second
@@ -171,8 +173,10 @@ class RedisSendLimiter:
         self._per_group = per_group_per_minute
         self._scale = 1.0 + margin
 
-    def slot_request(self, bot_id: str, chat_id: int | None) -> tuple[list[str], list[Any]]:
-        """The KEYS and ARGV of the send-slot script (`SEND_SLOT`) for one call; other scripts may embed it."""
+    def slot_request(self, bot_id: str, chat_id: int | None, *, spare: bool = False) -> tuple[list[str], list[Any]]:
+        """The KEYS and ARGV of the send-slot script (`SEND_SLOT`) for one call; other scripts may embed it.
+        `spare`: a broadcast's send, granted only below the bot's limit minus the replies' reserve."""
+        per_bot = self._spare if spare else self._per_bot
         bot_window = round(1000 * self._scale)
         if chat_id is None:
             chat_key, chat_limit, chat_window = f"{self._prefix}:nochat:{bot_id}", 10**9, 1
@@ -183,12 +187,12 @@ class RedisSendLimiter:
             chat_window = round(60_000 * self._scale)
         keys = [f"{self._prefix}:bot:{bot_id}", chat_key, f"{self._prefix}:pause:{bot_id}"]
         args: list[Any] = [
-            self._per_bot,
+            per_bot,
             bot_window,
             chat_limit,
             chat_window,
             uuid.uuid4().hex,
-            max(1, math.ceil(self._per_bot / 4)),
+            max(1, math.ceil(per_bot / 4)),
             max(1, bot_window // 4),
         ]
         return keys, args
@@ -196,6 +200,14 @@ class RedisSendLimiter:
     def acquire(self, bot_id: str, chat_id: int | None) -> float:
         """0 when a slot was granted, else seconds to wait (nothing is counted then)."""
         keys, args = self.slot_request(bot_id, chat_id)
+        return int(self._script(keys=keys, args=args)) / 1000
+
+    def acquire_spare(self, bot_id: str, chat_id: int) -> float:
+        """A broadcast's slot (libs/domain/use_cases/broadcast.py): the same windows as `acquire`, so replies and
+        broadcasts count against one budget, but granted only while the bot's window holds fewer than its limit
+        minus `reserved_for_replies` grants. Replies may always use the whole limit: they come first, and a burst
+        of replies leaves the broadcast waiting rather than the other way round."""
+        keys, args = self.slot_request(bot_id, chat_id, spare=True)
         return int(self._script(keys=keys, args=args)) / 1000
 
     def pause(self, bot_id: str, seconds: float) -> None:

@@ -5,6 +5,8 @@
 - `handle_update(envelope)` on `updates`: messages from an older gateway; moved into the mailbox.
 - `drain_outbox(bot_id, chat_key)` on `outbox`: sends queued Telegram calls within the flood limits.
 - `call_external_api(job)` on `external`: one attempt of an external-API command.
+- `run_broadcast(broadcast_id)` on `broadcast`: one batch of a broadcast (libs/domain/use_cases/broadcast.py);
+  re-enqueues itself until the broadcast is done or cancelled.
 
 Every message carries ids (and for API jobs the user's command text), never a token. Failures are
 re-raised as `UpdateHandlingFailed`, built from redacted text and raised outside the `except` block,
@@ -27,6 +29,7 @@ from libs.domain.inbound import chat_key_of
 from libs.domain.ports import ApiCallJob, ChatMailbox
 from libs.domain.redaction import redact
 from libs.domain.updates import UpdateEnvelope
+from libs.domain.use_cases.broadcast import RunBroadcast
 from libs.domain.use_cases.drain_chat import DrainChat, UpdateHandler
 from libs.messaging.update_queue import DRAIN_CHAT_ACTOR, HANDLE_UPDATE_ACTOR, UPDATES_QUEUE, drain_chat_message
 from services.dispatcher.outbound import DRAIN_OUTBOX_ACTOR, OUTBOX_QUEUE, DrainOutbox, drain_outbox_message
@@ -39,7 +42,14 @@ MIN_BACKOFF_MS = 500
 MAX_BACKOFF_MS = 30_000
 _MAX_ERROR_CHARS = 500
 EXTERNAL_QUEUE = "external"
-DISPATCHER_QUEUES = (UPDATES_QUEUE, OUTBOX_QUEUE, EXTERNAL_QUEUE)  # what the workers consume (metrics, `tgm queue`)
+BROADCAST_QUEUE = "broadcast"
+RUN_BROADCAST_ACTOR = "run_broadcast"
+DISPATCHER_QUEUES = (
+    UPDATES_QUEUE,
+    OUTBOX_QUEUE,
+    EXTERNAL_QUEUE,
+    BROADCAST_QUEUE,
+)  # what the workers consume (metrics, `tgm queue`)
 CALL_EXTERNAL_API_ACTOR = "call_external_api"
 
 logger = logging.getLogger(__name__)
@@ -66,6 +76,7 @@ class Runtime(Protocol):
     def drain_outbox(self) -> DrainOutbox: ...
     def run_api_call(self) -> RunApiCall: ...
     def mailbox(self) -> ChatMailbox: ...
+    def run_broadcast(self) -> RunBroadcast: ...
 
 
 def api_call_message(job: ApiCallJob) -> dramatiq.Message[None]:
@@ -87,6 +98,22 @@ class DramatiqApiCallScheduler:
     def schedule(self, job: ApiCallJob, delay_seconds: float = 0.0) -> None:
         delay_ms = max(0, round(delay_seconds * 1000))
         self._broker.enqueue(api_call_message(job), delay=delay_ms or None)
+
+
+def broadcast_message(broadcast_id: str) -> dramatiq.Message[None]:
+    return dramatiq.Message(
+        queue_name=BROADCAST_QUEUE, actor_name=RUN_BROADCAST_ACTOR, args=(broadcast_id,), kwargs={}, options={}
+    )
+
+
+class DramatiqBroadcastScheduler:
+    """BroadcastScheduler: one `run_broadcast` message per batch (ids only, never the text)."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self._broker = broker
+
+    def schedule(self, broadcast_id: str, delay_seconds: float = 0.0) -> None:
+        self._broker.enqueue(broadcast_message(broadcast_id), delay=_delay_ms(delay_seconds))
 
 
 def _delay_ms(seconds: float) -> int | None:
@@ -183,6 +210,16 @@ def register_actors(broker: dramatiq.Broker, runtime: Runtime) -> dict[str, dram
 
         _guarded("api call", {"bot_id": job.bot_id, "job_id": job.job_id}, work)
 
+    def run_broadcast(broadcast_id: str) -> None:
+        def work() -> None:
+            # The next batch is enqueued before this message is acked: a crash in between leaves two messages,
+            # which the broadcast's lock serializes and its marks make harmless; never none.
+            result = runtime.run_broadcast()(str(broadcast_id))
+            if result.run_again_in is not None:
+                broker.enqueue(broadcast_message(broadcast_id), delay=_delay_ms(result.run_again_in))
+
+        _guarded("broadcast batch", {"broadcast_id": broadcast_id}, work)
+
     declared: dict[str, dramatiq.Actor[..., None]] = {}
     for fn, name, queue, retries in (
         # A drain is idempotent and the only thing that moves its lane: it retries until the infrastructure
@@ -191,6 +228,7 @@ def register_actors(broker: dramatiq.Broker, runtime: Runtime) -> dict[str, dram
         (handle_update, HANDLE_UPDATE_ACTOR, UPDATES_QUEUE, MAX_RETRIES),
         (drain_outbox, DRAIN_OUTBOX_ACTOR, OUTBOX_QUEUE, DRAIN_MAX_RETRIES),
         (call_external_api, CALL_EXTERNAL_API_ACTOR, EXTERNAL_QUEUE, MAX_RETRIES),
+        (run_broadcast, RUN_BROADCAST_ACTOR, BROADCAST_QUEUE, DRAIN_MAX_RETRIES),
     ):
         options = {"max_retries": retries, "min_backoff": MIN_BACKOFF_MS, "max_backoff": MAX_BACKOFF_MS}
         actor: dramatiq.Actor[..., None] = dramatiq.actor(broker=broker, actor_name=name, queue_name=queue, **options)(
