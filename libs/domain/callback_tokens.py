@@ -66,6 +66,10 @@ class CallbackAction(IntEnum):
     CAPTCHA = 16
     # /subscribers: the bot's subscribers as a CSV document.
     EXPORT_SUBSCRIBERS = 17
+    # A hosted bot's feedback inbox (libs/domain/inbox.py): block / unblock the sender of a delivered message. Codes
+    # from 40 leave room for the manager's own.
+    INBOX_BLOCK = 40
+    INBOX_UNBLOCK = 41
 
 
 _NUMBERED = frozenset({CallbackAction.LIST_PAGE, CallbackAction.CAPTCHA})  # a number instead of a bot ref
