@@ -28,8 +28,15 @@ class HandleOutcome:
 
 # Inbox outcomes that answered the update's sender (a button press's spinner, the "delivered" note…).
 _INBOX_REPLIED = frozenset(
-    {"inbox:delivered", "inbox:reply_unknown", "inbox:blocked", "inbox:unblocked", "inbox:button_refused"}
-) | {"inbox:button_failed"}
+    {
+        "inbox:delivered",
+        "inbox:reply_unknown",
+        "inbox:blocked",
+        "inbox:unblocked",
+        "inbox:button_refused",
+        "inbox:button_failed",
+    }
+)
 
 # While a bot is in maintenance, each user gets its text at most once per this many seconds.
 MAINTENANCE_NOTICE_SECONDS = 60.0
@@ -77,7 +84,7 @@ class HandleUpdate:
         text = envelope.text
         command = _command_of(text, bot.username) if text is not None else None
         if self._inbox is not None:
-            taken = self._inbox_takes(bot, envelope, command)
+            taken = self._inbox_takes(self._inbox, bot, envelope, command)
             if taken is not None:
                 return HandleOutcome(taken, replied=taken in _INBOX_REPLIED)
         if chat_id is None or text is None:
@@ -109,19 +116,18 @@ class HandleUpdate:
         self._outbox.send_message(bot.id, chat_id, reply)
         return HandleOutcome(f"command:{command}", replied=True)
 
-    def _inbox_takes(self, bot: Bot, envelope: UpdateEnvelope, command: str | None) -> str | None:
+    def _inbox_takes(self, inbox: FeedbackInbox, bot: Bot, envelope: UpdateEnvelope, command: str | None) -> str | None:
         """The feedback inbox's outcome when it took the update (a message for the admins, an admin's reply, an
         inbox button), else None. Commands the bot answers stay the bot's."""
-        assert self._inbox is not None
         if callback_of(envelope) is not None:
-            return self._inbox.handle_callback(bot, envelope)
+            return inbox.handle_callback(bot, envelope)
         settings = bot.settings
         answered = command is not None and (
             command == "/start"
             or command in settings.custom_commands
             or (command in settings.api_commands and self._api_calls is not None)
         )
-        return self._inbox.handle_message(bot, envelope, answered)
+        return inbox.handle_message(bot, envelope, answered)
 
     def _maintenance_notice(
         self, bot: Bot, chat_id: int | None, envelope: UpdateEnvelope, sender_id: int | None
