@@ -79,6 +79,7 @@ def describe(bot: registry_pb2.Bot) -> str:
         f"status       {status_from_proto(bot.status).value}",
         f"maintenance  {bot.maintenance_text or 'off'}",
         f"captcha      {bot.captcha_mode or 'auto'}",
+        f"inbox        {'on' if bot.inbox_enabled else 'off'}",
         f"commands     {', '.join(sorted([*bot.custom_commands, *(a.command for a in bot.api_commands)])) or '-'}",
     ]
     for user_id, until in sorted(bot.blocked_users.items()):

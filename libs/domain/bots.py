@@ -147,6 +147,8 @@ class BotSettings:
     rate_limits: dict[str, RateRule] = field(default_factory=dict)
     cooldowns: dict[str, float] = field(default_factory=dict)
     captcha_mode: CaptchaMode = CaptchaMode.AUTO
+    # Feedback inbox (libs/domain/inbox.py): users' messages go to the admins, their replies back to the users.
+    inbox_enabled: bool = False
 
     def blocks(self, telegram_user_id: int, now_unix: float) -> bool:
         return self.blocked_users.get(telegram_user_id, 0) > now_unix

@@ -69,6 +69,10 @@ class CallbackAction(IntEnum):
     # /broadcast: start the previewed broadcast / stop it (the bot ref field carries the broadcast's id).
     BROADCAST_CONFIRM = 18
     BROADCAST_CANCEL = 19
+    # A hosted bot's feedback inbox (libs/domain/inbox.py): block / unblock the sender of a delivered message. Codes
+    # from 40 leave room for the manager's own.
+    INBOX_BLOCK = 40
+    INBOX_UNBLOCK = 41
 
 
 _NUMBERED = frozenset({CallbackAction.LIST_PAGE, CallbackAction.CAPTCHA})  # a number instead of a bot ref

@@ -133,6 +133,13 @@ class SetCaptchaMode:
     mode: str
 
 
+@dataclass(frozen=True)
+class SetInboxMode:
+    """The feedback inbox on or off (libs/domain/inbox.py)."""
+
+    enabled: bool
+
+
 SettingsChange = (
     SetWelcome
     | SetCommand
@@ -145,6 +152,7 @@ SettingsChange = (
     | SetCooldown
     | ResetLimits
     | SetCaptchaMode
+    | SetInboxMode
 )
 
 

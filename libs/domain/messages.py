@@ -59,6 +59,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/captcha @bot on|off|auto — desafio para usuários novos (auto: sob ataque)\n"
             "/subscribers @bot — assinantes: ativos, que bloquearam o bot, bloqueados por você, novos\n"
             "/broadcast @bot — enviar uma mensagem a todos os assinantes ativos (prévia e confirmação)\n"
+            "/inbox @bot on|off — caixa de entrada: as mensagens dos usuários chegam a você, responda para responder\n"
             "/cancel — cancelar a operação em andamento"
         ),
         "en": (
@@ -74,6 +75,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/maintenance @bot text — maintenance mode: users get the text (off to leave it)\n"
             "/block @bot id [1h] · /unblock @bot id — block a user for a while\n"
             "/limits @bot — per-user limits (e.g. /limits @bot /start 5/1m)\n"
+            "/inbox @bot on|off — inbox: users' messages come to you, reply to answer them\n"
             "/captcha @bot on|off|auto — a challenge for new users (auto: under attack)\n"
             "/subscribers @bot — subscribers: active, who blocked the bot, blocked by you, new\n"
             "/broadcast @bot — send a message to every active subscriber (preview and confirmation)\n"
@@ -503,6 +505,46 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "🚫 Bloquearam o bot: {blocked}\n⏭️ Não enviadas: {remaining}",
         "en": "⏹️ <b>@{username}'s broadcast was cancelled</b>\n✅ Sent: {sent}\n❌ Failed: {failed}\n"
         "🚫 Blocked the bot: {blocked}\n⏭️ Not sent: {remaining}",
+    },
+    # -- feedback inbox (libs/domain/inbox.py) --
+    "inbox_header": {
+        "pt-BR": "📨 Mensagem de {sender} · id <code>{user_id}</code>\nResponda a esta mensagem ou à próxima para"
+        " responder como o bot.",
+        "en": "📨 Message from {sender} · id <code>{user_id}</code>\nReply to this message or the next one to answer"
+        " as the bot.",
+    },
+    "inbox_ack": {
+        "pt-BR": "✅ Mensagem entregue. Responderemos em breve.",
+        "en": "✅ Message delivered. We will answer soon.",
+    },
+    "inbox_reply_unknown": {
+        "pt-BR": "↩️ Para responder a um usuário, responda (reply) a uma mensagem que ele enviou e que chegou aqui"
+        " (as mensagens ficam respondíveis por 7 dias).",
+        "en": "↩️ To answer a user, reply to a message of theirs delivered here (messages stay answerable for 7 days).",
+    },
+    "inbox_blocked": {
+        "pt-BR": "🚫 Usuário bloqueado por 30 dias: as mensagens dele não chegam mais.",
+        "en": "🚫 User blocked for 30 days: their messages no longer arrive.",
+    },
+    "inbox_unblocked": {"pt-BR": "✅ Usuário desbloqueado.", "en": "✅ User unblocked."},
+    "btn_inbox_block": {"pt-BR": "🚫 Bloquear", "en": "🚫 Block"},
+    "btn_inbox_unblock": {"pt-BR": "✅ Desbloquear", "en": "✅ Unblock"},
+    "usage_inbox": {"pt-BR": "/inbox @bot on | off", "en": "/inbox @bot on | off"},
+    "mgr_inbox_on": {
+        "pt-BR": "📨 Caixa de entrada de @{username}: ligada. As mensagens dos usuários chegam ao seu chat com"
+        " @{username}; responda (reply) a elas para responder como o bot.",
+        "en": "📨 Inbox of @{username}: on. Users' messages arrive in your chat with @{username}; reply to them to"
+        " answer as the bot.",
+    },
+    "mgr_inbox_off": {
+        "pt-BR": "📭 Caixa de entrada de @{username}: desligada.",
+        "en": "📭 Inbox of @{username}: off.",
+    },
+    "mgr_inbox_unreachable": {
+        "pt-BR": "⚠️ @{username} ainda não pode escrever para você: abra @{username} e envie /start, senão as"
+        " mensagens não chegam.",
+        "en": "⚠️ @{username} cannot write to you yet: open @{username} and send /start, or the messages will not"
+        " arrive.",
     },
 }
 

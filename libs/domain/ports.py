@@ -103,6 +103,18 @@ class TelegramApi(Protocol):
 
     def answer_callback_query(self, token: BotToken, callback_query_id: str, text: str | None = None) -> None: ...
 
+    def copy_message(
+        self,
+        token: BotToken,
+        chat_id: int,
+        from_chat_id: int,
+        message_id: int,
+        *,
+        reply_markup: dict[str, Any] | None = None,
+    ) -> SentMessage:
+        """A copy of a message of the bot's chats, sent by the bot (no link to the original, unlike a forward)."""
+        ...
+
 
 class Outbox(Protocol):
     """Everything a managed bot says goes through here, addressed by bot id, never by token.

@@ -34,6 +34,7 @@ from libs.domain.manager_ports import (
     SetCaptchaMode,
     SetCommand,
     SetCooldown,
+    SetInboxMode,
     SetMaintenance,
     SetRateLimit,
     SettingsChange,
@@ -242,6 +243,8 @@ def settings_request(actor_id: int, bot_id: str, change: SettingsChange) -> regi
         request.reset_limits = True
     elif isinstance(change, SetCaptchaMode):
         request.captcha_mode = change.mode
+    elif isinstance(change, SetInboxMode):
+        request.inbox_enabled = change.enabled
     elif isinstance(change, SetCommand):
         request.set_command.CopyFrom(registry_pb2.CustomCommand(command=change.command, reply=change.reply))
     elif isinstance(change, SetApiCommand):

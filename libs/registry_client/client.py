@@ -93,6 +93,7 @@ def bot_from_proto(message: registry_pb2.Bot) -> Bot:
             },
             cooldowns=dict(message.cooldowns),
             captcha_mode=_captcha_mode(message.captcha_mode),
+            inbox_enabled=message.inbox_enabled,
             language=message.language or "pt-BR",
             custom_commands=dict(message.custom_commands),
             api_commands={

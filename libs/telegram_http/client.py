@@ -222,6 +222,24 @@ class HttpTelegramApi:
     def delete_message(self, token: BotToken, chat_id: int, message_id: int) -> None:
         self._call(token, "deleteMessage", {"chat_id": chat_id, "message_id": message_id})
 
+    def copy_message(
+        self,
+        token: BotToken,
+        chat_id: int,
+        from_chat_id: int,
+        message_id: int,
+        *,
+        reply_markup: dict[str, Any] | None = None,
+    ) -> SentMessage:
+        params: dict[str, Any] = {"chat_id": chat_id, "from_chat_id": from_chat_id, "message_id": message_id}
+        if reply_markup is not None:
+            params["reply_markup"] = reply_markup
+        result = self._call(token, "copyMessage", params)  # a MessageId, not a Message
+        copied = result.get("message_id") if isinstance(result, dict) else None
+        if not isinstance(copied, int):
+            raise TelegramUnavailable("Telegram copyMessage: unexpected answer")
+        return SentMessage(message_id=copied, chat_id=chat_id)
+
     def answer_callback_query(self, token: BotToken, callback_query_id: str, text: str | None = None) -> None:
         self._call(token, "answerCallbackQuery", {"callback_query_id": callback_query_id, "text": text})
 

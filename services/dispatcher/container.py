@@ -17,6 +17,7 @@ from libs.domain.chat_lane import LockKeeper
 from libs.domain.clock import SystemClock
 from libs.domain.external_api import RetryPolicy, RunApiCall, StartApiCall
 from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy, RateRule
+from libs.domain.inbox import LINK_TTL_SECONDS, FeedbackInbox, InboxLinks
 from libs.domain.ports import ChatLane, TelegramApi, TokenVault, UpdateDeduplicator
 from libs.domain.use_cases.broadcast import BroadcastPolicy, RunBroadcast
 from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy
@@ -32,6 +33,7 @@ from services.dispatcher.adapters import bot_changes, broadcasts, interaction_st
 from services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.external_api import HttpExternalApi
+from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks, RedisInboxLinks
 from services.dispatcher.adapters.sent_marks import DeferredSentMarks
 from services.dispatcher.manager import wiring as manager_wiring
 from services.dispatcher.manager.router import UpdateRouter
@@ -185,7 +187,13 @@ def _bot_actions(bots: Any) -> Callable[[str], BotActions | None]:
                 cooldowns=cooldowns,
             )
         defined = {"/start", *bot.settings.custom_commands, *bot.settings.api_commands}
-        return BotActions(commands=frozenset(defined), callbacks=frozenset(), rate_limits=limits, cooldowns=cooldowns)
+        return BotActions(
+            commands=frozenset(defined),
+            callbacks=frozenset(),
+            private_text=bot.settings.inbox_enabled,  # the inbox reads every private message: limited as "msg"
+            rate_limits=limits,
+            cooldowns=cooldowns,
+        )
 
     return actions
 
@@ -199,6 +207,22 @@ def _captcha_store(client: Any, settings: DispatcherSettings, clock: Any) -> Cap
             clock, new_users_per_minute=per_minute, attack_seconds=attack, warmup_seconds=warmup
         )
     return RedisCaptchaStore(client, new_users_per_minute=per_minute, attack_seconds=attack, warmup_seconds=warmup)
+
+
+def _inbox_links(client: Any, clock: Any) -> InboxLinks:
+    """Shared by every process on Redis; in memory embedded."""
+    return InMemoryInboxLinks(clock=clock) if client is None else RedisInboxLinks(client)
+
+
+def _inbox_tokens(settings: DispatcherSettings, clock: Any) -> Any:
+    """The inbox's buttons (Block / Unblock under a delivered message) live as long as its links, not the manager's
+    few minutes; same keys."""
+    return manager_wiring.callback_tokens(
+        settings.callback_signing_key.get_secret_value(),
+        clock,
+        LINK_TTL_SECONDS,
+        settings.callback_signing_key_previous.get_secret_value(),
+    )
 
 
 def _inbound_policy(settings: DispatcherSettings) -> InboundPolicy:
@@ -253,6 +277,8 @@ class DispatcherContainer(containers.DeclarativeContainer):
     )
     # Users who blocked a bot (403 on a send), reported to the registry: the subscribers' "blocked the bot" status.
     registry_admin = providers.ThreadSafeSingleton(GrpcBotAdmin, channel=registry_channel)
+    # Inbox deliveries linked to their users once sent (libs/domain/inbox.py).
+    inbox_links = providers.ThreadSafeSingleton(_inbox_links, redis_client, clock)
     blocked_users = providers.ThreadSafeSingleton(subscribers.RegistryBlockedUsers, sink=registry_admin, clock=clock)
     direct_send = providers.ThreadSafeSingleton(
         DirectSend,
@@ -263,6 +289,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         limiter=send_limiter,
         deferred_marks=deferred_sent_marks,
         blocked_users=blocked_users,
+        links=inbox_links,
     )
     outbox = providers.ThreadSafeSingleton(QueuedOutbox, store=outbox_store, broker=broker, direct=direct_send)
 
@@ -313,6 +340,21 @@ class DispatcherContainer(containers.DeclarativeContainer):
             lock_seconds=settings.provided.captcha_lock_seconds,
         ),
     )
+    # The manager bot (issue 3): its handler, wiring and state adapters live in services/dispatcher/manager.
+    # Changes made through the manager reach every process's bot cache at once (adapters/bot_changes.py).
+    bot_admin = providers.ThreadSafeSingleton(
+        bot_changes.AnnouncingBotAdmin,
+        admin=registry_admin,
+        announce=providers.ThreadSafeSingleton(bot_changes.announcer, redis_client, bot_directory),
+    )
+    feedback_inbox = providers.ThreadSafeSingleton(
+        FeedbackInbox,
+        links=inbox_links,
+        outbox=outbox,
+        tokens=providers.ThreadSafeSingleton(_inbox_tokens, settings, clock),
+        admin=bot_admin,  # blocks from the inbox reach every process's bot cache at once, as the manager's do
+        cooldowns=cooldowns,
+    )
     # The handler of one update: a single callable `handler(envelope) -> outcome`; put a router here.
     managed_bot_handler = providers.ThreadSafeSingleton(
         HandleUpdate,
@@ -322,13 +364,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         cooldowns=cooldowns,
         clock=clock,
         captcha=captcha,
-    )
-    # The manager bot (issue 3): its handler, wiring and state adapters live in services/dispatcher/manager.
-    # Changes made through the manager reach every process's bot cache at once (adapters/bot_changes.py).
-    bot_admin = providers.ThreadSafeSingleton(
-        bot_changes.AnnouncingBotAdmin,
-        admin=registry_admin,
-        announce=providers.ThreadSafeSingleton(bot_changes.announcer, redis_client, bot_directory),
+        inbox=feedback_inbox,
     )
     # Refused button presses go to the registry's event trail, sent by one background thread (no wait per update).
     event_recorder = providers.ThreadSafeSingleton(
@@ -350,6 +386,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         clock=clock,
         broadcasts=broadcast_store,
         broadcast_scheduler=broadcast_scheduler,
+        inbox_links=inbox_links,
     )
     # Per-update stats: one Redis write (or a dict update embedded); a flusher thread batches them to the registry.
     interaction_recorder = providers.ThreadSafeSingleton(interaction_stats.recorder_for, redis_client)
@@ -397,6 +434,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         lane=providers.ThreadSafeSingleton(_outbox_lane, redis_client),
         keeper=lock_keeper,
         blocked_users=blocked_users,
+        links=inbox_links,
     )
 
     # The handler as the chat drain runs it: the replies it queues are sent right after, by the same worker.

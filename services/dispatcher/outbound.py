@@ -31,7 +31,8 @@ from libs.domain.bots import BotToken
 from libs.domain.chat_lane import LockKeeper
 from libs.domain.effects import next_effect_id
 from libs.domain.errors import BotNotFound, TelegramRequestFailed, blocked_by_user, is_transient
-from libs.domain.ports import DeadLetters, Locks
+from libs.domain.inbox import InboxLinks
+from libs.domain.ports import DeadLetters, Locks, SentMessage
 from libs.domain.retry import RetrySchedule
 from libs.domain.use_cases.drain_chat import describe_failure
 from libs.grpc_runtime.channels import valid_request_id
@@ -292,6 +293,19 @@ def report_if_blocked(reporter: BlockedUsers | None, bot_id: str, call: dict[str
         reporter.blocked(bot_id, chat_id)
 
 
+def link_sent(links: InboxLinks | None, call: dict[str, Any], sent: SentMessage | None) -> None:
+    """An inbox delivery (its params carry `link_chat_id`): the message Telegram just numbered is linked to the user's
+    chat, so an admin's reply to it finds that user (libs/domain/inbox.py). Best effort: the message is sent either
+    way, and a lost link only means a reply to it is explained instead of delivered."""
+    user_chat = (call.get("params") or {}).get("link_chat_id")
+    if links is None or sent is None or not isinstance(user_chat, int):
+        return
+    try:
+        links.link(str(call["bot_id"]), sent.chat_id, sent.message_id, user_chat)
+    except Exception as exc:
+        logger.warning("inbox link not stored", extra={"bot_id": call.get("bot_id"), "error": describe_failure(exc)})
+
+
 class DirectSendGate(Protocol):
     def open(self, bot_id: str, chat_key: str, chat_id: int | None, call_id: str) -> bool:
         """True, with a send slot taken, when nothing waits on the lane before this call, the call was not sent
@@ -351,7 +365,9 @@ class DirectSend:
         limiter: SendLimiter,
         deferred_marks: DeferredSentMarks | None = None,
         blocked_users: BlockedUsers | None = None,
+        links: InboxLinks | None = None,
     ) -> None:
+        self._links = links
         self._gate = gate
         self._blocked_users = blocked_users
         self._deferred_marks = deferred_marks  # on Redis the update's completion writes the mark (sent_marks.py)
@@ -368,7 +384,7 @@ class DirectSend:
             token = sender.token(bot_id)  # before the slot: the grant-to-arrival time stays short
             if not self._gate.open(bot_id, chat_key, chat_id if isinstance(chat_id, int) else None, call_id):
                 return self.QUEUE
-            perform(sender, call, token)
+            sent = perform(sender, call, token)
         except Exception as exc:
             if isinstance(exc, TelegramRequestFailed) and exc.retry_after is not None:
                 # As DrainOutbox does: hold every chat of the bot; the queued call waits out the pause.
@@ -394,6 +410,7 @@ class DirectSend:
                 extra={"bot_id": bot_id, "call_id": call_id, "error": describe_failure(exc)},
             )
             return self.QUEUE
+        link_sent(self._links, call, sent)
         if self._deferred_marks is not None:
             self._deferred_marks.defer(call_id)
             return self.SENT
@@ -454,14 +471,33 @@ class QueuedOutbox:
         parse_mode: str | None = None,
         reply_markup: dict[str, Any] | None = None,
         disable_web_page_preview: bool = False,
+        link_chat_id: int | None = None,
     ) -> None:
-        params = {
+        """`link_chat_id`: an inbox delivery, linked to that user's chat once sent (see link_sent)."""
+        params: dict[str, Any] = {
             "text": text,
             "parse_mode": parse_mode,
             "reply_markup": reply_markup,
             "disable_web_page_preview": disable_web_page_preview,
         }
+        if link_chat_id is not None:
+            params["link_chat_id"] = link_chat_id
         self._queue(bot_id, chat_id, "send_message", params)
+
+    def copy_message(
+        self,
+        bot_id: str,
+        chat_id: int,
+        from_chat_id: int,
+        message_id: int,
+        *,
+        reply_markup: dict[str, Any] | None = None,
+        link_chat_id: int | None = None,
+    ) -> None:
+        params: dict[str, Any] = {"from_chat_id": from_chat_id, "message_id": message_id, "reply_markup": reply_markup}
+        if link_chat_id is not None:
+            params["link_chat_id"] = link_chat_id
+        self._queue(bot_id, chat_id, "copy_message", params)
 
     def send_document(
         self, bot_id: str, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
@@ -497,12 +533,14 @@ class QueuedOutbox:
         self._queue(bot_id, None, "answer_callback_query", {"callback_query_id": callback_query_id, "text": text})
 
 
-def perform(sender: DirectOutbox, call: dict[str, Any], token: BotToken | None = None) -> None:
-    """Executes one queued call with the bot's token (opened by the caller, else by the sender now)."""
+def perform(sender: DirectOutbox, call: dict[str, Any], token: BotToken | None = None) -> SentMessage | None:
+    """Executes one queued call with the bot's token (opened by the caller, else by the sender now); the message it
+    sent, for a send or a copy."""
     bot_id, chat_id, params = str(call["bot_id"]), call.get("chat_id"), dict(call["params"])
     method = call["method"]
+    sent: SentMessage | None = None
     if method == "send_message":
-        sender.send_message(
+        sent = sender.send_message(
             bot_id,
             int(chat_id),
             str(params["text"]),
@@ -535,8 +573,18 @@ def perform(sender: DirectOutbox, call: dict[str, Any], token: BotToken | None =
         )
     elif method == "answer_callback_query":
         sender.answer_callback_query(bot_id, str(params["callback_query_id"]), params.get("text"), token=token)
+    elif method == "copy_message":
+        sent = sender.copy_message(
+            bot_id,
+            int(chat_id),
+            int(params["from_chat_id"]),
+            int(params["message_id"]),
+            reply_markup=params.get("reply_markup"),
+            token=token,
+        )
     else:
         raise ValueError(f"unknown outbound method {method!r}")
+    return sent
 
 
 @dataclass(frozen=True)
@@ -721,7 +769,9 @@ class DrainOutbox:
         lane: OutboxLane | None = None,
         keeper: LockKeeper | None = None,
         blocked_users: BlockedUsers | None = None,
+        links: InboxLinks | None = None,
     ) -> None:
+        self._links = links
         self._blocked_users = blocked_users
         self._store = store
         self._lane: OutboxLane = lane or ComposedOutboxLane(store, locks)
@@ -796,7 +846,7 @@ class DrainOutbox:
                 # A send may take up to the client's timeout, longer than the lane's short lock TTL (short, so a
                 # dead worker's lane frees itself in seconds): the process's lock keeper renews it meanwhile.
                 with self._keeper.hold(lambda: self._lane.renew(bot_id, chat_key, owner, ttl), ttl):
-                    perform(sender, call, token)
+                    sent_message = perform(sender, call, token)
             except TelegramRequestFailed as exc:
                 if exc.retry_after is not None:
                     # Telegram's flood control is per bot as much as per chat: hold every chat of the bot.
@@ -816,6 +866,7 @@ class DrainOutbox:
                     return sent, again, False
                 continue
             sent += 1
+            link_sent(self._links, call, sent_message)
             if not done(raw, call_id, was_sent=True):
                 # Sent, but the lane's lock passed to another drain meanwhile: mark it sent anyway, so that drain
                 # skips it instead of sending it again.

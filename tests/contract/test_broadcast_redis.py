@@ -13,7 +13,7 @@ from libs.domain.broadcast import Broadcast, BroadcastState, Outcome, StartResul
 from services.dispatcher.adapters import memory
 from services.dispatcher.adapters.broadcasts import FINISHED_TTL_SECONDS, InMemoryBroadcastStore, RedisBroadcastStore
 from services.dispatcher.adapters.redis_abuse import RedisSendLimiter
-from tests.support.redis_server import RedisServer
+from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 FIRST = "5e0c3a52-3c1f-4a8e-9f5e-2a6b1c7d8e90"

@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tools.devstack.emulator_control import EmulatorControl
@@ -172,6 +173,35 @@ def _manager_demo(stack: Stack, emulator: EmulatorControl) -> None:
         who = "bot  " if message["from_bot"] else "admin"
         text = "<deleted: it held a token>" if message["deleted"] else message["plain_text"].splitlines()[0]
         print(f"  {who}: {text}")
+    _inbox_demo(emulator, manager_id, fresh, admin)
+
+
+def _inbox_demo(emulator: EmulatorControl, manager_id: int, shop: dict[str, Any], admin: dict[str, Any]) -> None:
+    """The shop bot's feedback inbox (issue 15): a customer writes, the admin gets it in their own chat with the bot
+    and answers with a reply."""
+    admin_id, customer = int(admin["id"]), {"id": 5005, "first_name": "Carla", "language_code": "pt-br"}
+    emulator.send_text(shop["id"], admin, "/start")  # a bot writes only to people who started it
+    wait_for(lambda: bool(emulator.bot_messages(shop["id"], admin_id)), 30, "the shop bot's welcome")
+    before = len(emulator.bot_messages(manager_id, admin_id))
+    emulator.send_text(manager_id, admin, f"/inbox @{shop['username']} on")
+    wait_for(lambda: len(emulator.bot_messages(manager_id, admin_id)) > before, 30, "the manager's answer")
+
+    def delivered() -> bool:  # sent again if a process had not heard of the new mode yet
+        if len(emulator.bot_messages(shop["id"], admin_id)) >= 3:
+            return True
+        emulator.send_text(shop["id"], customer, "Olá! Meu pedido não chegou.")
+        return False
+
+    wait_for(delivered, 30, "the customer's message in the admin's chat", interval=2.0)
+    copy = emulator.bot_messages(shop["id"], admin_id)[2]
+    answer = "Desculpe! Ele sai hoje."
+    emulator.send_text(shop["id"], admin, answer, reply_to_message_id=copy["message_id"])
+    wait_for(lambda: answer in [m["text"] for m in emulator.bot_messages(shop["id"], 5005)], 30, "the admin's answer")
+    print(f"\nInbox of @{shop['username']} on: customer 5005 wrote, admin 4004 replied in their chat with it:")
+    for chat_id, who in ((5005, "customer"), (admin_id, "admin")):
+        for message in emulator.chat(shop["id"], chat_id):
+            side = "bot" if message["from_bot"] else who
+            print(f"  [{who} chat] {side}: {message['plain_text'].splitlines()[0]}")
 
 
 if __name__ == "__main__":

@@ -24,10 +24,19 @@ class EmulatorControl:
     def revoke(self, bot_id: int) -> None:
         self._call("POST", f"/bots/{bot_id}/revoke")
 
-    def send_text(self, bot_id: int, user: dict[str, Any], text: str, chat_id: int | None = None) -> dict[str, Any]:
+    def send_text(
+        self,
+        bot_id: int,
+        user: dict[str, Any],
+        text: str,
+        chat_id: int | None = None,
+        reply_to_message_id: int | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"user": user, "text": text}
         if chat_id is not None:
             body["chat_id"] = chat_id
+        if reply_to_message_id is not None:
+            body["reply_to_message_id"] = reply_to_message_id
         return dict(self._call("POST", f"/bots/{bot_id}/messages", json=body))
 
     def press(self, bot_id: int, user: dict[str, Any], chat_id: int, message_id: int, data: str) -> dict[str, Any]:

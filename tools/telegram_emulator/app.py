@@ -62,6 +62,7 @@ class MessageIn(BaseModel):
     text: str
     chat_id: int | None = None
     chat_type: str | None = None
+    reply_to_message_id: int | None = None
 
 
 class LoadMessageIn(BaseModel):
@@ -348,7 +349,12 @@ def create_app(
     async def user_message(bot_id: int, body: MessageIn) -> dict[str, Any]:
         bot = emulator.bot(bot_id)
         update_id, message_id = emulator.user_message(
-            bot, body.user.model_dump(exclude_none=True), body.text, body.chat_id, body.chat_type
+            bot,
+            body.user.model_dump(exclude_none=True),
+            body.text,
+            body.chat_id,
+            body.chat_type,
+            reply_to_message_id=body.reply_to_message_id,
         )
         return {"update_id": update_id, "message_id": message_id}
 

@@ -85,6 +85,8 @@ class StoredMessage:
     # A sent document: the Bot API's Document object, and the file's bytes (the control view shows them base64).
     document: dict[str, Any] | None = None
     document_data: bytes | None = None
+    # The message this one replies to (a user's reply in the chat).
+    reply_to_message_id: int | None = None
 
     def control_view(self) -> dict[str, Any]:
         view: dict[str, Any] = {
@@ -96,7 +98,8 @@ class StoredMessage:
             "deleted": self.deleted,
             "edited": self.edited,
         }
-        for name in ("parse_mode", "reply_markup", "link_preview_options", "edit_date", "service"):
+        shown = ("parse_mode", "reply_markup", "link_preview_options", "edit_date", "service", "reply_to_message_id")
+        for name in shown:
             value = getattr(self, name)
             if value is not None:
                 view[name] = value
@@ -380,12 +383,16 @@ class Emulator:
         text: str,
         chat_id: int | None = None,
         chat_type: str | None = None,
+        reply_to_message_id: int | None = None,
     ) -> tuple[int | None, int]:
         sender = {"id": user["id"], "is_bot": False, "first_name": user.get("first_name") or "User"}
         for name in ("last_name", "username", "language_code"):
             if user.get(name):
                 sender[name] = user[name]
         chat = self._chat_for_user(bot, sender, chat_id, chat_type)
+        replied = chat.find(reply_to_message_id) if reply_to_message_id is not None else None
+        if reply_to_message_id is not None and (replied is None or replied.deleted):
+            raise bad_request("message to be replied not found")
         message = StoredMessage(
             message_id=self._next_message_id(chat),
             from_bot=False,
@@ -393,6 +400,7 @@ class Emulator:
             plain_text=text,
             date=self.now(),
             sender=sender,
+            reply_to_message_id=reply_to_message_id,
         )
         chat.messages.append(message)
         payload: dict[str, Any] = {
@@ -402,6 +410,9 @@ class Emulator:
             "date": message.date,
             "text": text,
         }
+        if replied is not None:
+            # As Telegram: the replied-to Message, without its own reply_to_message.
+            payload["reply_to_message"] = self._message_api(bot, chat, replied)
         if text.startswith("/"):
             command = text.split(maxsplit=1)[0]
             payload["entities"] = [
@@ -741,6 +752,39 @@ class Emulator:
         message.edited = True
         message.edit_date = self.now()
         return self._message_api(bot, chat, message)
+
+    def m_copyMessage(self, bot: BotState, params: dict[str, Any]) -> dict[str, Any]:
+        """A copy of a message of one of the bot's chats, sent by the bot; returns a MessageId, as the Bot API does."""
+        chat = self._chat(bot, params)
+        from_id = _int(params, "from_chat_id")
+        source_chat = bot.chats.get(from_id) if from_id is not None else None
+        if source_chat is None:
+            raise bad_request("chat not found")
+        message_id = _int(params, "message_id")
+        source = source_chat.find(message_id) if message_id is not None else None
+        if source is None or source.deleted:
+            raise bad_request("message to copy not found")
+        if source.service is not None:
+            raise bad_request("message can't be copied")
+        markup = self._markup(params)
+        wait = self.flood.check(bot.id, chat.id, chat.type)
+        if wait is not None:
+            raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+        copy = StoredMessage(
+            message_id=self._next_message_id(chat),
+            from_bot=True,
+            text=source.text,
+            plain_text=source.plain_text,
+            date=self.now(),
+            sender=bot.as_user(),
+            parse_mode=source.parse_mode,
+            reply_markup=markup,
+            document=source.document,
+            document_data=source.document_data,
+        )
+        chat.messages.append(copy)
+        self.telemetry.record("sent", bot.id, chat.id, None, "copyMessage")
+        return {"message_id": copy.message_id}
 
     def m_deleteMessage(self, bot: BotState, params: dict[str, Any]) -> bool:
         chat = self._chat(bot, params)

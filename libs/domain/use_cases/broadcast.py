@@ -35,7 +35,7 @@ from libs.domain.manager_ports import BotAdmin, SubscriberStatus
 from libs.domain.messages import render
 from libs.domain.ports import Clock, Locks, Outbox
 
-logger = logging.getLogger("libs.domain.broadcast")
+logger = logging.getLogger(__name__)
 
 
 class BroadcastSlots(Protocol):

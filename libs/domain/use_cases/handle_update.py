@@ -15,6 +15,7 @@ from libs.domain.updates import UpdateEnvelope
 if TYPE_CHECKING:
     from libs.domain.captcha import CaptchaGuard
     from libs.domain.external_api import StartApiCall
+    from libs.domain.inbox import FeedbackInbox
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,18 @@ class HandleOutcome:
     action: str
     replied: bool = False
 
+
+# Inbox outcomes that answered the update's sender (a button press's spinner, the "delivered" note…).
+_INBOX_REPLIED = frozenset(
+    {
+        "inbox:delivered",
+        "inbox:reply_unknown",
+        "inbox:blocked",
+        "inbox:unblocked",
+        "inbox:button_refused",
+        "inbox:button_failed",
+    }
+)
 
 # While a bot is in maintenance, each user gets its text at most once per this many seconds.
 MAINTENANCE_NOTICE_SECONDS = 60.0
@@ -39,7 +52,9 @@ class HandleUpdate:
         maintenance_notice_seconds: float = MAINTENANCE_NOTICE_SECONDS,
         clock: Clock | None = None,
         captcha: CaptchaGuard | None = None,
+        inbox: FeedbackInbox | None = None,
     ) -> None:
+        self._inbox = inbox
         self._clock = clock or SystemClock()
         self._captcha = captcha
         self._bots = bots
@@ -67,9 +82,13 @@ class HandleUpdate:
         if bot.settings.maintenance_text:
             return self._maintenance_notice(bot, chat_id, envelope, sender_id)
         text = envelope.text
+        command = _command_of(text, bot.username) if text is not None else None
+        if self._inbox is not None:
+            taken = self._inbox_takes(self._inbox, bot, envelope, command)
+            if taken is not None:
+                return HandleOutcome(taken, replied=taken in _INBOX_REPLIED)
         if chat_id is None or text is None:
             return HandleOutcome("ignored:no_text")
-        command = _command_of(text, bot.username)
         if command == "/start":
             reply = bot.settings.welcome_text or render(
                 "welcome", envelope.sender_language or bot.settings.language, username=bot.username
@@ -96,6 +115,19 @@ class HandleUpdate:
             return HandleOutcome("ignored:unknown_command")
         self._outbox.send_message(bot.id, chat_id, reply)
         return HandleOutcome(f"command:{command}", replied=True)
+
+    def _inbox_takes(self, inbox: FeedbackInbox, bot: Bot, envelope: UpdateEnvelope, command: str | None) -> str | None:
+        """The feedback inbox's outcome when it took the update (a message for the admins, an admin's reply, an
+        inbox button), else None. Commands the bot answers stay the bot's."""
+        if callback_of(envelope) is not None:
+            return inbox.handle_callback(bot, envelope)
+        settings = bot.settings
+        answered = command is not None and (
+            command == "/start"
+            or command in settings.custom_commands
+            or (command in settings.api_commands and self._api_calls is not None)
+        )
+        return inbox.handle_message(bot, envelope, answered)
 
     def _maintenance_notice(
         self, bot: Bot, chat_id: int | None, envelope: UpdateEnvelope, sender_id: int | None

@@ -42,6 +42,7 @@ from libs.domain.errors import (
     TokenRejected,
 )
 from libs.domain.events import Event, EventKind, EventRecorder, Outcome, telegram_actor
+from libs.domain.inbox import InboxLinks, inbox_recipients
 from libs.domain.manager_ports import (
     AdminSessions,
     BlockUser,
@@ -53,6 +54,7 @@ from libs.domain.manager_ports import (
     SetApiCommand,
     SetCaptchaMode,
     SetCommand,
+    SetInboxMode,
     SetMaintenance,
     SettingsChange,
     SetWelcome,
@@ -94,9 +96,12 @@ _USAGE_KEYS = {
     "/captcha": "usage_captcha",
     "/subscribers": "usage_subscribers",
     "/broadcast": "usage_broadcast",
+    "/inbox": "usage_inbox",
 }
 DEFAULT_BLOCK = "1h"
 MAINTENANCE_OFF = frozenset({"off", "desligar"})
+INBOX_ON = ("on", "ligar")
+INBOX_OFF = ("off", "desligar")
 # Buttons that confirm something irreversible act once: a second press or a replay is refused, so the
 # re-confirmation asked when a session lapsed cannot be replayed. (The listing's "new secret" stays re-pressable:
 # with a fresh session it is an ordinary action, and without one it leads to such a one-time confirmation.)
@@ -128,6 +133,7 @@ MANAGER_COMMANDS = frozenset(
         "/captcha",
         "/subscribers",
         "/broadcast",
+        "/inbox",
     }
 )
 
@@ -198,7 +204,9 @@ class ManagerBot:
         clock: Clock | None = None,
         broadcasts: BroadcastStore | None = None,
         broadcast_scheduler: BroadcastScheduler | None = None,
+        inbox_links: InboxLinks | None = None,
     ) -> None:
+        self._inbox_links = inbox_links
         self._admin = admin
         self._broadcasts = broadcasts
         self._broadcast_scheduler = broadcast_scheduler
@@ -345,6 +353,8 @@ class ManagerBot:
         ):
             self._conversations.clear(ctx.chat_id, ctx.user_id)
             return self._broadcast_draft(ctx, state.removeprefix(AWAIT_BROADCAST), message)
+        if command == "/inbox":
+            return self._inbox_command(ctx, arg)
         if (
             state is not None
             and state.startswith((AWAIT_WELCOME, AWAIT_COMMAND, AWAIT_API))
@@ -818,6 +828,26 @@ class ManagerBot:
         shown = render(f"captcha_mode_{bot.settings.captcha_mode.value}", ctx.lang)
         self._say(ctx, "mgr_captcha", username=bot.username, mode=shown)
         return HandleOutcome("manager:captcha", replied=True)
+
+    def _inbox_command(self, ctx: _Ctx, arg: str) -> HandleOutcome:
+        """/inbox @bot on|off (no mode: as it is). Switched on, it warns each admin the bot cannot write to yet."""
+        ref, _, mode = arg.strip().partition(" ")
+        mode = mode.strip().lower()
+        if not ref or mode not in ("", *INBOX_ON, *INBOX_OFF):
+            self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS["/inbox"], ctx.lang))
+            return HandleOutcome("manager:usage", replied=True)
+        bot_id = self._resolve_or_say(ctx, ref)
+        if isinstance(bot_id, HandleOutcome):
+            return bot_id
+        bot = self._bot_after(ctx, bot_id, (SetInboxMode(mode in INBOX_ON),) if mode else ())
+        if isinstance(bot, HandleOutcome):
+            return bot
+        self._say(ctx, "mgr_inbox_on" if bot.settings.inbox_enabled else "mgr_inbox_off", username=bot.username)
+        if bot.settings.inbox_enabled and self._inbox_links is not None:
+            links = self._inbox_links
+            if any(not links.reachable(bot.id, admin_id) for admin_id in inbox_recipients(bot)):
+                self._say(ctx, "mgr_inbox_unreachable", username=bot.username)
+        return HandleOutcome("manager:inbox", replied=True)
 
     def _subscribers_command(self, ctx: _Ctx, arg: str) -> HandleOutcome:
         words = arg.split()

@@ -45,6 +45,7 @@ from libs.domain.manager_ports import (
     SetCaptchaMode,
     SetCommand,
     SetCooldown,
+    SetInboxMode,
     SetMaintenance,
     SetRateLimit,
     SettingsChange,
@@ -439,6 +440,8 @@ class BotAdministration:
             except ValueError:
                 raise InvalidSetting("the CAPTCHA mode is auto, on or off", "captcha_mode") from None
             bot.settings = replace(settings, captcha_mode=mode)
+        elif isinstance(change, SetInboxMode):
+            bot.settings = replace(settings, inbox_enabled=bool(change.enabled))
         elif isinstance(change, SetRateLimit | SetCooldown | ResetLimits):
             bot.settings = self._limits_after(settings, change)
         elif isinstance(change, SetMaintenance):

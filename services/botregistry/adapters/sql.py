@@ -110,6 +110,7 @@ class BotRow(Base):
     rate_limits: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     cooldowns: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     captcha_mode: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
+    inbox_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     language: Mapped[str] = mapped_column(String(8))
     is_manager: Mapped[bool] = mapped_column(Boolean, default=False)
     custom_commands: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
@@ -253,6 +254,7 @@ def _to_domain(row: BotRow) -> Bot:
             },
             cooldowns={action: float(seconds) for action, seconds in json.loads(row.cooldowns or "{}").items()},
             captcha_mode=CaptchaMode(row.captcha_mode or "auto"),
+            inbox_enabled=bool(row.inbox_enabled),
         ),
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -280,6 +282,7 @@ def _columns(bot: Bot) -> dict[str, Any]:
         ),
         "cooldowns": json.dumps(dict(bot.settings.cooldowns), sort_keys=True),
         "captcha_mode": bot.settings.captcha_mode.value,
+        "inbox_enabled": bot.settings.inbox_enabled,
         "language": bot.settings.language,
         "is_manager": bot.is_manager,
         "custom_commands": json.dumps(bot.settings.custom_commands, ensure_ascii=False, sort_keys=True),

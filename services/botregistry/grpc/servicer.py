@@ -47,6 +47,7 @@ from libs.domain.manager_ports import (
     SetCaptchaMode,
     SetCommand,
     SetCooldown,
+    SetInboxMode,
     SetMaintenance,
     SetRateLimit,
     SettingsChange,
@@ -134,6 +135,7 @@ def bot_to_proto(bot: Bot, *, with_sealed_token: bool = False) -> registry_pb2.B
         },
         cooldowns=dict(bot.settings.cooldowns),
         captcha_mode=bot.settings.captcha_mode.value,
+        inbox_enabled=bot.settings.inbox_enabled,
         sealed_token=bot.sealed_token if with_sealed_token else b"",
         language=bot.settings.language,
         is_manager=bot.is_manager,
@@ -196,6 +198,8 @@ def change_from_proto(request: registry_pb2.UpdateBotSettingsRequest) -> Setting
         return SetCooldown(request.set_cooldown.action, request.set_cooldown.seconds)
     if which == "captcha_mode":
         return SetCaptchaMode(request.captcha_mode)
+    if which == "inbox_enabled":
+        return SetInboxMode(request.inbox_enabled)
     if which == "reset_limits":
         return ResetLimits() if request.reset_limits else None
     if which == "set_command":

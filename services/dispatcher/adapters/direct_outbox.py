@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from libs.domain.bots import BotToken
 from libs.domain.clock import SystemClock
 from libs.domain.errors import BotNotFound, TokenRejected
-from libs.domain.ports import BotDirectory, Clock, DecryptPurpose, SecretKind, TelegramApi, TokenVault
+from libs.domain.ports import BotDirectory, Clock, DecryptPurpose, SecretKind, SentMessage, TelegramApi, TokenVault
 
 TOKEN_CACHE_TTL_SECONDS = 60.0
 TOKEN_CACHE_MAX_ENTRIES = 1000
@@ -92,9 +92,9 @@ class DirectOutbox:
         reply_markup: dict[str, Any] | None = None,
         disable_web_page_preview: bool = False,
         token: BotToken | None = None,
-    ) -> None:
+    ) -> SentMessage:
         opened = token or self._token(bot_id)
-        self._call(
+        return self._call(
             bot_id,
             lambda: self._telegram.send_message(
                 opened,
@@ -161,3 +161,19 @@ class DirectOutbox:
     ) -> None:
         opened = token or self._token(bot_id)
         self._call(bot_id, lambda: self._telegram.answer_callback_query(opened, callback_query_id, text))
+
+    def copy_message(
+        self,
+        bot_id: str,
+        chat_id: int,
+        from_chat_id: int,
+        message_id: int,
+        *,
+        reply_markup: dict[str, Any] | None = None,
+        token: BotToken | None = None,
+    ) -> SentMessage:
+        opened = token or self._token(bot_id)
+        return self._call(
+            bot_id,
+            lambda: self._telegram.copy_message(opened, chat_id, from_chat_id, message_id, reply_markup=reply_markup),
+        )

@@ -65,6 +65,7 @@ def test_show_and_list_print_the_bot_without_its_sealed_token(
     assert tgm(channel, "bots", "show", bot_id) == 0
     shown = capsys.readouterr().out
     assert f"bot_id       {bot_id}" in shown and "status       active" in shown and "maintenance  off" in shown
+    assert "inbox        off" in shown
     assert "sealed" not in shown and TOKEN not in shown
     assert tgm(channel, "bots", "list", "--owner", str(OWNER)) == 0
     assert bot_id in capsys.readouterr().out

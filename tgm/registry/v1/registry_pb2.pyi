@@ -164,6 +164,7 @@ class Bot(_message.Message):
     RATE_LIMITS_FIELD_NUMBER: _builtins.int
     COOLDOWNS_FIELD_NUMBER: _builtins.int
     CAPTCHA_MODE_FIELD_NUMBER: _builtins.int
+    INBOX_ENABLED_FIELD_NUMBER: _builtins.int
     bot_id: _builtins.str
     public_id: _builtins.str
     owner_id: _builtins.int
@@ -181,6 +182,10 @@ class Bot(_message.Message):
     """Maintenance mode when not empty: the text users get instead of normal answers."""
     captcha_mode: _builtins.str
     """When new users must pass a CAPTCHA: "auto" (while under attack; the default), "on" or "off"."""
+    inbox_enabled: _builtins.bool
+    """Feedback inbox: users' messages go to the admins' chats with the bot, their replies back (off by default).
+    (Numbered from 30: room for the fields other work adds meanwhile.)
+    """
     @_builtins.property
     def custom_commands(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """"/command" → reply text."""
@@ -220,10 +225,11 @@ class Bot(_message.Message):
         rate_limits: _abc.Mapping[_builtins.str, Global___RateLimit] | None = ...,
         cooldowns: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         captcha_mode: _builtins.str = ...,
+        inbox_enabled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "blocked_users", b"blocked_users", "bot_id", b"bot_id", "captcha_mode", b"captcha_mode", "cooldowns", b"cooldowns", "custom_commands", b"custom_commands", "is_manager", b"is_manager", "language", b"language", "maintenance_text", b"maintenance_text", "owner_id", b"owner_id", "public_id", b"public_id", "rate_limits", b"rate_limits", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "version", b"version", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_commands", b"api_commands", "blocked_users", b"blocked_users", "bot_id", b"bot_id", "captcha_mode", b"captcha_mode", "cooldowns", b"cooldowns", "custom_commands", b"custom_commands", "inbox_enabled", b"inbox_enabled", "is_manager", b"is_manager", "language", b"language", "maintenance_text", b"maintenance_text", "owner_id", b"owner_id", "public_id", b"public_id", "rate_limits", b"rate_limits", "sealed_token", b"sealed_token", "status", b"status", "telegram_bot_id", b"telegram_bot_id", "username", b"username", "version", b"version", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -638,6 +644,7 @@ class UpdateBotSettingsRequest(_message.Message):
     SET_COOLDOWN_FIELD_NUMBER: _builtins.int
     RESET_LIMITS_FIELD_NUMBER: _builtins.int
     CAPTCHA_MODE_FIELD_NUMBER: _builtins.int
+    INBOX_ENABLED_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.int
     bot_id: _builtins.str
     welcome_text: _builtins.str
@@ -651,6 +658,8 @@ class UpdateBotSettingsRequest(_message.Message):
     """Drops the bot's own rate limits and cooldowns (the service's defaults apply)."""
     captcha_mode: _builtins.str
     """"auto", "on" or "off"."""
+    inbox_enabled: _builtins.bool
+    """The feedback inbox on (true) or off."""
     @_builtins.property
     def set_command(self) -> Global___CustomCommand:
         """Adds or replaces one "/command → reply"."""
@@ -679,12 +688,13 @@ class UpdateBotSettingsRequest(_message.Message):
         set_cooldown: Global___SetCooldown | None = ...,
         reset_limits: _builtins.bool = ...,
         captcha_mode: _builtins.str = ...,
+        inbox_enabled: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["block_user", b"block_user", "captcha_mode", b"captcha_mode", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "reset_limits", b"reset_limits", "set_api_command", b"set_api_command", "set_command", b"set_command", "set_cooldown", b"set_cooldown", "set_rate_limit", b"set_rate_limit", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["block_user", b"block_user", "captcha_mode", b"captcha_mode", "change", b"change", "inbox_enabled", b"inbox_enabled", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "reset_limits", b"reset_limits", "set_api_command", b"set_api_command", "set_command", b"set_command", "set_cooldown", b"set_cooldown", "set_rate_limit", b"set_rate_limit", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "block_user", b"block_user", "bot_id", b"bot_id", "captcha_mode", b"captcha_mode", "change", b"change", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "reset_limits", b"reset_limits", "set_api_command", b"set_api_command", "set_command", b"set_command", "set_cooldown", b"set_cooldown", "set_rate_limit", b"set_rate_limit", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "block_user", b"block_user", "bot_id", b"bot_id", "captcha_mode", b"captcha_mode", "change", b"change", "inbox_enabled", b"inbox_enabled", "maintenance_text", b"maintenance_text", "remove_command", b"remove_command", "reset_limits", b"reset_limits", "set_api_command", b"set_api_command", "set_command", b"set_command", "set_cooldown", b"set_cooldown", "set_rate_limit", b"set_rate_limit", "unblock_user", b"unblock_user", "welcome_text", b"welcome_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["welcome_text", "set_command", "remove_command", "set_api_command", "maintenance_text", "block_user", "unblock_user", "set_rate_limit", "set_cooldown", "reset_limits", "captcha_mode"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["welcome_text", "set_command", "remove_command", "set_api_command", "maintenance_text", "block_user", "unblock_user", "set_rate_limit", "set_cooldown", "reset_limits", "captcha_mode", "inbox_enabled"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
