@@ -21,6 +21,9 @@ class EmulatorControl:
         body = {"username": username, "first_name": first_name or username, "can_manage_bots": can_manage_bots}
         return dict(self._call("POST", "/bots", json=body))
 
+    def bots(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/bots"))
+
     def revoke(self, bot_id: int) -> None:
         self._call("POST", f"/bots/{bot_id}/revoke")
 
