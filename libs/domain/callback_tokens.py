@@ -66,6 +66,12 @@ class CallbackAction(IntEnum):
     CAPTCHA = 16
     # /subscribers: the bot's subscribers as a CSV document.
     EXPORT_SUBSCRIBERS = 17
+    # Co-admins (issue 15). INVITE and ADMINS carry a bot id; REVOKE_ADMIN a membership id and REVOKE_INVITE an
+    # invite id in the bot ref field (both UUIDs; the registry checks that the presser owns their bot).
+    INVITE = 18
+    ADMINS = 19
+    REVOKE_ADMIN = 20
+    REVOKE_INVITE = 21
 
 
 _NUMBERED = frozenset({CallbackAction.LIST_PAGE, CallbackAction.CAPTCHA})  # a number instead of a bot ref

@@ -39,6 +39,10 @@ class BotNotFound(DomainError):
     """No bot with that id (or not visible to the caller)."""
 
 
+class ActionNotPermitted(DomainError):
+    """The actor has a role on the bot, not one that may do this (an admin deleting it: libs/domain/bot_roles.py)."""
+
+
 class IllegalTransition(DomainError):
     """A bot status change the state machine does not allow."""
 

@@ -46,6 +46,13 @@ DISPATCHER = frozenset(
         "MarkSubscribersBlocked",
         "ListSubscribers",
         "RegisterManagedBot",
+        # co-admins (issue 15): each checks the actor's role itself (libs/domain/bot_roles.py)
+        "CreateInvite",
+        "RedeemInvite",
+        "ListBotAdmins",
+        "RevokeBotAdmin",
+        "RevokeInvite",
+        "LeaveBot",
         REGISTER_SEALED,
         RECORD_CALLBACK_REFUSED,
     }

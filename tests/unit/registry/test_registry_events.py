@@ -113,7 +113,8 @@ def test_each_admin_action_adds_one_event_with_its_actor_and_no_content(rig: Rig
         int((T0 + timedelta(seconds=s)).timestamp() * 1000) for s in range(6)
     ]
     settings = next(e for e in events if e.kind == "settings_changed")
-    assert dict(settings.details) == {"change": "SetWelcome", "via": "anonymous"}
+    assert dict(settings.details) == {"change": "SetWelcome", "via": "anonymous", "role": "owner"}
+    assert {e.details["role"] for e in events} == {"owner"}  # every action says the actor's role
     everything = str(events)
     assert "Olá" not in everything and TOKEN not in everything and TOKEN.split(":")[1] not in everything
 
