@@ -51,6 +51,7 @@ class Rig:
     stub: registry_pb2_grpc.RegistryServiceStub
     container: Container
     clock: ManualClock
+    channel: grpc.Channel
 
     def kinds(self) -> list[str]:
         return [event.kind for event in self.stub.ListEvents(pb.ListEventsRequest(), timeout=5).events]
@@ -73,7 +74,7 @@ def start(tmp_path: Path, trail: Any = None) -> Iterator[Rig]:
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Rig(registry_pb2_grpc.RegistryServiceStub(channel), container, clock)
+        yield Rig(registry_pb2_grpc.RegistryServiceStub(channel), container, clock, channel)
     finally:
         channel.close()
         server.stop(0)
