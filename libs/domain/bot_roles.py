@@ -172,6 +172,10 @@ class BotAdminStore(Protocol):
         """False when it was no longer pending (used or revoked)."""
         ...
 
+    def clear(self, bot_id: str) -> None:
+        """Drops every admin and invite of the bot (it changed hands: the new owner did not invite them)."""
+        ...
+
     def redeem(self, invite_id: str, admin: CoAdmin) -> bool:
         """Marks the invite used by `admin.telegram_user_id` and adds the admin, atomically; False (nothing
         changed) when someone redeemed or revoked it first."""

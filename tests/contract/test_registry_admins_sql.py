@@ -121,6 +121,21 @@ def test_an_admin_is_one_membership_per_bot_and_a_failed_redeem_leaves_the_invit
     assert rig.store.admin_ids(rig.other.id) == frozenset()
 
 
+def test_clear_drops_one_bots_admins_and_invites_only(rig: Rig) -> None:
+    for bot, user, code in (
+        (rig.bot, HELPER, "c1-abcdefghijklmnopqrstuvwxyzAB"),
+        (rig.other, OTHER, "c2-abcdefghijklmnopqrstuvwxyzAB"),
+    ):
+        stored = invite(bot.id, code)
+        rig.store.add_invite(stored)
+        rig.store.redeem(stored.id, admin(bot.id, user))
+        rig.store.add_invite(invite(bot.id, "open-" + code))
+    rig.store.clear(rig.bot.id)
+    assert rig.store.admin_ids(rig.bot.id) == frozenset() and rig.store.pending_invites(rig.bot.id, NOW) == []
+    assert rig.store.invite_by_hash(invite_code_hash("c1-abcdefghijklmnopqrstuvwxyzAB")) is None
+    assert rig.store.admin_ids(rig.other.id) == {OTHER} and len(rig.store.pending_invites(rig.other.id, NOW)) == 1
+
+
 def test_remove_admin_takes_effect_once(rig: Rig) -> None:
     stored = invite(rig.bot.id, "rm-abcdefghijklmnopqrstuvwxyzAB")
     rig.store.add_invite(stored)

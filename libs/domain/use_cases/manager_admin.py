@@ -302,6 +302,9 @@ class BotAdministration:
         bot, refreshed = self._register.register(
             RegisterBotCommand(owner_id=owner_id, token=token, owner_is_authoritative=True)
         )
+        if not refreshed and self._admins is not None:
+            # New here, or taken over from another owner: the admins and invites of the previous owner go.
+            self._admins.clear(bot.id)
         return Registration(bot, refreshed)
 
     # -- reading -------------------------------------------------------------------------------------

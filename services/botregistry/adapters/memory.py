@@ -286,6 +286,11 @@ class InMemoryBotAdminStore:
             self._invites[invite_id] = replace(invite, revoked_at=now)
             return True
 
+    def clear(self, bot_id: str) -> None:
+        with self._lock:
+            self._admins = {key: a for key, a in self._admins.items() if a.bot_id != bot_id}
+            self._invites = {key: i for key, i in self._invites.items() if i.bot_id != bot_id}
+
     def redeem(self, invite_id: str, admin: CoAdmin) -> bool:
         with self._lock:
             invite = self._invites.get(invite_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -122,6 +122,11 @@ class SqlBotAdminStore:
                 .values(revoked_at=now)
             )
             return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    def clear(self, bot_id: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(delete(BotAdminRow).where(BotAdminRow.bot_id == bot_id))
+            session.execute(delete(BotInviteRow).where(BotInviteRow.bot_id == bot_id))
 
     def redeem(self, invite_id: str, admin: CoAdmin) -> bool:
         try:

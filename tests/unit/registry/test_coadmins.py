@@ -44,6 +44,9 @@ class Telegram(FakeTelegram):
     def delete_webhook(self, token: BotToken, drop_pending_updates: bool = False) -> None:
         pass
 
+    def get_managed_bot_token(self, manager_token: BotToken, user_id: int) -> BotToken:
+        return BotToken(TOKEN)  # "first_bot": OWNER's, until Telegram says it moved
+
 
 @dataclass
 class World:
@@ -208,3 +211,15 @@ def test_invites_and_admins_are_bounded_per_bot(w: World) -> None:
     assert raised.value.code == "too_many_invites"
     w.clock.advance(24 * 3600)  # the open ones expired: room again
     w.invite()
+
+
+def test_a_bot_taken_over_by_a_new_owner_drops_the_previous_owners_admins_and_invites(w: World) -> None:
+    w.admin.redeem_invite(HELPER, w.invite())
+    pending = w.invite()
+    registration = w.admin.register_managed(STRANGER, w.bot.telegram_bot_id)  # Telegram: the bot is STRANGER's now
+    assert registration.bot.id == w.bot.id and registration.bot.owner_id == STRANGER
+    with pytest.raises(BotNotFound):
+        w.admin.details(HELPER, w.bot.id)
+    assert w.refused(pending) == "invite_invalid"
+    assert w.admin.team(w.bot.id).member_ids == (STRANGER,)
+    w.admin.register_managed(STRANGER, w.bot.telegram_bot_id)  # a refresh by the same owner keeps their admins
