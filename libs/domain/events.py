@@ -47,6 +47,7 @@ class EventKind(StrEnum):
     INVITE_REVOKED = "invite_revoked"
     ADMIN_REVOKED = "admin_revoked"
     ADMIN_LEFT = "admin_left"
+    ACTION_REFUSED = "action_refused"  # an admin tried what only the owner may (delete, rotate, manage admins)
 
 
 class Outcome(StrEnum):

@@ -325,7 +325,9 @@ class BotAdministration:
         if bot is None or role is None:
             raise BotNotFound("no such bot")
         if not may(role, action):
-            raise ActionNotPermitted(f"an {role.value} may not {action.value}")
+            raise ActionNotPermitted(
+                f"an {role.value} may not {action.value}", actor_id, bot.id, action.value, role.value
+            )
         return bot, role
 
     def _bot_for(self, actor_id: int, bot_id: str, action: BotAction) -> Bot:

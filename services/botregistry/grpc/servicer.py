@@ -288,11 +288,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         kind: EventKind,
         actor_id: int,
         bot_id: str | None,
+        outcome: Outcome = Outcome.DONE,
         **details: str,
     ) -> None:
-        """Adds a done admin action to the trail. Not the vault's audit rule ("a failed audit write refuses the
-        call"): the action has happened and stays done; a trail that cannot be written is logged, not fatal.
-        Actions on a bot say the actor's role on it (`role`: owner or admin, issue 15)."""
+        """Adds an admin action (done, or refused to a co-admin) to the trail. Not the vault's audit rule ("a failed
+        audit write refuses the call"): the action has happened and stays done; a trail that cannot be written is
+        logged, not fatal. Actions on a bot say the actor's role on it (`role`: owner or admin, issue 15)."""
         if self._events is None or self._clock is None:
             return
         try:
@@ -301,7 +302,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 actor = telegram_actor(actor_id)
             else:
                 actor, details = caller, {**details, "as_owner": str(actor_id)}
-            self._events.record(Event(self._clock.now(), kind, actor, bot_id, Outcome.DONE, {**details, "via": caller}))
+            self._events.record(Event(self._clock.now(), kind, actor, bot_id, outcome, {**details, "via": caller}))
         except Exception as error:
             logger.error(
                 "event not recorded", extra={"kind": kind.value, "bot_id": bot_id, "error": type(error).__name__}
@@ -318,6 +319,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         except InvalidSetting as error:
             context.set_trailing_metadata(((REASON_METADATA_KEY, error.code),))
             failure = (grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except ActionNotPermitted as error:
+            # A co-admin tried what only the owner may: worth an operator's eye, like a refused button.
+            refused = {"action": error.action, "role": error.role}
+            self._record(context, EventKind.ACTION_REFUSED, error.actor_id, error.bot_id, Outcome.REFUSED, **refused)
+            failure = _classify_admin(operation, error)
         except Exception as error:
             failure = _classify_admin(operation, error)
         _abort(context, *failure)  # outside the except blocks: no exception chain travels with the abort

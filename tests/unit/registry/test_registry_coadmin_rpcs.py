@@ -68,7 +68,15 @@ def test_an_invite_redeemed_revoked_and_refused_through_the_client_and_the_trail
 
     events = list(reversed(rig.stub.ListEvents(pb.ListEventsRequest(bot_id=bot.bot_id), timeout=5).events))
     trail = [(e.kind, e.actor, e.details.get("role")) for e in events]
-    assert trail == [
+    refused = [e for e in events if e.kind == "action_refused"]
+    assert [(e.outcome, e.details["action"]) for e in refused] == [
+        ("refused", "delete"),
+        ("refused", "rotate_secret"),
+        ("refused", "manage_admins"),
+        ("refused", "manage_admins"),
+    ]
+    assert {(e.actor, e.details["role"]) for e in refused} == {(f"telegram:{HELPER}", "admin")}
+    assert [t for t in trail if t[0] != "action_refused"] == [
         ("bot_added", f"telegram:{ALICE}", "owner"),
         ("invite_created", f"telegram:{ALICE}", "owner"),
         ("invite_redeemed", f"telegram:{HELPER}", "admin"),
