@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, TypeVar
 
-from libs.domain.bot_roles import BotAction, BotRole, may
+from libs.domain.bot_roles import INVITE_CODE_SHAPE, BotAction, BotRole, may
 from libs.domain.bots import ApiCommand, Bot, BotStatus, RateRule
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.clock import SystemClock
@@ -279,8 +279,8 @@ class ManagerBot:
             return HandleOutcome("manager:ignored_not_private")
         command, arg = _split_command(text)
         state = self._conversations.get(ctx.chat_id, ctx.user_id)
-        if command == "/start" and arg:
-            command = "/join"  # the invite link: https://t.me/<manager>?start=<code>
+        if command == "/start" and INVITE_CODE_SHAPE.fullmatch(arg):
+            command = "/join"  # the invite link: https://t.me/<manager>?start=<code>; other /start payloads: help
         if command in ("/start", "/help"):
             self._conversations.clear(ctx.chat_id, ctx.user_id)
             self._say(ctx, "mgr_help", markup=self._create_bot_keyboard(ctx))

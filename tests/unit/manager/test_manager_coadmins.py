@@ -142,6 +142,8 @@ def test_bad_codes_get_clear_replies_and_change_nothing(w: World) -> None:
     assert "esse convite não existe" in w.to(HELPER)[-1]
     w.message("/join", user=HELPER)
     assert "/join código" in w.to(HELPER)[-1]
+    w.message("/start ref-from-elsewhere!", user=HELPER)  # not an invite's shape: the usual help
+    assert "Gerenciador de bots" in w.to(HELPER)[-1]
     w.clock.advance(24 * 3600)
     w.message(f"/join {code}", user=HELPER)
     assert "esse convite expirou" in w.to(HELPER)[-1]
