@@ -257,6 +257,13 @@ class GrpcBotAdmin:
         request = registry_pb2.LeaveBotRequest(actor_id=actor_id, bot_id=bot_id)
         return bot_from_proto(self._call(lambda: self._stub.LeaveBot(request, timeout=self._timeout)).bot)
 
+    def team(self, bot_id: str) -> tuple[int, ...]:
+        """GetBotTeam: the bot's owner, then its admins (for a service acting on the bot's behalf)."""
+        reply = self._call(
+            lambda: self._stub.GetBotTeam(registry_pb2.GetBotTeamRequest(bot_id=bot_id), timeout=self._timeout)
+        )
+        return (reply.owner_id, *reply.admin_ids)
+
     def mark_blocked(self, entries: Sequence[BlockedByUser]) -> int:
         """MarkSubscribersBlocked (at most 1000 entries): users whose sends failed with "bot was blocked"."""
         request = registry_pb2.MarkSubscribersBlockedRequest(

@@ -53,6 +53,7 @@ DISPATCHER = frozenset(
         "RevokeBotAdmin",
         "RevokeInvite",
         "LeaveBot",
+        "GetBotTeam",
         REGISTER_SEALED,
         RECORD_CALLBACK_REFUSED,
     }

@@ -55,6 +55,7 @@ CALLS: dict[str, Callable[[Stub], Any]] = {
     "RevokeBotAdmin": lambda s: s.RevokeBotAdmin(pb.RevokeBotAdminRequest(actor_id=7, membership_id="nope")),
     "RevokeInvite": lambda s: s.RevokeInvite(pb.RevokeInviteRequest(actor_id=7, invite_id="nope")),
     "LeaveBot": lambda s: s.LeaveBot(pb.LeaveBotRequest(actor_id=7, bot_id="nope")),
+    "GetBotTeam": lambda s: s.GetBotTeam(pb.GetBotTeamRequest(bot_id="nope")),
     # The event trail: each caller may add only its own kinds; reading it is the operator's.
     "RecordEvent:callback_refused": lambda s: s.RecordEvent(
         pb.RecordEventRequest(kind="callback_refused", telegram_user_id=7, outcome="refused")
@@ -91,6 +92,7 @@ ADMIN = {
     "RevokeBotAdmin",
     "RevokeInvite",
     "LeaveBot",
+    "GetBotTeam",
 }
 # Written out independently of services/botregistry/authorization.py.
 ALLOWED = {

@@ -685,6 +685,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._record(context, EventKind.ADMIN_LEFT, request.actor_id, bot.id, role=BotRole.ADMIN.value)
         return registry_pb2.LeaveBotResponse(bot=bot_to_proto(bot))
 
+    def GetBotTeam(
+        self, request: registry_pb2.GetBotTeamRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.GetBotTeamResponse:
+        team = self._run_admin(context, "bot team", lambda admin: admin.team(request.bot_id))
+        return registry_pb2.GetBotTeamResponse(
+            owner_id=team.bot.owner_id, admin_ids=[item.telegram_user_id for item in team.admins]
+        )
+
     # -- the event trail -----------------------------------------------------------------------------
 
     def RecordEvent(

@@ -56,6 +56,9 @@ def test_an_invite_redeemed_revoked_and_refused_through_the_client_and_the_trail
     with pytest.raises(BotNotFound):
         admin.details(STRANGER, bot.bot_id)
 
+    assert admin.team(bot.bot_id) == (ALICE, HELPER)  # who a feedback message or a broadcast report reaches
+    with pytest.raises(BotNotFound):
+        admin.team("00000000-0000-0000-0000-000000000000")
     _bot, admins, invites = admin.admins(ALICE, bot.bot_id)
     assert [(a.telegram_user_id, a.added_by) for a in admins] == [(HELPER, ALICE)] and invites == []
     pending = admin.create_invite(ALICE, bot.bot_id)
@@ -65,6 +68,7 @@ def test_an_invite_redeemed_revoked_and_refused_through_the_client_and_the_trail
     assert removed.telegram_user_id == HELPER
     with pytest.raises(BotNotFound):
         admin.update_settings(HELPER, bot.bot_id, SetWelcome("again"))
+    assert admin.team(bot.bot_id) == (ALICE,)
 
     events = list(reversed(rig.stub.ListEvents(pb.ListEventsRequest(bot_id=bot.bot_id), timeout=5).events))
     trail = [(e.kind, e.actor, e.details.get("role")) for e in events]

@@ -1881,3 +1881,47 @@ class LeaveBotResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LeaveBotResponse: _TypeAlias = LeaveBotResponse  # noqa: Y015
+
+@_typing.final
+class GetBotTeamRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    bot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        bot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot_id", b"bot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotTeamRequest: _TypeAlias = GetBotTeamRequest  # noqa: Y015
+
+@_typing.final
+class GetBotTeamResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    ADMIN_IDS_FIELD_NUMBER: _builtins.int
+    owner_id: _builtins.int
+    @_builtins.property
+    def admin_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """By the time they joined."""
+
+    def __init__(
+        self,
+        *,
+        owner_id: _builtins.int = ...,
+        admin_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_ids", b"admin_ids", "owner_id", b"owner_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotTeamResponse: _TypeAlias = GetBotTeamResponse  # noqa: Y015

@@ -159,6 +159,11 @@ class RegistryServiceStub:
                 request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotRequest.SerializeToString,
                 response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotResponse.FromString,
                 _registered_method=True)
+        self.GetBotTeam = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/GetBotTeam',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -350,6 +355,14 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBotTeam(self, request, context):
+        """Who runs a bot: its owner and admins (where a feedback message or a broadcast's report goes). No actor: the
+        dispatcher asks on the bot's behalf (it may read any bot already). NOT_FOUND for an unknown bot.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -472,6 +485,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.LeaveBot,
                     request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotRequest.FromString,
                     response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotResponse.SerializeToString,
+            ),
+            'GetBotTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBotTeam,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1127,6 +1145,33 @@ class RegistryService:
             '/tgm.registry.v1.RegistryService/LeaveBot',
             tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotRequest.SerializeToString,
             tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBotTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/GetBotTeam',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -106,6 +106,10 @@ class RegistryServiceStub:
     """Withdraws a pending invite (owner only)."""
     LeaveBot: _grpc.UnaryUnaryMultiCallable[_registry_pb2.LeaveBotRequest, _registry_pb2.LeaveBotResponse]
     """The acting admin steps down from a bot."""
+    GetBotTeam: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetBotTeamRequest, _registry_pb2.GetBotTeamResponse]
+    """Who runs a bot: its owner and admins (where a feedback message or a broadcast's report goes). No actor: the
+    dispatcher asks on the bot's behalf (it may read any bot already). NOT_FOUND for an unknown bot.
+    """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -185,6 +189,10 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """Withdraws a pending invite (owner only)."""
     LeaveBot: _aio.UnaryUnaryMultiCallable[_registry_pb2.LeaveBotRequest, _registry_pb2.LeaveBotResponse]  # type: ignore[assignment]
     """The acting admin steps down from a bot."""
+    GetBotTeam: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetBotTeamRequest, _registry_pb2.GetBotTeamResponse]  # type: ignore[assignment]
+    """Who runs a bot: its owner and admins (where a feedback message or a broadcast's report goes). No actor: the
+    dispatcher asks on the bot's behalf (it may read any bot already). NOT_FOUND for an unknown bot.
+    """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings.
@@ -405,5 +413,15 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.LeaveBotResponse, _abc.Awaitable[_registry_pb2.LeaveBotResponse]]:
         """The acting admin steps down from a bot."""
+
+    @_abc_1.abstractmethod
+    def GetBotTeam(
+        self,
+        request: _registry_pb2.GetBotTeamRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.GetBotTeamResponse, _abc.Awaitable[_registry_pb2.GetBotTeamResponse]]:
+        """Who runs a bot: its owner and admins (where a feedback message or a broadcast's report goes). No actor: the
+        dispatcher asks on the bot's behalf (it may read any bot already). NOT_FOUND for an unknown bot.
+        """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
