@@ -101,7 +101,9 @@ def run(verb: str, args: argparse.Namespace, channel: grpc.Channel) -> int:
     try:
         if verb == "bots" and args.action == "list":
             for bot in stub.ListBots(registry_pb2.ListBotsRequest(owner_id=args.owner), timeout=TIMEOUT_SECONDS).bots:
-                print(f"{bot.bot_id}  @{bot.username}  {status_from_proto(bot.status).value}")
+                # Owned bots first, then those the user administers (co-admins, issue 15).
+                role = "owner" if bot.owner_id == args.owner else f"admin (owner {bot.owner_id})"
+                print(f"{bot.bot_id}  @{bot.username}  {status_from_proto(bot.status).value}  {role}")
             return 0
         bot = stub.GetBot(registry_pb2.GetBotRequest(bot_id=args.bot_id), timeout=TIMEOUT_SECONDS).bot
         if args.action == "show":

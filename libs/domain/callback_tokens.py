@@ -73,6 +73,12 @@ class CallbackAction(IntEnum):
     # from 40 leave room for the manager's own.
     INBOX_BLOCK = 40
     INBOX_UNBLOCK = 41
+    # Co-admins (issue 15). INVITE and ADMINS carry a bot id; REVOKE_ADMIN a membership id and REVOKE_INVITE an
+    # invite id in the bot ref field (both UUIDs; the registry checks that the presser owns their bot).
+    INVITE = 22
+    ADMINS = 23
+    REVOKE_ADMIN = 24
+    REVOKE_INVITE = 25
 
 
 _NUMBERED = frozenset({CallbackAction.LIST_PAGE, CallbackAction.CAPTCHA})  # a number instead of a bot ref

@@ -39,6 +39,16 @@ class BotNotFound(DomainError):
     """No bot with that id (or not visible to the caller)."""
 
 
+class ActionNotPermitted(DomainError):
+    """The actor has a role on the bot, not one that may do this (an admin deleting it: libs/domain/bot_roles.py).
+
+    Says who tried what on which bot, for the event trail (ids and labels only)."""
+
+    def __init__(self, message: str, actor_id: int = 0, bot_id: str | None = None, action: str = "", role: str = ""):
+        super().__init__(message)
+        self.actor_id, self.bot_id, self.action, self.role = actor_id, bot_id, action, role
+
+
 class IllegalTransition(DomainError):
     """A bot status change the state machine does not allow."""
 

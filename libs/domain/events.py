@@ -41,6 +41,13 @@ class EventKind(StrEnum):
     SETTINGS_CHANGED = "settings_changed"
     KEY_ROTATED = "key_rotated"
     CALLBACK_REFUSED = "callback_refused"
+    # co-admins (issue 15); details carry the actor's role, never an invite code or its hash
+    INVITE_CREATED = "invite_created"
+    INVITE_REDEEMED = "invite_redeemed"
+    INVITE_REVOKED = "invite_revoked"
+    ADMIN_REVOKED = "admin_revoked"
+    ADMIN_LEFT = "admin_left"
+    ACTION_REFUSED = "action_refused"  # an admin tried what only the owner may (delete, rotate, manage admins)
 
 
 class Outcome(StrEnum):

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from libs.domain.bot_roles import CoAdmin, Invite, IssuedInvite
 from libs.domain.bots import ApiCommand, Bot
 
 
@@ -157,9 +158,10 @@ SettingsChange = (
 
 
 class BotAdmin(Protocol):
-    """The registry's admin RPCs. Every call names the acting admin; a bot that is not theirs raises
-    BotNotFound exactly like a nonexistent one. Other errors: InvalidToken, TokenRejected,
-    BotOwnedByAnotherAdmin, IllegalTransition, TelegramUnavailable, RegistryUnavailable."""
+    """The registry's admin RPCs. Every call names the acting admin; a bot on which they have no role raises
+    BotNotFound exactly like a nonexistent one, an action their role may not do ActionNotPermitted. Other
+    errors: InvalidToken, TokenRejected, BotOwnedByAnotherAdmin, IllegalTransition, TelegramUnavailable,
+    RegistryUnavailable. `list_bots` gives the bots the user owns, then those they administer."""
 
     def register_sealed(
         self, owner_id: int, sealed_token: bytes, sealed_by_bot_id: str, chat_id: int
@@ -188,6 +190,26 @@ class BotAdmin(Protocol):
     def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot: ...
 
     def record_interaction(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None: ...
+
+    # -- co-admins (issue 15; who may do what: libs/domain/bot_roles.py) --------------------------------------
+
+    def create_invite(self, actor_id: int, bot_id: str) -> IssuedInvite:
+        """Owner only (else ActionNotPermitted); InvalidSetting too_many_invites / too_many_admins."""
+        ...
+
+    def redeem_invite(self, actor_id: int, code: str) -> Bot:
+        """The bot the actor now administers; refusals are InvalidSetting with an invite_* reason code."""
+        ...
+
+    def admins(self, actor_id: int, bot_id: str) -> tuple[Bot, list[CoAdmin], list[Invite]]:
+        """Owner only: the admins and the pending invites (an Invite's code hash stays in the registry)."""
+        ...
+
+    def revoke_admin(self, actor_id: int, membership_id: str) -> tuple[Bot, CoAdmin]: ...
+
+    def revoke_invite(self, actor_id: int, invite_id: str) -> Bot: ...
+
+    def leave(self, actor_id: int, bot_id: str) -> Bot: ...
 
 
 class ConversationStore(Protocol):

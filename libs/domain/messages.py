@@ -60,6 +60,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/subscribers @bot — assinantes: ativos, que bloquearam o bot, bloqueados por você, novos\n"
             "/broadcast @bot — enviar uma mensagem a todos os assinantes ativos (prévia e confirmação)\n"
             "/inbox @bot on|off — caixa de entrada: as mensagens dos usuários chegam a você, responda para responder\n"
+            "/invite @bot — convidar alguém para administrar o bot (link de uso único) · /admins @bot — admins\n"
+            "/join código — aceitar um convite · /leave @bot — deixar de administrar um bot\n"
             "/cancel — cancelar a operação em andamento"
         ),
         "en": (
@@ -79,6 +81,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "/captcha @bot on|off|auto — a challenge for new users (auto: under attack)\n"
             "/subscribers @bot — subscribers: active, who blocked the bot, blocked by you, new\n"
             "/broadcast @bot — send a message to every active subscriber (preview and confirmation)\n"
+            "/invite @bot — invite someone to run the bot with you (one-time link) · /admins @bot — its admins\n"
+            "/join code — accept an invite · /leave @bot — stop administering a bot\n"
             "/cancel — cancel the current operation"
         ),
     },
@@ -545,6 +549,107 @@ CATALOGUE: dict[str, dict[str, str]] = {
         " mensagens não chegam.",
         "en": "⚠️ @{username} cannot write to you yet: open @{username} and send /start, or the messages will not"
         " arrive.",
+    },
+    # -- co-admins (issue 15) --
+    "mgr_bot_line_admin": {
+        "pt-BR": "• @{username} — {status} · 👥 admin",
+        "en": "• @{username} — {status} · 👥 admin",
+    },
+    "mgr_owner_only": {
+        "pt-BR": "⛔ Só o dono do bot pode fazer isso.",
+        "en": "⛔ Only the bot's owner can do that.",
+    },
+    "mgr_invite": {
+        "pt-BR": (
+            "🎟️ Convite para administrar @{username} — vale uma vez, até {expires} UTC.\n"
+            "Envie este link para a pessoa:\n{link}\n\nOu ela manda aqui: <code>/join {code}</code>"
+        ),
+        "en": (
+            "🎟️ An invite to administer @{username} — good once, until {expires} UTC.\n"
+            "Send this link to the person:\n{link}\n\nOr they send here: <code>/join {code}</code>"
+        ),
+    },
+    "mgr_joined": {
+        "pt-BR": "✅ Agora você administra @{username}. Use /mybots para vê-lo.",
+        "en": "✅ You now administer @{username}. Use /mybots to see it.",
+    },
+    "mgr_admin_joined": {
+        "pt-BR": "👥 {name} (id {user_id}) agora administra @{username}. Para revogar: /admins @{username}",
+        "en": "👥 {name} (id {user_id}) now administers @{username}. To revoke: /admins @{username}",
+    },
+    "mgr_team_refused": {
+        "pt-BR": "❌ Não foi possível: {reason}",
+        "en": "❌ That did not work: {reason}",
+    },
+    "mgr_admins_header": {
+        "pt-BR": "👥 <b>Admins de @{username}</b> (além de você, o dono)",
+        "en": "👥 <b>Admins of @{username}</b> (besides you, the owner)",
+    },
+    "mgr_admin_line": {"pt-BR": "• id {user_id} — desde {since} UTC", "en": "• id {user_id} — since {since} UTC"},
+    "mgr_no_admins": {"pt-BR": "(nenhum admin ainda)", "en": "(no admins yet)"},
+    "mgr_invite_line": {
+        "pt-BR": "🎟️ convite pendente, vale até {expires} UTC",
+        "en": "🎟️ pending invite, good until {expires} UTC",
+    },
+    "mgr_admin_revoked": {
+        "pt-BR": "🚫 id {user_id} não administra mais @{username}.",
+        "en": "🚫 id {user_id} no longer administers @{username}.",
+    },
+    "mgr_you_were_revoked": {
+        "pt-BR": "ℹ️ Você não administra mais @{username}.",
+        "en": "ℹ️ You no longer administer @{username}.",
+    },
+    "mgr_invite_revoked": {
+        "pt-BR": "✖️ Convite para @{username} cancelado: o código não vale mais.",
+        "en": "✖️ Invite to @{username} withdrawn: its code no longer works.",
+    },
+    "mgr_left": {
+        "pt-BR": "👋 Você deixou de administrar @{username}.",
+        "en": "👋 You no longer administer @{username}.",
+    },
+    "usage_invite": {"pt-BR": "/invite @bot", "en": "/invite @bot"},
+    "usage_join": {"pt-BR": "/join código", "en": "/join code"},
+    "usage_admins": {"pt-BR": "/admins @bot", "en": "/admins @bot"},
+    "usage_leave": {"pt-BR": "/leave @bot", "en": "/leave @bot"},
+    "btn_invite": {"pt-BR": "🎟️ Convidar admin", "en": "🎟️ Invite an admin"},
+    "btn_admins": {"pt-BR": "👥 Admins", "en": "👥 Admins"},
+    "btn_revoke_admin": {"pt-BR": "🚫 Revogar id {user_id}", "en": "🚫 Revoke id {user_id}"},
+    "btn_revoke_invite": {"pt-BR": "✖️ Cancelar convite ({expires})", "en": "✖️ Withdraw invite ({expires})"},
+    "setting_invite_invalid": {
+        "pt-BR": "esse convite não existe ou foi cancelado.",
+        "en": "that invite does not exist or was withdrawn.",
+    },
+    "setting_invite_expired": {
+        "pt-BR": "esse convite expirou; peça um novo ao dono do bot.",
+        "en": "that invite expired; ask the bot's owner for a new one.",
+    },
+    "setting_invite_used": {
+        "pt-BR": "esse convite já foi usado.",
+        "en": "that invite was used already.",
+    },
+    "setting_invite_own_bot": {
+        "pt-BR": "você é o dono desse bot; o convite é para outra pessoa.",
+        "en": "you own that bot; the invite is for someone else.",
+    },
+    "setting_invite_already_admin": {
+        "pt-BR": "você já administra esse bot.",
+        "en": "you already administer that bot.",
+    },
+    "setting_too_many_admins": {
+        "pt-BR": "no máximo 20 admins por bot.",
+        "en": "at most 20 admins per bot.",
+    },
+    "setting_too_many_invites": {
+        "pt-BR": "no máximo 10 convites pendentes por bot; cancele algum em /admins.",
+        "en": "at most 10 pending invites per bot; withdraw one in /admins.",
+    },
+    "setting_admin_unknown": {
+        "pt-BR": "essa pessoa não administra mais o bot.",
+        "en": "that person no longer administers the bot.",
+    },
+    "setting_owner_cannot_leave": {
+        "pt-BR": "o dono não pode sair do próprio bot (use Apagar).",
+        "en": "the owner cannot leave their own bot (use Delete).",
     },
 }
 

@@ -12,8 +12,10 @@ from typing import TypeVar
 
 import grpc
 
+from libs.domain.bot_roles import CoAdmin, Invite, IssuedInvite
 from libs.domain.bots import Bot
 from libs.domain.errors import (
+    ActionNotPermitted,
     BotNotFound,
     BotOwnedByAnotherAdmin,
     DomainError,
@@ -55,6 +57,7 @@ _SUBSCRIBER_STATUS = {
     registry_pb2.SUBSCRIBER_STATUS_BLOCKED_BY_ADMIN: SubscriberStatus.BLOCKED_BY_ADMIN,
 }
 REASON_METADATA_KEY = "tgm-reason"  # services/botregistry/grpc/servicer.py
+NOT_PERMITTED_DETAILS = "only the bot's owner may do that"  # services/botregistry/grpc/servicer.py
 DEFAULT_TIMEOUT_SECONDS = 20.0  # registrations call Telegram and the vault
 RECORD_TIMEOUT_SECONDS = 1.0
 BATCH_TIMEOUT_SECONDS = 10.0  # a flusher's background call: no user waits on it
@@ -65,6 +68,8 @@ def _error_for(exc: grpc.RpcError) -> DomainError:
     details = exc.details() if callable(getattr(exc, "details", None)) else ""
     if code is grpc.StatusCode.NOT_FOUND:
         return BotNotFound("no such bot")
+    if code is grpc.StatusCode.PERMISSION_DENIED and details == NOT_PERMITTED_DETAILS:
+        return ActionNotPermitted(NOT_PERMITTED_DETAILS)  # (a caller the registry refuses is another detail)
     if code is grpc.StatusCode.FAILED_PRECONDITION:
         return IllegalTransition("illegal state change")
     if code is grpc.StatusCode.UNAUTHENTICATED:
@@ -205,6 +210,61 @@ class GrpcBotAdmin:
             if item.status in _SUBSCRIBER_STATUS
         ]
 
+    # -- co-admins (issue 15) ---------------------------------------------------------------------------
+
+    def create_invite(self, actor_id: int, bot_id: str) -> IssuedInvite:
+        request = registry_pb2.CreateInviteRequest(actor_id=actor_id, bot_id=bot_id)
+        reply = self._call(lambda: self._stub.CreateInvite(request, timeout=self._timeout))
+        return IssuedInvite(
+            bot=bot_from_proto(reply.bot),
+            invite_id=reply.invite_id,
+            code=reply.code,
+            link=reply.link,
+            expires_at=_from_ms(reply.expires_at_unix_ms),
+        )
+
+    def redeem_invite(self, actor_id: int, code: str) -> Bot:
+        request = registry_pb2.RedeemInviteRequest(actor_id=actor_id, code=code)
+        return bot_from_proto(self._call(lambda: self._stub.RedeemInvite(request, timeout=self._timeout)).bot)
+
+    def admins(self, actor_id: int, bot_id: str) -> tuple[Bot, list[CoAdmin], list[Invite]]:
+        request = registry_pb2.ListBotAdminsRequest(actor_id=actor_id, bot_id=bot_id)
+        reply = self._call(lambda: self._stub.ListBotAdmins(request, timeout=self._timeout))
+        bot = bot_from_proto(reply.bot)
+        invites = [
+            Invite(
+                id=item.invite_id,
+                bot_id=bot.id,
+                code_sha256=b"",  # stays in the registry
+                created_by=item.created_by,
+                created_at=_from_ms(item.created_at_unix_ms),
+                expires_at=_from_ms(item.expires_at_unix_ms),
+            )
+            for item in reply.invites
+        ]
+        return bot, [_co_admin(bot.id, item) for item in reply.admins], invites
+
+    def revoke_admin(self, actor_id: int, membership_id: str) -> tuple[Bot, CoAdmin]:
+        request = registry_pb2.RevokeBotAdminRequest(actor_id=actor_id, membership_id=membership_id)
+        reply = self._call(lambda: self._stub.RevokeBotAdmin(request, timeout=self._timeout))
+        bot = bot_from_proto(reply.bot)
+        return bot, _co_admin(bot.id, reply.admin)
+
+    def revoke_invite(self, actor_id: int, invite_id: str) -> Bot:
+        request = registry_pb2.RevokeInviteRequest(actor_id=actor_id, invite_id=invite_id)
+        return bot_from_proto(self._call(lambda: self._stub.RevokeInvite(request, timeout=self._timeout)).bot)
+
+    def leave(self, actor_id: int, bot_id: str) -> Bot:
+        request = registry_pb2.LeaveBotRequest(actor_id=actor_id, bot_id=bot_id)
+        return bot_from_proto(self._call(lambda: self._stub.LeaveBot(request, timeout=self._timeout)).bot)
+
+    def team(self, bot_id: str) -> tuple[int, ...]:
+        """GetBotTeam: the bot's owner, then its admins (for a service acting on the bot's behalf)."""
+        reply = self._call(
+            lambda: self._stub.GetBotTeam(registry_pb2.GetBotTeamRequest(bot_id=bot_id), timeout=self._timeout)
+        )
+        return (reply.owner_id, *reply.admin_ids)
+
     def mark_blocked(self, entries: Sequence[BlockedByUser]) -> int:
         """MarkSubscribersBlocked (at most 1000 entries): users whose sends failed with "bot was blocked"."""
         request = registry_pb2.MarkSubscribersBlockedRequest(
@@ -218,6 +278,14 @@ class GrpcBotAdmin:
             ]
         )
         return self._call(lambda: self._stub.MarkSubscribersBlocked(request, timeout=BATCH_TIMEOUT_SECONDS)).marked
+
+
+def _from_ms(unix_ms: int) -> datetime:
+    return datetime.fromtimestamp(unix_ms / 1000, UTC)
+
+
+def _co_admin(bot_id: str, item: registry_pb2.BotAdmin) -> CoAdmin:
+    return CoAdmin(item.membership_id, bot_id, item.telegram_user_id, item.added_by, _from_ms(item.added_at_unix_ms))
 
 
 def settings_request(actor_id: int, bot_id: str, change: SettingsChange) -> registry_pb2.UpdateBotSettingsRequest:

@@ -46,6 +46,14 @@ DISPATCHER = frozenset(
         "MarkSubscribersBlocked",
         "ListSubscribers",
         "RegisterManagedBot",
+        # co-admins (issue 15): each checks the actor's role itself (libs/domain/bot_roles.py)
+        "CreateInvite",
+        "RedeemInvite",
+        "ListBotAdmins",
+        "RevokeBotAdmin",
+        "RevokeInvite",
+        "LeaveBot",
+        "GetBotTeam",
         REGISTER_SEALED,
         RECORD_CALLBACK_REFUSED,
     }

@@ -17,6 +17,7 @@ from services.botregistry.adapters.sql import (
     make_engine,
     make_session_factory,
 )
+from services.botregistry.adapters.sql_admins import SqlBotAdminStore
 from services.botregistry.grpc.servicer import RegistryServicer
 from services.botregistry.interaction_batches import InteractionBatches
 from services.botregistry.settings import RegistrySettings
@@ -74,6 +75,8 @@ class Container(containers.DeclarativeContainer):
         webhook_base_url=settings.provided.webhook_base_url,
     )
     stats = providers.Singleton(SqlInteractionStats, session_factory)
+    # Co-admins and their invites (issue 15, libs/domain/bot_roles.py).
+    bot_admins = providers.Singleton(SqlBotAdminStore, session_factory)
     administration = providers.Singleton(
         BotAdministration,
         bots=bots,
@@ -83,6 +86,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         register_bot=register_bot,
         stats=stats,
+        admins=bot_admins,
     )
     interaction_batches = providers.Singleton(InteractionBatches, stats=stats, clock=clock)
     # The event trail (issue 9): admin actions recorded by the servicer, refused callbacks and key rotations sent

@@ -168,7 +168,7 @@ def _adapter(client: Any, kind: str, **kwargs: Any) -> Any:
 
 def _bot_actions(bots: Any) -> Callable[[str], BotActions | None]:
     """What each bot handles, for the inbound guard (libs/domain/inbound.py)."""
-    from libs.domain.use_cases.manager import MANAGER_COMMANDS
+    from libs.domain.use_cases.manager import MANAGER_COMMANDS, REDEEM_RATE_LIMITS
 
     def actions(bot_id: str) -> BotActions | None:
         try:
@@ -183,7 +183,7 @@ def _bot_actions(bots: Any) -> Callable[[str], BotActions | None]:
                 commands=frozenset(MANAGER_COMMANDS),
                 other_commands=True,
                 private_text=True,
-                rate_limits=limits,
+                rate_limits={**REDEEM_RATE_LIMITS, **limits},
                 cooldowns=cooldowns,
             )
         defined = {"/start", *bot.settings.custom_commands, *bot.settings.api_commands}

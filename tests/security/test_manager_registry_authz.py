@@ -48,6 +48,14 @@ CALLS: dict[str, Callable[[Stub], Any]] = {
     "RegisterManagedBot": lambda s: s.RegisterManagedBot(
         pb.RegisterManagedBotRequest(owner_id=7, managed_bot_user_id=9)
     ),
+    # Co-admins (issue 15).
+    "CreateInvite": lambda s: s.CreateInvite(pb.CreateInviteRequest(actor_id=7, bot_id="nope")),
+    "RedeemInvite": lambda s: s.RedeemInvite(pb.RedeemInviteRequest(actor_id=7, code="nope")),
+    "ListBotAdmins": lambda s: s.ListBotAdmins(pb.ListBotAdminsRequest(actor_id=7, bot_id="nope")),
+    "RevokeBotAdmin": lambda s: s.RevokeBotAdmin(pb.RevokeBotAdminRequest(actor_id=7, membership_id="nope")),
+    "RevokeInvite": lambda s: s.RevokeInvite(pb.RevokeInviteRequest(actor_id=7, invite_id="nope")),
+    "LeaveBot": lambda s: s.LeaveBot(pb.LeaveBotRequest(actor_id=7, bot_id="nope")),
+    "GetBotTeam": lambda s: s.GetBotTeam(pb.GetBotTeamRequest(bot_id="nope")),
     # The event trail: each caller may add only its own kinds; reading it is the operator's.
     "RecordEvent:callback_refused": lambda s: s.RecordEvent(
         pb.RecordEventRequest(kind="callback_refused", telegram_user_id=7, outcome="refused")
@@ -78,6 +86,13 @@ ADMIN = {
     "RegisterManagedBot",
     "RegisterBot:sealed",
     "RecordEvent:callback_refused",
+    "CreateInvite",
+    "RedeemInvite",
+    "ListBotAdmins",
+    "RevokeBotAdmin",
+    "RevokeInvite",
+    "LeaveBot",
+    "GetBotTeam",
 }
 # Written out independently of services/botregistry/authorization.py.
 ALLOWED = {
@@ -172,7 +187,7 @@ def test_the_trail_shows_who_called_from_their_certificate(connect: Callable[[st
     events = {e.kind: e for e in reversed(newest_first)}  # the newest of each kind (the matrix above added some)
     assert (events["bot_disabled"].actor, dict(events["bot_disabled"].details)) == (
         "operator",
-        {"via": "operator", "as_owner": "7"},
+        {"via": "operator", "as_owner": "7", "role": "owner"},
     )
     assert (events["bot_enabled"].actor, events["bot_enabled"].details["via"]) == ("telegram:7", "dispatcher")
     assert (events["key_rotated"].actor, dict(events["key_rotated"].details)) == (

@@ -17,9 +17,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, TypeVar
 
-from libs.domain.bots import ApiCommand, Bot, BotStatus
+from libs.domain.bot_roles import INVITE_CODE_SHAPE, BotAction, BotRole, may
+from libs.domain.bots import ApiCommand, Bot, BotStatus, RateRule
 from libs.domain.broadcast import (
     MAX_BROADCAST_CHARS,
     Broadcast,
@@ -33,6 +34,7 @@ from libs.domain.broadcast import (
 from libs.domain.callback_tokens import CallbackAction, CallbackClaim, CallbackTokens
 from libs.domain.clock import SystemClock
 from libs.domain.errors import (
+    ActionNotPermitted,
     BotNotFound,
     BotOwnedByAnotherAdmin,
     DomainError,
@@ -73,6 +75,7 @@ from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSet
 from libs.domain.use_cases.manager_limits import describe_limits, parse_limits
 
 logger = logging.getLogger(__name__)
+_R = TypeVar("_R")
 
 AWAIT_TOKEN = "await_token"  # noqa: S105 - a state name
 AWAIT_WELCOME = "await_welcome:"
@@ -97,6 +100,10 @@ _USAGE_KEYS = {
     "/subscribers": "usage_subscribers",
     "/broadcast": "usage_broadcast",
     "/inbox": "usage_inbox",
+    "/invite": "usage_invite",
+    "/join": "usage_join",
+    "/admins": "usage_admins",
+    "/leave": "usage_leave",
 }
 DEFAULT_BLOCK = "1h"
 MAINTENANCE_OFF = frozenset({"off", "desligar"})
@@ -134,8 +141,19 @@ MANAGER_COMMANDS = frozenset(
         "/subscribers",
         "/broadcast",
         "/inbox",
+        "/invite",
+        "/join",
+        "/admins",
+        "/leave",
     }
 )
+# Invite codes are unguessable (192 bits); still, each user gets a bounded number of redeem attempts: the inbound guard
+# limits these manager-bot actions per user (/start carries a code from the invite link). The manager bot's own limits
+# set in the registry, if any, come first.
+REDEEM_RATE_LIMITS = {"cmd:/join": RateRule(10, 600.0), "cmd:/start": RateRule(10, 600.0)}
+# How an invite's expiry is shown (UTC).
+EXPIRY_FORMAT = "%Y-%m-%d %H:%M"
+MAX_NAME_CHARS = 64
 
 
 # The CSV export: pages of this many from the registry, and at most this many rows (its bytes travel the outbox).
@@ -302,6 +320,8 @@ class ManagerBot:
             return HandleOutcome("manager:ignored_not_private")
         command, arg = _split_command(text)
         state = self._conversations.get(ctx.chat_id, ctx.user_id)
+        if command == "/start" and INVITE_CODE_SHAPE.fullmatch(arg):
+            command = "/join"  # the invite link: https://t.me/<manager>?start=<code>; other /start payloads: help
         if command in ("/start", "/help"):
             self._conversations.clear(ctx.chat_id, ctx.user_id)
             self._say(ctx, "mgr_help", markup=self._create_bot_keyboard(ctx))
@@ -355,6 +375,10 @@ class ManagerBot:
             return self._broadcast_draft(ctx, state.removeprefix(AWAIT_BROADCAST), message)
         if command == "/inbox":
             return self._inbox_command(ctx, arg)
+        if command == "/join":
+            return self._join(ctx, arg, sender)
+        if command in ("/invite", "/admins", "/leave"):
+            return self._team_command(ctx, command, arg)
         if (
             state is not None
             and state.startswith((AWAIT_WELCOME, AWAIT_COMMAND, AWAIT_API))
@@ -432,6 +456,8 @@ class ManagerBot:
             return call()
         except BotNotFound:
             self._say(ctx, "mgr_bot_not_found")
+        except ActionNotPermitted:
+            self._say(ctx, "mgr_owner_only")
         except IllegalTransition:
             self._say_illegal(ctx, bot_id)
         except InvalidSetting as error:
@@ -481,7 +507,7 @@ class ManagerBot:
         for bot in shown:
             lines.append(
                 render(
-                    "mgr_bot_line",
+                    "mgr_bot_line" if self._role(ctx, bot) is BotRole.OWNER else "mgr_bot_line_admin",
                     ctx.lang,
                     username=html.escape(bot.username, quote=False),
                     status=self._status(ctx, bot.status),
@@ -511,17 +537,25 @@ class ManagerBot:
             "callback_data": self._tokens.sign(CallbackAction.LIST_PAGE, None, ctx.user_id, ctx.chat_id, page=page),
         }
 
+    @staticmethod
+    def _role(ctx: _Ctx, bot: Bot) -> BotRole:
+        """The actor's role on a bot the registry listed for them: theirs when they own it, else administered.
+        Only chooses which buttons to show; the registry decides what a press may do."""
+        return BotRole.OWNER if bot.owner_id == ctx.user_id else BotRole.ADMIN
+
     def _state_buttons(self, ctx: _Ctx, bot: Bot) -> list[dict[str, str]]:
         toggle = (
             self._button(ctx, "btn_enable", CallbackAction.ENABLE, bot.id)
             if bot.status is BotStatus.DISABLED
             else self._button(ctx, "btn_disable", CallbackAction.DISABLE, bot.id)
         )
-        return [
-            toggle,
-            self._button(ctx, "btn_rotate", CallbackAction.ROTATE, bot.id),
-            self._button(ctx, "btn_delete", CallbackAction.DELETE_ASK, bot.id),
-        ]
+        role = self._role(ctx, bot)
+        buttons = [toggle]
+        if may(role, BotAction.ROTATE_SECRET):
+            buttons.append(self._button(ctx, "btn_rotate", CallbackAction.ROTATE, bot.id))
+        if may(role, BotAction.DELETE):
+            buttons.append(self._button(ctx, "btn_delete", CallbackAction.DELETE_ASK, bot.id))
+        return buttons
 
     def _details(self, ctx: _Ctx, bot_id: str) -> HandleOutcome:
         found = self._details_or_say(ctx, bot_id)
@@ -542,6 +576,13 @@ class ManagerBot:
                 ],
             ]
         }
+        if may(self._role(ctx, bot), BotAction.MANAGE_ADMINS):
+            markup["inline_keyboard"].append(
+                [
+                    self._button(ctx, "btn_invite", CallbackAction.INVITE, bot.id),
+                    self._button(ctx, "btn_admins", CallbackAction.ADMINS, bot.id),
+                ]
+            )
         self._say(
             ctx,
             "mgr_details",
@@ -684,6 +725,14 @@ class ManagerBot:
             return HandleOutcome("manager:rotate", replied=True)
         if action is CallbackAction.DELETE_ASK:
             return self._ask_delete(ctx, bot_id)
+        if action is CallbackAction.INVITE:
+            return self._invite(ctx, bot_id)
+        if action is CallbackAction.ADMINS:
+            return self._admins(ctx, bot_id)
+        if action is CallbackAction.REVOKE_ADMIN:
+            return self._revoke_admin(ctx, bot_id)
+        if action is CallbackAction.REVOKE_INVITE:
+            return self._revoke_invite(ctx, bot_id)
         if action is CallbackAction.DELETE_DO:
             bot = self._admin_call(ctx, bot_id, lambda: self._admin.delete(ctx.user_id, bot_id))
             if bot is not None:
@@ -1082,3 +1131,113 @@ class ManagerBot:
         )
         self._broadcast_scheduler.schedule(found.id)
         return HandleOutcome("manager:broadcast_started", replied=True)
+
+    # -- co-admins (issue 15): /invite, /join (or /start <code>), /admins, /leave ------------------------------
+
+    def _team_command(self, ctx: _Ctx, command: str, arg: str) -> HandleOutcome:
+        words = arg.split()
+        if len(words) != 1:
+            self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS[command], ctx.lang))
+            return HandleOutcome("manager:usage", replied=True)
+        bot_id = self._resolve_or_say(ctx, words[0])
+        if isinstance(bot_id, HandleOutcome):
+            return bot_id
+        if command == "/invite":
+            return self._invite(ctx, bot_id)
+        if command == "/admins":
+            return self._admins(ctx, bot_id)
+        bot = self._admin_call(ctx, bot_id, lambda: self._admin.leave(ctx.user_id, bot_id))
+        if bot is not None:
+            self._say(ctx, "mgr_left", username=bot.username)
+        return HandleOutcome("manager:leave", replied=True)
+
+    def _team_call(self, ctx: _Ctx, call: Callable[[], _R]) -> _R | None:
+        """A co-admin call, or None after telling the actor why not (an invite_* refusal in its own words)."""
+        try:
+            return call()
+        except BotNotFound:
+            self._say(ctx, "mgr_bot_not_found")
+        except ActionNotPermitted:
+            self._say(ctx, "mgr_owner_only")
+        except InvalidSetting as error:
+            code = error.code if error.code in SETTING_REASON_CODES else "invalid"
+            self._out(ctx, render("mgr_team_refused", ctx.lang, reason=render(f"setting_{code}", ctx.lang)))
+        except DomainError as error:
+            logger.warning("co-admin call failed", extra={"error": type(error).__name__})
+            self._say(ctx, "mgr_unavailable")
+        return None
+
+    def _invite(self, ctx: _Ctx, bot_id: str) -> HandleOutcome:
+        issued = self._team_call(ctx, lambda: self._admin.create_invite(ctx.user_id, bot_id))
+        if issued is None:
+            return HandleOutcome("manager:invite_refused", replied=True)
+        self._say(
+            ctx,
+            "mgr_invite",
+            username=issued.bot.username,
+            link=issued.link,
+            code=issued.code,
+            expires=issued.expires_at.astimezone(UTC).strftime(EXPIRY_FORMAT),
+        )
+        return HandleOutcome("manager:invite", replied=True)
+
+    def _join(self, ctx: _Ctx, code: str, sender: dict[str, Any]) -> HandleOutcome:
+        if not code or len(code.split()) != 1:
+            self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS["/join"], ctx.lang))
+            return HandleOutcome("manager:usage", replied=True)
+        bot = self._team_call(ctx, lambda: self._admin.redeem_invite(ctx.user_id, code))
+        if bot is None:
+            return HandleOutcome("manager:join_refused", replied=True)
+        self._say(ctx, "mgr_joined", username=bot.username)
+        first_name = sender.get("first_name")
+        name = first_name if isinstance(first_name, str) else ""
+        owner = _Ctx(ctx.manager_id, bot.owner_id, bot.owner_id, None)  # the owner's private chat, default language
+        self._say(owner, "mgr_admin_joined", name=name[:MAX_NAME_CHARS], user_id=ctx.user_id, username=bot.username)
+        return HandleOutcome("manager:join", replied=True)
+
+    def _admins(self, ctx: _Ctx, bot_id: str) -> HandleOutcome:
+        found = self._team_call(ctx, lambda: self._admin.admins(ctx.user_id, bot_id))
+        if found is None:
+            return HandleOutcome("manager:admins_refused", replied=True)
+        bot, admins, invites = found
+        lines = [render("mgr_admins_header", ctx.lang, username=html.escape(bot.username, quote=False))]
+        rows: list[list[dict[str, str]]] = []
+        for admin in admins:
+            since = admin.added_at.astimezone(UTC).strftime(EXPIRY_FORMAT)
+            lines.append(render("mgr_admin_line", ctx.lang, user_id=admin.telegram_user_id, since=since))
+            rows.append(
+                [
+                    self._button(
+                        ctx, "btn_revoke_admin", CallbackAction.REVOKE_ADMIN, admin.id, user_id=admin.telegram_user_id
+                    )
+                ]
+            )
+        if not admins:
+            lines.append(render("mgr_no_admins", ctx.lang))
+        for invite in invites:
+            until = invite.expires_at.astimezone(UTC).strftime(EXPIRY_FORMAT)
+            lines.append(render("mgr_invite_line", ctx.lang, expires=until))
+            rows.append(
+                [self._button(ctx, "btn_revoke_invite", CallbackAction.REVOKE_INVITE, invite.id, expires=until)]
+            )
+        rows.append([self._button(ctx, "btn_invite", CallbackAction.INVITE, bot.id)])
+        self._out(ctx, "\n".join(lines), {"inline_keyboard": rows})
+        return HandleOutcome("manager:admins", replied=True)
+
+    def _revoke_admin(self, ctx: _Ctx, membership_id: str) -> HandleOutcome:
+        done = self._team_call(ctx, lambda: self._admin.revoke_admin(ctx.user_id, membership_id))
+        if done is None:
+            return HandleOutcome("manager:revoke_refused", replied=True)
+        bot, removed = done
+        self._say(ctx, "mgr_admin_revoked", user_id=removed.telegram_user_id, username=bot.username)
+        if removed.telegram_user_id != ctx.user_id:
+            former = _Ctx(ctx.manager_id, removed.telegram_user_id, removed.telegram_user_id, None)
+            self._say(former, "mgr_you_were_revoked", username=bot.username)
+        return HandleOutcome("manager:revoke_admin", replied=True)
+
+    def _revoke_invite(self, ctx: _Ctx, invite_id: str) -> HandleOutcome:
+        bot = self._team_call(ctx, lambda: self._admin.revoke_invite(ctx.user_id, invite_id))
+        if bot is None:
+            return HandleOutcome("manager:revoke_refused", replied=True)
+        self._say(ctx, "mgr_invite_revoked", username=bot.username)
+        return HandleOutcome("manager:revoke_invite", replied=True)

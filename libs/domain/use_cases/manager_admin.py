@@ -1,8 +1,9 @@
 """The registry's side of the manager bot: every admin operation, checked against the acting admin.
 
-Tenant isolation lives here: a bot that is not the actor's (or is the manager bot itself) is
-`BotNotFound`, exactly like a bot that does not exist, so nobody learns whether someone else's bot exists.
-Tokens are opened here only (vault Decrypt, purpose manage), never in the dispatcher.
+Tenant isolation lives here: a bot on which the actor has no role (libs/domain/bot_roles.py: owner or invited
+admin), or the manager bot itself, is `BotNotFound`, exactly like a bot that does not exist, so nobody learns
+whether someone else's bot exists. A role that may not do the action (an admin deleting the bot) is
+`ActionNotPermitted`. Tokens are opened here only (vault Decrypt, purpose manage), never in the dispatcher.
 """
 
 from __future__ import annotations
@@ -11,9 +12,28 @@ import contextlib
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
+from uuid import uuid4
 
+from libs.domain.bot_roles import (
+    DEFAULT_INVITE_TTL,
+    INVITE_CODE_SHAPE,
+    MAX_ADMINS,
+    MAX_PENDING_INVITES,
+    BotAction,
+    BotAdminStore,
+    BotRole,
+    BotTeam,
+    CoAdmin,
+    Invite,
+    IssuedInvite,
+    invite_code_hash,
+    join_link,
+    may,
+    new_invite_code,
+    role_in,
+)
 from libs.domain.bots import (
     ApiCommand,
     Bot,
@@ -25,6 +45,7 @@ from libs.domain.bots import (
     WebhookSecret,
 )
 from libs.domain.errors import (
+    ActionNotPermitted,
     BotNotFound,
     BotOwnedByAnotherAdmin,
     ConcurrentUpdate,
@@ -117,6 +138,16 @@ SETTING_REASON_CODES = frozenset(
         "limit_value",
         "too_many_limits",
         "captcha_mode",
+        # co-admins (issue 15)
+        "invite_invalid",
+        "invite_expired",
+        "invite_used",
+        "invite_own_bot",
+        "invite_already_admin",
+        "too_many_admins",
+        "too_many_invites",
+        "admin_unknown",
+        "owner_cannot_leave",
     }
 )
 MIN_BLOCK_SECONDS = 60
@@ -215,8 +246,13 @@ class BotAdministration:
         clock: Clock,
         register_bot: RegisterBot,
         stats: InteractionStats,
+        admins: BotAdminStore | None = None,
+        invite_ttl: timedelta = DEFAULT_INVITE_TTL,
     ) -> None:
+        """`admins` None: owners only (nobody can be invited)."""
         self._bots = bots
+        self._admins = admins
+        self._invite_ttl = invite_ttl
         self._manager = manager
         self._telegram = telegram
         self._vault = vault
@@ -267,26 +303,65 @@ class BotAdministration:
         bot, refreshed = self._register.register(
             RegisterBotCommand(owner_id=owner_id, token=token, owner_is_authoritative=True)
         )
+        if not refreshed and self._admins is not None:
+            # New here, or taken over from another owner: the admins and invites of the previous owner go.
+            self._admins.clear(bot.id)
         return Registration(bot, refreshed)
 
     # -- reading -------------------------------------------------------------------------------------
 
-    def _owned(self, actor_id: int, bot_id: str) -> Bot:
+    def _role(self, bot: Bot, actor_id: int) -> BotRole | None:
+        if bot.owner_id == actor_id or self._admins is None or bot.is_manager or actor_id <= 0:
+            return role_in(bot, actor_id, frozenset())  # owners need no lookup
+        return role_in(bot, actor_id, self._admins.admin_ids(bot.id))
+
+    def authorized(self, actor_id: int, bot_id: str, action: BotAction) -> tuple[Bot, BotRole]:
+        """The bot and the actor's role on it when they may do `action`: the one authorization check.
+
+        No role (or no such bot, or the manager bot): BotNotFound, the same answer whether it exists or not. A role
+        that may not do it: ActionNotPermitted. Read fresh on every call, so a revoked admin is refused at once.
+        """
         bot = self._bots.get(bot_id) if bot_id and len(bot_id) <= 64 else None
-        if bot is None or bot.owner_id != actor_id or bot.is_manager or actor_id <= 0:
-            raise BotNotFound("no such bot")  # the same answer whether it exists or not
-        return bot
+        role = self._role(bot, actor_id) if bot is not None else None
+        if bot is None or role is None:
+            raise BotNotFound("no such bot")
+        if not may(role, action):
+            raise ActionNotPermitted(
+                f"an {role.value} may not {action.value}", actor_id, bot.id, action.value, role.value
+            )
+        return bot, role
+
+    def _bot_for(self, actor_id: int, bot_id: str, action: BotAction) -> Bot:
+        return self.authorized(actor_id, bot_id, action)[0]
+
+    def team(self, bot_id: str) -> BotTeam:
+        """The bot's owner and admins, for a service acting on the bot's behalf (a broadcast's report, a feedback
+        message forwarded to the admins). No actor: callers decide who may learn it."""
+        bot = self._bots.get(bot_id) if bot_id and len(bot_id) <= 64 else None
+        if bot is None or bot.is_manager:
+            raise BotNotFound("no such bot")
+        return BotTeam(bot, tuple(self._admins.admins(bot.id)) if self._admins is not None else ())
 
     def list_bots(self, owner_id: int) -> list[Bot]:
-        return [bot for bot in self._bots.list_by_owner(owner_id) if bot.status is not BotStatus.DELETED]
+        """The bots the actor owns, then those they administer (each by creation time); deleted ones left out.
+        A bot's role for the actor: owner when `bot.owner_id` is theirs, else admin."""
+        owned = self._bots.list_by_owner(owner_id)
+        administered: list[Bot] = []
+        if self._admins is not None and owner_id > 0:
+            for bot_id in self._admins.bots_administered_by(owner_id):
+                bot = self._bots.get(bot_id)
+                if bot is not None and bot.owner_id != owner_id and not bot.is_manager:
+                    administered.append(bot)
+        administered.sort(key=lambda bot: (bot.created_at, bot.id))
+        return [bot for bot in (*owned, *administered) if bot.status is not BotStatus.DELETED]
 
     def details(self, actor_id: int, bot_id: str) -> tuple[Bot, BotStats]:
-        bot = self._owned(actor_id, bot_id)
+        bot = self._bot_for(actor_id, bot_id, BotAction.VIEW)
         return bot, self._stats.stats(bot.id, self._clock.now())
 
     def subscriber_stats(self, actor_id: int, bot_id: str) -> tuple[Bot, SubscriberStats]:
         """The actor's bot's subscribers by status; "blocked by the admin" are the /blocks in force now."""
-        bot = self._owned(actor_id, bot_id)
+        bot = self._bot_for(actor_id, bot_id, BotAction.VIEW)
         now = self._clock.now()
         in_force = [user for user, until in bot.settings.blocked_users.items() if until > now.timestamp()]
         return bot, self._stats.subscriber_stats(bot.id, now, in_force)
@@ -294,7 +369,7 @@ class BotAdministration:
     def list_subscribers(self, actor_id: int, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
         """One page of the actor's bot's subscribers (user id ascending, after `after_user_id`; at most
         MAX_SUBSCRIBERS_PAGE), a /block in force shown as blocked by the admin."""
-        bot = self._owned(actor_id, bot_id)
+        bot = self._bot_for(actor_id, bot_id, BotAction.VIEW)
         if not 0 < limit <= MAX_SUBSCRIBERS_PAGE:
             raise InvalidSetting(f"a page holds 1-{MAX_SUBSCRIBERS_PAGE} subscribers")
         now = self._clock.now().timestamp()
@@ -329,7 +404,7 @@ class BotAdministration:
 
     def set_enabled(self, actor_id: int, bot_id: str, enabled: bool) -> Bot:
         def change() -> Bot:
-            bot = self._owned(actor_id, bot_id)
+            bot = self._bot_for(actor_id, bot_id, BotAction.SET_STATUS)
             now = self._clock.now()
             if enabled:
                 bot.enable(now)
@@ -345,7 +420,7 @@ class BotAdministration:
 
     def rotate_secret(self, actor_id: int, bot_id: str) -> Bot:
         def change() -> Bot:
-            bot = self._owned(actor_id, bot_id)
+            bot = self._bot_for(actor_id, bot_id, BotAction.ROTATE_SECRET)
             if bot.status not in (BotStatus.ACTIVE, BotStatus.DISABLED):
                 raise IllegalTransition(f"bot {bot.id}: cannot rotate the secret of a {bot.status.value} bot")
             token = self._token_of(bot)
@@ -373,7 +448,7 @@ class BotAdministration:
 
     def delete(self, actor_id: int, bot_id: str) -> Bot:
         def change() -> Bot:
-            bot = self._owned(actor_id, bot_id)
+            bot = self._bot_for(actor_id, bot_id, BotAction.DELETE)
             now = self._clock.now()
             bot.delete(now)  # IllegalTransition before anything reaches Telegram (also: deleted by a racer)
             with contextlib.suppress(TokenRejected):  # revoked meanwhile: Telegram will not deliver to us anyway
@@ -426,7 +501,7 @@ class BotAdministration:
         return self._retrying(lambda: self._update_settings(actor_id, bot_id, change))
 
     def _update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot:
-        bot = self._owned(actor_id, bot_id)
+        bot = self._bot_for(actor_id, bot_id, BotAction.CONFIGURE)
         if bot.status not in (BotStatus.ACTIVE, BotStatus.DISABLED):
             raise IllegalTransition(f"bot {bot.id}: a {bot.status.value} bot cannot be configured")
         settings = bot.settings
@@ -484,3 +559,105 @@ class BotAdministration:
         if telegram_user_id <= 0:
             return
         self._stats.record(bot_id, telegram_user_id, (language_code or "")[:16] or None, self._clock.now())
+
+    # -- co-admins (issue 15): invites, redeeming, revoking, leaving ----------------------------------
+
+    def _admin_store(self) -> BotAdminStore:
+        if self._admins is None:
+            raise InvalidSetting("co-admins are not configured", "invite_invalid")
+        return self._admins
+
+    def create_invite(self, actor_id: int, bot_id: str) -> IssuedInvite:
+        """A one-time code for one bot, expiring after the invite TTL (owner only). Only its hash is stored."""
+        store = self._admin_store()
+        bot = self._bot_for(actor_id, bot_id, BotAction.MANAGE_ADMINS)
+        if bot.status not in (BotStatus.ACTIVE, BotStatus.DISABLED):
+            raise IllegalTransition(f"bot {bot.id}: a {bot.status.value} bot takes no admins")
+        manager = self._manager.manager_bot()
+        if manager is None:
+            raise BotNotFound("no manager bot is registered")
+        now = self._clock.now()
+        if len(store.pending_invites(bot.id, now)) >= MAX_PENDING_INVITES:
+            raise InvalidSetting(f"at most {MAX_PENDING_INVITES} open invites per bot", "too_many_invites")
+        if len(store.admin_ids(bot.id)) >= MAX_ADMINS:
+            raise InvalidSetting(f"at most {MAX_ADMINS} admins per bot", "too_many_admins")
+        code = new_invite_code()
+        invite = Invite(
+            id=str(uuid4()),
+            bot_id=bot.id,
+            code_sha256=invite_code_hash(code),
+            created_by=actor_id,
+            created_at=now,
+            expires_at=now + self._invite_ttl,
+        )
+        store.add_invite(invite)
+        return IssuedInvite(bot, invite.id, code, join_link(manager.username, code), invite.expires_at)
+
+    def redeem_invite(self, actor_id: int, code: str) -> Bot:
+        """Makes the actor an admin of the invite's bot; every refusal changes nothing (InvalidSetting with the
+        reason: invite_invalid, invite_expired, invite_used, invite_own_bot, invite_already_admin, too_many_admins)."""
+        store = self._admin_store()
+        code = code.strip()
+        if actor_id <= 0 or not INVITE_CODE_SHAPE.fullmatch(code):
+            raise InvalidSetting("that is not an invite code", "invite_invalid")
+        invite = store.invite_by_hash(invite_code_hash(code))
+        bot = self._bots.get(invite.bot_id) if invite is not None else None
+        if invite is None or bot is None or invite.revoked_at is not None or bot.is_manager:
+            raise InvalidSetting("no such invite", "invite_invalid")
+        now = self._clock.now()
+        if invite.used_at is not None:
+            raise InvalidSetting("the invite was used already", "invite_used")
+        if now >= invite.expires_at:
+            raise InvalidSetting("the invite expired", "invite_expired")
+        if bot.status not in (BotStatus.ACTIVE, BotStatus.DISABLED):
+            raise InvalidSetting("no such invite", "invite_invalid")
+        role = self._role(bot, actor_id)
+        if role is BotRole.OWNER:
+            raise InvalidSetting("the owner cannot join their own bot", "invite_own_bot")
+        if role is BotRole.ADMIN:
+            raise InvalidSetting("already an admin of that bot", "invite_already_admin")
+        if len(store.admin_ids(bot.id)) >= MAX_ADMINS:
+            raise InvalidSetting(f"at most {MAX_ADMINS} admins per bot", "too_many_admins")
+        admin = CoAdmin(str(uuid4()), bot.id, actor_id, added_by=invite.created_by, added_at=now)
+        if not store.redeem(invite.id, admin):
+            raise InvalidSetting("the invite was used already", "invite_used")  # lost a race for it
+        return bot
+
+    def admins(self, actor_id: int, bot_id: str) -> tuple[Bot, list[CoAdmin], list[Invite]]:
+        """The bot's admins and its pending invites (owner only)."""
+        store = self._admin_store()
+        bot = self._bot_for(actor_id, bot_id, BotAction.MANAGE_ADMINS)
+        return bot, store.admins(bot.id), store.pending_invites(bot.id, self._clock.now())
+
+    def revoke_admin(self, actor_id: int, membership_id: str) -> tuple[Bot, CoAdmin]:
+        """The owner removes an admin (or an admin removes themself): their next call is refused."""
+        store = self._admin_store()
+        membership = store.membership(membership_id) if 0 < len(membership_id) <= 64 else None
+        if membership is None:
+            raise InvalidSetting("that person is no longer an admin", "admin_unknown")
+        action = BotAction.VIEW if membership.telegram_user_id == actor_id else BotAction.MANAGE_ADMINS
+        bot = self._bot_for(actor_id, membership.bot_id, action)
+        if not store.remove_admin(bot.id, membership.telegram_user_id):
+            raise InvalidSetting("that person is no longer an admin", "admin_unknown")
+        return bot, membership
+
+    def leave(self, actor_id: int, bot_id: str) -> Bot:
+        """An admin steps down on their own; the owner cannot (they delete the bot instead)."""
+        store = self._admin_store()
+        bot, role = self.authorized(actor_id, bot_id, BotAction.VIEW)
+        if role is BotRole.OWNER:
+            raise InvalidSetting("the owner cannot leave their own bot", "owner_cannot_leave")
+        if not store.remove_admin(bot.id, actor_id):
+            raise InvalidSetting("no longer an admin", "admin_unknown")
+        return bot
+
+    def revoke_invite(self, actor_id: int, invite_id: str) -> Bot:
+        """The owner withdraws a pending invite: its code no longer works."""
+        store = self._admin_store()
+        invite = store.invite(invite_id) if 0 < len(invite_id) <= 64 else None
+        if invite is None:
+            raise InvalidSetting("no such invite", "invite_invalid")
+        bot = self._bot_for(actor_id, invite.bot_id, BotAction.MANAGE_ADMINS)
+        if not store.revoke_invite(invite.id, self._clock.now()):
+            raise InvalidSetting("the invite is no longer open", "invite_used")
+        return bot

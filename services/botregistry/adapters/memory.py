@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from libs.domain.bot_roles import CoAdmin, Invite
 from libs.domain.bots import Bot, BotStatus
 from libs.domain.errors import BotNotFound, ConcurrentUpdate
 from libs.domain.events import MAX_LIST_LIMIT, Event, EventFilter
@@ -221,3 +223,84 @@ class InMemoryEventTrail:
             gone = len(self.events) - len(kept)
             self.events = kept
         return gone
+
+
+class InMemoryBotAdminStore:
+    """BotAdminStore in dicts (unit tests), under one lock: a redeem is atomic as in SQL."""
+
+    def __init__(self) -> None:
+        self._admins: dict[str, CoAdmin] = {}
+        self._invites: dict[str, Invite] = {}
+        self._lock = threading.Lock()
+
+    def admin_ids(self, bot_id: str) -> frozenset[int]:
+        with self._lock:
+            return frozenset(a.telegram_user_id for a in self._admins.values() if a.bot_id == bot_id)
+
+    def admins(self, bot_id: str) -> list[CoAdmin]:
+        with self._lock:
+            found = [a for a in self._admins.values() if a.bot_id == bot_id]
+        return sorted(found, key=lambda a: (a.added_at, a.id))
+
+    def membership(self, membership_id: str) -> CoAdmin | None:
+        with self._lock:
+            return self._admins.get(membership_id)
+
+    def bots_administered_by(self, telegram_user_id: int) -> list[str]:
+        with self._lock:
+            found = [a for a in self._admins.values() if a.telegram_user_id == telegram_user_id]
+        return [a.bot_id for a in sorted(found, key=lambda a: (a.added_at, a.bot_id))]
+
+    def remove_admin(self, bot_id: str, telegram_user_id: int) -> bool:
+        with self._lock:
+            for key, admin in list(self._admins.items()):
+                if admin.bot_id == bot_id and admin.telegram_user_id == telegram_user_id:
+                    del self._admins[key]
+                    return True
+        return False
+
+    def add_invite(self, invite: Invite) -> None:
+        with self._lock:
+            if invite.id in self._invites or any(i.code_sha256 == invite.code_sha256 for i in self._invites.values()):
+                raise DuplicateBot("invite id or code already stored")
+            self._invites[invite.id] = invite
+
+    def invite_by_hash(self, code_sha256: bytes) -> Invite | None:
+        with self._lock:
+            return next((i for i in self._invites.values() if i.code_sha256 == code_sha256), None)
+
+    def invite(self, invite_id: str) -> Invite | None:
+        with self._lock:
+            return self._invites.get(invite_id)
+
+    def pending_invites(self, bot_id: str, now: datetime) -> list[Invite]:
+        with self._lock:
+            found = [i for i in self._invites.values() if i.bot_id == bot_id and i.pending(now)]
+        return sorted(found, key=lambda i: (i.created_at, i.id))
+
+    def revoke_invite(self, invite_id: str, now: datetime) -> bool:
+        with self._lock:
+            invite = self._invites.get(invite_id)
+            if invite is None or invite.used_at is not None or invite.revoked_at is not None:
+                return False
+            self._invites[invite_id] = replace(invite, revoked_at=now)
+            return True
+
+    def clear(self, bot_id: str) -> None:
+        with self._lock:
+            self._admins = {key: a for key, a in self._admins.items() if a.bot_id != bot_id}
+            self._invites = {key: i for key, i in self._invites.items() if i.bot_id != bot_id}
+
+    def redeem(self, invite_id: str, admin: CoAdmin) -> bool:
+        with self._lock:
+            invite = self._invites.get(invite_id)
+            if invite is None or invite.bot_id != admin.bot_id or invite.used_at is not None or invite.revoked_at:
+                return False
+            taken = any(
+                a.bot_id == admin.bot_id and a.telegram_user_id == admin.telegram_user_id for a in self._admins.values()
+            )
+            if taken:
+                return False
+            self._invites[invite_id] = replace(invite, used_by=admin.telegram_user_id, used_at=admin.added_at)
+            self._admins[admin.id] = admin
+            return True

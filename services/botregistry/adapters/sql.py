@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     case,
     create_engine,
     delete,
@@ -176,6 +177,36 @@ class EventRow(Base):
     details: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
 
     __table_args__ = (Index("ix_events_bot_id_at", "bot_id", "at"),)
+
+
+class BotAdminRow(Base):
+    """A co-admin of a bot (migration 0010): who, added by whom (the inviting owner) and when."""
+
+    __tablename__ = "bot_admins"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    bot_id: Mapped[str] = mapped_column(String(36), ForeignKey("bots.id", ondelete="CASCADE"))
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    added_by: Mapped[int] = mapped_column(BigInteger)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("bot_id", "telegram_user_id", name="uq_bot_admins_bot_id_telegram_user_id"),)
+
+
+class BotInviteRow(Base):
+    """A one-time invite to administer a bot (migration 0010). Only the code's SHA-256 is stored."""
+
+    __tablename__ = "bot_invites"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    bot_id: Mapped[str] = mapped_column(String(36), ForeignKey("bots.id", ondelete="CASCADE"), index=True)
+    code_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 # ---------------------------------------------------------------------------------------------- engine

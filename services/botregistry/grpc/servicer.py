@@ -14,8 +14,10 @@ from typing import NoReturn, TypeVar
 
 import grpc
 
+from libs.domain.bot_roles import BotRole, CoAdmin, Invite
 from libs.domain.bots import ApiCommand, Bot, BotStatus, BotToken
 from libs.domain.errors import (
+    ActionNotPermitted,
     BotNotFound,
     BotOwnedByAnotherAdmin,
     ConcurrentUpdate,
@@ -90,8 +92,10 @@ _REGISTER_ERRORS: tuple[tuple[type[Exception], grpc.StatusCode, str], ...] = (
     (InvalidToken, grpc.StatusCode.INVALID_ARGUMENT, "not a bot token"),
 )
 # Admin RPCs: NOT_FOUND is the one answer for "does not exist" and "is not yours".
+NOT_PERMITTED_DETAILS = "only the bot's owner may do that"
 _ADMIN_ERRORS: tuple[tuple[type[Exception], grpc.StatusCode, str], ...] = (
     (BotNotFound, grpc.StatusCode.NOT_FOUND, "no such bot"),
+    (ActionNotPermitted, grpc.StatusCode.PERMISSION_DENIED, NOT_PERMITTED_DETAILS),
     (IllegalTransition, grpc.StatusCode.FAILED_PRECONDITION, "illegal state change"),
     (TokenRejected, grpc.StatusCode.UNAUTHENTICATED, "Telegram rejected the token"),
     (BotOwnedByAnotherAdmin, grpc.StatusCode.ALREADY_EXISTS, "this bot is registered by another admin"),
@@ -237,6 +241,29 @@ def blocked_from_proto(entry: registry_pb2.BlockedSubscriber) -> BlockedByUser:
     return BlockedByUser(bot_id=entry.bot_id, telegram_user_id=entry.telegram_user_id, at=at)
 
 
+def actor_role(bot: Bot, actor_id: int) -> str:
+    """The role an actor acted in (for the trail), once the registry allowed the action."""
+    return (BotRole.OWNER if bot.owner_id == actor_id else BotRole.ADMIN).value
+
+
+def co_admin_to_proto(admin: CoAdmin) -> registry_pb2.BotAdmin:
+    return registry_pb2.BotAdmin(
+        membership_id=admin.id,
+        telegram_user_id=admin.telegram_user_id,
+        added_by=admin.added_by,
+        added_at_unix_ms=int(admin.added_at.timestamp() * 1000),
+    )
+
+
+def invite_to_proto(invite: Invite) -> registry_pb2.PendingInvite:
+    return registry_pb2.PendingInvite(
+        invite_id=invite.id,
+        created_by=invite.created_by,
+        created_at_unix_ms=int(invite.created_at.timestamp() * 1000),
+        expires_at_unix_ms=int(invite.expires_at.timestamp() * 1000),
+    )
+
+
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
     context.abort(code, details)
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
@@ -265,10 +292,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         kind: EventKind,
         actor_id: int,
         bot_id: str | None,
+        outcome: Outcome = Outcome.DONE,
         **details: str,
     ) -> None:
-        """Adds a done admin action to the trail. Not the vault's audit rule ("a failed audit write refuses the
-        call"): the action has happened and stays done; a trail that cannot be written is logged, not fatal."""
+        """Adds an admin action (done, or refused to a co-admin) to the trail. Not the vault's audit rule ("a failed
+        audit write refuses the call"): the action has happened and stays done; a trail that cannot be written is
+        logged, not fatal. Actions on a bot say the actor's role on it (`role`: owner or admin, issue 15)."""
         if self._events is None or self._clock is None:
             return
         try:
@@ -277,7 +306,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 actor = telegram_actor(actor_id)
             else:
                 actor, details = caller, {**details, "as_owner": str(actor_id)}
-            self._events.record(Event(self._clock.now(), kind, actor, bot_id, Outcome.DONE, {**details, "via": caller}))
+            self._events.record(Event(self._clock.now(), kind, actor, bot_id, outcome, {**details, "via": caller}))
         except Exception as error:
             logger.error(
                 "event not recorded", extra={"kind": kind.value, "bot_id": bot_id, "error": type(error).__name__}
@@ -294,6 +323,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         except InvalidSetting as error:
             context.set_trailing_metadata(((REASON_METADATA_KEY, error.code),))
             failure = (grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except ActionNotPermitted as error:
+            # A co-admin tried what only the owner may: worth an operator's eye, like a refused button.
+            refused = {"action": error.action, "role": error.role}
+            self._record(context, EventKind.ACTION_REFUSED, error.actor_id, error.bot_id, Outcome.REFUSED, **refused)
+            failure = _classify_admin(operation, error)
         except Exception as error:
             failure = _classify_admin(operation, error)
         _abort(context, *failure)  # outside the except blocks: no exception chain travels with the abort
@@ -331,6 +365,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 request.owner_id,
                 registration.bot.id,
                 refreshed=str(registration.refreshed).lower(),
+                role=BotRole.OWNER.value,
             )
             return registry_pb2.RegisterBotResponse(
                 bot=self._registered("bot registered", registration), refreshed=registration.refreshed
@@ -354,7 +389,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             "bot registered",
             extra={"bot_id": bot.id, "owner_id": bot.owner_id, "telegram_bot_id": bot.telegram_bot_id},
         )
-        self._record(context, EventKind.BOT_ADDED, request.owner_id, bot.id, refreshed=str(refreshed).lower())
+        self._record(
+            context,
+            EventKind.BOT_ADDED,
+            request.owner_id,
+            bot.id,
+            refreshed=str(refreshed).lower(),
+            role=BotRole.OWNER.value,
+        )
         return registry_pb2.RegisterBotResponse(bot=bot_to_proto(bot), refreshed=refreshed)
 
     @staticmethod
@@ -437,6 +479,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             registration.bot.id,
             refreshed=str(registration.refreshed).lower(),
             managed="true",
+            role=BotRole.OWNER.value,
         )
         return registry_pb2.RegisterManagedBotResponse(
             bot=self._registered("managed bot registered", registration), refreshed=registration.refreshed
@@ -458,7 +501,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         )
         logger.info("bot status changed", extra={"bot_id": bot.id, "status": bot.status.value})
         kind = EventKind.BOT_ENABLED if request.enabled else EventKind.BOT_DISABLED
-        self._record(context, kind, request.actor_id, bot.id)
+        self._record(context, kind, request.actor_id, bot.id, role=actor_role(bot, request.actor_id))
         return registry_pb2.SetBotStatusResponse(bot=bot_to_proto(bot))
 
     def RotateWebhookSecret(
@@ -467,7 +510,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._check_actor(context, request.actor_id)
         bot = self._run_admin(context, "rotate", lambda admin: admin.rotate_secret(request.actor_id, request.bot_id))
         logger.info("webhook secret rotated", extra={"bot_id": bot.id})
-        self._record(context, EventKind.SECRET_ROTATED, request.actor_id, bot.id)
+        self._record(
+            context, EventKind.SECRET_ROTATED, request.actor_id, bot.id, role=actor_role(bot, request.actor_id)
+        )
         return registry_pb2.RotateWebhookSecretResponse(bot=bot_to_proto(bot))
 
     def DeleteBot(
@@ -476,7 +521,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._check_actor(context, request.actor_id)
         bot = self._run_admin(context, "delete", lambda admin: admin.delete(request.actor_id, request.bot_id))
         logger.info("bot deleted", extra={"bot_id": bot.id})
-        self._record(context, EventKind.BOT_DELETED, request.actor_id, bot.id)
+        self._record(context, EventKind.BOT_DELETED, request.actor_id, bot.id, role=actor_role(bot, request.actor_id))
         return registry_pb2.DeleteBotResponse(bot=bot_to_proto(bot))
 
     def UpdateBotSettings(
@@ -491,7 +536,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         )
         logger.info("bot settings changed", extra={"bot_id": bot.id, "change": type(change).__name__})
         # The kind of change only: a welcome text, a command's reply or an API URL is the admin's content.
-        self._record(context, EventKind.SETTINGS_CHANGED, request.actor_id, bot.id, change=type(change).__name__)
+        role = actor_role(bot, request.actor_id)
+        self._record(
+            context, EventKind.SETTINGS_CHANGED, request.actor_id, bot.id, change=type(change).__name__, role=role
+        )
         return registry_pb2.UpdateBotSettingsResponse(bot=bot_to_proto(bot))
 
     def RecordInteraction(
@@ -558,6 +606,95 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             stored=result.stored,
             skipped_unknown_bot=result.skipped_unknown_bot,
             skipped_invalid=result.skipped_invalid,
+        )
+
+    # -- co-admins (issue 15): BotAdministration checks the actor's role ---------------------------------
+
+    def CreateInvite(
+        self, request: registry_pb2.CreateInviteRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.CreateInviteResponse:
+        self._check_actor(context, request.actor_id)
+        issued = self._run_admin(
+            context, "create invite", lambda admin: admin.create_invite(request.actor_id, request.bot_id)
+        )
+        bot_id, invite_id = issued.bot.id, issued.invite_id
+        logger.info("invite created", extra={"bot_id": bot_id, "invite_id": invite_id})
+        self._record(
+            context, EventKind.INVITE_CREATED, request.actor_id, bot_id, invite=invite_id, role=BotRole.OWNER.value
+        )
+        return registry_pb2.CreateInviteResponse(
+            bot=bot_to_proto(issued.bot),
+            invite_id=invite_id,
+            code=issued.code,
+            link=issued.link,
+            expires_at_unix_ms=int(issued.expires_at.timestamp() * 1000),
+        )
+
+    def RedeemInvite(
+        self, request: registry_pb2.RedeemInviteRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.RedeemInviteResponse:
+        self._check_actor(context, request.actor_id)
+        bot = self._run_admin(
+            context, "redeem invite", lambda admin: admin.redeem_invite(request.actor_id, request.code)
+        )
+        logger.info("invite redeemed", extra={"bot_id": bot.id, "admin_id": request.actor_id})
+        self._record(context, EventKind.INVITE_REDEEMED, request.actor_id, bot.id, role=BotRole.ADMIN.value)
+        return registry_pb2.RedeemInviteResponse(bot=bot_to_proto(bot))
+
+    def ListBotAdmins(
+        self, request: registry_pb2.ListBotAdminsRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.ListBotAdminsResponse:
+        self._check_actor(context, request.actor_id)
+        bot, admins, invites = self._run_admin(
+            context, "list admins", lambda admin: admin.admins(request.actor_id, request.bot_id)
+        )
+        return registry_pb2.ListBotAdminsResponse(
+            bot=bot_to_proto(bot),
+            admins=[co_admin_to_proto(item) for item in admins],
+            invites=[invite_to_proto(item) for item in invites],
+        )
+
+    def RevokeBotAdmin(
+        self, request: registry_pb2.RevokeBotAdminRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.RevokeBotAdminResponse:
+        self._check_actor(context, request.actor_id)
+        bot, removed = self._run_admin(
+            context, "revoke admin", lambda admin: admin.revoke_admin(request.actor_id, request.membership_id)
+        )
+        logger.info("admin revoked", extra={"bot_id": bot.id, "admin_id": removed.telegram_user_id})
+        left = removed.telegram_user_id == request.actor_id
+        kind = EventKind.ADMIN_LEFT if left else EventKind.ADMIN_REVOKED
+        role = actor_role(bot, request.actor_id)
+        self._record(context, kind, request.actor_id, bot.id, admin=str(removed.telegram_user_id), role=role)
+        return registry_pb2.RevokeBotAdminResponse(bot=bot_to_proto(bot), admin=co_admin_to_proto(removed))
+
+    def RevokeInvite(
+        self, request: registry_pb2.RevokeInviteRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.RevokeInviteResponse:
+        self._check_actor(context, request.actor_id)
+        bot = self._run_admin(
+            context, "revoke invite", lambda admin: admin.revoke_invite(request.actor_id, request.invite_id)
+        )
+        invite_id, role = request.invite_id, BotRole.OWNER.value
+        logger.info("invite revoked", extra={"bot_id": bot.id, "invite_id": invite_id})
+        self._record(context, EventKind.INVITE_REVOKED, request.actor_id, bot.id, invite=invite_id, role=role)
+        return registry_pb2.RevokeInviteResponse(bot=bot_to_proto(bot))
+
+    def LeaveBot(
+        self, request: registry_pb2.LeaveBotRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.LeaveBotResponse:
+        self._check_actor(context, request.actor_id)
+        bot = self._run_admin(context, "leave bot", lambda admin: admin.leave(request.actor_id, request.bot_id))
+        logger.info("admin left", extra={"bot_id": bot.id, "admin_id": request.actor_id})
+        self._record(context, EventKind.ADMIN_LEFT, request.actor_id, bot.id, role=BotRole.ADMIN.value)
+        return registry_pb2.LeaveBotResponse(bot=bot_to_proto(bot))
+
+    def GetBotTeam(
+        self, request: registry_pb2.GetBotTeamRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.GetBotTeamResponse:
+        team = self._run_admin(context, "bot team", lambda admin: admin.team(request.bot_id))
+        return registry_pb2.GetBotTeamResponse(
+            owner_id=team.bot.owner_id, admin_ids=[item.telegram_user_id for item in team.admins]
         )
 
     # -- the event trail -----------------------------------------------------------------------------

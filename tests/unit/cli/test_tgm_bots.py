@@ -15,12 +15,14 @@ from apps.cli import bots as cli
 from libs.grpc_runtime.channels import build_server
 from services.botregistry import migrate
 from services.botregistry.container import Container
+from services.botregistry.manager import register_manager
 from services.botregistry.settings import RegistrySettings
 from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import TOKEN, FakeTelegram
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 OWNER = 3003
+MANAGER_TOKEN = "555555555:AAManagerFakeTokenForTests_abcdefghij"
 
 
 @pytest.fixture
@@ -29,8 +31,10 @@ def registry(tmp_path: Path) -> Iterator[tuple[grpc.Channel, str]]:
     migrate.upgrade(db_url)
     container = Container()
     container.settings.override(RegistrySettings(db_url=db_url, webhook_base_url="https://hooks.test"))
-    container.telegram.override(providers.Object(FakeTelegram()))
+    known = {123456789: "first_bot", 987654321: "second_bot", 555555555: "mgr_bot"}
+    container.telegram.override(providers.Object(FakeTelegram(known=known)))
     container.vault.override(providers.Object(InMemoryTokenVault()))
+    assert register_manager(container.register_bot(), MANAGER_TOKEN)  # invites link to it
     server, _health = build_server(max_workers=4)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(container.servicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -157,3 +161,18 @@ def test_limits_set_show_and_reset_any_bot(
     assert actions == ["limits set", "limits set", "limits reset"]
     assert tgm(channel, "limits", "set", bot_id, "anything", "--rate", "5/1m") == 1
     assert "INVALID_ARGUMENT" in capsys.readouterr().err
+
+
+def test_list_shows_the_users_role_on_each_bot(
+    registry: tuple[grpc.Channel, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    channel, bot_id = registry
+    stub = registry_pb2_grpc.RegistryServiceStub(channel)
+    other = stub.RegisterBot(registry_pb2.RegisterBotRequest(owner_id=OWNER + 1, token=OTHER_BOT_TOKEN), timeout=5).bot
+    code = stub.CreateInvite(registry_pb2.CreateInviteRequest(actor_id=OWNER + 1, bot_id=other.bot_id), timeout=5).code
+    stub.RedeemInvite(registry_pb2.RedeemInviteRequest(actor_id=OWNER, code=code), timeout=5)
+    capsys.readouterr()
+    assert tgm(channel, "bots", "list", "--owner", str(OWNER)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(bot_id) and lines[0].endswith("  owner")
+    assert lines[1].startswith(other.bot_id) and lines[1].endswith(f"  admin (owner {OWNER + 1})")

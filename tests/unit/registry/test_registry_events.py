@@ -51,6 +51,7 @@ class Rig:
     stub: registry_pb2_grpc.RegistryServiceStub
     container: Container
     clock: ManualClock
+    channel: grpc.Channel
 
     def kinds(self) -> list[str]:
         return [event.kind for event in self.stub.ListEvents(pb.ListEventsRequest(), timeout=5).events]
@@ -73,7 +74,7 @@ def start(tmp_path: Path, trail: Any = None) -> Iterator[Rig]:
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Rig(registry_pb2_grpc.RegistryServiceStub(channel), container, clock)
+        yield Rig(registry_pb2_grpc.RegistryServiceStub(channel), container, clock, channel)
     finally:
         channel.close()
         server.stop(0)
@@ -113,7 +114,8 @@ def test_each_admin_action_adds_one_event_with_its_actor_and_no_content(rig: Rig
         int((T0 + timedelta(seconds=s)).timestamp() * 1000) for s in range(6)
     ]
     settings = next(e for e in events if e.kind == "settings_changed")
-    assert dict(settings.details) == {"change": "SetWelcome", "via": "anonymous"}
+    assert dict(settings.details) == {"change": "SetWelcome", "via": "anonymous", "role": "owner"}
+    assert {e.details["role"] for e in events} == {"owner"}  # every action says the actor's role
     everything = str(events)
     assert "Olá" not in everything and TOKEN not in everything and TOKEN.split(":")[1] not in everything
 

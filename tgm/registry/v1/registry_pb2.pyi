@@ -1099,6 +1099,7 @@ class ListBotsRequest(_message.Message):
 
     OWNER_ID_FIELD_NUMBER: _builtins.int
     owner_id: _builtins.int
+    """With the admin RPCs configured: the bots this user owns, then those they administer (co-admins)."""
     def __init__(
         self,
         *,
@@ -1551,3 +1552,386 @@ class ListSubscribersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListSubscribersResponse: _TypeAlias = ListSubscribersResponse  # noqa: Y015
+
+@_typing.final
+class CreateInviteRequest(_message.Message):
+    """-- co-admins (issue 15) ------------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    bot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        bot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateInviteRequest: _TypeAlias = CreateInviteRequest  # noqa: Y015
+
+@_typing.final
+class CreateInviteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    INVITE_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    LINK_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
+    invite_id: _builtins.str
+    code: _builtins.str
+    """The one-time code: shown to the owner once, never stored or logged."""
+    link: _builtins.str
+    """https://t.me/<manager bot>?start=<code>"""
+    expires_at_unix_ms: _builtins.int
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+        invite_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        link: _builtins.str = ...,
+        expires_at_unix_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "code", b"code", "expires_at_unix_ms", b"expires_at_unix_ms", "invite_id", b"invite_id", "link", b"link"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateInviteResponse: _TypeAlias = CreateInviteResponse  # noqa: Y015
+
+@_typing.final
+class RedeemInviteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    code: _builtins.str
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "code", b"code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedeemInviteRequest: _TypeAlias = RedeemInviteRequest  # noqa: Y015
+
+@_typing.final
+class RedeemInviteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bot(self) -> Global___Bot:
+        """The bot the actor now administers (its owner_id is who to tell)."""
+
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedeemInviteResponse: _TypeAlias = RedeemInviteResponse  # noqa: Y015
+
+@_typing.final
+class ListBotAdminsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    bot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        bot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBotAdminsRequest: _TypeAlias = ListBotAdminsRequest  # noqa: Y015
+
+@_typing.final
+class BotAdmin(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERSHIP_ID_FIELD_NUMBER: _builtins.int
+    TELEGRAM_USER_ID_FIELD_NUMBER: _builtins.int
+    ADDED_BY_FIELD_NUMBER: _builtins.int
+    ADDED_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
+    membership_id: _builtins.str
+    """The membership's id (a revoke button carries it)."""
+    telegram_user_id: _builtins.int
+    added_by: _builtins.int
+    added_at_unix_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        membership_id: _builtins.str = ...,
+        telegram_user_id: _builtins.int = ...,
+        added_by: _builtins.int = ...,
+        added_at_unix_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_at_unix_ms", b"added_at_unix_ms", "added_by", b"added_by", "membership_id", b"membership_id", "telegram_user_id", b"telegram_user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BotAdmin: _TypeAlias = BotAdmin  # noqa: Y015
+
+@_typing.final
+class PendingInvite(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVITE_ID_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
+    invite_id: _builtins.str
+    created_by: _builtins.int
+    created_at_unix_ms: _builtins.int
+    expires_at_unix_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        invite_id: _builtins.str = ...,
+        created_by: _builtins.int = ...,
+        created_at_unix_ms: _builtins.int = ...,
+        expires_at_unix_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_unix_ms", b"created_at_unix_ms", "created_by", b"created_by", "expires_at_unix_ms", b"expires_at_unix_ms", "invite_id", b"invite_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingInvite: _TypeAlias = PendingInvite  # noqa: Y015
+
+@_typing.final
+class ListBotAdminsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    ADMINS_FIELD_NUMBER: _builtins.int
+    INVITES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    @_builtins.property
+    def admins(self) -> _containers.RepeatedCompositeFieldContainer[Global___BotAdmin]: ...
+    @_builtins.property
+    def invites(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingInvite]: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+        admins: _abc.Iterable[Global___BotAdmin] | None = ...,
+        invites: _abc.Iterable[Global___PendingInvite] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admins", b"admins", "bot", b"bot", "invites", b"invites"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBotAdminsResponse: _TypeAlias = ListBotAdminsResponse  # noqa: Y015
+
+@_typing.final
+class RevokeBotAdminRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    MEMBERSHIP_ID_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    membership_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        membership_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "membership_id", b"membership_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeBotAdminRequest: _TypeAlias = RevokeBotAdminRequest  # noqa: Y015
+
+@_typing.final
+class RevokeBotAdminResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    ADMIN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    @_builtins.property
+    def admin(self) -> Global___BotAdmin: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+        admin: Global___BotAdmin | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["admin", b"admin", "bot", b"bot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin", b"admin", "bot", b"bot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeBotAdminResponse: _TypeAlias = RevokeBotAdminResponse  # noqa: Y015
+
+@_typing.final
+class RevokeInviteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    INVITE_ID_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    invite_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        invite_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "invite_id", b"invite_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeInviteRequest: _TypeAlias = RevokeInviteRequest  # noqa: Y015
+
+@_typing.final
+class RevokeInviteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeInviteResponse: _TypeAlias = RevokeInviteResponse  # noqa: Y015
+
+@_typing.final
+class LeaveBotRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    bot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        bot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "bot_id", b"bot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaveBotRequest: _TypeAlias = LeaveBotRequest  # noqa: Y015
+
+@_typing.final
+class LeaveBotResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bot(self) -> Global___Bot: ...
+    def __init__(
+        self,
+        *,
+        bot: Global___Bot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaveBotResponse: _TypeAlias = LeaveBotResponse  # noqa: Y015
+
+@_typing.final
+class GetBotTeamRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_ID_FIELD_NUMBER: _builtins.int
+    bot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        bot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot_id", b"bot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotTeamRequest: _TypeAlias = GetBotTeamRequest  # noqa: Y015
+
+@_typing.final
+class GetBotTeamResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    ADMIN_IDS_FIELD_NUMBER: _builtins.int
+    owner_id: _builtins.int
+    @_builtins.property
+    def admin_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """By the time they joined."""
+
+    def __init__(
+        self,
+        *,
+        owner_id: _builtins.int = ...,
+        admin_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_ids", b"admin_ids", "owner_id", b"owner_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBotTeamResponse: _TypeAlias = GetBotTeamResponse  # noqa: Y015

@@ -129,6 +129,41 @@ class RegistryServiceStub:
                 request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersRequest.SerializeToString,
                 response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersResponse.FromString,
                 _registered_method=True)
+        self.CreateInvite = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/CreateInvite',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.CreateInviteRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.CreateInviteResponse.FromString,
+                _registered_method=True)
+        self.RedeemInvite = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/RedeemInvite',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RedeemInviteRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RedeemInviteResponse.FromString,
+                _registered_method=True)
+        self.ListBotAdmins = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/ListBotAdmins',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotAdminsRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotAdminsResponse.FromString,
+                _registered_method=True)
+        self.RevokeBotAdmin = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/RevokeBotAdmin',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeBotAdminRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeBotAdminResponse.FromString,
+                _registered_method=True)
+        self.RevokeInvite = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/RevokeInvite',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeInviteRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeInviteResponse.FromString,
+                _registered_method=True)
+        self.LeaveBot = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/LeaveBot',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotResponse.FromString,
+                _registered_method=True)
+        self.GetBotTeam = channel.unary_unary(
+                '/tgm.registry.v1.RegistryService/GetBotTeam',
+                request_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamRequest.SerializeToString,
+                response_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -274,6 +309,60 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateInvite(self, request, context):
+        """Co-admins (issue 15). A bot has one owner and any number of admins; admins may do everything but delete the
+        bot, rotate its webhook secret and manage admins (PERMISSION_DENIED "only the bot's owner may do that").
+        A one-time, expiring invite to administer one bot (owner only). The code is in this answer only: the registry
+        keeps its SHA-256.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeemInvite(self, request, context):
+        """The actor becomes an admin of the invite's bot. Refusals are INVALID_ARGUMENT with a reason code in the
+        `tgm-reason` trailing metadata (invite_invalid, invite_expired, invite_used, invite_own_bot, …).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBotAdmins(self, request, context):
+        """A bot's admins and pending invites (owner only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeBotAdmin(self, request, context):
+        """Removes one admin (the owner; or the admin themself), named by the membership id ListBotAdmins gave.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeInvite(self, request, context):
+        """Withdraws a pending invite (owner only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaveBot(self, request, context):
+        """The acting admin steps down from a bot.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBotTeam(self, request, context):
+        """Who runs a bot: its owner and admins (where a feedback message or a broadcast's report goes). No actor: the
+        dispatcher asks on the bot's behalf (it may read any bot already). NOT_FOUND for an unknown bot.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -366,6 +455,41 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ListSubscribers,
                     request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersRequest.FromString,
                     response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersResponse.SerializeToString,
+            ),
+            'CreateInvite': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateInvite,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.CreateInviteRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.CreateInviteResponse.SerializeToString,
+            ),
+            'RedeemInvite': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeemInvite,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RedeemInviteRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RedeemInviteResponse.SerializeToString,
+            ),
+            'ListBotAdmins': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBotAdmins,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotAdminsRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotAdminsResponse.SerializeToString,
+            ),
+            'RevokeBotAdmin': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeBotAdmin,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeBotAdminRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeBotAdminResponse.SerializeToString,
+            ),
+            'RevokeInvite': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeInvite,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeInviteRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeInviteResponse.SerializeToString,
+            ),
+            'LeaveBot': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveBot,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotResponse.SerializeToString,
+            ),
+            'GetBotTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBotTeam,
+                    request_deserializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamRequest.FromString,
+                    response_serializer=tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -859,6 +983,195 @@ class RegistryService:
             '/tgm.registry.v1.RegistryService/ListSubscribers',
             tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersRequest.SerializeToString,
             tgm_dot_registry_dot_v1_dot_registry__pb2.ListSubscribersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateInvite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/CreateInvite',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.CreateInviteRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.CreateInviteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeemInvite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/RedeemInvite',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RedeemInviteRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RedeemInviteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBotAdmins(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/ListBotAdmins',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotAdminsRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.ListBotAdminsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeBotAdmin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/RevokeBotAdmin',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeBotAdminRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeBotAdminResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeInvite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/RevokeInvite',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeInviteRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.RevokeInviteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaveBot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/LeaveBot',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.LeaveBotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBotTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tgm.registry.v1.RegistryService/GetBotTeam',
+            tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamRequest.SerializeToString,
+            tgm_dot_registry_dot_v1_dot_registry__pb2.GetBotTeamResponse.FromString,
             options,
             channel_credentials,
             insecure,

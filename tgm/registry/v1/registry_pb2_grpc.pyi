@@ -88,6 +88,28 @@ class RegistryServiceStub:
     """
     ListSubscribers: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListSubscribersRequest, _registry_pb2.ListSubscribersResponse]
     """One page of a bot's subscribers, by Telegram user id ascending (for the CSV export)."""
+    CreateInvite: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CreateInviteRequest, _registry_pb2.CreateInviteResponse]
+    """Co-admins (issue 15). A bot has one owner and any number of admins; admins may do everything but delete the
+    bot, rotate its webhook secret and manage admins (PERMISSION_DENIED "only the bot's owner may do that").
+    A one-time, expiring invite to administer one bot (owner only). The code is in this answer only: the registry
+    keeps its SHA-256.
+    """
+    RedeemInvite: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RedeemInviteRequest, _registry_pb2.RedeemInviteResponse]
+    """The actor becomes an admin of the invite's bot. Refusals are INVALID_ARGUMENT with a reason code in the
+    `tgm-reason` trailing metadata (invite_invalid, invite_expired, invite_used, invite_own_bot, …).
+    """
+    ListBotAdmins: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListBotAdminsRequest, _registry_pb2.ListBotAdminsResponse]
+    """A bot's admins and pending invites (owner only)."""
+    RevokeBotAdmin: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RevokeBotAdminRequest, _registry_pb2.RevokeBotAdminResponse]
+    """Removes one admin (the owner; or the admin themself), named by the membership id ListBotAdmins gave."""
+    RevokeInvite: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RevokeInviteRequest, _registry_pb2.RevokeInviteResponse]
+    """Withdraws a pending invite (owner only)."""
+    LeaveBot: _grpc.UnaryUnaryMultiCallable[_registry_pb2.LeaveBotRequest, _registry_pb2.LeaveBotResponse]
+    """The acting admin steps down from a bot."""
+    GetBotTeam: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetBotTeamRequest, _registry_pb2.GetBotTeamResponse]
+    """Who runs a bot: its owner and admins (where a feedback message or a broadcast's report goes). No actor: the
+    dispatcher asks on the bot's behalf (it may read any bot already). NOT_FOUND for an unknown bot.
+    """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -149,6 +171,28 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """
     ListSubscribers: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListSubscribersRequest, _registry_pb2.ListSubscribersResponse]  # type: ignore[assignment]
     """One page of a bot's subscribers, by Telegram user id ascending (for the CSV export)."""
+    CreateInvite: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreateInviteRequest, _registry_pb2.CreateInviteResponse]  # type: ignore[assignment]
+    """Co-admins (issue 15). A bot has one owner and any number of admins; admins may do everything but delete the
+    bot, rotate its webhook secret and manage admins (PERMISSION_DENIED "only the bot's owner may do that").
+    A one-time, expiring invite to administer one bot (owner only). The code is in this answer only: the registry
+    keeps its SHA-256.
+    """
+    RedeemInvite: _aio.UnaryUnaryMultiCallable[_registry_pb2.RedeemInviteRequest, _registry_pb2.RedeemInviteResponse]  # type: ignore[assignment]
+    """The actor becomes an admin of the invite's bot. Refusals are INVALID_ARGUMENT with a reason code in the
+    `tgm-reason` trailing metadata (invite_invalid, invite_expired, invite_used, invite_own_bot, …).
+    """
+    ListBotAdmins: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListBotAdminsRequest, _registry_pb2.ListBotAdminsResponse]  # type: ignore[assignment]
+    """A bot's admins and pending invites (owner only)."""
+    RevokeBotAdmin: _aio.UnaryUnaryMultiCallable[_registry_pb2.RevokeBotAdminRequest, _registry_pb2.RevokeBotAdminResponse]  # type: ignore[assignment]
+    """Removes one admin (the owner; or the admin themself), named by the membership id ListBotAdmins gave."""
+    RevokeInvite: _aio.UnaryUnaryMultiCallable[_registry_pb2.RevokeInviteRequest, _registry_pb2.RevokeInviteResponse]  # type: ignore[assignment]
+    """Withdraws a pending invite (owner only)."""
+    LeaveBot: _aio.UnaryUnaryMultiCallable[_registry_pb2.LeaveBotRequest, _registry_pb2.LeaveBotResponse]  # type: ignore[assignment]
+    """The acting admin steps down from a bot."""
+    GetBotTeam: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetBotTeamRequest, _registry_pb2.GetBotTeamResponse]  # type: ignore[assignment]
+    """Who runs a bot: its owner and admins (where a feedback message or a broadcast's report goes). No actor: the
+    dispatcher asks on the bot's behalf (it may read any bot already). NOT_FOUND for an unknown bot.
+    """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings.
@@ -315,5 +359,69 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.ListSubscribersResponse, _abc.Awaitable[_registry_pb2.ListSubscribersResponse]]:
         """One page of a bot's subscribers, by Telegram user id ascending (for the CSV export)."""
+
+    @_abc_1.abstractmethod
+    def CreateInvite(
+        self,
+        request: _registry_pb2.CreateInviteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.CreateInviteResponse, _abc.Awaitable[_registry_pb2.CreateInviteResponse]]:
+        """Co-admins (issue 15). A bot has one owner and any number of admins; admins may do everything but delete the
+        bot, rotate its webhook secret and manage admins (PERMISSION_DENIED "only the bot's owner may do that").
+        A one-time, expiring invite to administer one bot (owner only). The code is in this answer only: the registry
+        keeps its SHA-256.
+        """
+
+    @_abc_1.abstractmethod
+    def RedeemInvite(
+        self,
+        request: _registry_pb2.RedeemInviteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RedeemInviteResponse, _abc.Awaitable[_registry_pb2.RedeemInviteResponse]]:
+        """The actor becomes an admin of the invite's bot. Refusals are INVALID_ARGUMENT with a reason code in the
+        `tgm-reason` trailing metadata (invite_invalid, invite_expired, invite_used, invite_own_bot, …).
+        """
+
+    @_abc_1.abstractmethod
+    def ListBotAdmins(
+        self,
+        request: _registry_pb2.ListBotAdminsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListBotAdminsResponse, _abc.Awaitable[_registry_pb2.ListBotAdminsResponse]]:
+        """A bot's admins and pending invites (owner only)."""
+
+    @_abc_1.abstractmethod
+    def RevokeBotAdmin(
+        self,
+        request: _registry_pb2.RevokeBotAdminRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RevokeBotAdminResponse, _abc.Awaitable[_registry_pb2.RevokeBotAdminResponse]]:
+        """Removes one admin (the owner; or the admin themself), named by the membership id ListBotAdmins gave."""
+
+    @_abc_1.abstractmethod
+    def RevokeInvite(
+        self,
+        request: _registry_pb2.RevokeInviteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RevokeInviteResponse, _abc.Awaitable[_registry_pb2.RevokeInviteResponse]]:
+        """Withdraws a pending invite (owner only)."""
+
+    @_abc_1.abstractmethod
+    def LeaveBot(
+        self,
+        request: _registry_pb2.LeaveBotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.LeaveBotResponse, _abc.Awaitable[_registry_pb2.LeaveBotResponse]]:
+        """The acting admin steps down from a bot."""
+
+    @_abc_1.abstractmethod
+    def GetBotTeam(
+        self,
+        request: _registry_pb2.GetBotTeamRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.GetBotTeamResponse, _abc.Awaitable[_registry_pb2.GetBotTeamResponse]]:
+        """Who runs a bot: its owner and admins (where a feedback message or a broadcast's report goes). No actor: the
+        dispatcher asks on the bot's behalf (it may read any bot already). NOT_FOUND for an unknown bot.
+        """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
