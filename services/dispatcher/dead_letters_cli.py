@@ -98,27 +98,27 @@ def run(args: argparse.Namespace, redis_url: str, out: TextIO = sys.stdout) -> i
             print(f"purged {store.purge()}", file=out)
             return 0
         if args.dl_command == "show":
-            letter = store.get(args.id)
-            if letter is None:
+            found = store.get(args.id)
+            if found is None:
                 print(f"no dead letter {args.id}", file=sys.stderr)
                 return 1
-            print(json.dumps(vars(letter), ensure_ascii=False, indent=2), file=out)
+            print(json.dumps(vars(found), ensure_ascii=False, indent=2), file=out)
             return 0
-        letter = store.claim(args.id)  # atomic: a second replay of the same letter finds nothing
-        if letter is None:
+        claimed = store.claim(args.id)  # atomic: a second replay of the same letter finds nothing
+        if claimed is None:
             print(f"no dead letter {args.id} (already replayed?)", file=sys.stderr)
             return 1
         broker = RedisBroker(url=redis_url)  # type: ignore[no-untyped-call]
         try:
             # The dispatchers' ENVELOPE_SIGNING_KEY: a replayed update must verify like one from the gateway.
-            replay(letter, client, broker, signer_from_key(os.environ.get("ENVELOPE_SIGNING_KEY", "")))
+            replay(claimed, client, broker, signer_from_key(os.environ.get("ENVELOPE_SIGNING_KEY", "")))
         except Exception as exc:
-            store.restore(letter)
-            print(f"could not replay {letter.id}: {describe_failure(exc)}", file=sys.stderr)
+            store.restore(claimed)
+            print(f"could not replay {claimed.id}: {describe_failure(exc)}", file=sys.stderr)
             return 1
         finally:
             broker.close()
-        print(f"replayed {letter.id}", file=out)
+        print(f"replayed {claimed.id}", file=out)
         return 0
     finally:
         client.close()

@@ -533,16 +533,24 @@ class QueuedOutbox:
         self._queue(bot_id, None, "answer_callback_query", {"callback_query_id": callback_query_id, "text": text})
 
 
+def _chat_of(call: dict[str, Any]) -> int:
+    """The chat a queued call writes to (every method but answer_callback_query names one)."""
+    chat_id = call.get("chat_id")
+    if chat_id is None:
+        raise ValueError(f"queued {call.get('method')!r} call without a chat_id")
+    return int(chat_id)
+
+
 def perform(sender: DirectOutbox, call: dict[str, Any], token: BotToken | None = None) -> SentMessage | None:
     """Executes one queued call with the bot's token (opened by the caller, else by the sender now); the message it
     sent, for a send or a copy."""
-    bot_id, chat_id, params = str(call["bot_id"]), call.get("chat_id"), dict(call["params"])
-    method = call["method"]
+    bot_id, params, method = str(call["bot_id"]), dict(call["params"]), call["method"]
+    chat_id = _chat_of(call) if method != "answer_callback_query" else 0
     sent: SentMessage | None = None
     if method == "send_message":
         sent = sender.send_message(
             bot_id,
-            int(chat_id),
+            chat_id,
             str(params["text"]),
             parse_mode=params.get("parse_mode"),
             reply_markup=params.get("reply_markup"),
@@ -552,7 +560,7 @@ def perform(sender: DirectOutbox, call: dict[str, Any], token: BotToken | None =
     elif method == "edit_message_text":
         sender.edit_message_text(
             bot_id,
-            int(chat_id),
+            chat_id,
             int(params["message_id"]),
             str(params["text"]),
             parse_mode=params.get("parse_mode"),
@@ -560,11 +568,11 @@ def perform(sender: DirectOutbox, call: dict[str, Any], token: BotToken | None =
             token=token,
         )
     elif method == "delete_message":
-        sender.delete_message(bot_id, int(chat_id), int(params["message_id"]), token=token)
+        sender.delete_message(bot_id, chat_id, int(params["message_id"]), token=token)
     elif method == "send_document":
         sender.send_document(
             bot_id,
-            int(chat_id),
+            chat_id,
             str(params["filename"]),
             base64.b64decode(params["content_base64"]),
             mime_type=str(params["mime_type"]),
@@ -576,7 +584,7 @@ def perform(sender: DirectOutbox, call: dict[str, Any], token: BotToken | None =
     elif method == "copy_message":
         sent = sender.copy_message(
             bot_id,
-            int(chat_id),
+            chat_id,
             int(params["from_chat_id"]),
             int(params["message_id"]),
             reply_markup=params.get("reply_markup"),

@@ -11,7 +11,7 @@ import dramatiq
 from libs.observability.metrics import ACTOR_DURATION, ACTOR_MESSAGES
 
 
-class ActorMetrics(dramatiq.Middleware):  # type: ignore[misc]
+class ActorMetrics(dramatiq.Middleware):
     """`tgm_actor_duration_seconds{actor}` and `tgm_actor_messages_total{actor,outcome}` (ok, failed, skipped).
 
     A message is processed from start to end on one worker thread, so its start time is kept thread-local."""

@@ -181,7 +181,7 @@ class AckOnFetchConsumer(_RedisConsumer):
 
     def ack(self, message: Any) -> None:
         if self.queue_name.partition(".")[0] in IMMEDIATE_ACK_QUEUES:
-            super().ack(message)
+            super().ack(message)  # type: ignore[no-untyped-call]  # dramatiq's consumer has no annotations
             return
         self.broker.defer_ack(self.queue_name, message.options["redis_message_id"])
         self.queued_message_ids.discard(message.message_id)

@@ -230,7 +230,7 @@ def register_actors(broker: dramatiq.Broker, runtime: Runtime) -> dict[str, dram
         (call_external_api, CALL_EXTERNAL_API_ACTOR, EXTERNAL_QUEUE, MAX_RETRIES),
         (run_broadcast, RUN_BROADCAST_ACTOR, BROADCAST_QUEUE, DRAIN_MAX_RETRIES),
     ):
-        options = {"max_retries": retries, "min_backoff": MIN_BACKOFF_MS, "max_backoff": MAX_BACKOFF_MS}
+        options: dict[str, Any] = {"max_retries": retries, "min_backoff": MIN_BACKOFF_MS, "max_backoff": MAX_BACKOFF_MS}
         actor: dramatiq.Actor[..., None] = dramatiq.actor(broker=broker, actor_name=name, queue_name=queue, **options)(
             fn
         )
