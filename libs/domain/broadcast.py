@@ -206,10 +206,12 @@ def html_from_entities(text: str, entities: object) -> str:
     boundaries = sorted({0, length, *(s[0] for s in spans), *(s[1] for s in spans)})
     index = 0
     for here, after in zip(boundaries, [*boundaries[1:], length], strict=True):
-        # Close what ends here (reopening what was opened inside it and goes on), then open what starts here.
-        if any(span[1] == here for span in stack):
+        # Close what ends here and only what was opened inside it (reopening those that go on), then open what
+        # starts here. Entities outside the deepest one ending here stay open: nesting is kept, not flattened.
+        ending = [depth for depth, span in enumerate(stack) if span[1] == here]
+        if ending:
             reopen = []
-            while stack:
+            while len(stack) > ending[0]:
                 span = stack.pop()
                 out.append(span[3])
                 if span[1] > here:

@@ -71,6 +71,9 @@ class BroadcastPolicy:
     max_inline_waits: int = 3  # per recipient: replies using the whole budget send the batch back to the queue
     progress_interval_seconds: float = 3.0  # the progress message is edited at most this often
     retry_seconds: float = 2.0  # after a failure a retry may fix (registry or vault down)
+    # Within a batch the cancel flag is read again every this many recipients (one store read each): a batch can
+    # wait for send slots, and a Stop should not wait for the whole batch.
+    cancel_check_every: int = 5
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,9 @@ class RunBroadcast:
             logger.warning("broadcast batch postponed", extra={"error": type(error).__name__})
             return BroadcastStep(run_again_in=self._policy.retry_seconds)
         sent = 0
-        for subscriber in page:
+        for position, subscriber in enumerate(page):
+            if position and position % self._policy.cancel_check_every == 0 and self._cancel_requested(broadcast.id):
+                return self._finish(broadcast, BroadcastState.CANCELLED, sent)
             user_id = subscriber.telegram_user_id
             if subscriber.status is not SubscriberStatus.ACTIVE:
                 self._store.advance(broadcast.id, user_id)
@@ -161,7 +166,9 @@ class RunBroadcast:
             sent += outcome is Outcome.SENT
         if len(page) < self._policy.batch_size:
             latest = self._store.get(broadcast.id) or broadcast
-            return self._finish(latest, BroadcastState.DONE, sent)
+            # A cancel that came while the last page went out: the admin asked to stop, so it ends as cancelled.
+            state = BroadcastState.CANCELLED if latest.cancel_requested else BroadcastState.DONE
+            return self._finish(latest, state, sent)
         self._progress(broadcast.id)
         return BroadcastStep(sent, run_again_in=0.0)
 
@@ -211,6 +218,10 @@ class RunBroadcast:
             return Outcome.FAILED, None
         self._store.settle(broadcast.id, user_id, Outcome.SENT)
         return Outcome.SENT, None
+
+    def _cancel_requested(self, broadcast_id: str) -> bool:
+        latest = self._store.get(broadcast_id)
+        return latest is None or latest.cancel_requested
 
     def _finish(self, broadcast: Broadcast, state: BroadcastState, sent: int = 0) -> BroadcastStep:
         self._store.finish(broadcast.id, state, self._clock.now().timestamp())

@@ -244,6 +244,36 @@ def test_cancel_stops_within_a_batch_and_shows_what_was_not_sent() -> None:
     assert world.runner()(BROADCAST_ID).run_again_in is None and world.sender.sent == [1, 2, 3]
 
 
+def test_a_cancel_during_a_batch_stops_it_within_a_few_recipients() -> None:
+    world = World(FakeAdmin([subscriber(u) for u in range(1, 30)]), batch=20)
+    store = world.store
+
+    def cancel_after_the_third(bot_id: str, chat_id: int) -> float:
+        if chat_id == 3:  # the admin presses Stop while the batch is sending
+            store.request_cancel(BROADCAST_ID, NOW.timestamp())
+        return 0.0
+
+    world.slots.acquire_spare = cancel_after_the_third  # type: ignore[method-assign]
+    step = world.runner()(BROADCAST_ID)
+    every = BroadcastPolicy().cancel_check_every
+    assert step.run_again_in is None and world.sender.sent == list(range(1, every + 1))
+    assert world.broadcast.state is BroadcastState.CANCELLED
+
+
+def test_a_cancel_racing_the_last_page_ends_cancelled_not_done() -> None:
+    world = World(FakeAdmin([subscriber(u) for u in range(1, 3)]), batch=5)
+    store = world.store
+
+    def cancel_on_the_last(bot_id: str, chat_id: int) -> float:
+        if chat_id == 2:
+            store.request_cancel(BROADCAST_ID, NOW.timestamp())
+        return 0.0
+
+    world.slots.acquire_spare = cancel_on_the_last  # type: ignore[method-assign]
+    world.runner()(BROADCAST_ID)
+    assert world.sender.sent == [1, 2] and world.broadcast.state is BroadcastState.CANCELLED
+
+
 def test_a_bot_no_longer_the_admins_stops_the_broadcast_and_a_registry_outage_postpones_it() -> None:
     world = World(FakeAdmin([subscriber(u) for u in range(1, 4)]))
     admin = world.admin
@@ -325,6 +355,20 @@ def test_a_draft_lapses_with_its_ttl() -> None:
             "x = 1",
             [{"type": "pre", "offset": 0, "length": 5, "language": "python"}],
             '<pre><code class="language-python">x = 1</code></pre>',
+        ),
+        (  # an entity ending inside another closes alone: the outer one is not split in two
+            "Hello world more",
+            [{"type": "blockquote", "offset": 0, "length": 16}, {"type": "bold", "offset": 6, "length": 5}],
+            "<blockquote>Hello <b>world</b> more</blockquote>",
+        ),
+        (
+            "see docs now",
+            [
+                {"type": "italic", "offset": 0, "length": 12},
+                {"type": "text_link", "offset": 4, "length": 4, "url": "https://x.test"},
+                {"type": "bold", "offset": 4, "length": 2},
+            ],
+            '<i>see <a href="https://x.test"><b>do</b>cs</a> now</i>',
         ),
         ("@someone #tag", [{"type": "mention", "offset": 0, "length": 8}], "@someone #tag"),
         ("<b>", [{"type": "bold", "offset": 0, "length": 99}, "junk", {"type": "bold"}], "<b>&lt;b&gt;</b>"),
