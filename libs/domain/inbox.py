@@ -167,9 +167,11 @@ class FeedbackInbox:
         if message is None or sender is None or not isinstance(sender_id, int) or chat_id != sender_id:
             return None  # private chats only: a private chat's id is its user's
         enabled = bot.settings.inbox_enabled
-        if not enabled and sender_id != bot.owner_id and not (envelope.text or "").startswith("/start"):
+        owner = sender_id == bot.owner_id
+        if not enabled and not owner and not (envelope.text or "").startswith("/start"):
             return None  # off: only an admin's /start (they become reachable) needs the team, not every message
-        members, known = self._members(bot)
+        # The owner's own messages need no lookup: the bot's record names them.
+        members, known = (inbox_recipients(bot), True) if owner else self._members(bot)
         reply_to = message.get("reply_to_message")
         if sender_id in members:
             self._links.mark_reachable(bot.id, sender_id)

@@ -540,15 +540,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         role = actor_role(bot, request.actor_id)
         # The inbox's state is a switch, not content: which way it went is said (issue 15).
         extra = {"inbox": "on" if change.enabled else "off"} if isinstance(change, SetInboxMode) else {}
-        self._record(
-            context,
-            EventKind.SETTINGS_CHANGED,
-            request.actor_id,
-            bot.id,
-            change=type(change).__name__,
-            role=role,
-            **extra,
-        )
+        details = {"change": type(change).__name__, "role": role, **extra}
+        self._record(context, EventKind.SETTINGS_CHANGED, request.actor_id, bot.id, Outcome.DONE, **details)
         return registry_pb2.UpdateBotSettingsResponse(bot=bot_to_proto(bot))
 
     def RecordInteraction(
