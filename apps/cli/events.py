@@ -32,7 +32,7 @@ def add_parser(sub: Any) -> None:
 def describe(event: registry_pb2.Event) -> str:
     at = datetime.fromtimestamp(event.at_unix_ms / 1000, UTC)
     details = " ".join(f"{key}={value}" for key, value in sorted(event.details.items()))
-    who = f"{event.kind:16s} {event.outcome:7s} {event.actor:20s}"
+    who = f"{event.kind:22s} {event.outcome:7s} {event.actor:20s}"  # inbox_sender_unblocked: 22
     return f"{at:%Y-%m-%d %H:%M:%S}Z  {who} {event.bot_id or '-'}  {details}"
 
 

@@ -48,6 +48,25 @@ class EventKind(StrEnum):
     ADMIN_REVOKED = "admin_revoked"
     ADMIN_LEFT = "admin_left"
     ACTION_REFUSED = "action_refused"  # an admin tried what only the owner may (delete, rotate, manage admins)
+    # broadcasts and the feedback inbox (issue 15), recorded by the dispatcher: counts and ids, never a text
+    BROADCAST_STARTED = "broadcast_started"
+    BROADCAST_CANCELLED = "broadcast_cancelled"  # an admin asked to stop it (its end is `broadcast_finished`)
+    BROADCAST_FINISHED = "broadcast_finished"  # done or cancelled, with the final counts
+    INBOX_SENDER_BLOCKED = "inbox_sender_blocked"
+    INBOX_SENDER_UNBLOCKED = "inbox_sender_unblocked"
+
+
+# What the dispatcher adds about a bot's admins' own work (RecordEvent): the registry checks each names a bot and a
+# Telegram actor, and writes the actor's role on the bot from its own records (services/botregistry).
+ADMIN_WORK_KINDS = frozenset(
+    {
+        EventKind.BROADCAST_STARTED,
+        EventKind.BROADCAST_CANCELLED,
+        EventKind.BROADCAST_FINISHED,
+        EventKind.INBOX_SENDER_BLOCKED,
+        EventKind.INBOX_SENDER_UNBLOCKED,
+    }
+)
 
 
 class Outcome(StrEnum):

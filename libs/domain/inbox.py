@@ -12,23 +12,32 @@
   the presser); the header then offers "Unblock". Blocked users' updates are dropped before they get here.
 - Admins writing to their own bot are never looped into the inbox; their private messages mark them reachable
   (Telegram lets a bot write only to users who started it), which the manager checks when the mode is switched on.
+- "The admins" are the bot's team (owner and co-admins, `BotTeams`), read for every delivery, reply and press
+  through a short cache the dispatcher forgets as soon as the team changes: a revoked admin gets nothing more and
+  can answer or block no one. When the team cannot be learnt (the registry is unreachable) the inbox fails
+  closed: deliveries go to the owner only, whom the bot's own record names, and nobody else may act from it.
 """
 
 from __future__ import annotations
 
 import html
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from libs.domain.bots import Bot
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.errors import DomainError
+from libs.domain.events import Event, EventKind, EventRecorder, Outcome, telegram_actor
 from libs.domain.inbound import callback_of, language_of, sender_of
 from libs.domain.manager_ports import BlockUser, SettingsChange, UnblockUser
 from libs.domain.messages import render
-from libs.domain.ports import Cooldowns
+from libs.domain.ports import Clock, Cooldowns
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.manager_admin import MAX_BLOCK_SECONDS
+
+logger = logging.getLogger(__name__)
 
 # Delivered messages stay answerable this long; the header's buttons live as long (see inbox_tokens).
 LINK_TTL_SECONDS = 7 * 24 * 3600
@@ -36,10 +45,21 @@ LINK_TTL_SECONDS = 7 * 24 * 3600
 ACK_COOLDOWN_SECONDS = 300.0
 
 
-def inbox_recipients(bot: Bot) -> frozenset[int]:
-    """Who receives a bot's inbox (and may answer and block from it): its admins. Today the owner only; co-admins
-    join here. A private chat's id is its user's, so these are also the chats the inbox writes to."""
-    return frozenset({bot.owner_id})
+def inbox_recipients(bot: Bot, team: Sequence[int] | None = None) -> frozenset[int]:
+    """Who receives a bot's inbox (and may answer and block from it): its team (`BotTeams.members`: owner first,
+    then the admins). Without a team, or one naming another owner (read before the bot changed hands), the owner
+    only. A private chat's id is its user's, so these are also the chats the inbox writes to."""
+    if not team or team[0] != bot.owner_id:
+        return frozenset({bot.owner_id})
+    return frozenset(team)
+
+
+class BotTeams(Protocol):
+    """Who runs a bot now: the owner, then its admins (the registry's GetBotTeam, cached briefly)."""
+
+    def members(self, bot_id: str) -> tuple[int, ...]:
+        """Raises a DomainError when it cannot be learnt (the registry unreachable, the bot gone)."""
+        ...
 
 
 class InboxLinks(Protocol):
@@ -123,7 +143,13 @@ class FeedbackInbox:
         admin: SettingsChanger,
         cooldowns: Cooldowns | None = None,
         policy: InboxPolicy | None = None,
+        teams: BotTeams | None = None,
+        events: EventRecorder | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._teams = teams
+        self._events = events
+        self._clock = clock
         self._links = links
         self._outbox = outbox
         self._tokens = tokens
@@ -140,27 +166,64 @@ class FeedbackInbox:
         chat_id = envelope.chat_id
         if message is None or sender is None or not isinstance(sender_id, int) or chat_id != sender_id:
             return None  # private chats only: a private chat's id is its user's
-        if sender_id in inbox_recipients(bot):
+        enabled = bot.settings.inbox_enabled
+        owner = sender_id == bot.owner_id
+        if not enabled and not owner and not (envelope.text or "").startswith("/start"):
+            return None  # off: only an admin's /start (they become reachable) needs the team, not every message
+        # The owner's own messages need no lookup: the bot's record names them.
+        members, known = (inbox_recipients(bot), True) if owner else self._members(bot)
+        reply_to = message.get("reply_to_message")
+        if sender_id in members:
             self._links.mark_reachable(bot.id, sender_id)
-            if not bot.settings.inbox_enabled:
+            if not enabled:
                 return None
-            reply_to = message.get("reply_to_message")
             if isinstance(reply_to, dict):
                 return self._relay_reply(bot, envelope, chat_id, message, reply_to)
             return None if answered else "inbox:admin_ignored"  # never looped into their own inbox
-        if not bot.settings.inbox_enabled or answered:
+        if not enabled or answered:
             return None
-        return self._deliver(bot, envelope, sender, chat_id, message)
+        if isinstance(reply_to, dict) and self._linked(bot, chat_id, reply_to) is not None:
+            # A reply to an inbox delivery in their own chat: they were an admin when it came. No longer one (revoked,
+            # left) or not known now (registry unreachable): nothing is relayed, nor handed to the team as theirs.
+            lang = language_of(envelope) or bot.settings.language
+            self._outbox.send_message(
+                bot.id, chat_id, render("inbox_not_admin" if known else "inbox_unavailable", lang)
+            )
+            return "inbox:reply_refused"
+        return self._deliver(bot, envelope, sender, chat_id, message, members)
+
+    def _members(self, bot: Bot) -> tuple[frozenset[int], bool]:
+        """(who runs the bot, whether that is known). Unknown (the registry unreachable): the owner only, whom the
+        bot's own record names; an admin is not let in on a guess (they may just have been revoked)."""
+        if self._teams is None:
+            return inbox_recipients(bot), True  # no co-admins wired: the owner is the whole team
+        try:
+            team = self._teams.members(bot.id)
+        except DomainError as error:
+            logger.warning("bot team unknown: inbox for the owner only", extra={"error": type(error).__name__})
+            return inbox_recipients(bot), False
+        members = inbox_recipients(bot, team)
+        return members, bool(team) and team[0] == bot.owner_id
+
+    def _linked(self, bot: Bot, chat_id: int, reply_to: dict[str, Any]) -> int | None:
+        replied_id = reply_to.get("message_id")
+        return self._links.user_chat(bot.id, chat_id, replied_id) if isinstance(replied_id, int) else None
 
     def _deliver(
-        self, bot: Bot, envelope: UpdateEnvelope, sender: dict[str, Any], chat_id: int, message: dict[str, Any]
+        self,
+        bot: Bot,
+        envelope: UpdateEnvelope,
+        sender: dict[str, Any],
+        chat_id: int,
+        message: dict[str, Any],
+        members: frozenset[int],
     ) -> str:
         message_id = message.get("message_id")
         if not isinstance(message_id, int):
             return "inbox:ignored"
         user_id = int(sender["id"])
         lang = bot.settings.language  # the admins' language is not known here: the bot's
-        for admin_id in sorted(inbox_recipients(bot)):
+        for admin_id in sorted(members):
             header = render("inbox_header", lang, sender=describe_sender(sender), user_id=user_id)
             self._outbox.send_message(
                 bot.id,
@@ -181,8 +244,7 @@ class FeedbackInbox:
     def _relay_reply(
         self, bot: Bot, envelope: UpdateEnvelope, chat_id: int, message: dict[str, Any], reply_to: dict[str, Any]
     ) -> str:
-        replied_id = reply_to.get("message_id")
-        user_chat = self._links.user_chat(bot.id, chat_id, replied_id) if isinstance(replied_id, int) else None
+        user_chat = self._linked(bot, chat_id, reply_to)
         message_id = message.get("message_id")
         if user_chat is None or not isinstance(message_id, int):
             lang = language_of(envelope) or bot.settings.language
@@ -216,8 +278,10 @@ class FeedbackInbox:
         callback_id = callback.get("id")
         lang = language_of(envelope) or bot.settings.language
         user_chat = self._links.user_chat(bot.id, chat_id, held_id)
-        if presser not in inbox_recipients(bot) or user_chat is None:
-            self._answer(bot, callback_id, render("callback_invalid", lang))
+        members, known = self._members(bot)
+        # Unknown team: only the owner may press (fail closed); the registry re-checks the presser's role anyway.
+        if presser not in members or user_chat is None:
+            self._answer(bot, callback_id, render("callback_invalid" if known else "inbox_unavailable", lang))
             return "inbox:button_refused"
         block = claim.action is CallbackAction.INBOX_BLOCK
         change: SettingsChange = BlockUser(user_chat, MAX_BLOCK_SECONDS) if block else UnblockUser(user_chat)
@@ -230,12 +294,22 @@ class FeedbackInbox:
             self._answer(bot, callback_id, said)
             return "inbox:button_failed"
         self._answer(bot, callback_id, render("inbox_blocked" if block else "inbox_unblocked", lang))
+        self._record(bot, presser, user_chat, block)
         text = held.get("text")
         if isinstance(text, str) and text:  # the header as shown, plain; the next button undoes this one
             undo = CallbackAction.INBOX_UNBLOCK if block else CallbackAction.INBOX_BLOCK
             markup = self._button(bot, undo, "btn_inbox_unblock" if block else "btn_inbox_block", lang, chat_id)
             self._outbox.edit_message_text(bot.id, chat_id, held_id, text, reply_markup=markup)
         return "inbox:blocked" if block else "inbox:unblocked"
+
+    def _record(self, bot: Bot, presser: int, user_id: int, block: bool) -> None:
+        """The trail's line for a block from the inbox (the registry's own `settings_changed` does not say where it
+        came from). The registry adds the presser's role from its own records."""
+        if self._events is None or self._clock is None:
+            return
+        kind = EventKind.INBOX_SENDER_BLOCKED if block else EventKind.INBOX_SENDER_UNBLOCKED
+        details = {"user": str(user_id)}
+        self._events.record(Event(self._clock.now(), kind, telegram_actor(presser), bot.id, Outcome.DONE, details))
 
     def _answer(self, bot: Bot, callback_id: object, text: str) -> None:
         if isinstance(callback_id, str):
@@ -245,6 +319,17 @@ class FeedbackInbox:
         # Signed for this bot, and for the admin in their own chat with it (a private chat's id is its user's).
         data = self._tokens.sign(action, bot.id, admin_id, admin_id)
         return {"inline_keyboard": [[{"text": render(key, lang), "callback_data": data}]]}
+
+
+def unreachable_members(bot: Bot, actor_id: int, links: InboxLinks, teams: BotTeams | None) -> tuple[bool, int]:
+    """For the manager's `/inbox on`: (whether the bot cannot write to `actor_id` yet, how many other members of its
+    team it cannot write to). The others are left out when the team cannot be learnt now."""
+    try:
+        team = teams.members(bot.id) if teams is not None else ()
+    except DomainError:
+        team = ()
+    others = inbox_recipients(bot, team) - {actor_id}
+    return not links.reachable(bot.id, actor_id), sum(not links.reachable(bot.id, member) for member in others)
 
 
 def describe_sender(sender: dict[str, Any]) -> str:

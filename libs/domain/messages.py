@@ -531,6 +531,15 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "en": "🚫 User blocked for 30 days: their messages no longer arrive.",
     },
     "inbox_unblocked": {"pt-BR": "✅ Usuário desbloqueado.", "en": "✅ User unblocked."},
+    "inbox_not_admin": {
+        "pt-BR": "⛔ Você não administra mais este bot: a resposta não foi enviada.",
+        "en": "⛔ You no longer administer this bot: the reply was not sent.",
+    },
+    "inbox_unavailable": {
+        "pt-BR": "⏳ Não foi possível confirmar quem administra este bot agora; nada foi enviado. Tente de novo em"
+        " instantes.",
+        "en": "⏳ Could not check who runs this bot right now; nothing was sent. Try again in a moment.",
+    },
     "btn_inbox_block": {"pt-BR": "🚫 Bloquear", "en": "🚫 Block"},
     "btn_inbox_unblock": {"pt-BR": "✅ Desbloquear", "en": "✅ Unblock"},
     "usage_inbox": {"pt-BR": "/inbox @bot on | off", "en": "/inbox @bot on | off"},
@@ -549,6 +558,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
         " mensagens não chegam.",
         "en": "⚠️ @{username} cannot write to you yet: open @{username} and send /start, or the messages will not"
         " arrive.",
+    },
+    "mgr_inbox_team_unreachable": {
+        "pt-BR": "⚠️ {count} admin(s) de @{username} ainda não abriram @{username} e enviaram /start: as mensagens"
+        " não chegam a eles até lá.",
+        "en": "⚠️ {count} admin(s) of @{username} have not opened @{username} and sent /start yet: messages will not"
+        " reach them until they do.",
     },
     # -- co-admins (issue 15) --
     "mgr_bot_line_admin": {

@@ -1,4 +1,5 @@
-"""Events sent to the registry's trail (RecordEvent): the dispatcher's refused callbacks, the operator's key rotations.
+"""Events sent to the registry's trail (RecordEvent): the dispatcher's refused callbacks, broadcasts and inbox
+blocks, the operator's key rotations.
 
 `GrpcEventRecorder` makes the call. `BackgroundEventRecorder` hands events to one sender thread through a bounded
 queue, so the update that caused one never waits on the registry and a flood of refused callbacks costs at most

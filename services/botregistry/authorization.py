@@ -2,8 +2,9 @@
 
 Written as permissions, one per method, except RegisterBot, which is two: with a plaintext token (operators and
 test/devstack tooling only) or with a token the gateway sealed (the dispatcher, for the manager bot), and
-RecordEvent, which is one per event kind a caller may add to the trail: the dispatcher its refused callbacks, the
-operator its key rotations (the registry records its own admin actions itself; nobody may forge those).
+RecordEvent, which is one per event kind a caller may add to the trail: the dispatcher its refused callbacks and its
+admins' broadcasts and inbox blocks (their role written by the registry), the operator its key rotations (the
+registry records its own admin actions itself; nobody may forge those).
 ListEvents (reading the trail) is the operator's. Unknown identities, and plaintext peers, get nothing.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from libs.domain.events import ADMIN_WORK_KINDS
 from tgm.registry.v1 import registry_pb2
 
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
@@ -21,11 +23,14 @@ REGISTER_SEALED = "RegisterBot:sealed"
 RECORD_CALLBACK_REFUSED = "RecordEvent:callback_refused"
 RECORD_KEY_ROTATED = "RecordEvent:key_rotated"
 RECORD_OTHER = "RecordEvent:other"  # granted to nobody: every other kind is the registry's own to record
+# Broadcasts and inbox blocks (issue 15): the admins' work the dispatcher does; the registry adds the actor's role.
+RECORD_ADMIN_WORK = frozenset(f"RecordEvent:{kind.value}" for kind in ADMIN_WORK_KINDS)
 
 ALL_METHODS = frozenset(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name)
 ALL_PERMISSIONS = frozenset(
     (ALL_METHODS - {"RegisterBot", "RecordEvent"})
     | {REGISTER_WITH_TOKEN, REGISTER_SEALED, RECORD_CALLBACK_REFUSED, RECORD_KEY_ROTATED}
+    | RECORD_ADMIN_WORK
 )
 
 # GetBotVersions: the gateway drops a cached route within a second of its bot changing (a rotated secret).
@@ -57,6 +62,7 @@ DISPATCHER = frozenset(
         REGISTER_SEALED,
         RECORD_CALLBACK_REFUSED,
     }
+    | RECORD_ADMIN_WORK
 )
 OPERATOR = ALL_PERMISSIONS
 
@@ -70,7 +76,8 @@ def permission_for(method: str, request: Any) -> str:
     if method == "RecordEvent":
         kind = request.kind if isinstance(request, registry_pb2.RecordEventRequest) else ""
         wanted = f"RecordEvent:{kind}"
-        return wanted if wanted in (RECORD_CALLBACK_REFUSED, RECORD_KEY_ROTATED) else RECORD_OTHER
+        known = wanted in (RECORD_CALLBACK_REFUSED, RECORD_KEY_ROTATED) or wanted in RECORD_ADMIN_WORK
+        return wanted if known else RECORD_OTHER
     return method
 
 

@@ -82,7 +82,7 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     from services.dispatcher.adapters.bot_changes import start_listener
     from services.dispatcher.adapters.interaction_stats import start_flusher
 
-    stop_bot_changes = start_listener(container.redis_client(), container.bot_directory())
+    stop_bot_changes = start_listener(container.redis_client(), container.bot_caches())  # bots and teams
     worker.start()
     stop_stats = start_flusher(
         container.interaction_recorder(), container.bot_admin(), settings.stats_flush_interval_seconds

@@ -31,6 +31,7 @@ from libs.registry_client.admin import GrpcBotAdmin
 from libs.registry_client.client import GrpcBotDirectory
 from libs.registry_client.events import BackgroundEventRecorder, GrpcEventRecorder
 from services.dispatcher.adapters import bot_changes, broadcasts, interaction_stats, memory, subscribers
+from services.dispatcher.adapters import bot_teams as bot_teams_adapter
 from services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.external_api import HttpExternalApi
@@ -245,6 +246,9 @@ class DispatcherContainer(containers.DeclarativeContainer):
     bot_directory = providers.ThreadSafeSingleton(
         GrpcBotDirectory, channel=registry_channel, ttl_seconds=settings.provided.bot_cache_ttl_seconds, clock=clock
     )
+    # Who runs each bot (the inbox's admins); forgotten with the bot on every announced change (bot_changes.py).
+    bot_teams = providers.ThreadSafeSingleton(bot_teams_adapter.registry_teams, registry_channel, clock)
+    bot_caches = providers.ThreadSafeSingleton(bot_teams_adapter.ForgetEverywhere, bot_directory, bot_teams)
     telegram = providers.ThreadSafeSingleton(
         _telegram_api, settings.provided.telegram_api_base_url, settings.provided.telegram_timeout_seconds
     )
@@ -346,7 +350,12 @@ class DispatcherContainer(containers.DeclarativeContainer):
     bot_admin = providers.ThreadSafeSingleton(
         bot_changes.AnnouncingBotAdmin,
         admin=registry_admin,
-        announce=providers.ThreadSafeSingleton(bot_changes.announcer, redis_client, bot_directory),
+        announce=providers.ThreadSafeSingleton(bot_changes.announcer, redis_client, bot_caches),
+    )
+    # Refused button presses, broadcasts and inbox blocks go to the registry's event trail, sent by one background
+    # thread (no wait per update).
+    event_recorder = providers.ThreadSafeSingleton(
+        BackgroundEventRecorder, inner=providers.ThreadSafeSingleton(GrpcEventRecorder, channel=registry_channel)
     )
     feedback_inbox = providers.ThreadSafeSingleton(
         FeedbackInbox,
@@ -355,6 +364,9 @@ class DispatcherContainer(containers.DeclarativeContainer):
         tokens=providers.ThreadSafeSingleton(_inbox_tokens, settings, clock),
         admin=bot_admin,  # blocks from the inbox reach every process's bot cache at once, as the manager's do
         cooldowns=cooldowns,
+        teams=bot_teams,
+        events=event_recorder,
+        clock=clock,
     )
     # The handler of one update: a single callable `handler(envelope) -> outcome`; put a router here.
     managed_bot_handler = providers.ThreadSafeSingleton(
@@ -366,10 +378,6 @@ class DispatcherContainer(containers.DeclarativeContainer):
         clock=clock,
         captcha=captcha,
         inbox=feedback_inbox,
-    )
-    # Refused button presses go to the registry's event trail, sent by one background thread (no wait per update).
-    event_recorder = providers.ThreadSafeSingleton(
-        BackgroundEventRecorder, inner=providers.ThreadSafeSingleton(GrpcEventRecorder, channel=registry_channel)
     )
     # Broadcasts (issue 15): the record and progress in Redis, one `run_broadcast` message per batch.
     broadcast_store = providers.ThreadSafeSingleton(_broadcast_store, redis_client)
@@ -388,6 +396,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         broadcasts=broadcast_store,
         broadcast_scheduler=broadcast_scheduler,
         inbox_links=inbox_links,
+        bot_teams=bot_teams,
     )
     # Per-update stats: one Redis write (or a dict update embedded); a flusher thread batches them to the registry.
     interaction_recorder = providers.ThreadSafeSingleton(interaction_stats.recorder_for, redis_client)
@@ -423,6 +432,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         blocked_users=blocked_users,
         policy=providers.Factory(BroadcastPolicy, lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds),
         keeper=lock_keeper,
+        events=event_recorder,
     )
     drain_outbox = providers.ThreadSafeSingleton(
         DrainOutbox,

@@ -1,6 +1,7 @@
 """The feedback inbox (issue 15) end to end through the emulator, on PostgreSQL + Redis: a user writes to a hosted bot,
 its admin gets the message with the sender named; the admin's reply reaches the user from the bot; Block stops the
-user's next messages; another bot's admin reaches none of the first bot's users."""
+user's next messages; another bot's admin reaches none of the first bot's users. An invited co-admin gets the inbox
+and answers from it; once revoked they get nothing more and can neither answer nor block."""
 
 from __future__ import annotations
 
@@ -127,6 +128,64 @@ def test_a_user_is_heard_answered_and_blocked_and_nothing_crosses_to_another_bot
     wait_until_handled(world, "inbox_79901_bot", customer.send("hello? anyone?"))
     assert len(inbox.from_bot()) == in_inbox
     assert not any("anyone" in m["text"] for m in inbox.from_bot())
+
+
+START_LINK = re.compile(r"https://t\.me/[A-Za-z0-9_]+\?start=([A-Za-z0-9_-]{20,64})")
+
+
+def test_an_invited_admin_gets_the_inbox_answers_from_it_and_once_revoked_neither_gets_nor_answers(
+    world: World,
+) -> None:
+    owner, helper = Chat(world, user(79911, "en")), Chat(world, user(79912, "en"))
+    bot, owner_inbox = hosted_bot_with_inbox(world, owner, "inbox_79911_bot")
+    (invite,) = owner.say("/invite @inbox_79911_bot")
+    found = START_LINK.search(invite["plain_text"])
+    assert found is not None, invite["plain_text"]
+    helper.say(f"/start {found.group(1)}")  # joined: the team changed, every dispatcher forgot the bot's team
+    owner.replies()  # the owner is told
+    helper_inbox = HostedChat(world, bot, helper.user)
+    helper_inbox.send("/start")  # a bot writes only to people who started it
+    wait_for(lambda: len(helper_inbox.from_bot()) == 1, WAIT, "the welcome in the helper's chat")
+
+    customer = HostedChat(world, bot, {"id": 79960, "first_name": "Dora", "language_code": "en"})
+    header, copy = deliveries_after(helper_inbox, 1, customer, "Where is my parcel?")
+    assert "Dora" in header["plain_text"] and copy["text"] == "Where is my parcel?"
+    wait_for(lambda: any(m["text"] == "Where is my parcel?" for m in owner_inbox.from_bot()), WAIT, "the owner's copy")
+
+    helper_inbox.send("On its way, Dora.", reply_to=copy["message_id"])
+    wait_for(lambda: any(m["text"] == "On its way, Dora." for m in customer.from_bot()), WAIT, "the helper's answer")
+
+    # The owner revokes the helper; from the revocation's answer on, the helper is out of the inbox.
+    (admins,) = owner.say("/admins @inbox_79911_bot")
+    owner.press(admins, "Revoke id 79912")
+    owner.replies()
+    helper.replies()  # "you no longer administer…"
+    in_helper_chat = len(helper_inbox.from_bot())
+    in_owner_chat = len(owner_inbox.from_bot())
+    customer.send("Still waiting, hello?")
+    wait_for(
+        lambda: any(m["text"] == "Still waiting, hello?" for m in owner_inbox.from_bot()), WAIT, "the owner's copy"
+    )
+    assert len(owner_inbox.from_bot()) == in_owner_chat + 2
+    assert len(helper_inbox.from_bot()) == in_helper_chat, "the revoked admin got the next message"
+
+    to_customer = len(customer.from_bot())
+    helper_inbox.send("Sent you a refund!", reply_to=copy["message_id"])
+    wait_for(lambda: len(helper_inbox.from_bot()) > in_helper_chat, WAIT, "the refusal in the helper's chat")
+    assert "no longer administer" in helper_inbox.from_bot()[-1]["text"]
+    # Their Block button (still on the old header) is refused, and the customer stays unblocked.
+    query = world.emulator.press(bot["id"], helper.user, helper.user["id"], header["message_id"], button(header, "🚫"))
+
+    def answer() -> str | None:
+        found = [q for q in world.emulator.callbacks(bot["id"]) if q["id"] == query["callback_query_id"]]
+        return str(found[0].get("answer_text")) if found and found[0].get("answered") else None
+
+    wait_for(lambda: answer() is not None, WAIT, "the answer to the revoked admin's press")
+    assert answer() == "⚠️ This action is no longer valid."
+    assert len(customer.from_bot()) == to_customer, "the revoked admin's reply reached the customer"
+    in_owner_chat = len(owner_inbox.from_bot())
+    wait_until_handled(world, "inbox_79911_bot", customer.send("Not blocked, am I?"))
+    wait_for(lambda: len(owner_inbox.from_bot()) >= in_owner_chat + 2, WAIT, "the customer still heard")
 
 
 def test_zz_no_token_rests_in_clear_anywhere(world: World) -> None:

@@ -24,6 +24,13 @@ from tgm.registry.v1 import registry_pb2 as pb
 from tgm.registry.v1 import registry_pb2_grpc
 
 Stub = registry_pb2_grpc.RegistryServiceStub
+ADMIN_WORK = (
+    "broadcast_started",
+    "broadcast_cancelled",
+    "broadcast_finished",
+    "inbox_sender_blocked",
+    "inbox_sender_unblocked",
+)
 CALLS: dict[str, Callable[[Stub], Any]] = {
     "GetRoute": lambda s: s.GetRoute(pb.GetRouteRequest(public_id="nope")),
     "GetBot": lambda s: s.GetBot(pb.GetBotRequest(bot_id="nope")),
@@ -64,6 +71,17 @@ CALLS: dict[str, Callable[[Stub], Any]] = {
     "RecordEvent:bot_deleted": lambda s: s.RecordEvent(
         pb.RecordEventRequest(kind="bot_deleted", telegram_user_id=7, bot_id="nope", outcome="done")
     ),
+    # The admins' work the dispatcher does (issue 15): broadcasts and inbox blocks; the registry adds the role.
+    **{
+        f"RecordEvent:{kind}": (
+            lambda kind: (
+                lambda s: s.RecordEvent(
+                    pb.RecordEventRequest(kind=kind, telegram_user_id=7, bot_id="nope", outcome="done")
+                )
+            )
+        )(kind)
+        for kind in ADMIN_WORK
+    },
     "ListEvents": lambda s: s.ListEvents(pb.ListEventsRequest()),
     "RegisterBot:token": lambda s: s.RegisterBot(pb.RegisterBotRequest(owner_id=7, token=TOKEN)),
     "RegisterBot:sealed": lambda s: s.RegisterBot(
@@ -93,6 +111,7 @@ ADMIN = {
     "RevokeInvite",
     "LeaveBot",
     "GetBotTeam",
+    *(f"RecordEvent:{kind}" for kind in ADMIN_WORK),
 }
 # Written out independently of services/botregistry/authorization.py.
 ALLOWED = {

@@ -31,6 +31,8 @@ from libs.domain.errors import (
     blocked_by_user,
     is_transient,
 )
+from libs.domain.events import Event, EventKind, EventRecorder, telegram_actor
+from libs.domain.events import Outcome as EventOutcome
 from libs.domain.manager_ports import BotAdmin, SubscriberStatus
 from libs.domain.messages import render
 from libs.domain.ports import Clock, Locks, Outbox
@@ -97,7 +99,9 @@ class RunBroadcast:
         policy: BroadcastPolicy | None = None,
         keeper: LockKeeper | None = None,
         sleep: Callable[[float], object] = time.sleep,
+        events: EventRecorder | None = None,
     ) -> None:
+        self._events = events
         self._store = store
         self._admin = admin
         self._sender = sender
@@ -130,7 +134,7 @@ class RunBroadcast:
         if broadcast is None or broadcast.state is not BroadcastState.RUNNING:
             return BroadcastStep()
         if broadcast.cancel_requested:
-            return self._finish(broadcast, BroadcastState.CANCELLED)
+            return self._finish(broadcast, BroadcastState.CANCELLED, reason="requested")
         try:
             # The registry checks, every batch, that the bot is still this admin's (a revoked co-admin stops here).
             page = self._admin.list_subscribers(
@@ -139,14 +143,14 @@ class RunBroadcast:
             token = self._sender().token(broadcast.bot_id) if page else None
         except BotNotFound:
             logger.warning("broadcast stopped: the bot is no longer the admin's", extra={"bot_id": broadcast.bot_id})
-            return self._finish(broadcast, BroadcastState.CANCELLED)
+            return self._finish(broadcast, BroadcastState.CANCELLED, reason="access_lost")
         except DomainError as error:
             logger.warning("broadcast batch postponed", extra={"error": type(error).__name__})
             return BroadcastStep(run_again_in=self._policy.retry_seconds)
         sent = 0
         for position, subscriber in enumerate(page):
             if position and position % self._policy.cancel_check_every == 0 and self._cancel_requested(broadcast.id):
-                return self._finish(broadcast, BroadcastState.CANCELLED, sent)
+                return self._finish(broadcast, BroadcastState.CANCELLED, sent, reason="requested")
             user_id = subscriber.telegram_user_id
             if subscriber.status is not SubscriberStatus.ACTIVE:
                 self._store.advance(broadcast.id, user_id)
@@ -159,7 +163,7 @@ class RunBroadcast:
                     "broadcast stopped: Telegram rejected the bot's token", extra={"bot_id": broadcast.bot_id}
                 )
                 self._store.release(broadcast.id, user_id)
-                return self._finish(broadcast, BroadcastState.CANCELLED, sent)
+                return self._finish(broadcast, BroadcastState.CANCELLED, sent, reason="token_rejected")
             if wait is not None:
                 self._progress(broadcast.id)
                 return BroadcastStep(sent, run_again_in=wait)
@@ -167,8 +171,9 @@ class RunBroadcast:
         if len(page) < self._policy.batch_size:
             latest = self._store.get(broadcast.id) or broadcast
             # A cancel that came while the last page went out: the admin asked to stop, so it ends as cancelled.
-            state = BroadcastState.CANCELLED if latest.cancel_requested else BroadcastState.DONE
-            return self._finish(latest, state, sent)
+            if latest.cancel_requested:
+                return self._finish(latest, BroadcastState.CANCELLED, sent, reason="requested")
+            return self._finish(latest, BroadcastState.DONE, sent)
         self._progress(broadcast.id)
         return BroadcastStep(sent, run_again_in=0.0)
 
@@ -223,11 +228,14 @@ class RunBroadcast:
         latest = self._store.get(broadcast_id)
         return latest is None or latest.cancel_requested
 
-    def _finish(self, broadcast: Broadcast, state: BroadcastState, sent: int = 0) -> BroadcastStep:
+    def _finish(self, broadcast: Broadcast, state: BroadcastState, sent: int = 0, reason: str = "") -> BroadcastStep:
         self._store.finish(broadcast.id, state, self._clock.now().timestamp())
         final = self._store.get(broadcast.id)
         if final is not None:
             self._edit(final, markup=None)
+            # Once: a redelivered batch finds the broadcast finished and stops before this.
+            end = reason or state.value
+            record_broadcast(self._events, self._clock, EventKind.BROADCAST_FINISHED, final.admin_id, final, end=end)
         return BroadcastStep(sent)
 
     def _progress(self, broadcast_id: str) -> None:
@@ -259,3 +267,32 @@ def cancel_markup(tokens: CallbackTokens, broadcast: Broadcast) -> dict[str, Any
     """The progress message's signed cancel button (the broadcast id in the button's reference field)."""
     data = tokens.sign(CallbackAction.BROADCAST_CANCEL, broadcast.id, broadcast.admin_id, broadcast.chat_id)
     return {"inline_keyboard": [[{"text": render("btn_broadcast_stop", broadcast.lang), "callback_data": data}]]}
+
+
+def record_broadcast(
+    events: EventRecorder | None,
+    clock: Clock,
+    kind: EventKind,
+    actor_id: int,
+    broadcast: Broadcast,
+    **details: str,
+) -> None:
+    """A broadcast's line in the event trail: its id and counts (only the total before it ran), never its text.
+    Best effort: a trail that cannot take it never stops the broadcast (libs/domain/events.py)."""
+    if events is None:
+        return
+    counts = {"total": str(broadcast.total)}
+    if kind is not EventKind.BROADCAST_STARTED:
+        counts.update(sent=str(broadcast.sent), failed=str(broadcast.failed), blocked=str(broadcast.blocked))
+    try:
+        event = Event(
+            clock.now(),
+            kind,
+            telegram_actor(actor_id),
+            broadcast.bot_id,
+            EventOutcome.DONE,
+            {"broadcast": broadcast.id, **counts, **details},
+        )
+        events.record(event)
+    except Exception as error:
+        logger.warning("broadcast event not recorded", extra={"kind": kind.value, "error": type(error).__name__})

@@ -44,7 +44,7 @@ from libs.domain.errors import (
     TokenRejected,
 )
 from libs.domain.events import Event, EventKind, EventRecorder, Outcome, telegram_actor
-from libs.domain.inbox import InboxLinks, inbox_recipients
+from libs.domain.inbox import BotTeams, InboxLinks, unreachable_members
 from libs.domain.manager_ports import (
     AdminSessions,
     BlockUser,
@@ -69,7 +69,7 @@ from libs.domain.ports import Clock, Outbox
 from libs.domain.redaction import TOKEN_SHAPED
 from libs.domain.sealing import placeholders_in
 from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.broadcast import cancel_markup
+from libs.domain.use_cases.broadcast import cancel_markup, record_broadcast
 from libs.domain.use_cases.handle_update import HandleOutcome
 from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting, parse_duration
 from libs.domain.use_cases.manager_limits import describe_limits, parse_limits
@@ -223,8 +223,10 @@ class ManagerBot:
         broadcasts: BroadcastStore | None = None,
         broadcast_scheduler: BroadcastScheduler | None = None,
         inbox_links: InboxLinks | None = None,
+        bot_teams: BotTeams | None = None,
     ) -> None:
         self._inbox_links = inbox_links
+        self._bot_teams = bot_teams
         self._admin = admin
         self._broadcasts = broadcasts
         self._broadcast_scheduler = broadcast_scheduler
@@ -893,9 +895,11 @@ class ManagerBot:
             return bot
         self._say(ctx, "mgr_inbox_on" if bot.settings.inbox_enabled else "mgr_inbox_off", username=bot.username)
         if bot.settings.inbox_enabled and self._inbox_links is not None:
-            links = self._inbox_links
-            if any(not links.reachable(bot.id, admin_id) for admin_id in inbox_recipients(bot)):
+            actor, others = unreachable_members(bot, ctx.user_id, self._inbox_links, self._bot_teams)
+            if actor:
                 self._say(ctx, "mgr_inbox_unreachable", username=bot.username)
+            if others:
+                self._say(ctx, "mgr_inbox_team_unreachable", username=bot.username, count=others)
         return HandleOutcome("manager:inbox", replied=True)
 
     def _subscribers_command(self, ctx: _Ctx, arg: str) -> HandleOutcome:
@@ -1044,6 +1048,9 @@ class ManagerBot:
             if running is None or not self._broadcasts.request_cancel(running, self._clock.now().timestamp()):
                 self._say(ctx, "mgr_broadcast_none_running", username=bot.username)
                 return HandleOutcome("manager:broadcast_none", replied=True)
+            stopped = self._broadcasts.get(running)
+            if stopped is not None:
+                record_broadcast(self._events, self._clock, EventKind.BROADCAST_CANCELLED, ctx.user_id, stopped)
             self._say(ctx, "mgr_broadcast_stopping", username=bot.username)
             return HandleOutcome("manager:broadcast_cancel", replied=True)
         if running is not None:
@@ -1106,6 +1113,7 @@ class ManagerBot:
             if found.state is BroadcastState.DRAFT:
                 self._say(ctx, "mgr_broadcast_discarded")
                 return HandleOutcome("manager:broadcast_discarded", replied=True)
+            record_broadcast(self._events, self._clock, EventKind.BROADCAST_CANCELLED, ctx.user_id, found)
             self._say(ctx, "mgr_broadcast_stopping", username=found.username)
             return HandleOutcome("manager:broadcast_cancel", replied=True)
         if found.state is not BroadcastState.DRAFT or not message_id or self._broadcast_scheduler is None:
@@ -1130,6 +1138,7 @@ class ManagerBot:
             reply_markup=cancel_markup(self._tokens, running),
         )
         self._broadcast_scheduler.schedule(found.id)
+        record_broadcast(self._events, self._clock, EventKind.BROADCAST_STARTED, ctx.user_id, running)
         return HandleOutcome("manager:broadcast_started", replied=True)
 
     # -- co-admins (issue 15): /invite, /join (or /start <code>), /admins, /leave ------------------------------

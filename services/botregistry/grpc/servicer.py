@@ -14,7 +14,7 @@ from typing import NoReturn, TypeVar
 
 import grpc
 
-from libs.domain.bot_roles import BotRole, CoAdmin, Invite
+from libs.domain.bot_roles import BotRole, CoAdmin, Invite, role_in
 from libs.domain.bots import ApiCommand, Bot, BotStatus, BotToken
 from libs.domain.errors import (
     ActionNotPermitted,
@@ -29,6 +29,7 @@ from libs.domain.errors import (
     VaultUnavailable,
 )
 from libs.domain.events import (
+    ADMIN_WORK_KINDS,
     MAX_LIST_LIMIT,
     Event,
     EventFilter,
@@ -117,7 +118,7 @@ REASON_METADATA_KEY = "tgm-reason"
 # certificate, which acts as a bot's owner) is the actor itself. `anonymous`: TGM_INSECURE_DEV without TLS.
 _ACTING_FOR_USERS = frozenset({"dispatcher", "embedded", "anonymous"})
 # What another process may add to the trail (authorization.py decides which caller may add which).
-EXTERNAL_EVENT_KINDS = frozenset({EventKind.CALLBACK_REFUSED, EventKind.KEY_ROTATED})
+EXTERNAL_EVENT_KINDS = frozenset({EventKind.CALLBACK_REFUSED, EventKind.KEY_ROTATED}) | ADMIN_WORK_KINDS
 DEFAULT_EVENT_LIMIT = 100
 
 
@@ -537,9 +538,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         logger.info("bot settings changed", extra={"bot_id": bot.id, "change": type(change).__name__})
         # The kind of change only: a welcome text, a command's reply or an API URL is the admin's content.
         role = actor_role(bot, request.actor_id)
-        self._record(
-            context, EventKind.SETTINGS_CHANGED, request.actor_id, bot.id, change=type(change).__name__, role=role
-        )
+        # The inbox's state is a switch, not content: which way it went is said (issue 15).
+        extra = {"inbox": "on" if change.enabled else "off"} if isinstance(change, SetInboxMode) else {}
+        details = {"change": type(change).__name__, "role": role, **extra}
+        self._record(context, EventKind.SETTINGS_CHANGED, request.actor_id, bot.id, Outcome.DONE, **details)
         return registry_pb2.UpdateBotSettingsResponse(bot=bot_to_proto(bot))
 
     def RecordInteraction(
@@ -708,10 +710,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         event: Event | None = None
         with contextlib.suppress(ValueError):  # an unknown kind or outcome, unsafe details (UnsafeEventDetails)
             kind = EventKind(request.kind)
+            admin_work = kind in ADMIN_WORK_KINDS
+            if admin_work and not (request.telegram_user_id > 0 and request.bot_id):
+                raise ValueError("an admin's work names the admin and the bot")
             if kind in EXTERNAL_EVENT_KINDS and request.telegram_user_id >= 0:
                 caller = caller_identity(context)
                 actor = telegram_actor(request.telegram_user_id) if request.telegram_user_id > 0 else caller
                 details = {**request.details, "via": caller}
+                if admin_work:  # the role from the registry's own records, whatever the caller said
+                    details["role"] = self._role_now(request.bot_id, request.telegram_user_id)
                 bot_id = request.bot_id or None
                 event = Event(clock.now(), kind, actor, bot_id, Outcome(request.outcome), details)
         if event is None:
@@ -724,6 +731,17 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         if failure is not None:
             _abort(context, *failure)
         return registry_pb2.RecordEventResponse()
+
+    def _role_now(self, bot_id: str, user_id: int) -> str:
+        """The user's role on the bot as the trail records it: owner, admin, or none (revoked since, or never)."""
+        try:
+            team = self._admin.team(bot_id) if self._admin is not None else None
+        except Exception:  # gone, or the database failed: the event still says who and what
+            team = None
+        if team is None:
+            return "unknown"
+        role = role_in(team.bot, user_id, frozenset(admin.telegram_user_id for admin in team.admins))
+        return role.value if role is not None else "none"
 
     def ListEvents(
         self, request: registry_pb2.ListEventsRequest, context: grpc.ServicerContext

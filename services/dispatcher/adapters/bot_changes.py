@@ -1,7 +1,8 @@
 """Bot changes made through the manager bot reach every dispatcher's bot cache at once, not after its TTL.
 
 The manager's admin calls go through `AnnouncingBotAdmin`: once the registry accepted a change (settings,
-maintenance, status, secret, deletion) the bot id is announced. Embedded, that forgets the bot in the process's
+maintenance, status, secret, deletion, its team: an invite redeemed, an admin revoked or leaving, a new owner's
+registration) the bot id is announced. Embedded, that forgets the bot in the process's
 cache; on Redis it is also published on `CHANNEL`, and a listener thread in every dispatcher process forgets it
 there. Without it a user's message right after "maintenance off" could still get the maintenance treatment for up
 to the cache's TTL in the other processes. The TTL (and the versions check) stays the backstop: for changes made
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from libs.domain.bot_roles import CoAdmin
 from libs.domain.bots import Bot
 from libs.domain.manager_ports import BotAdmin, Registration, SettingsChange
 
@@ -57,6 +59,17 @@ class AnnouncingBotAdmin:
 
     def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot:
         return self._announced(self._admin.update_settings(actor_id, bot_id, change))
+
+    # Team changes (issue 15): the inbox's cached team of the bot (adapters/bot_teams.py) is forgotten with it.
+    def redeem_invite(self, actor_id: int, code: str) -> Bot:
+        return self._announced(self._admin.redeem_invite(actor_id, code))
+
+    def revoke_admin(self, actor_id: int, membership_id: str) -> tuple[Bot, CoAdmin]:
+        bot, removed = self._admin.revoke_admin(actor_id, membership_id)
+        return self._announced(bot), removed
+
+    def leave(self, actor_id: int, bot_id: str) -> Bot:
+        return self._announced(self._admin.leave(actor_id, bot_id))
 
     # A registration may refresh an existing bot (a new token, re-activated): announced as a change too.
     def register_sealed(self, owner_id: int, sealed_token: bytes, sealed_by_bot_id: str, chat_id: int) -> Registration:

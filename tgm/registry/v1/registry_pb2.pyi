@@ -1171,7 +1171,8 @@ class Event(_message.Message):
     """Unix milliseconds."""
     kind: _builtins.str
     """bot_added, bot_enabled, bot_disabled, bot_deleted, secret_rotated, settings_changed, key_rotated,
-    callback_refused.
+    callback_refused, the co-admin kinds, broadcast_started|cancelled|finished, inbox_sender_blocked|unblocked
+    (libs/domain/events.py EventKind).
     """
     actor: _builtins.str
     """"telegram:<user id>", or the calling service's or operator's identity."""
@@ -1229,7 +1230,10 @@ class RecordEventRequest(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """callback_refused (the dispatcher) or key_rotated (the operator); the caller's certificate decides which."""
+    """callback_refused, broadcast_* and inbox_sender_* (the dispatcher; the last two groups need bot_id and
+    telegram_user_id, and the registry writes the actor's role) or key_rotated (the operator); the caller's
+    certificate decides which.
+    """
     telegram_user_id: _builtins.int
     """The Telegram user who acted (a refused callback's presser); 0: the caller's own identity is the actor."""
     bot_id: _builtins.str

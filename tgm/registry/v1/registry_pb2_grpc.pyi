@@ -30,7 +30,8 @@ class RegistryServiceStub:
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback;
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback,
+    a broadcast or an inbox block;
     embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -116,7 +117,8 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback;
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback,
+    a broadcast or an inbox block;
     embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
@@ -198,7 +200,8 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings.
     Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
-    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback;
+    MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback,
+    a broadcast or an inbox block;
     embedded → both; operator → everything. Anyone else: PERMISSION_DENIED.
     """
 
