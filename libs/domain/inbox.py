@@ -20,15 +20,15 @@ import html
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from libs.domain.administration.bot_administration import MAX_BLOCK_SECONDS
+from libs.domain.administration.ports import BlockUser, SettingsChange, UnblockUser
 from libs.domain.bots import Bot
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.errors import DomainError
 from libs.domain.inbound import callback_of, language_of, sender_of
-from libs.domain.manager_ports import BlockUser, SettingsChange, UnblockUser
 from libs.domain.messages import render
 from libs.domain.ports import Cooldowns
 from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.manager_admin import MAX_BLOCK_SECONDS
 
 # Delivered messages stay answerable this long; the header's buttons live as long (see inbox_tokens).
 LINK_TTL_SECONDS = 7 * 24 * 3600

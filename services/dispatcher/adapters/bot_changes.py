@@ -17,8 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from libs.domain.administration.ports import BotAdmin, Registration, SettingsChange
 from libs.domain.bots import Bot
-from libs.domain.manager_ports import BotAdmin, Registration, SettingsChange
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta, timezone
 
+from libs.domain.administration.ports import Subscriber, SubscriberStatus
 from libs.domain.callback_tokens import CallbackAction
-from libs.domain.manager_ports import Subscriber, SubscriberStatus
-from libs.domain.use_cases import manager
+from libs.domain.manager_bot import bot as manager
 from libs.registry_client.client import RegistryUnavailable
 from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, harness
 

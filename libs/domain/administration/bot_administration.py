@@ -16,6 +16,27 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 from uuid import uuid4
 
+from libs.domain.administration.ports import (
+    BlockedByUser,
+    BlockUser,
+    BotStats,
+    Registration,
+    RemoveCommand,
+    ResetLimits,
+    SetApiCommand,
+    SetCaptchaMode,
+    SetCommand,
+    SetCooldown,
+    SetInboxMode,
+    SetMaintenance,
+    SetRateLimit,
+    SettingsChange,
+    SetWelcome,
+    Subscriber,
+    SubscriberStats,
+    SubscriberStatus,
+    UnblockUser,
+)
 from libs.domain.bot_roles import (
     DEFAULT_INVITE_TTL,
     INVITE_CODE_SHAPE,
@@ -54,27 +75,6 @@ from libs.domain.errors import (
     InvalidToken,
     SecretRejected,
     TokenRejected,
-)
-from libs.domain.manager_ports import (
-    BlockedByUser,
-    BlockUser,
-    BotStats,
-    Registration,
-    RemoveCommand,
-    ResetLimits,
-    SetApiCommand,
-    SetCaptchaMode,
-    SetCommand,
-    SetCooldown,
-    SetInboxMode,
-    SetMaintenance,
-    SetRateLimit,
-    SettingsChange,
-    SetWelcome,
-    Subscriber,
-    SubscriberStats,
-    SubscriberStatus,
-    UnblockUser,
 )
 from libs.domain.ports import (
     BotRepository,

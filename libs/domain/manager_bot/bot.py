@@ -19,6 +19,23 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, TypeVar
 
+from libs.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting, parse_duration
+from libs.domain.administration.ports import (
+    BlockUser,
+    BotAdmin,
+    BotStats,
+    Registration,
+    RemoveCommand,
+    SetApiCommand,
+    SetCaptchaMode,
+    SetCommand,
+    SetInboxMode,
+    SetMaintenance,
+    SettingsChange,
+    SetWelcome,
+    Subscriber,
+    UnblockUser,
+)
 from libs.domain.bot_roles import INVITE_CODE_SHAPE, BotAction, BotRole, may
 from libs.domain.bots import ApiCommand, Bot, BotStatus, RateRule
 from libs.domain.broadcast import (
@@ -45,25 +62,8 @@ from libs.domain.errors import (
 )
 from libs.domain.events import Event, EventKind, EventRecorder, Outcome, telegram_actor
 from libs.domain.inbox import InboxLinks, inbox_recipients
-from libs.domain.manager_ports import (
-    AdminSessions,
-    BlockUser,
-    BotAdmin,
-    BotStats,
-    ConversationStore,
-    Registration,
-    RemoveCommand,
-    SetApiCommand,
-    SetCaptchaMode,
-    SetCommand,
-    SetInboxMode,
-    SetMaintenance,
-    SettingsChange,
-    SetWelcome,
-    Subscriber,
-    UnblockUser,
-    UsedButtons,
-)
+from libs.domain.manager_bot.limits import describe_limits, parse_limits
+from libs.domain.manager_bot.ports import AdminSessions, ConversationStore, UsedButtons
 from libs.domain.messages import render
 from libs.domain.ports import Clock, Outbox
 from libs.domain.redaction import TOKEN_SHAPED
@@ -71,8 +71,6 @@ from libs.domain.sealing import placeholders_in
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.broadcast import cancel_markup
 from libs.domain.use_cases.handle_update import HandleOutcome
-from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting, parse_duration
-from libs.domain.use_cases.manager_limits import describe_limits, parse_limits
 
 logger = logging.getLogger(__name__)
 _R = TypeVar("_R")
