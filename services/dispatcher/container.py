@@ -169,7 +169,7 @@ def _adapter(client: Any, kind: str, **kwargs: Any) -> Any:
 
 def _bot_actions(bots: Any) -> Callable[[str], BotActions | None]:
     """What each bot handles, for the inbound guard (libs/domain/inbound.py)."""
-    from libs.domain.manager_bot.bot import MANAGER_COMMANDS, REDEEM_RATE_LIMITS
+    from libs.domain.manager_bot.commands import MANAGER_COMMANDS, REDEEM_RATE_LIMITS
 
     def actions(bot_id: str) -> BotActions | None:
         try:

@@ -7,7 +7,7 @@ import secrets
 from typing import Any
 
 from libs.domain.callback_tokens import MIN_KEY_BYTES, CallbackTokens
-from libs.domain.manager_bot.bot import ManagerConfig
+from libs.domain.manager_bot.dependencies import ManagerConfig
 from libs.domain.manager_bot.ports import AdminSessions, ConversationStore, UsedButtons
 from libs.domain.ports import Clock
 from services.dispatcher.manager_bot.state import (

@@ -21,7 +21,8 @@ from libs.domain.bots import Bot, BotSettings, BotStatus
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.clock import ManualClock
 from libs.domain.errors import BotNotFound, IllegalTransition
-from libs.domain.manager_bot.bot import ManagerBot, ManagerConfig
+from libs.domain.manager_bot.bot import ManagerBot
+from libs.domain.manager_bot.dependencies import ManagerConfig
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 from services.dispatcher.manager_bot.router import UpdateRouter

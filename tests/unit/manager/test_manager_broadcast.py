@@ -9,7 +9,8 @@ from typing import Any
 from libs.domain.administration.ports import SubscriberStats
 from libs.domain.broadcast import BroadcastState
 from libs.domain.callback_tokens import CallbackAction
-from libs.domain.manager_bot.bot import ManagerBot, ManagerConfig
+from libs.domain.manager_bot.bot import ManagerBot
+from libs.domain.manager_bot.dependencies import ManagerConfig
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 from services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore

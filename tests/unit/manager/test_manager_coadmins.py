@@ -14,7 +14,8 @@ from libs.domain.bots import Bot, BotSettings, BotStatus, BotToken
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.clock import ManualClock
 from libs.domain.inbound import InboundGuard, InboundPolicy
-from libs.domain.manager_bot.bot import ManagerBot, ManagerConfig
+from libs.domain.manager_bot.bot import ManagerBot
+from libs.domain.manager_bot.dependencies import ManagerConfig
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.register_bot import RegisterBot, RegisterBotCommand
 from services.botregistry.adapters.memory import InMemoryBotAdminStore, InMemoryBotRepository, InMemoryInteractionStats

@@ -10,7 +10,8 @@ from libs.domain.administration.ports import SetInboxMode, SettingsChange
 from libs.domain.bots import Bot
 from libs.domain.callback_tokens import CallbackTokens
 from libs.domain.clock import ManualClock
-from libs.domain.manager_bot.bot import ManagerBot, ManagerConfig
+from libs.domain.manager_bot.bot import ManagerBot
+from libs.domain.manager_bot.dependencies import ManagerConfig
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks

@@ -11,7 +11,7 @@ import pytest
 from libs.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
 from libs.domain.callback_tokens import CallbackAction
 from libs.domain.errors import TelegramRequestFailed
-from libs.domain.manager_bot.bot import BOTS_PER_PAGE
+from libs.domain.manager_bot.keyboards import BOTS_PER_PAGE
 from libs.domain.messages import CATALOGUE, render
 from libs.domain.updates import UpdateEnvelope
 from services.dispatcher.manager_bot.wiring import manager_config, parse_admin_ids
