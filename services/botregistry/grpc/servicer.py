@@ -37,6 +37,7 @@ from libs.domain.administration.ports import (
     SubscriberStatus,
     UnblockUser,
 )
+from libs.domain.administration.register_bot import RegisterBot, RegisterBotCommand
 from libs.domain.bot_roles import BotRole, CoAdmin, Invite
 from libs.domain.bots import ApiCommand, Bot, BotStatus, BotToken
 from libs.domain.errors import (
@@ -61,7 +62,6 @@ from libs.domain.events import (
     telegram_actor,
 )
 from libs.domain.ports import BotRepository, Clock
-from libs.domain.use_cases.register_bot import RegisterBot, RegisterBotCommand
 from libs.grpc_runtime.authorization import caller_identity
 from services.botregistry.errors import DuplicateBot
 from services.botregistry.interaction_batches import MAX_BOT_ID_CHARS, InteractionBatches

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from libs.domain.administration.bot_administration import BotAdministration
+from libs.domain.administration.register_bot import RegisterBot, RegisterBotCommand
 from libs.domain.bots import Bot, BotSettings, BotStatus, BotToken
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.clock import ManualClock
@@ -17,7 +18,6 @@ from libs.domain.inbound import InboundGuard, InboundPolicy
 from libs.domain.manager_bot.bot import ManagerBot
 from libs.domain.manager_bot.dependencies import ManagerConfig
 from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.register_bot import RegisterBot, RegisterBotCommand
 from services.botregistry.adapters.memory import InMemoryBotAdminStore, InMemoryBotRepository, InMemoryInteractionStats
 from services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
 from services.dispatcher.container import _bot_actions
