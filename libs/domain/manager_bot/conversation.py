@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 AWAIT_TOKEN = "await_token"  # noqa: S105 - a state name
-
 AWAIT_WELCOME = "await_welcome:"
-
 AWAIT_COMMAND = "await_command:"
-
 AWAIT_API = "await_api:"
-
 AWAIT_BROADCAST = "await_broadcast:"

@@ -11,7 +11,6 @@ from libs.domain.messages import render
 from libs.domain.use_cases.handle_update import HandleOutcome
 
 INBOX_ON = ("on", "ligar")
-
 INBOX_OFF = ("off", "desligar")
 
 

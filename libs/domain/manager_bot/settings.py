@@ -22,7 +22,6 @@ from libs.domain.messages import render
 from libs.domain.use_cases.handle_update import HandleOutcome
 
 DEFAULT_BLOCK = "1h"
-
 MAINTENANCE_OFF = frozenset({"off", "desligar"})
 
 

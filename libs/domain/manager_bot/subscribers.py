@@ -19,9 +19,7 @@ from libs.domain.use_cases.handle_update import HandleOutcome
 
 # The CSV export: pages of this many from the registry, and at most this many rows (its bytes travel the outbox).
 EXPORT_PAGE = 1000
-
 MAX_EXPORT_ROWS = 50_000
-
 SUBSCRIBER_CSV_COLUMNS = ("telegram_user_id", "first_seen", "last_seen", "status")
 
 

@@ -24,7 +24,6 @@ _R = TypeVar("_R")
 
 # How an invite's expiry is shown (UTC).
 EXPIRY_FORMAT = "%Y-%m-%d %H:%M"
-
 MAX_NAME_CHARS = 64
 
 
