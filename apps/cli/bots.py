@@ -16,7 +16,8 @@ from typing import Any
 
 import grpc
 
-from libs.domain.manager_ports import (
+from libs.domain.administration.bot_administration import parse_duration
+from libs.domain.administration.ports import (
     BlockUser,
     ResetLimits,
     SetCaptchaMode,
@@ -26,8 +27,7 @@ from libs.domain.manager_ports import (
     SettingsChange,
     UnblockUser,
 )
-from libs.domain.use_cases.manager_admin import parse_duration
-from libs.domain.use_cases.manager_limits import format_seconds, parse_rate
+from libs.domain.manager_bot.limits import format_seconds, parse_rate
 from libs.registry_client.admin import settings_request
 from libs.registry_client.client import status_from_proto
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc

@@ -14,9 +14,9 @@ from typing import Any
 
 import grpc
 
+from libs.domain.administration.bot_administration import parse_duration
 from libs.domain.clock import SystemClock
 from libs.domain.ports import Clock
-from libs.domain.use_cases.manager_admin import parse_duration
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 TIMEOUT_SECONDS = 10.0

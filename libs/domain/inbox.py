@@ -26,16 +26,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from libs.domain.administration.bot_administration import MAX_BLOCK_SECONDS
+from libs.domain.administration.ports import BlockUser, SettingsChange, UnblockUser
 from libs.domain.bots import Bot
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.errors import DomainError
 from libs.domain.events import Event, EventKind, EventRecorder, Outcome, telegram_actor
 from libs.domain.inbound import callback_of, language_of, sender_of
-from libs.domain.manager_ports import BlockUser, SettingsChange, UnblockUser
 from libs.domain.messages import render
 from libs.domain.ports import Clock, Cooldowns
 from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.manager_admin import MAX_BLOCK_SECONDS
 
 logger = logging.getLogger(__name__)
 

@@ -270,7 +270,7 @@ class Locks(Protocol):
 
 
 class ExternalApi(Protocol):
-    """Raises ExternalApiFailed (libs.domain.external_api); `CircuitOpen` when the API's breaker is open."""
+    """Raises ExternalApiFailed (libs.domain.use_cases.run_api_call); `CircuitOpen` when the API's breaker is open."""
 
     def call(
         self, url: str, method: str, timeout_seconds: float, payload: dict[str, Any] | None, scope: str = ""

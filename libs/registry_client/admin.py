@@ -1,4 +1,4 @@
-"""BotAdmin (libs.domain.manager_ports) over the registry's admin RPCs: what the manager bot calls.
+"""BotAdmin (libs.domain.administration.ports) over the registry's admin RPCs: what the manager bot calls.
 
 gRPC status codes become domain errors; server details are never carried over except the fixed,
 token-free reason of an INVALID_ARGUMENT settings refusal.
@@ -12,18 +12,8 @@ from typing import TypeVar
 
 import grpc
 
-from libs.domain.bot_roles import CoAdmin, Invite, IssuedInvite
-from libs.domain.bots import Bot
-from libs.domain.errors import (
-    ActionNotPermitted,
-    BotNotFound,
-    BotOwnedByAnotherAdmin,
-    DomainError,
-    IllegalTransition,
-    InvalidToken,
-    TokenRejected,
-)
-from libs.domain.manager_ports import (
+from libs.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
+from libs.domain.administration.ports import (
     BlockedByUser,
     BlockUser,
     BotStats,
@@ -46,7 +36,17 @@ from libs.domain.manager_ports import (
     SubscriberStatus,
     UnblockUser,
 )
-from libs.domain.use_cases.manager_admin import SETTING_REASON_CODES, InvalidSetting
+from libs.domain.bot_roles import CoAdmin, Invite, IssuedInvite
+from libs.domain.bots import Bot
+from libs.domain.errors import (
+    ActionNotPermitted,
+    BotNotFound,
+    BotOwnedByAnotherAdmin,
+    DomainError,
+    IllegalTransition,
+    InvalidToken,
+    TokenRejected,
+)
 from libs.registry_client.client import RegistryUnavailable, bot_from_proto
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 

@@ -24,7 +24,7 @@ from services.botregistry.database_health import DatabaseHealthWatcher, select_o
 from services.botregistry.event_retention import EventRetention
 from services.botregistry.grpc.database_errors import DatabaseUnavailableInterceptor
 from services.botregistry.grpc.servicer import SERVICE_NAME
-from services.botregistry.manager import start_manager_registration
+from services.botregistry.manager_bot_identity import start_manager_registration
 from services.botregistry.settings import RegistrySettings
 from tgm.registry.v1 import registry_pb2_grpc
 

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
+from libs.domain.administration.bot_administration import BotAdministration
+from libs.domain.administration.register_bot import RegisterBot
 from libs.domain.clock import SystemClock
 from libs.domain.events import PurgeExpiredEvents
-from libs.domain.use_cases.manager_admin import BotAdministration
-from libs.domain.use_cases.register_bot import RegisterBot
 from services.botregistry.adapters.sql import (
     SqlBotRepository,
     SqlEventTrail,

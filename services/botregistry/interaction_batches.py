@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from libs.domain.administration.ports import Interaction, InteractionBatchResult
 from libs.domain.clock import SystemClock
-from libs.domain.manager_ports import Interaction, InteractionBatchResult
 
 logger = logging.getLogger(__name__)
 

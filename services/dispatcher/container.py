@@ -16,14 +16,14 @@ from libs.domain.bots import RateRule
 from libs.domain.captcha import CaptchaGuard, CaptchaPolicy, CaptchaStore
 from libs.domain.chat_lane import LockKeeper
 from libs.domain.clock import SystemClock
-from libs.domain.external_api import RetryPolicy, RunApiCall, StartApiCall
 from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy
 from libs.domain.inbox import LINK_TTL_SECONDS, FeedbackInbox, InboxLinks
+from libs.domain.manager_bot.bot import ManagerBot
 from libs.domain.ports import ChatLane, TelegramApi, TokenVault, UpdateDeduplicator
 from libs.domain.use_cases.broadcast import BroadcastPolicy, RunBroadcast
 from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy
 from libs.domain.use_cases.handle_update import HandleUpdate
-from libs.domain.use_cases.manager import ManagerBot
+from libs.domain.use_cases.run_api_call import RetryPolicy, RunApiCall, StartApiCall
 from libs.grpc_runtime.channels import open_channel
 from libs.messaging.envelope_signing import EnvelopeSigner, signer_from_key
 from libs.messaging.mailbox import mailbox_for
@@ -37,8 +37,8 @@ from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.external_api import HttpExternalApi
 from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks, RedisInboxLinks
 from services.dispatcher.adapters.sent_marks import DeferredSentMarks
-from services.dispatcher.manager import wiring as manager_wiring
-from services.dispatcher.manager.router import UpdateRouter
+from services.dispatcher.manager_bot import wiring as manager_wiring
+from services.dispatcher.manager_bot.router import UpdateRouter
 from services.dispatcher.outbound import (
     ComposedDirectSendGate,
     DirectSend,
@@ -170,7 +170,7 @@ def _adapter(client: Any, kind: str, **kwargs: Any) -> Any:
 
 def _bot_actions(bots: Any) -> Callable[[str], BotActions | None]:
     """What each bot handles, for the inbound guard (libs/domain/inbound.py)."""
-    from libs.domain.use_cases.manager import MANAGER_COMMANDS, REDEEM_RATE_LIMITS
+    from libs.domain.manager_bot.commands import MANAGER_COMMANDS, REDEEM_RATE_LIMITS
 
     def actions(bot_id: str) -> BotActions | None:
         try:
@@ -345,7 +345,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
             lock_seconds=settings.provided.captcha_lock_seconds,
         ),
     )
-    # The manager bot (issue 3): its handler, wiring and state adapters live in services/dispatcher/manager.
+    # The manager bot (issue 3): its handler, wiring and state adapters live in services/dispatcher/manager_bot.
     # Changes made through the manager reach every process's bot cache at once (adapters/bot_changes.py).
     bot_admin = providers.ThreadSafeSingleton(
         bot_changes.AnnouncingBotAdmin,

@@ -14,11 +14,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from libs.domain.external_api import job_from_message, job_to_message
 from libs.domain.inbound import chat_key_of
 from libs.domain.ports import ApiCallJob, DeadLetter
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.drain_chat import describe_failure
+from libs.domain.use_cases.run_api_call import job_from_message, job_to_message
 from libs.messaging.envelope_signing import EnvelopeSigner, signer_from_key
 from libs.messaging.mailbox import RedisChatMailbox
 from libs.messaging.update_queue import drain_chat_message

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
+from libs.domain.administration.ports import SetMaintenance
 from libs.domain.bots import Bot, BotSettings, BotStatus
-from libs.domain.manager_ports import SetMaintenance
 from services.dispatcher.adapters.bot_changes import CHANNEL, AnnouncingBotAdmin, announcer, start_listener
 from tools.testbed.redis_server import RedisServer
 

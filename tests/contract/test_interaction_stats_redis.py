@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
+from libs.domain.administration.ports import Interaction, InteractionBatchResult
 from libs.domain.clock import ManualClock
-from libs.domain.manager_ports import Interaction, InteractionBatchResult
 from libs.registry_client.client import RegistryUnavailable
 from services.dispatcher.adapters.interaction_stats import (
     FlusherThread,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from services.dispatcher.manager.state import RedisUsedButtons
+from services.dispatcher.manager_bot.state import RedisUsedButtons
 from tools.testbed.redis_server import RedisServer
 
 

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.e2e
 
 WAIT = 60
 CALLBACK_TTL = 30  # DispatcherSettings.callback_ttl_seconds: ge=30
-SESSION_PREFIX = "tgm:mgr:session"  # services/dispatcher/manager/state.py
+SESSION_PREFIX = "tgm:mgr:session"  # services/dispatcher/manager_bot/state.py
 
 SESSION_ADMIN = 81001
 STALE_ADMIN = 82001

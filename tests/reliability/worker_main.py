@@ -25,9 +25,15 @@ from typing import Any
 
 from dependency_injector import providers
 
+from libs.domain.administration.ports import (
+    BotStats,
+    InteractionBatchResult,
+    Subscriber,
+    SubscriberStats,
+    SubscriberStatus,
+)
 from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
 from libs.domain.errors import BotNotFound
-from libs.domain.manager_ports import BotStats, InteractionBatchResult, Subscriber, SubscriberStats, SubscriberStatus
 from libs.observability.logging import configure_logging
 from services.dispatcher.__main__ import serve
 from services.dispatcher.settings import DispatcherSettings

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from libs.domain.administration.ports import BotAdmin, SubscriberStatus
 from libs.domain.bots import BotToken
 from libs.domain.broadcast import Broadcast, BroadcastState, BroadcastStore, Outcome, progress_text
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
@@ -33,7 +34,6 @@ from libs.domain.errors import (
 )
 from libs.domain.events import Event, EventKind, EventRecorder, telegram_actor
 from libs.domain.events import Outcome as EventOutcome
-from libs.domain.manager_ports import BotAdmin, SubscriberStatus
 from libs.domain.messages import render
 from libs.domain.ports import Clock, Locks, Outbox
 

@@ -14,8 +14,8 @@ from libs.domain.updates import UpdateEnvelope
 
 if TYPE_CHECKING:
     from libs.domain.captcha import CaptchaGuard
-    from libs.domain.external_api import StartApiCall
     from libs.domain.inbox import FeedbackInbox
+    from libs.domain.use_cases.run_api_call import StartApiCall
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from libs.domain.administration.ports import BlockedByUser, BotStats, Subscriber, SubscriberStats, SubscriberStatus
 from libs.domain.bot_roles import CoAdmin, Invite
 from libs.domain.bots import Bot, BotStatus
 from libs.domain.errors import BotNotFound, ConcurrentUpdate
 from libs.domain.events import MAX_LIST_LIMIT, Event, EventFilter
-from libs.domain.manager_ports import BlockedByUser, BotStats, Subscriber, SubscriberStats, SubscriberStatus
 from services.botregistry.errors import DuplicateBot
 
 

@@ -42,10 +42,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, CaptchaMode, RateRule
-from libs.domain.errors import BotNotFound, ConcurrentUpdate
-from libs.domain.events import MAX_LIST_LIMIT, Event, EventFilter, EventKind, Outcome
-from libs.domain.manager_ports import (
+from libs.domain.administration.ports import (
     BlockedByUser,
     BotStats,
     Interaction,
@@ -53,6 +50,9 @@ from libs.domain.manager_ports import (
     SubscriberStats,
     SubscriberStatus,
 )
+from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, CaptchaMode, RateRule
+from libs.domain.errors import BotNotFound, ConcurrentUpdate
+from libs.domain.events import MAX_LIST_LIMIT, Event, EventFilter, EventKind, Outcome
 from services.botregistry.errors import DuplicateBot
 
 BOT_STATUSES: tuple[str, ...] = tuple(status.value for status in BotStatus)

@@ -14,6 +14,30 @@ from typing import NoReturn, TypeVar
 
 import grpc
 
+from libs.domain.administration.bot_administration import BotAdministration, InvalidSetting
+from libs.domain.administration.ports import (
+    BlockedByUser,
+    BlockUser,
+    BotStats,
+    Interaction,
+    Registration,
+    RemoveCommand,
+    ResetLimits,
+    SetApiCommand,
+    SetCaptchaMode,
+    SetCommand,
+    SetCooldown,
+    SetInboxMode,
+    SetMaintenance,
+    SetRateLimit,
+    SettingsChange,
+    SetWelcome,
+    Subscriber,
+    SubscriberStats,
+    SubscriberStatus,
+    UnblockUser,
+)
+from libs.domain.administration.register_bot import RegisterBot, RegisterBotCommand
 from libs.domain.bot_roles import BotRole, CoAdmin, Invite, role_in
 from libs.domain.bots import ApiCommand, Bot, BotStatus, BotToken
 from libs.domain.errors import (
@@ -38,31 +62,7 @@ from libs.domain.events import (
     Outcome,
     telegram_actor,
 )
-from libs.domain.manager_ports import (
-    BlockedByUser,
-    BlockUser,
-    BotStats,
-    Interaction,
-    Registration,
-    RemoveCommand,
-    ResetLimits,
-    SetApiCommand,
-    SetCaptchaMode,
-    SetCommand,
-    SetCooldown,
-    SetInboxMode,
-    SetMaintenance,
-    SetRateLimit,
-    SettingsChange,
-    SetWelcome,
-    Subscriber,
-    SubscriberStats,
-    SubscriberStatus,
-    UnblockUser,
-)
 from libs.domain.ports import BotRepository, Clock
-from libs.domain.use_cases.manager_admin import BotAdministration, InvalidSetting
-from libs.domain.use_cases.register_bot import RegisterBot, RegisterBotCommand
 from libs.grpc_runtime.authorization import caller_identity
 from services.botregistry.errors import DuplicateBot
 from services.botregistry.interaction_batches import MAX_BOT_ID_CHARS, InteractionBatches

@@ -18,9 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from libs.domain.administration.ports import BotAdmin, Registration, SettingsChange
 from libs.domain.bot_roles import CoAdmin
 from libs.domain.bots import Bot
-from libs.domain.manager_ports import BotAdmin, Registration, SettingsChange
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 import httpx
 import pybreaker
 
-from libs.domain.external_api import CircuitOpen, ExternalApiFailed
 from libs.domain.url_policy import IpAddress, UrlRefused, check_address, check_url
+from libs.domain.use_cases.run_api_call import CircuitOpen, ExternalApiFailed
 from libs.observability.metrics import EXTERNAL_API_DURATION, EXTERNAL_API_ERRORS
 
 MAX_BODY_BYTES = 64 * 1024

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from libs.domain.administration.bot_administration import InvalidSetting
+from libs.domain.administration.ports import Interaction, InteractionSink, PendingInteractions
 from libs.domain.clock import SystemClock
-from libs.domain.manager_ports import Interaction, InteractionSink, PendingInteractions
-from libs.domain.use_cases.manager_admin import InvalidSetting
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from libs.domain.manager_ports import BlockedByUser
+from libs.domain.administration.ports import BlockedByUser
 from libs.domain.ports import Clock
 
 logger = logging.getLogger(__name__)

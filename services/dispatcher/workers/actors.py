@@ -24,13 +24,13 @@ from typing import Any, Protocol
 import dramatiq
 import redis
 
-from libs.domain.external_api import ApiCallResult, RunApiCall, job_from_message, job_to_message
 from libs.domain.inbound import chat_key_of
 from libs.domain.ports import ApiCallJob, ChatMailbox
 from libs.domain.redaction import redact
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.broadcast import RunBroadcast
 from libs.domain.use_cases.drain_chat import DrainChat, UpdateHandler
+from libs.domain.use_cases.run_api_call import ApiCallResult, RunApiCall, job_from_message, job_to_message
 from libs.messaging.update_queue import DRAIN_CHAT_ACTOR, HANDLE_UPDATE_ACTOR, UPDATES_QUEUE, drain_chat_message
 from services.dispatcher.outbound import DRAIN_OUTBOX_ACTOR, OUTBOX_QUEUE, DrainOutbox, drain_outbox_message
 

@@ -15,7 +15,7 @@ from apps.cli import bots as cli
 from libs.grpc_runtime.channels import build_server
 from services.botregistry import migrate
 from services.botregistry.container import Container
-from services.botregistry.manager import register_manager
+from services.botregistry.manager_bot_identity import register_manager
 from services.botregistry.settings import RegistrySettings
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram

@@ -18,9 +18,9 @@ from dramatiq.middleware import Middleware, Retries
 
 from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, BotToken
 from libs.domain.errors import TelegramRequestFailed
-from libs.domain.external_api import ExternalApiFailed
 from libs.domain.ports import SentMessage
 from libs.domain.updates import UpdateEnvelope
+from libs.domain.use_cases.run_api_call import ExternalApiFailed
 from libs.messaging.mailbox import mailbox_for
 from libs.messaging.update_queue import HANDLE_UPDATE_ACTOR, MailboxUpdateQueue
 from services.dispatcher.container import DispatcherContainer

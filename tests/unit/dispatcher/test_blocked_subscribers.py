@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from libs.domain.administration.bot_administration import BotAdministration
+from libs.domain.administration.ports import BlockedByUser
+from libs.domain.administration.register_bot import RegisterBot
 from libs.domain.bots import Bot, BotSettings, BotStatus, BotToken
 from libs.domain.clock import ManualClock
 from libs.domain.errors import TelegramRequestFailed
-from libs.domain.manager_ports import BlockedByUser
-from libs.domain.use_cases.manager_admin import BotAdministration
-from libs.domain.use_cases.register_bot import RegisterBot
 from services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
 from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
 from services.dispatcher.adapters.subscribers import RegistryBlockedUsers

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from libs.domain.administration.ports import Registration
 from libs.domain.bot_roles import CoAdmin
 from libs.domain.clock import ManualClock
 from libs.domain.errors import DomainError
-from libs.domain.manager_ports import Registration
 from services.dispatcher.adapters.bot_changes import AnnouncingBotAdmin, announcer
 from services.dispatcher.adapters.bot_teams import CachedBotTeams, ForgetEverywhere, TeamUnknown
 from tests.unit.domain.test_inbox import make_bot

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from prometheus_client import REGISTRY
 
+from libs.domain.administration.bot_administration import InvalidSetting, validate_api
 from libs.domain.bots import ApiCommand
-from libs.domain.external_api import CircuitOpen, ExternalApiFailed
 from libs.domain.url_policy import UrlRefused, check_address, check_url
-from libs.domain.use_cases.manager_admin import InvalidSetting, validate_api
+from libs.domain.use_cases.run_api_call import CircuitOpen, ExternalApiFailed
 from services.dispatcher.adapters.external_api import HttpExternalApi, PermanentApiFailure, RefusedUrl
 
 REFUSED_ADDRESSES = {

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from libs.domain.administration.bot_administration import InvalidSetting
+from libs.domain.administration.ports import Interaction, InteractionBatchResult
 from libs.domain.clock import ManualClock
-from libs.domain.manager_ports import Interaction, InteractionBatchResult
-from libs.domain.use_cases.manager_admin import InvalidSetting
 from libs.registry_client.client import RegistryUnavailable
 from services.dispatcher.adapters.interaction_stats import (
     FlusherThread,

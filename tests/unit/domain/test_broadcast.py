@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from libs.domain.administration.ports import BotStats, Subscriber, SubscriberStatus
 from libs.domain.bots import Bot, BotToken
 from libs.domain.broadcast import Broadcast, BroadcastState, Outcome, StartResult, html_from_entities
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.clock import ManualClock
 from libs.domain.errors import BotNotFound, DependencyUnavailable, TelegramRequestFailed, TokenRejected
-from libs.domain.manager_ports import BotStats, Subscriber, SubscriberStatus
 from libs.domain.use_cases.broadcast import BroadcastPolicy, BroadcastStep, RunBroadcast
 from services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
 from services.dispatcher.adapters.memory import InMemoryLocks

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
+from libs.domain.administration.bot_administration import MAX_BLOCK_SECONDS
+from libs.domain.administration.ports import BlockUser, SettingsChange, UnblockUser
 from libs.domain.bots import Bot, BotSettings, BotStatus
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.clock import ManualClock
 from libs.domain.errors import BotNotFound
 from libs.domain.inbox import ACK_COOLDOWN_SECONDS, FeedbackInbox, inbox_recipients
-from libs.domain.manager_ports import BlockUser, SettingsChange, UnblockUser
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleUpdate
-from libs.domain.use_cases.manager_admin import MAX_BLOCK_SECONDS
 from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
 from services.dispatcher.adapters.memory import InMemoryCooldowns
 

@@ -4,14 +4,14 @@ owner only, nobody else may act. The trail gets a line for each block or unblock
 
 from __future__ import annotations
 
+from libs.domain.administration.bot_administration import MAX_BLOCK_SECONDS
+from libs.domain.administration.ports import BlockUser, SettingsChange
 from libs.domain.bots import Bot
 from libs.domain.callback_tokens import CallbackAction
 from libs.domain.errors import BotNotFound, DomainError
 from libs.domain.events import Event, EventKind, Outcome
 from libs.domain.inbox import FeedbackInbox, inbox_recipients
-from libs.domain.manager_ports import BlockUser, SettingsChange
 from libs.domain.use_cases.handle_update import HandleUpdate
-from libs.domain.use_cases.manager_admin import MAX_BLOCK_SECONDS
 from services.dispatcher.adapters.memory import InMemoryCooldowns
 from tests.unit.domain.test_inbox import BOT_A, BOT_B, OWNER_A, OWNER_B, USER, Bots, Rig, make_bot
 

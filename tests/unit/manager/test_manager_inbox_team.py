@@ -6,9 +6,10 @@ from __future__ import annotations
 from libs.domain.callback_tokens import CallbackTokens
 from libs.domain.clock import ManualClock
 from libs.domain.errors import DomainError
-from libs.domain.use_cases.manager import ManagerBot, ManagerConfig
+from libs.domain.manager_bot.bot import ManagerBot
+from libs.domain.manager_bot.dependencies import ManagerConfig
 from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
-from services.dispatcher.manager.state import InMemoryAdminSessions, InMemoryConversationStore
+from services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
 from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, FakeOutbox
 from tests.unit.manager.test_manager_inbox import Rig, SwitchingAdmin
 

@@ -6,9 +6,9 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta, timezone
 
+from libs.domain.administration.ports import Subscriber, SubscriberStatus
 from libs.domain.callback_tokens import CallbackAction
-from libs.domain.manager_ports import Subscriber, SubscriberStatus
-from libs.domain.use_cases import manager
+from libs.domain.manager_bot import subscribers
 from libs.registry_client.client import RegistryUnavailable
 from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, harness
 
@@ -111,8 +111,8 @@ def test_another_admin_cannot_export_even_with_a_forged_or_replayed_button() -> 
 
 
 def test_the_export_pages_through_the_registry_and_stops_at_the_limit(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(manager, "EXPORT_PAGE", 2)
-    monkeypatch.setattr(manager, "MAX_EXPORT_ROWS", 4)
+    monkeypatch.setattr(subscribers, "EXPORT_PAGE", 2)
+    monkeypatch.setattr(subscribers, "MAX_EXPORT_ROWS", 4)
     h = harness()
     h.admin.subscribers = _subscribers(4)
     h.press(h.sign(CallbackAction.EXPORT_SUBSCRIBERS))
@@ -134,6 +134,6 @@ def test_no_subscribers_means_a_message_not_an_empty_file() -> None:
 def test_the_csv_times_are_utc_and_hold_nothing_but_ids_times_and_statuses() -> None:
     local = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).astimezone(timezone(timedelta(hours=-3)))  # São Paulo
     row = Subscriber(9, local, local, SubscriberStatus.ACTIVE)
-    assert manager.subscribers_csv([row]) == (
+    assert subscribers.subscribers_csv([row]) == (
         b"telegram_user_id,first_seen,last_seen,status\r\n9,2026-01-01T12:00:00+00:00,2026-01-01T12:00:00+00:00,active\r\n"
     )

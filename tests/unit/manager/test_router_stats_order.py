@@ -7,7 +7,7 @@ from typing import Any
 
 from libs.domain.bots import Bot
 from libs.domain.updates import UpdateEnvelope
-from services.dispatcher.manager.router import UpdateRouter
+from services.dispatcher.manager_bot.router import UpdateRouter
 from tests.unit.manager.test_manager_bot import BOT_ID, make_bot
 
 UPDATE = {"update_id": 1, "message": {"from": {"id": 9, "is_bot": False, "language_code": "de"}, "chat": {"id": 9}}}

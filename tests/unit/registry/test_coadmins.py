@@ -11,6 +11,9 @@ from datetime import timedelta
 
 import pytest
 
+from libs.domain.administration.bot_administration import BotAdministration, InvalidSetting
+from libs.domain.administration.ports import BlockUser, SetWelcome
+from libs.domain.administration.register_bot import RegisterBot, RegisterBotCommand
 from libs.domain.bot_roles import (
     OWNER_ONLY,
     BotAction,
@@ -21,9 +24,6 @@ from libs.domain.bot_roles import (
 from libs.domain.bots import Bot, BotToken
 from libs.domain.clock import ManualClock
 from libs.domain.errors import ActionNotPermitted, BotNotFound
-from libs.domain.manager_ports import BlockUser, SetWelcome
-from libs.domain.use_cases.manager_admin import BotAdministration, InvalidSetting
-from libs.domain.use_cases.register_bot import RegisterBot, RegisterBotCommand
 from services.botregistry.adapters.memory import (
     InMemoryBotAdminStore,
     InMemoryBotRepository,

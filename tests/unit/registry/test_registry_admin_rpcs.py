@@ -14,16 +14,16 @@ import grpc
 import pytest
 from dependency_injector import providers
 
+from libs.domain.administration.ports import BlockedByUser, SubscriberStatus
 from libs.domain.bots import BotToken
 from libs.domain.errors import BotNotFound
-from libs.domain.manager_ports import BlockedByUser, SubscriberStatus
 from libs.domain.ports import SecretKind
 from libs.domain.sealing import inbound_text_ref
 from libs.grpc_runtime.channels import build_server
 from libs.registry_client.admin import GrpcBotAdmin
 from services.botregistry import migrate
 from services.botregistry.container import Container
-from services.botregistry.manager import register_manager
+from services.botregistry.manager_bot_identity import register_manager
 from services.botregistry.settings import RegistrySettings
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram

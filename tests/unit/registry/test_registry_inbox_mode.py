@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-from libs.domain.manager_ports import SetInboxMode
+from libs.domain.administration.ports import SetInboxMode
 from libs.registry_client.admin import GrpcBotAdmin
 from libs.registry_client.client import bot_from_proto
 from tests.unit.registry.test_registry_admin_rpcs import ALICE, MALLORY, Rig, rig  # noqa: F401 - the fixture

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
-from libs.domain.manager_ports import Interaction
+from libs.domain.administration.ports import Interaction
 from libs.registry_client.admin import GrpcBotAdmin
 from tests.unit.registry import test_registry_admin_rpcs as admin_rpcs
 from tests.unit.registry.test_registry_admin_rpcs import ALICE, Rig

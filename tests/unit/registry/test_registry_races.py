@@ -9,13 +9,18 @@ from typing import Any
 
 import pytest
 
+from libs.domain.administration.bot_administration import BotAdministration
+from libs.domain.administration.ports import SetWelcome
+from libs.domain.administration.register_bot import (
+    CLAIM_TIMEOUT,
+    RegisterBot,
+    RegisterBotCommand,
+    RegistrationInProgress,
+)
 from libs.domain.bots import BotStatus, BotToken
 from libs.domain.clock import ManualClock
 from libs.domain.errors import BotNotFound, BotOwnedByAnotherAdmin, ConcurrentUpdate, IllegalTransition
-from libs.domain.manager_ports import SetWelcome
 from libs.domain.ports import BotRepository, WebhookRegistration
-from libs.domain.use_cases.manager_admin import BotAdministration
-from libs.domain.use_cases.register_bot import CLAIM_TIMEOUT, RegisterBot, RegisterBotCommand, RegistrationInProgress
 from services.botregistry import migrate
 from services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
 from services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_engine, make_session_factory

@@ -17,9 +17,9 @@ import pytest
 from dependency_injector import providers
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from libs.domain.administration.register_bot import RegisterBot
 from libs.domain.clock import ManualClock
 from libs.domain.errors import TelegramUnavailable, VaultUnavailable
-from libs.domain.use_cases.register_bot import RegisterBot
 from libs.grpc_runtime.channels import build_server, mark_serving
 from services.botregistry import migrate
 from services.botregistry.adapters.memory import InMemoryBotRepository

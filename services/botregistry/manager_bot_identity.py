@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 
+from libs.domain.administration.register_bot import RegisterBot, RegisterBotCommand
 from libs.domain.bots import BotToken
 from libs.domain.errors import DomainError, InvalidToken
-from libs.domain.use_cases.register_bot import RegisterBot, RegisterBotCommand
 
 logger = logging.getLogger(__name__)
 MANAGER_OWNER_ID = 0

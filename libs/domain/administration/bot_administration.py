@@ -16,6 +16,28 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 from uuid import uuid4
 
+from libs.domain.administration.ports import (
+    BlockedByUser,
+    BlockUser,
+    BotStats,
+    Registration,
+    RemoveCommand,
+    ResetLimits,
+    SetApiCommand,
+    SetCaptchaMode,
+    SetCommand,
+    SetCooldown,
+    SetInboxMode,
+    SetMaintenance,
+    SetRateLimit,
+    SettingsChange,
+    SetWelcome,
+    Subscriber,
+    SubscriberStats,
+    SubscriberStatus,
+    UnblockUser,
+)
+from libs.domain.administration.register_bot import MAX_ATTEMPTS, RegisterBot, RegisterBotCommand, allowed_updates
 from libs.domain.bot_roles import (
     DEFAULT_INVITE_TTL,
     INVITE_CODE_SHAPE,
@@ -55,27 +77,6 @@ from libs.domain.errors import (
     SecretRejected,
     TokenRejected,
 )
-from libs.domain.manager_ports import (
-    BlockedByUser,
-    BlockUser,
-    BotStats,
-    Registration,
-    RemoveCommand,
-    ResetLimits,
-    SetApiCommand,
-    SetCaptchaMode,
-    SetCommand,
-    SetCooldown,
-    SetInboxMode,
-    SetMaintenance,
-    SetRateLimit,
-    SettingsChange,
-    SetWelcome,
-    Subscriber,
-    SubscriberStats,
-    SubscriberStatus,
-    UnblockUser,
-)
 from libs.domain.ports import (
     BotRepository,
     Clock,
@@ -87,7 +88,6 @@ from libs.domain.ports import (
 )
 from libs.domain.sealing import inbound_text_ref
 from libs.domain.url_policy import UrlRefused, check_url
-from libs.domain.use_cases.register_bot import MAX_ATTEMPTS, RegisterBot, RegisterBotCommand, allowed_updates
 
 MAX_TEXT_CHARS = 4096
 MAX_URL_CHARS = 2048

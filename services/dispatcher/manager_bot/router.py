@@ -10,8 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from libs.domain.administration.ports import BotAdmin, InteractionRecorder
 from libs.domain.inbound import sender_of
-from libs.domain.manager_ports import BotAdmin, InteractionRecorder
 from libs.domain.ports import BotDirectory
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome

@@ -6,7 +6,7 @@
     /limits @bot /start off           the service's defaults again for /start
     /limits @bot reset                the service's defaults for everything
 
-The registry validates the action and the numbers (manager_admin.py); this only reads the words.
+The registry validates the action and the numbers (administration/bot_administration.py); this only reads the words.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from __future__ import annotations
 import html
 import re
 
+from libs.domain.administration.bot_administration import parse_duration
+from libs.domain.administration.ports import ResetLimits, SetCooldown, SetRateLimit, SettingsChange
 from libs.domain.bots import BotSettings
-from libs.domain.manager_ports import ResetLimits, SetCooldown, SetRateLimit, SettingsChange
 from libs.domain.messages import render
-from libs.domain.use_cases.manager_admin import parse_duration
 
 RESET = frozenset({"reset", "padrao", "padrão"})
 OFF = frozenset({"off", "desligar"})

@@ -7,10 +7,10 @@ import secrets
 from typing import Any
 
 from libs.domain.callback_tokens import MIN_KEY_BYTES, CallbackTokens
-from libs.domain.manager_ports import AdminSessions, ConversationStore, UsedButtons
+from libs.domain.manager_bot.dependencies import ManagerConfig
+from libs.domain.manager_bot.ports import AdminSessions, ConversationStore, UsedButtons
 from libs.domain.ports import Clock
-from libs.domain.use_cases.manager import ManagerConfig
-from services.dispatcher.manager.state import (
+from services.dispatcher.manager_bot.state import (
     InMemoryAdminSessions,
     InMemoryConversationStore,
     InMemoryUsedButtons,

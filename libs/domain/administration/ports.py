@@ -1,4 +1,5 @@
-"""Ports of the manager bot: the registry's admin side, conversation state and admin sessions."""
+"""The registry's admin side as the rest of the system sees it: the BotAdmin port, the settings changes it accepts,
+subscriber and interaction values. Implemented by BotAdministration (in the registry) and by the gRPC client."""
 
 from __future__ import annotations
 
@@ -210,32 +211,6 @@ class BotAdmin(Protocol):
     def revoke_invite(self, actor_id: int, invite_id: str) -> Bot: ...
 
     def leave(self, actor_id: int, bot_id: str) -> Bot: ...
-
-
-class ConversationStore(Protocol):
-    """What the manager bot waits for from one user in one chat ("awaiting token", …), with a TTL."""
-
-    def get(self, chat_id: int, user_id: int) -> str | None: ...
-
-    def set(self, chat_id: int, user_id: int, state: str, ttl_seconds: int) -> None: ...
-
-    def clear(self, chat_id: int, user_id: int) -> None: ...
-
-
-class AdminSessions(Protocol):
-    """An admin's session: fresh while they kept using the manager bot within the TTL."""
-
-    def is_fresh(self, user_id: int) -> bool: ...
-
-    def touch(self, user_id: int, ttl_seconds: int) -> None: ...
-
-
-class UsedButtons(Protocol):
-    """Buttons that act once: a destructive button's token is spent on its first press (issue 11, item 8)."""
-
-    def use_once(self, token_id: str, ttl_seconds: int) -> bool:
-        """True the first time `token_id` is used within `ttl_seconds` (the token's own lifetime), else False."""
-        ...
 
 
 # -- per-update stats off the hot path (issue 8): recorded cheaply, flushed to the registry in batches -----------

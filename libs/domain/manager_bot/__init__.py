@@ -1,0 +1,1 @@
+"""The manager bot: the chat in which admins register and run their bots (runs in the dispatcher)."""
