@@ -201,6 +201,22 @@ def test_no_active_subscribers_one_broadcast_at_a_time_and_cancel_by_command() -
     assert h.message("/broadcast cancel @shop_bot", user=MALLORY).action == "manager:not_found"
 
 
+def test_a_stop_schedules_a_runner_so_a_broadcast_whose_runner_was_lost_still_ends() -> None:
+    h = broadcast_harness()
+    h.message("/broadcast @shop_bot")
+    h.write("hello")
+    send, _ = h.buttons()
+    h.press(send["callback_data"])
+    running = h.store.running_for(BOT_ID)
+    assert running is not None and h.scheduler.scheduled == [running]
+    h.scheduler.scheduled.clear()  # as if that runner's message was lost (the broker failed after the start)
+    assert h.message("/broadcast cancel @shop_bot").action == "manager:broadcast_cancel"
+    assert h.scheduler.scheduled == [running]  # a runner will see the Stop and finish it
+    [[stop]] = h.outbox.edits[-1]["reply_markup"]["inline_keyboard"]
+    assert h.press(stop["callback_data"]).action == "manager:broadcast_cancel"
+    assert h.scheduler.scheduled == [running, running]
+
+
 def test_broadcast_is_listed_in_the_help() -> None:
     h = broadcast_harness()
     h.message("/help", lang="en")
