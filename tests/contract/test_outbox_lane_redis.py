@@ -11,13 +11,9 @@ import pytest
 import redis
 
 from services.dispatcher.adapters.redis_abuse import RedisLocks, RedisSendLimiter
-from services.dispatcher.outbound import (
-    ComposedDirectSendGate,
-    ComposedOutboxLane,
-    RedisDirectSendGate,
-    RedisOutboxLane,
-    RedisOutboxStore,
-)
+from services.dispatcher.outbound.outbox_lane import ComposedOutboxLane, RedisOutboxLane
+from services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
+from services.dispatcher.outbound.store import RedisOutboxStore
 from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
