@@ -14,11 +14,11 @@ from dependency_injector import containers, providers
 
 from libs.domain.bots import RateRule
 from libs.domain.captcha import CaptchaGuard, CaptchaPolicy, CaptchaStore
-from libs.domain.chat_lane import LockKeeper
 from libs.domain.clock import SystemClock
 from libs.domain.external_api import RetryPolicy, RunApiCall, StartApiCall
 from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy
 from libs.domain.inbox import LINK_TTL_SECONDS, FeedbackInbox, InboxLinks
+from libs.domain.lane import LockKeeper
 from libs.domain.ports import ChatLane, TelegramApi, TokenVault, UpdateDeduplicator
 from libs.domain.use_cases.broadcast import BroadcastPolicy, RunBroadcast
 from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy

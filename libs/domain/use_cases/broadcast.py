@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from libs.domain.bots import BotToken
 from libs.domain.broadcast import Broadcast, BroadcastState, BroadcastStore, Outcome, progress_text
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
-from libs.domain.chat_lane import LockKeeper
 from libs.domain.effects import effect_scope, new_effect_key
 from libs.domain.errors import (
     BotNotFound,
@@ -32,6 +31,7 @@ from libs.domain.errors import (
     blocked_by_user,
     is_transient,
 )
+from libs.domain.lane import LockKeeper
 from libs.domain.manager_ports import BotAdmin, SubscriberStatus
 from libs.domain.messages import render
 from libs.domain.ports import Clock, Locks, Outbox

@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from libs.domain.chat_lane import ComposedChatLane, LockKeeper, lock_key
+from libs.domain.chat_lane import ComposedChatLane, lock_key
 from libs.domain.effects import effect_scope
 from libs.domain.errors import is_transient
 from libs.domain.inbound import InboundGuard
-from libs.domain.lane import BatchOutcome, drain_lane
+from libs.domain.lane import BatchOutcome, LockKeeper, drain_lane
 from libs.domain.ports import (
     ChatLane,
     ChatMailbox,

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from libs.domain.chat_lane import LockKeeper
 from libs.domain.errors import BotNotFound, TelegramRequestFailed, is_transient
 from libs.domain.inbox import InboxLinks
-from libs.domain.lane import BatchOutcome, drain_lane
+from libs.domain.lane import BatchOutcome, LockKeeper, drain_lane
 from libs.domain.ports import DeadLetters, Locks
 from libs.domain.retry import RetrySchedule
 from libs.domain.use_cases.drain_chat import describe_failure

@@ -34,7 +34,7 @@ class ComposedOutboxLane:
         raw = self._store.peek(bot_id, chat_key)
         if raw is None:
             return OutboxClaim(owner, ())
-        call_id = call_id_of(raw)
+        call_id = _call_id_of(raw)
         return OutboxClaim(owner, ((raw, call_id is not None and self._store.is_sent(call_id)),))
 
     def renew(self, bot_id: str, chat_key: str, owner: str, ttl_seconds: float) -> bool:
@@ -131,7 +131,8 @@ class RedisOutboxLane:
         return int(self._release(keys=[self._lock(bot_id, chat_key), self._list(bot_id, chat_key)], args=[owner]))
 
 
-def call_id_of(raw: bytes) -> str | None:
+def _call_id_of(raw: bytes) -> str | None:
+    """The id of a queued call, None when it is malformed (the drain drops it)."""
     try:
         call = json.loads(raw)
         return str(call["id"])
