@@ -34,8 +34,6 @@ class DirectSend:
     stays at-least-once is what always was: a send Telegram performed whose answer or sent-mark was lost.
     """
 
-    SENT, REFUSED, QUEUE = DirectSendOutcome.SENT, DirectSendOutcome.REFUSED, DirectSendOutcome.QUEUE
-
     def __init__(
         self,
         gate: DirectSendGate,

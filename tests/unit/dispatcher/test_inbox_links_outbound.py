@@ -18,7 +18,7 @@ from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
 from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
 from services.dispatcher.outbound.calls import QueuedCall
-from services.dispatcher.outbound.direct_send import DirectSend
+from services.dispatcher.outbound.direct_send import DirectSend, DirectSendOutcome
 from services.dispatcher.outbound.drain import DrainOutbox
 from services.dispatcher.outbound.queued_outbox import QueuedOutbox, collecting_lanes
 from services.dispatcher.outbound.store import InMemoryOutboxStore
@@ -108,6 +108,6 @@ def test_a_direct_send_links_what_it_sent_and_nothing_it_could_not_send(refuse: 
     }
     outcome = direct(QueuedCall.from_wire(call))
     if refuse is None:
-        assert outcome == DirectSend.SENT and links.user_chat(bot.id, ADMIN, 301) == USER
+        assert outcome == DirectSendOutcome.SENT and links.user_chat(bot.id, ADMIN, 301) == USER
     else:
-        assert outcome == DirectSend.REFUSED and links.user_chat(bot.id, ADMIN, 301) is None
+        assert outcome == DirectSendOutcome.REFUSED and links.user_chat(bot.id, ADMIN, 301) is None
