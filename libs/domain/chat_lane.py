@@ -1,23 +1,12 @@
-"""The drain's view of a chat (the ChatLane port) built from the fine-grained ports, and one lock keeper per process.
+"""The drain's view of a chat (the ChatLane port) built from the fine-grained ports.
 
 `ComposedChatLane` is the lane for stores without scripts (in memory, embedded mode) and for tests with fakes;
 on Redis the dispatcher uses one Lua script per step instead (services/dispatcher/adapters/redis_chat_lane.py).
-
-`LockKeeper` renews every lock a process holds from ONE thread, instead of a watchdog thread started per
-update: a handler that runs longer than a third of the lock's TTL keeps its chat; the others cost a dict entry.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 from libs.domain.ports import ChatMailbox, LaneClaim, LaneItem, Locks, MailboxItem, UpdateDeduplicator
-
-logger = logging.getLogger(__name__)
 
 
 def lock_key(bot_id: str, chat_key: str) -> str:
@@ -94,79 +83,3 @@ class ComposedChatLane:
     def release(self, bot_id: str, chat_key: str, owner: str) -> int:
         self._locks.release(lock_key(bot_id, chat_key), owner)
         return self._mailbox.size(bot_id, chat_key)
-
-
-@dataclass(eq=False)
-class Holding:
-    """A lock held through the keeper; `lost` turns True when a renewal found it taken or expired."""
-
-    renew: Callable[[], bool]
-    interval: float
-    due: float
-    lost: bool = False
-    _keeper: LockKeeper | None = field(default=None, repr=False)
-
-    def __enter__(self) -> Holding:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._keeper is not None:
-            self._keeper.drop(self)
-
-
-class LockKeeper:
-    """Renews held locks every third of their TTL from one daemon thread, which exits when nothing is held."""
-
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-        self._held: set[Holding] = set()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def hold(self, renew: Callable[[], bool], ttl_seconds: float) -> Holding:
-        interval = max(0.01, ttl_seconds / 3)
-        holding = Holding(renew, interval, self._monotonic() + interval, _keeper=self)
-        with self._cond:
-            self._held.add(holding)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lock-keeper", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-        return holding
-
-    def drop(self, holding: Holding) -> None:
-        with self._cond:
-            self._held.discard(holding)
-            if not self._held:
-                self._cond.notify()  # let an idle thread end now rather than at its next renewal time
-
-    def held(self) -> int:
-        with self._cond:
-            return len(self._held)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if not self._held:
-                    self._thread = None
-                    return
-                now = self._monotonic()
-                due = [h for h in self._held if h.due <= now]
-                if not due:
-                    self._cond.wait(min(h.due for h in self._held) - now)
-                    continue
-            for holding in due:  # outside the lock: a renewal is a network call
-                self._renew(holding)
-
-    def _renew(self, holding: Holding) -> None:
-        try:
-            kept = holding.renew()
-        except Exception:  # a store hiccup: try again soon; the TTL still covers us
-            logger.warning("lock renewal failed; retrying", exc_info=False)
-            holding.due = self._monotonic() + min(holding.interval, 1.0)
-            return
-        if not kept:
-            holding.lost = True
-            self.drop(holding)
-            return
-        holding.due = self._monotonic() + holding.interval

@@ -14,10 +14,10 @@ from dependency_injector import containers, providers
 
 from libs.domain.bots import RateRule
 from libs.domain.captcha import CaptchaGuard, CaptchaPolicy, CaptchaStore
-from libs.domain.chat_lane import LockKeeper
 from libs.domain.clock import SystemClock
 from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy
 from libs.domain.inbox import LINK_TTL_SECONDS, FeedbackInbox, InboxLinks
+from libs.domain.lane import LockKeeper
 from libs.domain.manager_bot.bot import ManagerBot
 from libs.domain.ports import ChatLane, TelegramApi, TokenVault, UpdateDeduplicator
 from libs.domain.use_cases.broadcast import BroadcastPolicy, RunBroadcast
@@ -39,20 +39,15 @@ from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks, RedisIn
 from services.dispatcher.adapters.sent_marks import DeferredSentMarks
 from services.dispatcher.manager_bot import wiring as manager_wiring
 from services.dispatcher.manager_bot.router import UpdateRouter
-from services.dispatcher.outbound import (
-    ComposedDirectSendGate,
-    DirectSend,
-    DirectSendGate,
-    DrainOutbox,
-    DramatiqOutboxScheduler,
-    FlushingHandler,
-    InMemoryOutboxStore,
-    OutboxLane,
-    OutboxPolicy,
-    QueuedOutbox,
-    RedisDirectSendGate,
-    RedisOutboxLane,
-)
+from services.dispatcher.outbound.direct_send import DirectSend
+from services.dispatcher.outbound.drain import DrainOutbox, OutboxPolicy
+from services.dispatcher.outbound.flushing_handler import FlushingHandler
+from services.dispatcher.outbound.outbox_lane import RedisOutboxLane
+from services.dispatcher.outbound.ports import DirectSendGate, OutboxLane
+from services.dispatcher.outbound.queued_outbox import QueuedOutbox
+from services.dispatcher.outbound.scheduling import DramatiqOutboxScheduler
+from services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
+from services.dispatcher.outbound.store import InMemoryOutboxStore
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.workers.actors import DramatiqApiCallScheduler, DramatiqBroadcastScheduler
 
@@ -141,7 +136,7 @@ def _broadcast_store(client: Any) -> Any:
 def _redis_adapters() -> dict[str, Any]:
     from services.dispatcher.adapters import redis_abuse
     from services.dispatcher.adapters.dead_letters import RedisDeadLetters
-    from services.dispatcher.outbound import RedisOutboxStore
+    from services.dispatcher.outbound.store import RedisOutboxStore
 
     return {
         "locks": redis_abuse.RedisLocks,

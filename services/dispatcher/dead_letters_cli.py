@@ -24,7 +24,9 @@ from libs.messaging.mailbox import RedisChatMailbox
 from libs.messaging.update_queue import drain_chat_message
 from services.dispatcher.adapters.dead_letters import RedisDeadLetters
 from services.dispatcher.adapters.redis_abuse import RedisLocks
-from services.dispatcher.outbound import NO_CHAT, RedisOutboxStore, drain_outbox_message
+from services.dispatcher.outbound.calls import QueuedCall
+from services.dispatcher.outbound.scheduling import drain_outbox_message
+from services.dispatcher.outbound.store import RedisOutboxStore
 from services.dispatcher.workers.actors import api_call_message
 
 REPLAY_LOCK_SECONDS = 300.0  # as EXTERNAL_API_LOCK_SECONDS' default; the job releases it when done
@@ -64,11 +66,10 @@ def replay(letter: DeadLetter, client: Any, broker: Any, signer: EnvelopeSigner 
             RedisLocks(client).release(job.lock_key, owner)
             raise
     elif letter.kind == "outbound":
-        call = {**letter.payload, "id": uuid.uuid4().hex}  # a new call: the old id is marked queued already
-        chat_key = NO_CHAT if call.get("chat_id") is None else str(call["chat_id"])
-        raw = json.dumps(call, ensure_ascii=False, separators=(",", ":")).encode()
-        RedisOutboxStore(client).push(str(call["bot_id"]), chat_key, raw, str(call["id"]))
-        broker.enqueue(drain_outbox_message(str(call["bot_id"]), chat_key))
+        # A new call (the old id is marked queued already), refused here if it cannot be decoded.
+        queued = QueuedCall.from_wire({**letter.payload, "id": uuid.uuid4().hex})
+        RedisOutboxStore(client).push(queued.bot_id, queued.chat_key, queued.encode(), queued.id)
+        broker.enqueue(drain_outbox_message(queued.bot_id, queued.chat_key))
     else:
         raise ValueError(f"cannot replay a dead letter of kind {letter.kind!r}")
 

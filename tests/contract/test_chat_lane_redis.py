@@ -17,7 +17,7 @@ from services.dispatcher.adapters.redis_abuse import RedisLocks
 from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
 from services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
 from services.dispatcher.adapters.sent_marks import DeferredSentMarks, sent_mark_key
-from services.dispatcher.outbound import RedisOutboxStore
+from services.dispatcher.outbound.store import RedisOutboxStore
 from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis

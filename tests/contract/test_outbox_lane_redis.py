@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 import redis
+from dramatiq.brokers.stub import StubBroker
 
+from libs.domain.ports import DeadLetter
 from services.dispatcher.adapters.redis_abuse import RedisLocks, RedisSendLimiter
-from services.dispatcher.outbound import (
-    ComposedDirectSendGate,
-    ComposedOutboxLane,
-    RedisDirectSendGate,
-    RedisOutboxLane,
-    RedisOutboxStore,
-)
+from services.dispatcher.dead_letters_cli import replay
+from services.dispatcher.outbound.calls import QueuedCall
+from services.dispatcher.outbound.outbox_lane import ComposedOutboxLane, RedisOutboxLane
+from services.dispatcher.outbound.scheduling import OUTBOX_QUEUE
+from services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
+from services.dispatcher.outbound.store import RedisOutboxStore
 from tools.testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -124,3 +125,25 @@ def test_the_direct_gate_stays_shut_behind_queued_calls_and_for_sent_ones(gate: 
     store.mark_sent("again")
     assert not gate.open(BOT, "43", 43, "again"), "sent by an earlier run of the same update"
     assert gate.open(BOT, "43", 43, "fresh")
+
+
+@pytest.mark.parametrize(
+    ("payload", "chat_key"),
+    [
+        ({"chat_id": 42, "method": "send_message", "params": {"text": "hi", "parse_mode": None}}, CHAT),
+        ({"chat_id": None, "method": "answer_callback_query", "params": {"callback_query_id": "q"}}, "cbq"),
+    ],
+)
+def test_a_replayed_outbound_dead_letter_is_queued_again_under_a_fresh_id_in_its_lane(
+    client: redis.Redis, store: RedisOutboxStore, payload: dict[str, Any], chat_key: str
+) -> None:
+    broker = StubBroker()
+    broker.declare_queue(OUTBOX_QUEUE)
+    letter = DeadLetter("dl-1", "outbound", "Bad Request", 1, 0.0, 0.0, {"id": "old", "bot_id": BOT, **payload})
+    replay(letter, client, broker)
+    raw = store.peek(BOT, chat_key)
+    assert raw is not None
+    queued = json.loads(raw)
+    assert queued["id"] != "old" and store.push(BOT, chat_key, raw, queued["id"]) is False  # marked queued once
+    assert QueuedCall.from_wire(queued).call == QueuedCall.from_wire(letter.payload).call
+    assert broker.queues[OUTBOX_QUEUE].qsize() == 1

@@ -23,7 +23,7 @@ from libs.domain.administration.ports import BotAdmin, SubscriberStatus
 from libs.domain.bots import BotToken
 from libs.domain.broadcast import Broadcast, BroadcastState, BroadcastStore, Outcome, progress_text
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
-from libs.domain.chat_lane import LockKeeper
+from libs.domain.effects import effect_scope, new_effect_key
 from libs.domain.errors import (
     BotNotFound,
     DomainError,
@@ -34,6 +34,7 @@ from libs.domain.errors import (
 )
 from libs.domain.events import Event, EventKind, EventRecorder, telegram_actor
 from libs.domain.events import Outcome as EventOutcome
+from libs.domain.lane import LockKeeper
 from libs.domain.messages import render
 from libs.domain.ports import Clock, Locks, Outbox
 
@@ -251,14 +252,16 @@ class RunBroadcast:
             return
         try:
             text = progress_text(broadcast, self._clock.now().timestamp())
-            self._outbox.edit_message_text(
-                broadcast.manager_id,
-                broadcast.chat_id,
-                broadcast.message_id,
-                text,
-                parse_mode="HTML",
-                reply_markup=markup,
-            )
+            # Each progress edit is new (never a re-run of an earlier one): its own fresh effect id.
+            with effect_scope(new_effect_key()):
+                self._outbox.edit_message_text(
+                    broadcast.manager_id,
+                    broadcast.chat_id,
+                    broadcast.message_id,
+                    text,
+                    parse_mode="HTML",
+                    reply_markup=markup,
+                )
         except Exception as error:  # the progress is a view: the broadcast goes on without it
             logger.warning("broadcast progress not shown", extra={"error": type(error).__name__})
 

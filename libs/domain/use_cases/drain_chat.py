@@ -16,8 +16,7 @@ Algorithm:
 3. A handler failure keeps the item at the head (the chat waits: order matters) and asks to be run
    again after a backoff; after `max_attempts` the update goes to the dead letters and the chat moves on.
 4. After the batch: release (which answers how many items are left; the last item's `complete_and_release`
-   does it in the same step) and claim again while any are, so an update pushed between the read and the
-   release is not left waiting for a drain that already returned.
+   does it in the same step) and claim again while any are (the loop every lane shares: libs/domain/lane.py).
 """
 
 from __future__ import annotations
@@ -27,10 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from libs.domain.chat_lane import ComposedChatLane, LockKeeper, lock_key
+from libs.domain.chat_lane import ComposedChatLane, lock_key
 from libs.domain.effects import effect_scope
 from libs.domain.errors import is_transient
 from libs.domain.inbound import InboundGuard
+from libs.domain.lane import BatchOutcome, LockKeeper, drain_lane
 from libs.domain.ports import (
     ChatLane,
     ChatMailbox,
@@ -104,25 +104,23 @@ class DrainChat:
 
     def __call__(self, bot_id: str, chat_key: str) -> DrainResult:
         totals = DrainResult()
-        while True:
-            claim = self._lane.claim(bot_id, chat_key, self._policy.lock_ttl_seconds, self._policy.batch_size)
-            if claim is None:
-                return _merge(totals, DrainResult(busy=True))
+        ttl = self._policy.lock_ttl_seconds
+
+        def work(claim: LaneClaim) -> BatchOutcome:
+            nonlocal totals
             released: list[int] = []  # set when the last item's completion released the chat already
-            try:
-                result = self._drain_locked(bot_id, chat_key, claim, released)
-            finally:
-                left = released[0] if released else self._lane.release(bot_id, chat_key, claim.owner)
+            result = self._drain_locked(bot_id, chat_key, claim, released)
             totals = _merge(totals, result)
-            if result.run_again_in is not None or result.busy:
-                return totals
-            # Lost-wakeup guard: an item pushed after we saw "empty" but before the release found the
-            # lock held and its drain returned; look again now that the lock is free.
-            if left == 0:
-                return totals
-            processed = totals.handled + totals.skipped + totals.refused + totals.dead_lettered
-            if processed >= self._policy.max_items_per_run:
-                return _merge(totals, DrainResult(run_again_in=0.0))  # yield the thread to other chats
+            processed = result.handled + result.skipped + result.refused + result.dead_lettered
+            return BatchOutcome(processed, result.busy, result.run_again_in, released[0] if released else None)
+
+        run = drain_lane(
+            lambda: self._lane.claim(bot_id, chat_key, ttl, self._policy.batch_size),
+            work,
+            lambda claim: self._lane.release(bot_id, chat_key, claim.owner),
+            self._policy.max_items_per_run,
+        )
+        return _merge(totals, DrainResult(busy=run.busy, run_again_in=run.run_again_in))
 
     def _drain_locked(self, bot_id: str, chat_key: str, claim: LaneClaim, released: list[int]) -> DrainResult:
         """Works through the claimed items; completing the last one also releases the chat (its count of items

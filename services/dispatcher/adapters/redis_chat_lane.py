@@ -87,7 +87,7 @@ return redis.call('LLEN', KEYS[1])
 """
 )
 
-# Shared by both lanes (this one and the outbox's, services/dispatcher/outbound.py).
+# Shared by both lanes (this one and the outbox's, services/dispatcher/outbound/outbox_lane.py).
 # KEYS: lock, list. ARGV: owner. Releases the lock if it is still the owner's; returns the list's length.
 RELEASE_AND_COUNT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end

@@ -1,4 +1,4 @@
-"""The dispatcher's actors (contract: libs/messaging/update_queue.py and services/dispatcher/outbound.py).
+"""The dispatcher's actors (contract: libs/messaging/update_queue.py and services/dispatcher/outbound/).
 
 - `drain_chat(bot_id, chat_key)` on `updates`: runs DrainChat; reschedules itself (Dramatiq `delay`) when
   the chat waits for a retry.
@@ -32,7 +32,8 @@ from libs.domain.use_cases.broadcast import RunBroadcast
 from libs.domain.use_cases.drain_chat import DrainChat, UpdateHandler
 from libs.domain.use_cases.run_api_call import ApiCallResult, RunApiCall, job_from_message, job_to_message
 from libs.messaging.update_queue import DRAIN_CHAT_ACTOR, HANDLE_UPDATE_ACTOR, UPDATES_QUEUE, drain_chat_message
-from services.dispatcher.outbound import DRAIN_OUTBOX_ACTOR, OUTBOX_QUEUE, DrainOutbox, drain_outbox_message
+from services.dispatcher.outbound.drain import DrainOutbox
+from services.dispatcher.outbound.scheduling import DRAIN_OUTBOX_ACTOR, OUTBOX_QUEUE, drain_outbox_message
 
 __all__ = ["UpdateHandler", "UpdateHandlingFailed", "register_actors", "sanitized"]
 

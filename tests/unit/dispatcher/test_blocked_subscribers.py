@@ -20,7 +20,10 @@ from libs.domain.errors import TelegramRequestFailed
 from services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
 from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
 from services.dispatcher.adapters.subscribers import RegistryBlockedUsers
-from services.dispatcher.outbound import DirectSend, DrainOutbox, InMemoryOutboxStore
+from services.dispatcher.outbound.calls import QueuedCall
+from services.dispatcher.outbound.direct_send import DirectSend
+from services.dispatcher.outbound.drain import DrainOutbox
+from services.dispatcher.outbound.store import InMemoryOutboxStore
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import FakeTelegram
 
@@ -92,7 +95,7 @@ def direct_once(error: Exception, chat_id: int, reporter: Any) -> str:
         OpenLimiter(),
         blocked_users=reporter,  # type: ignore[arg-type, return-value]
     )
-    return direct("b", str(chat_id), call_to(chat_id))
+    return direct(QueuedCall.from_wire(call_to(chat_id)))
 
 
 @pytest.mark.parametrize("send", [drain_once, direct_once])

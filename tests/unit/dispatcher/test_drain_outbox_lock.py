@@ -8,10 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from libs.domain.bots import BotToken
-from libs.domain.chat_lane import Holding, LockKeeper
 from libs.domain.clock import ManualClock
+from libs.domain.lane import Holding, LockKeeper
 from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
-from services.dispatcher.outbound import DrainOutbox, InMemoryOutboxStore, OutboxPolicy
+from services.dispatcher.outbound.drain import DrainOutbox, OutboxPolicy
+from services.dispatcher.outbound.store import InMemoryOutboxStore
 
 TTL = 4.0
 

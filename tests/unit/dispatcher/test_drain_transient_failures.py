@@ -17,7 +17,8 @@ from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy
 from libs.messaging.mailbox import InMemoryChatMailbox
 from libs.registry_client.client import RegistryUnavailable
 from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks, InMemoryUpdateDeduplicator
-from services.dispatcher.outbound import DrainOutbox, InMemoryOutboxStore
+from services.dispatcher.outbound.drain import DrainOutbox
+from services.dispatcher.outbound.store import InMemoryOutboxStore
 
 
 def envelope(update_id: int) -> UpdateEnvelope:

@@ -11,18 +11,17 @@ from dramatiq.brokers.stub import StubBroker
 
 from libs.domain.bots import BotToken
 from libs.domain.clock import ManualClock
+from libs.domain.effects import effect_scope
 from libs.domain.errors import TelegramRequestFailed
 from libs.domain.ports import SentMessage
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
 from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
-from services.dispatcher.outbound import (
-    DirectSend,
-    DrainOutbox,
-    InMemoryOutboxStore,
-    QueuedOutbox,
-    collecting_lanes,
-)
+from services.dispatcher.outbound.calls import QueuedCall
+from services.dispatcher.outbound.direct_send import DirectSend, DirectSendOutcome
+from services.dispatcher.outbound.drain import DrainOutbox
+from services.dispatcher.outbound.queued_outbox import QueuedOutbox, collecting_lanes
+from services.dispatcher.outbound.store import InMemoryOutboxStore
 from tests.unit.dispatcher.test_actors import make_bot
 from tests.unit.dispatcher.test_blocked_subscribers import OpenGate, OpenLimiter
 from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, CountingVault
@@ -55,7 +54,7 @@ class NumberingTelegram:
 
 
 def queue_delivery(outbox: QueuedOutbox, bot_id: str) -> set[tuple[str, str]]:
-    with collecting_lanes() as lanes:
+    with effect_scope("bot-1:update-1"), collecting_lanes() as lanes:  # as in a chat drain's handler
         outbox.send_message(bot_id, ADMIN, "📨 header", parse_mode="HTML", link_chat_id=USER)
         outbox.copy_message(bot_id, ADMIN, USER, 10, link_chat_id=USER)
         outbox.send_message(bot_id, ADMIN, "not an inbox delivery")
@@ -107,8 +106,8 @@ def test_a_direct_send_links_what_it_sent_and_nothing_it_could_not_send(refuse: 
         "method": "copy_message",
         "params": {"from_chat_id": USER, "message_id": 10, "reply_markup": None, "link_chat_id": USER},
     }
-    outcome = direct(bot.id, str(ADMIN), call)
+    outcome = direct(QueuedCall.from_wire(call))
     if refuse is None:
-        assert outcome == DirectSend.SENT and links.user_chat(bot.id, ADMIN, 301) == USER
+        assert outcome == DirectSendOutcome.SENT and links.user_chat(bot.id, ADMIN, 301) == USER
     else:
-        assert outcome == DirectSend.REFUSED and links.user_chat(bot.id, ADMIN, 301) is None
+        assert outcome == DirectSendOutcome.REFUSED and links.user_chat(bot.id, ADMIN, 301) is None

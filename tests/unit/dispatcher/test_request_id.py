@@ -8,7 +8,7 @@ from typing import Any
 
 from libs.domain.updates import UpdateEnvelope
 from libs.observability.logging import request_id_var
-from services.dispatcher.outbound import FlushingHandler
+from services.dispatcher.outbound.flushing_handler import FlushingHandler
 
 
 def envelope(request_id: str) -> UpdateEnvelope:

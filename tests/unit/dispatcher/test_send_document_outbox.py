@@ -9,9 +9,12 @@ from dramatiq.brokers.stub import StubBroker
 
 from libs.domain.bots import BotToken
 from libs.domain.clock import ManualClock
+from libs.domain.effects import effect_scope
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
-from services.dispatcher.outbound import DrainOutbox, InMemoryOutboxStore, QueuedOutbox, collecting_lanes
+from services.dispatcher.outbound.drain import DrainOutbox
+from services.dispatcher.outbound.queued_outbox import QueuedOutbox, collecting_lanes
+from services.dispatcher.outbound.store import InMemoryOutboxStore
 from tests.unit.dispatcher.test_actors import make_bot
 from tests.unit.dispatcher.test_blocked_subscribers import OpenLimiter
 from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, CountingVault
@@ -34,7 +37,7 @@ def test_a_queued_document_is_sent_byte_for_byte_with_the_bots_token() -> None:
     bot = make_bot()
     sender = DirectOutbox(Bots(bot), CountingVault(), telegram, ManualClock())  # type: ignore[arg-type]
     outbox = QueuedOutbox(store, StubBroker())
-    with collecting_lanes() as lanes:
+    with effect_scope("bot-1:update-1"), collecting_lanes() as lanes:  # as in a chat drain's handler
         outbox.send_document(bot.id, 42, "subscribers.csv", CONTENT, mime_type="text/csv", caption="📄")
     [(bot_id, chat_key)] = lanes
     queued = store.peek(bot_id, chat_key)

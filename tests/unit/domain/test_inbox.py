@@ -1,6 +1,7 @@
 """The feedback inbox through HandleUpdate (issue 15): who gets what, what a reply reaches, what a button does, and
 what never crosses from one bot (or one chat) to another. The outbox fake numbers each message it is given and
-links inbox deliveries as the dispatcher does once Telegram answered (services/dispatcher/outbound.py link_sent)."""
+links inbox deliveries as the dispatcher does once Telegram answered (link_sent in
+services/dispatcher/outbound/after_send.py)."""
 
 from __future__ import annotations
 
