@@ -423,6 +423,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "no máximo 1000 usuários bloqueados ao mesmo tempo.",
         "en": "at most 1000 users blocked at once.",
     },
+    "setting_block_team_member": {
+        "pt-BR": "o dono e os admins do bot não podem ser bloqueados.",
+        "en": "the bot's owner and admins cannot be blocked.",
+    },
     "setting_user_not_blocked": {
         "pt-BR": "esse usuário não está bloqueado.",
         "en": "that user is not blocked.",

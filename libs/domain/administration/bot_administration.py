@@ -133,6 +133,7 @@ SETTING_REASON_CODES = frozenset(
         "block_user",
         "block_duration",
         "too_many_blocks",
+        "block_team_member",
         "user_not_blocked",
         "limit_action",
         "limit_value",
@@ -460,6 +461,12 @@ class BotAdministration:
 
         return self._retrying(change)
 
+    def _in_team(self, bot: Bot, telegram_user_id: int) -> bool:
+        if telegram_user_id == bot.owner_id:
+            return True
+        admins = self._admins.admins(bot.id) if self._admins is not None else ()
+        return any(admin.telegram_user_id == telegram_user_id for admin in admins)
+
     def _blocks_after(self, blocked: dict[int, int], change: BlockUser | UnblockUser) -> dict[int, int]:
         now = int(self._clock.now().timestamp())
         live = {user: until for user, until in blocked.items() if until > now}
@@ -508,6 +515,9 @@ class BotAdministration:
         if isinstance(change, SetWelcome):
             bot.settings = replace(settings, welcome_text=validate_text(change.text))
         elif isinstance(change, BlockUser | UnblockUser):
+            if isinstance(change, BlockUser) and self._in_team(bot, change.telegram_user_id):
+                # A co-admin blocking the owner (or another admin) as a user would silence their inbox replies.
+                raise InvalidSetting("the bot's owner and admins cannot be blocked", "block_team_member")
             bot.settings = replace(settings, blocked_users=self._blocks_after(settings.blocked_users, change))
         elif isinstance(change, SetCaptchaMode):
             try:

@@ -223,3 +223,14 @@ def test_a_bot_taken_over_by_a_new_owner_drops_the_previous_owners_admins_and_in
     assert w.refused(pending) == "invite_invalid"
     assert w.admin.team(w.bot.id).member_ids == (STRANGER,)
     w.admin.register_managed(STRANGER, w.bot.telegram_bot_id)  # a refresh by the same owner keeps their admins
+
+
+def test_nobody_blocks_the_bots_owner_or_admins_as_users(w: World) -> None:
+    w.admin.redeem_invite(HELPER, w.invite())
+    for actor, target in ((HELPER, OWNER), (OWNER, HELPER), (HELPER, HELPER)):
+        with pytest.raises(InvalidSetting) as raised:
+            w.admin.update_settings(actor, w.bot.id, BlockUser(target, 3600))
+        assert raised.value.code == "block_team_member"
+    assert w.admin.update_settings(HELPER, w.bot.id, BlockUser(STRANGER, 3600)).settings.blocked_users.keys() == {
+        STRANGER
+    }
