@@ -68,6 +68,7 @@ from libs.domain.messages import render
 from libs.domain.ports import Clock, Outbox
 from libs.domain.redaction import TOKEN_SHAPED
 from libs.domain.sealing import placeholders_in
+from libs.domain.telegram_update import TelegramUpdate, TelegramUser, UpdateKind
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.broadcast import cancel_markup
 from libs.domain.use_cases.handle_update import HandleOutcome
@@ -240,11 +241,11 @@ class ManagerBot:
     # -- entry -----------------------------------------------------------------------------------------
 
     def __call__(self, envelope: UpdateEnvelope) -> HandleOutcome:
-        update = envelope.update
-        if isinstance(update.get("managed_bot"), dict):
-            return self._managed_bot(envelope, update["managed_bot"])
-        if isinstance(update.get("callback_query"), dict):
-            return self._callback(envelope, update["callback_query"])
+        view = envelope.view  # libs/domain/telegram_update.py: the one reader of the update's shape
+        if view.kind is UpdateKind.MANAGED_BOT:
+            return self._managed_bot(envelope, view)
+        if view.kind is UpdateKind.CALLBACK_QUERY:
+            return self._callback(envelope, view)
         message = envelope.message
         if message is None:
             return HandleOutcome("manager:ignored")
@@ -300,23 +301,19 @@ class ManagerBot:
     # -- messages --------------------------------------------------------------------------------------
 
     def _message(self, envelope: UpdateEnvelope, message: dict[str, Any]) -> HandleOutcome:
-        sender = message.get("from")
-        chat = message.get("chat")
-        if not isinstance(sender, dict) or not isinstance(chat, dict) or not isinstance(sender.get("id"), int):
-            return HandleOutcome("manager:ignored")
-        chat_id = envelope.chat_id
-        if chat_id is None:
+        view = envelope.view
+        sender, chat_id = view.sender, view.chat_id
+        if sender is None or chat_id is None:
             return HandleOutcome("manager:ignored")
         if "managed_bot_created" in message:
             # Telegram's service message; the `managed_bot` update that comes with it registers the bot.
             return HandleOutcome("manager:managed_bot_created")
-        lang = sender.get("language_code") if isinstance(sender.get("language_code"), str) else None
-        ctx = _Ctx(envelope.bot_id, chat_id, int(sender["id"]), lang)
+        ctx = _Ctx(envelope.bot_id, chat_id, sender.id, sender.language_code)
         text = envelope.text or ""
         if envelope.sealed_texts:
             # A token came in: the message goes away before anything else happens.
-            self._delete(ctx, message.get("message_id"))
-        if chat.get("type") != "private":
+            self._delete(ctx, view.message_id)
+        if view.chat_type != "private":
             return HandleOutcome("manager:ignored_not_private")
         command, arg = _split_command(text)
         state = self._conversations.get(ctx.chat_id, ctx.user_id)
@@ -434,14 +431,10 @@ class ManagerBot:
         self._say(ctx, "mgr_refreshed" if registration.refreshed else "mgr_registered", username=bot.username)
         return HandleOutcome("manager:registered", replied=True)
 
-    def _managed_bot(self, envelope: UpdateEnvelope, managed: dict[str, Any]) -> HandleOutcome:
-        user, bot = managed.get("user"), managed.get("bot")
-        if not isinstance(user, dict) or not isinstance(bot, dict):
+    def _managed_bot(self, envelope: UpdateEnvelope, view: TelegramUpdate) -> HandleOutcome:
+        if view.sender is None or view.managed_bot is None:
             return HandleOutcome("manager:ignored")
-        user_id, bot_user_id = user.get("id"), bot.get("id")
-        if not isinstance(user_id, int) or not isinstance(bot_user_id, int):
-            return HandleOutcome("manager:ignored")
-        lang = user.get("language_code") if isinstance(user.get("language_code"), str) else None
+        user_id, bot_user_id, lang = view.sender.id, view.managed_bot.id, view.sender.language_code
         ctx = _Ctx(envelope.bot_id, user_id, user_id, lang)  # the creator's private chat with the manager bot
         if not self._allowed(user_id):
             self._say(ctx, "mgr_not_allowed")
@@ -611,25 +604,18 @@ class ManagerBot:
 
     # -- buttons ---------------------------------------------------------------------------------------
 
-    def _callback(self, envelope: UpdateEnvelope, query: dict[str, Any]) -> HandleOutcome:
-        sender = query.get("from")
-        query_id = query.get("id")
-        if not isinstance(sender, dict) or not isinstance(sender.get("id"), int) or not isinstance(query_id, str):
+    def _callback(self, envelope: UpdateEnvelope, view: TelegramUpdate) -> HandleOutcome:
+        sender, query_id = view.sender, view.callback_id
+        if sender is None or query_id is None:
             return HandleOutcome("manager:ignored")
-        lang = sender.get("language_code") if isinstance(sender.get("language_code"), str) else None
-        chat_id = envelope.chat_id
-        data = query.get("data")
-        claim = (
-            self._tokens.verify(data, int(sender["id"]), chat_id)
-            if isinstance(data, str) and chat_id is not None
-            else None
-        )
+        lang, chat_id, data = sender.language_code, view.chat_id, view.callback_data
+        claim = self._tokens.verify(data, sender.id, chat_id) if data is not None and chat_id is not None else None
         if claim is None or chat_id is None:
             self._outbox.answer_callback_query(envelope.bot_id, query_id, render("callback_invalid", lang))
             # Tampered, expired, another user's or another chat's button: one reason, as the user is told.
-            self._callback_refused(int(sender["id"]), None, "invalid")
+            self._callback_refused(sender.id, None, "invalid")
             return HandleOutcome("manager:callback_invalid")
-        ctx = _Ctx(envelope.bot_id, chat_id, int(sender["id"]), lang)
+        ctx = _Ctx(envelope.bot_id, chat_id, sender.id, lang)
         if not self._allowed(ctx.user_id):
             self._outbox.answer_callback_query(ctx.manager_id, query_id, render("mgr_not_allowed", lang))
             self._callback_refused(ctx.user_id, _bot_ref(claim), "not_allowed", claim.action)
@@ -649,9 +635,7 @@ class ManagerBot:
         action, bot_id = claim.action, claim.bot_id or ""
         if action in BROADCAST_ACTIONS:
             self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)
-            message = query.get("message")
-            message_id = message.get("message_id") if isinstance(message, dict) else None
-            return self._broadcast_button(ctx, action, bot_id, message_id if isinstance(message_id, int) else 0)
+            return self._broadcast_button(ctx, action, bot_id, view.message_id or 0)
         if action in (CallbackAction.REAUTH_ROTATE, CallbackAction.REAUTH_DELETE):
             # The admin confirmed it is them: a new session, then the action they asked for.
             self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)
@@ -1181,7 +1165,7 @@ class ManagerBot:
         )
         return HandleOutcome("manager:invite", replied=True)
 
-    def _join(self, ctx: _Ctx, code: str, sender: dict[str, Any]) -> HandleOutcome:
+    def _join(self, ctx: _Ctx, code: str, sender: TelegramUser) -> HandleOutcome:
         if not code or len(code.split()) != 1:
             self._say(ctx, "mgr_usage", usage=render(_USAGE_KEYS["/join"], ctx.lang))
             return HandleOutcome("manager:usage", replied=True)
@@ -1189,8 +1173,7 @@ class ManagerBot:
         if bot is None:
             return HandleOutcome("manager:join_refused", replied=True)
         self._say(ctx, "mgr_joined", username=bot.username)
-        first_name = sender.get("first_name")
-        name = first_name if isinstance(first_name, str) else ""
+        name = sender.first_name or ""
         owner = _Ctx(ctx.manager_id, bot.owner_id, bot.owner_id, None)  # the owner's private chat, default language
         self._say(owner, "mgr_admin_joined", name=name[:MAX_NAME_CHARS], user_id=ctx.user_id, username=bot.username)
         return HandleOutcome("manager:join", replied=True)
