@@ -14,7 +14,6 @@ from dependency_injector import containers, providers
 
 from libs.domain.bots import RateRule
 from libs.domain.captcha import CaptchaGuard, CaptchaPolicy, CaptchaStore
-from libs.domain.chat_lane import LockKeeper
 from libs.domain.clock import SystemClock
 from libs.domain.external_api import RetryPolicy, RunApiCall, StartApiCall
 from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy
@@ -25,6 +24,7 @@ from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy
 from libs.domain.use_cases.handle_update import HandleUpdate
 from libs.domain.use_cases.manager import ManagerBot
 from libs.grpc_runtime.channels import open_channel
+from libs.host.lock_keeper import running_lock_keeper
 from libs.messaging.envelope_signing import EnvelopeSigner, signer_from_key
 from libs.messaging.mailbox import mailbox_for
 from libs.registry_client.admin import GrpcBotAdmin
@@ -408,8 +408,9 @@ class DispatcherContainer(containers.DeclarativeContainer):
         policy=inbound_policy,
         actions=providers.Callable(_bot_actions, bot_directory),
     )
-    # One thread per process renews every chat and outbox lock its workers hold while they work.
-    lock_keeper = providers.ThreadSafeSingleton(LockKeeper)
+    # One thread per process renews every chat, outbox and broadcast lock its workers hold while they work: the
+    # domain's keeper holds the schedule, this Resource owns its thread (started on first use, stopped at shutdown).
+    lock_keeper = providers.Resource(running_lock_keeper)
     run_broadcast = providers.ThreadSafeSingleton(
         RunBroadcast,
         store=broadcast_store,

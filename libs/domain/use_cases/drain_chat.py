@@ -101,6 +101,7 @@ class DrainChat:
         self._clock = clock
         self._guard = guard
         self._policy = policy or DrainPolicy()
+        # The process's keeper, run by the service's wiring; the default renews nothing (tests with quick handlers).
         self._keeper = keeper or LockKeeper()
 
     def __call__(self, bot_id: str, chat_key: str) -> DrainResult:
