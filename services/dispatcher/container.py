@@ -82,9 +82,6 @@ def _token_vault(channel: grpc.Channel) -> TokenVault:
 
 
 def _redis_client(url: str) -> Iterator[Any]:
-    if not url:
-        yield None
-        return
     import redis
 
     client = redis.Redis.from_url(url)
@@ -157,10 +154,16 @@ class DispatcherContainer(containers.DeclarativeContainer):
     clock = providers.ThreadSafeSingleton(SystemClock)
     registry_channel = providers.Resource(_channel, settings.provided.registry_addr)
     vault_channel = providers.Resource(_channel, settings.provided.vault_addr)
-    redis_client = providers.Resource(_redis_client, settings.provided.redis_url)
     # Where shared state lives, chosen once (DispatcherSettings.backend): every adapter below with a Redis and an
     # in-memory form is a Selector on it. Tests override this, or a provider, instead of probing adapters.
     backend = settings.provided.backend
+    # No client at all in memory: the Redis adapters are never built there (the external APIs' circuit breakers
+    # then keep their state per process).
+    redis_client = providers.Selector(
+        backend,
+        redis=providers.Resource(_redis_client, settings.provided.redis_url),
+        memory=providers.Object(None),
+    )
 
     bot_directory = providers.ThreadSafeSingleton(
         GrpcBotDirectory, channel=registry_channel, ttl_seconds=settings.provided.bot_cache_ttl_seconds, clock=clock
@@ -322,7 +325,11 @@ class DispatcherContainer(containers.DeclarativeContainer):
     bot_admin = providers.ThreadSafeSingleton(
         bot_changes.AnnouncingBotAdmin,
         admin=registry_admin,
-        announce=providers.ThreadSafeSingleton(bot_changes.announcer, redis_client, bot_directory),
+        announce=providers.Selector(
+            backend,
+            redis=providers.ThreadSafeSingleton(bot_changes.announcer, redis_client, bot_directory),
+            memory=providers.ThreadSafeSingleton(bot_changes.local_announcer, bot_directory),
+        ),
     )
     feedback_inbox = providers.ThreadSafeSingleton(
         FeedbackInbox,

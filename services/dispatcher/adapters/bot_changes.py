@@ -103,14 +103,21 @@ class AnnouncingBotAdmin:
         return registration
 
 
+def local_announcer(directory: ForgettingDirectory) -> Callable[[str], None]:
+    """Forgets the bot in this process's cache: the only cache there is in memory (embedded: one process)."""
+
+    def announce(bot_id: str) -> None:
+        directory.forget(bot_id)
+
+    return announce
+
+
 def announcer(client: Any, directory: ForgettingDirectory) -> Callable[[str], None]:
-    """Forgets the bot here and, on Redis, tells the other processes; a failed publish is logged, never raised
+    """Forgets the bot here and tells the other processes on Redis; a failed publish is logged, never raised
     (the change is made; the other caches catch up by TTL)."""
 
     def announce(bot_id: str) -> None:
         directory.forget(bot_id)
-        if client is None:
-            return
         try:
             client.publish(CHANNEL, bot_id)
         except Exception as exc:
