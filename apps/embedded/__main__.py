@@ -53,7 +53,7 @@ def build(gateway_settings: GatewaySettings, dispatcher_settings: DispatcherSett
         stop_stats.append(
             start_flusher(
                 dispatcher.interaction_recorder(),
-                dispatcher.bot_admin(),
+                dispatcher.registry_admin(),  # the InteractionSink: the registry client itself
                 dispatcher_settings.stats_flush_interval_seconds,
             )
         )

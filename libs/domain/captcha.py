@@ -22,9 +22,10 @@ from typing import Protocol
 
 from libs.domain.bots import Bot, CaptchaMode
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
-from libs.domain.inbound import callback_of, language_of
+from libs.domain.inbound import language_of
 from libs.domain.messages import render
 from libs.domain.ports import Outbox
+from libs.domain.telegram_update import UpdateKind
 from libs.domain.updates import UpdateEnvelope
 
 OPTIONS = 6
@@ -142,21 +143,21 @@ class CaptchaGuard:
             return None
         if not private:
             return "captcha:group"  # dropped: challenges go to private chats only, never posted in a group
-        callback = callback_of(envelope)
+        view = envelope.view
         if gate.locked_for_seconds > 0:
-            if callback is not None and isinstance(callback.get("id"), str):
-                self._outbox.answer_callback_query(bot.id, callback["id"], None)  # stop the spinner, say nothing
+            if view.callback_id is not None:
+                self._outbox.answer_callback_query(bot.id, view.callback_id, None)  # stop the spinner, say nothing
             return "captcha:locked"
-        if callback is not None and chat_id is not None:
-            choice = self._choice_of(callback, user_id, chat_id)
+        if view.kind is UpdateKind.CALLBACK_QUERY and chat_id is not None:
+            choice = self._choice_of(view.callback_data, user_id, chat_id)
             if choice is not None:
-                return self._answer(bot, envelope, callback, user_id, chat_id, choice)
+                return self._answer(bot, envelope, user_id, chat_id, choice)
         if chat_id is None:
             return "captcha:no_chat"
         challenge = new_challenge(self._rng)
         if not self._store.open(bot.id, user_id, challenge.answer_code, self._policy.challenge_seconds):
-            if callback is not None and isinstance(callback.get("id"), str):
-                self._outbox.answer_callback_query(bot.id, callback["id"], None)
+            if view.callback_id is not None:
+                self._outbox.answer_callback_query(bot.id, view.callback_id, None)
             return "captcha:pending"  # one challenge message per user while it is open
         self._outbox.send_message(
             bot.id,
@@ -166,9 +167,8 @@ class CaptchaGuard:
         )
         return "captcha:challenged"
 
-    def _choice_of(self, callback: dict[str, object], user_id: int, chat_id: int) -> int | None:
-        data = callback.get("data")
-        claim = self._tokens.verify(data, user_id, chat_id) if isinstance(data, str) else None
+    def _choice_of(self, data: str | None, user_id: int, chat_id: int) -> int | None:
+        claim = self._tokens.verify(data, user_id, chat_id) if data is not None else None
         if claim is None or claim.action is not CallbackAction.CAPTCHA:
             return None
         return claim.page  # a challenge's code (nonce and option): compared with the open one's by the store
@@ -177,7 +177,6 @@ class CaptchaGuard:
         self,
         bot: Bot,
         envelope: UpdateEnvelope,
-        callback: dict[str, object],
         user_id: int,
         chat_id: int,
         choice: int,
@@ -187,35 +186,34 @@ class CaptchaGuard:
         outcome, left = self._store.answer(
             bot.id, user_id, choice, retry.answer_code, self._policy.max_attempts, self._policy.lock_seconds
         )
-        callback_id = callback.get("id")
-        message = callback.get("message")
-        message_id = message.get("message_id") if isinstance(message, dict) else None
+        callback_id = envelope.view.callback_id
+        message_id = envelope.view.message_id  # the challenge message the button is under
         if outcome is AnswerOutcome.PASSED:
-            if isinstance(callback_id, str):
+            if callback_id is not None:
                 self._outbox.answer_callback_query(bot.id, callback_id, "✅")
-            if isinstance(message_id, int):
+            if message_id is not None:
                 self._outbox.edit_message_text(bot.id, chat_id, message_id, render("captcha_passed", lang))
             return "captcha:passed"
         if outcome is AnswerOutcome.WRONG:
-            if isinstance(callback_id, str):
+            if callback_id is not None:
                 self._outbox.answer_callback_query(bot.id, callback_id, render("captcha_wrong", lang, left=left))
             text = render("captcha_challenge", lang, emoji=retry.target)
             keyboard = self._keyboard(retry, user_id, chat_id)
-            if isinstance(message_id, int):  # the same message, a new challenge: the old buttons are gone
+            if message_id is not None:  # the same message, a new challenge: the old buttons are gone
                 self._outbox.edit_message_text(bot.id, chat_id, message_id, text, reply_markup=keyboard)
             else:
                 self._outbox.send_message(bot.id, chat_id, text, reply_markup=keyboard)
             return "captcha:wrong"
         if outcome is AnswerOutcome.LOCKED:
             minutes = max(1, math.ceil(self._policy.lock_seconds / 60))
-            if isinstance(callback_id, str):
+            if callback_id is not None:
                 self._outbox.answer_callback_query(bot.id, callback_id, render("captcha_locked", lang, minutes=minutes))
-            if isinstance(message_id, int):
+            if message_id is not None:
                 self._outbox.edit_message_text(
                     bot.id, chat_id, message_id, render("captcha_locked", lang, minutes=minutes)
                 )
             return "captcha:locked"
-        if isinstance(callback_id, str):  # an expired challenge's button: answered, a new one on the next message
+        if callback_id is not None:  # an expired challenge's button: answered, a new one on the next message
             self._outbox.answer_callback_query(bot.id, callback_id, render("captcha_expired", lang))
         return "captcha:expired"
 

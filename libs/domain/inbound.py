@@ -13,6 +13,7 @@ from typing import Any
 from libs.domain.bots import RateRule
 from libs.domain.messages import render
 from libs.domain.ports import Cooldowns, Outbox, RateLimiter
+from libs.domain.telegram_update import MalformedUpdate, UpdateKind
 from libs.domain.updates import UpdateEnvelope
 
 NO_CHAT = "none"
@@ -20,46 +21,46 @@ _MAX_ACTION_CHARS = 32
 
 
 def sender_of(envelope: UpdateEnvelope) -> dict[str, Any] | None:
-    """The `from` object of a message, callback query or edited message; None when there is none."""
-    for kind in ("message", "callback_query", "edited_message"):
-        part = envelope.update.get(kind)
-        if isinstance(part, dict) and isinstance(part.get("from"), dict):
-            sender: dict[str, Any] = part["from"]
-            return sender
-    return None
+    """The sender's user object (`from` of a message, an edit or a button press; `user` of managed_bot)."""
+    return envelope.view.sender_object
 
 
 def sender_id_of(envelope: UpdateEnvelope) -> int | None:
-    sender = sender_of(envelope)
-    value = sender.get("id") if sender else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return envelope.view.sender_id
 
 
 def language_of(envelope: UpdateEnvelope) -> str | None:
-    sender = sender_of(envelope)
-    code = sender.get("language_code") if sender else None
-    return code if isinstance(code, str) else None
+    return envelope.view.language
 
 
 def chat_key_of(envelope: UpdateEnvelope) -> str:
-    """The ordering domain of an update: its chat, else its sender, else one shared key."""
-    if envelope.chat_id is not None:
-        return str(envelope.chat_id)
-    sender = sender_id_of(envelope)
-    return f"u{sender}" if sender is not None else NO_CHAT
+    """The ordering domain of an update: its chat, else its sender, else one shared key.
+
+    A malformed update gets the shared key: it still needs a lane to be refused in (DrainChat dead-letters it)."""
+    try:
+        view = envelope.view
+    except MalformedUpdate:
+        return NO_CHAT
+    if view.chat_id is not None:
+        return str(view.chat_id)
+    return f"u{view.sender_id}" if view.sender_id is not None else NO_CHAT
 
 
 def callback_of(envelope: UpdateEnvelope) -> dict[str, Any] | None:
-    callback = envelope.update.get("callback_query")
+    """The callback_query object of a button press; its `id` and `from` are checked (telegram_update.py)."""
+    view = envelope.view
+    if view.kind is not UpdateKind.CALLBACK_QUERY:
+        return None
+    callback = envelope.update["callback_query"]  # the parser checked it is an object
     return callback if isinstance(callback, dict) else None
 
 
 def action_of(envelope: UpdateEnvelope) -> str:
     """'cmd:/start' for commands, 'cb:<action>' for callbacks, 'msg' for other text, 'other' otherwise."""
-    callback = callback_of(envelope)
-    if callback is not None:
-        data = callback.get("data")
-        name = data.split(":", 1)[0] if isinstance(data, str) and data else "none"
+    view = envelope.view
+    if view.kind is UpdateKind.CALLBACK_QUERY:
+        data = view.callback_data
+        name = data.split(":", 1)[0] if data else "none"
         return f"cb:{name[:_MAX_ACTION_CHARS]}"
     text = envelope.text
     if text is None:
@@ -86,19 +87,6 @@ class BotActions:
 ActionCatalog = Callable[[str], "BotActions | None"]  # bot_id → its actions (None: unknown, be conservative)
 
 
-def _is_private(envelope: UpdateEnvelope) -> bool:
-    for kind in ("message", "edited_message"):
-        part = envelope.update.get(kind)
-        chat = part.get("chat") if isinstance(part, dict) else None
-        if isinstance(chat, dict):
-            kind_of_chat = chat.get("type")
-            if isinstance(kind_of_chat, str):
-                return kind_of_chat == "private"
-            chat_id = chat.get("id")
-            return isinstance(chat_id, int) and chat_id > 0
-    return False
-
-
 def limited_action(envelope: UpdateEnvelope, actions: BotActions | None, named: Callable[[str], bool]) -> str | None:
     """The key the guard limits `envelope` under, or None when the bot does not handle it.
 
@@ -116,7 +104,7 @@ def limited_action(envelope: UpdateEnvelope, actions: BotActions | None, named: 
         if not defined and not actions.other_commands:
             return None  # the bot ignores it: nothing to limit, nothing to say
         return action if defined or named(action) else "cmd:*"
-    if action == "msg" and _is_private(envelope) and (actions is None or actions.private_text):
+    if action == "msg" and envelope.view.is_private and (actions is None or actions.private_text):
         return "msg"
     return None
 
@@ -232,14 +220,14 @@ class InboundGuard:
         return Verdict(True)
 
     def _stop_spinner(self, envelope: UpdateEnvelope) -> None:
-        callback = callback_of(envelope)
-        if callback is not None and isinstance(callback.get("id"), str):
-            self._outbox.answer_callback_query(envelope.bot_id, callback["id"], None)
+        callback_id = envelope.view.callback_id
+        if callback_id is not None:
+            self._outbox.answer_callback_query(envelope.bot_id, callback_id, None)
 
     def _tell(self, envelope: UpdateEnvelope, text: str) -> None:
-        callback = callback_of(envelope)
-        if callback is not None and isinstance(callback.get("id"), str):
-            self._outbox.answer_callback_query(envelope.bot_id, callback["id"], text)
+        callback_id = envelope.view.callback_id
+        if callback_id is not None:
+            self._outbox.answer_callback_query(envelope.bot_id, callback_id, text)
             return
         if envelope.chat_id is not None:
             self._outbox.send_message(envelope.bot_id, envelope.chat_id, text)

@@ -32,7 +32,7 @@ from libs.domain.bots import Bot
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.errors import DomainError
 from libs.domain.events import Event, EventKind, EventRecorder, Outcome, telegram_actor
-from libs.domain.inbound import callback_of, language_of, sender_of
+from libs.domain.inbound import language_of, sender_of
 from libs.domain.messages import render
 from libs.domain.ports import Clock, Cooldowns
 from libs.domain.updates import UpdateEnvelope
@@ -162,9 +162,9 @@ class FeedbackInbox:
         action when the inbox took the message; None to let the bot go on as without an inbox."""
         message = envelope.message
         sender = sender_of(envelope)
-        sender_id = sender.get("id") if sender else None
+        sender_id = envelope.view.sender_id
         chat_id = envelope.chat_id
-        if message is None or sender is None or not isinstance(sender_id, int) or chat_id != sender_id:
+        if message is None or sender is None or sender_id is None or chat_id != sender_id:
             return None  # private chats only: a private chat's id is its user's
         enabled = bot.settings.inbox_enabled
         owner = sender_id == bot.owner_id
@@ -172,17 +172,17 @@ class FeedbackInbox:
             return None  # off: only an admin's /start (they become reachable) needs the team, not every message
         # The owner's own messages need no lookup: the bot's record names them.
         members, known = (inbox_recipients(bot), True) if owner else self._members(bot)
-        reply_to = message.get("reply_to_message")
+        reply_to = envelope.view.reply_to_message_id
         if sender_id in members:
             self._links.mark_reachable(bot.id, sender_id)
             if not enabled:
                 return None
-            if isinstance(reply_to, dict):
-                return self._relay_reply(bot, envelope, chat_id, message, reply_to)
+            if reply_to is not None:
+                return self._relay_reply(bot, envelope, chat_id, reply_to)
             return None if answered else "inbox:admin_ignored"  # never looped into their own inbox
         if not enabled or answered:
             return None
-        if isinstance(reply_to, dict) and self._linked(bot, chat_id, reply_to) is not None:
+        if reply_to is not None and self._linked(bot, chat_id, reply_to) is not None:
             # A reply to an inbox delivery in their own chat: they were an admin when it came. No longer one (revoked,
             # left) or not known now (registry unreachable): nothing is relayed, nor handed to the team as theirs.
             lang = language_of(envelope) or bot.settings.language
@@ -205,9 +205,8 @@ class FeedbackInbox:
         members = inbox_recipients(bot, team)
         return members, bool(team) and team[0] == bot.owner_id
 
-    def _linked(self, bot: Bot, chat_id: int, reply_to: dict[str, Any]) -> int | None:
-        replied_id = reply_to.get("message_id")
-        return self._links.user_chat(bot.id, chat_id, replied_id) if isinstance(replied_id, int) else None
+    def _linked(self, bot: Bot, chat_id: int, replied_id: int) -> int | None:
+        return self._links.user_chat(bot.id, chat_id, replied_id)
 
     def _deliver(
         self,
@@ -218,10 +217,10 @@ class FeedbackInbox:
         message: dict[str, Any],
         members: frozenset[int],
     ) -> str:
-        message_id = message.get("message_id")
-        if not isinstance(message_id, int):
+        message_id = envelope.view.message_id
+        user_id = envelope.view.sender_id
+        if message_id is None or user_id is None:
             return "inbox:ignored"
-        user_id = int(sender["id"])
         lang = bot.settings.language  # the admins' language is not known here: the bot's
         for admin_id in sorted(members):
             header = render("inbox_header", lang, sender=describe_sender(sender), user_id=user_id)
@@ -241,12 +240,10 @@ class FeedbackInbox:
             self._outbox.send_message(bot.id, chat_id, render("inbox_ack", language_of(envelope) or lang))
         return "inbox:delivered"
 
-    def _relay_reply(
-        self, bot: Bot, envelope: UpdateEnvelope, chat_id: int, message: dict[str, Any], reply_to: dict[str, Any]
-    ) -> str:
-        user_chat = self._linked(bot, chat_id, reply_to)
-        message_id = message.get("message_id")
-        if user_chat is None or not isinstance(message_id, int):
+    def _relay_reply(self, bot: Bot, envelope: UpdateEnvelope, chat_id: int, replied_id: int) -> str:
+        user_chat = self._linked(bot, chat_id, replied_id)
+        message_id = envelope.view.message_id
+        if user_chat is None or message_id is None:
             lang = language_of(envelope) or bot.settings.language
             self._outbox.send_message(bot.id, chat_id, render("inbox_reply_unknown", lang))
             return "inbox:reply_unknown"
@@ -255,18 +252,11 @@ class FeedbackInbox:
 
     def handle_callback(self, bot: Bot, envelope: UpdateEnvelope) -> str | None:
         """A press of an inbox button; None when the press is not one (another feature's, or forged)."""
-        callback = callback_of(envelope)
-        if callback is None:
+        view = envelope.view
+        presser, data, held_id, chat_id = view.sender_id, view.callback_data, view.message_id, view.chat_id
+        if view.callback_id is None or presser is None or data is None:
             return None
-        sender = callback.get("from")
-        presser = sender.get("id") if isinstance(sender, dict) else None
-        data = callback.get("data")
-        held = callback.get("message")
-        held_id = held.get("message_id") if isinstance(held, dict) else None
-        chat_id = envelope.chat_id
-        if not (isinstance(presser, int) and isinstance(data, str) and isinstance(held, dict)):
-            return None
-        if not isinstance(held_id, int) or chat_id is None:
+        if held_id is None or chat_id is None:  # the header the button is under
             return None
         claim = self._tokens.verify(data, presser, chat_id)
         if (
@@ -275,7 +265,7 @@ class FeedbackInbox:
             or claim.bot_id != bot.id  # a button of another bot's inbox
         ):
             return None
-        callback_id = callback.get("id")
+        callback_id = view.callback_id
         lang = language_of(envelope) or bot.settings.language
         user_chat = self._links.user_chat(bot.id, chat_id, held_id)
         members, known = self._members(bot)
@@ -295,8 +285,8 @@ class FeedbackInbox:
             return "inbox:button_failed"
         self._answer(bot, callback_id, render("inbox_blocked" if block else "inbox_unblocked", lang))
         self._record(bot, presser, user_chat, block)
-        text = held.get("text")
-        if isinstance(text, str) and text:  # the header as shown, plain; the next button undoes this one
+        text = view.text
+        if text:  # the header as shown, plain; the next button undoes this one
             undo = CallbackAction.INBOX_UNBLOCK if block else CallbackAction.INBOX_BLOCK
             markup = self._button(bot, undo, "btn_inbox_unblock" if block else "btn_inbox_block", lang, chat_id)
             self._outbox.edit_message_text(bot.id, chat_id, held_id, text, reply_markup=markup)

@@ -6,9 +6,9 @@ release, and claim again while items are left, so an item pushed between the las
 left waiting for a drain that already returned (the lost-wakeup guard); after `max_items_per_run` the drain
 yields its thread and asks to run again at once.
 
-`LockKeeper` renews every lane lock a process holds from ONE thread, instead of a watchdog thread started per
-item: a handler or a send that runs longer than a third of the lock's TTL keeps its lane; the others cost a dict
-entry.
+`LockKeeper` is the schedule that renews every lane lock a process holds from ONE thread (the service runs it:
+libs/host/lock_keeper.py), instead of a watchdog thread started per item: a handler or a send that runs longer than
+a third of the lock's TTL keeps its lane; the others cost a set entry.
 """
 
 from __future__ import annotations
@@ -94,48 +94,62 @@ class Holding:
 
 
 class LockKeeper:
-    """Renews held locks every third of their TTL from one daemon thread, which exits when nothing is held."""
+    """The renewal schedule of every lock a process holds: each renewed every third of its TTL.
+
+    It starts no thread: `run_once()` renews what is due and says when the next renewal is; `wait(seconds)` sleeps
+    until then or until a new lock is held. The service's wiring runs that loop on one thread per process
+    (libs/host/lock_keeper.py). Without a runner nothing is renewed, so a holder must then finish within the TTL.
+    The condition here is only the handshake between holders (worker threads) and that runner.
+    """
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._monotonic = monotonic
         self._held: set[Holding] = set()
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._changes = 0  # bumped by hold() and wake(): a runner never sleeps past one it did not see
+        self._seen = 0
 
     def hold(self, renew: Callable[[], bool], ttl_seconds: float) -> Holding:
         interval = max(0.01, ttl_seconds / 3)
         holding = Holding(renew, interval, self._monotonic() + interval, _keeper=self)
         with self._cond:
             self._held.add(holding)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lock-keeper", daemon=True)
-                self._thread.start()
-            self._cond.notify()
+            self._changes += 1
+            self._cond.notify_all()  # the runner may be sleeping past this lock's first renewal
         return holding
 
     def drop(self, holding: Holding) -> None:
         with self._cond:
             self._held.discard(holding)
-            if not self._held:
-                self._cond.notify()  # let an idle thread end now rather than at its next renewal time
 
     def held(self) -> int:
         with self._cond:
             return len(self._held)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if not self._held:
-                    self._thread = None
-                    return
-                now = self._monotonic()
-                due = [h for h in self._held if h.due <= now]
-                if not due:
-                    self._cond.wait(min(h.due for h in self._held) - now)
-                    continue
-            for holding in due:  # outside the lock: a renewal is a network call
-                self._renew(holding)
+    def run_once(self) -> float | None:
+        """Renews every lock that is due; the seconds until the next one is, or None when nothing is held."""
+        with self._cond:
+            self._seen = self._changes
+            now = self._monotonic()
+            due = [h for h in self._held if h.due <= now]
+        for holding in due:  # outside the condition: a renewal is a network call
+            self._renew(holding)
+        with self._cond:
+            if not self._held:
+                return None
+            return max(0.0, min(h.due for h in self._held) - self._monotonic())
+
+    def wait(self, seconds: float | None) -> None:
+        """Sleeps `seconds` (None: until something is held), or less when a lock is held or `wake()` is called."""
+        with self._cond:
+            if self._changes == self._seen:  # else something happened since run_once: run again at once
+                self._cond.wait(seconds)
+
+    def wake(self) -> None:
+        """Ends a runner's `wait` now (to stop it)."""
+        with self._cond:
+            self._changes += 1
+            self._cond.notify_all()
 
     def _renew(self, holding: Holding) -> None:
         try:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from libs.domain.redaction import REDACTED, TOKEN_SHAPED
+from libs.domain.telegram_update import UpdateKind, parse_update
 
 MAX_SEALED_PER_UPDATE = 8
 MAX_REF_CHARS = 64  # the vault's bot_ref limit
@@ -62,23 +63,13 @@ def inbound_text_ref(manager_bot_id: str, sender_id: int, chat_id: int) -> str:
     return f"{manager_bot_id}:h{digest}"[:MAX_REF_CHARS]
 
 
-def _int_at(body: Any, *path: str) -> int:
-    for key in path:
-        body = body.get(key) if isinstance(body, dict) else None
-    return body if isinstance(body, int) and not isinstance(body, bool) else 0
-
-
 def sealing_context(update: dict[str, Any]) -> tuple[int, int]:
-    """(sender id, chat id) of an update, 0 where there is none: what a sealed text is bound to."""
-    for kind in ("message", "edited_message"):
-        body = update.get(kind)
-        if isinstance(body, dict):
-            return _int_at(body, "from", "id"), _int_at(body, "chat", "id")
-    callback = update.get("callback_query")
-    if isinstance(callback, dict):
-        return _int_at(callback, "from", "id"), _int_at(callback, "message", "chat", "id")
-    managed = update.get("managed_bot")
-    if isinstance(managed, dict):
-        user_id = _int_at(managed, "user", "id")
-        return user_id, user_id
-    return 0, 0
+    """(sender id, chat id) of an update, 0 where there is none: what a sealed text is bound to. A managed_bot
+    update's chat is its creator's private chat with the manager (a private chat's id is its user's).
+
+    Raises MalformedUpdate for an update the parser refuses (the gateway refuses it before sealing)."""
+    view = parse_update(update)
+    sender = view.sender_id or 0
+    if view.kind is UpdateKind.MANAGED_BOT:
+        return sender, sender
+    return sender, view.chat_id or 0

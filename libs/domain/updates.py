@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
+
+from libs.domain.telegram_update import TelegramUpdate, parse_update
 
 MAX_UPDATE_BYTES = 256 * 1024
 
@@ -43,35 +46,28 @@ class UpdateEnvelope:
             sealed_texts=tuple(str(item) for item in data.get("sealed_texts") or ()),
         )
 
+    @cached_property
+    def view(self) -> TelegramUpdate:
+        """The update, read once (libs/domain/telegram_update.py); raises MalformedUpdate for a malformed one."""
+        return parse_update(self.update)
+
     @property
     def message(self) -> dict[str, Any] | None:
-        msg = self.update.get("message")
-        return msg if isinstance(msg, dict) else None
+        """A new message's object (not an edit's, not the one a button was under)."""
+        view = self.view
+        return view.message if view.is_message else None
 
     @property
     def chat_id(self) -> int | None:
-        msg = self.message
-        if msg is not None and isinstance(msg.get("chat"), dict):
-            chat_id = msg["chat"].get("id")
-            return chat_id if isinstance(chat_id, int) else None
-        callback = self.update.get("callback_query")
-        if isinstance(callback, dict) and isinstance(callback.get("message"), dict):
-            chat = callback["message"].get("chat")
-            if isinstance(chat, dict) and isinstance(chat.get("id"), int):
-                return int(chat["id"])
-        return None
+        """The chat of a message, an edit or a button press (the message the button was under)."""
+        return self.view.chat_id
 
     @property
     def text(self) -> str | None:
-        msg = self.message
-        if msg is None:
-            return None
-        text = msg.get("text")
-        return text if isinstance(text, str) else None
+        """A new message's text: edits and button presses carry no command."""
+        view = self.view
+        return view.text if view.is_message else None
 
     @property
     def sender_language(self) -> str | None:
-        msg = self.message
-        sender = msg.get("from") if msg else None
-        code = sender.get("language_code") if isinstance(sender, dict) else None
-        return code if isinstance(code, str) else None
+        return self.view.language

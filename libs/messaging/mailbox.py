@@ -244,6 +244,11 @@ def mailbox_for(broker: dramatiq.Broker, signer: EnvelopeSigner | None = None) -
     client = redis_client_of(broker)
     if client is not None:
         return RedisChatMailbox(client, signer=signer)
+    return in_memory_mailbox_for(broker)
+
+
+def in_memory_mailbox_for(broker: dramatiq.Broker) -> InMemoryChatMailbox:
+    """The one in-memory mailbox of an in-process broker: the embedded gateway pushes to it, its dispatcher drains."""
     with _IN_MEMORY_LOCK:
         mailbox = _IN_MEMORY.get(broker)
         if mailbox is None:

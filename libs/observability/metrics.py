@@ -30,6 +30,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from libs.domain.telegram_update import MalformedUpdate, UpdateKind, parse_update
+
 logger = logging.getLogger(__name__)
 
 # ---- gateway ----
@@ -88,23 +90,28 @@ VAULT_KEY_ROTATION_DUE = Gauge(
 )
 
 _MESSAGE_TYPES = ("photo", "document", "sticker", "voice", "video", "location", "contact")
+# Kinds tgm does not handle but counts by name (a fixed set: a label never takes a client's key).
+_NAMED_UNSUPPORTED = frozenset({"inline_query", "my_chat_member", "channel_post"})
 
 
 def message_type(update: Mapping[str, Any]) -> str:
-    """A bounded label for an update: command, text, callback_query, a media kind, edited_message, or other."""
-    message = update.get("message")
-    if isinstance(message, Mapping):
-        text = message.get("text")
-        if isinstance(text, str):
-            return "command" if text.startswith("/") else "text"
+    """A bounded label for an update: command, text, callback_query, a media kind, edited_message, managed_bot,
+    one of a few unsupported kinds by name, other, or malformed."""
+    try:
+        view = parse_update(dict(update))
+    except MalformedUpdate:
+        return "malformed"
+    if view.kind is UpdateKind.MESSAGE:
+        if view.text is not None:
+            return "command" if view.text.startswith("/") else "text"
+        message = view.message or {}
         for kind in _MESSAGE_TYPES:
             if kind in message:
                 return kind
         return "other_message"
-    for kind in ("callback_query", "edited_message", "inline_query", "my_chat_member", "channel_post"):
-        if kind in update:
-            return kind
-    return "other"
+    if view.kind is UpdateKind.UNSUPPORTED:
+        return view.unsupported_kind if view.unsupported_kind in _NAMED_UNSUPPORTED else "other"
+    return view.kind.value
 
 
 def exposition() -> tuple[bytes, str]:

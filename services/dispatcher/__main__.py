@@ -85,7 +85,7 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     stop_bot_changes = start_listener(container.redis_client(), container.bot_caches())  # bots and teams
     worker.start()
     stop_stats = start_flusher(
-        container.interaction_recorder(), container.bot_admin(), settings.stats_flush_interval_seconds
+        container.interaction_recorder(), container.registry_admin(), settings.stats_flush_interval_seconds
     )
     metrics = _start_metrics(settings, broker, worker)
     logger.info("dispatcher started", extra={"threads": settings.dispatcher_threads})

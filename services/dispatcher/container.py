@@ -6,48 +6,51 @@ The Telegram and vault clients are imported lazily so this module loads without 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import dramatiq
 import grpc
 from dependency_injector import containers, providers
 
 from libs.domain.bots import RateRule
-from libs.domain.captcha import CaptchaGuard, CaptchaPolicy, CaptchaStore
+from libs.domain.captcha import CaptchaGuard, CaptchaPolicy
 from libs.domain.clock import SystemClock
 from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy
-from libs.domain.inbox import LINK_TTL_SECONDS, FeedbackInbox, InboxLinks
-from libs.domain.lane import LockKeeper
+from libs.domain.inbox import LINK_TTL_SECONDS, FeedbackInbox
 from libs.domain.manager_bot.bot import ManagerBot
-from libs.domain.ports import ChatLane, TelegramApi, TokenVault, UpdateDeduplicator
+from libs.domain.ports import TelegramApi, TokenVault
 from libs.domain.use_cases.broadcast import BroadcastPolicy, RunBroadcast
 from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy
 from libs.domain.use_cases.handle_update import HandleUpdate
 from libs.domain.use_cases.run_api_call import RetryPolicy, RunApiCall, StartApiCall
 from libs.grpc_runtime.channels import open_channel
-from libs.messaging.envelope_signing import EnvelopeSigner, signer_from_key
-from libs.messaging.mailbox import mailbox_for
+from libs.host.lock_keeper import running_lock_keeper
+from libs.messaging.envelope_signing import signer_from_key
+from libs.messaging.mailbox import RedisChatMailbox, in_memory_mailbox_for
 from libs.registry_client.admin import GrpcBotAdmin
 from libs.registry_client.client import GrpcBotDirectory
 from libs.registry_client.events import BackgroundEventRecorder, GrpcEventRecorder
-from services.dispatcher.adapters import bot_changes, broadcasts, interaction_stats, memory, subscribers
+from services.dispatcher.adapters import bot_changes, broadcasts, interaction_stats, memory, redis_abuse, subscribers
 from services.dispatcher.adapters import bot_teams as bot_teams_adapter
 from services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
+from services.dispatcher.adapters.dead_letters import RedisDeadLetters
 from services.dispatcher.adapters.direct_outbox import DirectOutbox
 from services.dispatcher.adapters.external_api import HttpExternalApi
 from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks, RedisInboxLinks
+from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
+from services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
 from services.dispatcher.adapters.sent_marks import DeferredSentMarks
+from services.dispatcher.manager_bot import state as manager_state
 from services.dispatcher.manager_bot import wiring as manager_wiring
 from services.dispatcher.manager_bot.router import UpdateRouter
 from services.dispatcher.outbound.direct_send import DirectSend
 from services.dispatcher.outbound.drain import DrainOutbox, OutboxPolicy
 from services.dispatcher.outbound.flushing_handler import FlushingHandler
 from services.dispatcher.outbound.outbox_lane import RedisOutboxLane
-from services.dispatcher.outbound.ports import DirectSendGate, OutboxLane
 from services.dispatcher.outbound.queued_outbox import QueuedOutbox
 from services.dispatcher.outbound.scheduling import DramatiqOutboxScheduler
 from services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
-from services.dispatcher.outbound.store import InMemoryOutboxStore
+from services.dispatcher.outbound.store import InMemoryOutboxStore, RedisOutboxStore
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.workers.actors import DramatiqApiCallScheduler, DramatiqBroadcastScheduler
 
@@ -75,9 +78,6 @@ def _token_vault(channel: grpc.Channel) -> TokenVault:
 
 
 def _redis_client(url: str) -> Iterator[Any]:
-    if not url:
-        yield None
-        return
     import redis
 
     client = redis.Redis.from_url(url)
@@ -87,80 +87,10 @@ def _redis_client(url: str) -> Iterator[Any]:
         client.close()
 
 
-def _deduplicator(client: Any, ttl_seconds: int) -> UpdateDeduplicator:
-    """Redis when there is one (shared by every worker process), else in-memory (embedded: one process)."""
-    if client is None:
-        from services.dispatcher.adapters.memory import InMemoryUpdateDeduplicator
-
-        return InMemoryUpdateDeduplicator(ttl_seconds=ttl_seconds)
-    from services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
-
-    return RedisUpdateDeduplicator(client, ttl_seconds=ttl_seconds)
-
-
-def _chat_lane(
-    client: Any,
-    dedup_ttl_seconds: int,
-    signer: EnvelopeSigner | None = None,
-    sent_marks: DeferredSentMarks | None = None,
-) -> ChatLane | None:
-    """On Redis, one Lua script per drain step; None lets DrainChat compose the lane from the in-memory ports."""
-    if client is None:
-        return None
-    from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
-
-    return RedisChatLane(client, dedup_ttl_seconds=dedup_ttl_seconds, signer=signer, sent_marks=sent_marks)
-
-
-def _deferred_sent_marks(client: Any, store: Any, defer: bool) -> DeferredSentMarks | None:
-    """With DEFER_SENT_MARKS on Redis a direct send's mark rides on the update's completion script; otherwise (the
-    default, and in memory) it is written at once."""
-    return DeferredSentMarks(store.mark_sent) if client is not None and defer else None
-
-
-def _outbox_lane(client: Any) -> OutboxLane | None:
-    """On Redis, one Lua script per outbox drain step; None lets DrainOutbox compose it from store and locks."""
-    return None if client is None else RedisOutboxLane(client)
-
-
-def _direct_send_gate(client: Any, store: Any, limiter: Any) -> DirectSendGate:
-    """One round trip on Redis (lane, sent mark and send slot in one script); composed of the ports in memory."""
-    return ComposedDirectSendGate(store, limiter) if client is None else RedisDirectSendGate(client, limiter)
-
-
-def _broadcast_store(client: Any) -> Any:
-    """Redis (AOF: a broadcast resumes after any crash) when there is Redis, else memory (embedded: one process)."""
-    return broadcasts.InMemoryBroadcastStore() if client is None else broadcasts.RedisBroadcastStore(client)
-
-
-def _redis_adapters() -> dict[str, Any]:
-    from services.dispatcher.adapters import redis_abuse
-    from services.dispatcher.adapters.dead_letters import RedisDeadLetters
-    from services.dispatcher.outbound.store import RedisOutboxStore
-
-    return {
-        "locks": redis_abuse.RedisLocks,
-        "rate": redis_abuse.RedisRateLimiter,
-        "cooldowns": redis_abuse.RedisCooldowns,
-        "send": redis_abuse.RedisSendLimiter,
-        "dead": RedisDeadLetters,
-        "obox": RedisOutboxStore,
-    }
-
-
-def _adapter(client: Any, kind: str, **kwargs: Any) -> Any:
-    """The Redis adapter when there is Redis (shared by every worker process), else the in-memory one."""
-    memory_factories: dict[str, Any] = {
-        "locks": memory.InMemoryLocks,
-        "rate": memory.InMemoryRateLimiter,
-        "cooldowns": memory.InMemoryCooldowns,
-        "send": memory.InMemorySendLimiter,
-        "dead": memory.InMemoryDeadLetters,
-        "obox": InMemoryOutboxStore,
-    }
-    if client is None:
-        return memory_factories[kind](**kwargs)
-    return _redis_adapters()[kind](client, **kwargs)
+def _deferred_sent_marks(store: RedisOutboxStore, defer: bool) -> DeferredSentMarks | None:
+    """With DEFER_SENT_MARKS a direct send's mark rides on the update's completion script (Redis only); otherwise
+    (the default) it is written at once."""
+    return DeferredSentMarks(store.mark_sent) if defer else None
 
 
 def _bot_actions(bots: Any) -> Callable[[str], BotActions | None]:
@@ -195,22 +125,6 @@ def _bot_actions(bots: Any) -> Callable[[str], BotActions | None]:
     return actions
 
 
-def _captcha_store(client: Any, settings: DispatcherSettings, clock: Any) -> CaptchaStore:
-    """Shared by every process on Redis; in memory embedded."""
-    per_minute, attack = settings.captcha_new_users_per_minute, settings.captcha_attack_seconds
-    warmup = settings.captcha_warmup_seconds
-    if client is None:
-        return InMemoryCaptchaStore(
-            clock, new_users_per_minute=per_minute, attack_seconds=attack, warmup_seconds=warmup
-        )
-    return RedisCaptchaStore(client, new_users_per_minute=per_minute, attack_seconds=attack, warmup_seconds=warmup)
-
-
-def _inbox_links(client: Any, clock: Any) -> InboxLinks:
-    """Shared by every process on Redis; in memory embedded."""
-    return InMemoryInboxLinks(clock=clock) if client is None else RedisInboxLinks(client)
-
-
 def _inbox_tokens(settings: DispatcherSettings, clock: Any) -> Any:
     """The inbox's buttons (Block / Unblock under a delivered message) live as long as its links, not the manager's
     few minutes; same keys."""
@@ -236,53 +150,106 @@ class DispatcherContainer(containers.DeclarativeContainer):
     clock = providers.ThreadSafeSingleton(SystemClock)
     registry_channel = providers.Resource(_channel, settings.provided.registry_addr)
     vault_channel = providers.Resource(_channel, settings.provided.vault_addr)
-    redis_client = providers.Resource(_redis_client, settings.provided.redis_url)
+    # Where shared state lives, chosen once (DispatcherSettings.backend): every adapter below with a Redis and an
+    # in-memory form is a Selector on it. Tests override this, or a provider, instead of probing adapters.
+    backend = settings.provided.backend
+    # No client at all in memory: the Redis adapters are never built there (the external APIs' circuit breakers
+    # then keep their state per process).
+    redis_client = providers.Selector(
+        backend,
+        redis=providers.Resource(_redis_client, settings.provided.redis_url),
+        memory=providers.Object(None),
+    )
 
     bot_directory = providers.ThreadSafeSingleton(
         GrpcBotDirectory, channel=registry_channel, ttl_seconds=settings.provided.bot_cache_ttl_seconds, clock=clock
     )
-    # Who runs each bot (the inbox's admins); forgotten with the bot on every announced change (bot_changes.py).
-    bot_teams = providers.ThreadSafeSingleton(bot_teams_adapter.registry_teams, registry_channel, clock)
-    bot_caches = providers.ThreadSafeSingleton(bot_teams_adapter.ForgetEverywhere, bot_directory, bot_teams)
     telegram = providers.ThreadSafeSingleton(
         _telegram_api, settings.provided.telegram_api_base_url, settings.provided.telegram_timeout_seconds
     )
     vault = providers.ThreadSafeSingleton(_token_vault, vault_channel)
-    deduplicator = providers.ThreadSafeSingleton(_deduplicator, redis_client, settings.provided.dedup_ttl_seconds)
+    deduplicator = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(
+            RedisUpdateDeduplicator, redis_client, ttl_seconds=settings.provided.dedup_ttl_seconds
+        ),
+        memory=providers.ThreadSafeSingleton(
+            memory.InMemoryUpdateDeduplicator, ttl_seconds=settings.provided.dedup_ttl_seconds
+        ),
+    )
 
-    locks = providers.ThreadSafeSingleton(_adapter, redis_client, "locks")
-    rate_limiter = providers.ThreadSafeSingleton(_adapter, redis_client, "rate")
-    cooldowns = providers.ThreadSafeSingleton(_adapter, redis_client, "cooldowns")
-    dead_letters = providers.ThreadSafeSingleton(_adapter, redis_client, "dead")
-    send_limiter = providers.ThreadSafeSingleton(
-        _adapter,
-        redis_client,
-        "send",
+    locks = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(redis_abuse.RedisLocks, redis_client),
+        memory=providers.ThreadSafeSingleton(memory.InMemoryLocks),
+    )
+    rate_limiter = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(redis_abuse.RedisRateLimiter, redis_client),
+        memory=providers.ThreadSafeSingleton(memory.InMemoryRateLimiter),
+    )
+    cooldowns = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(redis_abuse.RedisCooldowns, redis_client),
+        memory=providers.ThreadSafeSingleton(memory.InMemoryCooldowns),
+    )
+    dead_letters = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(RedisDeadLetters, redis_client),
+        memory=providers.ThreadSafeSingleton(memory.InMemoryDeadLetters),
+    )
+    _send_windows: ClassVar[dict[str, Any]] = dict(
         per_bot_per_second=settings.provided.outbound_per_bot_per_second,
         per_chat_per_second=settings.provided.outbound_per_chat_per_second,
         per_group_per_minute=settings.provided.outbound_per_group_per_minute,
         margin=settings.provided.outbound_window_margin,
         reserved_for_replies=settings.provided.broadcast_reserved_per_second,
     )
-    outbox_store = providers.ThreadSafeSingleton(_adapter, redis_client, "obox")
+    send_limiter = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(redis_abuse.RedisSendLimiter, redis_client, **_send_windows),
+        memory=providers.ThreadSafeSingleton(memory.InMemorySendLimiter, **_send_windows),
+    )
+    outbox_store = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(RedisOutboxStore, redis_client),
+        memory=providers.ThreadSafeSingleton(InMemoryOutboxStore),
+    )
     envelope_signer = providers.ThreadSafeSingleton(signer_from_key, settings.provided.envelope_signing_key)
-    mailbox = providers.ThreadSafeSingleton(mailbox_for, broker, envelope_signer)
+    # On Redis the gateway's mailboxes (tagged by its signer); in memory the one mailbox per broker that an embedded
+    # process's gateway pushes to.
+    mailbox = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(RedisChatMailbox, redis_client, signer=envelope_signer),
+        memory=providers.ThreadSafeSingleton(in_memory_mailbox_for, broker),
+    )
 
     # Sends one queued call with the bot's token, opened in the vault (kept in memory for a minute at most).
     sender = providers.ThreadSafeSingleton(
         DirectOutbox, bots=bot_directory, vault=vault, telegram=telegram, clock=clock
     )
-    deferred_sent_marks = providers.ThreadSafeSingleton(
-        _deferred_sent_marks, redis_client, outbox_store, settings.provided.defer_sent_marks
+    deferred_sent_marks = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(_deferred_sent_marks, outbox_store, settings.provided.defer_sent_marks),
+        memory=providers.Object(None),
     )
     # Users who blocked a bot (403 on a send), reported to the registry: the subscribers' "blocked the bot" status.
     registry_admin = providers.ThreadSafeSingleton(GrpcBotAdmin, channel=registry_channel)
     # Inbox deliveries linked to their users once sent (libs/domain/inbox.py).
-    inbox_links = providers.ThreadSafeSingleton(_inbox_links, redis_client, clock)
+    inbox_links = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(RedisInboxLinks, redis_client),
+        memory=providers.ThreadSafeSingleton(InMemoryInboxLinks, clock=clock),
+    )
     blocked_users = providers.ThreadSafeSingleton(subscribers.RegistryBlockedUsers, sink=registry_admin, clock=clock)
     direct_send = providers.ThreadSafeSingleton(
         DirectSend,
-        gate=providers.ThreadSafeSingleton(_direct_send_gate, redis_client, outbox_store, send_limiter),
+        # One round trip on Redis (lane, sent mark and send slot in one script); composed of the ports in memory.
+        gate=providers.Selector(
+            backend,
+            redis=providers.ThreadSafeSingleton(RedisDirectSendGate, redis_client, send_limiter),
+            memory=providers.ThreadSafeSingleton(ComposedDirectSendGate, outbox_store, send_limiter),
+        ),
         store=outbox_store,
         sender=sender.provider,
         dead_letters=dead_letters,
@@ -328,7 +295,16 @@ class DispatcherContainer(containers.DeclarativeContainer):
 
     # Signs and verifies inline buttons: the manager's and the managed bots' CAPTCHA buttons.
     callback_tokens = providers.ThreadSafeSingleton(manager_wiring.callback_tokens_from, settings, clock)
-    captcha_store = providers.ThreadSafeSingleton(_captcha_store, redis_client, settings, clock)
+    _captcha_windows: ClassVar[dict[str, Any]] = dict(
+        new_users_per_minute=settings.provided.captcha_new_users_per_minute,
+        attack_seconds=settings.provided.captcha_attack_seconds,
+        warmup_seconds=settings.provided.captcha_warmup_seconds,
+    )
+    captcha_store = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(RedisCaptchaStore, redis_client, **_captcha_windows),
+        memory=providers.ThreadSafeSingleton(InMemoryCaptchaStore, clock, **_captcha_windows),
+    )
     captcha = providers.ThreadSafeSingleton(
         CaptchaGuard,
         store=captcha_store,
@@ -340,12 +316,19 @@ class DispatcherContainer(containers.DeclarativeContainer):
             lock_seconds=settings.provided.captcha_lock_seconds,
         ),
     )
+    # Who runs each bot (the inbox's admins); forgotten with the bot on every announced change (bot_changes.py).
+    bot_teams = providers.ThreadSafeSingleton(bot_teams_adapter.registry_teams, registry_channel, clock)
+    bot_caches = providers.ThreadSafeSingleton(bot_teams_adapter.ForgetEverywhere, bot_directory, bot_teams)
     # The manager bot (issue 3): its handler, wiring and state adapters live in services/dispatcher/manager_bot.
     # Changes made through the manager reach every process's bot cache at once (adapters/bot_changes.py).
     bot_admin = providers.ThreadSafeSingleton(
         bot_changes.AnnouncingBotAdmin,
         admin=registry_admin,
-        announce=providers.ThreadSafeSingleton(bot_changes.announcer, redis_client, bot_caches),
+        announce=providers.Selector(
+            backend,
+            redis=providers.ThreadSafeSingleton(bot_changes.announcer, redis_client, bot_caches),
+            memory=providers.ThreadSafeSingleton(bot_changes.local_announcer, bot_caches),
+        ),
     )
     # Refused button presses, broadcasts and inbox blocks go to the registry's event trail, sent by one background
     # thread (no wait per update).
@@ -375,16 +358,33 @@ class DispatcherContainer(containers.DeclarativeContainer):
         inbox=feedback_inbox,
     )
     # Broadcasts (issue 15): the record and progress in Redis, one `run_broadcast` message per batch.
-    broadcast_store = providers.ThreadSafeSingleton(_broadcast_store, redis_client)
+    # Redis (AOF: a broadcast resumes after any crash), else memory (embedded: one process).
+    broadcast_store = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(broadcasts.RedisBroadcastStore, redis_client),
+        memory=providers.ThreadSafeSingleton(broadcasts.InMemoryBroadcastStore),
+    )
     broadcast_scheduler = providers.ThreadSafeSingleton(DramatiqBroadcastScheduler, broker)
     manager_bot = providers.ThreadSafeSingleton(
         ManagerBot,
         admin=bot_admin,
         outbox=outbox,
         tokens=callback_tokens,
-        conversations=providers.ThreadSafeSingleton(manager_wiring.conversation_store, redis_client),
-        sessions=providers.ThreadSafeSingleton(manager_wiring.admin_sessions, redis_client),
-        used_buttons=providers.ThreadSafeSingleton(manager_wiring.used_buttons, redis_client),
+        conversations=providers.Selector(
+            backend,
+            redis=providers.ThreadSafeSingleton(manager_state.RedisConversationStore, redis_client),
+            memory=providers.ThreadSafeSingleton(manager_state.InMemoryConversationStore),
+        ),
+        sessions=providers.Selector(
+            backend,
+            redis=providers.ThreadSafeSingleton(manager_state.RedisAdminSessions, redis_client),
+            memory=providers.ThreadSafeSingleton(manager_state.InMemoryAdminSessions),
+        ),
+        used_buttons=providers.Selector(
+            backend,
+            redis=providers.ThreadSafeSingleton(manager_state.RedisUsedButtons, redis_client),
+            memory=providers.ThreadSafeSingleton(manager_state.InMemoryUsedButtons),
+        ),
         config=providers.ThreadSafeSingleton(manager_wiring.manager_config_from, settings),
         events=event_recorder,
         clock=clock,
@@ -394,7 +394,16 @@ class DispatcherContainer(containers.DeclarativeContainer):
         bot_teams=bot_teams,
     )
     # Per-update stats: one Redis write (or a dict update embedded); a flusher thread batches them to the registry.
-    interaction_recorder = providers.ThreadSafeSingleton(interaction_stats.recorder_for, redis_client)
+    # The object is both the router's recorder and the flusher's pending store. On Redis each process's spilling
+    # front feeds the shared buffer; in memory (embedded: one process) the buffer is the recorder.
+    interaction_recorder = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(
+            interaction_stats.SpillingRecorder,
+            providers.ThreadSafeSingleton(interaction_stats.RedisInteractionBuffer, redis_client),
+        ),
+        memory=providers.ThreadSafeSingleton(interaction_stats.InMemoryInteractionBuffer),
+    )
     handle_update = providers.ThreadSafeSingleton(
         UpdateRouter,
         bots=bot_directory,
@@ -412,8 +421,9 @@ class DispatcherContainer(containers.DeclarativeContainer):
         policy=inbound_policy,
         actions=providers.Callable(_bot_actions, bot_directory),
     )
-    # One thread per process renews every chat and outbox lock its workers hold while they work.
-    lock_keeper = providers.ThreadSafeSingleton(LockKeeper)
+    # One thread per process renews every chat, outbox and broadcast lock its workers hold while they work: the
+    # domain's keeper holds the schedule, this Resource owns its thread (started on first use, stopped at shutdown).
+    lock_keeper = providers.Resource(running_lock_keeper)
     run_broadcast = providers.ThreadSafeSingleton(
         RunBroadcast,
         store=broadcast_store,
@@ -437,7 +447,10 @@ class DispatcherContainer(containers.DeclarativeContainer):
         sender=sender.provider,
         dead_letters=dead_letters,
         policy=providers.Factory(OutboxPolicy, lock_ttl_seconds=settings.provided.chat_lock_ttl_seconds),
-        lane=providers.ThreadSafeSingleton(_outbox_lane, redis_client),
+        # On Redis one Lua script per outbox drain step; None lets DrainOutbox compose it from store and locks.
+        lane=providers.Selector(
+            backend, redis=providers.ThreadSafeSingleton(RedisOutboxLane, redis_client), memory=providers.Object(None)
+        ),
         keeper=lock_keeper,
         blocked_users=blocked_users,
         links=inbox_links,
@@ -459,8 +472,17 @@ class DispatcherContainer(containers.DeclarativeContainer):
         dead_letters=dead_letters,
         clock=clock,
         guard=inbound_guard,
-        lane=providers.ThreadSafeSingleton(
-            _chat_lane, redis_client, settings.provided.dedup_ttl_seconds, envelope_signer, deferred_sent_marks
+        # On Redis one Lua script per drain step; None lets DrainChat compose the lane from the in-memory ports.
+        lane=providers.Selector(
+            backend,
+            redis=providers.ThreadSafeSingleton(
+                RedisChatLane,
+                redis_client,
+                dedup_ttl_seconds=settings.provided.dedup_ttl_seconds,
+                signer=envelope_signer,
+                sent_marks=deferred_sent_marks,
+            ),
+            memory=providers.Object(None),
         ),
         keeper=lock_keeper,
         policy=providers.Factory(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -90,6 +92,12 @@ class DispatcherSettings(BaseSettings):
     # trip less per reply, but a worker killed after the send and before the completion sends that reply again on
     # the re-run: services/dispatcher/adapters/sent_marks.py). Off by default: exactly one reply comes first.
     defer_sent_marks: bool = False
+
+    @property
+    def backend(self) -> Literal["redis", "memory"]:
+        """Where the dispatcher's shared state lives: Redis when REDIS_URL is set (every worker process shares it),
+        else in memory (apps.embedded: one process). The container chooses every adapter on this one value."""
+        return "redis" if self.redis_url else "memory"
 
     @model_validator(mode="after")
     def _redelivery_outlives_the_chat_lock(self) -> DispatcherSettings:

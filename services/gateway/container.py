@@ -12,7 +12,7 @@ from libs.domain.clock import SystemClock
 from libs.domain.ports import AsyncUpdateQueue, TokenVault
 from libs.grpc_runtime.channels import open_channel
 from libs.messaging.envelope_signing import signer_from_key
-from libs.messaging.mailbox import mailbox_for, redis_client_of
+from libs.messaging.mailbox import in_memory_mailbox_for
 from libs.messaging.update_queue import InProcessUpdateQueue, MailboxUpdateQueue, RedisUpdateQueue
 from libs.registry_client.client import GrpcRouteDirectory
 from services.gateway.adapters.readiness import BrokerProbe, GrpcHealthProbe
@@ -34,18 +34,21 @@ def _token_vault(channel: grpc.Channel) -> TokenVault:
     return vault
 
 
-def _update_queue(redis_url: str, broker: dramatiq.Broker, signing_key: object = "") -> AsyncUpdateQueue:
-    """Redis mode: one awaited round trip on redis.asyncio (hiredis parser). Embedded: the in-process mailbox."""
-    if redis_url:
-        import redis.asyncio
+def _redis_update_queue(redis_url: str, signing_key: object) -> AsyncUpdateQueue:
+    """One awaited round trip per update on redis.asyncio (hiredis parser)."""
+    import redis.asyncio
 
-        # A blocking pool: a burst beyond 256 concurrent enqueues waits (up to 5 s) for a connection instead of
-        # failing; a Redis that cannot be reached fails the request (503 + Retry-After: Telegram redelivers).
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            redis_url, max_connections=256, timeout=5, socket_connect_timeout=2, socket_keepalive=True
-        )
-        return RedisUpdateQueue(redis.asyncio.Redis(connection_pool=pool), signer=signer_from_key(signing_key))
-    return InProcessUpdateQueue(MailboxUpdateQueue(broker, mailbox_for(broker)))
+    # A blocking pool: a burst beyond 256 concurrent enqueues waits (up to 5 s) for a connection instead of
+    # failing; a Redis that cannot be reached fails the request (503 + Retry-After: Telegram redelivers).
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        redis_url, max_connections=256, timeout=5, socket_connect_timeout=2, socket_keepalive=True
+    )
+    return RedisUpdateQueue(redis.asyncio.Redis(connection_pool=pool), signer=signer_from_key(signing_key))
+
+
+def _in_process_update_queue(broker: dramatiq.Broker) -> AsyncUpdateQueue:
+    """Embedded: the in-process broker's mailbox, which the dispatcher in the same process drains."""
+    return InProcessUpdateQueue(MailboxUpdateQueue(broker, in_memory_mailbox_for(broker)))
 
 
 class GatewayContainer(containers.DeclarativeContainer):
@@ -55,6 +58,8 @@ class GatewayContainer(containers.DeclarativeContainer):
     broker = providers.Dependency(instance_of=dramatiq.Broker)
 
     clock = providers.ThreadSafeSingleton(SystemClock)
+    # Redis or in-process, chosen once (GatewaySettings.backend); tests override this or a provider.
+    backend = settings.provided.backend
     registry_channel = providers.Resource(_channel, settings.provided.registry_addr)
 
     route_directory = providers.ThreadSafeSingleton(
@@ -66,8 +71,12 @@ class GatewayContainer(containers.DeclarativeContainer):
         revalidate_seconds=settings.provided.route_revalidate_seconds,
     )
     # Per-chat order: the envelope goes to its chat's mailbox, and a `drain_chat` message (ids only) when none is due.
-    update_queue = providers.ThreadSafeSingleton(
-        _update_queue, settings.provided.redis_url, broker, settings.provided.envelope_signing_key
+    update_queue = providers.Selector(
+        backend,
+        redis=providers.ThreadSafeSingleton(
+            _redis_update_queue, settings.provided.redis_url, settings.provided.envelope_signing_key
+        ),
+        memory=providers.ThreadSafeSingleton(_in_process_update_queue, broker),
     )
 
     # Manager-bot updates only: token-shaped text is sealed (vault Encrypt) before it is enqueued.
@@ -76,5 +85,11 @@ class GatewayContainer(containers.DeclarativeContainer):
 
     readiness_probes = providers.List(
         providers.ThreadSafeSingleton(GrpcHealthProbe, "registry", registry_channel),
-        providers.ThreadSafeSingleton(BrokerProbe, providers.Callable(redis_client_of, broker)),
+        # On Redis the gateway's broker is a RedisBroker on the same server (services/gateway/app.py): its client
+        # answers PING; the in-process broker is always reachable.
+        providers.Selector(
+            backend,
+            redis=providers.ThreadSafeSingleton(BrokerProbe, broker.provided.client),
+            memory=providers.ThreadSafeSingleton(BrokerProbe, None),
+        ),
     )

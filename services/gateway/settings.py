@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,3 +53,9 @@ class GatewaySettings(BaseSettings):
     # Only used in embedded mode, where this process also runs the dispatcher.
     vault_addr: str = "127.0.0.1:50051"
     telegram_api_base_url: str = "https://api.telegram.org"
+
+    @property
+    def backend(self) -> Literal["redis", "memory"]:
+        """Where updates go: Redis when REDIS_URL is set, else the in-process broker (apps.embedded). The container
+        chooses the update queue and the broker probe on this one value."""
+        return "redis" if self.redis_url else "memory"

@@ -12,7 +12,13 @@ import redis
 
 from libs.domain.administration.ports import SetMaintenance
 from libs.domain.bots import Bot, BotSettings, BotStatus
-from services.dispatcher.adapters.bot_changes import CHANNEL, AnnouncingBotAdmin, announcer, start_listener
+from services.dispatcher.adapters.bot_changes import (
+    CHANNEL,
+    AnnouncingBotAdmin,
+    announcer,
+    local_announcer,
+    start_listener,
+)
 from tools.testbed.redis_server import RedisServer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -77,7 +83,7 @@ def test_a_refused_change_announces_nothing() -> None:
     here = RecordingDirectory()
     fake = FakeAdmin()
     fake.refuse = True
-    admin = AnnouncingBotAdmin(fake, announcer(None, here))
+    admin = AnnouncingBotAdmin(fake, local_announcer(here))
     with pytest.raises(PermissionError):
         admin.update_settings(7, "bot-1", SetMaintenance("x"))
     assert here.forgotten == []

@@ -23,7 +23,6 @@ from services.dispatcher.adapters.interaction_stats import (
     InteractionFlusher,
     RedisInteractionBuffer,
     SpillingRecorder,
-    recorder_for,
 )
 from tools.testbed.redis_server import RedisServer
 
@@ -119,10 +118,6 @@ def test_concurrent_takes_never_return_the_same_entry(client: redis.Redis, prefi
         thread.join()
     keys = [(item.bot_id, item.telegram_user_id) for result in results for item in result]
     assert len(keys) == 300 and len(set(keys)) == 300
-
-
-def test_recorder_for_with_redis_is_the_spilling_front_of_the_shared_one(client: redis.Redis) -> None:
-    assert isinstance(recorder_for(client), SpillingRecorder)
 
 
 class Ticks:

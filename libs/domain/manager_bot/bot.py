@@ -8,6 +8,7 @@ buttons and arguments are claims only: the registry re-checks that the bot is th
 from __future__ import annotations
 
 from libs.domain.manager_bot.routing import Routing
+from libs.domain.telegram_update import UpdateKind
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 
@@ -16,11 +17,11 @@ class ManagerBot(Routing):
     """The manager bot's update handler (the dispatcher's router calls it for the manager bot's updates)."""
 
     def __call__(self, envelope: UpdateEnvelope) -> HandleOutcome:
-        update = envelope.update
-        if isinstance(update.get("managed_bot"), dict):
-            return self._managed_bot(envelope, update["managed_bot"])
-        if isinstance(update.get("callback_query"), dict):
-            return self._callback(envelope, update["callback_query"])
+        view = envelope.view  # libs/domain/telegram_update.py: the one reader of the update's shape
+        if view.kind is UpdateKind.MANAGED_BOT:
+            return self._managed_bot(envelope, view)
+        if view.kind is UpdateKind.CALLBACK_QUERY:
+            return self._callback(envelope, view)
         message = envelope.message
         if message is None:
             return HandleOutcome("manager:ignored")

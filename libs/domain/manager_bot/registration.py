@@ -6,7 +6,6 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from libs.domain.administration.ports import Registration
 from libs.domain.errors import BotOwnedByAnotherAdmin, DomainError, InvalidToken, TokenRejected
@@ -15,6 +14,7 @@ from libs.domain.manager_bot.keyboards import remove_keyboard
 from libs.domain.manager_bot.registry_calls import RegistryCalls
 from libs.domain.redaction import TOKEN_SHAPED
 from libs.domain.sealing import placeholders_in
+from libs.domain.telegram_update import TelegramUpdate
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 
@@ -59,14 +59,10 @@ class RegistrationCommands(RegistryCalls):
         self._say(ctx, "mgr_refreshed" if registration.refreshed else "mgr_registered", username=bot.username)
         return HandleOutcome("manager:registered", replied=True)
 
-    def _managed_bot(self, envelope: UpdateEnvelope, managed: dict[str, Any]) -> HandleOutcome:
-        user, bot = managed.get("user"), managed.get("bot")
-        if not isinstance(user, dict) or not isinstance(bot, dict):
+    def _managed_bot(self, envelope: UpdateEnvelope, view: TelegramUpdate) -> HandleOutcome:
+        if view.sender is None or view.managed_bot is None:
             return HandleOutcome("manager:ignored")
-        user_id, bot_user_id = user.get("id"), bot.get("id")
-        if not isinstance(user_id, int) or not isinstance(bot_user_id, int):
-            return HandleOutcome("manager:ignored")
-        lang = user.get("language_code") if isinstance(user.get("language_code"), str) else None
+        user_id, bot_user_id, lang = view.sender.id, view.managed_bot.id, view.sender.language_code
         ctx = Ctx(envelope.bot_id, user_id, user_id, lang)  # the creator's private chat with the manager bot
         if not self._allowed(user_id):
             self._say(ctx, "mgr_not_allowed")

@@ -21,6 +21,7 @@ from libs.domain.manager_bot.settings import SettingsCommands
 from libs.domain.manager_bot.subscribers import SubscribersCommands
 from libs.domain.manager_bot.team import TeamCommands
 from libs.domain.messages import render
+from libs.domain.telegram_update import TelegramUpdate
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 
@@ -60,23 +61,19 @@ class Routing(
     """Checks who is asking, then hands the message or the press to the family that answers it."""
 
     def _message(self, envelope: UpdateEnvelope, message: dict[str, Any]) -> HandleOutcome:
-        sender = message.get("from")
-        chat = message.get("chat")
-        if not isinstance(sender, dict) or not isinstance(chat, dict) or not isinstance(sender.get("id"), int):
-            return HandleOutcome("manager:ignored")
-        chat_id = envelope.chat_id
-        if chat_id is None:
+        view = envelope.view
+        sender, chat_id = view.sender, view.chat_id
+        if sender is None or chat_id is None:
             return HandleOutcome("manager:ignored")
         if "managed_bot_created" in message:
             # Telegram's service message; the `managed_bot` update that comes with it registers the bot.
             return HandleOutcome("manager:managed_bot_created")
-        lang = sender.get("language_code") if isinstance(sender.get("language_code"), str) else None
-        ctx = Ctx(envelope.bot_id, chat_id, int(sender["id"]), lang)
+        ctx = Ctx(envelope.bot_id, chat_id, sender.id, sender.language_code)
         text = envelope.text or ""
         if envelope.sealed_texts:
             # A token came in: the message goes away before anything else happens.
-            self._delete(ctx, message.get("message_id"))
-        if chat.get("type") != "private":
+            self._delete(ctx, view.message_id)
+        if view.chat_type != "private":
             return HandleOutcome("manager:ignored_not_private")
         command, arg = split_command(text)
         state = self._conversations.get(ctx.chat_id, ctx.user_id)
@@ -150,25 +147,18 @@ class Routing(
         self._say(ctx, "mgr_unknown")
         return HandleOutcome("manager:unknown", replied=True)
 
-    def _callback(self, envelope: UpdateEnvelope, query: dict[str, Any]) -> HandleOutcome:
-        sender = query.get("from")
-        query_id = query.get("id")
-        if not isinstance(sender, dict) or not isinstance(sender.get("id"), int) or not isinstance(query_id, str):
+    def _callback(self, envelope: UpdateEnvelope, view: TelegramUpdate) -> HandleOutcome:
+        sender, query_id = view.sender, view.callback_id
+        if sender is None or query_id is None:
             return HandleOutcome("manager:ignored")
-        lang = sender.get("language_code") if isinstance(sender.get("language_code"), str) else None
-        chat_id = envelope.chat_id
-        data = query.get("data")
-        claim = (
-            self._tokens.verify(data, int(sender["id"]), chat_id)
-            if isinstance(data, str) and chat_id is not None
-            else None
-        )
+        lang, chat_id, data = sender.language_code, view.chat_id, view.callback_data
+        claim = self._tokens.verify(data, sender.id, chat_id) if data is not None and chat_id is not None else None
         if claim is None or chat_id is None:
             self._outbox.answer_callback_query(envelope.bot_id, query_id, render("callback_invalid", lang))
             # Tampered, expired, another user's or another chat's button: one reason, as the user is told.
-            self._callback_refused(int(sender["id"]), None, "invalid")
+            self._callback_refused(sender.id, None, "invalid")
             return HandleOutcome("manager:callback_invalid")
-        ctx = Ctx(envelope.bot_id, chat_id, int(sender["id"]), lang)
+        ctx = Ctx(envelope.bot_id, chat_id, sender.id, lang)
         if not self._allowed(ctx.user_id):
             self._outbox.answer_callback_query(ctx.manager_id, query_id, render("mgr_not_allowed", lang))
             self._callback_refused(ctx.user_id, _bot_ref(claim), "not_allowed", claim.action)
@@ -188,9 +178,7 @@ class Routing(
         action, bot_id = claim.action, claim.bot_id or ""
         if action in BROADCAST_ACTIONS:
             self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)
-            message = query.get("message")
-            message_id = message.get("message_id") if isinstance(message, dict) else None
-            return self._broadcast_button(ctx, action, bot_id, message_id if isinstance(message_id, int) else 0)
+            return self._broadcast_button(ctx, action, bot_id, view.message_id or 0)
         if action in (CallbackAction.REAUTH_ROTATE, CallbackAction.REAUTH_DELETE):
             # The admin confirmed it is them: a new session, then the action they asked for.
             self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from libs.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
 from libs.domain.callback_tokens import CallbackAction
@@ -16,6 +16,7 @@ from libs.domain.manager_bot.keyboards import inline_keyboard
 from libs.domain.manager_bot.registry_calls import RegistryCalls
 from libs.domain.manager_bot.replies import escape
 from libs.domain.messages import render
+from libs.domain.telegram_update import TelegramUser
 from libs.domain.use_cases.handle_update import HandleOutcome
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class TeamCommands(RegistryCalls):
         )
         return HandleOutcome("manager:invite", replied=True)
 
-    def _join(self, ctx: Ctx, code: str, sender: dict[str, Any]) -> HandleOutcome:
+    def _join(self, ctx: Ctx, code: str, sender: TelegramUser) -> HandleOutcome:
         if not code or len(code.split()) != 1:
             self._say(ctx, "mgr_usage", usage=render(USAGE_KEYS["/join"], ctx.lang))
             return HandleOutcome("manager:usage", replied=True)
@@ -85,8 +86,7 @@ class TeamCommands(RegistryCalls):
         if bot is None:
             return HandleOutcome("manager:join_refused", replied=True)
         self._say(ctx, "mgr_joined", username=bot.username)
-        first_name = sender.get("first_name")
-        name = first_name if isinstance(first_name, str) else ""
+        name = sender.first_name or ""
         owner = Ctx(ctx.manager_id, bot.owner_id, bot.owner_id, None)  # the owner's private chat, default language
         self._say(owner, "mgr_admin_joined", name=name[:MAX_NAME_CHARS], user_id=ctx.user_id, username=bot.username)
         return HandleOutcome("manager:join", replied=True)

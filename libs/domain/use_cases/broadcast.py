@@ -113,6 +113,7 @@ class RunBroadcast:
         self._clock = clock
         self._blocked_users = blocked_users
         self._policy = policy or BroadcastPolicy()
+        # The process's keeper, run by the service's wiring; the default renews nothing (tests with quick handlers).
         self._keeper = keeper or LockKeeper()
         self._sleep = sleep
 

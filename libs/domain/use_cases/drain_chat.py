@@ -43,6 +43,7 @@ from libs.domain.ports import (
 )
 from libs.domain.redaction import redact
 from libs.domain.retry import RetrySchedule
+from libs.domain.telegram_update import MalformedUpdate
 from libs.domain.updates import UpdateEnvelope
 
 __all__ = ["DrainChat", "DrainPolicy", "DrainResult", "UpdateHandler", "describe_failure", "lock_key"]
@@ -100,6 +101,7 @@ class DrainChat:
         self._clock = clock
         self._guard = guard
         self._policy = policy or DrainPolicy()
+        # The process's keeper, run by the service's wiring; the default renews nothing (tests with quick handlers).
         self._keeper = keeper or LockKeeper()
 
     def __call__(self, bot_id: str, chat_key: str) -> DrainResult:
@@ -157,6 +159,18 @@ class DrainChat:
                 continue
             attempts, retry_at = entry.attempts, entry.retry_at
             now = self._clock.now().timestamp()
+            try:
+                envelope.view  # noqa: B018 - parsed once here, so the guard and handlers never meet a malformed one
+            except MalformedUpdate as exc:
+                # The gateway refuses these; one queued before that check cannot succeed on a retry.
+                letter_id = self._dead.add("update", envelope.to_message(), f"malformed: {exc}", attempts, now)
+                logger.error(
+                    "malformed update moved to the dead letters", extra={**_ids(envelope), "dead_letter_id": letter_id}
+                )
+                if not complete(item, envelope.update_id, mark_done=False):
+                    return DrainResult(handled, skipped, refused, dead, busy=True)
+                dead += 1
+                continue
             if retry_at > now:
                 return DrainResult(handled, skipped, refused, dead, run_again_in=retry_at - now)
             if attempts == 0 and self._guard is not None:

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from libs.domain.bots import Bot
 from libs.domain.clock import SystemClock
-from libs.domain.inbound import callback_of, sender_id_of
 from libs.domain.messages import render
 from libs.domain.ports import BotDirectory, Clock, Cooldowns, Outbox
+from libs.domain.telegram_update import UpdateKind
 from libs.domain.updates import UpdateEnvelope
 
 if TYPE_CHECKING:
@@ -67,8 +67,9 @@ class HandleUpdate:
         bot = self._bots.get_bot(envelope.bot_id)
         if bot is None or not bot.serves_updates:
             return HandleOutcome("ignored:bot_inactive")
-        chat_id = envelope.chat_id
-        sender_id = sender_id_of(envelope)  # of a message, a button press or an edit
+        view = envelope.view
+        chat_id = view.chat_id
+        sender_id = view.sender_id  # of a message, a button press or an edit
         if (
             bot.settings.blocked_users
             and sender_id is not None
@@ -96,9 +97,8 @@ class HandleUpdate:
         elif command is not None and command in bot.settings.custom_commands:
             reply = bot.settings.custom_commands[command]
         elif command is not None and command in bot.settings.api_commands and self._api_calls is not None:
-            sender = (envelope.message or {}).get("from")
-            user_id = sender.get("id") if isinstance(sender, dict) else None
-            if not isinstance(user_id, int):
+            user_id = sender_id
+            if user_id is None:
                 return HandleOutcome("ignored:no_sender")
             argument = text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
             action = self._api_calls(
@@ -119,7 +119,7 @@ class HandleUpdate:
     def _inbox_takes(self, inbox: FeedbackInbox, bot: Bot, envelope: UpdateEnvelope, command: str | None) -> str | None:
         """The feedback inbox's outcome when it took the update (a message for the admins, an admin's reply, an
         inbox button), else None. Commands the bot answers stay the bot's."""
-        if callback_of(envelope) is not None:
+        if envelope.view.kind is UpdateKind.CALLBACK_QUERY:
             return inbox.handle_callback(bot, envelope)
         settings = bot.settings
         answered = command is not None and (
@@ -136,14 +136,12 @@ class HandleUpdate:
         anything in a private chat, and in groups only to a command addressed to this bot (group chatter is not
         answered, as outside maintenance); once per user per window. Everything else is dropped."""
         text = bot.settings.maintenance_text
-        callback = callback_of(envelope)
-        if callback is not None and isinstance(callback.get("id"), str):
+        view = envelope.view
+        if view.callback_id is not None:
             # Always answered (Telegram shows a spinner until then); the text is cut to Telegram's 200 characters.
-            self._outbox.answer_callback_query(bot.id, callback["id"], text[:200])
+            self._outbox.answer_callback_query(bot.id, view.callback_id, text[:200])
             return HandleOutcome("maintenance:callback", replied=True)
-        message = envelope.message or {}
-        chat = message.get("chat")
-        private = isinstance(chat, dict) and chat.get("type", "private") == "private"
+        private = view.is_message and view.is_private
         words = envelope.text
         if chat_id is None or not (private or (words is not None and _command_of(words, bot.username))):
             return HandleOutcome("maintenance:ignored")

@@ -18,8 +18,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from libs.domain.administration.ports import BotAdmin, Registration, SettingsChange
-from libs.domain.bot_roles import CoAdmin
+from libs.domain.administration.ports import (
+    BotAdmin,
+    BotStats,
+    Registration,
+    SettingsChange,
+    Subscriber,
+    SubscriberStats,
+)
+from libs.domain.bot_roles import CoAdmin, Invite, IssuedInvite
 from libs.domain.bots import Bot
 
 logger = logging.getLogger(__name__)
@@ -41,9 +48,6 @@ class AnnouncingBotAdmin:
         self._admin = admin
         self._announce = announce
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._admin, name)
-
     def _announced(self, bot: Bot) -> Bot:
         self._announce(bot.id)
         return bot
@@ -60,13 +64,39 @@ class AnnouncingBotAdmin:
     def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot:
         return self._announced(self._admin.update_settings(actor_id, bot_id, change))
 
+    # Reads, stats and invites change nothing a bot cache holds: straight through, each declared (no
+    # attribute forwarding: what this adapter offers is the BotAdmin port, checked by mypy).
+    def list_bots(self, owner_id: int) -> list[Bot]:
+        return self._admin.list_bots(owner_id)
+
+    def details(self, actor_id: int, bot_id: str) -> tuple[Bot, BotStats]:
+        return self._admin.details(actor_id, bot_id)
+
+    def subscriber_stats(self, actor_id: int, bot_id: str) -> tuple[Bot, SubscriberStats]:
+        return self._admin.subscriber_stats(actor_id, bot_id)
+
+    def list_subscribers(self, actor_id: int, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        return self._admin.list_subscribers(actor_id, bot_id, after_user_id, limit)
+
+    def record_interaction(self, bot_id: str, telegram_user_id: int, language_code: str | None) -> None:
+        self._admin.record_interaction(bot_id, telegram_user_id, language_code)
+
+    def create_invite(self, actor_id: int, bot_id: str) -> IssuedInvite:
+        return self._admin.create_invite(actor_id, bot_id)
+
     # Team changes (issue 15): the inbox's cached team of the bot (adapters/bot_teams.py) is forgotten with it.
     def redeem_invite(self, actor_id: int, code: str) -> Bot:
         return self._announced(self._admin.redeem_invite(actor_id, code))
 
+    def admins(self, actor_id: int, bot_id: str) -> tuple[Bot, list[CoAdmin], list[Invite]]:
+        return self._admin.admins(actor_id, bot_id)
+
     def revoke_admin(self, actor_id: int, membership_id: str) -> tuple[Bot, CoAdmin]:
         bot, removed = self._admin.revoke_admin(actor_id, membership_id)
         return self._announced(bot), removed
+
+    def revoke_invite(self, actor_id: int, invite_id: str) -> Bot:
+        return self._admin.revoke_invite(actor_id, invite_id)
 
     def leave(self, actor_id: int, bot_id: str) -> Bot:
         return self._announced(self._admin.leave(actor_id, bot_id))
@@ -83,14 +113,21 @@ class AnnouncingBotAdmin:
         return registration
 
 
+def local_announcer(directory: ForgettingDirectory) -> Callable[[str], None]:
+    """Forgets the bot in this process's cache: the only cache there is in memory (embedded: one process)."""
+
+    def announce(bot_id: str) -> None:
+        directory.forget(bot_id)
+
+    return announce
+
+
 def announcer(client: Any, directory: ForgettingDirectory) -> Callable[[str], None]:
-    """Forgets the bot here and, on Redis, tells the other processes; a failed publish is logged, never raised
+    """Forgets the bot here and tells the other processes on Redis; a failed publish is logged, never raised
     (the change is made; the other caches catch up by TTL)."""
 
     def announce(bot_id: str) -> None:
         directory.forget(bot_id)
-        if client is None:
-            return
         try:
             client.publish(CHANNEL, bot_id)
         except Exception as exc:

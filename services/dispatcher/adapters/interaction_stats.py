@@ -264,17 +264,6 @@ class SpillingRecorder:
         return self._local.pending_count() + self._shared.pending_count()
 
 
-def recorder_for(redis_client: Any, clock: Clock | None = None) -> InMemoryInteractionBuffer | SpillingRecorder:
-    """Redis when there is one (shared by every dispatcher process, fed by each process's spilling front), else in
-    memory (embedded: one process).
-
-    The object is both the InteractionRecorder (give it to UpdateRouter) and the PendingInteractions the flusher takes.
-    """
-    if redis_client is None:
-        return InMemoryInteractionBuffer(clock)
-    return SpillingRecorder(RedisInteractionBuffer(redis_client, clock=clock), clock)
-
-
 # ------------------------------------------------------------------------------------------------ flusher
 
 

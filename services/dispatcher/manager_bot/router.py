@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from libs.domain.administration.ports import BotAdmin, InteractionRecorder
-from libs.domain.inbound import sender_of
 from libs.domain.ports import BotDirectory
+from libs.domain.telegram_update import UpdateKind
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleOutcome
 from libs.observability.metrics import INBOUND_REFUSED
@@ -67,12 +67,13 @@ class UpdateRouter:
 
     def _record(self, envelope: UpdateEnvelope) -> None:
         """Stats are best effort: a failure never blocks the bot's answer."""
-        sender = sender_of(envelope)
-        if self._recorder is None or sender is None or not isinstance(sender.get("id"), int) or sender.get("is_bot"):
+        view = envelope.view
+        sender = view.sender
+        # A managed_bot update is Telegram telling the manager about a new bot, not its creator using the manager.
+        if self._recorder is None or sender is None or sender.is_bot or view.kind is UpdateKind.MANAGED_BOT:
             return
-        language = sender.get("language_code")
         try:
-            self._recorder.record(envelope.bot_id, int(sender["id"]), language if isinstance(language, str) else None)
+            self._recorder.record(envelope.bot_id, sender.id, sender.language_code)
         except Exception as error:
             logger.info("interaction not recorded", extra={"bot_id": envelope.bot_id, "error": type(error).__name__})
 

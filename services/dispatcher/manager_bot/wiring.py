@@ -1,4 +1,5 @@
-"""Factories the dispatcher's container uses for the manager bot (adapters chosen by what is configured)."""
+"""Factories the dispatcher's container uses for the manager bot: signing keys and configuration (its state
+adapters are chosen in services/dispatcher/container.py with the others)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,7 @@ from typing import Any
 
 from libs.domain.callback_tokens import MIN_KEY_BYTES, CallbackTokens
 from libs.domain.manager_bot.dependencies import ManagerConfig
-from libs.domain.manager_bot.ports import AdminSessions, ConversationStore, UsedButtons
 from libs.domain.ports import Clock
-from services.dispatcher.manager_bot.state import (
-    InMemoryAdminSessions,
-    InMemoryConversationStore,
-    InMemoryUsedButtons,
-    RedisAdminSessions,
-    RedisConversationStore,
-    RedisUsedButtons,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +29,6 @@ def callback_tokens(key: str, clock: Clock, ttl_seconds: int, previous: str = ""
     """`previous`: comma-separated keys still accepted during a rotation (each ≥ 32 bytes)."""
     previous_keys = [part.strip().encode("utf-8") for part in previous.split(",") if part.strip()]
     return CallbackTokens(signing_key(key), clock, ttl_seconds, previous_keys=previous_keys)
-
-
-def conversation_store(client: Any) -> ConversationStore:
-    return InMemoryConversationStore() if client is None else RedisConversationStore(client)
-
-
-def admin_sessions(client: Any) -> AdminSessions:
-    return InMemoryAdminSessions() if client is None else RedisAdminSessions(client)
-
-
-def used_buttons(client: Any) -> UsedButtons:
-    return InMemoryUsedButtons() if client is None else RedisUsedButtons(client)
 
 
 def parse_admin_ids(raw: str) -> frozenset[int]:

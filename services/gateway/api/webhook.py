@@ -26,6 +26,7 @@ import orjson
 
 from libs.domain.bots import webhook_secret_matches
 from libs.domain.ports import AsyncUpdateQueue, Clock, Route, RouteDirectory
+from libs.domain.telegram_update import MalformedUpdate, parse_update
 from libs.domain.updates import UpdateEnvelope
 from libs.messaging.mailbox import UnencodableUpdate
 from libs.observability.ids import new_request_id
@@ -118,6 +119,10 @@ def _parse_update(body: bytes) -> tuple[dict[str, Any], int] | None:
         return None
     update_id = update.get("update_id")
     if not isinstance(update_id, int) or isinstance(update_id, bool) or not 0 <= update_id <= MAX_UPDATE_ID:
+        return None
+    try:
+        parse_update(update)  # refused here, a malformed update never reaches a queue or a handler
+    except MalformedUpdate:
         return None
     return update, update_id
 
@@ -232,7 +237,7 @@ class WebhookEndpoint:
         parsed = _parse_update(body)
         if parsed is None:
             logger.warning("update rejected: not an update object", extra={"bot_id": route.bot_id})
-            return _error(400, "body must be a JSON object with an integer update_id (0 to 2**53-1)")
+            return _error(400, "body must be a Telegram Update: a JSON object with an integer update_id (0 to 2**53-1)")
         update, update_id = parsed
 
         sealed_texts: tuple[str, ...] = ()

@@ -21,7 +21,7 @@ def _container() -> DispatcherContainer:
     return DispatcherContainer(settings=DispatcherSettings(redis_url=""), broker=StubBroker())
 
 
-def test_a_singleton_resolved_from_16_threads_at_once_is_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_singleton_resolved_from_16_threads_at_once_is_built_once() -> None:
     built: list[object] = []
 
     class SlowLocks(memory.InMemoryLocks):
@@ -30,8 +30,8 @@ def test_a_singleton_resolved_from_16_threads_at_once_is_built_once(monkeypatch:
             super().__init__(**kwargs)
             built.append(self)
 
-    monkeypatch.setattr(memory, "InMemoryLocks", SlowLocks)
     container = _container()
+    container.locks.override(providers.ThreadSafeSingleton(SlowLocks))
     barrier = threading.Barrier(THREADS)
     seen: list[object] = []
 

@@ -1,15 +1,20 @@
 """The chat lock stays held while a slow handler runs (renewed by the watchdog), and a holder that lost it
-does not mark the update done."""
+does not mark the update done. The keeper runs on its own thread, as the service wires it."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from libs.domain.clock import SystemClock
+from libs.domain.lane import LockKeeper
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy, lock_key
+from libs.host.lock_keeper import running_lock_keeper
 from libs.messaging.mailbox import InMemoryChatMailbox
 from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks, InMemoryUpdateDeduplicator
 
@@ -19,7 +24,15 @@ def envelope(update_id: int) -> UpdateEnvelope:
     return UpdateEnvelope("bot-1", update_id, 0.0, "r", update)
 
 
-def make(handler: Any, locks: InMemoryLocks) -> tuple[DrainChat, InMemoryChatMailbox, InMemoryUpdateDeduplicator]:
+@pytest.fixture
+def keeper() -> Iterator[LockKeeper]:
+    """The process's keeper with its thread, as the dispatcher's container runs it."""
+    yield from running_lock_keeper()
+
+
+def make(
+    handler: Any, locks: InMemoryLocks, keeper: LockKeeper
+) -> tuple[DrainChat, InMemoryChatMailbox, InMemoryUpdateDeduplicator]:
     box, dedup = InMemoryChatMailbox(), InMemoryUpdateDeduplicator()
     drain = DrainChat(
         box,
@@ -29,11 +42,12 @@ def make(handler: Any, locks: InMemoryLocks) -> tuple[DrainChat, InMemoryChatMai
         InMemoryDeadLetters(),
         SystemClock(),
         policy=DrainPolicy(lock_ttl_seconds=0.3),
+        keeper=keeper,
     )
     return drain, box, dedup
 
 
-def test_a_slow_handler_keeps_the_chat_lock() -> None:
+def test_a_slow_handler_keeps_the_chat_lock(keeper: LockKeeper) -> None:
     locks = InMemoryLocks()
     started, release = threading.Event(), threading.Event()
 
@@ -41,7 +55,7 @@ def test_a_slow_handler_keeps_the_chat_lock() -> None:
         started.set()
         release.wait(30)
 
-    drain, box, dedup = make(slow, locks)
+    drain, box, dedup = make(slow, locks, keeper)
     box.push("5", envelope(1))
     result: list[Any] = []
     worker = threading.Thread(target=lambda: result.append(drain("bot-1", "5")))
@@ -56,7 +70,7 @@ def test_a_slow_handler_keeps_the_chat_lock() -> None:
     assert result[0].handled == 1 and dedup.already_done("bot-1", 1) and box.size("bot-1", "5") == 0
 
 
-def test_a_drain_that_lost_the_lock_leaves_the_update_to_the_new_holder() -> None:
+def test_a_drain_that_lost_the_lock_leaves_the_update_to_the_new_holder(keeper: LockKeeper) -> None:
     locks = InMemoryLocks()
     key = lock_key("bot-1", "5")
 
@@ -64,7 +78,7 @@ def test_a_drain_that_lost_the_lock_leaves_the_update_to_the_new_holder() -> Non
         with locks._lock:  # the TTL passed and another worker took the chat
             locks._values[key] = ("someone-else", time.monotonic() + 60)
 
-    drain, box, dedup = make(stolen, locks)
+    drain, box, dedup = make(stolen, locks, keeper)
     box.push("5", envelope(1))
     result = drain("bot-1", "5")
     assert result.busy and result.handled == 0

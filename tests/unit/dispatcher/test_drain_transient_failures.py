@@ -97,6 +97,18 @@ def test_a_poison_update_is_dead_lettered_after_max_attempts_and_the_chat_moves_
     assert handled == [2], "the chat behind it is not blocked"
 
 
+def test_a_malformed_update_is_dead_lettered_at_once_without_reaching_the_handler() -> None:
+    handled: list[int] = []
+    rig = Rig(lambda env: handled.append(env.update_id))
+    # Queued before the gateway refused such updates: a chat id Telegram never sends.
+    rig.box.push("5", UpdateEnvelope("bot-1", 1, 0.0, "r", {"update_id": 1, "message": {"chat": {"id": "5"}}}))
+    rig.box.push("5", envelope(2))
+    assert rig.run_until_idle(10) == [], "no retry can mend it"
+    [letter] = rig.dead.list()
+    assert letter.attempts == 0 and letter.reason == "malformed: message.chat.id must be an integer"
+    assert handled == [2]
+
+
 def test_a_ciphertext_the_vault_refuses_is_not_a_dependency_outage() -> None:
     assert is_transient(VaultUnavailable("down"))
     assert not is_transient(SecretRejected("vault Decrypt failed: INVALID_ARGUMENT"))

@@ -121,3 +121,27 @@ def test_a_bots_own_default_cooldown_applies_where_nothing_more_specific_does() 
     assert policy.cooldown_for("cmd:/price", actions) == 30.0
     assert policy.cooldown_for("cmd:/start", actions) == 5.0
     assert policy.cooldown_for("cmd:/start", None) == 0.0
+
+
+def _envelope(update: dict[str, Any]) -> UpdateEnvelope:
+    return UpdateEnvelope("bot-1", 1, 0.0, "r", {"update_id": 1, **update})
+
+
+def test_the_chat_key_is_the_chat_else_the_sender_else_one_shared_key() -> None:
+    from libs.domain.inbound import NO_CHAT, chat_key_of
+
+    assert chat_key_of(message("hi", chat_id=-7)) == "-7"
+    assert chat_key_of(callback("x")) == "5", "a button press orders with the chat of the message it is under"
+    # An edit belongs to its chat (Bot API: edited_message carries chat), ordered with the messages it edits.
+    assert chat_key_of(_envelope({"edited_message": {"chat": {"id": 5}, "from": {"id": 9}}})) == "5"
+    assert chat_key_of(_envelope({"callback_query": {"id": "q", "from": {"id": 9}}})) == "u9", "inline: no chat"
+    assert chat_key_of(_envelope({"managed_bot": {"user": {"id": 9}, "bot": {"id": 3}}})) == "u9"
+    assert chat_key_of(_envelope({"inline_query": {"id": "q", "from": {"id": 9}}})) == NO_CHAT
+    assert chat_key_of(_envelope({"message": {"chat": {"id": "5"}}})) == NO_CHAT, "malformed: a lane to refuse it in"
+
+
+def test_an_edit_is_not_a_command_and_is_never_limited() -> None:
+    edit = _envelope({"edited_message": {"chat": {"id": 5, "type": "private"}, "from": {"id": 9}, "text": "/price"}})
+    assert edit.text is None
+    assert limited_action(edit, MANAGED, POLICY.names) is None
+    assert limited_action(edit, MANAGER, POLICY.names) is None

@@ -19,7 +19,6 @@ from services.dispatcher.adapters.interaction_stats import (
     FlusherThread,
     InMemoryInteractionBuffer,
     InteractionFlusher,
-    recorder_for,
     start_flusher,
 )
 
@@ -112,10 +111,6 @@ def test_put_back_merges_with_what_was_recorded_since() -> None:
     assert merged.messages == 3
     assert merged.seen_at == datetime(2026, 3, 1, 12, 1, tzinfo=UTC)  # the later record's time wins
     assert merged.language_code == "de"  # … and the language survives although the later one had none
-
-
-def test_recorder_for_without_redis_is_in_memory() -> None:
-    assert isinstance(recorder_for(None), InMemoryInteractionBuffer)
 
 
 # ------------------------------------------------------------------------------------------------ flusher

@@ -30,10 +30,13 @@ def test_envelope_round_trips_and_reads_fields() -> None:
 
 
 def test_envelope_of_callback_has_chat_but_no_text() -> None:
-    update = {"update_id": 8, "callback_query": {"id": "c", "data": "x", "message": {"chat": {"id": -5}}}}
+    update = {
+        "update_id": 8,
+        "callback_query": {"id": "c", "from": {"id": 7}, "data": "x", "message": {"chat": {"id": -5}, "text": "held"}},
+    }
     envelope = UpdateEnvelope("bot-1", 8, 0.0, "rid", update)
     assert envelope.chat_id == -5
-    assert envelope.text is None
+    assert envelope.text is None  # the text of the message the button is under is not a command
 
 
 def test_catalogue_falls_back_to_portuguese() -> None:

@@ -205,6 +205,27 @@ def test_json_without_integer_update_id_is_bad_request(gw: Harness, body: object
     assert gw.queue.envelopes == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"update_id": 1, "message": "hi"},
+        {"update_id": 1, "message": {"chat": {"id": "5"}, "text": "hi"}},
+        {"update_id": 1, "callback_query": {"id": "q", "data": "x"}},
+        {"update_id": 1, "message": {"text": "hi"}, "callback_query": {"id": "q", "from": {"id": 1}}},
+    ],
+)
+def test_an_update_the_parser_refuses_is_bad_request_and_never_queued(gw: Harness, body: object) -> None:
+    response = gw.post(PUBLIC_A, body)
+    assert response.status_code == 400
+    assert gw.queue.envelopes == []
+
+
+def test_an_unsupported_kind_is_accepted_and_queued(gw: Harness) -> None:
+    response = gw.post(PUBLIC_A, {"update_id": 3, "inline_query": {"id": "q", "query": "x"}})
+    assert response.status_code == 200
+    assert [envelope.update_id for envelope in gw.queue.envelopes] == [3]
+
+
 def test_deeply_nested_json_is_bad_request_not_a_crash(gw: Harness) -> None:
     response = gw.post(PUBLIC_A, content=b"[" * 2000 + b"]" * 2000)
     assert response.status_code == 400

@@ -61,10 +61,14 @@ def test_metrics_endpoint_shows_a_counter_moving(served) -> None:
         ({"message": {"text": "hi"}}, "text"),
         ({"message": {"photo": [{}]}}, "photo"),
         ({"message": {"dice": {}}}, "other_message"),
-        ({"callback_query": {"data": "x"}}, "callback_query"),
+        ({"callback_query": {"id": "q", "from": {"id": 1}, "data": "x"}}, "callback_query"),
+        ({"managed_bot": {"user": {"id": 1}, "bot": {"id": 2}}}, "managed_bot"),
+        ({"inline_query": {}}, "inline_query"),
         ({"edited_message": {"text": "x"}}, "edited_message"),
         ({"poll": {}}, "other"),
-        ({"message": "not an object"}, "other"),
+        ({"surely_not_a_kind": {}}, "other"),  # an unknown key never becomes a label
+        ({"message": "not an object"}, "malformed"),
+        ({"callback_query": {"data": "x"}}, "malformed"),  # no id, no sender: not what Telegram sends
     ],
 )
 def test_message_type_is_one_of_a_few_labels(update: dict[str, object], kind: str) -> None:
