@@ -104,7 +104,13 @@ def limited_action(envelope: UpdateEnvelope, actions: BotActions | None, named: 
         if not defined and not actions.other_commands:
             return None  # the bot ignores it: nothing to limit, nothing to say
         return action if defined or named(action) else "cmd:*"
-    if action == "msg" and envelope.view.is_private and (actions is None or actions.private_text):
+    view = envelope.view
+    # A bot in inbox mode reads every private message, stickers and photos too: all are limited as "msg", or a
+    # user could flood the admins' chats with messages that have no text.
+    private_message = view.is_private and (
+        action == "msg" or (action == "other" and view.kind is UpdateKind.MESSAGE and actions is not None)
+    )
+    if private_message and (actions is None or actions.private_text):
         return "msg"
     return None
 

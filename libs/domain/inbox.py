@@ -130,6 +130,16 @@ class SettingsChanger(Protocol):
 class InboxPolicy:
     ack: bool = True
     ack_cooldown_seconds: float = ACK_COOLDOWN_SECONDS
+    # An admin's chat with the bot takes one message a second (Telegram's per-chat limit) and each delivery is two:
+    # past this many waiting there, new deliveries to that admin are dropped (the user is told, once per cooldown)
+    # rather than queued behind minutes of someone's flood.
+    max_admin_backlog: int = 100
+
+
+class InboxBacklog(Protocol):
+    """How many outbound messages wait in a bot's chat (the outbox lane) before a new one would go."""
+
+    def pending(self, bot_id: str, chat_id: int) -> int: ...
 
 
 class FeedbackInbox:
@@ -146,7 +156,9 @@ class FeedbackInbox:
         teams: BotTeams | None = None,
         events: EventRecorder | None = None,
         clock: Clock | None = None,
+        backlog: InboxBacklog | None = None,
     ) -> None:
+        self._backlog = backlog
         self._teams = teams
         self._events = events
         self._clock = clock
@@ -222,7 +234,16 @@ class FeedbackInbox:
         if message_id is None or user_id is None:
             return "inbox:ignored"
         lang = bot.settings.language  # the admins' language is not known here: the bot's
-        for admin_id in sorted(members):
+        limit, backlog = self._policy.max_admin_backlog, self._backlog
+        open_chats = [a for a in sorted(members) if backlog is None or backlog.pending(bot.id, a) < limit]
+        if not open_chats:
+            logger.warning("inbox backlog full: a user's message was not delivered", extra={"bot_id": bot.id})
+            if self._cooldowns is None or self._cooldowns.start(
+                f"inbox-busy:{bot.id}:{user_id}", self._policy.ack_cooldown_seconds
+            ):
+                self._outbox.send_message(bot.id, chat_id, render("inbox_busy", language_of(envelope) or lang))
+            return "inbox:busy"
+        for admin_id in open_chats:
             header = render("inbox_header", lang, sender=describe_sender(sender), user_id=user_id)
             self._outbox.send_message(
                 bot.id,

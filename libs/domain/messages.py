@@ -521,6 +521,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "en": "📨 Message from {sender} · id <code>{user_id}</code>\nReply to this message or the next one to answer"
         " as the bot.",
     },
+    "inbox_busy": {
+        "pt-BR": "⏳ Muitas mensagens agora: esta não foi entregue. Tente de novo em alguns minutos.",
+        "en": "⏳ Too many messages right now: this one was not delivered. Please try again in a few minutes.",
+    },
     "inbox_ack": {
         "pt-BR": "✅ Mensagem entregue. Responderemos em breve.",
         "en": "✅ Message delivered. We will answer soon.",

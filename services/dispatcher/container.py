@@ -345,6 +345,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         teams=bot_teams,
         events=event_recorder,
         clock=clock,
+        backlog=outbox,
     )
     # The handler of one update: a single callable `handler(envelope) -> outcome`; put a router here.
     managed_bot_handler = providers.ThreadSafeSingleton(

@@ -60,6 +60,10 @@ class QueuedOutbox:
         self._broker = broker
         self._direct = direct
 
+    def pending(self, bot_id: str, chat_id: int) -> int:
+        """Messages waiting in the chat's outbox lane (the inbox's backlog check, libs/domain/inbox.py)."""
+        return self._store.size(bot_id, str(chat_id))
+
     def queue(self, bot_id: str, call: OutboundCall) -> None:
         """Queues `call` under the current effect id (libs/domain/effects.py); NoEffectScope outside a scope."""
         self._put(QueuedCall(next_effect_id(), bot_id, call))

@@ -145,3 +145,13 @@ def test_an_edit_is_not_a_command_and_is_never_limited() -> None:
     assert edit.text is None
     assert limited_action(edit, MANAGED, POLICY.names) is None
     assert limited_action(edit, MANAGER, POLICY.names) is None
+
+
+def test_a_bot_reading_every_private_message_limits_stickers_and_photos_too() -> None:
+    sticker = {"update_id": 1, "message": {"chat": {"id": 5, "type": "private"}, "from": {"id": 9}, "sticker": {}}}
+    envelope = UpdateEnvelope("bot-1", 1, 0.0, "r", sticker)
+    inbox = BotActions(commands=frozenset({"/start"}), callbacks=frozenset(), private_text=True)
+    assert limited_action(envelope, inbox, POLICY.names) == "msg"  # the inbox forwards it: counted as a message
+    assert limited_action(envelope, MANAGED, POLICY.names) is None  # a bot that ignores it: nothing to limit
+    group = {"update_id": 1, "message": {"chat": {"id": -5, "type": "group"}, "from": {"id": 9}, "sticker": {}}}
+    assert limited_action(UpdateEnvelope("bot-1", 1, 0.0, "r", group), inbox, POLICY.names) is None

@@ -18,7 +18,7 @@ from libs.domain.bots import Bot, BotSettings, BotStatus
 from libs.domain.callback_tokens import CallbackAction, CallbackTokens
 from libs.domain.clock import ManualClock
 from libs.domain.errors import BotNotFound
-from libs.domain.inbox import ACK_COOLDOWN_SECONDS, FeedbackInbox, inbox_recipients
+from libs.domain.inbox import ACK_COOLDOWN_SECONDS, FeedbackInbox, InboxPolicy, inbox_recipients
 from libs.domain.updates import UpdateEnvelope
 from libs.domain.use_cases.handle_update import HandleUpdate
 from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
@@ -122,6 +122,14 @@ def make_bot(bot_id: str, owner: int, username: str, *, inbox: bool = True) -> B
     )
 
 
+class Backlog:
+    def __init__(self) -> None:
+        self.waiting: dict[tuple[str, int], int] = {}
+
+    def pending(self, bot_id: str, chat_id: int) -> int:
+        return self.waiting.get((bot_id, chat_id), 0)
+
+
 class Rig:
     def __init__(self, *, inbox_a: bool = True) -> None:
         self.clock = ManualClock(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
@@ -134,8 +142,14 @@ class Rig:
             make_bot(BOT_B, OWNER_B, "other_bot"),
             make_bot(BOT_C, OWNER_A, "second_bot"),
         )
+        self.backlog = Backlog()
         self.inbox = FeedbackInbox(
-            self.links, self.outbox, self.tokens, self.bots, cooldowns=InMemoryCooldowns(self.clock)
+            self.links,
+            self.outbox,
+            self.tokens,
+            self.bots,
+            cooldowns=InMemoryCooldowns(self.clock),
+            backlog=self.backlog,
         )
         self.handle = HandleUpdate(self.bots, self.outbox, clock=self.clock, inbox=self.inbox)  # type: ignore[arg-type]
         self._update_id = 0
@@ -364,3 +378,16 @@ def test_the_header_never_carries_markup_from_the_user() -> None:
     rig.message(BOT_A, USER, "<a href='x'>hi</a>")
     header = rig.outbox.take()[0]
     assert not re.search(r"<a ", header["text"])  # the text travels by copy, never inside tgm's HTML
+
+
+def test_a_full_admin_chat_takes_no_more_and_the_user_is_told_once() -> None:
+    rig = Rig()
+    limit = InboxPolicy().max_admin_backlog
+    rig.backlog.waiting[(BOT_A, OWNER_A)] = limit  # minutes of deliveries already wait in the owner's chat
+    assert rig.message(BOT_A, USER, "hello", message_id=10) == "inbox:busy"
+    [busy] = rig.outbox.take()
+    assert busy["chat"] == USER and "not delivered" in busy["text"]
+    assert rig.message(BOT_A, USER, "again", message_id=11) == "inbox:busy"
+    assert rig.outbox.take() == []  # told once per cooldown, not once per message
+    rig.backlog.waiting[(BOT_A, OWNER_A)] = limit - 1
+    assert rig.message(BOT_A, USER, "later", message_id=12) == "inbox:delivered"
