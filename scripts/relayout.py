@@ -121,6 +121,23 @@ DOCKERFILE_EDITS = [
 TGM_INIT = '"""tgm: the Telegram multi-bot manager. Generated gRPC stubs live in tgm.<service>.v1 (ADR 002)."""\n'
 
 
+def _mypy_files(path: Path) -> None:
+    """After the renames: mypy's `files` list names `apps` bare (no slash to rewrite); fix it and wrap at 120."""
+    text = path.read_text()
+    found = re.search(r"^files = \[\n(.*?)\n\]", text, re.S | re.M)
+    if not found:
+        return
+    entries = ["src/tgm/apps" if e == "apps" else e for e in re.findall(r'"([^"]+)"', found.group(1))]
+    lines, line = [], " "
+    for entry in entries:
+        if len(line) + len(entry) + 4 > 120:
+            lines.append(line)
+            line = " "
+        line += f' "{entry}",'
+    lines.append(line)
+    path.write_text(text[: found.start(1)] + "\n".join(lines) + text[found.end(1) :])
+
+
 def _edit(path: Path, edits: list[tuple[str, str]], dry_run: bool) -> list[str]:
     text, missed = path.read_text(), []
     for pattern, replacement in edits:
@@ -157,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             changed += 1
             if not args.dry_run:
                 path.write_text(new, errors="surrogateescape")
+    if not args.dry_run:
+        _mypy_files(ROOT / "pyproject.toml")
     for old, new in pairs:
         print(f"move {old} -> {new}")
         if not args.dry_run:
