@@ -36,8 +36,9 @@ def moves(root: Path) -> list[tuple[str, str]]:
     for top in ("services", "apps"):  # services.gateway → tgm.services.gateway
         pairs += [(f"{top}/{pkg}", f"src/tgm/{top}/{pkg}") for pkg in _packages(root / top)]
         pairs.append((f"{top}/__init__.py", f"src/tgm/{top}/__init__.py"))
-    for tool in ("devstack", "telegram_emulator"):  # shipped: `tgm run` and compose's certificate step use them
-        pairs.append((f"tools/{tool}", f"src/tgm/tools/{tool}"))
+    for tool in _packages(root / "tools"):  # shipped (devstack, telegram_emulator: `tgm run`, compose's certificates)
+        if tool != "testbed":  # a tool a branch adds before its own run moves with the others
+            pairs.append((f"tools/{tool}", f"src/tgm/tools/{tool}"))
     pairs.append(("tools/__init__.py", "src/tgm/tools/__init__.py"))
     pairs.append(("tools/testbed", "testbed"))  # repo-only: never installed
     for generated in ("vault", "registry"):  # the stubs keep their import path (ADR 002): tgm.vault.v1
@@ -120,6 +121,23 @@ DOCKERFILE_EDITS = [
 TGM_INIT = '"""tgm: the Telegram multi-bot manager. Generated gRPC stubs live in tgm.<service>.v1 (ADR 002)."""\n'
 
 
+def _mypy_files(path: Path) -> None:
+    """After the renames: mypy's `files` list names `apps` bare (no slash to rewrite); fix it and wrap at 120."""
+    text = path.read_text()
+    found = re.search(r"^files = \[\n(.*?)\n\]", text, re.S | re.M)
+    if not found:
+        return
+    entries = ["src/tgm/apps" if e == "apps" else e for e in re.findall(r'"([^"]+)"', found.group(1))]
+    lines, line = [], " "
+    for entry in entries:
+        if len(line) + len(entry) + 4 > 120:
+            lines.append(line)
+            line = " "
+        line += f' "{entry}",'
+    lines.append(line)
+    path.write_text(text[: found.start(1)] + "\n".join(lines) + text[found.end(1) :])
+
+
 def _edit(path: Path, edits: list[tuple[str, str]], dry_run: bool) -> list[str]:
     text, missed = path.read_text(), []
     for pattern, replacement in edits:
@@ -156,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             changed += 1
             if not args.dry_run:
                 path.write_text(new, errors="surrogateescape")
+    if not args.dry_run:
+        _mypy_files(ROOT / "pyproject.toml")
     for old, new in pairs:
         print(f"move {old} -> {new}")
         if not args.dry_run:
@@ -178,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             if not _git("ls-files", old_top).strip() and (ROOT / old_top).is_dir():
                 shutil.rmtree(ROOT / old_top)
         _git("add", "src/tgm", "scripts/gen_proto.sh")
+        for left in _git("ls-files", "libs", "services", "apps", "tools", "tgm").split():  # a loose file: by hand
+            print(f"CHECK {left}: still under an old folder (not part of a package; move it by hand)")
     print(f"rewrote {changed} of {len(files)} tracked text files")
     for line in missed:
         print(f"NOT DONE {line}")
