@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from libs.domain.administration.ports import BotAdmin
-from services.dispatcher.adapters.bot_changes import AnnouncingBotAdmin
+from tgm.domain.administration.ports import BotAdmin
+from tgm.services.dispatcher.adapters.bot_changes import AnnouncingBotAdmin
 
 PORT_METHODS = sorted(
     name for name, member in vars(BotAdmin).items() if inspect.isfunction(member) and not name.startswith("_")

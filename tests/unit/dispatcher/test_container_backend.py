@@ -7,19 +7,19 @@ import pytest
 from dependency_injector import providers
 from dramatiq.brokers.stub import StubBroker
 
-from libs.messaging.mailbox import InMemoryChatMailbox, RedisChatMailbox, mailbox_for
-from services.dispatcher.adapters import broadcasts, interaction_stats, memory, redis_abuse
-from services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
-from services.dispatcher.adapters.dead_letters import RedisDeadLetters
-from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks, RedisInboxLinks
-from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
-from services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
-from services.dispatcher.container import DispatcherContainer
-from services.dispatcher.manager_bot import state
-from services.dispatcher.outbound.outbox_lane import RedisOutboxLane
-from services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
-from services.dispatcher.outbound.store import InMemoryOutboxStore, RedisOutboxStore
-from services.dispatcher.settings import DispatcherSettings
+from tgm.messaging.mailbox import InMemoryChatMailbox, RedisChatMailbox, mailbox_for
+from tgm.services.dispatcher.adapters import broadcasts, interaction_stats, memory, redis_abuse
+from tgm.services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
+from tgm.services.dispatcher.adapters.dead_letters import RedisDeadLetters
+from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks, RedisInboxLinks
+from tgm.services.dispatcher.adapters.redis_chat_lane import RedisChatLane
+from tgm.services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
+from tgm.services.dispatcher.container import DispatcherContainer
+from tgm.services.dispatcher.manager_bot import state
+from tgm.services.dispatcher.outbound.outbox_lane import RedisOutboxLane
+from tgm.services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
+from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore, RedisOutboxStore
+from tgm.services.dispatcher.settings import DispatcherSettings
 
 REDIS_URL = "redis://127.0.0.1:1/0"  # never reached: nothing here sends a command
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from libs.domain.clock import SystemClock
-from libs.domain.lane import LockKeeper
-from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy, lock_key
-from libs.host.lock_keeper import running_lock_keeper
-from libs.messaging.mailbox import InMemoryChatMailbox
-from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks, InMemoryUpdateDeduplicator
+from tgm.domain.clock import SystemClock
+from tgm.domain.lane import LockKeeper
+from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.use_cases.drain_chat import DrainChat, DrainPolicy, lock_key
+from tgm.host.lock_keeper import running_lock_keeper
+from tgm.messaging.mailbox import InMemoryChatMailbox
+from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks, InMemoryUpdateDeduplicator
 
 
 def envelope(update_id: int) -> UpdateEnvelope:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.domain.bots import RateRule
-from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy, limited_action
-from libs.domain.updates import UpdateEnvelope
-from services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
+from tgm.domain.bots import RateRule
+from tgm.domain.inbound import BotActions, InboundGuard, InboundPolicy, limited_action
+from tgm.domain.updates import UpdateEnvelope
+from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
 
 MANAGED = BotActions(commands=frozenset({"/start", "/price"}), callbacks=frozenset())
 MANAGER = BotActions(commands=frozenset({"/start", "/addbot"}), other_commands=True, private_text=True)
@@ -128,7 +128,7 @@ def _envelope(update: dict[str, Any]) -> UpdateEnvelope:
 
 
 def test_the_chat_key_is_the_chat_else_the_sender_else_one_shared_key() -> None:
-    from libs.domain.inbound import NO_CHAT, chat_key_of
+    from tgm.domain.inbound import NO_CHAT, chat_key_of
 
     assert chat_key_of(message("hi", chat_id=-7)) == "-7"
     assert chat_key_of(callback("x")) == "5", "a button press orders with the chat of the message it is under"

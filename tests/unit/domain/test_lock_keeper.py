@@ -1,5 +1,5 @@
 """LockKeeper: the domain's schedule renews every held lock when `run_once` is called (it starts no thread); a lost
-lock is reported; libs/host's runner is the one thread per process that calls it."""
+lock is reported; src/tgm/host's runner is the one thread per process that calls it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from libs.domain.lane import LockKeeper
-from libs.host.lock_keeper import LockKeeperThread
+from tgm.domain.lane import LockKeeper
+from tgm.host.lock_keeper import LockKeeperThread
 
 
 class Ticks:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libs.domain.telegram_update import (
+from tgm.domain.telegram_update import (
     MalformedUpdate,
     TelegramUpdate,
     TelegramUser,

@@ -7,11 +7,11 @@ from dramatiq import Broker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
-from libs.messaging.mailbox import redis_client_of
-from libs.messaging.update_queue import InProcessUpdateQueue, RedisUpdateQueue
-from services.gateway.adapters.readiness import BrokerProbe
-from services.gateway.container import GatewayContainer
-from services.gateway.settings import GatewaySettings
+from tgm.messaging.mailbox import redis_client_of
+from tgm.messaging.update_queue import InProcessUpdateQueue, RedisUpdateQueue
+from tgm.services.gateway.adapters.readiness import BrokerProbe
+from tgm.services.gateway.container import GatewayContainer
+from tgm.services.gateway.settings import GatewaySettings
 
 
 class Pinger:
