@@ -30,7 +30,14 @@ from tgm.messaging.mailbox import RedisChatMailbox, in_memory_mailbox_for
 from tgm.registry_client.admin import GrpcBotAdmin
 from tgm.registry_client.client import GrpcBotDirectory
 from tgm.registry_client.events import BackgroundEventRecorder, GrpcEventRecorder
-from tgm.services.dispatcher.adapters import bot_changes, broadcasts, interaction_stats, memory, redis_abuse, subscribers
+from tgm.services.dispatcher.adapters import (
+    bot_changes,
+    broadcasts,
+    interaction_stats,
+    memory,
+    redis_abuse,
+    subscribers,
+)
 from tgm.services.dispatcher.adapters import bot_teams as bot_teams_adapter
 from tgm.services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
 from tgm.services.dispatcher.adapters.dead_letters import RedisDeadLetters
