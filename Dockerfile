@@ -2,11 +2,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml ./
-COPY libs libs
-COPY services services
-COPY tools tools
-COPY apps apps
-COPY tgm tgm
+COPY src src
 # uid/gid 10001, numeric below so Kubernetes' runAsNonRoot can check it. /vault-data and /certs exist in the image,
 # owned by 10001 and 0700: a fresh docker volume mounted there copies that owner and mode (otherwise root-owned,
 # which the vault, running as 10001, could not write). tests/deploy checks these lines.

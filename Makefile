@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test install proto lint typecheck unit e2e bench clean certs backup restore
 
 run: $(STAMP)  ## the whole stack on embedded defaults, with the Telegram emulator
-	$(BIN)/python -m tools.devstack
+	$(BIN)/python -m tgm.tools.devstack
 
 test: $(STAMP) system-deps lint  ## lint, types, then every test on real PostgreSQL + Redis
 	$(BIN)/pytest
@@ -15,7 +15,7 @@ test: $(STAMP) system-deps lint  ## lint, types, then every test on real Postgre
 install: $(STAMP)
 
 certs: $(STAMP)  ## local CA + one mTLS certificate per service in .run/certs (idempotent; `make run` does it too)
-	$(BIN)/python -m tools.devstack.certs --out .run/certs
+	$(BIN)/python -m tgm.tools.devstack.certs --out .run/certs
 
 backup: $(STAMP)  ## encrypted archive of the database + vault keyring/audit log: make backup OUT=FILE (BACKUP_KEY)
 	@test -n "$(OUT)" || { echo "usage: make backup OUT=FILE (BACKUP_KEY set)" >&2; exit 2; }

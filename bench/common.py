@@ -127,8 +127,8 @@ def seed_bots(db_url: str, count: int, first_telegram_id: int = 7_000_000_000) -
     (public id, hashed webhook secret, a vault-sized sealed token that no one will open). Returns
     (public_id, secret) for each. The real flow (vault + getMe + setWebhook) costs ~50 ms a bot: too slow
     for 10,000."""
-    from libs.domain.bots import Bot, BotSettings, BotStatus, WebhookSecret, new_bot_id, new_public_id
-    from services.botregistry.adapters.sql import BotRow, _columns, make_engine, make_session_factory
+    from tgm.domain.bots import Bot, BotSettings, BotStatus, WebhookSecret, new_bot_id, new_public_id
+    from tgm.services.botregistry.adapters.sql import BotRow, _columns, make_engine, make_session_factory
 
     engine = make_engine(db_url)
     sessions = make_session_factory(engine)

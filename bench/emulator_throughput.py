@@ -1,6 +1,6 @@
 """Throughput of the Telegram emulator: webhook deliveries/s, in-flight cap per bot, health latency, sendMessage/s.
 
-Three processes, each with its own GIL: the emulator (`python -m tools.telegram_emulator`), a minimal webhook
+Three processes, each with its own GIL: the emulator (`python -m tgm.tools.telegram_emulator`), a minimal webhook
 receiver (raw asyncio + httptools, below) and this driver. Phases:
 
 1. deliveries: BOTS bots get their updates queued while no webhook is set, then all webhooks are set at once;
@@ -392,7 +392,7 @@ def run(seconds: float = 5.0) -> dict[str, Any]:
         [
             sys.executable,
             "-m",
-            "tools.telegram_emulator",
+            "tgm.tools.telegram_emulator",
             "--port",
             str(emulator_port),
             "--log-level",

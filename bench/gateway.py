@@ -167,7 +167,7 @@ class Servers:
 
 def _second_gateway(stack: Any, redis_url: str, servers: Servers) -> int | None:
     """A gateway with GATEWAY_WORKERS=2, when the gateway has that setting; its port, else None."""
-    from services.gateway.settings import GatewaySettings
+    from tgm.services.gateway.settings import GatewaySettings
 
     if "gateway_workers" not in GatewaySettings.model_fields:
         return None
@@ -185,7 +185,7 @@ def _second_gateway(stack: Any, redis_url: str, servers: Servers) -> int | None:
     )
     log = (servers.logs / "gateway-2.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.gateway", "serve"],
+        [sys.executable, "-m", "tgm.services.gateway", "serve"],
         cwd=REPO_ROOT,
         env=env,
         stdout=log,
@@ -201,8 +201,8 @@ def run(report: Callable[[str], None] = print) -> dict[str, Any]:
     """The comparison; returns {"rows": {name: {...}}, "ratios": {...}, "fixed_rate": {...}, "settings": {...}}."""
     import redis
 
-    from tools.devstack.stack import Stack, StackConfig
-    from tools.testbed.redis_server import start_redis, stop_redis
+    from tgm.tools.devstack.stack import Stack, StackConfig
+    from testbed.redis_server import start_redis, stop_redis
 
     wrk = ensure_wrk()
     if wrk is None:

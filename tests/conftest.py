@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tools.testbed.postgres import PostgresServer, available, running_postgres
-from tools.testbed.redis_server import REDIS_BINARY, RedisServer, start_redis, stop_redis
+from testbed.postgres import PostgresServer, available, running_postgres
+from testbed.redis_server import REDIS_BINARY, RedisServer, start_redis, stop_redis
 
 # In-process tests build gRPC servers and channels on loopback without certificates: the explicit development flag
 # allows that here. Service processes started by the devstack get only their own environment (no flag, their TLS
@@ -52,6 +52,6 @@ def redis_server() -> Iterator[RedisServer]:
         # The Redis-mode stacks run each service as its own ACL user: a command its rules do not allow is a failure.
         denied = server.take_acl_denials()
         if denied:
-            pytest.fail(f"Redis refused tgm's services (libs/messaging/redis_acl.py): {denied}")
+            pytest.fail(f"Redis refused tgm's services (src/tgm/messaging/redis_acl.py): {denied}")
     finally:
         stop_redis(process, workdir)

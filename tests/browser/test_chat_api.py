@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tools.telegram_emulator import app as emulator_app
+from tgm.tools.telegram_emulator import app as emulator_app
 
 ANA = {"id": 5101, "first_name": "Ana", "language_code": "pt-br"}
 BOB = {"id": 5102, "first_name": "Bob", "language_code": "en"}

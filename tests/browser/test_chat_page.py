@@ -20,8 +20,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
 from tests.browser.conftest import wait
-from tools.devstack.emulator_control import EmulatorControl
-from tools.devstack.stack import Stack, StackConfig, wait_for
+from tgm.tools.devstack.emulator_control import EmulatorControl
+from tgm.tools.devstack.stack import Stack, StackConfig, wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from services.botregistry import migrate
-from services.botregistry.adapters.sql import make_engine
+from tgm.services.botregistry import migrate
+from tgm.services.botregistry.adapters.sql import make_engine
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 import redis
 
-from libs.domain.chat_lane import ComposedChatLane
-from libs.domain.updates import UpdateEnvelope
-from libs.messaging.mailbox import RedisChatMailbox
-from services.dispatcher.adapters.redis_abuse import RedisLocks
-from services.dispatcher.adapters.redis_chat_lane import RedisChatLane
-from services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
-from services.dispatcher.adapters.sent_marks import DeferredSentMarks, sent_mark_key
-from services.dispatcher.outbound.store import RedisOutboxStore
-from tools.testbed.redis_server import RedisServer
+from tgm.domain.chat_lane import ComposedChatLane
+from tgm.domain.updates import UpdateEnvelope
+from tgm.messaging.mailbox import RedisChatMailbox
+from tgm.services.dispatcher.adapters.redis_abuse import RedisLocks
+from tgm.services.dispatcher.adapters.redis_chat_lane import RedisChatLane
+from tgm.services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
+from tgm.services.dispatcher.adapters.sent_marks import DeferredSentMarks, sent_mark_key
+from tgm.services.dispatcher.outbound.store import RedisOutboxStore
+from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -163,11 +163,11 @@ def test_complete_and_release_without_the_lock_changes_nothing(lane: Any, client
 
 def test_an_item_forged_in_redis_is_dropped_and_the_chat_moves_on(client: redis.Redis) -> None:
     """Issue 11, item 5: someone who can write to Redis but has no ENVELOPE_SIGNING_KEY cannot inject updates."""
-    from libs.domain.clock import SystemClock
-    from libs.domain.use_cases.drain_chat import DrainChat
-    from libs.messaging.envelope_signing import EnvelopeSigner
-    from libs.messaging.mailbox import encode
-    from services.dispatcher.adapters.memory import InMemoryDeadLetters
+    from tgm.domain.clock import SystemClock
+    from tgm.domain.use_cases.drain_chat import DrainChat
+    from tgm.messaging.envelope_signing import EnvelopeSigner
+    from tgm.messaging.mailbox import encode
+    from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters
 
     signer = EnvelopeSigner(b"s" * 32)
     client.rpush("tgm:mbox:bot-1:42", encode(envelope(1)))  # forged: written without the key

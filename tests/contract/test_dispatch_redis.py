@@ -14,15 +14,15 @@ import redis
 from dependency_injector import providers
 from dramatiq.brokers.redis import RedisBroker
 
-from libs.domain.updates import UpdateEnvelope
-from libs.messaging.mailbox import mailbox_for
-from libs.messaging.update_queue import MailboxUpdateQueue
-from services.dispatcher.adapters.memory import InMemoryUpdateDeduplicator
-from services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
-from services.dispatcher.container import DispatcherContainer
-from services.dispatcher.settings import DispatcherSettings
-from services.dispatcher.workers.actors import register_actors
-from tools.testbed.redis_server import RedisServer
+from tgm.domain.updates import UpdateEnvelope
+from tgm.messaging.mailbox import mailbox_for
+from tgm.messaging.update_queue import MailboxUpdateQueue
+from tgm.services.dispatcher.adapters.memory import InMemoryUpdateDeduplicator
+from tgm.services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
+from tgm.services.dispatcher.container import DispatcherContainer
+from tgm.services.dispatcher.settings import DispatcherSettings
+from tgm.services.dispatcher.workers.actors import register_actors
+from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import redis
 
-from libs.domain.administration.ports import Interaction, InteractionBatchResult
-from libs.domain.clock import ManualClock
-from libs.registry_client.client import RegistryUnavailable
-from services.dispatcher.adapters.interaction_stats import (
+from tgm.domain.administration.ports import Interaction, InteractionBatchResult
+from tgm.domain.clock import ManualClock
+from tgm.registry_client.client import RegistryUnavailable
+from tgm.services.dispatcher.adapters.interaction_stats import (
     FlusherThread,
     InMemoryInteractionBuffer,
     InteractionFlusher,
@@ -25,7 +25,7 @@ from services.dispatcher.adapters.interaction_stats import (
     SpillingRecorder,
     recorder_for,
 )
-from tools.testbed.redis_server import RedisServer
+from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -11,15 +11,15 @@ import pytest
 import redis
 from dramatiq.brokers.stub import StubBroker
 
-from libs.domain.ports import DeadLetter
-from services.dispatcher.adapters.redis_abuse import RedisLocks, RedisSendLimiter
-from services.dispatcher.dead_letters_cli import replay
-from services.dispatcher.outbound.calls import QueuedCall
-from services.dispatcher.outbound.outbox_lane import ComposedOutboxLane, RedisOutboxLane
-from services.dispatcher.outbound.scheduling import OUTBOX_QUEUE
-from services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
-from services.dispatcher.outbound.store import RedisOutboxStore
-from tools.testbed.redis_server import RedisServer
+from tgm.domain.ports import DeadLetter
+from tgm.services.dispatcher.adapters.redis_abuse import RedisLocks, RedisSendLimiter
+from tgm.services.dispatcher.dead_letters_cli import replay
+from tgm.services.dispatcher.outbound.calls import QueuedCall
+from tgm.services.dispatcher.outbound.outbox_lane import ComposedOutboxLane, RedisOutboxLane
+from tgm.services.dispatcher.outbound.scheduling import OUTBOX_QUEUE
+from tgm.services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
+from tgm.services.dispatcher.outbound.store import RedisOutboxStore
+from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from libs.domain.bot_roles import BotAdminStore, CoAdmin, Invite, invite_code_hash
-from libs.domain.bots import Bot
-from services.botregistry.adapters.memory import InMemoryBotAdminStore, InMemoryBotRepository
-from services.botregistry.adapters.sql import SqlBotRepository, make_session_factory
-from services.botregistry.adapters.sql_admins import SqlBotAdminStore
+from tgm.domain.bot_roles import BotAdminStore, CoAdmin, Invite, invite_code_hash
+from tgm.domain.bots import Bot
+from tgm.services.botregistry.adapters.memory import InMemoryBotAdminStore, InMemoryBotRepository
+from tgm.services.botregistry.adapters.sql import SqlBotRepository, make_session_factory
+from tgm.services.botregistry.adapters.sql_admins import SqlBotAdminStore
 from tests.contract.test_registry_sql import make_bot
 
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)

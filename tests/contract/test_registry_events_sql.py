@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from libs.domain.clock import ManualClock
-from libs.domain.events import Event, EventFilter, EventKind, EventTrail, Outcome, PurgeExpiredEvents
-from services.botregistry import migrate
-from services.botregistry.adapters.memory import InMemoryEventTrail
-from services.botregistry.adapters.sql import SqlEventTrail, make_engine, make_session_factory
+from tgm.domain.clock import ManualClock
+from tgm.domain.events import Event, EventFilter, EventKind, EventTrail, Outcome, PurgeExpiredEvents
+from tgm.services.botregistry import migrate
+from tgm.services.botregistry.adapters.memory import InMemoryEventTrail
+from tgm.services.botregistry.adapters.sql import SqlEventTrail, make_engine, make_session_factory
 
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 

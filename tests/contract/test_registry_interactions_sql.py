@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from libs.domain.administration.ports import Interaction
-from libs.domain.bots import Bot, BotSettings, BotStatus, hash_webhook_secret, new_bot_id, new_public_id
-from services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_session_factory
+from tgm.domain.administration.ports import Interaction
+from tgm.domain.bots import Bot, BotSettings, BotStatus, hash_webhook_secret, new_bot_id, new_public_id
+from tgm.services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_session_factory
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

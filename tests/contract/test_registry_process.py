@@ -1,4 +1,4 @@
-"""`python -m services.botregistry serve` as a real process: migrates, serves health and RPCs, logs JSON
+"""`python -m tgm.services.botregistry serve` as a real process: migrates, serves health and RPCs, logs JSON
 without tokens, and stops cleanly on SIGTERM. Telegram and the vault point at closed ports on purpose."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import grpc
 import pytest
 import sqlalchemy as sa
 
-from libs.domain.events import Event, EventFilter, EventKind, Outcome
-from libs.grpc_runtime.channels import wait_until_serving
-from services.botregistry import migrate
-from services.botregistry.adapters.sql import SqlEventTrail, make_engine, make_session_factory
+from tgm.domain.events import Event, EventFilter, EventKind, Outcome
+from tgm.grpc_runtime.channels import wait_until_serving
+from tgm.services.botregistry import migrate
+from tgm.services.botregistry.adapters.sql import SqlEventTrail, make_engine, make_session_factory
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def test_migrate_command_creates_the_default_sqlite_db_from_any_cwd(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "services.botregistry", "migrate"],
+        [sys.executable, "-m", "tgm.services.botregistry", "migrate"],
         cwd=tmp_path,
         env=_env(),
         capture_output=True,
@@ -59,7 +59,7 @@ def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     stderr_path = tmp_path / "stderr.log"
     with stderr_path.open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.botregistry", "serve"],
+            [sys.executable, "-m", "tgm.services.botregistry", "serve"],
             cwd=tmp_path,
             env=_env(
                 REGISTRY_LISTEN=target,
@@ -120,7 +120,7 @@ def test_purge_events_command_keeps_the_retention_period(tmp_path: Path) -> None
         trail.record(_aged(181, "old"))
         trail.record(_aged(179, "young"))
         result = subprocess.run(
-            [sys.executable, "-m", "services.botregistry", "purge-events"],
+            [sys.executable, "-m", "tgm.services.botregistry", "purge-events"],
             cwd=tmp_path,
             env=_env(DB_URL=db_url),
             capture_output=True,
@@ -143,7 +143,7 @@ def test_serve_purges_expired_events_periodically(tmp_path: Path) -> None:
     trail.record(_aged(29, "young"))
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.botregistry", "serve"],
+        [sys.executable, "-m", "tgm.services.botregistry", "serve"],
         cwd=tmp_path,
         env=_env(
             DB_URL=db_url,

@@ -14,13 +14,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
-from libs.domain.bots import Bot, BotSettings, BotStatus, RateRule, hash_webhook_secret, new_bot_id, new_public_id
-from libs.domain.errors import BotNotFound
-from libs.domain.ports import BotRepository
-from services.botregistry import migrate
-from services.botregistry.adapters.memory import InMemoryBotRepository
-from services.botregistry.adapters.sql import Base, SqlBotRepository, make_engine, make_session_factory
-from services.botregistry.errors import DuplicateBot
+from tgm.domain.bots import Bot, BotSettings, BotStatus, RateRule, hash_webhook_secret, new_bot_id, new_public_id
+from tgm.domain.errors import BotNotFound
+from tgm.domain.ports import BotRepository
+from tgm.services.botregistry import migrate
+from tgm.services.botregistry.adapters.memory import InMemoryBotRepository
+from tgm.services.botregistry.adapters.sql import Base, SqlBotRepository, make_engine, make_session_factory
+from tgm.services.botregistry.errors import DuplicateBot
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from libs.domain.administration.bot_administration import BotAdministration, InvalidSetting
-from libs.domain.administration.ports import BlockedByUser, BlockUser, Interaction, SubscriberStats, SubscriberStatus
-from libs.domain.administration.register_bot import RegisterBot
-from libs.domain.bots import Bot, BotSettings, BotStatus, hash_webhook_secret, new_bot_id, new_public_id
-from libs.domain.clock import ManualClock
-from libs.domain.errors import BotNotFound
-from services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
-from services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_session_factory
+from tgm.domain.administration.bot_administration import BotAdministration, InvalidSetting
+from tgm.domain.administration.ports import BlockedByUser, BlockUser, Interaction, SubscriberStats, SubscriberStatus
+from tgm.domain.administration.register_bot import RegisterBot
+from tgm.domain.bots import Bot, BotSettings, BotStatus, hash_webhook_secret, new_bot_id, new_public_id
+from tgm.domain.clock import ManualClock
+from tgm.domain.errors import BotNotFound
+from tgm.services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
+from tgm.services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_session_factory
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import FakeTelegram
 

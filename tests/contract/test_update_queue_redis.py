@@ -11,16 +11,16 @@ import redis
 import redis.asyncio
 from dramatiq.brokers.redis import RedisBroker
 
-from libs.domain.updates import UpdateEnvelope
-from libs.messaging.mailbox import RedisChatMailbox, decode
-from libs.messaging.update_queue import (
+from tgm.domain.updates import UpdateEnvelope
+from tgm.messaging.mailbox import RedisChatMailbox, decode
+from tgm.messaging.update_queue import (
     DRAIN_CHAT_ACTOR,
     UPDATES_QUEUE,
     RedisUpdateQueue,
     drain_chat_message,
     encoded_drain_chat_message,
 )
-from tools.testbed.redis_server import RedisServer
+from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

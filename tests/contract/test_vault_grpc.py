@@ -1,4 +1,4 @@
-"""The vault as a real process: `python -m services.vault serve`, spoken to over gRPC."""
+"""The vault as a real process: `python -m tgm.services.vault serve`, spoken to over gRPC."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from libs.grpc_runtime.channels import open_channel
-from libs.grpc_runtime.tls import TlsFiles, tls_env
+from tgm.grpc_runtime.channels import open_channel
+from tgm.grpc_runtime.tls import TlsFiles, tls_env
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
-from tools.devstack.certs import ensure_certs
+from tgm.tools.devstack.certs import ensure_certs
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_SECONDS = 15.0
@@ -75,7 +75,7 @@ def _start(
     stderr_path = tmp_path / f"vault-{port}.stderr"
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.vault", "serve"],
+            [sys.executable, "-m", "tgm.services.vault", "serve"],
             cwd=REPO,
             env=env,
             stdin=subprocess.DEVNULL,

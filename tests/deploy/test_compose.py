@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.devstack.certs import ensure_certs, install_identity, main
+from tgm.tools.devstack.certs import ensure_certs, install_identity, main
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -101,7 +101,7 @@ def test_the_image_runs_as_10001_and_owns_the_folders_volumes_are_mounted_on() -
 def test_the_vault_starts_after_its_keyring_step_and_the_registry_after_the_migration() -> None:
     services = _services()
     init = services["vault-init"]
-    assert init["command"] == ["python", "-m", "services.vault", "init", "--once"]
+    assert init["command"] == ["python", "-m", "tgm.services.vault", "init", "--once"]
     assert init["volumes"] == ["vault_data:/vault-data"] and init["network_mode"] == "none"
     for variable in ("VAULT_KEYRING_FILE", "VAULT_AUDIT_FILE"):
         assert init["environment"][variable] == services["vault"]["environment"][variable], variable
@@ -175,7 +175,7 @@ def test_the_certs_step_copies_one_identity_for_the_service_uid(tmp_path: Path) 
     volume.mkdir()
     (volume / "old.key").write_text("from a previous identity")
     command = _services()["gateway-certs"]["command"]
-    assert command[:4] == ["python", "-m", "tools.devstack.certs", "install"]
+    assert command[:4] == ["python", "-m", "tgm.tools.devstack.certs", "install"]
     args = [{"/from": str(tmp_path / "certs/gateway"), "/certs": str(volume)}.get(a, a) for a in command[3:]]
     args[args.index("--owner") + 1] = f"{uid}:{gid}"
     assert main(args) == 0

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from libs.grpc_runtime.channels import REGISTRY_SERVER_NAME, VAULT_SERVER_NAME
+from tgm.grpc_runtime.channels import REGISTRY_SERVER_NAME, VAULT_SERVER_NAME
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30.0"  # the oldest release the manifests are written for
@@ -164,7 +164,7 @@ def test_every_deployment_probes_health_and_readiness_on_the_port_its_service_se
     for name, deployment in _by_kind("Deployment").items():
         for container in _pod_spec(deployment)["containers"]:
             env = settings | {k: v for k, v in _env(container).items() if isinstance(v, str)}
-            # The gateway serves them on its HTTP port, the others on their metrics server (libs/observability).
+            # The gateway serves them on its HTTP port, the others on their metrics server (src/tgm/observability).
             expected = int(env["GATEWAY_PORT"] if name == "tgm-gateway" else env["METRICS_PORT"])
             for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
                 check = container[probe]["httpGet"]
@@ -210,7 +210,7 @@ def test_the_vault_keeps_its_keyring_on_its_volume_in_one_pod() -> None:
     assert set(claims.values()) <= set(_by_kind("PersistentVolumeClaim"))
     (init,) = pod["initContainers"]
     (serve,) = pod["containers"]
-    assert init["command"] == ["python", "-m", "services.vault", "init", "--once"]
+    assert init["command"] == ["python", "-m", "tgm.services.vault", "init", "--once"]
     assert serve["command"][-1] == "serve"
     for variable in ("VAULT_KEYRING_FILE", "VAULT_AUDIT_FILE"):
         assert _env(init)[variable] == _env(serve)[variable], variable
@@ -226,7 +226,7 @@ def test_the_vault_keeps_its_keyring_on_its_volume_in_one_pod() -> None:
 def test_the_registry_migrates_with_the_owner_role_in_a_job_and_serves_with_the_application_role() -> None:
     job = _by_kind("Job")["tgm-botregistry-migrate"]
     (migrate,) = _pod_spec(job)["containers"]
-    assert migrate["command"] == ["python", "-m", "services.botregistry", "migrate"]
+    assert migrate["command"] == ["python", "-m", "tgm.services.botregistry", "migrate"]
     assert _env(migrate)["DB_URL"] == {"secretKeyRef": {"name": "tgm-registry-migrate-db", "key": "DB_URL"}}
     (serve,) = _pod_spec(_by_kind("Deployment")["tgm-botregistry"])["containers"]
     assert _env(serve)["DB_URL"] == {"secretKeyRef": {"name": "tgm-registry-db", "key": "DB_URL"}}

@@ -12,7 +12,7 @@ from setuptools import find_namespace_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 TOP_LEVEL = ("apps", "libs", "services", "tools", "tgm")
-REPO_ONLY = ("tests", "bench", "tools.testbed", "scripts", "deploy", "docs")
+REPO_ONLY = ("tests", "bench", "testbed", "scripts", "deploy", "docs")
 
 
 def _shipped() -> set[str]:
@@ -22,8 +22,8 @@ def _shipped() -> set[str]:
 
 def test_the_wheel_ships_the_services_and_not_the_repository_tooling() -> None:
     shipped = _shipped()
-    assert {"services.gateway", "services.vault", "libs.domain", "apps.cli", "tgm.vault.v1"} <= shipped
-    assert {"tools.devstack", "tools.telegram_emulator"} <= shipped  # `tgm run` and compose's certificate step
+    assert {"tgm.services.gateway", "tgm.services.vault", "tgm.domain", "tgm.apps.cli", "tgm.vault.v1"} <= shipped
+    assert {"tgm.tools.devstack", "tgm.tools.telegram_emulator"} <= shipped  # `tgm run` and compose's certificate step
     leaked = sorted(p for p in shipped if any(p == r or p.startswith(r + ".") for r in REPO_ONLY))
     assert leaked == []
     assert {p.split(".")[0] for p in shipped} == set(TOP_LEVEL)

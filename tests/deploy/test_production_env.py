@@ -1,5 +1,5 @@
 """docker-compose.yml and deploy/k8s run tgm with APP_ENV=prod, and what each service gets there passes the
-production checks (libs/config/production.py): a deployment that followed its README starts."""
+production checks (src/tgm/config/production.py): a deployment that followed its README starts."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from libs.config.deployment import DeploymentSettings
-from libs.config.production import production_problems
-from libs.grpc_runtime.tls import INSECURE_DEV_FLAG, TLS_ENV
-from services.botregistry.settings import RegistrySettings
-from services.dispatcher.settings import DispatcherSettings
-from services.gateway.settings import GatewaySettings
-from services.vault.settings import VaultSettings
+from tgm.config.deployment import DeploymentSettings
+from tgm.config.production import production_problems
+from tgm.grpc_runtime.tls import INSECURE_DEV_FLAG, TLS_ENV
+from tgm.services.botregistry.settings import RegistrySettings
+from tgm.services.dispatcher.settings import DispatcherSettings
+from tgm.services.gateway.settings import GatewaySettings
+from tgm.services.vault.settings import VaultSettings
 from tests.deploy.test_compose import REQUIRED_ENV, _resolved
 from tests.deploy.test_k8s import _env, _settings, _workloads
 

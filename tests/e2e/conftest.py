@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
-from tools.devstack.emulator_control import EmulatorControl
-from tools.devstack.stack import Stack, StackConfig
+from tgm.tools.devstack.emulator_control import EmulatorControl
+from tgm.tools.devstack.stack import Stack, StackConfig
 
 
 @pytest.fixture(params=["embedded", "postgres_redis"])

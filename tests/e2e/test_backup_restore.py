@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from apps.cli import backup as cli
+from tgm.apps.cli import backup as cli
 from tests.support.secrets_scan import database_row_count
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
-from tools.devstack.emulator_control import EmulatorControl
-from tools.devstack.stack import Stack, StackConfig, wait_for
-from tools.testbed.postgres import PostgresServer
+from tgm.tools.devstack.emulator_control import EmulatorControl
+from tgm.tools.devstack.stack import Stack, StackConfig, wait_for
+from testbed.postgres import PostgresServer
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ import redis
 
 from tests.e2e.test_manager_bot import WAIT, Chat, World, button, new_bot, user, wait_until_handled
 from tests.support.secrets_scan import database_hits, redis_hits, text_hits
-from tools.devstack.emulator_control import EmulatorControl
-from tools.devstack.stack import Stack, StackConfig, wait_for
+from tgm.tools.devstack.emulator_control import EmulatorControl
+from tgm.tools.devstack.stack import Stack, StackConfig, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""`make run`'s demo (tools/devstack/__main__.py `_demo`) on embedded defaults with the emulator, as the README
+"""`make run`'s demo (src/tgm/tools/devstack/__main__.py `_demo`) on embedded defaults with the emulator, as the README
 promises it: a user's /start, the manager bot, the shop bot's feedback inbox and a broadcast, each checked at the
 emulator (what Telegram would have delivered), not only in the printed transcript."""
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.devstack.__main__ import _demo
-from tools.devstack.emulator_control import EmulatorControl
-from tools.devstack.stack import Stack, StackConfig, free_port
+from tgm.tools.devstack.__main__ import _demo
+from tgm.tools.devstack.emulator_control import EmulatorControl
+from tgm.tools.devstack.stack import Stack, StackConfig, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.devstack.emulator_control import EmulatorControl
-from tools.devstack.stack import Stack, StackConfig, free_port, wait_for
-from tools.telegram_emulator import EmulatorServer
+from tgm.tools.devstack.emulator_control import EmulatorControl
+from tgm.tools.devstack.stack import Stack, StackConfig, free_port, wait_for
+from tgm.tools.telegram_emulator import EmulatorServer
 
 WAIT = 60
 

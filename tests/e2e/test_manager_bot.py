@@ -15,10 +15,10 @@ import httpx
 import pytest
 import redis
 
-from libs.domain.messages import render
+from tgm.domain.messages import render
 from tests.support.secrets_scan import database_hits, redis_hits, text_hits
-from tools.devstack.emulator_control import EmulatorControl
-from tools.devstack.stack import Stack, StackConfig, wait_for
+from tgm.tools.devstack.emulator_control import EmulatorControl
+from tgm.tools.devstack.stack import Stack, StackConfig, wait_for
 
 pytestmark = pytest.mark.e2e
 

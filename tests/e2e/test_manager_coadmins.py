@@ -16,7 +16,7 @@ from tests.e2e.test_manager_bot import (  # noqa: F401 - `world` is the module's
     world,
 )
 from tests.support.secrets_scan import database_hits, text_hits
-from tools.devstack.stack import wait_for
+from tgm.tools.devstack.stack import wait_for
 
 START_LINK = re.compile(r"https://t\.me/[A-Za-z0-9_]+\?start=([A-Za-z0-9_-]{20,64})")
 

@@ -25,17 +25,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import redis
 
-from libs.domain.messages import render
+from tgm.domain.messages import render
 from tests.e2e.test_manager_bot import Chat, World, answers, button, new_bot, user
 from tests.support.secrets_scan import database_hits, redis_hits, text_hits
-from tools.devstack.emulator_control import EmulatorControl
-from tools.devstack.stack import Stack, StackConfig, wait_for
+from tgm.tools.devstack.emulator_control import EmulatorControl
+from tgm.tools.devstack.stack import Stack, StackConfig, wait_for
 
 pytestmark = pytest.mark.e2e
 
 WAIT = 60
 CALLBACK_TTL = 30  # DispatcherSettings.callback_ttl_seconds: ge=30
-SESSION_PREFIX = "tgm:mgr:session"  # services/dispatcher/manager_bot/state.py
+SESSION_PREFIX = "tgm:mgr:session"  # src/tgm/services/dispatcher/manager_bot/state.py
 
 SESSION_ADMIN = 81001
 STALE_ADMIN = 82001
@@ -104,7 +104,7 @@ def policies(postgres_server: Any, redis_server: Any, tmp_path_factory: pytest.T
 
 
 def issued_at(callback_data: str) -> int:
-    """The signed issue time inside a button (libs/domain/callback_tokens.py: version 2 is >BBB16sI4s + MAC, with
+    """The signed issue time inside a button (src/tgm/domain/callback_tokens.py: version 2 is >BBB16sI4s + MAC, with
     a key id after the version; version 1 was >BB16sI4s + MAC)."""
     raw = base64.urlsafe_b64decode(callback_data + "=" * (-len(callback_data) % 4))
     offset = 19 if raw[0] == 2 else 18

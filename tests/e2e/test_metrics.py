@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tools.devstack.stack import Stack, wait_for
+from tgm.tools.devstack.stack import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +96,7 @@ def test_counters_move_by_what_was_sent_and_every_probe_answers(stack: Stack, em
     import subprocess
     import sys
 
-    health = [sys.executable, "-m", "apps.cli", "health", "--stack-file", str(stack.config.run_dir / "stack.json")]
+    health = [sys.executable, "-m", "tgm.apps.cli", "health", "--stack-file", str(stack.config.run_dir / "stack.json")]
     every = subprocess.run(health, capture_output=True, text=True, timeout=60)
     assert every.returncode == 0, every.stdout
     assert {line.split()[0] for line in every.stdout.splitlines()} >= {*SERVICES, "telegram"}
@@ -129,7 +129,7 @@ def debug_stack(tmp_path, redis_server, fresh_postgres_url):
     """A Redis-mode stack whose gateway and registry log at DEBUG (their per-call lines carry the request id)."""
     import redis
 
-    from tools.devstack.stack import StackConfig
+    from tgm.tools.devstack.stack import StackConfig
 
     redis.Redis.from_url(redis_server.url).flushall()
     config = StackConfig(
@@ -151,7 +151,7 @@ def test_one_request_id_follows_an_update_through_every_service(debug_stack: Sta
     import json
 
     from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
-    from tools.devstack.emulator_control import EmulatorControl
+    from tgm.tools.devstack.emulator_control import EmulatorControl
 
     emulator = EmulatorControl(debug_stack.emulator_url)
     channel = debug_stack.channel(debug_stack.registry_addr)

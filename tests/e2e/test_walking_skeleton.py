@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.support.secrets_scan import database_hits, database_row_count, redis_hits, text_hits
-from tools.devstack.stack import wait_for
+from tgm.tools.devstack.stack import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tools.telegram_emulator import EmulatorServer
+from tgm.tools.telegram_emulator import EmulatorServer
 
 USER = {"id": 700001, "first_name": "Ana", "username": "ana", "language_code": "pt-br"}
 

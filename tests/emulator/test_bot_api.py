@@ -174,7 +174,7 @@ def test_cli_process_serves_and_never_logs_tokens(tmp_path: Path) -> None:
     log_path = tmp_path / "emulator.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tools.telegram_emulator", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "tgm.tools.telegram_emulator", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -225,7 +225,7 @@ def test_injected_failures_answer_500_without_performing_the_call(emu: Emu) -> N
 def test_flood_control_is_on_by_default_as_on_telegram() -> None:
     from fastapi.testclient import TestClient
 
-    from tools.telegram_emulator.app import create_app
+    from tgm.tools.telegram_emulator.app import create_app
 
     with TestClient(create_app()) as client:
         assert client.get("/_emulator/flood").json()["enabled"] is True

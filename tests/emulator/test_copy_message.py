@@ -4,8 +4,8 @@ user's reply reaches the bot with `reply_to_message`, all in the documented shap
 
 from __future__ import annotations
 
-from libs.domain.bots import BotToken
-from libs.telegram_http.client import HttpTelegramApi
+from tgm.domain.bots import BotToken
+from tgm.telegram_http.client import HttpTelegramApi
 from tests.emulator.conftest import USER, Emu, WebhookReceiver, wait_until
 from tests.emulator.test_spec_contract import param_problems, problems, result_problems
 

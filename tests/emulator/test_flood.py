@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from libs.domain.clock import ManualClock
-from tools.telegram_emulator.flood import FloodControl, FloodSettings
+from tgm.domain.clock import ManualClock
+from tgm.tools.telegram_emulator.flood import FloodControl, FloodSettings
 
 
 def control(**settings: int) -> tuple[FloodControl, ManualClock]:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from tests.emulator.conftest import Emu, Received, Reply, WebhookReceiver, wait_until
-from tools.devstack.emulator_control import EmulatorControl
-from tools.telegram_emulator import EmulatorServer
+from tgm.tools.devstack.emulator_control import EmulatorControl
+from tgm.tools.telegram_emulator import EmulatorServer
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 
-from libs.domain.bots import BotToken
-from libs.telegram_http.client import HttpTelegramApi
+from tgm.domain.bots import BotToken
+from tgm.telegram_http.client import HttpTelegramApi
 from tests.emulator.conftest import USER, Emu
 from tests.emulator.test_spec_contract import param_problems, result_problems
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from libs.domain.bots import BotToken
-from libs.domain.ports import WebhookRegistration
-from libs.telegram_http.client import HttpTelegramApi
+from tgm.domain.bots import BotToken
+from tgm.domain.ports import WebhookRegistration
+from tgm.telegram_http.client import HttpTelegramApi
 from tests.emulator.conftest import USER, Emu, WebhookReceiver, wait_until
 
 SPEC_PATH = Path(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.emulator.conftest import USER, Emu, Reply, WebhookReceiver, wait_until
-from tools.telegram_emulator import EmulatorServer
+from tgm.tools.telegram_emulator import EmulatorServer
 
 
 def user(n: int) -> dict[str, Any]:

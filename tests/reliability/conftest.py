@@ -19,11 +19,11 @@ import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from libs.domain.updates import UpdateEnvelope
-from libs.messaging.envelope_signing import EnvelopeSigner
-from libs.messaging.mailbox import RedisChatMailbox
-from libs.messaging.update_queue import MailboxUpdateQueue
-from tools.devstack.emulator_control import EmulatorControl
+from tgm.domain.updates import UpdateEnvelope
+from tgm.messaging.envelope_signing import EnvelopeSigner
+from tgm.messaging.mailbox import RedisChatMailbox
+from tgm.messaging.update_queue import MailboxUpdateQueue
+from tgm.tools.devstack.emulator_control import EmulatorControl
 
 REPO = Path(__file__).resolve().parents[2]
 ENVELOPE_KEY = "reliability-tests-envelope-signing-key-0123456789"
@@ -166,13 +166,13 @@ class EmulatorProcess:
     """The Telegram emulator in its own process, so the test's polling does not skew its clock."""
 
     def __init__(self, log_dir: Path) -> None:
-        from tools.devstack.stack import free_port, http_ok
+        from tgm.tools.devstack.stack import free_port, http_ok
 
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
         with (log_dir / "emulator.log").open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tools.telegram_emulator", "--host", "127.0.0.1", "--port", str(port)],
+                [sys.executable, "-m", "tgm.tools.telegram_emulator", "--host", "127.0.0.1", "--port", str(port)],
                 cwd=REPO,
                 env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
                 stdout=out,

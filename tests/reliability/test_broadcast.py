@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from libs.domain.updates import UpdateEnvelope
+from tgm.domain.updates import UpdateEnvelope
 from tests.reliability.conftest import Harness, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]

@@ -52,7 +52,7 @@ def api() -> Iterator[FlakyApi]:
 def cli(harness: Harness, *args: str) -> str:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "REDIS_URL": harness.redis_url}
     done = subprocess.run(
-        [sys.executable, "-m", "services.dispatcher", "dead-letters", *args],
+        [sys.executable, "-m", "tgm.services.dispatcher", "dead-letters", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

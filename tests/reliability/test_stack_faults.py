@@ -26,10 +26,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.reliability.conftest import wait_until
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
-from tools.devstack.emulator_control import EmulatorControl
-from tools.devstack.stack import Stack, StackConfig, http_ok
-from tools.testbed.postgres import PostgresServer, running_postgres, start_server, stop_server
-from tools.testbed.redis_server import RestartableRedis
+from tgm.tools.devstack.emulator_control import EmulatorControl
+from tgm.tools.devstack.stack import Stack, StackConfig, http_ok
+from testbed.postgres import PostgresServer, running_postgres, start_server, stop_server
+from testbed.redis_server import RestartableRedis
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.e2e]
 

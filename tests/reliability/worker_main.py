@@ -25,18 +25,18 @@ from typing import Any
 
 from dependency_injector import providers
 
-from libs.domain.administration.ports import (
+from tgm.domain.administration.ports import (
     BotStats,
     InteractionBatchResult,
     Subscriber,
     SubscriberStats,
     SubscriberStatus,
 )
-from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
-from libs.domain.errors import BotNotFound
-from libs.observability.logging import configure_logging
-from services.dispatcher.__main__ import serve
-from services.dispatcher.settings import DispatcherSettings
+from tgm.domain.bots import ApiCommand, Bot, BotSettings, BotStatus
+from tgm.domain.errors import BotNotFound
+from tgm.observability.logging import configure_logging
+from tgm.services.dispatcher.__main__ import serve
+from tgm.services.dispatcher.settings import DispatcherSettings
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from libs.grpc_runtime.channels import RunningServer, open_channel
-from libs.grpc_runtime.tls import TlsFiles
-from services.vault.audit import AuditLog
-from services.vault.crypto import Cipher
-from services.vault.grpc.servicer import VaultServicer, start_server
-from services.vault.keystore import KeyStore
-from services.vault.policy import CertificateCallerResolver, default_policy
-from tools.devstack.certs import IDENTITIES, Identity, ensure_certs
+from tgm.grpc_runtime.channels import RunningServer, open_channel
+from tgm.grpc_runtime.tls import TlsFiles
+from tgm.services.vault.audit import AuditLog
+from tgm.services.vault.crypto import Cipher
+from tgm.services.vault.grpc.servicer import VaultServicer, start_server
+from tgm.services.vault.keystore import KeyStore
+from tgm.services.vault.policy import CertificateCallerResolver, default_policy
+from tgm.tools.devstack.certs import IDENTITIES, Identity, ensure_certs
 
 # Signed by the tgm CA but not in the policy: authenticated, authorized for nothing.
 STRANGER = Identity("stranger", server=False, client=True)

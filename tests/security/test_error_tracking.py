@@ -25,11 +25,11 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.integrations.logging import BreadcrumbHandler, EventHandler
 from sentry_sdk.transport import Transport
 
-from libs.config.deployment import DeploymentSettings
-from libs.domain.redaction import REDACTED
-from libs.observability import error_tracking
-from libs.observability.error_tracking import configure_error_tracking
-from libs.observability.logging import configure_logging
+from tgm.config.deployment import DeploymentSettings
+from tgm.domain.redaction import REDACTED
+from tgm.observability import error_tracking
+from tgm.observability.error_tracking import configure_error_tracking
+from tgm.observability.logging import configure_logging
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_x"
@@ -323,7 +323,7 @@ def _events(received: list[bytes]) -> list[dict[str, Any]]:
 def test_the_registry_entry_point_reports_a_crash(collector: tuple[str, list[bytes]], tmp_path: Path) -> None:
     dsn, received = collector
     db_url = f"postgresql+psycopg://tgm_migrator:{REDIS_PASSWORD}@127.0.0.1:1/tgm?application_name={TOKEN}"
-    done = _run(["-m", "services.botregistry", "migrate"], dsn, DB_URL=db_url)
+    done = _run(["-m", "tgm.services.botregistry", "migrate"], dsn, DB_URL=db_url)
     assert done.returncode != 0
     events = _events(received)
     assert events, done.stderr[-2000:]
@@ -336,9 +336,9 @@ def test_the_registry_entry_point_reports_a_crash(collector: tuple[str, list[byt
 def test_the_gateways_worker_factory_starts_it(collector: tuple[str, list[bytes]]) -> None:
     dsn, received = collector
     code = (
-        "import logging; from services.gateway.app import app_from_environment; app_from_environment()\n"
+        "import logging; from tgm.services.gateway.app import app_from_environment; app_from_environment()\n"
         f"try: raise ValueError('bad answer from /bot{TOKEN}/getMe')\n"
-        "except ValueError: logging.getLogger('services.gateway').exception('Bot API call failed')"
+        "except ValueError: logging.getLogger('tgm.services.gateway').exception('Bot API call failed')"
     )
     done = _run(["-c", code], dsn, REDIS_URL="redis://127.0.0.1:1/0", TGM_INSECURE_DEV="1")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -352,7 +352,7 @@ def test_the_gateways_worker_factory_starts_it(collector: tuple[str, list[bytes]
 def test_the_vault_reports_only_when_enabled(collector: tuple[str, list[bytes]], tmp_path: Path, enabled: bool) -> None:
     dsn, received = collector
     extra = {"VAULT_AUDIT_FILE": str(tmp_path / "audit.log")} | ({"SENTRY_VAULT_ENABLED": "true"} if enabled else {})
-    done = _run(["-m", "services.vault", "serve"], dsn, **extra)  # no key, no TLS: it logs an error and exits 2
+    done = _run(["-m", "tgm.services.vault", "serve"], dsn, **extra)  # no key, no TLS: it logs an error and exits 2
     assert done.returncode == 2, done.stderr[-2000:]
     events = _events(received)
     if enabled:

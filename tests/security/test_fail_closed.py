@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from libs.grpc_runtime.channels import open_channel
-from libs.grpc_runtime.tls import TlsConfigError, required_tls_from_env
+from tgm.grpc_runtime.channels import open_channel
+from tgm.grpc_runtime.tls import TlsConfigError, required_tls_from_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def test_a_channel_from_the_environment_refuses_plaintext_without_the_flag(monke
 
 @pytest.mark.parametrize(
     "module",
-    ["services.botregistry", "services.gateway", "services.dispatcher", "apps.embedded"],
+    ["tgm.services.botregistry", "tgm.services.gateway", "tgm.services.dispatcher", "tgm.apps.embedded"],
 )
 def test_each_service_refuses_to_start_without_tls(module: str, tmp_path: Path) -> None:
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
@@ -45,21 +45,21 @@ def test_each_service_refuses_to_start_without_tls(module: str, tmp_path: Path) 
         REDIS_URL="redis://127.0.0.1:1/0",
         CALLBACK_SIGNING_KEY="x" * 40,
     )
-    args = [sys.executable, "-m", module] + ([] if module == "apps.embedded" else ["serve"])
+    args = [sys.executable, "-m", module] + ([] if module == "tgm.apps.embedded" else ["serve"])
     done = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "refusing to start" in done.stderr and "mutual TLS is required" in done.stderr
     assert not (tmp_path / "registry.db").exists(), "the registry must refuse before touching its database"
 
 
-@pytest.mark.parametrize("module", ["services.gateway", "services.dispatcher"])
+@pytest.mark.parametrize("module", ["tgm.services.gateway", "tgm.services.dispatcher"])
 def test_on_redis_gateway_and_dispatcher_refuse_to_start_without_the_envelope_key(module: str, tmp_path: Path) -> None:
     """Issue 11, item 5: without ENVELOPE_SIGNING_KEY anyone who reaches Redis could forge updates."""
-    from libs.grpc_runtime.tls import tls_env
-    from tools.devstack.certs import ensure_certs
+    from tgm.grpc_runtime.tls import tls_env
+    from tgm.tools.devstack.certs import ensure_certs
 
     certs = ensure_certs(tmp_path / "certs")
-    service = "gateway" if module == "services.gateway" else "dispatcher"
+    service = "gateway" if module == "tgm.services.gateway" else "dispatcher"
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     env.update(PYTHONPATH=str(REPO), REDIS_URL="redis://127.0.0.1:1/0", CALLBACK_SIGNING_KEY="x" * 40)
     env.update(tls_env(certs[service]))

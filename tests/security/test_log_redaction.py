@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from libs.domain.redaction import REDACTED, redact
-from libs.observability.logging import configure_logging
+from tgm.domain.redaction import REDACTED, redact
+from tgm.observability.logging import configure_logging
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_x"
@@ -95,7 +95,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_uncaught_exceptions_in_threads_and_main_go_through_redaction() -> None:
     done = run_python(
         "import threading\n"
-        "from libs.observability.logging import configure_logging\n"
+        "from tgm.observability.logging import configure_logging\n"
         "configure_logging('t')\n"
         f"t = threading.Thread(target=lambda: (_ for _ in ()).throw(RuntimeError('{TOKEN}')))\n"
         "t.start(); t.join()\n"
@@ -110,7 +110,7 @@ def test_uncaught_exceptions_in_threads_and_main_go_through_redaction() -> None:
 def test_warnings_go_through_redaction() -> None:
     done = run_python(
         "import warnings\n"
-        "from libs.observability.logging import configure_logging\n"
+        "from tgm.observability.logging import configure_logging\n"
         "configure_logging('t')\n"
         f"warnings.warn('deprecated call with {TOKEN}')\n"
     )

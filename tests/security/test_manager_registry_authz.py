@@ -11,13 +11,13 @@ import pytest
 from dependency_injector import providers
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from libs.grpc_runtime.authorization import AuthorizationInterceptor
-from libs.grpc_runtime.channels import add_server_port, build_server, mark_serving, open_channel
-from libs.grpc_runtime.tls import TlsFiles
-from services.botregistry import migrate
-from services.botregistry.authorization import ALL_PERMISSIONS, SERVICE_NAME, default_policy
-from services.botregistry.container import Container
-from services.botregistry.settings import RegistrySettings
+from tgm.grpc_runtime.authorization import AuthorizationInterceptor
+from tgm.grpc_runtime.channels import add_server_port, build_server, mark_serving, open_channel
+from tgm.grpc_runtime.tls import TlsFiles
+from tgm.services.botregistry import migrate
+from tgm.services.botregistry.authorization import ALL_PERMISSIONS, SERVICE_NAME, default_policy
+from tgm.services.botregistry.container import Container
+from tgm.services.botregistry.settings import RegistrySettings
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 from tgm.registry.v1 import registry_pb2 as pb
@@ -113,7 +113,7 @@ ADMIN = {
     "GetBotTeam",
     *(f"RecordEvent:{kind}" for kind in ADMIN_WORK),
 }
-# Written out independently of services/botregistry/authorization.py.
+# Written out independently of src/tgm/services/botregistry/authorization.py.
 ALLOWED = {
     "gateway": {"GetRoute", "GetBotVersions"},  # versions only: never a Bot, its sealed token or its settings
     "dispatcher": ADMIN | {"GetBotVersions"},

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-from libs.config.deployment import DeploymentSettings
-from libs.config.production import production_problems, production_refusal
-from services.botregistry.settings import RegistrySettings
-from services.dispatcher.settings import DispatcherSettings
-from services.gateway.settings import GatewaySettings
-from services.vault.settings import VaultSettings
+from tgm.config.deployment import DeploymentSettings
+from tgm.config.production import production_problems, production_refusal
+from tgm.services.botregistry.settings import RegistrySettings
+from tgm.services.dispatcher.settings import DispatcherSettings
+from tgm.services.gateway.settings import GatewaySettings
+from tgm.services.vault.settings import VaultSettings
 
 REPO = Path(__file__).resolve().parents[2]
 ENVELOPE_KEY = "k3Y-for-Envelopes_0123456789abcdefghijklmnop"
@@ -130,15 +130,15 @@ def test_only_prod_refuses_and_an_unknown_app_env_is_refused_too() -> None:
 # --- every entry point refuses, listing all its problems at once -------------------------------------------------
 
 ENTRY_POINTS = {
-    "services.gateway": (["serve"], {"REDIS_URL": "redis://redis:6379/0"}, ["REDIS_URL", "ENVELOPE_SIGNING_KEY"]),
-    "services.dispatcher": (
+    "tgm.services.gateway": (["serve"], {"REDIS_URL": "redis://redis:6379/0"}, ["REDIS_URL", "ENVELOPE_SIGNING_KEY"]),
+    "tgm.services.dispatcher": (
         ["serve"],
         {"REDIS_URL": "rediss://dispatcher:pw@redis:6379/0", "EXTERNAL_API_ALLOW_PRIVATE": "1"},
         ["EXTERNAL_API_ALLOW_PRIVATE", "ENVELOPE_SIGNING_KEY", "CALLBACK_SIGNING_KEY"],
     ),
-    "services.botregistry": (["serve"], {"TELEGRAM_API_BASE_URL": "http://127.0.0.1:1"}, ["TELEGRAM_API_BASE_URL"]),
-    "services.vault": (["serve"], {"VAULT_AUDIT_FSYNC": "false"}, ["VAULT_KEYRING_FILE", "VAULT_AUDIT_FSYNC"]),
-    "apps.embedded": ([], {}, ["apps.embedded keeps queued updates in memory"]),
+    "tgm.services.botregistry": (["serve"], {"TELEGRAM_API_BASE_URL": "http://127.0.0.1:1"}, ["TELEGRAM_API_BASE_URL"]),
+    "tgm.services.vault": (["serve"], {"VAULT_AUDIT_FSYNC": "false"}, ["VAULT_KEYRING_FILE", "VAULT_AUDIT_FSYNC"]),
+    "tgm.apps.embedded": ([], {}, ["tgm.apps.embedded keeps queued updates in memory"]),
 }
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from libs.domain.updates import UpdateEnvelope
-from libs.messaging.mailbox import drain_pending_key, mailbox_key
-from libs.messaging.redis_acl import SERVICE_RULES, redis_url_problem, server_arguments, user_rule
-from libs.messaging.update_queue import RedisUpdateQueue
-from tools.testbed.redis_server import RedisServer, start_redis, stop_redis
+from tgm.domain.updates import UpdateEnvelope
+from tgm.messaging.mailbox import drain_pending_key, mailbox_key
+from tgm.messaging.redis_acl import SERVICE_RULES, redis_url_problem, server_arguments, user_rule
+from tgm.messaging.update_queue import RedisUpdateQueue
+from testbed.redis_server import RedisServer, start_redis, stop_redis
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,7 +111,7 @@ def test_the_monitor_reads_but_never_writes(server: RedisServer) -> None:
 def test_tls_refuses_a_server_the_client_does_not_trust(server: RedisServer, tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    from tools.devstack.certs import make_ca
+    from tgm.tools.devstack.certs import make_ca
 
     other_ca = tmp_path / "other-ca.pem"
     other_ca.write_bytes(make_ca("not the Redis CA").cert.public_bytes(serialization.Encoding.PEM))
@@ -156,10 +156,10 @@ def test_which_redis_urls_a_service_accepts(url: str, insecure_dev: bool, proble
     assert found is None or "pw" not in found
 
 
-@pytest.mark.parametrize("module", ["services.gateway", "services.dispatcher"])
+@pytest.mark.parametrize("module", ["tgm.services.gateway", "tgm.services.dispatcher"])
 def test_gateway_and_dispatcher_refuse_a_redis_url_without_their_user(module: str, tmp_path: Path) -> None:
-    from libs.grpc_runtime.tls import tls_env
-    from tools.devstack.certs import ensure_certs
+    from tgm.grpc_runtime.tls import tls_env
+    from tgm.tools.devstack.certs import ensure_certs
 
     certs = ensure_certs(tmp_path / "certs")
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
@@ -183,7 +183,7 @@ def test_compose_runs_redis_tls_only_with_client_certificates_and_the_users_from
     step = compose["services"]["redis-acl"]
     variables = {"REDIS_ADMIN_PASSWORD", *(f"REDIS_{name.upper()}_PASSWORD" for name in SERVICE_RULES)}
     assert set(step["environment"]) == variables and step["network_mode"] == "none"
-    assert step["command"][2:] == ["libs.messaging.redis_acl", "--out", "/acl/users.acl", "--owner", "999:1000"]
+    assert step["command"][2:] == ["tgm.messaging.redis_acl", "--out", "/acl/users.acl", "--owner", "999:1000"]
     for service in ("gateway", "dispatcher"):
         url = compose["services"][service]["environment"]["REDIS_URL"]
         assert url.startswith(f"rediss://{service}:${{REDIS_{service.upper()}_PASSWORD:?}}@redis:")
@@ -193,7 +193,7 @@ def test_compose_runs_redis_tls_only_with_client_certificates_and_the_users_from
 
 
 def _redis(arguments: list[str], workdir: Path) -> subprocess.Popen[bytes]:
-    from tools.testbed.redis_server import REDIS_BINARY
+    from testbed.redis_server import REDIS_BINARY
 
     command = [REDIS_BINARY, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
     return subprocess.Popen([*command, *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -212,8 +212,8 @@ def _answers(url: str, **options: object) -> bool:
 
 
 def test_the_acl_file_step_writes_hashes_that_a_real_redis_loads(tmp_path: Path) -> None:
-    from libs.messaging.redis_acl import main
-    from tools.testbed.redis_server import _free_port
+    from tgm.messaging.redis_acl import main
+    from testbed.redis_server import _free_port
 
     environ = {"REDIS_ADMIN_PASSWORD": "admin-secret-1", "REDIS_GATEWAY_PASSWORD": "gateway-secret-2"}
     assert main(["--out", str(tmp_path / "users.acl")], environ) == 2  # names what is missing, writes nothing
@@ -241,8 +241,8 @@ def test_with_client_authentication_only_a_certificate_from_the_ca_gets_in(tmp_p
     """Compose's setting (`--tls-auth-clients yes`): the services present their own certificates."""
     from cryptography.hazmat.primitives import serialization
 
-    from tools.devstack.certs import Identity, issue, make_ca
-    from tools.testbed.redis_server import _free_port
+    from tgm.tools.devstack.certs import Identity, issue, make_ca
+    from testbed.redis_server import _free_port
 
     ca = make_ca("test CA")
     files: dict[str, Path] = {"ca": tmp_path / "ca.pem"}
@@ -269,9 +269,9 @@ def test_the_operator_tools_work_as_their_own_users(server: RedisServer, capsys:
     """`tgm queue` reads as `monitor`; `dead-letters list` runs as the dispatcher's user."""
     import argparse
 
-    from apps.cli.__main__ import queue
-    from libs.messaging.update_queue import UPDATES_QUEUE
-    from services.dispatcher import dead_letters_cli
+    from tgm.apps.cli.__main__ import queue
+    from tgm.messaging.update_queue import UPDATES_QUEUE
+    from tgm.services.dispatcher import dead_letters_cli
 
     redis.Redis.from_url(server.url).rpush(mailbox_key("b9", "7"), "x")
     assert queue(server.service_url("monitor")) == 0

@@ -1,4 +1,4 @@
-"""The hash-chained audit log: `python -m services.vault audit verify` finds the first removed, edited or moved line."""
+"""The hash-chained audit log: `python -m tgm.services.vault audit verify` finds the first removed, edited or moved line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.vault.audit import Anchor, AuditLog, verify
+from tgm.services.vault.audit import Anchor, AuditLog, verify
 
 REPO = Path(__file__).resolve().parents[2]
 LINES = 6
@@ -33,7 +33,7 @@ def log_file(tmp_path: Path) -> Path:
 
 def _cli(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.vault", "audit", "verify", "--file", str(path)],
+        [sys.executable, "-m", "tgm.services.vault", "audit", "verify", "--file", str(path)],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -58,7 +58,7 @@ def _edit(lines: list[str]) -> list[str]:
 
 def _edit_and_rehash_alone(lines: list[str]) -> list[str]:
     # An attacker who recomputes the edited line's own hash still breaks the next line's prev_hash.
-    from services.vault.audit import chain_hash
+    from tgm.services.vault.audit import chain_hash
 
     entry = json.loads(lines[2])
     entry.pop("hash")
@@ -99,7 +99,7 @@ def test_appending_after_a_restart_refuses_a_torn_tail(log_file: Path) -> None:
 
 def _cli_anchor(path: Path, anchor: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.vault", "audit", "verify", "--file", str(path), "--anchor", anchor],
+        [sys.executable, "-m", "tgm.services.vault", "audit", "verify", "--file", str(path), "--anchor", anchor],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -154,7 +154,7 @@ def test_a_failed_fsync_breaks_the_log_without_repeating_a_sequence_number(
 ) -> None:
     import os
 
-    from services.vault.audit import AuditLogBroken
+    from tgm.services.vault.audit import AuditLogBroken
 
     path = tmp_path / "audit.log"
     audit = AuditLog(path, fsync=True)
@@ -214,7 +214,7 @@ def test_keyed_lines_verify_only_under_the_audit_key(tmp_path: Path) -> None:
 
 def test_a_line_rewritten_without_the_key_is_found(tmp_path: Path) -> None:
     """Someone who can write the file but not read the keyring: they can recompute SHA-256, not the HMAC."""
-    from services.vault.audit import chain_hash
+    from tgm.services.vault.audit import chain_hash
 
     path, _ = _keyed(tmp_path)
 
@@ -231,7 +231,7 @@ def test_a_line_rewritten_without_the_key_is_found(tmp_path: Path) -> None:
 
 
 def test_an_unkeyed_line_after_keyed_ones_is_a_downgrade(tmp_path: Path) -> None:
-    from services.vault.audit import chain_hash
+    from tgm.services.vault.audit import chain_hash
 
     path, _ = _keyed(tmp_path, lines=2)
     last = json.loads(path.read_text().splitlines()[-1])
@@ -244,7 +244,7 @@ def test_an_unkeyed_line_after_keyed_ones_is_a_downgrade(tmp_path: Path) -> None
 
 
 def test_a_restart_resumes_a_keyed_log_and_moves_the_anchor(tmp_path: Path) -> None:
-    from services.vault.audit import read_anchor
+    from tgm.services.vault.audit import read_anchor
 
     path, anchor = _keyed(tmp_path)
     audit = _reopen(path, anchor)
@@ -272,7 +272,7 @@ def test_a_restart_resumes_a_keyed_log_and_moves_the_anchor(tmp_path: Path) -> N
 def test_the_vault_refuses_to_start_on_a_log_that_lost_what_its_anchor_holds(
     tmp_path: Path, damage: Callable[[Path, Path], None], reason: str
 ) -> None:
-    from services.vault.audit import AuditLogTampered
+    from tgm.services.vault.audit import AuditLogTampered
 
     path, anchor = _keyed(tmp_path)
     damage(path, anchor)
@@ -281,7 +281,7 @@ def test_the_vault_refuses_to_start_on_a_log_that_lost_what_its_anchor_holds(
 
 
 def test_a_log_cut_and_regrown_under_another_key_is_refused(tmp_path: Path) -> None:
-    from services.vault.audit import AuditLogTampered
+    from tgm.services.vault.audit import AuditLogTampered
 
     path, anchor = _keyed(tmp_path)
     with pytest.raises(AuditLogTampered):
@@ -294,7 +294,7 @@ def test_a_legacy_unkeyed_log_is_adopted_once_and_continued_keyed(tmp_path: Path
     legacy.append(RECORD)
     legacy.append(RECORD)
     legacy.close()
-    from services.vault.audit import AuditLogTampered
+    from tgm.services.vault.audit import AuditLogTampered
 
     with pytest.raises(AuditLogTampered, match=r"anchor .* is missing"):
         _reopen(path, anchor)  # not without saying so: only a new audit key may adopt it
@@ -307,8 +307,8 @@ def test_a_legacy_unkeyed_log_is_adopted_once_and_continued_keyed(tmp_path: Path
 
 
 def test_a_failed_anchor_write_breaks_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.vault import audit as audit_module
-    from services.vault.audit import AuditLogBroken
+    from tgm.services.vault import audit as audit_module
+    from tgm.services.vault.audit import AuditLogBroken
 
     path, anchor = _keyed(tmp_path, lines=1)
     audit = _reopen(path, anchor)
@@ -330,16 +330,16 @@ def test_the_vaults_settings_refuse_a_cut_log_and_the_cli_finds_it(tmp_path: Pat
     refuses a cut tail; `audit verify` checks the anchor file by default, under the keyring's audit key."""
     import os
 
-    from services.vault.audit import AuditLogTampered
-    from services.vault.container import audit_from_settings
-    from services.vault.keystore import KeyStore
-    from services.vault.settings import VaultSettings
+    from tgm.services.vault.audit import AuditLogTampered
+    from tgm.services.vault.container import audit_from_settings
+    from tgm.services.vault.keystore import KeyStore
+    from tgm.services.vault.settings import VaultSettings
 
     keyring = tmp_path / "vault" / "keyring.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TLS_", "VAULT_", "ENCRYPTION_KEY"))}
     env.update(VAULT_KEYRING_FILE=str(keyring), VAULT_AUDIT_FILE=str(tmp_path / "audit.log"))
     init = subprocess.run(
-        [sys.executable, "-m", "services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tgm.services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
     assert init.returncode == 0, init.stderr
     settings = VaultSettings(
@@ -349,7 +349,7 @@ def test_the_vaults_settings_refuse_a_cut_log_and_the_cli_finds_it(tmp_path: Pat
     for _ in range(3):
         audit.append(RECORD)
     audit.close()
-    verify_command = [sys.executable, "-m", "services.vault", "audit", "verify"]
+    verify_command = [sys.executable, "-m", "tgm.services.vault", "audit", "verify"]
     intact = subprocess.run(verify_command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert intact.returncode == 0 and intact.stdout.startswith("ok 4 lines") and "anchor=4:" in intact.stdout
     _rewrite(tmp_path / "audit.log", lambda lines: lines[:-1])

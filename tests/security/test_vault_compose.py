@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tools.devstack.certs import CA_DIR, IDENTITIES, ensure_certs
+from tgm.tools.devstack.certs import CA_DIR, IDENTITIES, ensure_certs
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 GRPC_SERVICES = {"vault", "botregistry", "gateway", "dispatcher"}

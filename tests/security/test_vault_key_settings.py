@@ -1,4 +1,4 @@
-"""Only services/vault can load key material: no other settings class in tgm has a field for it (issue 4).
+"""Only src/tgm/services/vault can load key material: no other settings class in tgm has a field for it (issue 4).
 
 Discovers the settings instead of listing them: every module under services/, apps/ and libs/ that mentions
 BaseSettings is imported, and every BaseSettings subclass defined there is checked — a new service's settings
@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic_settings import BaseSettings
 
 REPO = Path(__file__).resolve().parents[2]
-VAULT_SETTINGS = "services.vault.settings.VaultSettings"
+VAULT_SETTINGS = "tgm.services.vault.settings.VaultSettings"
 KEY_MATERIAL = re.compile(r"key|encryption|^vault_", re.IGNORECASE)  # *key*, *keyring*, ENCRYPTION_*, VAULT_*
 NOT_VAULT_KEYS = {
     # An address, not key material: how a client reaches the vault.
@@ -62,7 +62,7 @@ def _names(cls: type[BaseSettings]) -> dict[str, str]:
 def test_only_the_vault_settings_have_key_material_fields() -> None:
     found = _all_settings()
     assert VAULT_SETTINGS in found
-    assert {"services.gateway.settings.GatewaySettings", "services.dispatcher.settings.DispatcherSettings"} <= set(
+    assert {"tgm.services.gateway.settings.GatewaySettings", "tgm.services.dispatcher.settings.DispatcherSettings"} <= set(
         found
     )
     vault_fields = _names(found[VAULT_SETTINGS])

@@ -10,13 +10,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from libs.domain.ports import SecretKind
-from libs.grpc_runtime.channels import VAULT_SERVER_NAME, expected_server_name, open_channel
-from libs.grpc_runtime.tls import TlsConfigError, TlsFiles
-from services.vault.crypto import Cipher
-from services.vault.grpc.servicer import VaultServicer, start_server
-from services.vault.keystore import KeyStore
-from services.vault.policy import CertificateCallerResolver, default_policy
+from tgm.domain.ports import SecretKind
+from tgm.grpc_runtime.channels import VAULT_SERVER_NAME, expected_server_name, open_channel
+from tgm.grpc_runtime.tls import TlsConfigError, TlsFiles
+from tgm.services.vault.crypto import Cipher
+from tgm.services.vault.grpc.servicer import VaultServicer, start_server
+from tgm.services.vault.keystore import KeyStore
+from tgm.services.vault.policy import CertificateCallerResolver, default_policy
 from tests.security.conftest import Vault
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
@@ -26,7 +26,7 @@ TEXT = vault_pb2.SECRET_KIND_INBOUND_TEXT
 KINDS = {"bot_token": BOT, "inbound_text": TEXT}
 PURPOSES = {"manage": vault_pb2.PURPOSE_MANAGE, "send": vault_pb2.PURPOSE_SEND}
 
-# Written out here, independently of services/vault/policy.py: DESIGN §4 plus the operator and embedded identities.
+# Written out here, independently of src/tgm/services/vault/policy.py: DESIGN §4 plus the operator and embedded identities.
 # A use is "verb[:kind[:purpose]]".
 ALLOWED = {
     "gateway": {"encrypt:inbound_text"},

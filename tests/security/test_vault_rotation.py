@@ -17,14 +17,14 @@ import grpc
 import pytest
 from sqlalchemy import select
 
-from libs.domain.errors import VaultUnavailable
-from libs.domain.ports import DecryptPurpose, SecretKind
-from libs.grpc_runtime.tls import tls_env
-from libs.vault_client import GrpcTokenVault
-from services.botregistry import migrate
-from services.botregistry.adapters.sql import BotRow, make_engine, make_session_factory
-from services.vault.crypto import Cipher
-from services.vault.keystore import KeyStore
+from tgm.domain.errors import VaultUnavailable
+from tgm.domain.ports import DecryptPurpose, SecretKind
+from tgm.grpc_runtime.tls import tls_env
+from tgm.vault_client import GrpcTokenVault
+from tgm.services.botregistry import migrate
+from tgm.services.botregistry.adapters.sql import BotRow, make_engine, make_session_factory
+from tgm.services.vault.crypto import Cipher
+from tgm.services.vault.keystore import KeyStore
 from tests.security.conftest import Vault
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
@@ -97,7 +97,7 @@ def test_rotation_under_load_then_retire(vault: Vault, tmp_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TLS_")}
         env.update(tls_env(vault.certs["botregistry"]), DB_URL=db_url, VAULT_ADDR=vault.target, LOG_LEVEL="INFO")
         result = subprocess.run(
-            [sys.executable, "-m", "services.botregistry", "rewrap"],
+            [sys.executable, "-m", "tgm.services.botregistry", "rewrap"],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
@@ -121,7 +121,7 @@ def test_rotation_under_load_then_retire(vault: Vault, tmp_path: Path) -> None:
 
     # A second run finds nothing to do.
     rerun = subprocess.run(
-        [sys.executable, "-m", "services.botregistry", "rewrap"],
+        [sys.executable, "-m", "tgm.services.botregistry", "rewrap"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert json.loads(rerun.stdout.strip().splitlines()[-1])["unchanged"] == BOTS
@@ -153,7 +153,7 @@ def test_the_primary_cannot_be_retired_and_unknown_versions_are_refused(vault: V
 def test_tgm_keys_reports_rotates_and_retires_with_the_operators_certificate(
     vault: Vault, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from apps.cli.__main__ import main
+    from tgm.apps.cli.__main__ import main
 
     def tgm_keys(identity: str, *words: str) -> tuple[int, str, str]:
         for name, value in tls_env(vault.certs[identity]).items():

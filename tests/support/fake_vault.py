@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 import threading
 
-from libs.domain.errors import SecretRejected, VaultUnavailable
-from libs.domain.ports import DecryptPurpose, SecretKind
-from libs.vault_client.wire import MAX_PLAINTEXT_BYTES, bot_ref_ok
+from tgm.domain.errors import SecretRejected, VaultUnavailable
+from tgm.domain.ports import DecryptPurpose, SecretKind
+from tgm.vault_client.wire import MAX_PLAINTEXT_BYTES, bot_ref_ok
 
 _PREFIX = b"memvault1:"
 

@@ -1,5 +1,5 @@
 """Who may import whom across the top-level folders: nothing outside tests/ imports `tests`, and the code a
-deployment runs (libs, services, apps) imports neither `bench` nor the throwaway servers of `tools.testbed`."""
+deployment runs (libs, services, apps) imports neither `bench` nor the throwaway servers of `testbed`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
-    "libs": ("tests", "bench", "tools.testbed"),
-    "services": ("tests", "bench", "tools.testbed"),
-    "apps": ("tests", "bench", "tools.testbed"),
+    "libs": ("tests", "bench", "testbed"),
+    "services": ("tests", "bench", "testbed"),
+    "apps": ("tests", "bench", "testbed"),
     "tools": ("tests", "bench"),
     "bench": ("tests",),
 }
@@ -31,9 +31,9 @@ def _matches(module: str, prefix: str) -> bool:
 
 
 def test_the_checker_sees_nested_and_from_imports() -> None:
-    source = "def f():\n    from tests.support.fake_vault import X\nimport tools.testbed.redis_server\n"
-    assert imported_modules(source) == {"tests.support.fake_vault", "tools.testbed.redis_server"}
-    assert _matches("tools.testbed.postgres", "tools.testbed") and not _matches("testsuite", "tests")
+    source = "def f():\n    from tests.support.fake_vault import X\nimport testbed.redis_server\n"
+    assert imported_modules(source) == {"tests.support.fake_vault", "testbed.redis_server"}
+    assert _matches("testbed.postgres", "testbed") and not _matches("testsuite", "tests")
 
 
 def test_no_folder_imports_what_it_must_not() -> None:

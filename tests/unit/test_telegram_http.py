@@ -14,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from libs.domain.bots import BotToken
-from libs.domain.errors import DomainError, TelegramRequestFailed, TelegramUnavailable, TokenRejected
-from libs.domain.ports import WebhookRegistration
-from libs.telegram_http.client import HttpTelegramApi
+from tgm.domain.bots import BotToken
+from tgm.domain.errors import DomainError, TelegramRequestFailed, TelegramUnavailable, TokenRejected
+from tgm.domain.ports import WebhookRegistration
+from tgm.telegram_http.client import HttpTelegramApi
 
 # Module constants, not locals: tracebacks captured with locals must not see the raw token either.
 SECRET_PART = "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_x"

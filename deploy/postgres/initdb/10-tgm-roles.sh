@@ -1,7 +1,7 @@
 #!/bin/sh
 # tgm's two database roles, so that no tgm process connects as a superuser (PostgreSQL 15+, psql 15+; idempotent).
 #   tgm_migrator  owns the database and its public schema: the only role that changes the schema
-#                 (`python -m services.botregistry migrate`, docker-compose's botregistry-migrate, the k8s Job)
+#                 (`python -m tgm.services.botregistry migrate`, docker-compose's botregistry-migrate, the k8s Job)
 #   tgm_app       what the registry serves with: reads and writes rows, no DDL, no temporary tables, not a superuser
 # docker-compose: the postgres image runs it once, on the first start of an empty data folder (as its superuser).
 # Elsewhere (a managed PostgreSQL): run it as an admin role with PGHOST/PGPORT/PGUSER/PGPASSWORD set and

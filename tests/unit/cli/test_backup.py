@@ -16,12 +16,12 @@ from typing import IO
 
 import pytest
 
-from apps.cli import backup as cli
-from apps.cli.backup import BackupError, Targets, backup, restore
-from libs.host.files import hold_lock
-from services.botregistry import migrate
-from services.vault.audit import AuditLog, read_anchor
-from services.vault.keystore import KeyStore
+from tgm.apps.cli import backup as cli
+from tgm.apps.cli.backup import BackupError, Targets, backup, restore
+from tgm.host.files import hold_lock
+from tgm.services.botregistry import migrate
+from tgm.services.vault.audit import AuditLog, read_anchor
+from tgm.services.vault.keystore import KeyStore
 
 KEY = "correct horse battery staple, but longer"
 
@@ -233,7 +233,7 @@ def test_the_cli_fails_closed_without_a_proper_key(
 def test_the_cli_round_trip(
     source: Targets, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from apps.cli.__main__ import main
+    from tgm.apps.cli.__main__ import main
 
     out = tmp_path / "tgm.backup"
     target = _vault_files(tmp_path / "fresh")

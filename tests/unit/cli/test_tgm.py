@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from apps.cli.__main__ import main
+from tgm.apps.cli.__main__ import main
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 def test_help_lists_every_verb() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "apps.cli", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tgm.apps.cli", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0
     for verb in ("run", "health", "queue", "keys", "audit", "rewrap", "dead-letters", "backup", "restore", "events"):
@@ -24,7 +24,7 @@ def test_help_lists_every_verb() -> None:
 
 
 def test_a_verb_reaches_its_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from services.vault.audit import AuditLog
+    from tgm.services.vault.audit import AuditLog
 
     log = tmp_path / "audit.log"
     audit = AuditLog(log, fsync=False)
@@ -42,7 +42,7 @@ def test_health_without_a_stack_file_is_a_clear_usage_error(tmp_path: Path, caps
 
 
 def test_health_names_the_component_that_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from libs.observability.metrics import MetricsServer
+    from tgm.observability.metrics import MetricsServer
 
     up = MetricsServer("127.0.0.1", 0).start()
     try:
@@ -68,7 +68,7 @@ def test_queue_shows_depths_and_the_fullest_mailboxes(
 ) -> None:
     import redis
 
-    from libs.messaging.mailbox import KEY_PREFIX
+    from tgm.messaging.mailbox import KEY_PREFIX
 
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()

@@ -11,12 +11,12 @@ import grpc
 import pytest
 from dependency_injector import providers
 
-from apps.cli import bots as cli
-from libs.grpc_runtime.channels import build_server
-from services.botregistry import migrate
-from services.botregistry.container import Container
-from services.botregistry.manager_bot_identity import register_manager
-from services.botregistry.settings import RegistrySettings
+from tgm.apps.cli import bots as cli
+from tgm.grpc_runtime.channels import build_server
+from tgm.services.botregistry import migrate
+from tgm.services.botregistry.container import Container
+from tgm.services.botregistry.manager_bot_identity import register_manager
+from tgm.services.botregistry.settings import RegistrySettings
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -79,7 +79,7 @@ def test_maintenance_blocks_and_status_change_any_bot_and_are_logged(
     registry: tuple[grpc.Channel, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     channel, bot_id = registry
-    with caplog.at_level(logging.INFO, logger="apps.cli.bots.operator"):
+    with caplog.at_level(logging.INFO, logger="tgm.apps.cli.bots.operator"):
         assert tgm(channel, "bots", "maintenance", bot_id, "Back", "at", "6") == 0
         assert stored(channel, bot_id).maintenance_text == "Back at 6"
         assert tgm(channel, "users", "block", bot_id, "42", "--for", "2h") == 0
@@ -145,7 +145,7 @@ def test_limits_set_show_and_reset_any_bot(
     registry: tuple[grpc.Channel, str], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     channel, bot_id = registry
-    with caplog.at_level(logging.INFO, logger="apps.cli.bots.operator"):
+    with caplog.at_level(logging.INFO, logger="tgm.apps.cli.bots.operator"):
         assert tgm(channel, "limits", "set", bot_id, "/start", "--rate", "5/1m", "--cooldown", "10s") == 0
         bot = stored(channel, bot_id)
         assert (bot.rate_limits["cmd:/start"].limit, bot.rate_limits["cmd:/start"].window_seconds) == (5, 60.0)

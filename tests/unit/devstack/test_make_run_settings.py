@@ -1,10 +1,10 @@
-"""`make run`'s choice between the emulator and a real Telegram API (tools/devstack/__main__.py)."""
+"""`make run`'s choice between the emulator and a real Telegram API (src/tgm/tools/devstack/__main__.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tools.devstack.__main__ import REAL_TELEGRAM_API, main, telegram_settings
+from tgm.tools.devstack.__main__ import REAL_TELEGRAM_API, main, telegram_settings
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"  # shaped like a token, not a real one
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.devstack.preflight import (
+from tgm.tools.devstack.preflight import (
     RUN_DIR_FORMAT,
     PreflightError,
     check_port_free,
@@ -47,7 +47,7 @@ def test_a_second_make_run_on_the_same_data_directory_is_refused(tmp_path: Path)
                 f"""
                 import sys, time
                 from pathlib import Path
-                from tools.devstack.preflight import hold_run_dir
+                from tgm.tools.devstack.preflight import hold_run_dir
                 lock = hold_run_dir(Path({str(tmp_path)!r}))
                 print("held", flush=True)
                 time.sleep(60)

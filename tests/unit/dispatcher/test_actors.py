@@ -16,16 +16,16 @@ from dependency_injector import providers
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware, Retries
 
-from libs.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, BotToken
-from libs.domain.errors import TelegramRequestFailed
-from libs.domain.ports import SentMessage
-from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.run_api_call import ExternalApiFailed
-from libs.messaging.mailbox import mailbox_for
-from libs.messaging.update_queue import HANDLE_UPDATE_ACTOR, MailboxUpdateQueue
-from services.dispatcher.container import DispatcherContainer
-from services.dispatcher.settings import DispatcherSettings
-from services.dispatcher.workers.actors import UpdateHandlingFailed, register_actors
+from tgm.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, BotToken
+from tgm.domain.errors import TelegramRequestFailed
+from tgm.domain.ports import SentMessage
+from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.use_cases.run_api_call import ExternalApiFailed
+from tgm.messaging.mailbox import mailbox_for
+from tgm.messaging.update_queue import HANDLE_UPDATE_ACTOR, MailboxUpdateQueue
+from tgm.services.dispatcher.container import DispatcherContainer
+from tgm.services.dispatcher.settings import DispatcherSettings
+from tgm.services.dispatcher.workers.actors import UpdateHandlingFailed, register_actors
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -344,8 +344,8 @@ def test_external_api_failing_retries_then_dead_letter_and_open_breaker_answers_
 
 @pytest.mark.parametrize("key", ["", "too-short"])
 def test_worker_refuses_to_start_without_a_shared_signing_key(key: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from services.dispatcher.__main__ import serve
-    from services.dispatcher.settings import DispatcherSettings
+    from tgm.services.dispatcher.__main__ import serve
+    from tgm.services.dispatcher.settings import DispatcherSettings
 
     settings = DispatcherSettings(redis_url="redis://127.0.0.1:1/0", callback_signing_key=key)
     assert serve(settings) == 2
@@ -383,7 +383,7 @@ def test_a_handler_that_replied_then_failed_is_rerun_and_the_reply_is_sent_once(
 def test_settings_refuse_a_heartbeat_shorter_than_the_chat_lock() -> None:
     from pydantic import ValidationError
 
-    from services.dispatcher.settings import DispatcherSettings
+    from tgm.services.dispatcher.settings import DispatcherSettings
 
     with pytest.raises(ValidationError, match="BROKER_HEARTBEAT_TIMEOUT_MS"):
         DispatcherSettings(broker_heartbeat_timeout_ms=20_000, chat_lock_ttl_seconds=30)
@@ -522,7 +522,7 @@ def test_a_reply_telegram_refuses_for_good_is_tried_once_and_dead_lettered() -> 
 
 
 def test_the_dispatchers_trimmed_middleware_carries_every_actor_option() -> None:
-    from services.dispatcher.adapters.redis_broker import dispatcher_middleware
+    from tgm.services.dispatcher.adapters.redis_broker import dispatcher_middleware
 
     broker = StubBroker(middleware=dispatcher_middleware())
     declared = register_actors(broker, runtime=object())  # type: ignore[arg-type]  # providers are not called here

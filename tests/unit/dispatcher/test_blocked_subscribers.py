@@ -11,19 +11,19 @@ from typing import Any
 
 import pytest
 
-from libs.domain.administration.bot_administration import BotAdministration
-from libs.domain.administration.ports import BlockedByUser
-from libs.domain.administration.register_bot import RegisterBot
-from libs.domain.bots import Bot, BotSettings, BotStatus, BotToken
-from libs.domain.clock import ManualClock
-from libs.domain.errors import TelegramRequestFailed
-from services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
-from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
-from services.dispatcher.adapters.subscribers import RegistryBlockedUsers
-from services.dispatcher.outbound.calls import QueuedCall
-from services.dispatcher.outbound.direct_send import DirectSend
-from services.dispatcher.outbound.drain import DrainOutbox
-from services.dispatcher.outbound.store import InMemoryOutboxStore
+from tgm.domain.administration.bot_administration import BotAdministration
+from tgm.domain.administration.ports import BlockedByUser
+from tgm.domain.administration.register_bot import RegisterBot
+from tgm.domain.bots import Bot, BotSettings, BotStatus, BotToken
+from tgm.domain.clock import ManualClock
+from tgm.domain.errors import TelegramRequestFailed
+from tgm.services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
+from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
+from tgm.services.dispatcher.adapters.subscribers import RegistryBlockedUsers
+from tgm.services.dispatcher.outbound.calls import QueuedCall
+from tgm.services.dispatcher.outbound.direct_send import DirectSend
+from tgm.services.dispatcher.outbound.drain import DrainOutbox
+from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import FakeTelegram
 

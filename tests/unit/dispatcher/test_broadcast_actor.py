@@ -9,8 +9,8 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from libs.domain.use_cases.broadcast import BroadcastStep
-from services.dispatcher.workers.actors import (
+from tgm.domain.use_cases.broadcast import BroadcastStep
+from tgm.services.dispatcher.workers.actors import (
     BROADCAST_QUEUE,
     DramatiqBroadcastScheduler,
     broadcast_message,

@@ -10,9 +10,9 @@ import pytest
 from dependency_injector import providers
 from dramatiq.brokers.stub import StubBroker
 
-from services.dispatcher.adapters import memory
-from services.dispatcher.container import DispatcherContainer, resolve_for_workers
-from services.dispatcher.settings import DispatcherSettings
+from tgm.services.dispatcher.adapters import memory
+from tgm.services.dispatcher.container import DispatcherContainer, resolve_for_workers
+from tgm.services.dispatcher.settings import DispatcherSettings
 
 THREADS = 16
 

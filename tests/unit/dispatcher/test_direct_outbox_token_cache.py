@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from libs.domain.bots import Bot, BotToken
-from libs.domain.clock import ManualClock
-from libs.domain.errors import TokenRejected
-from services.dispatcher.adapters.direct_outbox import DirectOutbox
+from tgm.domain.bots import Bot, BotToken
+from tgm.domain.clock import ManualClock
+from tgm.domain.errors import TokenRejected
+from tgm.services.dispatcher.adapters.direct_outbox import DirectOutbox
 from tests.unit.dispatcher.test_actors import make_bot
 
 TOKEN = "123456789:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"

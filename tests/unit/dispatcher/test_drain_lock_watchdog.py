@@ -7,11 +7,11 @@ import threading
 import time
 from typing import Any
 
-from libs.domain.clock import SystemClock
-from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy, lock_key
-from libs.messaging.mailbox import InMemoryChatMailbox
-from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks, InMemoryUpdateDeduplicator
+from tgm.domain.clock import SystemClock
+from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.use_cases.drain_chat import DrainChat, DrainPolicy, lock_key
+from tgm.messaging.mailbox import InMemoryChatMailbox
+from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks, InMemoryUpdateDeduplicator
 
 
 def envelope(update_id: int) -> UpdateEnvelope:

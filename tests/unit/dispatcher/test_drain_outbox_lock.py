@@ -7,12 +7,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from libs.domain.bots import BotToken
-from libs.domain.clock import ManualClock
-from libs.domain.lane import Holding, LockKeeper
-from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
-from services.dispatcher.outbound.drain import DrainOutbox, OutboxPolicy
-from services.dispatcher.outbound.store import InMemoryOutboxStore
+from tgm.domain.bots import BotToken
+from tgm.domain.clock import ManualClock
+from tgm.domain.lane import Holding, LockKeeper
+from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
+from tgm.services.dispatcher.outbound.drain import DrainOutbox, OutboxPolicy
+from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore
 
 TTL = 4.0
 

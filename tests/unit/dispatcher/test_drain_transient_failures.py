@@ -9,16 +9,16 @@ from collections.abc import Callable
 
 import pytest
 
-from libs.domain.bots import BotToken
-from libs.domain.clock import ManualClock
-from libs.domain.errors import SecretRejected, TelegramUnavailable, VaultUnavailable, is_transient
-from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.drain_chat import DrainChat, DrainPolicy
-from libs.messaging.mailbox import InMemoryChatMailbox
-from libs.registry_client.client import RegistryUnavailable
-from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks, InMemoryUpdateDeduplicator
-from services.dispatcher.outbound.drain import DrainOutbox
-from services.dispatcher.outbound.store import InMemoryOutboxStore
+from tgm.domain.bots import BotToken
+from tgm.domain.clock import ManualClock
+from tgm.domain.errors import SecretRejected, TelegramUnavailable, VaultUnavailable, is_transient
+from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.use_cases.drain_chat import DrainChat, DrainPolicy
+from tgm.messaging.mailbox import InMemoryChatMailbox
+from tgm.registry_client.client import RegistryUnavailable
+from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks, InMemoryUpdateDeduplicator
+from tgm.services.dispatcher.outbound.drain import DrainOutbox
+from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore
 
 
 def envelope(update_id: int) -> UpdateEnvelope:

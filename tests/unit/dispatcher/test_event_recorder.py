@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from libs.domain.events import Event, EventKind, Outcome
-from libs.registry_client.events import BackgroundEventRecorder, event_request
+from tgm.domain.events import Event, EventKind, Outcome
+from tgm.registry_client.events import BackgroundEventRecorder, event_request
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

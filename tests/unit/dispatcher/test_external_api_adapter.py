@@ -10,11 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from prometheus_client import REGISTRY
 
-from libs.domain.administration.bot_administration import InvalidSetting, validate_api
-from libs.domain.bots import ApiCommand
-from libs.domain.url_policy import UrlRefused, check_address, check_url
-from libs.domain.use_cases.run_api_call import CircuitOpen, ExternalApiFailed
-from services.dispatcher.adapters.external_api import HttpExternalApi, PermanentApiFailure, RefusedUrl
+from tgm.domain.administration.bot_administration import InvalidSetting, validate_api
+from tgm.domain.bots import ApiCommand
+from tgm.domain.url_policy import UrlRefused, check_address, check_url
+from tgm.domain.use_cases.run_api_call import CircuitOpen, ExternalApiFailed
+from tgm.services.dispatcher.adapters.external_api import HttpExternalApi, PermanentApiFailure, RefusedUrl
 
 REFUSED_ADDRESSES = {
     "loopback v4": "127.0.0.1",
@@ -254,7 +254,7 @@ def test_a_stuck_dns_lookup_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
     import threading
 
-    from services.dispatcher.adapters import external_api
+    from tgm.services.dispatcher.adapters import external_api
 
     release = threading.Event()
 

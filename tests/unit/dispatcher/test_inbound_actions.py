@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.domain.bots import RateRule
-from libs.domain.inbound import BotActions, InboundGuard, InboundPolicy, limited_action
-from libs.domain.updates import UpdateEnvelope
-from services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
+from tgm.domain.bots import RateRule
+from tgm.domain.inbound import BotActions, InboundGuard, InboundPolicy, limited_action
+from tgm.domain.updates import UpdateEnvelope
+from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
 
 MANAGED = BotActions(commands=frozenset({"/start", "/price"}), callbacks=frozenset())
 MANAGER = BotActions(commands=frozenset({"/start", "/addbot"}), other_commands=True, private_text=True)

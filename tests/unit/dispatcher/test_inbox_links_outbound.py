@@ -9,19 +9,19 @@ from typing import Any
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
-from libs.domain.bots import BotToken
-from libs.domain.clock import ManualClock
-from libs.domain.effects import effect_scope
-from libs.domain.errors import TelegramRequestFailed
-from libs.domain.ports import SentMessage
-from services.dispatcher.adapters.direct_outbox import DirectOutbox
-from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
-from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
-from services.dispatcher.outbound.calls import QueuedCall
-from services.dispatcher.outbound.direct_send import DirectSend, DirectSendOutcome
-from services.dispatcher.outbound.drain import DrainOutbox
-from services.dispatcher.outbound.queued_outbox import QueuedOutbox, collecting_lanes
-from services.dispatcher.outbound.store import InMemoryOutboxStore
+from tgm.domain.bots import BotToken
+from tgm.domain.clock import ManualClock
+from tgm.domain.effects import effect_scope
+from tgm.domain.errors import TelegramRequestFailed
+from tgm.domain.ports import SentMessage
+from tgm.services.dispatcher.adapters.direct_outbox import DirectOutbox
+from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
+from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
+from tgm.services.dispatcher.outbound.calls import QueuedCall
+from tgm.services.dispatcher.outbound.direct_send import DirectSend, DirectSendOutcome
+from tgm.services.dispatcher.outbound.drain import DrainOutbox
+from tgm.services.dispatcher.outbound.queued_outbox import QueuedOutbox, collecting_lanes
+from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore
 from tests.unit.dispatcher.test_actors import make_bot
 from tests.unit.dispatcher.test_blocked_subscribers import OpenGate, OpenLimiter
 from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, CountingVault

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from libs.domain.administration.bot_administration import InvalidSetting
-from libs.domain.administration.ports import Interaction, InteractionBatchResult
-from libs.domain.clock import ManualClock
-from libs.registry_client.client import RegistryUnavailable
-from services.dispatcher.adapters.interaction_stats import (
+from tgm.domain.administration.bot_administration import InvalidSetting
+from tgm.domain.administration.ports import Interaction, InteractionBatchResult
+from tgm.domain.clock import ManualClock
+from tgm.registry_client.client import RegistryUnavailable
+from tgm.services.dispatcher.adapters.interaction_stats import (
     FlusherThread,
     InMemoryInteractionBuffer,
     InteractionFlusher,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from libs.domain.clock import ManualClock
-from services.dispatcher.adapters.memory import InMemoryCooldowns, InMemorySendLimiter
+from tgm.domain.clock import ManualClock
+from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns, InMemorySendLimiter
 
 
 def test_a_refused_send_leaves_no_empty_window_behind() -> None:

@@ -1,4 +1,4 @@
-"""Typed outbound calls (services/dispatcher/outbound/calls.py): the queue's JSON is the one calls queued before the
+"""Typed outbound calls (src/tgm/services/dispatcher/outbound/calls.py): the queue's JSON is the one calls queued before the
 types existed (so they drain after an upgrade), each type reaches its own DirectOutbox method, a call that cannot
 be decoded is dead-lettered at once, and a call made outside any effect scope is refused instead of queued under a
 random id."""
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
-from libs.domain.bots import BotToken
-from libs.domain.effects import NoEffectScope, effect_id, effect_scope
-from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
-from services.dispatcher.outbound.calls import (
+from tgm.domain.bots import BotToken
+from tgm.domain.effects import NoEffectScope, effect_id, effect_scope
+from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
+from tgm.services.dispatcher.outbound.calls import (
     AnswerCallbackQuery,
     CopyMessage,
     DeleteMessage,
@@ -25,10 +25,10 @@ from services.dispatcher.outbound.calls import (
     SendMessage,
     refusal_notice,
 )
-from services.dispatcher.outbound.drain import DrainOutbox
-from services.dispatcher.outbound.queued_outbox import QueuedOutbox
-from services.dispatcher.outbound.scheduling import OUTBOX_QUEUE
-from services.dispatcher.outbound.store import InMemoryOutboxStore
+from tgm.services.dispatcher.outbound.drain import DrainOutbox
+from tgm.services.dispatcher.outbound.queued_outbox import QueuedOutbox
+from tgm.services.dispatcher.outbound.scheduling import OUTBOX_QUEUE
+from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore
 from tests.unit.dispatcher.test_blocked_subscribers import OpenLimiter
 
 TOKEN = BotToken("123:" + "a" * 35)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from services.dispatcher.workers.actors import UpdateHandlingFailed, _guarded
+from tgm.services.dispatcher.workers.actors import UpdateHandlingFailed, _guarded
 
 
 class Clock:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.domain.updates import UpdateEnvelope
-from libs.observability.logging import request_id_var
-from services.dispatcher.outbound.flushing_handler import FlushingHandler
+from tgm.domain.updates import UpdateEnvelope
+from tgm.observability.logging import request_id_var
+from tgm.services.dispatcher.outbound.flushing_handler import FlushingHandler
 
 
 def envelope(request_id: str) -> UpdateEnvelope:

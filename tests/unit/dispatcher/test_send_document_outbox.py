@@ -7,14 +7,14 @@ from typing import Any
 
 from dramatiq.brokers.stub import StubBroker
 
-from libs.domain.bots import BotToken
-from libs.domain.clock import ManualClock
-from libs.domain.effects import effect_scope
-from services.dispatcher.adapters.direct_outbox import DirectOutbox
-from services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
-from services.dispatcher.outbound.drain import DrainOutbox
-from services.dispatcher.outbound.queued_outbox import QueuedOutbox, collecting_lanes
-from services.dispatcher.outbound.store import InMemoryOutboxStore
+from tgm.domain.bots import BotToken
+from tgm.domain.clock import ManualClock
+from tgm.domain.effects import effect_scope
+from tgm.services.dispatcher.adapters.direct_outbox import DirectOutbox
+from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
+from tgm.services.dispatcher.outbound.drain import DrainOutbox
+from tgm.services.dispatcher.outbound.queued_outbox import QueuedOutbox, collecting_lanes
+from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore
 from tests.unit.dispatcher.test_actors import make_bot
 from tests.unit.dispatcher.test_blocked_subscribers import OpenLimiter
 from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, CountingVault

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from libs.domain.bots import (
+from tgm.domain.bots import (
     Bot,
     BotSettings,
     BotStatus,
@@ -12,7 +12,7 @@ from libs.domain.bots import (
     new_public_id,
     webhook_secret_matches,
 )
-from libs.domain.errors import IllegalTransition, InvalidToken
+from tgm.domain.errors import IllegalTransition, InvalidToken
 
 TOKEN = "1234567890:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-zZ"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

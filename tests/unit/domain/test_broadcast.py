@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from libs.domain.administration.ports import BotStats, Subscriber, SubscriberStatus
-from libs.domain.bots import Bot, BotToken
-from libs.domain.broadcast import Broadcast, BroadcastState, Outcome, StartResult, html_from_entities
-from libs.domain.callback_tokens import CallbackAction, CallbackTokens
-from libs.domain.clock import ManualClock
-from libs.domain.errors import BotNotFound, DependencyUnavailable, TelegramRequestFailed, TokenRejected
-from libs.domain.use_cases.broadcast import BroadcastPolicy, BroadcastStep, RunBroadcast
-from services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
-from services.dispatcher.adapters.memory import InMemoryLocks
+from tgm.domain.administration.ports import BotStats, Subscriber, SubscriberStatus
+from tgm.domain.bots import Bot, BotToken
+from tgm.domain.broadcast import Broadcast, BroadcastState, Outcome, StartResult, html_from_entities
+from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
+from tgm.domain.clock import ManualClock
+from tgm.domain.errors import BotNotFound, DependencyUnavailable, TelegramRequestFailed, TokenRejected
+from tgm.domain.use_cases.broadcast import BroadcastPolicy, BroadcastStep, RunBroadcast
+from tgm.services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
+from tgm.services.dispatcher.adapters.memory import InMemoryLocks
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ADMIN = 501
@@ -379,7 +379,7 @@ def test_entities_become_safe_html(text: str, entities: object, expected: str) -
 
 
 def test_eta_follows_the_pace_so_far() -> None:
-    from libs.domain.broadcast import eta_seconds
+    from tgm.domain.broadcast import eta_seconds
 
     started = Broadcast(BROADCAST_ID, BOT_ID, ADMIN, ADMIN, "mgr", "b", None, "x", total=100, sent=20, started_at=0.0)
     assert eta_seconds(started, 10.0) == 40

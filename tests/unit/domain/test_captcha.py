@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from libs.domain.bots import Bot, BotSettings, BotStatus, CaptchaMode
-from libs.domain.callback_tokens import CallbackAction, CallbackTokens
-from libs.domain.captcha import CaptchaGuard, CaptchaPolicy
-from libs.domain.updates import UpdateEnvelope
-from services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore
+from tgm.domain.bots import Bot, BotSettings, BotStatus, CaptchaMode
+from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
+from tgm.domain.captcha import CaptchaGuard, CaptchaPolicy
+from tgm.domain.updates import UpdateEnvelope
+from tgm.services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 BOT_ID = "2b7f3f5e-8f1c-4d7e-9a53-0c6f0f3b1a11"

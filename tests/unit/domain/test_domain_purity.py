@@ -1,4 +1,4 @@
-"""libs/domain must import no framework: the hexagon's core stays pure."""
+"""src/tgm/domain must import no framework: the hexagon's core stays pure."""
 
 import ast
 from pathlib import Path
@@ -27,6 +27,6 @@ def test_checker_sees_framework_imports() -> None:
 
 def test_domain_imports_no_framework() -> None:
     files = sorted(DOMAIN.rglob("*.py"))
-    assert files, "libs/domain has no modules?"
+    assert files, "src/tgm/domain has no modules?"
     offenders = {str(path.relative_to(DOMAIN)): sorted(imported_roots(path.read_text()) & FORBIDDEN) for path in files}
     assert {name: bad for name, bad in offenders.items() if bad} == {}

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from libs.domain.clock import ManualClock
-from libs.domain.events import (
+from tgm.domain.clock import ManualClock
+from tgm.domain.events import (
     Event,
     EventFilter,
     EventKind,
@@ -16,7 +16,7 @@ from libs.domain.events import (
     UnsafeEventDetails,
     telegram_actor,
 )
-from services.botregistry.adapters.memory import InMemoryEventTrail
+from tgm.services.botregistry.adapters.memory import InMemoryEventTrail
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijklmnop"

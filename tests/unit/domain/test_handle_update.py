@@ -3,9 +3,9 @@ from typing import Any
 
 import pytest
 
-from libs.domain.bots import Bot, BotSettings, BotStatus
-from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.handle_update import HandleUpdate
+from tgm.domain.bots import Bot, BotSettings, BotStatus
+from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.use_cases.handle_update import HandleUpdate
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -84,8 +84,8 @@ def _user_envelope(text: str | None, user_id: int, update_id: int = 1) -> Update
 
 
 def test_maintenance_answers_every_user_its_text_once_per_window_instead_of_the_usual_answers() -> None:
-    from libs.domain.clock import ManualClock
-    from services.dispatcher.adapters.memory import InMemoryCooldowns
+    from tgm.domain.clock import ManualClock
+    from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns
 
     clock = ManualClock()
     outbox = RecordingOutbox()
@@ -115,7 +115,7 @@ def test_leaving_maintenance_restores_the_usual_answers() -> None:
 
 
 def test_a_blocked_users_updates_are_dropped_until_the_block_expires_by_the_clock() -> None:
-    from libs.domain.clock import ManualClock
+    from tgm.domain.clock import ManualClock
 
     clock = ManualClock()
     now = int(clock.now().timestamp())
@@ -133,7 +133,7 @@ def test_a_blocked_users_updates_are_dropped_until_the_block_expires_by_the_cloc
 
 
 def test_a_blocked_user_does_not_even_get_the_maintenance_text() -> None:
-    from libs.domain.clock import ManualClock
+    from tgm.domain.clock import ManualClock
 
     clock = ManualClock()
     blocked = {7: int(clock.now().timestamp()) + 60}
@@ -170,7 +170,7 @@ def test_maintenance_in_a_group_answers_only_commands_for_this_bot_and_buttons_a
 
 
 def test_a_blocked_users_button_presses_are_dropped_too() -> None:
-    from libs.domain.clock import ManualClock
+    from tgm.domain.clock import ManualClock
 
     clock = ManualClock()
     outbox = AnsweringOutbox()

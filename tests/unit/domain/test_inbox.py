@@ -1,7 +1,7 @@
 """The feedback inbox through HandleUpdate (issue 15): who gets what, what a reply reaches, what a button does, and
 what never crosses from one bot (or one chat) to another. The outbox fake numbers each message it is given and
 links inbox deliveries as the dispatcher does once Telegram answered (link_sent in
-services/dispatcher/outbound/after_send.py)."""
+src/tgm/services/dispatcher/outbound/after_send.py)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from libs.domain.administration.bot_administration import MAX_BLOCK_SECONDS
-from libs.domain.administration.ports import BlockUser, SettingsChange, UnblockUser
-from libs.domain.bots import Bot, BotSettings, BotStatus
-from libs.domain.callback_tokens import CallbackAction, CallbackTokens
-from libs.domain.clock import ManualClock
-from libs.domain.errors import BotNotFound
-from libs.domain.inbox import ACK_COOLDOWN_SECONDS, FeedbackInbox, inbox_recipients
-from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.handle_update import HandleUpdate
-from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
-from services.dispatcher.adapters.memory import InMemoryCooldowns
+from tgm.domain.administration.bot_administration import MAX_BLOCK_SECONDS
+from tgm.domain.administration.ports import BlockUser, SettingsChange, UnblockUser
+from tgm.domain.bots import Bot, BotSettings, BotStatus
+from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
+from tgm.domain.clock import ManualClock
+from tgm.domain.errors import BotNotFound
+from tgm.domain.inbox import ACK_COOLDOWN_SECONDS, FeedbackInbox, inbox_recipients
+from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.use_cases.handle_update import HandleUpdate
+from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
+from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns
 
 BOT_A = "2b7f3f5e-8f1c-4d7e-9a53-0c6f0f3b1a11"
 BOT_B = "5c0d2a7e-1111-4d7e-9a53-0c6f0f3b1a22"

@@ -1,10 +1,10 @@
-"""The loop every lane shares (libs/domain/lane.py): claim, work, release, claim again while items are left."""
+"""The loop every lane shares (src/tgm/domain/lane.py): claim, work, release, claim again while items are left."""
 
 from __future__ import annotations
 
 import pytest
 
-from libs.domain.lane import BatchOutcome, LaneRun, drain_lane
+from tgm.domain.lane import BatchOutcome, LaneRun, drain_lane
 
 
 class ListLane:

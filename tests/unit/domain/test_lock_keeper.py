@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from libs.domain.lane import LockKeeper
+from tgm.domain.lane import LockKeeper
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -1,6 +1,6 @@
-from libs.domain.messages import language_for, render
-from libs.domain.redaction import REDACTED, contains_token, redact
-from libs.domain.updates import UpdateEnvelope
+from tgm.domain.messages import language_for, render
+from tgm.domain.redaction import REDACTED, contains_token, redact
+from tgm.domain.updates import UpdateEnvelope
 
 TOKEN = "1234567890:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-zZ"
 

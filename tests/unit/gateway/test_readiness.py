@@ -6,8 +6,8 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
-from libs.messaging.mailbox import redis_client_of
-from services.gateway.adapters.readiness import BrokerProbe
+from tgm.messaging.mailbox import redis_client_of
+from tgm.services.gateway.adapters.readiness import BrokerProbe
 
 
 class Pinger:

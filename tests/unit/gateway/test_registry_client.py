@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
-from libs.domain.bots import BotStatus, hash_webhook_secret
-from libs.domain.clock import ManualClock
-from libs.grpc_runtime.channels import build_server, open_channel
-from libs.registry_client.client import GrpcBotDirectory, GrpcRouteDirectory, RegistryUnavailable
+from tgm.domain.bots import BotStatus, hash_webhook_secret
+from tgm.domain.clock import ManualClock
+from tgm.grpc_runtime.channels import build_server, open_channel
+from tgm.registry_client.client import GrpcBotDirectory, GrpcRouteDirectory, RegistryUnavailable
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 

@@ -15,13 +15,13 @@ from dependency_injector import providers
 from dramatiq.brokers.stub import StubBroker
 from fastapi.testclient import TestClient
 
-from libs.domain.bots import hash_webhook_secret
-from libs.domain.ports import Route
-from libs.domain.updates import UpdateEnvelope
-from libs.registry_client.client import RegistryUnavailable
-from services.gateway.app import create_app
-from services.gateway.container import GatewayContainer
-from services.gateway.settings import GatewaySettings
+from tgm.domain.bots import hash_webhook_secret
+from tgm.domain.ports import Route
+from tgm.domain.updates import UpdateEnvelope
+from tgm.registry_client.client import RegistryUnavailable
+from tgm.services.gateway.app import create_app
+from tgm.services.gateway.container import GatewayContainer
+from tgm.services.gateway.settings import GatewaySettings
 
 CAP = 4096
 SECRET_A = "secret-of-bot-a_" + "x" * 20

@@ -11,13 +11,13 @@ from dependency_injector import providers
 from dramatiq.brokers.stub import StubBroker
 from fastapi.testclient import TestClient
 
-from libs.domain.bots import hash_webhook_secret
-from libs.domain.errors import SecretRejected, VaultUnavailable
-from libs.domain.ports import DecryptPurpose, Route, SecretKind
-from libs.domain.sealing import inbound_text_ref
-from services.gateway.app import create_app
-from services.gateway.container import GatewayContainer
-from services.gateway.settings import GatewaySettings
+from tgm.domain.bots import hash_webhook_secret
+from tgm.domain.errors import SecretRejected, VaultUnavailable
+from tgm.domain.ports import DecryptPurpose, Route, SecretKind
+from tgm.domain.sealing import inbound_text_ref
+from tgm.services.gateway.app import create_app
+from tgm.services.gateway.container import GatewayContainer
+from tgm.services.gateway.settings import GatewaySettings
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.gateway.test_webhook import FakeQueue
 

@@ -1,4 +1,4 @@
-"""libs/host: what the vault, the registry, the dispatcher and devstack share about files, locks and signals."""
+"""src/tgm/host: what the vault, the registry, the dispatcher and devstack share about files, locks and signals."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from libs.host.files import LockHeld, atomic_replace, hold_lock, last_line, private_dir
-from libs.host.signals import stop_event_on_signals
+from tgm.host.files import LockHeld, atomic_replace, hold_lock, last_line, private_dir
+from tgm.host.signals import stop_event_on_signals
 
 
 def test_last_line_reads_back_past_its_first_window(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from libs.domain.callback_tokens import MAX_CALLBACK_DATA_BYTES, CallbackAction, CallbackTokens, key_id
-from libs.domain.clock import ManualClock
+from tgm.domain.callback_tokens import MAX_CALLBACK_DATA_BYTES, CallbackAction, CallbackTokens, key_id
+from tgm.domain.clock import ManualClock
 
 KEY = b"k" * 32
 BOT = "0b8f2c1e-4a6d-4f1b-9c2e-7d3a5b6c8e9f"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from libs.domain.administration.ports import (
+from tgm.domain.administration.ports import (
     BotStats,
     Registration,
     SettingsChange,
@@ -17,17 +17,17 @@ from libs.domain.administration.ports import (
     Subscriber,
     SubscriberStats,
 )
-from libs.domain.bots import Bot, BotSettings, BotStatus
-from libs.domain.callback_tokens import CallbackAction, CallbackTokens
-from libs.domain.clock import ManualClock
-from libs.domain.errors import BotNotFound, IllegalTransition
-from libs.domain.manager_bot.bot import ManagerBot
-from libs.domain.manager_bot.dependencies import ManagerConfig
-from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.handle_update import HandleOutcome
-from services.dispatcher.manager_bot.router import UpdateRouter
-from services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore, InMemoryUsedButtons
-from services.dispatcher.manager_bot.wiring import parse_admin_ids
+from tgm.domain.bots import Bot, BotSettings, BotStatus
+from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
+from tgm.domain.clock import ManualClock
+from tgm.domain.errors import BotNotFound, IllegalTransition
+from tgm.domain.manager_bot.bot import ManagerBot
+from tgm.domain.manager_bot.dependencies import ManagerConfig
+from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.services.dispatcher.manager_bot.router import UpdateRouter
+from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore, InMemoryUsedButtons
+from tgm.services.dispatcher.manager_bot.wiring import parse_admin_ids
 
 MANAGER = "mgr-0000"
 ADMIN = 501

@@ -6,15 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from libs.domain.administration.ports import SubscriberStats
-from libs.domain.broadcast import BroadcastState
-from libs.domain.callback_tokens import CallbackAction
-from libs.domain.manager_bot.bot import ManagerBot
-from libs.domain.manager_bot.dependencies import ManagerConfig
-from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.handle_update import HandleOutcome
-from services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
-from services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore, InMemoryUsedButtons
+from tgm.domain.administration.ports import SubscriberStats
+from tgm.domain.broadcast import BroadcastState
+from tgm.domain.callback_tokens import CallbackAction
+from tgm.domain.manager_bot.bot import ManagerBot
+from tgm.domain.manager_bot.dependencies import ManagerConfig
+from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
+from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore, InMemoryUsedButtons
 from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, MANAGER, FakeOutbox, Harness, harness
 
 MALLORY = 666

@@ -9,19 +9,19 @@ import re
 
 import pytest
 
-from libs.domain.administration.bot_administration import BotAdministration
-from libs.domain.administration.register_bot import RegisterBot, RegisterBotCommand
-from libs.domain.bots import Bot, BotSettings, BotStatus, BotToken
-from libs.domain.callback_tokens import CallbackAction, CallbackTokens
-from libs.domain.clock import ManualClock
-from libs.domain.inbound import InboundGuard, InboundPolicy
-from libs.domain.manager_bot.bot import ManagerBot
-from libs.domain.manager_bot.dependencies import ManagerConfig
-from libs.domain.updates import UpdateEnvelope
-from services.botregistry.adapters.memory import InMemoryBotAdminStore, InMemoryBotRepository, InMemoryInteractionStats
-from services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
-from services.dispatcher.container import _bot_actions
-from services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore, InMemoryUsedButtons
+from tgm.domain.administration.bot_administration import BotAdministration
+from tgm.domain.administration.register_bot import RegisterBot, RegisterBotCommand
+from tgm.domain.bots import Bot, BotSettings, BotStatus, BotToken
+from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
+from tgm.domain.clock import ManualClock
+from tgm.domain.inbound import InboundGuard, InboundPolicy
+from tgm.domain.manager_bot.bot import ManagerBot
+from tgm.domain.manager_bot.dependencies import ManagerConfig
+from tgm.domain.updates import UpdateEnvelope
+from tgm.services.botregistry.adapters.memory import InMemoryBotAdminStore, InMemoryBotRepository, InMemoryInteractionStats
+from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
+from tgm.services.dispatcher.container import _bot_actions
+from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore, InMemoryUsedButtons
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.manager.test_manager_bot import MANAGER, NOW, FakeOutbox, Harness
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from libs.domain.callback_tokens import CallbackAction
-from libs.domain.events import Event, EventKind, Outcome
+from tgm.domain.callback_tokens import CallbackAction
+from tgm.domain.events import Event, EventKind, Outcome
 from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, Harness, harness
 
 

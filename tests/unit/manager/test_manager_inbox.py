@@ -6,16 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from libs.domain.administration.ports import SetInboxMode, SettingsChange
-from libs.domain.bots import Bot
-from libs.domain.callback_tokens import CallbackTokens
-from libs.domain.clock import ManualClock
-from libs.domain.manager_bot.bot import ManagerBot
-from libs.domain.manager_bot.dependencies import ManagerConfig
-from libs.domain.updates import UpdateEnvelope
-from libs.domain.use_cases.handle_update import HandleOutcome
-from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
-from services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
+from tgm.domain.administration.ports import SetInboxMode, SettingsChange
+from tgm.domain.bots import Bot
+from tgm.domain.callback_tokens import CallbackTokens
+from tgm.domain.clock import ManualClock
+from tgm.domain.manager_bot.bot import ManagerBot
+from tgm.domain.manager_bot.dependencies import ManagerConfig
+from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
+from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
 from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, MANAGER, NOW, FakeAdmin, FakeOutbox
 
 

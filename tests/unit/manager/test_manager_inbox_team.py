@@ -3,13 +3,13 @@ told how many others of the team it cannot reach; a team that cannot be learnt l
 
 from __future__ import annotations
 
-from libs.domain.callback_tokens import CallbackTokens
-from libs.domain.clock import ManualClock
-from libs.domain.errors import DomainError
-from libs.domain.manager_bot.bot import ManagerBot
-from libs.domain.manager_bot.dependencies import ManagerConfig
-from services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
-from services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
+from tgm.domain.callback_tokens import CallbackTokens
+from tgm.domain.clock import ManualClock
+from tgm.domain.errors import DomainError
+from tgm.domain.manager_bot.bot import ManagerBot
+from tgm.domain.manager_bot.dependencies import ManagerConfig
+from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
+from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
 from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, FakeOutbox
 from tests.unit.manager.test_manager_inbox import Rig, SwitchingAdmin
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from libs.domain.administration.ports import ResetLimits, SetCooldown, SetRateLimit
-from libs.domain.bots import BotSettings, RateRule
-from libs.domain.manager_bot.limits import describe_limits, format_seconds, parse_limits
+from tgm.domain.administration.ports import ResetLimits, SetCooldown, SetRateLimit
+from tgm.domain.bots import BotSettings, RateRule
+from tgm.domain.manager_bot.limits import describe_limits, format_seconds, parse_limits
 
 
 def test_the_admins_words_become_changes() -> None:

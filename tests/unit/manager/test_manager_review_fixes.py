@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import pytest
 
-from libs.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
-from libs.domain.callback_tokens import CallbackAction
-from libs.domain.errors import TelegramRequestFailed
-from libs.domain.manager_bot.keyboards import BOTS_PER_PAGE
-from libs.domain.messages import CATALOGUE, render
-from libs.domain.updates import UpdateEnvelope
-from services.dispatcher.manager_bot.wiring import manager_config, parse_admin_ids
+from tgm.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
+from tgm.domain.callback_tokens import CallbackAction
+from tgm.domain.errors import TelegramRequestFailed
+from tgm.domain.manager_bot.keyboards import BOTS_PER_PAGE
+from tgm.domain.messages import CATALOGUE, render
+from tgm.domain.updates import UpdateEnvelope
+from tgm.services.dispatcher.manager_bot.wiring import manager_config, parse_admin_ids
 from tests.unit.manager.test_manager_bot import ADMIN, MANAGER, SEALED, FakeAdmin, harness, make_bot
 
 

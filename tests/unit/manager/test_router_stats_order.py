@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.domain.bots import Bot
-from libs.domain.updates import UpdateEnvelope
-from services.dispatcher.manager_bot.router import UpdateRouter
+from tgm.domain.bots import Bot
+from tgm.domain.updates import UpdateEnvelope
+from tgm.services.dispatcher.manager_bot.router import UpdateRouter
 from tests.unit.manager.test_manager_bot import BOT_ID, make_bot
 
 UPDATE = {"update_id": 1, "message": {"from": {"id": 9, "is_bot": False, "language_code": "de"}, "chat": {"id": 9}}}
@@ -85,8 +85,8 @@ def test_updates_from_bots_and_without_a_sender_are_not_counted() -> None:
 
 
 def test_a_blocked_users_update_is_counted_as_refused_and_not_as_an_interaction() -> None:
-    from libs.domain.use_cases.handle_update import HandleOutcome
-    from libs.observability.metrics import INBOUND_REFUSED
+    from tgm.domain.use_cases.handle_update import HandleOutcome
+    from tgm.observability.metrics import INBOUND_REFUSED
 
     blocked_before = INBOUND_REFUSED.labels("blocked")._value.get()
     log: list[str] = []

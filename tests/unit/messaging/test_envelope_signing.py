@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from libs.domain.updates import UpdateEnvelope
-from libs.messaging.envelope_signing import EnvelopeSigner, missing_key_problem, signer_from_key, strip_tag
-from libs.messaging.mailbox import decode, encode
+from tgm.domain.updates import UpdateEnvelope
+from tgm.messaging.envelope_signing import EnvelopeSigner, missing_key_problem, signer_from_key, strip_tag
+from tgm.messaging.mailbox import decode, encode
 
 KEY = b"k" * 32
 ENVELOPE = UpdateEnvelope(

@@ -7,7 +7,7 @@ import re
 
 from prometheus_client import REGISTRY
 
-import libs.observability.metrics  # noqa: F401 - declares the metrics in the default registry
+import tgm.observability.metrics  # noqa: F401 - declares the metrics in the default registry
 
 PROMQL_WORDS = {
     "sum", "max", "min", "avg", "count", "by", "without", "rate", "increase", "irate", "histogram_quantile",
@@ -17,13 +17,13 @@ BUILT_IN = {"up"}  # Prometheus's own series per target
 # Collected at scrape by a collector one service registers at its start (not in this process's registry), and the
 # file that names it.
 SCRAPE_TIME = {
-    "tgm_queue_size": "libs/observability/metrics.py",  # the dispatcher's QueueSizeCollector, from Redis
-    "telegram_active_bots": "services/botregistry/__main__.py",  # the registry's CachedGaugeCollector
+    "tgm_queue_size": "src/tgm/observability/metrics.py",  # the dispatcher's QueueSizeCollector, from Redis
+    "telegram_active_bots": "src/tgm/services/botregistry/__main__.py",  # the registry's CachedGaugeCollector
 }
 
 
 def declared_series() -> set[str]:
-    """Every series name the metrics of libs/observability/metrics.py produce (a histogram's _bucket, _sum, …)."""
+    """Every series name the metrics of src/tgm/observability/metrics.py produce (a histogram's _bucket, _sum, …)."""
     names: set[str] = set()
     for family in REGISTRY.collect():
         names.add(family.name)

@@ -1,4 +1,4 @@
-"""deploy/prometheus: every metric an alert or the scrape config relies on exists in libs/observability/metrics.py,
+"""deploy/prometheus: every metric an alert or the scrape config relies on exists in src/tgm/observability/metrics.py,
 and every rule says how long, how bad and what to do."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import os
 import re
 import uuid
 
-from libs.observability.ids import new_message_id, new_request_id
+from tgm.observability.ids import new_message_id, new_request_id
 
 
 def test_request_ids_are_32_hex_digits_and_never_repeat() -> None:

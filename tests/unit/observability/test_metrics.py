@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 import httpx
 import pytest
 
-from libs.observability.metrics import TELEGRAM_MESSAGES, MetricsServer, message_type
+from tgm.observability.metrics import TELEGRAM_MESSAGES, MetricsServer, message_type
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_message_type_is_one_of_a_few_labels(update: dict[str, object], kind: st
 def test_a_cached_gauge_reads_at_most_once_per_period_and_survives_a_failing_read() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from libs.observability.metrics import CachedGaugeCollector
+    from tgm.observability.metrics import CachedGaugeCollector
 
     now = [0.0]
     reads: list[float] = []

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from libs.domain.bots import BotToken, TelegramBotInfo
-from libs.domain.errors import TokenRejected
-from libs.domain.ports import SentMessage, WebhookRegistration
+from tgm.domain.bots import BotToken, TelegramBotInfo
+from tgm.domain.errors import TokenRejected
+from tgm.domain.ports import SentMessage, WebhookRegistration
 
 # Shaped like real tokens (the strict redaction pattern matches them), never real.
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijklmnop"

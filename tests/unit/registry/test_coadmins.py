@@ -11,20 +11,20 @@ from datetime import timedelta
 
 import pytest
 
-from libs.domain.administration.bot_administration import BotAdministration, InvalidSetting
-from libs.domain.administration.ports import BlockUser, SetWelcome
-from libs.domain.administration.register_bot import RegisterBot, RegisterBotCommand
-from libs.domain.bot_roles import (
+from tgm.domain.administration.bot_administration import BotAdministration, InvalidSetting
+from tgm.domain.administration.ports import BlockUser, SetWelcome
+from tgm.domain.administration.register_bot import RegisterBot, RegisterBotCommand
+from tgm.domain.bot_roles import (
     OWNER_ONLY,
     BotAction,
     BotRole,
     invite_code_hash,
     may,
 )
-from libs.domain.bots import Bot, BotToken
-from libs.domain.clock import ManualClock
-from libs.domain.errors import ActionNotPermitted, BotNotFound
-from services.botregistry.adapters.memory import (
+from tgm.domain.bots import Bot, BotToken
+from tgm.domain.clock import ManualClock
+from tgm.domain.errors import ActionNotPermitted, BotNotFound
+from tgm.services.botregistry.adapters.memory import (
     InMemoryBotAdminStore,
     InMemoryBotRepository,
     InMemoryInteractionStats,

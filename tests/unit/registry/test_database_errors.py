@@ -9,7 +9,7 @@ import grpc
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from services.botregistry.grpc.database_errors import DatabaseUnavailableInterceptor
+from tgm.services.botregistry.grpc.database_errors import DatabaseUnavailableInterceptor
 
 
 class Aborted(Exception):

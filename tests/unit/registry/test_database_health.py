@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from services.botregistry.database_health import DatabaseHealthWatcher, select_one
+from tgm.services.botregistry.database_health import DatabaseHealthWatcher, select_one
 
 
 class FlakyProbe:

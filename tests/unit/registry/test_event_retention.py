@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from services.botregistry.event_retention import EventRetention
+from tgm.services.botregistry.event_retention import EventRetention
 
 
 class Purge:
@@ -28,7 +28,7 @@ class Purge:
 
 
 def test_a_failing_purge_is_logged_and_the_next_turn_runs(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="services.botregistry.event_retention")
+    caplog.set_level(logging.INFO, logger="tgm.services.botregistry.event_retention")
     purge = Purge([RuntimeError("database down"), 2, 0])
     stop = threading.Event()
     thread = EventRetention(purge, interval_seconds=0.01).start(stop)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from libs.domain.bots import Bot, BotSettings, BotStatus
-from libs.domain.errors import IllegalTransition
+from tgm.domain.bots import Bot, BotSettings, BotStatus
+from tgm.domain.errors import IllegalTransition
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)

@@ -10,11 +10,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from libs.domain.administration.bot_administration import InvalidSetting
-from libs.domain.administration.ports import SetWelcome
-from libs.domain.errors import ActionNotPermitted, BotNotFound
-from libs.registry_client.admin import GrpcBotAdmin
-from services.botregistry.manager_bot_identity import register_manager
+from tgm.domain.administration.bot_administration import InvalidSetting
+from tgm.domain.administration.ports import SetWelcome
+from tgm.domain.errors import ActionNotPermitted, BotNotFound
+from tgm.registry_client.admin import GrpcBotAdmin
+from tgm.services.botregistry.manager_bot_identity import register_manager
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN
 from tests.unit.registry.test_registry_events import ALICE, Rig, start
 from tgm.registry.v1 import registry_pb2 as pb

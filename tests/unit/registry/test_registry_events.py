@@ -14,13 +14,13 @@ import grpc
 import pytest
 from dependency_injector import providers
 
-from libs.domain.bots import BotToken
-from libs.domain.clock import ManualClock
-from libs.domain.events import Event, EventFilter
-from libs.grpc_runtime.channels import build_server
-from services.botregistry import migrate
-from services.botregistry.container import Container
-from services.botregistry.settings import RegistrySettings
+from tgm.domain.bots import BotToken
+from tgm.domain.clock import ManualClock
+from tgm.domain.events import Event, EventFilter
+from tgm.grpc_runtime.channels import build_server
+from tgm.services.botregistry import migrate
+from tgm.services.botregistry.container import Container
+from tgm.services.botregistry.settings import RegistrySettings
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import TOKEN, FakeTelegram
 from tgm.registry.v1 import registry_pb2 as pb

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import grpc
 
-from libs.domain.administration.ports import SetInboxMode
-from libs.registry_client.admin import GrpcBotAdmin
-from libs.registry_client.client import bot_from_proto
+from tgm.domain.administration.ports import SetInboxMode
+from tgm.registry_client.admin import GrpcBotAdmin
+from tgm.registry_client.client import bot_from_proto
 from tests.unit.registry.test_registry_admin_rpcs import ALICE, MALLORY, Rig, rig  # noqa: F401 - the fixture
 from tgm.registry.v1 import registry_pb2
 

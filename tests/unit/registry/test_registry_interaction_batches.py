@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
-from libs.domain.administration.ports import Interaction
-from libs.registry_client.admin import GrpcBotAdmin
+from tgm.domain.administration.ports import Interaction
+from tgm.registry_client.admin import GrpcBotAdmin
 from tests.unit.registry import test_registry_admin_rpcs as admin_rpcs
 from tests.unit.registry.test_registry_admin_rpcs import ALICE, Rig
 from tgm.registry.v1 import registry_pb2 as pb

@@ -9,21 +9,21 @@ from typing import Any
 
 import pytest
 
-from libs.domain.administration.bot_administration import BotAdministration
-from libs.domain.administration.ports import SetWelcome
-from libs.domain.administration.register_bot import (
+from tgm.domain.administration.bot_administration import BotAdministration
+from tgm.domain.administration.ports import SetWelcome
+from tgm.domain.administration.register_bot import (
     CLAIM_TIMEOUT,
     RegisterBot,
     RegisterBotCommand,
     RegistrationInProgress,
 )
-from libs.domain.bots import BotStatus, BotToken
-from libs.domain.clock import ManualClock
-from libs.domain.errors import BotNotFound, BotOwnedByAnotherAdmin, ConcurrentUpdate, IllegalTransition
-from libs.domain.ports import BotRepository, WebhookRegistration
-from services.botregistry import migrate
-from services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
-from services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_engine, make_session_factory
+from tgm.domain.bots import BotStatus, BotToken
+from tgm.domain.clock import ManualClock
+from tgm.domain.errors import BotNotFound, BotOwnedByAnotherAdmin, ConcurrentUpdate, IllegalTransition
+from tgm.domain.ports import BotRepository, WebhookRegistration
+from tgm.services.botregistry import migrate
+from tgm.services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
+from tgm.services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_engine, make_session_factory
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 

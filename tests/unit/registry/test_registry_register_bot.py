@@ -6,12 +6,12 @@ import hashlib
 
 import pytest
 
-from libs.domain.administration.register_bot import RegisterBot, RegisterBotCommand
-from libs.domain.bots import BotStatus, BotToken
-from libs.domain.clock import ManualClock
-from libs.domain.errors import BotOwnedByAnotherAdmin, TelegramRequestFailed, TelegramUnavailable, TokenRejected
-from libs.domain.ports import DecryptPurpose, SecretKind
-from services.botregistry.adapters.memory import InMemoryBotRepository
+from tgm.domain.administration.register_bot import RegisterBot, RegisterBotCommand
+from tgm.domain.bots import BotStatus, BotToken
+from tgm.domain.clock import ManualClock
+from tgm.domain.errors import BotOwnedByAnotherAdmin, TelegramRequestFailed, TelegramUnavailable, TokenRejected
+from tgm.domain.ports import DecryptPurpose, SecretKind
+from tgm.services.botregistry.adapters.memory import InMemoryBotRepository
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import TOKEN, TOKEN_2, FakeTelegram
 

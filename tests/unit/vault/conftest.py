@@ -7,15 +7,15 @@ from pathlib import Path
 import grpc
 import pytest
 
-from libs.domain.ports import DecryptPurpose, SecretKind
-from libs.grpc_runtime.channels import RunningServer, open_channel
-from libs.grpc_runtime.tls import TlsFiles
-from services.vault.audit import AuditLog
-from services.vault.crypto import Cipher, Keyring
-from services.vault.grpc.servicer import VaultServicer, start_server
-from services.vault.keystore import KeyStore
-from services.vault.policy import CertificateCallerResolver, Grant, Policy, Verb
-from tools.devstack.certs import IDENTITIES, Identity, ensure_certs
+from tgm.domain.ports import DecryptPurpose, SecretKind
+from tgm.grpc_runtime.channels import RunningServer, open_channel
+from tgm.grpc_runtime.tls import TlsFiles
+from tgm.services.vault.audit import AuditLog
+from tgm.services.vault.crypto import Cipher, Keyring
+from tgm.services.vault.grpc.servicer import VaultServicer, start_server
+from tgm.services.vault.keystore import KeyStore
+from tgm.services.vault.policy import CertificateCallerResolver, Grant, Policy, Verb
+from tgm.tools.devstack.certs import IDENTITIES, Identity, ensure_certs
 
 # A test-only identity that may use every verb, so one stub can seal and open.
 TESTER = Identity("tester", server=False, client=True)

@@ -13,11 +13,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from libs.domain.ports import SecretKind
-from libs.grpc_runtime import channels
-from services.vault.crypto import Cipher
-from services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
-from services.vault.settings import VaultConfigError
+from tgm.domain.ports import SecretKind
+from tgm.grpc_runtime import channels
+from tgm.services.vault.crypto import Cipher
+from tgm.services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
+from tgm.services.vault.settings import VaultConfigError
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -146,7 +146,7 @@ def test_a_second_vault_on_the_same_keyring_refuses_to_start(tmp_path: Path) -> 
             VAULT_AUDIT_FILE=str(tmp_path / "audit.log"),
         )
         result = subprocess.run(
-            [sys.executable, "-m", "services.vault", "serve"],
+            [sys.executable, "-m", "tgm.services.vault", "serve"],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert result.returncode == 2, result.stderr
@@ -212,17 +212,17 @@ def test_init_creates_the_keyring_once_and_serve_refuses_without_it(tmp_path: Pa
     key = "base64:" + base64.b64encode(os.urandom(32)).decode()
     env = _vault_env(tmp_path, ENCRYPTION_KEY=key, VAULT_KEYRING_FILE=str(keyring))
     serve = subprocess.run(
-        [sys.executable, "-m", "services.vault", "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tgm.services.vault", "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
-    assert serve.returncode == 2 and "services.vault init" in serve.stderr and not keyring.exists()
+    assert serve.returncode == 2 and "tgm.services.vault init" in serve.stderr and not keyring.exists()
     first = subprocess.run(
-        [sys.executable, "-m", "services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tgm.services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
     assert first.returncode == 0, first.stderr
     assert keyring.exists() and keyring.stat().st_mode & 0o777 == 0o600
     assert json.loads(keyring.read_text())["versions"]["1"]["key"] == key
     again = subprocess.run(
-        [sys.executable, "-m", "services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tgm.services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
     assert again.returncode == 2 and "already exists" in again.stderr
     assert key[7:] not in again.stderr + first.stdout + first.stderr  # the key never printed
@@ -233,7 +233,7 @@ def test_init_once_keeps_an_existing_keyring_and_refuses_to_replace_a_lost_one(t
     keyring gone from a folder whose audit log shows a vault ran there is never silently made anew."""
     keyring = tmp_path / "vault" / "keyring.json"
     env = _vault_env(tmp_path, VAULT_KEYRING_FILE=str(keyring))
-    once = [sys.executable, "-m", "services.vault", "init", "--once"]
+    once = [sys.executable, "-m", "tgm.services.vault", "init", "--once"]
     first = subprocess.run(once, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0 and keyring.exists(), first.stderr
     created = keyring.read_bytes()
@@ -276,12 +276,12 @@ def test_destroy_removes_a_retired_versions_bytes_for_good(tmp_path: Path) -> No
 def test_the_destroy_verb_refuses_while_a_vault_holds_the_keyring_and_audits_when_done(tmp_path: Path) -> None:
     keyring = tmp_path / "vault" / "keyring.json"
     env = _vault_env(tmp_path, VAULT_KEYRING_FILE=str(keyring))
-    init = [sys.executable, "-m", "services.vault", "init"]
+    init = [sys.executable, "-m", "tgm.services.vault", "init"]
     assert subprocess.run(init, cwd=REPO, env=env, capture_output=True, timeout=60).returncode == 0
     store = KeyStore.open(keyring, None)
     store.rotate()
     store.retire(1)
-    command = [sys.executable, "-m", "services.vault", "destroy", "1"]
+    command = [sys.executable, "-m", "tgm.services.vault", "destroy", "1"]
     held = lock_keyring(keyring)  # a running vault
     try:
         busy = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from libs.domain.errors import VaultUnavailable
-from libs.domain.ports import SecretKind
-from libs.vault_client.client import Rewrapped, ciphertext_key_version
-from services.botregistry import migrate
-from services.botregistry.adapters.sql import BotRow, make_engine, make_session_factory
-from services.botregistry.rewrap import exit_code, rewrap_all
-from services.vault.crypto import Cipher, Keyring
+from tgm.domain.errors import VaultUnavailable
+from tgm.domain.ports import SecretKind
+from tgm.vault_client.client import Rewrapped, ciphertext_key_version
+from tgm.services.botregistry import migrate
+from tgm.services.botregistry.adapters.sql import BotRow, make_engine, make_session_factory
+from tgm.services.botregistry.rewrap import exit_code, rewrap_all
+from tgm.services.vault.crypto import Cipher, Keyring
 
 KEYS = {1: os.urandom(32), 2: os.urandom(32)}
 OLD, NEW = Cipher(Keyring(KEYS, 1)), Cipher(Keyring(KEYS, 2))

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from libs.domain.errors import VaultUnavailable
-from libs.domain.ports import DecryptPurpose, SecretKind, TokenVault
-from libs.grpc_runtime.channels import RunningServer
-from libs.vault_client import GrpcTokenVault
+from tgm.domain.errors import VaultUnavailable
+from tgm.domain.ports import DecryptPurpose, SecretKind, TokenVault
+from tgm.grpc_runtime.channels import RunningServer
+from tgm.vault_client import GrpcTokenVault
 from tests.support.fake_vault import InMemoryTokenVault
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"

@@ -5,8 +5,8 @@ import pickle
 
 import pytest
 
-from libs.domain.ports import SecretKind
-from services.vault.crypto import (
+from tgm.domain.ports import SecretKind
+from tgm.services.vault.crypto import (
     FORMAT_VERSION,
     HEADER_BYTES,
     Cipher,

@@ -9,13 +9,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from libs.domain.ports import DecryptPurpose, SecretKind
-from libs.grpc_runtime.authorization import ANONYMOUS
-from libs.grpc_runtime.channels import RunningServer
-from libs.vault_client.wire import MAX_PLAINTEXT_BYTES
-from services.vault.crypto import Cipher
-from services.vault.grpc.servicer import audit_log
-from services.vault.policy import Caller, CertificateCallerResolver, Grant, Policy, Verb, default_policy
+from tgm.domain.ports import DecryptPurpose, SecretKind
+from tgm.grpc_runtime.authorization import ANONYMOUS
+from tgm.grpc_runtime.channels import RunningServer
+from tgm.vault_client.wire import MAX_PLAINTEXT_BYTES
+from tgm.services.vault.crypto import Cipher
+from tgm.services.vault.grpc.servicer import audit_log
+from tgm.services.vault.policy import Caller, CertificateCallerResolver, Grant, Policy, Verb, default_policy
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -191,7 +191,7 @@ def test_secret_kind_labels_are_stable() -> None:
 
 
 def test_container_wires_one_servicer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from services.vault.container import VaultContainer
+    from tgm.services.vault.container import VaultContainer
 
     monkeypatch.setenv("ENCRYPTION_KEY", "base64:" + base64.b64encode(os.urandom(32)).decode())
     monkeypatch.delenv("VAULT_KEYS", raising=False)

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from services.vault.crypto import Keyring
-from services.vault.keystore import KeyStore
-from services.vault.settings import VaultConfigError, VaultSettings, decode_key, env_keys, load_settings
+from tgm.services.vault.crypto import Keyring
+from tgm.services.vault.keystore import KeyStore
+from tgm.services.vault.settings import VaultConfigError, VaultSettings, decode_key, env_keys, load_settings
 
 _VARS = ("ENCRYPTION_KEY", "VAULT_KEYS", "VAULT_PRIMARY_KEY_VERSION", "VAULT_LISTEN", "VAULT_ROTATION_DAYS")
 
@@ -109,7 +109,7 @@ def test_pydantic_errors_name_the_variable_not_the_value(monkeypatch: pytest.Mon
 
 
 def test_genkey_prints_a_key_the_vault_accepts(capsys: pytest.CaptureFixture[str]) -> None:
-    from services.vault.__main__ import main
+    from tgm.services.vault.__main__ import main
 
     assert main(["genkey"]) == 0
     first = capsys.readouterr().out.strip()

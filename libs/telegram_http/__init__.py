@@ -1,5 +1,0 @@
-"""The Telegram Bot API over HTTP (the TelegramApi port's real adapter)."""
-
-from libs.telegram_http.client import HttpTelegramApi
-
-__all__ = ["HttpTelegramApi"]

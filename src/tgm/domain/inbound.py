@@ -1,0 +1,245 @@
+"""What the dispatcher checks before a handler sees an update: who sent it, which chat it belongs to,
+which action it is, and whether that user may do it now (rate limits and cooldowns).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tgm.domain.bots import RateRule
+from tgm.domain.messages import render
+from tgm.domain.ports import Cooldowns, Outbox, RateLimiter
+from tgm.domain.updates import UpdateEnvelope
+
+NO_CHAT = "none"
+_MAX_ACTION_CHARS = 32
+
+
+def sender_of(envelope: UpdateEnvelope) -> dict[str, Any] | None:
+    """The `from` object of a message, callback query or edited message; None when there is none."""
+    for kind in ("message", "callback_query", "edited_message"):
+        part = envelope.update.get(kind)
+        if isinstance(part, dict) and isinstance(part.get("from"), dict):
+            sender: dict[str, Any] = part["from"]
+            return sender
+    return None
+
+
+def sender_id_of(envelope: UpdateEnvelope) -> int | None:
+    sender = sender_of(envelope)
+    value = sender.get("id") if sender else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def language_of(envelope: UpdateEnvelope) -> str | None:
+    sender = sender_of(envelope)
+    code = sender.get("language_code") if sender else None
+    return code if isinstance(code, str) else None
+
+
+def chat_key_of(envelope: UpdateEnvelope) -> str:
+    """The ordering domain of an update: its chat, else its sender, else one shared key."""
+    if envelope.chat_id is not None:
+        return str(envelope.chat_id)
+    sender = sender_id_of(envelope)
+    return f"u{sender}" if sender is not None else NO_CHAT
+
+
+def callback_of(envelope: UpdateEnvelope) -> dict[str, Any] | None:
+    callback = envelope.update.get("callback_query")
+    return callback if isinstance(callback, dict) else None
+
+
+def action_of(envelope: UpdateEnvelope) -> str:
+    """'cmd:/start' for commands, 'cb:<action>' for callbacks, 'msg' for other text, 'other' otherwise."""
+    callback = callback_of(envelope)
+    if callback is not None:
+        data = callback.get("data")
+        name = data.split(":", 1)[0] if isinstance(data, str) and data else "none"
+        return f"cb:{name[:_MAX_ACTION_CHARS]}"
+    text = envelope.text
+    if text is None:
+        return "other"
+    if text.startswith("/"):
+        command = text.split(maxsplit=1)[0].partition("@")[0].lower()
+        return f"cmd:{command[:_MAX_ACTION_CHARS]}"
+    return "msg"
+
+
+@dataclass(frozen=True)
+class BotActions:
+    """What a bot handles; the guard limits (and answers) only these, so chatter the bot ignores (plain
+    group messages, commands for nobody) is neither counted nor answered with a warning."""
+
+    commands: frozenset[str] = frozenset()
+    callbacks: frozenset[str] | None = None  # callback actions known by name (None: none)
+    other_commands: bool = False  # the bot answers commands it does not define (limited together, as cmd:*)
+    private_text: bool = False  # the bot reads plain text in private chats ("msg")
+    rate_limits: Mapping[str, RateRule] = field(default_factory=dict)  # the bot's own, over the policy's
+    cooldowns: Mapping[str, float] = field(default_factory=dict)
+
+
+ActionCatalog = Callable[[str], "BotActions | None"]  # bot_id → its actions (None: unknown, be conservative)
+
+
+def _is_private(envelope: UpdateEnvelope) -> bool:
+    for kind in ("message", "edited_message"):
+        part = envelope.update.get(kind)
+        chat = part.get("chat") if isinstance(part, dict) else None
+        if isinstance(chat, dict):
+            kind_of_chat = chat.get("type")
+            if isinstance(kind_of_chat, str):
+                return kind_of_chat == "private"
+            chat_id = chat.get("id")
+            return isinstance(chat_id, int) and chat_id > 0
+    return False
+
+
+def limited_action(envelope: UpdateEnvelope, actions: BotActions | None, named: Callable[[str], bool]) -> str | None:
+    """The key the guard limits `envelope` under, or None when the bot does not handle it.
+
+    Unknown commands and callback actions share `cmd:*` / `cb:*` unless named in the configuration
+    (`named`) or defined by the bot: a user cannot get a fresh budget by inventing command names.
+    """
+    action = action_of(envelope)
+    if action.startswith("cb:"):  # every callback is answered (answerCallbackQuery), so always limited
+        known = actions is not None and actions.callbacks is not None and action[3:] in actions.callbacks
+        return action if known or named(action) else "cb:*"
+    if action.startswith("cmd:"):
+        if actions is None:
+            return action if named(action) else "cmd:*"
+        defined = action[4:] in actions.commands
+        if not defined and not actions.other_commands:
+            return None  # the bot ignores it: nothing to limit, nothing to say
+        return action if defined or named(action) else "cmd:*"
+    if action == "msg" and _is_private(envelope) and (actions is None or actions.private_text):
+        return "msg"
+    return None
+
+
+@dataclass(frozen=True)
+class InboundPolicy:
+    """Rate limits and cooldowns per action; parsed from RATE_LIMITS_JSON / COOLDOWNS_JSON."""
+
+    default: RateRule = RateRule(limit=30, window_seconds=60.0)  # noqa: RUF009 - frozen, shared safely
+    rules: Mapping[str, RateRule] = field(default_factory=dict)
+    cooldowns: Mapping[str, float] = field(default_factory=dict)
+
+    def rule_for(self, action: str, bot: BotActions | None = None) -> RateRule:
+        """The bot's rule for the action, else the policy's, else the bot's default, else the policy's."""
+        own = bot.rate_limits if bot is not None else {}
+        return own.get(action) or self.rules.get(action) or own.get("default") or self.default
+
+    def cooldown_for(self, action: str, bot: BotActions | None = None) -> float:
+        own = bot.cooldowns if bot is not None else {}
+        if action in own:
+            return own[action]
+        if action in self.cooldowns:
+            return self.cooldowns[action]
+        return own.get("default", 0.0)  # as rule_for: the bot's own default after the service's named rules
+
+    def names(self, action: str) -> bool:
+        return action in self.rules or action in self.cooldowns
+
+    @classmethod
+    def parse(cls, rate_limits_json: str, cooldowns_json: str = "", default: RateRule | None = None) -> InboundPolicy:
+        """`{"cmd:/start": {"limit": 30, "window": 60}, "default": {...}}`; `{"cb:buy": 3}` for cooldowns.
+
+        Raises ValueError on malformed configuration (better to refuse to start than to run unlimited).
+        """
+        rules: dict[str, RateRule] = {}
+        base = default or RateRule(limit=30, window_seconds=60.0)
+        raw = json.loads(rate_limits_json) if rate_limits_json.strip() else {}
+        if not isinstance(raw, dict):
+            raise ValueError("RATE_LIMITS_JSON must be an object")
+        for action, spec in raw.items():
+            if not isinstance(spec, dict):
+                raise ValueError(f"RATE_LIMITS_JSON[{action!r}] must be an object")
+            limit, window = spec.get("limit"), spec.get("window")
+            if not isinstance(limit, int) or limit < 1 or not isinstance(window, int | float) or window <= 0:
+                raise ValueError(f"RATE_LIMITS_JSON[{action!r}] needs limit ≥ 1 and window > 0")
+            rule = RateRule(limit=limit, window_seconds=float(window))
+            if action == "default":
+                base = rule
+            else:
+                rules[str(action)] = rule
+        cooldowns: dict[str, float] = {}
+        raw_cd = json.loads(cooldowns_json) if cooldowns_json.strip() else {}
+        if not isinstance(raw_cd, dict):
+            raise ValueError("COOLDOWNS_JSON must be an object")
+        for action, seconds in raw_cd.items():
+            if not isinstance(seconds, int | float) or seconds < 0:
+                raise ValueError(f"COOLDOWNS_JSON[{action!r}] must be seconds ≥ 0")
+            cooldowns[str(action)] = float(seconds)
+        return cls(default=base, rules=rules, cooldowns=cooldowns)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str = ""
+
+
+class InboundGuard:
+    """Rate limit then cooldown, per bot + user + action; tells the user (once per window) when refused."""
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        cooldowns: Cooldowns,
+        outbox: Outbox,
+        policy: InboundPolicy,
+        actions: ActionCatalog | None = None,
+    ) -> None:
+        self._limiter = limiter
+        self._cooldowns = cooldowns
+        self._outbox = outbox
+        self._policy = policy
+        self._actions = actions
+
+    def check(self, envelope: UpdateEnvelope) -> Verdict:
+        user_id = sender_id_of(envelope)
+        if user_id is None:
+            return Verdict(True)
+        catalog = self._actions(envelope.bot_id) if self._actions is not None else None
+        named = self._policy.names
+        if catalog is not None and (catalog.rate_limits or catalog.cooldowns):
+            # An action the bot set a limit for is limited under its own name (its own budget).
+            def named(action: str) -> bool:
+                return self._policy.names(action) or action in catalog.rate_limits or action in catalog.cooldowns
+
+        action = limited_action(envelope, catalog, named)
+        if action is None:
+            return Verdict(True)
+        key = f"{envelope.bot_id}:{user_id}:{action}"
+        rule = self._policy.rule_for(action, catalog)
+        decision = self._limiter.hit(key, rule.limit, rule.window_seconds)
+        if not decision.allowed:
+            if decision.notify:
+                seconds = max(1, math.ceil(decision.retry_after_seconds))
+                self._tell(envelope, render("rate_limited", language_of(envelope), seconds=seconds))
+            else:
+                self._stop_spinner(envelope)  # a refused button press is always answered, silently
+            return Verdict(False, "rate_limited")
+        cooldown = self._policy.cooldown_for(action, catalog)
+        if cooldown > 0 and not self._cooldowns.start(key, cooldown):
+            self._tell(envelope, render("cooldown", language_of(envelope)))
+            return Verdict(False, "cooldown")
+        return Verdict(True)
+
+    def _stop_spinner(self, envelope: UpdateEnvelope) -> None:
+        callback = callback_of(envelope)
+        if callback is not None and isinstance(callback.get("id"), str):
+            self._outbox.answer_callback_query(envelope.bot_id, callback["id"], None)
+
+    def _tell(self, envelope: UpdateEnvelope, text: str) -> None:
+        callback = callback_of(envelope)
+        if callback is not None and isinstance(callback.get("id"), str):
+            self._outbox.answer_callback_query(envelope.bot_id, callback["id"], text)
+            return
+        if envelope.chat_id is not None:
+            self._outbox.send_message(envelope.bot_id, envelope.chat_id, text)

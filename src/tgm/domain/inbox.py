@@ -1,0 +1,343 @@
+"""Feedback inbox (issue 15, the Livegram pattern): a hosted bot in inbox mode hands its users' messages to its admins.
+
+- A user's message the bot does not answer otherwise (text, photo, anything) reaches each admin's private chat with
+  the bot as two messages: a header naming the sender, written by tgm (with a signed "Block" button), then a copy of
+  the message (copyMessage). forwardMessage is not used: when the user's privacy settings hide forwards, Telegram
+  shows only a name and no id, and the admin could not tell who wrote.
+- Each delivered message is linked, once Telegram gave it an id, to the user's chat: (bot, admin chat, message id) →
+  user chat, with a TTL (InboxLinks). An admin's reply to a linked message goes back to that user as the bot
+  (copyMessage). Nothing written in the header is ever read back: a reply or a button press finds the user through
+  the link only, in the bot's own namespace, so an admin of another bot (or a forged reply) reaches nobody.
+- The "Block" button blocks the sender through the registry (BotAdmin, the same change as /block, checked against
+  the presser); the header then offers "Unblock". Blocked users' updates are dropped before they get here.
+- Admins writing to their own bot are never looped into the inbox; their private messages mark them reachable
+  (Telegram lets a bot write only to users who started it), which the manager checks when the mode is switched on.
+- "The admins" are the bot's team (owner and co-admins, `BotTeams`), read for every delivery, reply and press
+  through a short cache the dispatcher forgets as soon as the team changes: a revoked admin gets nothing more and
+  can answer or block no one. When the team cannot be learnt (the registry is unreachable) the inbox fails
+  closed: deliveries go to the owner only, whom the bot's own record names, and nobody else may act from it.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tgm.domain.administration.bot_administration import MAX_BLOCK_SECONDS
+from tgm.domain.administration.ports import BlockUser, SettingsChange, UnblockUser
+from tgm.domain.bots import Bot
+from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
+from tgm.domain.errors import DomainError
+from tgm.domain.events import Event, EventKind, EventRecorder, Outcome, telegram_actor
+from tgm.domain.inbound import callback_of, language_of, sender_of
+from tgm.domain.messages import render
+from tgm.domain.ports import Clock, Cooldowns
+from tgm.domain.updates import UpdateEnvelope
+
+logger = logging.getLogger(__name__)
+
+# Delivered messages stay answerable this long; the header's buttons live as long (see inbox_tokens).
+LINK_TTL_SECONDS = 7 * 24 * 3600
+# A user is told "delivered" at most once per this many seconds (not after every message of a conversation).
+ACK_COOLDOWN_SECONDS = 300.0
+
+
+def inbox_recipients(bot: Bot, team: Sequence[int] | None = None) -> frozenset[int]:
+    """Who receives a bot's inbox (and may answer and block from it): its team (`BotTeams.members`: owner first,
+    then the admins). Without a team, or one naming another owner (read before the bot changed hands), the owner
+    only. A private chat's id is its user's, so these are also the chats the inbox writes to."""
+    if not team or team[0] != bot.owner_id:
+        return frozenset({bot.owner_id})
+    return frozenset(team)
+
+
+class BotTeams(Protocol):
+    """Who runs a bot now: the owner, then its admins (the registry's GetBotTeam, cached briefly)."""
+
+    def members(self, bot_id: str) -> tuple[int, ...]:
+        """Raises a DomainError when it cannot be learnt (the registry unreachable, the bot gone)."""
+        ...
+
+
+class InboxLinks(Protocol):
+    """Delivered inbox messages → the user's chat, per bot, with a TTL; and which admins can be written to."""
+
+    def link(self, bot_id: str, admin_chat_id: int, message_id: int, user_chat_id: int) -> None: ...
+
+    def user_chat(self, bot_id: str, admin_chat_id: int, message_id: int) -> int | None:
+        """The user's chat a delivered message came from; None when unknown, expired or another bot's."""
+        ...
+
+    def mark_reachable(self, bot_id: str, admin_id: int) -> None:
+        """The admin wrote to the bot in private: the bot may write to them."""
+        ...
+
+    def reachable(self, bot_id: str, admin_id: int) -> bool: ...
+
+
+class InboxOutbox(Protocol):
+    """The sends the inbox needs: an Outbox whose messages can be linked once Telegram numbered them."""
+
+    def send_message(
+        self,
+        bot_id: str,
+        chat_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+        disable_web_page_preview: bool = False,
+        link_chat_id: int | None = None,
+    ) -> None:
+        """`link_chat_id`: once sent, the message is linked to that user's chat (InboxLinks.link)."""
+        ...
+
+    def copy_message(
+        self,
+        bot_id: str,
+        chat_id: int,
+        from_chat_id: int,
+        message_id: int,
+        *,
+        reply_markup: dict[str, Any] | None = None,
+        link_chat_id: int | None = None,
+    ) -> None: ...
+
+    def edit_message_text(
+        self,
+        bot_id: str,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None: ...
+
+
+class SettingsChanger(Protocol):
+    """The registry's settings RPC (BotAdmin.update_settings): checks that `actor_id` administers the bot."""
+
+    def update_settings(self, actor_id: int, bot_id: str, change: SettingsChange) -> Bot: ...
+
+
+@dataclass(frozen=True)
+class InboxPolicy:
+    ack: bool = True
+    ack_cooldown_seconds: float = ACK_COOLDOWN_SECONDS
+
+
+class FeedbackInbox:
+    """Delivers users' messages to the admins, their replies back, and the Block/Unblock buttons."""
+
+    def __init__(
+        self,
+        links: InboxLinks,
+        outbox: InboxOutbox,
+        tokens: CallbackTokens,
+        admin: SettingsChanger,
+        cooldowns: Cooldowns | None = None,
+        policy: InboxPolicy | None = None,
+        teams: BotTeams | None = None,
+        events: EventRecorder | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._teams = teams
+        self._events = events
+        self._clock = clock
+        self._links = links
+        self._outbox = outbox
+        self._tokens = tokens
+        self._admin = admin
+        self._cooldowns = cooldowns
+        self._policy = policy or InboxPolicy()
+
+    def handle_message(self, bot: Bot, envelope: UpdateEnvelope, answered: bool) -> str | None:
+        """A private message to the bot. `answered`: the bot answers it itself (a command it knows). The outcome's
+        action when the inbox took the message; None to let the bot go on as without an inbox."""
+        message = envelope.message
+        sender = sender_of(envelope)
+        sender_id = sender.get("id") if sender else None
+        chat_id = envelope.chat_id
+        if message is None or sender is None or not isinstance(sender_id, int) or chat_id != sender_id:
+            return None  # private chats only: a private chat's id is its user's
+        enabled = bot.settings.inbox_enabled
+        owner = sender_id == bot.owner_id
+        if not enabled and not owner and not (envelope.text or "").startswith("/start"):
+            return None  # off: only an admin's /start (they become reachable) needs the team, not every message
+        # The owner's own messages need no lookup: the bot's record names them.
+        members, known = (inbox_recipients(bot), True) if owner else self._members(bot)
+        reply_to = message.get("reply_to_message")
+        if sender_id in members:
+            self._links.mark_reachable(bot.id, sender_id)
+            if not enabled:
+                return None
+            if isinstance(reply_to, dict):
+                return self._relay_reply(bot, envelope, chat_id, message, reply_to)
+            return None if answered else "inbox:admin_ignored"  # never looped into their own inbox
+        if not enabled or answered:
+            return None
+        if isinstance(reply_to, dict) and self._linked(bot, chat_id, reply_to) is not None:
+            # A reply to an inbox delivery in their own chat: they were an admin when it came. No longer one (revoked,
+            # left) or not known now (registry unreachable): nothing is relayed, nor handed to the team as theirs.
+            lang = language_of(envelope) or bot.settings.language
+            self._outbox.send_message(
+                bot.id, chat_id, render("inbox_not_admin" if known else "inbox_unavailable", lang)
+            )
+            return "inbox:reply_refused"
+        return self._deliver(bot, envelope, sender, chat_id, message, members)
+
+    def _members(self, bot: Bot) -> tuple[frozenset[int], bool]:
+        """(who runs the bot, whether that is known). Unknown (the registry unreachable): the owner only, whom the
+        bot's own record names; an admin is not let in on a guess (they may just have been revoked)."""
+        if self._teams is None:
+            return inbox_recipients(bot), True  # no co-admins wired: the owner is the whole team
+        try:
+            team = self._teams.members(bot.id)
+        except DomainError as error:
+            logger.warning("bot team unknown: inbox for the owner only", extra={"error": type(error).__name__})
+            return inbox_recipients(bot), False
+        members = inbox_recipients(bot, team)
+        return members, bool(team) and team[0] == bot.owner_id
+
+    def _linked(self, bot: Bot, chat_id: int, reply_to: dict[str, Any]) -> int | None:
+        replied_id = reply_to.get("message_id")
+        return self._links.user_chat(bot.id, chat_id, replied_id) if isinstance(replied_id, int) else None
+
+    def _deliver(
+        self,
+        bot: Bot,
+        envelope: UpdateEnvelope,
+        sender: dict[str, Any],
+        chat_id: int,
+        message: dict[str, Any],
+        members: frozenset[int],
+    ) -> str:
+        message_id = message.get("message_id")
+        if not isinstance(message_id, int):
+            return "inbox:ignored"
+        user_id = int(sender["id"])
+        lang = bot.settings.language  # the admins' language is not known here: the bot's
+        for admin_id in sorted(members):
+            header = render("inbox_header", lang, sender=describe_sender(sender), user_id=user_id)
+            self._outbox.send_message(
+                bot.id,
+                admin_id,
+                header,
+                parse_mode="HTML",
+                reply_markup=self._button(bot, CallbackAction.INBOX_BLOCK, "btn_inbox_block", lang, admin_id),
+                link_chat_id=chat_id,
+            )
+            self._outbox.copy_message(bot.id, admin_id, chat_id, message_id, link_chat_id=chat_id)
+        if self._policy.ack and (
+            self._cooldowns is None
+            or self._cooldowns.start(f"inbox-ack:{bot.id}:{user_id}", self._policy.ack_cooldown_seconds)
+        ):
+            self._outbox.send_message(bot.id, chat_id, render("inbox_ack", language_of(envelope) or lang))
+        return "inbox:delivered"
+
+    def _relay_reply(
+        self, bot: Bot, envelope: UpdateEnvelope, chat_id: int, message: dict[str, Any], reply_to: dict[str, Any]
+    ) -> str:
+        user_chat = self._linked(bot, chat_id, reply_to)
+        message_id = message.get("message_id")
+        if user_chat is None or not isinstance(message_id, int):
+            lang = language_of(envelope) or bot.settings.language
+            self._outbox.send_message(bot.id, chat_id, render("inbox_reply_unknown", lang))
+            return "inbox:reply_unknown"
+        self._outbox.copy_message(bot.id, user_chat, chat_id, message_id)
+        return "inbox:replied"
+
+    def handle_callback(self, bot: Bot, envelope: UpdateEnvelope) -> str | None:
+        """A press of an inbox button; None when the press is not one (another feature's, or forged)."""
+        callback = callback_of(envelope)
+        if callback is None:
+            return None
+        sender = callback.get("from")
+        presser = sender.get("id") if isinstance(sender, dict) else None
+        data = callback.get("data")
+        held = callback.get("message")
+        held_id = held.get("message_id") if isinstance(held, dict) else None
+        chat_id = envelope.chat_id
+        if not (isinstance(presser, int) and isinstance(data, str) and isinstance(held, dict)):
+            return None
+        if not isinstance(held_id, int) or chat_id is None:
+            return None
+        claim = self._tokens.verify(data, presser, chat_id)
+        if (
+            claim is None
+            or claim.action not in (CallbackAction.INBOX_BLOCK, CallbackAction.INBOX_UNBLOCK)
+            or claim.bot_id != bot.id  # a button of another bot's inbox
+        ):
+            return None
+        callback_id = callback.get("id")
+        lang = language_of(envelope) or bot.settings.language
+        user_chat = self._links.user_chat(bot.id, chat_id, held_id)
+        members, known = self._members(bot)
+        # Unknown team: only the owner may press (fail closed); the registry re-checks the presser's role anyway.
+        if presser not in members or user_chat is None:
+            self._answer(bot, callback_id, render("callback_invalid" if known else "inbox_unavailable", lang))
+            return "inbox:button_refused"
+        block = claim.action is CallbackAction.INBOX_BLOCK
+        change: SettingsChange = BlockUser(user_chat, MAX_BLOCK_SECONDS) if block else UnblockUser(user_chat)
+        try:
+            self._admin.update_settings(presser, bot.id, change)
+        except DomainError as exc:
+            # Refused (not theirs any more, already unblocked…) or the registry is down: said, nothing changed.
+            reason = getattr(exc, "code", "")
+            said = render("inbox_unblocked" if reason == "user_not_blocked" else "callback_invalid", lang)
+            self._answer(bot, callback_id, said)
+            return "inbox:button_failed"
+        self._answer(bot, callback_id, render("inbox_blocked" if block else "inbox_unblocked", lang))
+        self._record(bot, presser, user_chat, block)
+        text = held.get("text")
+        if isinstance(text, str) and text:  # the header as shown, plain; the next button undoes this one
+            undo = CallbackAction.INBOX_UNBLOCK if block else CallbackAction.INBOX_BLOCK
+            markup = self._button(bot, undo, "btn_inbox_unblock" if block else "btn_inbox_block", lang, chat_id)
+            self._outbox.edit_message_text(bot.id, chat_id, held_id, text, reply_markup=markup)
+        return "inbox:blocked" if block else "inbox:unblocked"
+
+    def _record(self, bot: Bot, presser: int, user_id: int, block: bool) -> None:
+        """The trail's line for a block from the inbox (the registry's own `settings_changed` does not say where it
+        came from). The registry adds the presser's role from its own records."""
+        if self._events is None or self._clock is None:
+            return
+        kind = EventKind.INBOX_SENDER_BLOCKED if block else EventKind.INBOX_SENDER_UNBLOCKED
+        details = {"user": str(user_id)}
+        self._events.record(Event(self._clock.now(), kind, telegram_actor(presser), bot.id, Outcome.DONE, details))
+
+    def _answer(self, bot: Bot, callback_id: object, text: str) -> None:
+        if isinstance(callback_id, str):
+            self._outbox.answer_callback_query(bot.id, callback_id, text)
+
+    def _button(self, bot: Bot, action: CallbackAction, key: str, lang: str, admin_id: int) -> dict[str, Any]:
+        # Signed for this bot, and for the admin in their own chat with it (a private chat's id is its user's).
+        data = self._tokens.sign(action, bot.id, admin_id, admin_id)
+        return {"inline_keyboard": [[{"text": render(key, lang), "callback_data": data}]]}
+
+
+def unreachable_members(bot: Bot, actor_id: int, links: InboxLinks, teams: BotTeams | None) -> tuple[bool, int]:
+    """For the manager's `/inbox on`: (whether the bot cannot write to `actor_id` yet, how many other members of its
+    team it cannot write to). The others are left out when the team cannot be learnt now."""
+    try:
+        team = teams.members(bot.id) if teams is not None else ()
+    except DomainError:
+        team = ()
+    others = inbox_recipients(bot, team) - {actor_id}
+    return not links.reachable(bot.id, actor_id), sum(not links.reachable(bot.id, member) for member in others)
+
+
+def describe_sender(sender: dict[str, Any]) -> str:
+    """The sender as the header shows them (HTML-escaped: names are the user's own text)."""
+    names = [sender.get("first_name"), sender.get("last_name")]
+    name = " ".join(part for part in names if isinstance(part, str) and part) or "?"
+    shown = f"<b>{html.escape(name, quote=False)}</b>"
+    username = sender.get("username")
+    if isinstance(username, str) and username:
+        shown += f" (@{html.escape(username, quote=False)})"
+    return shown

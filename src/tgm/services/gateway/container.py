@@ -1,0 +1,80 @@
+"""The gateway's composition root: the only place where adapters are chosen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dramatiq
+import grpc
+from dependency_injector import containers, providers
+
+from tgm.domain.clock import SystemClock
+from tgm.domain.ports import AsyncUpdateQueue, TokenVault
+from tgm.grpc_runtime.channels import open_channel
+from tgm.messaging.envelope_signing import signer_from_key
+from tgm.messaging.mailbox import mailbox_for, redis_client_of
+from tgm.messaging.update_queue import InProcessUpdateQueue, MailboxUpdateQueue, RedisUpdateQueue
+from tgm.registry_client.client import GrpcRouteDirectory
+from tgm.services.gateway.adapters.readiness import BrokerProbe, GrpcHealthProbe
+from tgm.services.gateway.settings import GatewaySettings
+
+
+def _channel(target: str) -> Iterator[grpc.Channel]:
+    channel = open_channel(target)
+    try:
+        yield channel
+    finally:
+        channel.close()
+
+
+def _token_vault(channel: grpc.Channel) -> TokenVault:
+    from tgm.vault_client.client import GrpcTokenVault
+
+    vault: TokenVault = GrpcTokenVault(channel)
+    return vault
+
+
+def _update_queue(redis_url: str, broker: dramatiq.Broker, signing_key: object = "") -> AsyncUpdateQueue:
+    """Redis mode: one awaited round trip on redis.asyncio (hiredis parser). Embedded: the in-process mailbox."""
+    if redis_url:
+        import redis.asyncio
+
+        # A blocking pool: a burst beyond 256 concurrent enqueues waits (up to 5 s) for a connection instead of
+        # failing; a Redis that cannot be reached fails the request (503 + Retry-After: Telegram redelivers).
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            redis_url, max_connections=256, timeout=5, socket_connect_timeout=2, socket_keepalive=True
+        )
+        return RedisUpdateQueue(redis.asyncio.Redis(connection_pool=pool), signer=signer_from_key(signing_key))
+    return InProcessUpdateQueue(MailboxUpdateQueue(broker, mailbox_for(broker)))
+
+
+class GatewayContainer(containers.DeclarativeContainer):
+    """Give it `settings` and a Dramatiq `broker` (Redis in production, a StubBroker in embedded mode)."""
+
+    settings = providers.Dependency(instance_of=GatewaySettings)
+    broker = providers.Dependency(instance_of=dramatiq.Broker)
+
+    clock = providers.ThreadSafeSingleton(SystemClock)
+    registry_channel = providers.Resource(_channel, settings.provided.registry_addr)
+
+    route_directory = providers.ThreadSafeSingleton(
+        GrpcRouteDirectory,
+        channel=registry_channel,
+        ttl_seconds=settings.provided.route_cache_ttl_seconds,
+        negative_ttl_seconds=settings.provided.route_negative_ttl_seconds,
+        clock=clock,
+        revalidate_seconds=settings.provided.route_revalidate_seconds,
+    )
+    # Per-chat order: the envelope goes to its chat's mailbox, and a `drain_chat` message (ids only) when none is due.
+    update_queue = providers.ThreadSafeSingleton(
+        _update_queue, settings.provided.redis_url, broker, settings.provided.envelope_signing_key
+    )
+
+    # Manager-bot updates only: token-shaped text is sealed (vault Encrypt) before it is enqueued.
+    vault_channel = providers.Resource(_channel, settings.provided.vault_addr)
+    vault = providers.ThreadSafeSingleton(_token_vault, vault_channel)
+
+    readiness_probes = providers.List(
+        providers.ThreadSafeSingleton(GrpcHealthProbe, "registry", registry_channel),
+        providers.ThreadSafeSingleton(BrokerProbe, providers.Callable(redis_client_of, broker)),
+    )

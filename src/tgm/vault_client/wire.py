@@ -1,0 +1,24 @@
+"""The vault API's wire contract shared by its server and clients: kinds, purposes and request limits."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from tgm.domain.ports import DecryptPurpose, SecretKind
+from tgm.vault.v1 import vault_pb2
+
+KINDS: Final = {
+    SecretKind.BOT_TOKEN: vault_pb2.SECRET_KIND_BOT_TOKEN,
+    SecretKind.INBOUND_TEXT: vault_pb2.SECRET_KIND_INBOUND_TEXT,
+}
+PURPOSES: Final = {
+    DecryptPurpose.MANAGE: vault_pb2.PURPOSE_MANAGE,
+    DecryptPurpose.SEND: vault_pb2.PURPOSE_SEND,
+}
+# The vault refuses requests beyond these (src/tgm/services/vault/README.md); the in-memory fake enforces the same.
+MAX_BOT_REF_CHARS: Final = 64
+MAX_PLAINTEXT_BYTES: Final = 4096
+
+
+def bot_ref_ok(bot_ref: str) -> bool:
+    return bool(bot_ref) and len(bot_ref) <= MAX_BOT_REF_CHARS and bot_ref.isprintable()
