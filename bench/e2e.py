@@ -195,8 +195,8 @@ def _audit_lines(path: Path) -> list[dict[str, Any]]:
 def _decrypt_latency(stack: Any, db_url: str, bot_telegram_id: int, calls: int) -> dict[str, float]:
     """p50/p99 of vault Decrypt (BOT_TOKEN, purpose SEND) over mTLS with the dispatcher's certificate."""
     from tgm.domain.ports import DecryptPurpose, SecretKind
-    from tgm.vault_client.client import GrpcTokenVault
     from tgm.services.botregistry.adapters.sql import SqlBotRepository, make_engine, make_session_factory
+    from tgm.vault_client.client import GrpcTokenVault
 
     engine = make_engine(db_url)
     bot = SqlBotRepository(make_session_factory(engine)).by_telegram_bot_id(bot_telegram_id)
@@ -220,11 +220,11 @@ def _decrypt_latency(stack: Any, db_url: str, bot_telegram_id: int, calls: int) 
 def run(report: Callable[[str], None] = print) -> dict[str, Any]:
     import redis
 
+    from testbed.postgres import running_postgres
+    from testbed.redis_server import start_redis, stop_redis
     from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
     from tgm.tools.devstack.emulator_control import EmulatorControl
     from tgm.tools.devstack.stack import Stack, StackConfig
-    from testbed.postgres import running_postgres
-    from testbed.redis_server import start_redis, stop_redis
 
     real_bots = 20 if QUICK else 50
     registered = 2_000 if QUICK else REGISTERED_BOTS

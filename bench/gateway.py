@@ -201,8 +201,8 @@ def run(report: Callable[[str], None] = print) -> dict[str, Any]:
     """The comparison; returns {"rows": {name: {...}}, "ratios": {...}, "fixed_rate": {...}, "settings": {...}}."""
     import redis
 
-    from tgm.tools.devstack.stack import Stack, StackConfig
     from testbed.redis_server import start_redis, stop_redis
+    from tgm.tools.devstack.stack import Stack, StackConfig
 
     wrk = ensure_wrk()
     if wrk is None:

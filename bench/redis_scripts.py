@@ -17,10 +17,10 @@ from typing import Any
 import redis
 
 from bench.common import QUICK
+from testbed.redis_server import start_redis, stop_redis
 from tgm.domain.updates import UpdateEnvelope
 from tgm.messaging.mailbox import RedisChatMailbox
 from tgm.services.dispatcher.adapters.redis_abuse import RedisLocks, RedisRateLimiter, RedisSendLimiter
-from testbed.redis_server import start_redis, stop_redis
 
 ROUNDS = 7
 CALLS = 1000

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
+from testbed.redis_server import RedisServer
 from tgm.domain.administration.ports import SetMaintenance
 from tgm.domain.bots import Bot, BotSettings, BotStatus
 from tgm.services.dispatcher.adapters.bot_changes import CHANNEL, AnnouncingBotAdmin, announcer, start_listener
-from testbed.redis_server import RedisServer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,11 +9,15 @@ from typing import Any
 import pytest
 import redis
 
+from testbed.redis_server import RedisServer
 from tgm.domain.broadcast import Broadcast, BroadcastState, Outcome, StartResult
 from tgm.services.dispatcher.adapters import memory
-from tgm.services.dispatcher.adapters.broadcasts import FINISHED_TTL_SECONDS, InMemoryBroadcastStore, RedisBroadcastStore
+from tgm.services.dispatcher.adapters.broadcasts import (
+    FINISHED_TTL_SECONDS,
+    InMemoryBroadcastStore,
+    RedisBroadcastStore,
+)
 from tgm.services.dispatcher.adapters.redis_abuse import RedisSendLimiter
-from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 FIRST = "5e0c3a52-3c1f-4a8e-9f5e-2a6b1c7d8e90"

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import redis
 
+from testbed.redis_server import RedisServer
 from tgm.domain.captcha import AnswerOutcome
 from tgm.services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
-from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

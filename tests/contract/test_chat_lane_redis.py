@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 
+from testbed.redis_server import RedisServer
 from tgm.domain.chat_lane import ComposedChatLane
 from tgm.domain.updates import UpdateEnvelope
 from tgm.messaging.mailbox import RedisChatMailbox
@@ -18,7 +19,6 @@ from tgm.services.dispatcher.adapters.redis_chat_lane import RedisChatLane
 from tgm.services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
 from tgm.services.dispatcher.adapters.sent_marks import DeferredSentMarks, sent_mark_key
 from tgm.services.dispatcher.outbound.store import RedisOutboxStore
-from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

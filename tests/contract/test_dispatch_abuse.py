@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import redis
 
+from testbed.redis_server import RedisServer
 from tgm.domain.updates import UpdateEnvelope
 from tgm.messaging.mailbox import InMemoryChatMailbox, RedisChatMailbox
 from tgm.services.dispatcher.adapters import memory
 from tgm.services.dispatcher.adapters.dead_letters import RedisDeadLetters
 from tgm.services.dispatcher.adapters.redis_abuse import RedisCooldowns, RedisLocks, RedisRateLimiter, RedisSendLimiter
-from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"

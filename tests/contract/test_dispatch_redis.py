@@ -14,6 +14,7 @@ import redis
 from dependency_injector import providers
 from dramatiq.brokers.redis import RedisBroker
 
+from testbed.redis_server import RedisServer
 from tgm.domain.updates import UpdateEnvelope
 from tgm.messaging.mailbox import mailbox_for
 from tgm.messaging.update_queue import MailboxUpdateQueue
@@ -22,7 +23,6 @@ from tgm.services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
 from tgm.services.dispatcher.container import DispatcherContainer
 from tgm.services.dispatcher.settings import DispatcherSettings
 from tgm.services.dispatcher.workers.actors import register_actors
-from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import redis
 
+from testbed.redis_server import RedisServer
 from tgm.domain.clock import ManualClock
 from tgm.services.dispatcher.adapters.inbox_links import KEY_PREFIX, InMemoryInboxLinks, RedisInboxLinks
-from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 
+from testbed.redis_server import RedisServer
 from tgm.domain.administration.ports import Interaction, InteractionBatchResult
 from tgm.domain.clock import ManualClock
 from tgm.registry_client.client import RegistryUnavailable
@@ -25,7 +26,6 @@ from tgm.services.dispatcher.adapters.interaction_stats import (
     SpillingRecorder,
     recorder_for,
 )
-from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

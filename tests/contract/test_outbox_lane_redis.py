@@ -11,6 +11,7 @@ import pytest
 import redis
 from dramatiq.brokers.stub import StubBroker
 
+from testbed.redis_server import RedisServer
 from tgm.domain.ports import DeadLetter
 from tgm.services.dispatcher.adapters.redis_abuse import RedisLocks, RedisSendLimiter
 from tgm.services.dispatcher.dead_letters_cli import replay
@@ -19,7 +20,6 @@ from tgm.services.dispatcher.outbound.outbox_lane import ComposedOutboxLane, Red
 from tgm.services.dispatcher.outbound.scheduling import OUTBOX_QUEUE
 from tgm.services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
 from tgm.services.dispatcher.outbound.store import RedisOutboxStore
-from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

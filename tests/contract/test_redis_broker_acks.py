@@ -14,8 +14,8 @@ import dramatiq
 import pytest
 import redis
 
-from tgm.services.dispatcher.adapters.redis_broker import TimelyMaintenanceRedisBroker
 from testbed.redis_server import RedisServer
+from tgm.services.dispatcher.adapters.redis_broker import TimelyMaintenanceRedisBroker
 
 pytestmark = pytest.mark.redis
 

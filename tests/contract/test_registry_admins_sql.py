@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from tests.contract.test_registry_sql import make_bot
 from tgm.domain.bot_roles import BotAdminStore, CoAdmin, Invite, invite_code_hash
 from tgm.domain.bots import Bot
 from tgm.services.botregistry.adapters.memory import InMemoryBotAdminStore, InMemoryBotRepository
 from tgm.services.botregistry.adapters.sql import SqlBotRepository, make_session_factory
 from tgm.services.botregistry.adapters.sql_admins import SqlBotAdminStore
-from tests.contract.test_registry_sql import make_bot
 
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 OWNER, HELPER, OTHER = 11, 22, 33

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 
 from tgm.domain.events import Event, EventFilter, EventKind, Outcome
 from tgm.grpc_runtime.channels import wait_until_serving
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.adapters.sql import SqlEventTrail, make_engine, make_session_factory
-from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijklmnop"

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.registry.fakes import FakeTelegram
 from tgm.domain.administration.bot_administration import BotAdministration, InvalidSetting
 from tgm.domain.administration.ports import BlockedByUser, BlockUser, Interaction, SubscriberStats, SubscriberStatus
 from tgm.domain.administration.register_bot import RegisterBot
@@ -19,8 +21,6 @@ from tgm.domain.clock import ManualClock
 from tgm.domain.errors import BotNotFound
 from tgm.services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
 from tgm.services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_session_factory
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import FakeTelegram
 
 ALICE, MALLORY = 1001, 2002
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)

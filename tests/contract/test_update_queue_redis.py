@@ -11,6 +11,7 @@ import redis
 import redis.asyncio
 from dramatiq.brokers.redis import RedisBroker
 
+from testbed.redis_server import RedisServer
 from tgm.domain.updates import UpdateEnvelope
 from tgm.messaging.mailbox import RedisChatMailbox, decode
 from tgm.messaging.update_queue import (
@@ -20,7 +21,6 @@ from tgm.messaging.update_queue import (
     drain_chat_message,
     encoded_drain_chat_message,
 )
-from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from tgm.services.dispatcher.manager_bot.state import RedisUsedButtons
 from testbed.redis_server import RedisServer
+from tgm.services.dispatcher.manager_bot.state import RedisUsedButtons
 
 
 def test_only_the_first_use_of_a_token_counts_across_clients(redis_server: RedisServer) -> None:

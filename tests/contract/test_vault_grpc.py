@@ -21,8 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tgm.grpc_runtime.channels import open_channel
 from tgm.grpc_runtime.tls import TlsFiles, tls_env
-from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 from tgm.tools.devstack.certs import ensure_certs
+from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_SECONDS = 15.0

@@ -13,11 +13,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from testbed.postgres import SERVICE_USER, PostgresServer
+from tests.contract.test_registry_sql import make_bot
 from tgm.domain.events import Event, EventFilter, EventKind, Outcome
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.adapters.sql import SqlBotRepository, SqlEventTrail, make_engine, make_session_factory
-from tests.contract.test_registry_sql import make_bot
-from testbed.postgres import SERVICE_USER, PostgresServer
 
 pytestmark = pytest.mark.postgres
 

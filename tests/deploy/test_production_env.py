@@ -12,6 +12,8 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from tests.deploy.test_compose import REQUIRED_ENV, _resolved
+from tests.deploy.test_k8s import _env, _settings, _workloads
 from tgm.config.deployment import DeploymentSettings
 from tgm.config.production import production_problems
 from tgm.grpc_runtime.tls import INSECURE_DEV_FLAG, TLS_ENV
@@ -19,8 +21,6 @@ from tgm.services.botregistry.settings import RegistrySettings
 from tgm.services.dispatcher.settings import DispatcherSettings
 from tgm.services.gateway.settings import GatewaySettings
 from tgm.services.vault.settings import VaultSettings
-from tests.deploy.test_compose import REQUIRED_ENV, _resolved
-from tests.deploy.test_k8s import _env, _settings, _workloads
 
 SETTINGS: dict[str, Callable[[], BaseSettings]] = {
     "vault": VaultSettings,

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tgm.apps.cli import backup as cli
+from testbed.postgres import PostgresServer
 from tests.support.secrets_scan import database_row_count
+from tgm.apps.cli import backup as cli
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tgm.tools.devstack.emulator_control import EmulatorControl
 from tgm.tools.devstack.stack import Stack, StackConfig, wait_for
-from testbed.postgres import PostgresServer
 
 pytestmark = pytest.mark.e2e
 

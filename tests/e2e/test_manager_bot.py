@@ -15,8 +15,8 @@ import httpx
 import pytest
 import redis
 
-from tgm.domain.messages import render
 from tests.support.secrets_scan import database_hits, redis_hits, text_hits
+from tgm.domain.messages import render
 from tgm.tools.devstack.emulator_control import EmulatorControl
 from tgm.tools.devstack.stack import Stack, StackConfig, wait_for
 

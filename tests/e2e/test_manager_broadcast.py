@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tgm.domain.messages import render
 from tests.e2e.test_manager_bot import WAIT, Chat, World, answers, new_bot, user, world  # noqa: F401 - the fixture
+from tgm.domain.messages import render
 from tgm.tools.devstack.stack import wait_for
 
 pytestmark = pytest.mark.e2e

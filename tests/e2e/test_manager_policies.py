@@ -25,9 +25,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import redis
 
-from tgm.domain.messages import render
 from tests.e2e.test_manager_bot import Chat, World, answers, button, new_bot, user
 from tests.support.secrets_scan import database_hits, redis_hits, text_hits
+from tgm.domain.messages import render
 from tgm.tools.devstack.emulator_control import EmulatorControl
 from tgm.tools.devstack.stack import Stack, StackConfig, wait_for
 

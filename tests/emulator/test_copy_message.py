@@ -4,10 +4,10 @@ user's reply reaches the bot with `reply_to_message`, all in the documented shap
 
 from __future__ import annotations
 
-from tgm.domain.bots import BotToken
-from tgm.telegram_http.client import HttpTelegramApi
 from tests.emulator.conftest import USER, Emu, WebhookReceiver, wait_until
 from tests.emulator.test_spec_contract import param_problems, problems, result_problems
+from tgm.domain.bots import BotToken
+from tgm.telegram_http.client import HttpTelegramApi
 
 ADMIN = {"id": 700002, "first_name": "Admin", "language_code": "en"}
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import base64
 
-from tgm.domain.bots import BotToken
-from tgm.telegram_http.client import HttpTelegramApi
 from tests.emulator.conftest import USER, Emu
 from tests.emulator.test_spec_contract import param_problems, result_problems
+from tgm.domain.bots import BotToken
+from tgm.telegram_http.client import HttpTelegramApi
 
 CSV = "telegram_user_id,status\r\n7,active\r\n8,ação\r\n".encode()
 

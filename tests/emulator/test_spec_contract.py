@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from tests.emulator.conftest import USER, Emu, WebhookReceiver, wait_until
 from tgm.domain.bots import BotToken
 from tgm.domain.ports import WebhookRegistration
 from tgm.telegram_http.client import HttpTelegramApi
-from tests.emulator.conftest import USER, Emu, WebhookReceiver, wait_until
 
 SPEC_PATH = Path(
     os.environ.get("TGM_BOT_API_SPEC")

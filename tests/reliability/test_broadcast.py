@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tgm.domain.updates import UpdateEnvelope
 from tests.reliability.conftest import Harness, wait_until
+from tgm.domain.updates import UpdateEnvelope
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 

@@ -24,12 +24,12 @@ import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from testbed.postgres import PostgresServer, running_postgres, start_server, stop_server
+from testbed.redis_server import RestartableRedis
 from tests.reliability.conftest import wait_until
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tgm.tools.devstack.emulator_control import EmulatorControl
 from tgm.tools.devstack.stack import Stack, StackConfig, http_ok
-from testbed.postgres import PostgresServer, running_postgres, start_server, stop_server
-from testbed.redis_server import RestartableRedis
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.e2e]
 

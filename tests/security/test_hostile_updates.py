@@ -16,11 +16,11 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from testbed.redis_server import RedisServer
+from tests.unit.gateway.test_webhook import PUBLIC_A, SECRET_A, Harness
 from tgm.domain.updates import UpdateEnvelope
 from tgm.messaging.mailbox import RedisChatMailbox, decode, encode
 from tgm.services.dispatcher.adapters.redis_chat_lane import RedisChatLane
-from tests.unit.gateway.test_webhook import PUBLIC_A, SECRET_A, Harness
-from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 

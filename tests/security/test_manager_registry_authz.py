@@ -11,17 +11,17 @@ import pytest
 from dependency_injector import providers
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 from tgm.grpc_runtime.authorization import AuthorizationInterceptor
 from tgm.grpc_runtime.channels import add_server_port, build_server, mark_serving, open_channel
 from tgm.grpc_runtime.tls import TlsFiles
+from tgm.registry.v1 import registry_pb2 as pb
+from tgm.registry.v1 import registry_pb2_grpc
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.authorization import ALL_PERMISSIONS, SERVICE_NAME, default_policy
 from tgm.services.botregistry.container import Container
 from tgm.services.botregistry.settings import RegistrySettings
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
-from tgm.registry.v1 import registry_pb2 as pb
-from tgm.registry.v1 import registry_pb2_grpc
 
 Stub = registry_pb2_grpc.RegistryServiceStub
 ADMIN_WORK = (

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
+from tests.support.fake_vault import InMemoryTokenVault
 from tgm.domain.errors import SecretRejected
 from tgm.domain.ports import DecryptPurpose, SecretKind
 from tgm.domain.redaction import REDACTED
 from tgm.domain.sealing import MAX_SEALED_PER_UPDATE, placeholders_in
 from tgm.domain.updates import UpdateEnvelope
 from tgm.services.gateway.api.sealing import seal_manager_update
-from tests.support.fake_vault import InMemoryTokenVault
 
 TOKEN = "1234567890:AAFakeTokenForTestsOnly_abcdefghijklmnop"
 OTHER = "9876543210:BBAnotherFakeBotTokenForTests_zyxwvut1"

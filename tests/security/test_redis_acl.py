@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from testbed.redis_server import RedisServer, start_redis, stop_redis
 from tgm.domain.updates import UpdateEnvelope
 from tgm.messaging.mailbox import drain_pending_key, mailbox_key
 from tgm.messaging.redis_acl import SERVICE_RULES, redis_url_problem, server_arguments, user_rule
 from tgm.messaging.update_queue import RedisUpdateQueue
-from testbed.redis_server import RedisServer, start_redis, stop_redis
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -212,8 +212,8 @@ def _answers(url: str, **options: object) -> bool:
 
 
 def test_the_acl_file_step_writes_hashes_that_a_real_redis_loads(tmp_path: Path) -> None:
-    from tgm.messaging.redis_acl import main
     from testbed.redis_server import _free_port
+    from tgm.messaging.redis_acl import main
 
     environ = {"REDIS_ADMIN_PASSWORD": "admin-secret-1", "REDIS_GATEWAY_PASSWORD": "gateway-secret-2"}
     assert main(["--out", str(tmp_path / "users.acl")], environ) == 2  # names what is missing, writes nothing
@@ -241,8 +241,8 @@ def test_with_client_authentication_only_a_certificate_from_the_ca_gets_in(tmp_p
     """Compose's setting (`--tls-auth-clients yes`): the services present their own certificates."""
     from cryptography.hazmat.primitives import serialization
 
-    from tgm.tools.devstack.certs import Identity, issue, make_ca
     from testbed.redis_server import _free_port
+    from tgm.tools.devstack.certs import Identity, issue, make_ca
 
     ca = make_ca("test CA")
     files: dict[str, Path] = {"ca": tmp_path / "ca.pem"}

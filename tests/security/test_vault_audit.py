@@ -339,7 +339,12 @@ def test_the_vaults_settings_refuse_a_cut_log_and_the_cli_finds_it(tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TLS_", "VAULT_", "ENCRYPTION_KEY"))}
     env.update(VAULT_KEYRING_FILE=str(keyring), VAULT_AUDIT_FILE=str(tmp_path / "audit.log"))
     init = subprocess.run(
-        [sys.executable, "-m", "tgm.services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tgm.services.vault", "init"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert init.returncode == 0, init.stderr
     settings = VaultSettings(

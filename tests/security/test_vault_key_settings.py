@@ -62,9 +62,10 @@ def _names(cls: type[BaseSettings]) -> dict[str, str]:
 def test_only_the_vault_settings_have_key_material_fields() -> None:
     found = _all_settings()
     assert VAULT_SETTINGS in found
-    assert {"tgm.services.gateway.settings.GatewaySettings", "tgm.services.dispatcher.settings.DispatcherSettings"} <= set(
-        found
-    )
+    assert {
+        "tgm.services.gateway.settings.GatewaySettings",
+        "tgm.services.dispatcher.settings.DispatcherSettings",
+    } <= set(found)
     vault_fields = _names(found[VAULT_SETTINGS])
     assert {"encryption_key", "vault_keyring_file"} <= {name for name in vault_fields if KEY_MATERIAL.search(name)}
     offenders = [

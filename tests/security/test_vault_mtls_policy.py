@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.security.conftest import Vault
 from tgm.domain.ports import SecretKind
 from tgm.grpc_runtime.channels import VAULT_SERVER_NAME, expected_server_name, open_channel
 from tgm.grpc_runtime.tls import TlsConfigError, TlsFiles
@@ -17,7 +18,6 @@ from tgm.services.vault.crypto import Cipher
 from tgm.services.vault.grpc.servicer import VaultServicer, start_server
 from tgm.services.vault.keystore import KeyStore
 from tgm.services.vault.policy import CertificateCallerResolver, default_policy
-from tests.security.conftest import Vault
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
 TOKEN = b"123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"

@@ -17,16 +17,16 @@ import grpc
 import pytest
 from sqlalchemy import select
 
+from tests.security.conftest import Vault
 from tgm.domain.errors import VaultUnavailable
 from tgm.domain.ports import DecryptPurpose, SecretKind
 from tgm.grpc_runtime.tls import tls_env
-from tgm.vault_client import GrpcTokenVault
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.adapters.sql import BotRow, make_engine, make_session_factory
 from tgm.services.vault.crypto import Cipher
 from tgm.services.vault.keystore import KeyStore
-from tests.security.conftest import Vault
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
+from tgm.vault_client import GrpcTokenVault
 
 REPO = Path(__file__).resolve().parents[2]
 BOTS = 40

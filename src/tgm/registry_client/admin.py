@@ -47,8 +47,8 @@ from tgm.domain.errors import (
     InvalidToken,
     TokenRejected,
 )
-from tgm.registry_client.client import RegistryUnavailable, bot_from_proto
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
+from tgm.registry_client.client import RegistryUnavailable, bot_from_proto
 
 _R = TypeVar("_R")
 _SUBSCRIBER_STATUS = {

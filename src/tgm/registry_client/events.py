@@ -17,8 +17,8 @@ import threading
 import grpc
 
 from tgm.domain.events import Event, EventRecorder
-from tgm.registry_client.client import RegistryUnavailable
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
+from tgm.registry_client.client import RegistryUnavailable
 
 logger = logging.getLogger(__name__)
 

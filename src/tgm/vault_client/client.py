@@ -8,8 +8,8 @@ import grpc
 
 from tgm.domain.errors import SecretRejected, VaultUnavailable
 from tgm.domain.ports import DecryptPurpose, SecretKind
-from tgm.vault_client.wire import KINDS, PURPOSES
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
+from tgm.vault_client.wire import KINDS, PURPOSES
 
 
 def ciphertext_key_version(ciphertext: bytes) -> int | None:

@@ -11,15 +11,15 @@ import grpc
 import pytest
 from dependency_injector import providers
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 from tgm.apps.cli import bots as cli
 from tgm.grpc_runtime.channels import build_server
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.container import Container
 from tgm.services.botregistry.manager_bot_identity import register_manager
 from tgm.services.botregistry.settings import RegistrySettings
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
-from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 OWNER = 3003
 MANAGER_TOKEN = "555555555:AAManagerFakeTokenForTests_abcdefghij"

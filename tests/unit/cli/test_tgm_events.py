@@ -12,17 +12,17 @@ import grpc
 import pytest
 from dependency_injector import providers
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.registry.fakes import TOKEN, FakeTelegram
 from tgm.apps.cli import events as cli
 from tgm.apps.cli.__main__ import main
 from tgm.apps.cli.keys import record_rotation
 from tgm.domain.clock import ManualClock
 from tgm.grpc_runtime.channels import build_server
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.container import Container
 from tgm.services.botregistry.settings import RegistrySettings
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import TOKEN, FakeTelegram
-from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 OWNER = 3003
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)

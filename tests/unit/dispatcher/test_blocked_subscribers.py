@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.registry.fakes import FakeTelegram
 from tgm.domain.administration.bot_administration import BotAdministration
 from tgm.domain.administration.ports import BlockedByUser
 from tgm.domain.administration.register_bot import RegisterBot
@@ -24,8 +26,6 @@ from tgm.services.dispatcher.outbound.calls import QueuedCall
 from tgm.services.dispatcher.outbound.direct_send import DirectSend
 from tgm.services.dispatcher.outbound.drain import DrainOutbox
 from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import FakeTelegram
 
 BLOCKED = TelegramRequestFailed(403, "Forbidden: bot was blocked by the user")
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

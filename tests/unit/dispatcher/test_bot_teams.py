@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.unit.domain.test_inbox import make_bot
 from tgm.domain.administration.ports import Registration
 from tgm.domain.bot_roles import CoAdmin
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import DomainError
 from tgm.services.dispatcher.adapters.bot_changes import AnnouncingBotAdmin, announcer
 from tgm.services.dispatcher.adapters.bot_teams import CachedBotTeams, ForgetEverywhere, TeamUnknown
-from tests.unit.domain.test_inbox import make_bot
 
 BOT = "2b7f3f5e-8f1c-4d7e-9a53-0c6f0f3b1a11"
 OWNER, ADMIN = 1001, 3003

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from tests.unit.dispatcher.test_actors import make_bot
 from tgm.domain.bots import Bot, BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import TokenRejected
 from tgm.services.dispatcher.adapters.direct_outbox import DirectOutbox
-from tests.unit.dispatcher.test_actors import make_bot
 
 TOKEN = "123456789:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 

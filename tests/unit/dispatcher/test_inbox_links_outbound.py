@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
+from tests.unit.dispatcher.test_actors import make_bot
+from tests.unit.dispatcher.test_blocked_subscribers import OpenGate, OpenLimiter
+from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, CountingVault
 from tgm.domain.bots import BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.effects import effect_scope
@@ -22,9 +25,6 @@ from tgm.services.dispatcher.outbound.direct_send import DirectSend, DirectSendO
 from tgm.services.dispatcher.outbound.drain import DrainOutbox
 from tgm.services.dispatcher.outbound.queued_outbox import QueuedOutbox, collecting_lanes
 from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore
-from tests.unit.dispatcher.test_actors import make_bot
-from tests.unit.dispatcher.test_blocked_subscribers import OpenGate, OpenLimiter
-from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, CountingVault
 
 ADMIN, USER = 7, 42
 

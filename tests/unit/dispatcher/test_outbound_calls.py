@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
+from tests.unit.dispatcher.test_blocked_subscribers import OpenLimiter
 from tgm.domain.bots import BotToken
 from tgm.domain.effects import NoEffectScope, effect_id, effect_scope
 from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
@@ -29,7 +30,6 @@ from tgm.services.dispatcher.outbound.drain import DrainOutbox
 from tgm.services.dispatcher.outbound.queued_outbox import QueuedOutbox
 from tgm.services.dispatcher.outbound.scheduling import OUTBOX_QUEUE
 from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore
-from tests.unit.dispatcher.test_blocked_subscribers import OpenLimiter
 
 TOKEN = BotToken("123:" + "a" * 35)
 MARKUP = {"inline_keyboard": [[{"text": "ok", "callback_data": "1"}]]}

@@ -7,6 +7,9 @@ from typing import Any
 
 from dramatiq.brokers.stub import StubBroker
 
+from tests.unit.dispatcher.test_actors import make_bot
+from tests.unit.dispatcher.test_blocked_subscribers import OpenLimiter
+from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, CountingVault
 from tgm.domain.bots import BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.effects import effect_scope
@@ -15,9 +18,6 @@ from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemor
 from tgm.services.dispatcher.outbound.drain import DrainOutbox
 from tgm.services.dispatcher.outbound.queued_outbox import QueuedOutbox, collecting_lanes
 from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore
-from tests.unit.dispatcher.test_actors import make_bot
-from tests.unit.dispatcher.test_blocked_subscribers import OpenLimiter
-from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, CountingVault
 
 CONTENT = b"telegram_user_id,first_seen\r\n7,2026-01-01T00:00:00Z\r\n\x00\xff"
 

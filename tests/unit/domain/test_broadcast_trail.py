@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.unit.domain.test_broadcast import ADMIN, BOT_ID, BROADCAST_ID, FakeAdmin, World, subscriber
+from tests.unit.manager.test_manager_bot import ADMIN as MANAGER_ADMIN
+from tests.unit.manager.test_manager_bot import BOT_ID as MANAGER_BOT_ID
+from tests.unit.manager.test_manager_bot import harness
+from tests.unit.manager.test_manager_broadcast import BroadcastHarness, EditingOutbox, FakeScheduler
 from tgm.domain.errors import DependencyUnavailable, TokenRejected
 from tgm.domain.events import Event, EventKind, Outcome
 from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.use_cases.broadcast import BroadcastPolicy, RunBroadcast
 from tgm.services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
-from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore, InMemoryUsedButtons
-from tests.unit.domain.test_broadcast import ADMIN, BOT_ID, BROADCAST_ID, FakeAdmin, World, subscriber
-from tests.unit.manager.test_manager_bot import ADMIN as MANAGER_ADMIN
-from tests.unit.manager.test_manager_bot import BOT_ID as MANAGER_BOT_ID
-from tests.unit.manager.test_manager_bot import harness
-from tests.unit.manager.test_manager_broadcast import BroadcastHarness, EditingOutbox, FakeScheduler
+from tgm.services.dispatcher.manager_bot.state import (
+    InMemoryAdminSessions,
+    InMemoryConversationStore,
+    InMemoryUsedButtons,
+)
 
 SECRET_TEXT = "Sale today only"
 

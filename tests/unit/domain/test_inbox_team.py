@@ -4,6 +4,7 @@ owner only, nobody else may act. The trail gets a line for each block or unblock
 
 from __future__ import annotations
 
+from tests.unit.domain.test_inbox import BOT_A, BOT_B, OWNER_A, OWNER_B, USER, Bots, Rig, make_bot
 from tgm.domain.administration.bot_administration import MAX_BLOCK_SECONDS
 from tgm.domain.administration.ports import BlockUser, SettingsChange
 from tgm.domain.bots import Bot
@@ -13,7 +14,6 @@ from tgm.domain.events import Event, EventKind, Outcome
 from tgm.domain.inbox import FeedbackInbox, inbox_recipients
 from tgm.domain.use_cases.handle_update import HandleUpdate
 from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns
-from tests.unit.domain.test_inbox import BOT_A, BOT_B, OWNER_A, OWNER_B, USER, Bots, Rig, make_bot
 
 ADMIN = 3003  # OWNER_A's co-admin on bot A
 

@@ -12,8 +12,8 @@ import pytest
 from tgm.domain.bots import BotStatus, hash_webhook_secret
 from tgm.domain.clock import ManualClock
 from tgm.grpc_runtime.channels import build_server, open_channel
-from tgm.registry_client.client import GrpcBotDirectory, GrpcRouteDirectory, RegistryUnavailable
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
+from tgm.registry_client.client import GrpcBotDirectory, GrpcRouteDirectory, RegistryUnavailable
 
 
 class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):

@@ -11,6 +11,8 @@ from dependency_injector import providers
 from dramatiq.brokers.stub import StubBroker
 from fastapi.testclient import TestClient
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.gateway.test_webhook import FakeQueue
 from tgm.domain.bots import hash_webhook_secret
 from tgm.domain.errors import SecretRejected, VaultUnavailable
 from tgm.domain.ports import DecryptPurpose, Route, SecretKind
@@ -18,8 +20,6 @@ from tgm.domain.sealing import inbound_text_ref
 from tgm.services.gateway.app import create_app
 from tgm.services.gateway.container import GatewayContainer
 from tgm.services.gateway.settings import GatewaySettings
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.gateway.test_webhook import FakeQueue
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijklmnop"
 SECRET_MGR = "secret-of-the-manager_" + "m" * 20

@@ -26,7 +26,11 @@ from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleOutcome
 from tgm.services.dispatcher.manager_bot.router import UpdateRouter
-from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore, InMemoryUsedButtons
+from tgm.services.dispatcher.manager_bot.state import (
+    InMemoryAdminSessions,
+    InMemoryConversationStore,
+    InMemoryUsedButtons,
+)
 from tgm.services.dispatcher.manager_bot.wiring import parse_admin_ids
 
 MANAGER = "mgr-0000"

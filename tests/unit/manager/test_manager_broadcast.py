@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, MANAGER, FakeOutbox, Harness, harness
 from tgm.domain.administration.ports import SubscriberStats
 from tgm.domain.broadcast import BroadcastState
 from tgm.domain.callback_tokens import CallbackAction
@@ -14,8 +15,11 @@ from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleOutcome
 from tgm.services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
-from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore, InMemoryUsedButtons
-from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, MANAGER, FakeOutbox, Harness, harness
+from tgm.services.dispatcher.manager_bot.state import (
+    InMemoryAdminSessions,
+    InMemoryConversationStore,
+    InMemoryUsedButtons,
+)
 
 MALLORY = 666
 

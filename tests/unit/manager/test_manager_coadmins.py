@@ -9,6 +9,9 @@ import re
 
 import pytest
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.manager.test_manager_bot import MANAGER, NOW, FakeOutbox, Harness
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 from tgm.domain.administration.bot_administration import BotAdministration
 from tgm.domain.administration.register_bot import RegisterBot, RegisterBotCommand
 from tgm.domain.bots import Bot, BotSettings, BotStatus, BotToken
@@ -18,13 +21,18 @@ from tgm.domain.inbound import InboundGuard, InboundPolicy
 from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.updates import UpdateEnvelope
-from tgm.services.botregistry.adapters.memory import InMemoryBotAdminStore, InMemoryBotRepository, InMemoryInteractionStats
+from tgm.services.botregistry.adapters.memory import (
+    InMemoryBotAdminStore,
+    InMemoryBotRepository,
+    InMemoryInteractionStats,
+)
 from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
 from tgm.services.dispatcher.container import _bot_actions
-from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore, InMemoryUsedButtons
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.manager.test_manager_bot import MANAGER, NOW, FakeOutbox, Harness
-from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
+from tgm.services.dispatcher.manager_bot.state import (
+    InMemoryAdminSessions,
+    InMemoryConversationStore,
+    InMemoryUsedButtons,
+)
 
 OWNER, HELPER, STRANGER = 501, 602, 703
 MANAGER_TOKEN = "555555555:AAManagerFakeTokenForTests_abcdefghij"

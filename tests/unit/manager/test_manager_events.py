@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, Harness, harness
 from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.events import Event, EventKind, Outcome
-from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, Harness, harness
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, MANAGER, NOW, FakeAdmin, FakeOutbox
 from tgm.domain.administration.ports import SetInboxMode, SettingsChange
 from tgm.domain.bots import Bot
 from tgm.domain.callback_tokens import CallbackTokens
@@ -16,7 +17,6 @@ from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleOutcome
 from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
 from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
-from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, MANAGER, NOW, FakeAdmin, FakeOutbox
 
 
 @dataclass

@@ -3,6 +3,8 @@ told how many others of the team it cannot reach; a team that cannot be learnt l
 
 from __future__ import annotations
 
+from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, FakeOutbox
+from tests.unit.manager.test_manager_inbox import Rig, SwitchingAdmin
 from tgm.domain.callback_tokens import CallbackTokens
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import DomainError
@@ -10,8 +12,6 @@ from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
 from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
-from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, FakeOutbox
-from tests.unit.manager.test_manager_inbox import Rig, SwitchingAdmin
 
 HELPER, OTHER = 2002, 3003
 

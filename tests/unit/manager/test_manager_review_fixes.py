@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.unit.manager.test_manager_bot import ADMIN, MANAGER, SEALED, FakeAdmin, harness, make_bot
 from tgm.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
 from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.errors import TelegramRequestFailed
@@ -15,7 +16,6 @@ from tgm.domain.manager_bot.keyboards import BOTS_PER_PAGE
 from tgm.domain.messages import CATALOGUE, render
 from tgm.domain.updates import UpdateEnvelope
 from tgm.services.dispatcher.manager_bot.wiring import manager_config, parse_admin_ids
-from tests.unit.manager.test_manager_bot import ADMIN, MANAGER, SEALED, FakeAdmin, harness, make_bot
 
 
 def test_the_managed_bot_created_service_message_gets_no_reply() -> None:

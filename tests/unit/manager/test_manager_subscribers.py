@@ -6,11 +6,11 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta, timezone
 
+from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, harness
 from tgm.domain.administration.ports import Subscriber, SubscriberStatus
 from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.manager_bot import subscribers
 from tgm.registry_client.client import RegistryUnavailable
-from tests.unit.manager.test_manager_bot import ADMIN, BOT_ID, NOW, harness
 
 MALLORY = 666
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.unit.manager.test_manager_bot import BOT_ID, make_bot
 from tgm.domain.bots import Bot
 from tgm.domain.updates import UpdateEnvelope
 from tgm.services.dispatcher.manager_bot.router import UpdateRouter
-from tests.unit.manager.test_manager_bot import BOT_ID, make_bot
 
 UPDATE = {"update_id": 1, "message": {"from": {"id": 9, "is_bot": False, "language_code": "de"}, "chat": {"id": 9}}}
 

@@ -11,6 +11,8 @@ from datetime import timedelta
 
 import pytest
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 from tgm.domain.administration.bot_administration import BotAdministration, InvalidSetting
 from tgm.domain.administration.ports import BlockUser, SetWelcome
 from tgm.domain.administration.register_bot import RegisterBot, RegisterBotCommand
@@ -29,8 +31,6 @@ from tgm.services.botregistry.adapters.memory import (
     InMemoryBotRepository,
     InMemoryInteractionStats,
 )
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 
 OWNER, HELPER, STRANGER = 1001, 2002, 3003
 MANAGER_TOKEN = "555555555:AAManagerFakeTokenForTests_abcdefghij"

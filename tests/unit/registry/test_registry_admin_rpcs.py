@@ -14,20 +14,20 @@ import grpc
 import pytest
 from dependency_injector import providers
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 from tgm.domain.administration.ports import BlockedByUser, SubscriberStatus
 from tgm.domain.bots import BotToken
 from tgm.domain.errors import BotNotFound
 from tgm.domain.ports import SecretKind
 from tgm.domain.sealing import inbound_text_ref
 from tgm.grpc_runtime.channels import build_server
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tgm.registry_client.admin import GrpcBotAdmin
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.container import Container
 from tgm.services.botregistry.manager_bot_identity import register_manager
 from tgm.services.botregistry.settings import RegistrySettings
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
-from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 ALICE, MALLORY = 1001, 2002
 MANAGER_TOKEN = "555555555:CCManagerBotTokenForTestsOnly_abcdefgh"

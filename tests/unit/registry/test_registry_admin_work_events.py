@@ -13,15 +13,15 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN
+from tests.unit.registry.test_registry_events import ALICE, Rig, start
 from tgm.apps.cli.events import run as run_events
 from tgm.domain.administration.ports import SetInboxMode
 from tgm.domain.events import Event, EventKind, Outcome, telegram_actor
+from tgm.registry.v1 import registry_pb2 as pb
 from tgm.registry_client.admin import GrpcBotAdmin
 from tgm.registry_client.events import GrpcEventRecorder
 from tgm.services.botregistry.manager_bot_identity import register_manager
-from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN
-from tests.unit.registry.test_registry_events import ALICE, Rig, start
-from tgm.registry.v1 import registry_pb2 as pb
 
 HELPER, STRANGER = 2002, 3003
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN
+from tests.unit.registry.test_registry_events import ALICE, Rig, start
 from tgm.domain.administration.bot_administration import InvalidSetting
 from tgm.domain.administration.ports import SetWelcome
 from tgm.domain.errors import ActionNotPermitted, BotNotFound
+from tgm.registry.v1 import registry_pb2 as pb
 from tgm.registry_client.admin import GrpcBotAdmin
 from tgm.services.botregistry.manager_bot_identity import register_manager
-from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN
-from tests.unit.registry.test_registry_events import ALICE, Rig, start
-from tgm.registry.v1 import registry_pb2 as pb
 
 HELPER, STRANGER = 2002, 3003
 

@@ -14,17 +14,17 @@ import grpc
 import pytest
 from dependency_injector import providers
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.registry.fakes import TOKEN, FakeTelegram
 from tgm.domain.bots import BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.events import Event, EventFilter
 from tgm.grpc_runtime.channels import build_server
+from tgm.registry.v1 import registry_pb2 as pb
+from tgm.registry.v1 import registry_pb2_grpc
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.container import Container
 from tgm.services.botregistry.settings import RegistrySettings
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import TOKEN, FakeTelegram
-from tgm.registry.v1 import registry_pb2 as pb
-from tgm.registry.v1 import registry_pb2_grpc
 
 ALICE = 1001
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import grpc
 
+from tests.unit.registry.test_registry_admin_rpcs import ALICE, MALLORY, Rig, rig  # noqa: F401 - the fixture
 from tgm.domain.administration.ports import SetInboxMode
+from tgm.registry.v1 import registry_pb2
 from tgm.registry_client.admin import GrpcBotAdmin
 from tgm.registry_client.client import bot_from_proto
-from tests.unit.registry.test_registry_admin_rpcs import ALICE, MALLORY, Rig, rig  # noqa: F401 - the fixture
-from tgm.registry.v1 import registry_pb2
 
 
 def test_the_inbox_is_off_by_default_and_its_owner_switches_it(rig: Rig) -> None:  # noqa: F811

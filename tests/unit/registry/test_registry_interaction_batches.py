@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
-from tgm.domain.administration.ports import Interaction
-from tgm.registry_client.admin import GrpcBotAdmin
 from tests.unit.registry import test_registry_admin_rpcs as admin_rpcs
 from tests.unit.registry.test_registry_admin_rpcs import ALICE, Rig
+from tgm.domain.administration.ports import Interaction
 from tgm.registry.v1 import registry_pb2 as pb
+from tgm.registry_client.admin import GrpcBotAdmin
 
 rig = admin_rpcs.rig  # the admin RPC tests' fixture: the Container on SQLite behind a real gRPC server
 

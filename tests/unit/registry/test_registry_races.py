@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
 from tgm.domain.administration.bot_administration import BotAdministration
 from tgm.domain.administration.ports import SetWelcome
 from tgm.domain.administration.register_bot import (
@@ -23,9 +25,12 @@ from tgm.domain.errors import BotNotFound, BotOwnedByAnotherAdmin, ConcurrentUpd
 from tgm.domain.ports import BotRepository, WebhookRegistration
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
-from tgm.services.botregistry.adapters.sql import SqlBotRepository, SqlInteractionStats, make_engine, make_session_factory
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
+from tgm.services.botregistry.adapters.sql import (
+    SqlBotRepository,
+    SqlInteractionStats,
+    make_engine,
+    make_session_factory,
+)
 
 ALICE, BOB = 1001, 2002
 MANAGER_TOKEN = "555555555:AAManagerFakeTokenForTests_abcdefghij"

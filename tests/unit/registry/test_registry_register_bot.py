@@ -6,14 +6,14 @@ import hashlib
 
 import pytest
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.registry.fakes import TOKEN, TOKEN_2, FakeTelegram
 from tgm.domain.administration.register_bot import RegisterBot, RegisterBotCommand
 from tgm.domain.bots import BotStatus, BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import BotOwnedByAnotherAdmin, TelegramRequestFailed, TelegramUnavailable, TokenRejected
 from tgm.domain.ports import DecryptPurpose, SecretKind
 from tgm.services.botregistry.adapters.memory import InMemoryBotRepository
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import TOKEN, TOKEN_2, FakeTelegram
 
 BASE_URL = "https://hooks.example.test/"
 OWNER = 1001

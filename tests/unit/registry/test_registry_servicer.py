@@ -17,18 +17,18 @@ import pytest
 from dependency_injector import providers
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.fake_vault import InMemoryTokenVault
+from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, TOKEN_2, FakeTelegram
 from tgm.domain.administration.register_bot import RegisterBot
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import TelegramUnavailable, VaultUnavailable
 from tgm.grpc_runtime.channels import build_server, mark_serving
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.adapters.memory import InMemoryBotRepository
 from tgm.services.botregistry.container import Container
 from tgm.services.botregistry.grpc.servicer import SERVICE_NAME, RegistryServicer
 from tgm.services.botregistry.settings import RegistrySettings
-from tests.support.fake_vault import InMemoryTokenVault
-from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, TOKEN_2, FakeTelegram
-from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 OWNER = 1001
 

@@ -212,17 +212,32 @@ def test_init_creates_the_keyring_once_and_serve_refuses_without_it(tmp_path: Pa
     key = "base64:" + base64.b64encode(os.urandom(32)).decode()
     env = _vault_env(tmp_path, ENCRYPTION_KEY=key, VAULT_KEYRING_FILE=str(keyring))
     serve = subprocess.run(
-        [sys.executable, "-m", "tgm.services.vault", "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tgm.services.vault", "serve"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert serve.returncode == 2 and "tgm.services.vault init" in serve.stderr and not keyring.exists()
     first = subprocess.run(
-        [sys.executable, "-m", "tgm.services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tgm.services.vault", "init"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert first.returncode == 0, first.stderr
     assert keyring.exists() and keyring.stat().st_mode & 0o777 == 0o600
     assert json.loads(keyring.read_text())["versions"]["1"]["key"] == key
     again = subprocess.run(
-        [sys.executable, "-m", "tgm.services.vault", "init"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tgm.services.vault", "init"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert again.returncode == 2 and "already exists" in again.stderr
     assert key[7:] not in again.stderr + first.stdout + first.stderr  # the key never printed

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tgm.domain.errors import VaultUnavailable
 from tgm.domain.ports import SecretKind
-from tgm.vault_client.client import Rewrapped, ciphertext_key_version
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.adapters.sql import BotRow, make_engine, make_session_factory
 from tgm.services.botregistry.rewrap import exit_code, rewrap_all
 from tgm.services.vault.crypto import Cipher, Keyring
+from tgm.vault_client.client import Rewrapped, ciphertext_key_version
 
 KEYS = {1: os.urandom(32), 2: os.urandom(32)}
 OLD, NEW = Cipher(Keyring(KEYS, 1)), Cipher(Keyring(KEYS, 2))

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from tests.support.fake_vault import InMemoryTokenVault
 from tgm.domain.errors import VaultUnavailable
 from tgm.domain.ports import DecryptPurpose, SecretKind, TokenVault
 from tgm.grpc_runtime.channels import RunningServer
 from tgm.vault_client import GrpcTokenVault
-from tests.support.fake_vault import InMemoryTokenVault
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 

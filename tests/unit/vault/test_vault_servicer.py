@@ -12,11 +12,11 @@ import pytest
 from tgm.domain.ports import DecryptPurpose, SecretKind
 from tgm.grpc_runtime.authorization import ANONYMOUS
 from tgm.grpc_runtime.channels import RunningServer
-from tgm.vault_client.wire import MAX_PLAINTEXT_BYTES
 from tgm.services.vault.crypto import Cipher
 from tgm.services.vault.grpc.servicer import audit_log
 from tgm.services.vault.policy import Caller, CertificateCallerResolver, Grant, Policy, Verb, default_policy
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
+from tgm.vault_client.wire import MAX_PLAINTEXT_BYTES
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 BOT = vault_pb2.SECRET_KIND_BOT_TOKEN

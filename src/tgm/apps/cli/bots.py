@@ -28,9 +28,9 @@ from tgm.domain.administration.ports import (
     UnblockUser,
 )
 from tgm.domain.manager_bot.limits import format_seconds, parse_rate
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tgm.registry_client.admin import settings_request
 from tgm.registry_client.client import status_from_proto
-from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 logger = logging.getLogger(f"{__name__}.operator")
 TIMEOUT_SECONDS = 10.0

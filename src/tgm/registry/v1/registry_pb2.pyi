@@ -1172,7 +1172,7 @@ class Event(_message.Message):
     kind: _builtins.str
     """bot_added, bot_enabled, bot_disabled, bot_deleted, secret_rotated, settings_changed, key_rotated,
     callback_refused, the co-admin kinds, broadcast_started|cancelled|finished, inbox_sender_blocked|unblocked
-    (libs/domain/events.py EventKind).
+    (src/tgm/domain/events.py EventKind).
     """
     actor: _builtins.str
     """"telegram:<user id>", or the calling service's or operator's identity."""

@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class RegistryServiceStub:
     """Owns bots, admins and their settings.
-    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    Callers are authorized per method by their mTLS certificate identity (src/tgm/services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
     MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback,
     a broadcast or an inbox block;
@@ -169,7 +169,7 @@ class RegistryServiceStub:
 
 class RegistryServiceServicer:
     """Owns bots, admins and their settings.
-    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    Callers are authorized per method by their mTLS certificate identity (src/tgm/services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
     MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback,
     a broadcast or an inbox block;
@@ -503,7 +503,7 @@ def add_RegistryServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RegistryService:
     """Owns bots, admins and their settings.
-    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    Callers are authorized per method by their mTLS certificate identity (src/tgm/services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
     MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback,
     a broadcast or an inbox block;

@@ -28,7 +28,7 @@ GRPC_VERSION: str
 
 class RegistryServiceStub:
     """Owns bots, admins and their settings.
-    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    Callers are authorized per method by their mTLS certificate identity (src/tgm/services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
     MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback,
     a broadcast or an inbox block;
@@ -115,7 +115,7 @@ class RegistryServiceStub:
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
     """Owns bots, admins and their settings.
-    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    Callers are authorized per method by their mTLS certificate identity (src/tgm/services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
     MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback,
     a broadcast or an inbox block;
@@ -198,7 +198,7 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Owns bots, admins and their settings.
-    Callers are authorized per method by their mTLS certificate identity (services/botregistry/authorization.py):
+    Callers are authorized per method by their mTLS certificate identity (src/tgm/services/botregistry/authorization.py):
     gateway → GetRoute, GetBotVersions; dispatcher → GetBot, GetBotVersions, ListBots, the admin RPCs, RecordInteraction(s),
     MarkSubscribersBlocked, RegisterBot with a sealed token, RegisterManagedBot, RecordEvent of a refused callback,
     a broadcast or an inbox block;

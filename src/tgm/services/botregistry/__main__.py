@@ -17,6 +17,7 @@ from tgm.grpc_runtime.tls import TlsConfigError, required_tls_from_env
 from tgm.host.signals import stop_event_on_signals
 from tgm.observability.error_tracking import configure_error_tracking
 from tgm.observability.logging import configure_logging
+from tgm.registry.v1 import registry_pb2_grpc
 from tgm.services.botregistry import migrate
 from tgm.services.botregistry.authorization import default_policy
 from tgm.services.botregistry.container import Container
@@ -26,7 +27,6 @@ from tgm.services.botregistry.grpc.database_errors import DatabaseUnavailableInt
 from tgm.services.botregistry.grpc.servicer import SERVICE_NAME
 from tgm.services.botregistry.manager_bot_identity import start_manager_registration
 from tgm.services.botregistry.settings import RegistrySettings
-from tgm.registry.v1 import registry_pb2_grpc
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tgm.domain.errors import VaultUnavailable
 from tgm.domain.ports import SecretKind
-from tgm.vault_client.client import ciphertext_key_version
 from tgm.services.botregistry.adapters.sql import BotRow
 from tgm.services.botregistry.settings import RegistrySettings
+from tgm.vault_client.client import ciphertext_key_version
 
 logger = logging.getLogger(__name__)
 MAX_PASSES = 5
@@ -145,8 +145,8 @@ def _walk(
 
 def main(settings: RegistrySettings, batch_size: int = 100) -> int:
     from tgm.grpc_runtime.channels import VAULT_SERVER_NAME, open_channel
-    from tgm.vault_client.client import GrpcTokenVault
     from tgm.services.botregistry.adapters.sql import make_engine, make_session_factory
+    from tgm.vault_client.client import GrpcTokenVault
 
     engine = make_engine(settings.db_url)
     try:

@@ -201,7 +201,16 @@ class Stack:
             self.emulator_url = f"http://127.0.0.1:{port}"
             self._spawn(
                 "emulator",
-                ["-m", "tgm.tools.telegram_emulator", "--host", "127.0.0.1", "--port", str(port), "--retry-max-delay", "4"],
+                [
+                    "-m",
+                    "tgm.tools.telegram_emulator",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--retry-max-delay",
+                    "4",
+                ],
                 self._env("emulator"),
             )
             self._wait(http_ok(f"{self.emulator_url}/_emulator/health"), "the Telegram emulator")

@@ -64,9 +64,9 @@ from tgm.domain.events import (
 )
 from tgm.domain.ports import BotRepository, Clock
 from tgm.grpc_runtime.authorization import caller_identity
+from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tgm.services.botregistry.errors import DuplicateBot
 from tgm.services.botregistry.interaction_batches import MAX_BOT_ID_CHARS, InteractionBatches
-from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 
 logger = logging.getLogger(__name__)
 

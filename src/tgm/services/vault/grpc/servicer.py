@@ -22,12 +22,12 @@ from tgm.grpc_runtime.channels import start_server as start_grpc_server
 from tgm.grpc_runtime.tls import TlsFiles
 from tgm.observability.logging import log_extra, request_id_var
 from tgm.observability.metrics import VAULT_CALLS
-from tgm.vault_client.wire import KINDS, MAX_BOT_REF_CHARS, MAX_PLAINTEXT_BYTES, PURPOSES, bot_ref_ok
 from tgm.services.vault.audit import Anchor
 from tgm.services.vault.crypto import HEADER_BYTES, TAG_BYTES, Cipher, CiphertextRejected, UnknownKeyVersion
 from tgm.services.vault.keystore import KeyStore, KeyStoreError
 from tgm.services.vault.policy import Caller, CallerResolver, Grant, Policy, Verb
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
+from tgm.vault_client.wire import KINDS, MAX_BOT_REF_CHARS, MAX_PLAINTEXT_BYTES, PURPOSES, bot_ref_ok
 
 SERVICE_NAME = vault_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name
 MAX_CIPHERTEXT_BYTES = HEADER_BYTES + MAX_PLAINTEXT_BYTES + TAG_BYTES
