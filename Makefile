@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash scripts/install-system-deps.sh
 
-proto: $(STAMP)  ## regenerate gRPC stubs into tgm/ (idempotent)
+proto: $(STAMP)  ## regenerate gRPC stubs into src/tgm/{vault,registry}/ (idempotent)
 	PYTHON=$(BIN)/python bash scripts/gen_proto.sh
 	$(BIN)/buf lint
 

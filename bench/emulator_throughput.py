@@ -384,9 +384,10 @@ def run(seconds: float = 5.0) -> dict[str, Any]:
     emulator_port, receiver_port = _free_port(), _free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     receiver_url = f"http://127.0.0.1:{receiver_port}"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(REPO / "src"), str(REPO)))}
     quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    # BENCH_EMULATOR_ROOT: another checkout's emulator (e.g. `git archive <rev> tools libs`) for before/after runs.
+    # BENCH_EMULATOR_ROOT: another checkout's emulator (e.g. `git archive <rev> src`, a moved tree: ADR 005) for
+    # before/after runs.
     root = os.environ.get("BENCH_EMULATOR_ROOT") or str(REPO)
     emulator = subprocess.Popen(
         [
@@ -400,7 +401,7 @@ def run(seconds: float = 5.0) -> dict[str, Any]:
             "--no-flood-control",  # measures raw sendMessage/s; flood control would cap one bot at 30/s
         ],
         cwd=root,
-        env={**env, "PYTHONPATH": root},
+        env={**env, "PYTHONPATH": str(Path(root) / "src")},
         **quiet,
     )
     receiver = subprocess.Popen(

@@ -11,13 +11,18 @@ from pathlib import Path
 from setuptools import find_namespace_packages
 
 ROOT = Path(__file__).resolve().parents[2]
-TOP_LEVEL = ("apps", "libs", "services", "tools", "tgm")
+TOP_LEVEL = ("tgm",)  # one name, ours (docs/adr/005)
 REPO_ONLY = ("tests", "bench", "testbed", "scripts", "deploy", "docs")
 
 
 def _shipped() -> set[str]:
     find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
-    return set(find_namespace_packages(str(ROOT), include=find["include"], exclude=find.get("exclude", ())))
+    where = [ROOT / folder for folder in find.get("where", ["."])]
+    return {
+        p
+        for w in where
+        for p in find_namespace_packages(str(w), include=find["include"], exclude=find.get("exclude", ()))
+    }
 
 
 def test_the_wheel_ships_the_services_and_not_the_repository_tooling() -> None:

@@ -50,7 +50,7 @@ class Workers:
             log = self.log_dir / f"worker-{len(self.procs)}.log"
             full_env = {
                 "PATH": os.environ.get("PATH", ""),
-                "PYTHONPATH": str(REPO),
+                "PYTHONPATH": str(REPO / "src"),
                 "PYTHONUNBUFFERED": "1",
                 "REDIS_URL": self.redis_url,
                 "TELEGRAM_API_BASE_URL": emulator_url,
@@ -174,7 +174,7 @@ class EmulatorProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tgm.tools.telegram_emulator", "--host", "127.0.0.1", "--port", str(port)],
                 cwd=REPO,
-                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
+                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO / "src")},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -50,7 +50,7 @@ def api() -> Iterator[FlakyApi]:
 
 
 def cli(harness: Harness, *args: str) -> str:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "REDIS_URL": harness.redis_url}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "src"), "REDIS_URL": harness.redis_url}
     done = subprocess.run(
         [sys.executable, "-m", "tgm.services.dispatcher", "dead-letters", *args],
         cwd=REPO,

@@ -305,7 +305,7 @@ def collector() -> Iterator[tuple[str, list[bytes]]]:
 
 def _run(args: list[str], dsn: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    env.update(PYTHONPATH=str(REPO), SENTRY_DSN=dsn, APP_ENV="dev", **extra)
+    env.update(PYTHONPATH=str(REPO / "src"), SENTRY_DSN=dsn, APP_ENV="dev", **extra)
     # The process exits only after the SDK's exit hook sent what it had: no waiting needed after it.
     return subprocess.run([sys.executable, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
 

@@ -40,7 +40,7 @@ def test_a_channel_from_the_environment_refuses_plaintext_without_the_flag(monke
 def test_each_service_refuses_to_start_without_tls(module: str, tmp_path: Path) -> None:
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     env.update(
-        PYTHONPATH=str(REPO),
+        PYTHONPATH=str(REPO / "src"),
         DB_URL=f"sqlite:///{tmp_path / 'registry.db'}",
         REDIS_URL="redis://127.0.0.1:1/0",
         CALLBACK_SIGNING_KEY="x" * 40,
@@ -61,7 +61,7 @@ def test_on_redis_gateway_and_dispatcher_refuse_to_start_without_the_envelope_ke
     certs = ensure_certs(tmp_path / "certs")
     service = "gateway" if module == "tgm.services.gateway" else "dispatcher"
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    env.update(PYTHONPATH=str(REPO), REDIS_URL="redis://127.0.0.1:1/0", CALLBACK_SIGNING_KEY="x" * 40)
+    env.update(PYTHONPATH=str(REPO / "src"), REDIS_URL="redis://127.0.0.1:1/0", CALLBACK_SIGNING_KEY="x" * 40)
     env.update(tls_env(certs[service]))
     args = [sys.executable, "-m", module, "serve"]
     done = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)

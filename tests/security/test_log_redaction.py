@@ -88,7 +88,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PYTHONPATH": str(REPO)},
+        env={"PYTHONPATH": str(REPO / "src")},
     )
 
 

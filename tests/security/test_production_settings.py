@@ -147,7 +147,7 @@ def test_each_entry_point_refuses_insecure_production_settings(module: str, tmp_
     args, insecure, named = ENTRY_POINTS[module]
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     env.update(
-        PYTHONPATH=str(REPO),
+        PYTHONPATH=str(REPO / "src"),
         APP_ENV="prod",
         TGM_INSECURE_DEV="1",  # would let every one of them start without TLS in development
         DB_URL=f"sqlite:///{tmp_path / 'registry.db'}",

@@ -163,7 +163,7 @@ def test_gateway_and_dispatcher_refuse_a_redis_url_without_their_user(module: st
 
     certs = ensure_certs(tmp_path / "certs")
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    env.update(PYTHONPATH=str(REPO), REDIS_URL="redis://127.0.0.1:1/0", ENVELOPE_SIGNING_KEY="k" * 40)
+    env.update(PYTHONPATH=str(REPO / "src"), REDIS_URL="redis://127.0.0.1:1/0", ENVELOPE_SIGNING_KEY="k" * 40)
     env.update(CALLBACK_SIGNING_KEY="x" * 40, **tls_env(certs[module.rsplit(".", 1)[1]]))
     done = subprocess.run(
         [sys.executable, "-m", module, "serve"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60

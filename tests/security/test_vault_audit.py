@@ -1,4 +1,5 @@
-"""The hash-chained audit log: `python -m tgm.services.vault audit verify` finds the first removed, edited or moved line."""
+"""The hash-chained audit log: `python -m tgm.services.vault audit verify` finds the first removed, edited or moved
+line."""
 
 from __future__ import annotations
 

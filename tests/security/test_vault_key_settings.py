@@ -1,6 +1,6 @@
 """Only src/tgm/services/vault can load key material: no other settings class in tgm has a field for it (issue 4).
 
-Discovers the settings instead of listing them: every module under services/, apps/ and libs/ that mentions
+Discovers the settings instead of listing them: every module under src/tgm/ (stubs aside) that mentions
 BaseSettings is imported, and every BaseSettings subclass defined there is checked — a new service's settings
 are covered without anyone remembering to add them here.
 """
@@ -39,14 +39,16 @@ def _subclasses(cls: type) -> Iterator[type]:
 
 
 def _all_settings() -> dict[str, type[BaseSettings]]:
-    for root in ("services", "apps", "libs"):
-        for path in sorted((REPO / root).rglob("*.py")):
-            if "BaseSettings" in path.read_text(encoding="utf-8"):
-                importlib.import_module(".".join(path.relative_to(REPO).with_suffix("").parts))
+    src = REPO / "src"
+    files = sorted((src / "tgm").rglob("*.py"))
+    assert files, "src/tgm moved? (docs/adr/005-package-layout.md)"
+    for path in files:
+        if "BaseSettings" in path.read_text(encoding="utf-8"):
+            importlib.import_module(".".join(path.relative_to(src).with_suffix("").parts))
     return {
         f"{cls.__module__}.{cls.__qualname__}": cls
         for cls in _subclasses(BaseSettings)
-        if cls.__module__.split(".")[0] in ("services", "apps", "libs")
+        if cls.__module__.startswith("tgm.")
     }
 
 

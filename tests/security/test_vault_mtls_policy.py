@@ -26,7 +26,7 @@ TEXT = vault_pb2.SECRET_KIND_INBOUND_TEXT
 KINDS = {"bot_token": BOT, "inbound_text": TEXT}
 PURPOSES = {"manage": vault_pb2.PURPOSE_MANAGE, "send": vault_pb2.PURPOSE_SEND}
 
-# Written out here, independently of src/tgm/services/vault/policy.py: DESIGN §4 plus the operator and embedded identities.
+# Written out here, independently of tgm.services.vault.policy: DESIGN §4 plus the operator and embedded identities.
 # A use is "verb[:kind[:purpose]]".
 ALLOWED = {
     "gateway": {"encrypt:inbound_text"},

@@ -1,5 +1,5 @@
 """Who may import whom across the top-level folders: nothing outside tests/ imports `tests`, and the code a
-deployment runs (libs, services, apps) imports neither `bench` nor the throwaway servers of `testbed`."""
+deployment runs (src/tgm) imports neither `bench` nor the throwaway servers of `testbed`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
-    "libs": ("tests", "bench", "testbed"),
-    "services": ("tests", "bench", "testbed"),
-    "apps": ("tests", "bench", "testbed"),
-    "tools": ("tests", "bench"),
+    "src": ("tests", "bench", "testbed"),
     "bench": ("tests",),
+    "testbed": ("tests", "bench"),
 }
 
 

@@ -1,4 +1,4 @@
 """Deployment compositions: entry points that wire several services into one process.
 
-Unlike services/, a composition may import more than one service; nothing imports apps/.
+Unlike tgm.services.<name>, a composition may import more than one service; nothing imports tgm.apps.
 """

@@ -1,7 +1,7 @@
 """Per-caller authorization for a gRPC server: who may call which method, from the mTLS certificate identity.
 
 The identity is the one ``spiffe://tgm/<name>`` SAN URI of the verified client certificate (the scheme the vault
-uses, src/tgm/services/vault/policy.py); a peer without exactly one such URI, or a plaintext peer, is ``anonymous``. Only
+uses, tgm.services.vault.policy); a peer without exactly one such URI, or a plaintext peer, is ``anonymous``. Only
 URI entries count (gRPC's ``peer_uri`` property): the combined ``x509_subject_alternative_name`` property also
 lists DNS, e-mail and IP entries, and a DNS name spelled ``spiffe://tgm/operator`` is not an identity. The
 interceptor asks `allows(identity, method, request)` before the servicer runs and answers PERMISSION_DENIED

@@ -1,4 +1,4 @@
-"""Typed outbound calls (src/tgm/services/dispatcher/outbound/calls.py): the queue's JSON is the one calls queued before the
+"""Typed outbound calls (tgm.services.dispatcher.outbound.calls): the queue's JSON is the one calls queued before the
 types existed (so they drain after an upgrade), each type reaches its own DirectOutbox method, a call that cannot
 be decoded is dead-lettered at once, and a call made outside any effect scope is refused instead of queued under a
 random id."""

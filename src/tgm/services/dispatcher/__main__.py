@@ -37,7 +37,8 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
         return 2
     if not settings.redis_url:
         print(
-            "tgm.services.dispatcher: REDIS_URL is required. For embedded mode (no Redis) run `python -m tgm.apps.embedded`.",
+            "tgm.services.dispatcher: REDIS_URL is required. "
+            "For embedded mode (no Redis) run `python -m tgm.apps.embedded`.",
             file=sys.stderr,
         )
         return 2

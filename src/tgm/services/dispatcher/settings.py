@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class DispatcherSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
-    # Required by `serve`; empty only under the embedded composition (src/tgm/apps/embedded), which brings its own broker.
+    # Required by `serve`; empty only under the embedded composition (tgm.apps.embedded), which brings its own broker.
     redis_url: str = ""
     registry_addr: str = "127.0.0.1:50052"
     vault_addr: str = "127.0.0.1:50051"

@@ -2,7 +2,8 @@
 
 Each process gets only the environment it needs: the vault alone sees the encryption key. Every gRPC hop is
 mutual TLS: a local CA and one certificate per identity are created once in `{run_dir}/certs`
-(src/tgm/tools/devstack/certs.py), and each process gets its own certificate through TLS_CA_FILE/TLS_CERT_FILE/TLS_KEY_FILE.
+(src/tgm/tools/devstack/certs.py), and each process gets its own certificate through
+TLS_CA_FILE/TLS_CERT_FILE/TLS_KEY_FILE.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from tgm.grpc_runtime.channels import open_channel, wait_until_serving
 from tgm.grpc_runtime.tls import TlsFiles, tls_env
 from tgm.tools.devstack.certs import ensure_certs
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+SRC_ROOT = Path(__file__).resolve().parents[3]  # the folder holding the tgm package: src/ in a checkout
+REPO_ROOT = SRC_ROOT.parent
 _BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
 
@@ -122,7 +124,7 @@ class Stack:
 
     def _env(self, name: str, identity: str = "", **values: str) -> dict[str, str]:
         env = {key: os.environ[key] for key in _BASE_ENV_KEYS if key in os.environ}
-        env.update(PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1", LOG_LEVEL=self.config.log_level)
+        env.update(PYTHONPATH=str(SRC_ROOT), PYTHONUNBUFFERED="1", LOG_LEVEL=self.config.log_level)
         if identity:
             env.update(tls_env(self.certs[identity]))
         env.update(values)
