@@ -85,8 +85,8 @@ class GatewayContainer(containers.DeclarativeContainer):
 
     readiness_probes = providers.List(
         providers.ThreadSafeSingleton(GrpcHealthProbe, "registry", registry_channel),
-        # On Redis the gateway's broker is a RedisBroker on the same server (services/gateway/app.py): its
-        # client answers PING; the in-process broker is always reachable.
+        # On Redis the gateway's broker is a RedisBroker on the same server (src/tgm/services/gateway/app.py):
+        # its client answers PING; the in-process broker is always reachable.
         providers.Selector(
             backend,
             redis=providers.ThreadSafeSingleton(BrokerProbe, broker.provided.client),

@@ -38,7 +38,7 @@ class Pinger(Protocol):
 
 class BrokerProbe:
     """The broker's Redis answers PING; an in-process broker (no Redis: embedded mode) is always reachable.
-    The container passes the broker's Redis client, or None (tgm.messaging.mailbox.redis_client_of)."""
+    The container passes the broker's Redis client on Redis, or None in memory (a Selector on `backend`)."""
 
     def __init__(self, redis_client: Pinger | None) -> None:
         self.name = "broker"
