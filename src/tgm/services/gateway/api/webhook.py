@@ -106,7 +106,8 @@ async def _read_capped(receive: Receive, cap: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _parse_update(body: bytes) -> tuple[dict[str, Any], int] | None:
+def _parse_update(body: bytes) -> tuple[dict[str, Any], int, bool] | None:
+    """(update, update_id, malformed), or None when the body is not an Update object at all."""
     try:
         update = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -121,10 +122,10 @@ def _parse_update(body: bytes) -> tuple[dict[str, Any], int] | None:
     if not isinstance(update_id, int) or isinstance(update_id, bool) or not 0 <= update_id <= MAX_UPDATE_ID:
         return None
     try:
-        parse_update(update)  # refused here, a malformed update never reaches a queue or a handler
+        parse_update(update)  # checked here: a malformed update never reaches a queue or a handler
     except MalformedUpdate:
-        return None
-    return update, update_id
+        return update, update_id, True
+    return update, update_id, False
 
 
 def _headers_of(scope: Scope) -> tuple[bytes | None, bytes | None]:
@@ -238,7 +239,12 @@ class WebhookEndpoint:
         if parsed is None:
             logger.warning("update rejected: not an update object", extra={"bot_id": route.bot_id})
             return _error(400, "body must be a Telegram Update: a JSON object with an integer update_id (0 to 2**53-1)")
-        update, update_id = parsed
+        update, update_id, malformed = parsed
+        if malformed:
+            # Set aside, answered 200: Telegram retries a refused update and holds the bot's later ones behind it,
+            # so one update tgm cannot read must not stall the bot. It never reaches a queue or a handler.
+            logger.warning("update set aside: malformed", extra={"bot_id": route.bot_id, "update_id": update_id})
+            return OK
 
         sealed_texts: tuple[str, ...] = ()
         if route.is_manager:
