@@ -106,8 +106,8 @@ async def _read_capped(receive: Receive, cap: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _parse_update(body: bytes) -> tuple[dict[str, Any], int, bool] | None:
-    """(update, update_id, malformed), or None when the body is not an Update object at all."""
+def _parse_update(body: bytes) -> tuple[dict[str, Any], int] | None:
+    """(update, update_id), or None when the body is not an Update object at all (its shape is checked later)."""
     try:
         update = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -121,11 +121,20 @@ def _parse_update(body: bytes) -> tuple[dict[str, Any], int, bool] | None:
     update_id = update.get("update_id")
     if not isinstance(update_id, int) or isinstance(update_id, bool) or not 0 <= update_id <= MAX_UPDATE_ID:
         return None
+    return update, update_id
+
+
+def _set_aside(bot_id: str, update_id: int) -> Answer:
+    logger.warning("update set aside: malformed", extra={"bot_id": bot_id, "update_id": update_id})
+    return OK
+
+
+def _malformed(update: dict[str, Any]) -> bool:
     try:
-        parse_update(update)  # checked here: a malformed update never reaches a queue or a handler
+        parse_update(update)
     except MalformedUpdate:
-        return update, update_id, True
-    return update, update_id, False
+        return True
+    return False
 
 
 def _headers_of(scope: Scope) -> tuple[bytes | None, bytes | None]:
@@ -239,14 +248,15 @@ class WebhookEndpoint:
         if parsed is None:
             logger.warning("update rejected: not an update object", extra={"bot_id": route.bot_id})
             return _error(400, "body must be a Telegram Update: a JSON object with an integer update_id (0 to 2**53-1)")
-        update, update_id, malformed = parsed
-        if malformed:
-            # Set aside, answered 200: Telegram retries a refused update and holds the bot's later ones behind it,
-            # so one update tgm cannot read must not stall the bot. It never reaches a queue or a handler.
-            logger.warning("update set aside: malformed", extra={"bot_id": route.bot_id, "update_id": update_id})
-            return OK
+        update, update_id = parsed
 
         sealed_texts: tuple[str, ...] = ()
+        # A malformed update is set aside, answered 200: Telegram retries a refused update and holds the bot's later
+        # ones behind it, so one update tgm cannot read must not stall the bot. It never reaches a queue or a
+        # handler. Checked before sealing for the manager bot; for the others by the envelope's own (cached) parse
+        # below, which the mailbox's chat key reuses: one parse per update on the hot path.
+        if route.is_manager and _malformed(update):
+            return _set_aside(route.bot_id, update_id)
         if route.is_manager:
             try:
                 update, sealed_texts = await anyio.to_thread.run_sync(
@@ -269,6 +279,10 @@ class WebhookEndpoint:
             update=update,
             sealed_texts=sealed_texts,
         )
+        try:
+            envelope.view  # noqa: B018 - parsed once here, cached on the envelope for the chat key
+        except MalformedUpdate:
+            return _set_aside(route.bot_id, update_id)
         queue: AsyncUpdateQueue = container.update_queue()
         try:
             await queue.enqueue(envelope)
