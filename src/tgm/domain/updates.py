@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from tgm.domain.telegram_update import TelegramUpdate, parse_update
@@ -46,10 +45,16 @@ class UpdateEnvelope:
             sealed_texts=tuple(str(item) for item in data.get("sealed_texts") or ()),
         )
 
-    @cached_property
+    @property
     def view(self) -> TelegramUpdate:
         """The update, read once (src/tgm/domain/telegram_update.py); raises MalformedUpdate for a malformed one."""
-        return parse_update(self.update)
+        # Cached by hand, not functools.cached_property: that one takes a lock on every read in Python 3.11, and
+        # the webhook reads the view on every request. Two threads racing here parse twice, to the same result.
+        view: TelegramUpdate | None = self.__dict__.get("_view")
+        if view is None:
+            view = parse_update(self.update)
+            object.__setattr__(self, "_view", view)  # frozen: the view is derived from `update`, never a field
+        return view
 
     @property
     def message(self) -> dict[str, Any] | None:
