@@ -22,7 +22,6 @@ from typing import Protocol
 
 from tgm.domain.bots import Bot, CaptchaMode
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
-from tgm.domain.inbound import language_of
 from tgm.domain.messages import render
 from tgm.domain.ports import Outbox
 from tgm.domain.telegram_update import UpdateKind
@@ -227,4 +226,4 @@ class CaptchaGuard:
 
 
 def _language(envelope: UpdateEnvelope, bot: Bot) -> str:
-    return language_of(envelope) or bot.settings.language  # a button press's sender too, not only a message's
+    return envelope.view.language or bot.settings.language  # a button press's sender too, not only a message's

@@ -29,10 +29,6 @@ def sender_id_of(envelope: UpdateEnvelope) -> int | None:
     return envelope.view.sender_id
 
 
-def language_of(envelope: UpdateEnvelope) -> str | None:
-    return envelope.view.language
-
-
 def chat_key_of(envelope: UpdateEnvelope) -> str:
     """The ordering domain of an update: its chat, else its sender, else one shared key.
 
@@ -44,15 +40,6 @@ def chat_key_of(envelope: UpdateEnvelope) -> str:
     if view.chat_id is not None:
         return str(view.chat_id)
     return f"u{view.sender_id}" if view.sender_id is not None else NO_CHAT
-
-
-def callback_of(envelope: UpdateEnvelope) -> dict[str, Any] | None:
-    """The callback_query object of a button press; its `id` and `from` are checked (telegram_update.py)."""
-    view = envelope.view
-    if view.kind is not UpdateKind.CALLBACK_QUERY:
-        return None
-    callback = envelope.update["callback_query"]  # the parser checked it is an object
-    return callback if isinstance(callback, dict) else None
 
 
 def action_of(envelope: UpdateEnvelope) -> str:
@@ -215,13 +202,13 @@ class InboundGuard:
         if not decision.allowed:
             if decision.notify:
                 seconds = max(1, math.ceil(decision.retry_after_seconds))
-                self._tell(envelope, render("rate_limited", language_of(envelope), seconds=seconds))
+                self._tell(envelope, render("rate_limited", envelope.view.language, seconds=seconds))
             else:
                 self._stop_spinner(envelope)  # a refused button press is always answered, silently
             return Verdict(False, "rate_limited")
         cooldown = self._policy.cooldown_for(action, catalog)
         if cooldown > 0 and not self._cooldowns.start(key, cooldown):
-            self._tell(envelope, render("cooldown", language_of(envelope)))
+            self._tell(envelope, render("cooldown", envelope.view.language))
             return Verdict(False, "cooldown")
         return Verdict(True)
 

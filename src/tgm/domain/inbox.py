@@ -32,7 +32,7 @@ from tgm.domain.bots import Bot
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
 from tgm.domain.errors import DomainError
 from tgm.domain.events import Event, EventKind, EventRecorder, Outcome, telegram_actor
-from tgm.domain.inbound import language_of, sender_of
+from tgm.domain.inbound import sender_of
 from tgm.domain.messages import render
 from tgm.domain.ports import Clock, Cooldowns
 from tgm.domain.updates import UpdateEnvelope
@@ -197,7 +197,7 @@ class FeedbackInbox:
         if reply_to is not None and self._linked(bot, chat_id, reply_to) is not None:
             # A reply to an inbox delivery in their own chat: they were an admin when it came. No longer one (revoked,
             # left) or not known now (registry unreachable): nothing is relayed, nor handed to the team as theirs.
-            lang = language_of(envelope) or bot.settings.language
+            lang = envelope.view.language or bot.settings.language
             self._outbox.send_message(
                 bot.id, chat_id, render("inbox_not_admin" if known else "inbox_unavailable", lang)
             )
@@ -241,7 +241,7 @@ class FeedbackInbox:
             if self._cooldowns is None or self._cooldowns.start(
                 f"inbox-busy:{bot.id}:{user_id}", self._policy.ack_cooldown_seconds
             ):
-                self._outbox.send_message(bot.id, chat_id, render("inbox_busy", language_of(envelope) or lang))
+                self._outbox.send_message(bot.id, chat_id, render("inbox_busy", envelope.view.language or lang))
             return "inbox:busy"
         for admin_id in open_chats:
             header = render("inbox_header", lang, sender=describe_sender(sender), user_id=user_id)
@@ -258,14 +258,14 @@ class FeedbackInbox:
             self._cooldowns is None
             or self._cooldowns.start(f"inbox-ack:{bot.id}:{user_id}", self._policy.ack_cooldown_seconds)
         ):
-            self._outbox.send_message(bot.id, chat_id, render("inbox_ack", language_of(envelope) or lang))
+            self._outbox.send_message(bot.id, chat_id, render("inbox_ack", envelope.view.language or lang))
         return "inbox:delivered"
 
     def _relay_reply(self, bot: Bot, envelope: UpdateEnvelope, chat_id: int, replied_id: int) -> str:
         user_chat = self._linked(bot, chat_id, replied_id)
         message_id = envelope.view.message_id
         if user_chat is None or message_id is None:
-            lang = language_of(envelope) or bot.settings.language
+            lang = envelope.view.language or bot.settings.language
             self._outbox.send_message(bot.id, chat_id, render("inbox_reply_unknown", lang))
             return "inbox:reply_unknown"
         self._outbox.copy_message(bot.id, user_chat, chat_id, message_id)
@@ -287,7 +287,7 @@ class FeedbackInbox:
         ):
             return None
         callback_id = view.callback_id
-        lang = language_of(envelope) or bot.settings.language
+        lang = envelope.view.language or bot.settings.language
         user_chat = self._links.user_chat(bot.id, chat_id, held_id)
         members, known = self._members(bot)
         # Unknown team: only the owner may press (fail closed); the registry re-checks the presser's role anyway.

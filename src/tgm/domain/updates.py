@@ -72,7 +72,3 @@ class UpdateEnvelope:
         """A new message's text: edits and button presses carry no command."""
         view = self.view
         return view.text if view.is_message else None
-
-    @property
-    def sender_language(self) -> str | None:
-        return self.view.language

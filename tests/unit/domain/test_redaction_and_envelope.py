@@ -26,7 +26,7 @@ def test_envelope_round_trips_and_reads_fields() -> None:
     envelope = UpdateEnvelope("bot-1", 7, 1.5, "rid", update)
     again = UpdateEnvelope.from_message(envelope.to_message())
     assert again == envelope
-    assert (again.chat_id, again.text, again.sender_language) == (42, "/start", "en")
+    assert (again.chat_id, again.text, again.view.language) == (42, "/start", "en")
 
 
 def test_envelope_of_callback_has_chat_but_no_text() -> None:

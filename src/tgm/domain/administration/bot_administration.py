@@ -98,7 +98,6 @@ API_METHODS = frozenset({"GET", "POST"})
 COMMAND_NAME = re.compile(r"/[a-z0-9_]{1,32}")
 # Commands a managed bot's owner may not redefine: /start is the welcome text.
 RESERVED_COMMANDS = frozenset({"/start"})
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\s]")
 _T = TypeVar("_T")
 
 

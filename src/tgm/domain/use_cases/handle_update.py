@@ -92,7 +92,7 @@ class HandleUpdate:
             return HandleOutcome("ignored:no_text")
         if command == "/start":
             reply = bot.settings.welcome_text or render(
-                "welcome", envelope.sender_language or bot.settings.language, username=bot.username
+                "welcome", envelope.view.language or bot.settings.language, username=bot.username
             )
         elif command is not None and command in bot.settings.custom_commands:
             reply = bot.settings.custom_commands[command]
@@ -108,7 +108,7 @@ class HandleUpdate:
                 chat_id,
                 user_id,
                 argument,
-                envelope.sender_language,
+                envelope.view.language,
             )
             return HandleOutcome(action, replied=action != "api:scheduled")
         else:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Protocol
 
 from tgm.domain.administration.ports import Interaction, InteractionBatchResult
 from tgm.domain.clock import SystemClock
+from tgm.domain.ports import Clock
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +25,6 @@ class BatchTooLarge(ValueError):
 
 class BatchStats(Protocol):
     def record_many(self, interactions: Sequence[Interaction]) -> tuple[int, int]: ...
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 class InteractionBatches:

@@ -17,8 +17,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -350,12 +350,3 @@ class Stack:
 
     def log_text(self) -> str:
         return "\n".join(p.log_path.read_text(errors="replace") for p in self.processes if p.log_path.exists())
-
-
-@contextmanager
-def running_stack(config: StackConfig) -> Iterator[Stack]:
-    stack = Stack(config).start()
-    try:
-        yield stack
-    finally:
-        stack.stop()

@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from tgm.domain.administration.bot_administration import InvalidSetting
 from tgm.domain.administration.ports import Interaction, InteractionSink, PendingInteractions
 from tgm.domain.clock import SystemClock
+from tgm.domain.ports import Clock
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,6 @@ BATCH_SIZE = 500  # entries per RecordInteractions call (the registry takes up t
 MAX_BOTS_PER_TAKE = 100
 MAX_TAKES_PER_FLUSH = 50  # under a constant stream a flush still ends; the rest waits for the next one
 SPILL_SECONDS = 0.2  # how long a process gathers counts in memory before moving them to Redis in one round trip
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 def _ms(at: datetime) -> int:

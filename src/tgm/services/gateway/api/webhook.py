@@ -43,7 +43,6 @@ Send = Callable[[Message], Awaitable[None]]
 PATH_PREFIX = "/webhook/"
 PATH_TEMPLATE = PATH_PREFIX + "{public_id}"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
-REQUEST_ID_HEADER = "X-Request-Id"
 _SECRET_HEADER_KEY = SECRET_HEADER.lower().encode()
 # public ids are `secrets.token_urlsafe(18)`; anything far off that shape never reaches the registry.
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
