@@ -181,6 +181,22 @@ def machine() -> dict[str, str]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its live descendants, in seconds (0 when gone).
+
+    CPU per update is the e2e bench's steadiest number on a shared machine: throughput moves with what else runs,
+    the work one update costs hardly does."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15 of proc(5))
+    return total
+
+
 def rss_kib(pid: int) -> int:
     """VmRSS of `pid` plus all its descendants, in KiB (0 when gone)."""
     total = 0

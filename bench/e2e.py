@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import QUICK, rss_kib, seed_bots
+from bench.common import QUICK, cpu_seconds, rss_kib, seed_bots
 from bench.stats import account_timeline, percentile, vault_calls_per_update
 
 REGISTERED_BOTS = 10_000
@@ -217,6 +217,26 @@ def _decrypt_latency(stack: Any, db_url: str, bot_telegram_id: int, calls: int) 
     return {"calls": calls, "p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99)}
 
 
+def _cpu_by_role(stack: Any) -> dict[str, float]:
+    """CPU seconds used so far by each kind of process (the dispatchers summed)."""
+    used: dict[str, float] = {}
+    for process in stack.processes:
+        role = "dispatchers" if process.name.startswith("dispatcher") else process.name
+        used[role] = used.get(role, 0.0) + cpu_seconds(process.popen.pid)
+    return used
+
+
+def _cpu_per_update(
+    before: dict[str, float], after: dict[str, float], phase: dict[str, Any], report: Callable[[str], None]
+) -> dict[str, float]:
+    """CPU milliseconds each kind of process spent per replied update during one phase (includes its idle polling
+    while waiting for the last replies: small against thousands of updates)."""
+    replied = max(1, int(phase["replied"]))
+    per_update = {role: (after.get(role, 0.0) - used) * 1000 / replied for role, used in before.items()}
+    report("e2e:   CPU ms per update: " + ", ".join(f"{role} {ms:.2f}" for role, ms in sorted(per_update.items())))
+    return per_update
+
+
 def run(report: Callable[[str], None] = print) -> dict[str, Any]:
     import redis
 
@@ -277,7 +297,9 @@ def run(report: Callable[[str], None] = print) -> dict[str, Any]:
                 chat_base = 50_000_000
                 if has_load_api:
                     for rate in rates:
+                        before = _cpu_by_role(stack)
                         result, _ = _phase(control, bot_ids, chat_base, rate, seconds, 0, settle, deadline, report)
+                        result["cpu_ms_per_update"] = _cpu_per_update(before, _cpu_by_role(stack), result, report)
                         phases.append(result)
                         chat_base += 1_000_000
                         if result["lost"]:
@@ -286,7 +308,9 @@ def run(report: Callable[[str], None] = print) -> dict[str, Any]:
                             report(f"e2e: {result['label']} did not keep up; skipping higher fixed rates")
                             _drain(control, deadline)
                             break
+                    before = _cpu_by_role(stack)
                     result, _ = _phase(control, bot_ids, chat_base, None, 0, burst, settle, deadline, report)
+                    result["cpu_ms_per_update"] = _cpu_per_update(before, _cpu_by_role(stack), result, report)
                     phases.append(result)
                 else:
                     report("e2e: the emulator has no /_emulator/load|timeline|metrics yet: no load phases")
