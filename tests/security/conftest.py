@@ -10,11 +10,12 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.support.vault_server import start_vault
 from tgm.grpc_runtime.channels import RunningServer, open_channel
 from tgm.grpc_runtime.tls import TlsFiles
 from tgm.services.vault.audit import AuditLog
 from tgm.services.vault.crypto import Cipher
-from tgm.services.vault.grpc.servicer import VaultServicer, start_server
+from tgm.services.vault.grpc.servicer import VaultServicer
 from tgm.services.vault.keystore import KeyStore
 from tgm.services.vault.policy import CertificateCallerResolver, default_policy
 from tgm.tools.devstack.certs import IDENTITIES, Identity, ensure_certs
@@ -65,7 +66,7 @@ def vault(tmp_path: Path, certs: dict[str, TlsFiles]) -> Iterator[Vault]:
     audit = AuditLog(audit_file)
     servicer = VaultServicer(cipher, default_policy(), CertificateCallerResolver(), keys=keys, audit=audit)
     running = Vault(
-        start_server(servicer, "127.0.0.1:0", certs["vault"]), keys, cipher, audit_file, keyring_file, certs, []
+        start_vault(servicer, "127.0.0.1:0", certs["vault"]), keys, cipher, audit_file, keyring_file, certs, []
     )
     yield running
     for channel in running.channels:

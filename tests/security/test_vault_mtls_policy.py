@@ -11,11 +11,12 @@ import grpc
 import pytest
 
 from tests.security.conftest import Vault
+from tests.support.vault_server import start_vault
 from tgm.domain.ports import SecretKind
 from tgm.grpc_runtime.channels import VAULT_SERVER_NAME, expected_server_name, open_channel
 from tgm.grpc_runtime.tls import TlsConfigError, TlsFiles
 from tgm.services.vault.crypto import Cipher
-from tgm.services.vault.grpc.servicer import VaultServicer, start_server
+from tgm.services.vault.grpc.servicer import VaultServicer
 from tgm.services.vault.keystore import KeyStore
 from tgm.services.vault.policy import CertificateCallerResolver, default_policy
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
@@ -242,7 +243,7 @@ def test_a_server_with_another_services_certificate_is_refused(tmp_path: Path, c
     """An impostor "vault" holding the botregistry's certificate: vault clients refuse it at the handshake."""
     keys = KeyStore.create(tmp_path / "keyring.json", ({1: os.urandom(32)}, 1))
     servicer = VaultServicer(Cipher(keys), default_policy(), CertificateCallerResolver(), keys=keys)
-    impostor = start_server(servicer, "127.0.0.1:0", certs["botregistry"])
+    impostor = start_vault(servicer, "127.0.0.1:0", certs["botregistry"])
     target = f"127.0.0.1:{impostor.port}"
     request = vault_pb2.EncryptRequest(bot_ref="bot-a", kind=TEXT, plaintext=TOKEN)
     try:

@@ -81,3 +81,13 @@ def tls_env(files: TlsFiles) -> dict[str, str]:
         "TLS_CERT_FILE": str(files.cert_file),
         "TLS_KEY_FILE": str(files.key_file),
     }
+
+
+def mutual_tls_from_env(service: str, environ: Mapping[str, str] | None = None) -> TlsFiles:
+    """The TLS files, read once so an unreadable one stops the start; TlsConfigError without them, whatever
+    TGM_INSECURE_DEV says — for a server that has no plaintext mode at all (the vault)."""
+    files = tls_from_env(environ)
+    if files is None:
+        raise TlsConfigError(f"the {service} requires mutual TLS: set {', '.join(TLS_ENV)}")
+    files.read()
+    return files

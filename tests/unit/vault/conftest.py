@@ -7,12 +7,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.support.vault_server import start_vault
 from tgm.domain.ports import DecryptPurpose, SecretKind
 from tgm.grpc_runtime.channels import RunningServer, open_channel
 from tgm.grpc_runtime.tls import TlsFiles
 from tgm.services.vault.audit import AuditLog
 from tgm.services.vault.crypto import Cipher, Keyring
-from tgm.services.vault.grpc.servicer import VaultServicer, start_server
+from tgm.services.vault.grpc.servicer import VaultServicer
 from tgm.services.vault.keystore import KeyStore
 from tgm.services.vault.policy import CertificateCallerResolver, Grant, Policy, Verb
 from tgm.tools.devstack.certs import IDENTITIES, Identity, ensure_certs
@@ -57,7 +58,7 @@ def serve_vault(certs: dict[str, TlsFiles], tmp_path: Path) -> Iterator[Callable
             keys=keys,
             audit=audit,
         )
-        started.append(start_server(servicer, "127.0.0.1:0", certs["vault"]))
+        started.append(start_vault(servicer, "127.0.0.1:0", certs["vault"]))
         return started[-1]
 
     yield _serve

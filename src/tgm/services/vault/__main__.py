@@ -11,17 +11,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tgm.config.production import production_refusal
-from tgm.grpc_runtime.tls import TlsConfigError, tls_from_env
-from tgm.host.signals import stop_event_on_signals
+from tgm.grpc_runtime.serving import serve_until_signalled
+from tgm.grpc_runtime.tls import TlsConfigError, mutual_tls_from_env
 from tgm.observability.error_tracking import configure_error_tracking
 from tgm.observability.logging import configure_logging, log_extra
-from tgm.observability.metrics import VAULT_KEY_ROTATION_DUE, start_metrics_server
+from tgm.observability.metrics import VAULT_KEY_ROTATION_DUE
 from tgm.services.vault import audit
 from tgm.services.vault.container import VaultContainer, audit_anchor_path, audit_from_settings
 from tgm.services.vault.crypto import KEY_BYTES
-from tgm.services.vault.grpc.servicer import start_server
+from tgm.services.vault.grpc.servicer import SERVICE_NAME
 from tgm.services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
 from tgm.services.vault.settings import VaultConfigError, VaultSettings, encode_key, env_keys, load_settings
+from tgm.vault.v1 import vault_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -37,50 +38,41 @@ def serve(container: VaultContainer) -> int:
             return EXIT_CONFIG_ERROR
         keys = container.keys()
         servicer = container.servicer()
-        tls = tls_from_env()
-        if tls is None:
-            raise VaultConfigError("the vault requires mutual TLS: set TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE")
-        tls.read()
+        tls = mutual_tls_from_env("vault")
     except (VaultConfigError, TlsConfigError, ValueError) as exc:
         log.error("vault cannot start: %s", exc)
         return EXIT_CONFIG_ERROR
     logging.getLogger().setLevel(settings.log_level.upper())
-
-    stop = stop_event_on_signals(log, "vault stopping")
-    try:
-        running = start_server(servicer, settings.vault_listen, tls)
-    except OSError as exc:
-        log.error("vault cannot start: %s", exc)
-        return 1
     audit_log = container.audit()
     VAULT_KEY_ROTATION_DUE.set_function(lambda: float(keys.status().rotation_due))
 
-    def ready() -> dict[str, bool]:
-        return {"audit_log": audit_log.broken is None}
+    def serving(port: int) -> None:
+        head, status = audit_log.head, keys.status()
+        log.info("vault audit log resumed", **log_extra(audit_seq=head.seq, audit_hash=head.hash))
+        if status.rotation_due:
+            log.warning("vault primary key is older than the rotation period: run `tgm keys rotate`, then `tgm rewrap`")
+        log.info(
+            "vault serving",
+            **log_extra(
+                listen=settings.vault_listen,
+                port=port,
+                key_versions=list(keys.current().versions),
+                primary_key_version=status.primary_version,
+                audit_file=str(settings.vault_audit_file),
+            ),
+        )
 
-    metrics = start_metrics_server("vault", settings.metrics_host, settings.metrics_port, readiness=ready)
-    head = audit_log.head
-    log.info("vault audit log resumed", **log_extra(audit_seq=head.seq, audit_hash=head.hash))
-    status = keys.status()
-    if status.rotation_due:
-        log.warning("vault primary key is older than the rotation period: run `tgm keys rotate`, then `tgm rewrap`")
-    log.info(
-        "vault serving",
-        **log_extra(
-            listen=settings.vault_listen,
-            port=running.port,
-            key_versions=list(keys.current().versions),
-            primary_key_version=status.primary_version,
-            audit_file=str(settings.vault_audit_file),
-        ),
+    return serve_until_signalled(
+        "vault",
+        lambda server: vault_pb2_grpc.add_VaultServiceServicer_to_server(servicer, server),
+        SERVICE_NAME,
+        settings.vault_listen,
+        tls,
+        logger=log,
+        metrics=(settings.metrics_host, settings.metrics_port),
+        readiness=lambda: {"audit_log": audit_log.broken is None},
+        serving=serving,
     )
-    while not stop.wait(0.5):
-        pass
-    running.stop()
-    if metrics is not None:
-        metrics.stop()
-    log.info("vault stopped")
-    return 0
 
 
 def _offline(verb: str, act: Callable[[VaultSettings, Path], str]) -> int:

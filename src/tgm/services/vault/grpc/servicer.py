@@ -17,9 +17,7 @@ from typing import NoReturn, Protocol, TypeVar
 import grpc
 
 from tgm.domain.ports import SecretKind
-from tgm.grpc_runtime.channels import RunningServer, valid_request_id
-from tgm.grpc_runtime.channels import start_server as start_grpc_server
-from tgm.grpc_runtime.tls import TlsFiles
+from tgm.grpc_runtime.channels import valid_request_id
 from tgm.observability.logging import log_extra, request_id_var
 from tgm.observability.metrics import VAULT_CALLS
 from tgm.services.vault.audit import Anchor
@@ -262,11 +260,3 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             anchor = {"audit_seq": line.seq, "audit_hash": line.hash}
         audit_log.log(level, "vault call", **log_extra(**record, **anchor))
         VAULT_CALLS.labels(str(record.get("verb")), str(record.get("caller")), outcome).inc()
-
-
-def start_server(servicer: VaultServicer, listen: str, tls: TlsFiles | None) -> RunningServer:
-    """Binds `listen` with mutual TLS, client certificates required (port 0 picks a free one), and reports SERVING;
-    raises OSError when it cannot. `tls=None` (plaintext) is for in-process tests: every caller is anonymous."""
-    return start_grpc_server(
-        lambda server: vault_pb2_grpc.add_VaultServiceServicer_to_server(servicer, server), SERVICE_NAME, listen, tls
-    )
