@@ -9,9 +9,9 @@ import base64
 import binascii
 from pathlib import Path
 
-from pydantic import SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr
 
+from tgm.config.service import ServiceSettings, load_from_env
 from tgm.services.vault.crypto import KEY_BYTES
 
 _PREFIX = "base64:"
@@ -21,13 +21,8 @@ class VaultConfigError(Exception):
     """The vault cannot start with this configuration; the message names the variable, not its value."""
 
 
-class VaultSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        case_sensitive=False,
-        extra="ignore",
-        hide_input_in_errors=True,
-        env_ignore_empty=True,
-    )
+class VaultSettings(ServiceSettings):
+    """Also LOG_LEVEL, METRICS_HOST and METRICS_PORT, and the strict reading (src/tgm/config/service.py)."""
 
     vault_listen: str = "127.0.0.1:50051"
     encryption_key: SecretStr | None = None
@@ -39,21 +34,11 @@ class VaultSettings(BaseSettings):
     # The audit log's anchor (last seq + hash, HMAC-tagged), kept apart from the log and checked at every start.
     # Default: beside the keyring (the vault's private folder), else `<audit file>.anchor`.
     vault_audit_anchor_file: Path | None = None
-    log_level: str = "INFO"
-    # Prometheus `/metrics` and `/healthz` + `/readyz` on their own small HTTP server; 0 = off.
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = 0
 
 
 def load_settings() -> VaultSettings:
-    """Reads the environment; turns pydantic's errors into a VaultConfigError naming only the variables."""
-    try:
-        return VaultSettings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
-        )
-        raise VaultConfigError(f"invalid vault settings: {problems}") from None
+    """Reads the environment; a bad value is a VaultConfigError naming only the variables."""
+    return load_from_env(VaultSettings, VaultConfigError, "vault")
 
 
 def encode_key(raw: bytes) -> str:
