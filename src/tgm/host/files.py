@@ -58,6 +58,24 @@ def hold_lock(path: Path) -> int:
     return fd
 
 
+def write_all(fd: int, data: bytes, durable: bool = True) -> None:
+    """Writes all of `data` at `fd` (os.write may write less than asked: the rest follows), then fsyncs `fd` when
+    `durable`. An OSError leaves an unknown part of `data` written."""
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written:])
+    if durable:
+        os.fsync(fd)
+
+
+def has_content(path: Path) -> bool:
+    """Whether `path` exists and is not empty."""
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
 def last_line(path: Path) -> bytes | None:
     """The last line of `path` without its newline, reading backwards from the end (None for an empty file)."""
     with path.open("rb") as handle:

@@ -15,6 +15,9 @@ PURPOSES: Final = {
     DecryptPurpose.MANAGE: vault_pb2.PURPOSE_MANAGE,
     DecryptPurpose.SEND: vault_pb2.PURPOSE_SEND,
 }
+# The other way, for the server: UNSPECIFIED and unknown numbers are not in them.
+KIND_OF: Final = {wire: kind for kind, wire in KINDS.items()}
+PURPOSE_OF: Final = {wire: purpose for purpose, wire in PURPOSES.items()}
 # The vault refuses requests beyond these (src/tgm/services/vault/README.md); the in-memory fake enforces the same.
 MAX_BOT_REF_CHARS: Final = 64
 MAX_PLAINTEXT_BYTES: Final = 4096

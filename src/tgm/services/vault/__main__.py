@@ -13,6 +13,7 @@ from pathlib import Path
 from tgm.config.production import production_refusal
 from tgm.grpc_runtime.serving import serve_until_signalled
 from tgm.grpc_runtime.tls import TlsConfigError, mutual_tls_from_env
+from tgm.host.files import has_content
 from tgm.observability.error_tracking import configure_error_tracking
 from tgm.observability.logging import configure_logging, log_extra
 from tgm.observability.metrics import VAULT_KEY_ROTATION_DUE
@@ -109,7 +110,7 @@ def init_keyring(once: bool = False) -> int:
             return 0
 
     def create(settings: VaultSettings, path: Path) -> str:
-        if not path.exists() and _has_lines(settings.vault_audit_file):
+        if not path.exists() and has_content(settings.vault_audit_file):
             raise VaultConfigError(
                 f"no keyring at VAULT_KEYRING_FILE {path} but the audit log {settings.vault_audit_file} has lines: "
                 "a vault ran here; restore its keyring from backup instead of creating a new one"
@@ -125,13 +126,6 @@ def init_keyring(once: bool = False) -> int:
         return f"keyring created at {path}: key version {version} from {source} (audit seq {line.seq})"
 
     return _offline("init", create)
-
-
-def _has_lines(path: Path) -> bool:
-    try:
-        return path.stat().st_size > 0
-    except FileNotFoundError:
-        return False
 
 
 def destroy_key_version(version: int) -> int:

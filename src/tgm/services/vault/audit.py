@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tgm.host.files import atomic_replace, last_line
+from tgm.host.files import atomic_replace, last_line, write_all
 
 GENESIS = "0" * 64
 CHAIN = "hmac-sha256"
@@ -149,11 +149,7 @@ class AuditLog:
             entry["hash"] = digest
             data = (_canonical(entry) + "\n").encode("utf-8")
             try:
-                written = 0
-                while written < len(data):  # os.write may write less than asked: finish the line
-                    written += os.write(self._fd, data[written:])
-                if self._fsync:
-                    os.fsync(self._fd)
+                write_all(self._fd, data, durable=self._fsync)  # the whole line, short writes completed
                 if self._anchor_path is not None:
                     assert self._key is not None
                     write_anchor(self._anchor_path, Anchor(seq, digest), self._key, self._fsync)

@@ -12,7 +12,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn, Protocol, TypeVar
+from typing import NoReturn, TypeVar
 
 import grpc
 
@@ -20,21 +20,19 @@ from tgm.domain.ports import SecretKind
 from tgm.grpc_runtime.channels import valid_request_id
 from tgm.observability.logging import log_extra, request_id_var
 from tgm.observability.metrics import VAULT_CALLS
-from tgm.services.vault.audit import Anchor
+from tgm.services.vault.audit import AuditLog
 from tgm.services.vault.crypto import HEADER_BYTES, TAG_BYTES, Cipher, CiphertextRejected, UnknownKeyVersion
 from tgm.services.vault.keystore import KeyStore, KeyStoreError
 from tgm.services.vault.policy import Caller, CallerResolver, Grant, Policy, Verb
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
-from tgm.vault_client.wire import KINDS, MAX_BOT_REF_CHARS, MAX_PLAINTEXT_BYTES, PURPOSES, bot_ref_ok
+from tgm.vault_client.wire import KIND_OF, MAX_BOT_REF_CHARS, MAX_PLAINTEXT_BYTES, PURPOSE_OF, bot_ref_ok
 
 SERVICE_NAME = vault_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name
 MAX_CIPHERTEXT_BYTES = HEADER_BYTES + MAX_PLAINTEXT_BYTES + TAG_BYTES
 
-_KINDS = {wire: kind for kind, wire in KINDS.items()}
-_PURPOSES = {wire: purpose for purpose, wire in PURPOSES.items()}
 
 # Every call is also one record on this logger (stderr JSON, shipped off the host) carrying the audit line's
-# anchor (audit_seq, audit_hash): the hash-chained file is the `AuditSink`, the log stream anchors its tail.
+# anchor (audit_seq, audit_hash): the hash-chained file is the `AuditLog`, the log stream anchors its tail.
 audit_log = logging.getLogger(f"{__name__}.audit")
 log = logging.getLogger(__name__)
 Request = TypeVar("Request")
@@ -44,15 +42,6 @@ Record = dict[str, object]
 # A verb's body, and the gRPC method `_audited` makes of it.
 Act = Callable[["VaultServicer", Request, Caller, Record], Response]
 Method = Callable[["VaultServicer", Request, grpc.ServicerContext], Response]
-
-
-class AuditSink(Protocol):
-    def append(self, record: Record) -> Anchor: ...
-
-    @property
-    def broken(self) -> str | None:
-        """Why the sink refuses appends (None while it works): the vault then serves no call at all."""
-        ...
 
 
 @dataclass
@@ -101,7 +90,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         policy: Policy,
         callers: CallerResolver,
         keys: KeyStore | None = None,
-        audit: AuditSink | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._cipher = cipher
         self._policy = policy
@@ -206,21 +195,23 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         before anything can refuse the call."""
         if bot_ref_ok(bot_ref):
             record["bot"] = bot_ref
-        if kind in _KINDS:
-            record["kind"] = _KINDS[kind].value
-        if purpose in _PURPOSES:
-            record["purpose"] = _PURPOSES[purpose].value
+        if kind in KIND_OF:
+            record["kind"] = KIND_OF[kind].value
+        if purpose in PURPOSE_OF:
+            record["purpose"] = PURPOSE_OF[purpose].value
         if not self._policy.may_use(caller, verb):
             raise _denied("caller may not use this verb")
-        if kind not in _KINDS:
+        if kind not in KIND_OF:
             raise _invalid("kind must be a known SecretKind, not UNSPECIFIED")
-        if purpose is not None and purpose not in _PURPOSES:
+        if purpose is not None and purpose not in PURPOSE_OF:
             raise _invalid("purpose must be a known Purpose, not UNSPECIFIED")
-        if not self._policy.allows(caller, Grant(verb, _KINDS[kind], None if purpose is None else _PURPOSES[purpose])):
+        if not self._policy.allows(
+            caller, Grant(verb, KIND_OF[kind], None if purpose is None else PURPOSE_OF[purpose])
+        ):
             raise _denied("caller may not use this verb for this secret")
         if not bot_ref_ok(bot_ref):
             raise _invalid(f"bot_ref must be 1..{MAX_BOT_REF_CHARS} printable characters")
-        return bot_ref, _KINDS[kind]
+        return bot_ref, KIND_OF[kind]
 
     def _open(self, bot_ref: str, kind: SecretKind, ciphertext: bytes) -> bytes:
         try:
