@@ -109,7 +109,7 @@ def test_pydantic_errors_name_the_variable_not_the_value(monkeypatch: pytest.Mon
 
 
 def test_genkey_prints_a_key_the_vault_accepts(capsys: pytest.CaptureFixture[str]) -> None:
-    from tgm.services.vault.__main__ import main
+    from tgm.apps.cli.vault import main
 
     assert main(["genkey"]) == 0
     first = capsys.readouterr().out.strip()

@@ -26,7 +26,7 @@ DEFAULT_STACK_FILE = Path(".run") / "stack.json"
 
 
 def _vault(args: Sequence[str]) -> int:
-    from tgm.services.vault.__main__ import main
+    from tgm.apps.cli.vault import main
 
     return main(list(args))
 
