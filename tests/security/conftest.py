@@ -60,7 +60,7 @@ class Vault:
 @pytest.fixture
 def vault(tmp_path: Path, certs: dict[str, TlsFiles]) -> Iterator[Vault]:
     keyring_file = tmp_path / "keyring.json"
-    keys = KeyStore.create(keyring_file, ({1: os.urandom(32)}, 1))
+    keys = KeyStore.create(keyring_file, os.urandom(32))
     cipher = Cipher(keys)
     audit_file = tmp_path / "audit.log"
     audit = AuditLog(audit_file)

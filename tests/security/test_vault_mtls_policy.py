@@ -241,7 +241,7 @@ def test_audit_lines_never_hold_plaintext_ciphertext_or_keys(vault: Vault) -> No
 
 def test_a_server_with_another_services_certificate_is_refused(tmp_path: Path, certs: dict[str, TlsFiles]) -> None:
     """An impostor "vault" holding the botregistry's certificate: vault clients refuse it at the handshake."""
-    keys = KeyStore.create(tmp_path / "keyring.json", ({1: os.urandom(32)}, 1))
+    keys = KeyStore.create(tmp_path / "keyring.json", os.urandom(32))
     servicer = VaultServicer(Cipher(keys), default_policy(), CertificateCallerResolver(), keys=keys)
     impostor = start_vault(servicer, "127.0.0.1:0", certs["botregistry"])
     target = f"127.0.0.1:{impostor.port}"

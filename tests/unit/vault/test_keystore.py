@@ -32,7 +32,7 @@ class FakeClock:
 
 def test_rotation_due_after_ninety_days_and_rotate_resets_it(tmp_path: Path) -> None:
     clock = FakeClock()
-    keys = KeyStore.create(tmp_path / "k.json", ({1: os.urandom(32)}, 1), clock=clock)
+    keys = KeyStore.create(tmp_path / "k.json", os.urandom(32), clock=clock)
     clock.now += timedelta(days=89, hours=23)
     assert not keys.status().rotation_due
     clock.now += timedelta(hours=1)
@@ -46,7 +46,7 @@ def test_rotation_due_after_ninety_days_and_rotate_resets_it(tmp_path: Path) -> 
 def test_file_is_private_atomic_and_reloads(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
     key = os.urandom(32)
-    keys = KeyStore.create(path, ({1: key}, 1))
+    keys = KeyStore.create(path, key)
     cipher = Cipher(keys)
     old = cipher.seal("bot", SecretKind.BOT_TOKEN, b"secret").ciphertext
     keys.rotate()
@@ -55,7 +55,7 @@ def test_file_is_private_atomic_and_reloads(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["k.json"]  # no temp file left behind
     document = json.loads(path.read_text())
     assert document["primary"] == 2 and document["versions"]["1"]["retired"] is True
-    reloaded = KeyStore.open(path, ({1: key}, 1))
+    reloaded = KeyStore.open(path, key)
     assert reloaded.current().versions == (2,)
     with pytest.raises(Exception, match="key version 1"):
         Cipher(reloaded).open("bot", SecretKind.BOT_TOKEN, old)
@@ -64,7 +64,7 @@ def test_file_is_private_atomic_and_reloads(tmp_path: Path) -> None:
 
 def test_group_readable_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
-    KeyStore.create(path, ({1: os.urandom(32)}, 1))
+    KeyStore.create(path, os.urandom(32))
     path.chmod(0o640)
     with pytest.raises(VaultConfigError, match="chmod 600"):
         KeyStore.open(path, None)
@@ -72,22 +72,22 @@ def test_group_readable_file_is_refused(tmp_path: Path) -> None:
 
 def test_environment_key_must_match_the_file(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
-    KeyStore.create(path, ({1: os.urandom(32)}, 1))
+    KeyStore.create(path, os.urandom(32))
     with pytest.raises(VaultConfigError, match="does not match"):
-        KeyStore.open(path, ({1: os.urandom(32)}, 1))
+        KeyStore.open(path, os.urandom(32))
 
 
 def test_retire_refuses_primary_and_environment_only_keys_cannot_rotate(tmp_path: Path) -> None:
-    keys = KeyStore.create(tmp_path / "k.json", ({1: os.urandom(32)}, 1))
+    keys = KeyStore.create(tmp_path / "k.json", os.urandom(32))
     with pytest.raises(KeyStoreError, match="primary"):
         keys.retire(1)
-    fixed = KeyStore.open(None, ({1: os.urandom(32)}, 1))
+    fixed = KeyStore.open(None, os.urandom(32))
     with pytest.raises(KeyStoreError, match="VAULT_KEYRING_FILE"):
         fixed.rotate()
 
 
 def test_rotation_while_sealing_and_opening_never_fails(tmp_path: Path) -> None:
-    keys = KeyStore.create(tmp_path / "k.json", ({1: os.urandom(32)}, 1))
+    keys = KeyStore.create(tmp_path / "k.json", os.urandom(32))
     cipher = Cipher(keys)
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -158,7 +158,7 @@ def test_a_second_vault_on_the_same_keyring_refuses_to_start(tmp_path: Path) -> 
 
 
 def test_a_failed_keyring_write_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    keys = KeyStore.create(tmp_path / "keyring.json", ({1: os.urandom(32)}, 1))
+    keys = KeyStore.create(tmp_path / "keyring.json", os.urandom(32))
     before = sorted(p.name for p in tmp_path.iterdir())
 
     def fail(src: object, dst: object) -> None:
@@ -175,14 +175,14 @@ def test_an_existing_open_data_folder_is_tightened(tmp_path: Path) -> None:
     folder = tmp_path / "vault-data"
     folder.mkdir(mode=0o755)
     folder.chmod(0o755)  # as a volume mount or an operator's mkdir leaves it (issue 11, item 10)
-    KeyStore.create(folder / "k.json", ({1: os.urandom(32)}, 1))
+    KeyStore.create(folder / "k.json", os.urandom(32))
     assert folder.stat().st_mode & 0o777 == 0o700
 
 
 def test_a_missing_keyring_is_never_rebuilt_from_the_environment(tmp_path: Path) -> None:
     """Issue 11, blocker 3: a keyring whose key 1 was retired, then lost, must not come back as a fresh v1 primary."""
     path = tmp_path / "k.json"
-    env_key = ({1: os.urandom(32)}, 1)
+    env_key = os.urandom(32)
     with pytest.raises(VaultConfigError, match=r"services\.vault init"):
         KeyStore.open(path, env_key)
     assert not path.exists()
@@ -265,7 +265,7 @@ def test_init_once_keeps_an_existing_keyring_and_refuses_to_replace_a_lost_one(t
 def test_destroy_removes_a_retired_versions_bytes_for_good(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
     key1 = os.urandom(32)
-    store = KeyStore.create(path, ({1: key1}, 1))
+    store = KeyStore.create(path, key1)
     old = Cipher(store).seal("bot", SecretKind.BOT_TOKEN, b"secret").ciphertext
     with pytest.raises(KeyStoreError, match="not retired"):
         store.destroy(1)
@@ -284,7 +284,7 @@ def test_destroy_removes_a_retired_versions_bytes_for_good(tmp_path: Path) -> No
     with pytest.raises(Exception, match="key version 1"):
         Cipher(reloaded).open("bot", SecretKind.BOT_TOKEN, old)
     with pytest.raises(VaultConfigError, match="does not match"):
-        KeyStore.open(path, ({1: key1}, 1))  # the old ENCRYPTION_KEY cannot bring it back
+        KeyStore.open(path, key1)  # the old ENCRYPTION_KEY cannot bring it back
     assert reloaded.rotate() == 3  # version numbers are never reused
 
 

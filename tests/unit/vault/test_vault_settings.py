@@ -8,7 +8,7 @@ import pytest
 
 from tgm.services.vault.crypto import Keyring
 from tgm.services.vault.keystore import KeyStore
-from tgm.services.vault.settings import VaultConfigError, VaultSettings, decode_key, env_keys, load_settings
+from tgm.services.vault.settings import VaultConfigError, VaultSettings, decode_key, env_key, load_settings
 
 _VARS = ("ENCRYPTION_KEY", "VAULT_KEYS", "VAULT_PRIMARY_KEY_VERSION", "VAULT_LISTEN", "VAULT_ROTATION_DAYS")
 
@@ -21,7 +21,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def keyring_from_settings(settings: VaultSettings) -> Keyring:
     """What `serve` does without VAULT_KEYRING_FILE: the environment's keys are the (fixed) keyring."""
-    return KeyStore.open(None, env_keys(settings)).current()
+    return KeyStore.open(None, env_key(settings)).current()
 
 
 def _b64(raw: bytes, urlsafe: bool = False) -> str:

@@ -23,7 +23,7 @@ from tgm.services.vault.container import VaultContainer, audit_anchor_path, audi
 from tgm.services.vault.crypto import KEY_BYTES
 from tgm.services.vault.grpc.servicer import SERVICE_NAME
 from tgm.services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
-from tgm.services.vault.settings import VaultConfigError, VaultSettings, encode_key, env_keys, load_settings
+from tgm.services.vault.settings import VaultConfigError, VaultSettings, encode_key, env_key, load_settings
 from tgm.vault.v1 import vault_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def init_keyring() -> str:
                 f"no keyring at VAULT_KEYRING_FILE {path} but the audit log {settings.vault_audit_file} has lines: "
                 "a vault ran here; restore its keyring from backup instead of creating a new one"
             )
-        bootstrap = env_keys(settings)
+        bootstrap = env_key(settings)
         store = KeyStore.create(path, bootstrap)
         version = store.status().primary_version
         # The first audit line, under the new keyring's audit key: it writes the anchor every start checks.
@@ -169,7 +169,7 @@ def verify_audit_log(path: Path, anchor: audit.Anchor | None) -> tuple[audit.Anc
         if settings.vault_keyring_file is not None:
             key = KeyStore.open(settings.vault_keyring_file, None).audit_key  # read only: no lock needed
         else:
-            bootstrap = env_keys(settings)
+            bootstrap = env_key(settings)
             key = KeyStore.open(None, bootstrap).audit_key if bootstrap else None
     except (VaultConfigError, OSError) as exc:  # OSError: the keyring file cannot be read
         raise Refused(str(exc)) from None

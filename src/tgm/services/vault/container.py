@@ -12,7 +12,7 @@ from tgm.services.vault.crypto import Cipher
 from tgm.services.vault.grpc.servicer import VaultServicer
 from tgm.services.vault.keystore import KeyStore, lock_keyring
 from tgm.services.vault.policy import CertificateCallerResolver, default_policy
-from tgm.services.vault.settings import VaultSettings, env_keys, load_settings
+from tgm.services.vault.settings import VaultSettings, env_key, load_settings
 
 _HELD_LOCKS: list[int] = []  # keyring lock descriptors, held until the process exits
 
@@ -21,7 +21,7 @@ def key_store_from_settings(settings: VaultSettings) -> KeyStore:
     if settings.vault_keyring_file is not None:
         _HELD_LOCKS.append(lock_keyring(settings.vault_keyring_file))  # a second vault on this keyring stops here
     return KeyStore.open(
-        settings.vault_keyring_file, env_keys(settings), rotation_period=timedelta(days=settings.vault_rotation_days)
+        settings.vault_keyring_file, env_key(settings), rotation_period=timedelta(days=settings.vault_rotation_days)
     )
 
 

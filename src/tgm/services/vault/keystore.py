@@ -77,50 +77,44 @@ class KeyStore:
     def open(
         cls,
         path: Path | None,
-        bootstrap: tuple[Mapping[int, bytes], int] | None,
+        bootstrap: bytes | None,
         clock: Clock = utc_now,
         rotation_period: timedelta = ROTATION_PERIOD,
     ) -> KeyStore:
         """Loads the keyring at `path`, which must exist (`create` makes it, once): a missing keyring is never
         rebuilt from the environment, so a retired or destroyed key cannot come back through configuration.
-        Without a path the environment's keys are the (fixed) keyring."""
+        Without a path the environment's key (`bootstrap`, ENCRYPTION_KEY) is the (fixed) keyring, as version 1."""
         if path is None:
             if bootstrap is None:
                 raise VaultConfigError("ENCRYPTION_KEY is required; generate one with `vault genkey`")
-            now = clock()
-            keys = dict(bootstrap[0])
-            return cls(keys, {v: KeyVersion(v, now) for v in keys}, bootstrap[1], None, clock, rotation_period)
+            return cls({1: bootstrap}, {1: KeyVersion(1, clock())}, 1, None, clock, rotation_period)
         if not path.exists():
             raise VaultConfigError(
                 f"no keyring at VAULT_KEYRING_FILE {path}: create it once with `python -m tgm.services.vault init`; "
                 "a vault never rebuilds a missing keyring from ENCRYPTION_KEY (restore the file from backup instead)"
             )
         keys, meta, primary, audit_key = _load(path)
-        for version, key in (bootstrap[0] if bootstrap else {}).items():
-            if keys.get(version) != key:
-                raise VaultConfigError(
-                    f"the environment's key version {version} does not match VAULT_KEYRING_FILE; "
-                    "the file is authoritative once it exists: unset ENCRYPTION_KEY or fix the file"
-                )
+        if bootstrap is not None and keys.get(1) != bootstrap:
+            raise VaultConfigError(
+                "the environment's key version 1 does not match VAULT_KEYRING_FILE; "
+                "the file is authoritative once it exists: unset ENCRYPTION_KEY or fix the file"
+            )
         return cls(keys, meta, primary, path, clock, rotation_period, audit_key)
 
     @classmethod
     def create(
         cls,
         path: Path,
-        bootstrap: tuple[Mapping[int, bytes], int] | None,
+        bootstrap: bytes | None,
         clock: Clock = utc_now,
         rotation_period: timedelta = ROTATION_PERIOD,
     ) -> KeyStore:
-        """Writes the first keyring at `path`: from the bootstrap keys (ENCRYPTION_KEY), else one fresh random key.
+        """Writes the first keyring at `path`: version 1 is the bootstrap key (ENCRYPTION_KEY), else a fresh random key.
         Refuses when a keyring is already there."""
         if path.exists():
             raise KeyStoreError(f"a keyring already exists at {path}; it is never overwritten")
-        keys = dict(bootstrap[0]) if bootstrap else {1: os.urandom(KEY_BYTES)}
-        primary = bootstrap[1] if bootstrap else 1
-        now = clock()
-        meta = {v: KeyVersion(v, now) for v in keys}
-        store = cls(keys, meta, primary, path, clock, rotation_period, os.urandom(KEY_BYTES))
+        keys = {1: bootstrap or os.urandom(KEY_BYTES)}
+        store = cls(keys, {1: KeyVersion(1, clock())}, 1, path, clock, rotation_period, os.urandom(KEY_BYTES))
         store._persist(store._keys, store._meta, store._primary)
         return store
 

@@ -68,9 +68,7 @@ def decode_key(value: str, variable: str) -> bytes:
     return raw
 
 
-def env_keys(settings: VaultSettings) -> tuple[dict[int, bytes], int] | None:
-    """({1: key}, 1) from ENCRYPTION_KEY; None when it is not set."""
-    single = settings.encryption_key.get_secret_value() if settings.encryption_key else ""
-    if not single:
-        return None
-    return {1: decode_key(single, "ENCRYPTION_KEY")}, 1
+def env_key(settings: VaultSettings) -> bytes | None:
+    """ENCRYPTION_KEY decoded (key version 1 of a keyring it bootstraps); None when it is not set."""
+    value = settings.encryption_key.get_secret_value() if settings.encryption_key else ""
+    return decode_key(value, "ENCRYPTION_KEY") if value else None
