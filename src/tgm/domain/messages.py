@@ -335,6 +335,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "Nenhum limite próprio: vale o padrão do serviço.",
         "en": "No limits of its own: the service's defaults apply.",
     },
+    "limits_line": {"pt-BR": "• <code>{action}</code> — {rules}", "en": "• <code>{action}</code> — {rules}"},
     "limits_rate": {"pt-BR": "{limit} a cada {window}", "en": "{limit} per {window}"},
     "limits_cooldown": {"pt-BR": "espera de {seconds}", "en": "{seconds} between two"},
     "usage_block": {"pt-BR": "/block @bot id_do_usuário [30m|1h|2d]", "en": "/block @bot user_id [30m|1h|2d]"},
