@@ -41,7 +41,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "✅ Dado sensível salvo com segurança.",
         "en": "✅ Sensitive data stored securely.",
     },
-    # -- the manager bot (HTML parse mode: values are escaped by the caller, the texts are valid HTML) --
+    # -- the manager bot (HTML parse mode: its values are escaped by the renderer, the texts are valid HTML) --
     "mgr_help": {
         "pt-BR": (
             "🤖 <b>Gerenciador de bots</b>\n"
