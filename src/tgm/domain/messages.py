@@ -352,7 +352,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "/comando https://… [GET|POST] [timeout]",
         "en": "/command https://… [GET|POST] [timeout]",
     },
-    # InvalidSetting reason codes (src/tgm/domain/administration/bot_administration.SETTING_REASON_CODES) → text.
+    # InvalidSetting reason codes (src/tgm/domain/administration/setting_rules.SETTING_REASON_CODES) → text.
     "setting_invalid": {
         "pt-BR": "confira o valor (URL http(s) sem espaços nem credenciais, método GET ou POST, timeout 0.5-30 s).",
         "en": "check the value (an http(s) URL without spaces or credentials, GET or POST, timeout 0.5-30 s).",

@@ -6,15 +6,15 @@
     /limits @bot /start off           the service's defaults again for /start
     /limits @bot reset                the service's defaults for everything
 
-The registry validates the action and the numbers (administration/bot_administration.py); this only reads the words.
+The registry validates the action and the numbers (administration/setting_rules.py); this only reads the words.
 """
 
 from __future__ import annotations
 
 import re
 
-from tgm.domain.administration.bot_administration import parse_duration
 from tgm.domain.administration.ports import ResetLimits, SetCooldown, SetRateLimit, SettingsChange
+from tgm.domain.administration.setting_rules import parse_duration
 from tgm.domain.bots import BotSettings
 from tgm.domain.manager_bot.view import Joined, Text, Value
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from tgm.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
 from tgm.domain.administration.ports import BotStats, SettingsChange
+from tgm.domain.administration.setting_rules import SETTING_REASON_CODES, InvalidSetting
 from tgm.domain.bots import Bot
 from tgm.domain.errors import ActionNotPermitted, BotNotFound, DomainError, IllegalTransition
 from tgm.domain.manager_bot.dependencies import Ctx

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tgm.domain.administration.bot_administration import parse_duration
 from tgm.domain.administration.ports import (
     BlockUser,
     RemoveCommand,
@@ -13,6 +12,7 @@ from tgm.domain.administration.ports import (
     SetWelcome,
     UnblockUser,
 )
+from tgm.domain.administration.setting_rules import parse_duration
 from tgm.domain.bots import ApiCommand
 from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.conversation import AWAIT_API, AWAIT_COMMAND, AWAIT_WELCOME

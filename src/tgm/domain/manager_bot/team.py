@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import TypeVar
 
-from tgm.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
+from tgm.domain.administration.setting_rules import SETTING_REASON_CODES, InvalidSetting
 from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.errors import ActionNotPermitted, BotNotFound, DomainError
 from tgm.domain.manager_bot.commands import USAGE_KEYS
