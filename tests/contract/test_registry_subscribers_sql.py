@@ -13,9 +13,10 @@ import sqlalchemy as sa
 
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import FakeTelegram
-from tgm.domain.administration.bot_administration import BotAdministration, InvalidSetting
+from tgm.domain.administration.bot_administration import BotAdministration
 from tgm.domain.administration.ports import BlockedByUser, BlockUser, Interaction, SubscriberStats, SubscriberStatus
 from tgm.domain.administration.register_bot import RegisterBot
+from tgm.domain.administration.setting_rules import InvalidSetting
 from tgm.domain.bots import Bot, BotSettings, BotStatus, hash_webhook_secret, new_bot_id, new_public_id
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import BotNotFound

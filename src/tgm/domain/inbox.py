@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tgm.domain.administration.bot_administration import MAX_BLOCK_SECONDS
 from tgm.domain.administration.ports import BlockUser, SettingsChange, UnblockUser
+from tgm.domain.administration.setting_rules import MAX_BLOCK_SECONDS
 from tgm.domain.bots import Bot
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
 from tgm.domain.errors import DomainError

@@ -41,7 +41,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "✅ Dado sensível salvo com segurança.",
         "en": "✅ Sensitive data stored securely.",
     },
-    # -- the manager bot (HTML parse mode: values are escaped by the caller, the texts are valid HTML) --
+    # -- the manager bot (HTML parse mode: its values are escaped by the renderer, the texts are valid HTML) --
     "mgr_help": {
         "pt-BR": (
             "🤖 <b>Gerenciador de bots</b>\n"
@@ -335,6 +335,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "Nenhum limite próprio: vale o padrão do serviço.",
         "en": "No limits of its own: the service's defaults apply.",
     },
+    "limits_line": {"pt-BR": "• <code>{action}</code> — {rules}", "en": "• <code>{action}</code> — {rules}"},
     "limits_rate": {"pt-BR": "{limit} a cada {window}", "en": "{limit} per {window}"},
     "limits_cooldown": {"pt-BR": "espera de {seconds}", "en": "{seconds} between two"},
     "usage_block": {"pt-BR": "/block @bot id_do_usuário [30m|1h|2d]", "en": "/block @bot user_id [30m|1h|2d]"},
@@ -351,7 +352,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "/comando https://… [GET|POST] [timeout]",
         "en": "/command https://… [GET|POST] [timeout]",
     },
-    # InvalidSetting reason codes (src/tgm/domain/administration/bot_administration.SETTING_REASON_CODES) → text.
+    # InvalidSetting reason codes (src/tgm/domain/administration/setting_rules.SETTING_REASON_CODES) → text.
     "setting_invalid": {
         "pt-BR": "confira o valor (URL http(s) sem espaços nem credenciais, método GET ou POST, timeout 0.5-30 s).",
         "en": "check the value (an http(s) URL without spaces or credentials, GET or POST, timeout 0.5-30 s).",

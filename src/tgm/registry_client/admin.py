@@ -12,7 +12,6 @@ from typing import TypeVar
 
 import grpc
 
-from tgm.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
 from tgm.domain.administration.ports import (
     BlockedByUser,
     BlockUser,
@@ -36,6 +35,7 @@ from tgm.domain.administration.ports import (
     SubscriberStatus,
     UnblockUser,
 )
+from tgm.domain.administration.setting_rules import SETTING_REASON_CODES, InvalidSetting
 from tgm.domain.bot_roles import CoAdmin, Invite, IssuedInvite
 from tgm.domain.bots import Bot
 from tgm.domain.errors import (

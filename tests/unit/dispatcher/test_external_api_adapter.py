@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from prometheus_client import REGISTRY
 
-from tgm.domain.administration.bot_administration import InvalidSetting, validate_api
+from tgm.domain.administration.setting_rules import InvalidSetting, validate_api
 from tgm.domain.bots import ApiCommand
 from tgm.domain.url_policy import UrlRefused, check_address, check_url
 from tgm.domain.use_cases.run_api_call import CircuitOpen, ExternalApiFailed

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tgm.domain.administration.bot_administration import InvalidSetting
 from tgm.domain.administration.ports import Interaction, InteractionBatchResult
+from tgm.domain.administration.setting_rules import InvalidSetting
 from tgm.domain.clock import ManualClock
 from tgm.registry_client.client import RegistryUnavailable
 from tgm.services.dispatcher.adapters.interaction_stats import (

@@ -16,6 +16,7 @@ from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.use_cases.broadcast import BroadcastPolicy, RunBroadcast
 from tgm.services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
+from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.state import (
     InMemoryAdminSessions,
     InMemoryConversationStore,
@@ -127,7 +128,7 @@ def manager_with_trail(events: Events) -> BroadcastHarness:
     store, scheduler = InMemoryBroadcastStore(monotonic=base.clock.monotonic), FakeScheduler()
     bot = ManagerBot(
         base.admin,
-        outbox,
+        TelegramManagerView(outbox),
         base.tokens,
         InMemoryConversationStore(base.clock),
         InMemoryAdminSessions(base.clock),

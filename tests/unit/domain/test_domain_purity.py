@@ -36,3 +36,25 @@ def test_domain_imports_no_framework() -> None:
     assert files, "src/tgm/domain has no modules?"
     offenders = {str(path.relative_to(DOMAIN)): sorted(imported_roots(path.read_text()) & FORBIDDEN) for path in files}
     assert {name: bad for name, bad in offenders.items() if bad} == {}
+
+
+# Telegram's presentation: markup shapes, parse modes, HTML escaping (docs/adr/007). The manager bot's package says what
+# to say; src/tgm/services/dispatcher/manager_bot/presentation/ says how it looks.
+# A closing tag marks HTML written in code ("<code>" alone also reads as a placeholder in comments).
+PRESENTATION_MARKS = ("inline_keyboard", "reply_markup", "parse_mode", "remove_keyboard", "import html", "</")
+
+
+def presentation_marks(source: str) -> list[str]:
+    return [mark for mark in PRESENTATION_MARKS if mark in source]
+
+
+def test_checker_sees_presentation() -> None:
+    source = 'import html\nmarkup = {"inline_keyboard": []}\nline = f"<b>{name}</b>"\n'
+    assert presentation_marks(source) == ["inline_keyboard", "import html", "</"]
+
+
+def test_the_manager_bot_package_holds_no_telegram_presentation() -> None:
+    files = sorted((DOMAIN / "manager_bot").glob("*.py"))
+    assert files, "src/tgm/domain/manager_bot has no modules?"
+    offenders = {path.name: presentation_marks(path.read_text()) for path in files}
+    assert {name: marks for name, marks in offenders.items() if marks} == {}

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tgm.domain.administration.bot_administration import MAX_BLOCK_SECONDS
 from tgm.domain.administration.ports import BlockUser, SettingsChange, UnblockUser
+from tgm.domain.administration.setting_rules import MAX_BLOCK_SECONDS
 from tgm.domain.bots import Bot, BotSettings, BotStatus
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
 from tgm.domain.clock import ManualClock

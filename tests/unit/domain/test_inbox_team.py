@@ -5,8 +5,8 @@ owner only, nobody else may act. The trail gets a line for each block or unblock
 from __future__ import annotations
 
 from tests.unit.domain.test_inbox import BOT_A, BOT_B, OWNER_A, OWNER_B, USER, Bots, Rig, make_bot
-from tgm.domain.administration.bot_administration import MAX_BLOCK_SECONDS
 from tgm.domain.administration.ports import BlockUser, SettingsChange
+from tgm.domain.administration.setting_rules import MAX_BLOCK_SECONDS
 from tgm.domain.bots import Bot
 from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.errors import BotNotFound, DomainError

@@ -25,6 +25,7 @@ from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.router import UpdateRouter
 from tgm.services.dispatcher.manager_bot.state import (
     InMemoryAdminSessions,
@@ -195,7 +196,7 @@ def harness(
     tokens = CallbackTokens(b"s" * 32, clock, ttl_seconds=900)
     bot = ManagerBot(
         admin,
-        outbox,
+        TelegramManagerView(outbox),
         tokens,
         InMemoryConversationStore(clock),
         InMemoryAdminSessions(clock),

@@ -15,6 +15,7 @@ from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleOutcome
 from tgm.services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
+from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.state import (
     InMemoryAdminSessions,
     InMemoryConversationStore,
@@ -70,7 +71,7 @@ def broadcast_harness() -> BroadcastHarness:
     store, scheduler = InMemoryBroadcastStore(monotonic=base.clock.monotonic), FakeScheduler()
     bot = ManagerBot(
         base.admin,
-        outbox,
+        TelegramManagerView(outbox),
         base.tokens,
         InMemoryConversationStore(base.clock),
         InMemoryAdminSessions(base.clock),

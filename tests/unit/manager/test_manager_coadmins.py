@@ -28,6 +28,7 @@ from tgm.services.botregistry.adapters.memory import (
 )
 from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
 from tgm.services.dispatcher.container import _bot_actions
+from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.state import (
     InMemoryAdminSessions,
     InMemoryConversationStore,
@@ -91,7 +92,7 @@ def w() -> World:
     outbox = FakeOutbox()
     manager = ManagerBot(
         registry,
-        outbox,
+        TelegramManagerView(outbox),
         tokens,
         InMemoryConversationStore(clock),
         InMemoryAdminSessions(clock),

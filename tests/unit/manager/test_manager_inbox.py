@@ -16,6 +16,7 @@ from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleOutcome
 from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
+from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
 
 
@@ -36,7 +37,7 @@ class Rig:
         self.admin, self.outbox, self.links = SwitchingAdmin(), FakeOutbox(), InMemoryInboxLinks(clock=clock)
         self.bot = ManagerBot(
             self.admin,
-            self.outbox,
+            TelegramManagerView(self.outbox),
             CallbackTokens(b"s" * 32, clock),
             InMemoryConversationStore(clock),
             InMemoryAdminSessions(clock),

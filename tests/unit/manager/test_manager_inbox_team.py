@@ -11,6 +11,7 @@ from tgm.domain.errors import DomainError
 from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
+from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
 
 HELPER, OTHER = 2002, 3003
@@ -34,7 +35,7 @@ class TeamRig(Rig):
         self.teams = Teams()
         self.bot = ManagerBot(
             self.admin,
-            self.outbox,
+            TelegramManagerView(self.outbox),
             CallbackTokens(b"s" * 32, clock),
             InMemoryConversationStore(clock),
             InMemoryAdminSessions(clock),

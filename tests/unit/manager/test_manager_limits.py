@@ -7,6 +7,7 @@ import pytest
 from tgm.domain.administration.ports import ResetLimits, SetCooldown, SetRateLimit
 from tgm.domain.bots import BotSettings, RateRule
 from tgm.domain.manager_bot.limits import describe_limits, format_seconds, parse_limits
+from tgm.services.dispatcher.manager_bot.presentation.text import as_html
 
 
 def test_the_admins_words_become_changes() -> None:
@@ -48,12 +49,17 @@ def test_seconds_are_shown_in_the_largest_whole_unit() -> None:
     ]
 
 
+def test_a_limit_line_reads_as_before_the_presentation_moved() -> None:
+    settings = BotSettings(rate_limits={"cmd:/start": RateRule(5, 60.0)}, cooldowns={"cmd:/start": 10.0})
+    assert "\n• <code>cmd:/start</code> — 5 per 1m · 10s between two\n" in as_html(describe_limits("b", settings), "en")
+
+
 @pytest.mark.parametrize("lang", ["en", "pt-br"])
 def test_a_bots_own_limits_are_listed_escaped(lang: str) -> None:
     settings = BotSettings(rate_limits={"cmd:/start": RateRule(5, 60.0)}, cooldowns={"cmd:/start": 10.0, "msg": 3.0})
-    shown = describe_limits("shop<b>_bot", settings, lang)
+    shown = as_html(describe_limits("shop<b>_bot", settings), lang)
     assert "@shop&lt;b&gt;_bot" in shown and "<b>_bot" not in shown
     start = next(line for line in shown.splitlines() if "cmd:/start" in line)
     assert "5" in start and "1m" in start and "10s" in start
     assert any("<code>msg</code>" in line and "3s" in line for line in shown.splitlines())
-    assert describe_limits("b", BotSettings(), lang) != describe_limits("b", settings, lang)
+    assert as_html(describe_limits("b", BotSettings()), lang) != as_html(describe_limits("b", settings), lang)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from tests.unit.manager.test_manager_bot import ADMIN, MANAGER, SEALED, FakeAdmin, harness, make_bot
-from tgm.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
+from tgm.domain.administration.setting_rules import SETTING_REASON_CODES, InvalidSetting
 from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.errors import TelegramRequestFailed
 from tgm.domain.manager_bot.keyboards import BOTS_PER_PAGE

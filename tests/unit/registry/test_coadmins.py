@@ -13,9 +13,10 @@ import pytest
 
 from tests.support.fake_vault import InMemoryTokenVault
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN, FakeTelegram
-from tgm.domain.administration.bot_administration import BotAdministration, InvalidSetting
+from tgm.domain.administration.bot_administration import BotAdministration
 from tgm.domain.administration.ports import BlockUser, SetWelcome
 from tgm.domain.administration.register_bot import RegisterBot, RegisterBotCommand
+from tgm.domain.administration.setting_rules import InvalidSetting
 from tgm.domain.bot_roles import (
     OWNER_ONLY,
     BotAction,

@@ -12,8 +12,8 @@ import pytest
 
 from tests.unit.registry.fakes import OTHER_BOT_TOKEN, TOKEN
 from tests.unit.registry.test_registry_events import ALICE, Rig, start
-from tgm.domain.administration.bot_administration import InvalidSetting
 from tgm.domain.administration.ports import SetWelcome
+from tgm.domain.administration.setting_rules import InvalidSetting
 from tgm.domain.errors import ActionNotPermitted, BotNotFound
 from tgm.registry.v1 import registry_pb2 as pb
 from tgm.registry_client.admin import GrpcBotAdmin

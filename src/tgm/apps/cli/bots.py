@@ -16,7 +16,6 @@ from typing import Any
 
 import grpc
 
-from tgm.domain.administration.bot_administration import parse_duration
 from tgm.domain.administration.ports import (
     BlockUser,
     ResetLimits,
@@ -27,6 +26,7 @@ from tgm.domain.administration.ports import (
     SettingsChange,
     UnblockUser,
 )
+from tgm.domain.administration.setting_rules import parse_duration
 from tgm.domain.manager_bot.limits import format_seconds, parse_rate
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc
 from tgm.registry_client.admin import settings_request

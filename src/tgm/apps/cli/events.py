@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 
-from tgm.domain.administration.bot_administration import parse_duration
+from tgm.domain.administration.setting_rules import parse_duration
 from tgm.domain.clock import SystemClock
 from tgm.domain.ports import Clock
 from tgm.registry.v1 import registry_pb2, registry_pb2_grpc

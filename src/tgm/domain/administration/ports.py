@@ -1,9 +1,10 @@
 """The registry's admin side as the rest of the system sees it: the BotAdmin port, the settings changes it accepts,
-subscriber and interaction values. Implemented by BotAdministration (in the registry) and by the gRPC client."""
+subscriber and interaction values. Implemented by BotAdministration (in the registry) and by the gRPC client.
+Last, the ports the registry's use cases need themselves (InteractionStats, ManagerLookup)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -257,3 +258,28 @@ class InteractionSink(Protocol):
     """The registry's batch RPC (RecordInteractions)."""
 
     def record_interactions(self, interactions: Sequence[Interaction]) -> InteractionBatchResult: ...
+
+
+# -- what the registry's use cases need (its adapters: src/tgm/services/botregistry/adapters) ------------------
+
+
+class InteractionStats(Protocol):
+    """Who used a bot and when, per subscriber; the counts an admin reads."""
+
+    def record(self, bot_id: str, telegram_user_id: int, language_code: str | None, now: datetime) -> None: ...
+
+    def stats(self, bot_id: str, now: datetime) -> BotStats: ...
+
+    def subscriber_stats(self, bot_id: str, now: datetime, blocked_by_admin: Collection[int]) -> SubscriberStats: ...
+
+    def mark_blocked(self, entries: Sequence[BlockedByUser]) -> int: ...
+
+    def list_subscribers(self, bot_id: str, after_user_id: int, limit: int) -> list[Subscriber]:
+        """Statuses active or blocked the bot (admin blocks are not the stats' to know)."""
+        ...
+
+
+class ManagerLookup(Protocol):
+    """The manager bot's own record (registered at the registry's start), if there is one."""
+
+    def manager_bot(self) -> Bot | None: ...

@@ -1,8 +1,9 @@
 """ManagerBot: what the manager bot answers. Admins register and run their bots by chatting with it.
 
 Never holds a token: token-shaped text arrives sealed by the gateway and goes, still sealed, to the registry.
-Every reply comes from the catalogue (HTML parse mode, user text escaped, link previews off). Ids in
-buttons and arguments are claims only: the registry re-checks that the bot is the actor's.
+Every reply is a catalogue text with its values, shown by the view (in the dispatcher: HTML, values escaped,
+no link previews; docs/adr/007). Ids in buttons and arguments are claims only: the registry re-checks that the bot
+is the actor's.
 """
 
 from __future__ import annotations

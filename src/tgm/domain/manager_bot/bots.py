@@ -6,10 +6,9 @@ from tgm.domain.bot_roles import BotAction, BotRole, may
 from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.errors import DomainError
 from tgm.domain.manager_bot.dependencies import Ctx
-from tgm.domain.manager_bot.keyboards import inline_keyboard, paginate
+from tgm.domain.manager_bot.keyboards import paginate
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.manager_bot.replies import escape
-from tgm.domain.messages import render
+from tgm.domain.manager_bot.view import Button, Buttons, Joined, Text, Value
 from tgm.domain.use_cases.handle_update import HandleOutcome
 
 
@@ -26,17 +25,11 @@ class BotsCommands(RegistryCalls):
             self._say(ctx, "mgr_no_bots")
             return HandleOutcome("manager:/mybots", replied=True)
         shown, page, pages = paginate(bots, page)
-        lines = [render("mgr_bots_header", ctx.lang)]
-        rows: list[list[dict[str, str]]] = []
+        lines: list[Value] = [Text("mgr_bots_header")]
+        rows: list[list[Button]] = []
         for bot in shown:
-            lines.append(
-                render(
-                    "mgr_bot_line" if self._role(ctx, bot) is BotRole.OWNER else "mgr_bot_line_admin",
-                    ctx.lang,
-                    username=escape(bot.username),
-                    status=self._status(ctx, bot.status),
-                )
-            )
+            line = "mgr_bot_line" if self._role(ctx, bot) is BotRole.OWNER else "mgr_bot_line_admin"
+            lines.append(Text(line, {"username": bot.username, "status": self._status(bot.status)}))
             rows.append(
                 [
                     self._button(ctx, "btn_details", CallbackAction.DETAILS, bot.id, username=bot.username),
@@ -45,14 +38,14 @@ class BotsCommands(RegistryCalls):
             )
             rows.append(self._state_buttons(ctx, bot))
         if pages > 1:
-            lines.append(render("mgr_page", ctx.lang, page=page + 1, pages=pages))
+            lines.append(Text("mgr_page", {"page": page + 1, "pages": pages}))
             nav = []
             if page > 0:
                 nav.append(self._page_button(ctx, "btn_prev_page", page - 1))
             if page < pages - 1:
                 nav.append(self._page_button(ctx, "btn_next_page", page + 1))
             rows.append(nav)
-        self._out(ctx, "\n".join(lines), inline_keyboard(rows))
+        self._show(ctx, Joined(lines), Buttons.of(rows))
         return HandleOutcome("manager:/mybots", replied=True)
 
     def _details(self, ctx: Ctx, bot_id: str) -> HandleOutcome:
@@ -82,11 +75,11 @@ class BotsCommands(RegistryCalls):
         self._say(
             ctx,
             "mgr_details",
-            markup=inline_keyboard(rows),
+            keyboard=Buttons.of(rows),
             username=bot.username,
-            status=render(f"status_{bot.status.value}", ctx.lang),
-            welcome=bot.settings.welcome_text[:200] or render("mgr_default_welcome", ctx.lang),
-            commands=", ".join(commands) or render("mgr_none", ctx.lang),
+            status=self._status(bot.status),
+            welcome=bot.settings.welcome_text[:200] or Text("mgr_default_welcome"),
+            commands=", ".join(commands) or Text("mgr_none"),
         )
         return HandleOutcome("manager:details", replied=True)
 
@@ -112,8 +105,8 @@ class BotsCommands(RegistryCalls):
         bot, _ = found
         rotate = action is CallbackAction.ROTATE
         reauth = CallbackAction.REAUTH_ROTATE if rotate else CallbackAction.REAUTH_DELETE
-        label = render("action_rotate" if rotate else "action_delete", ctx.lang, username=bot.username)
-        markup = inline_keyboard(
+        label = Text("action_rotate" if rotate else "action_delete", {"username": bot.username})
+        keyboard = Buttons.of(
             [
                 [
                     self._button(ctx, "btn_confirm_identity", reauth, bot.id),
@@ -121,7 +114,7 @@ class BotsCommands(RegistryCalls):
                 ]
             ]
         )
-        self._say(ctx, "mgr_session_expired", markup=markup, action=label)
+        self._say(ctx, "mgr_session_expired", keyboard, action=label)
         return HandleOutcome("manager:reauth", replied=True)
 
     def _ask_delete(self, ctx: Ctx, bot_id: str) -> HandleOutcome:
@@ -129,7 +122,7 @@ class BotsCommands(RegistryCalls):
         if isinstance(found, HandleOutcome):
             return found
         bot, _ = found
-        markup = inline_keyboard(
+        keyboard = Buttons.of(
             [
                 [
                     self._button(ctx, "btn_confirm_delete", CallbackAction.DELETE_DO, bot.id),
@@ -137,5 +130,5 @@ class BotsCommands(RegistryCalls):
                 ]
             ]
         )
-        self._say(ctx, "mgr_delete_confirm", markup=markup, username=bot.username)
+        self._say(ctx, "mgr_delete_confirm", keyboard, username=bot.username)
         return HandleOutcome("manager:delete_ask", replied=True)

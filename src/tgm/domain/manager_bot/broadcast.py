@@ -21,11 +21,9 @@ from tgm.domain.events import EventKind
 from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.conversation import AWAIT_BROADCAST
 from tgm.domain.manager_bot.dependencies import Ctx
-from tgm.domain.manager_bot.keyboards import inline_keyboard
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.manager_bot.replies import PARSE_MODE
-from tgm.domain.messages import render
-from tgm.domain.use_cases.broadcast import cancel_markup, record_broadcast
+from tgm.domain.manager_bot.view import Buttons, Prerendered, Text
+from tgm.domain.use_cases.broadcast import record_broadcast
 from tgm.domain.use_cases.handle_update import HandleOutcome
 
 BROADCAST_CANCEL_WORDS = frozenset({"cancel", "cancelar"})
@@ -56,7 +54,7 @@ class BroadcastCommands(RegistryCalls):
         words = arg.split()
         stopping = len(words) == 2 and words[0].lower() in BROADCAST_CANCEL_WORDS
         if self._broadcasts is None or not (len(words) == 1 or stopping):
-            self._say(ctx, "mgr_usage", usage=render(USAGE_KEYS["/broadcast"], ctx.lang))
+            self._say(ctx, "mgr_usage", usage=Text(USAGE_KEYS["/broadcast"]))
             return HandleOutcome("manager:usage", replied=True)
         target = self._broadcast_target(ctx, words[-1])
         if isinstance(target, HandleOutcome):
@@ -108,12 +106,12 @@ class BroadcastCommands(RegistryCalls):
             text=html_from_entities(text, message.get("entities")),
         )
         self._broadcasts.create(draft, self._config.conversation_ttl_seconds)
-        self._out(ctx, draft.text)  # the preview: exactly what the subscribers will get
+        self._show(ctx, Prerendered(draft.text))  # the preview: exactly what the subscribers will get
         buttons = [
             self._button(ctx, "btn_broadcast_send", CallbackAction.BROADCAST_CONFIRM, draft.id),
             self._button(ctx, "btn_cancel", CallbackAction.BROADCAST_CANCEL, draft.id),
         ]
-        self._say(ctx, "mgr_broadcast_preview", markup=inline_keyboard([buttons]), username=bot.username, active=active)
+        self._say(ctx, "mgr_broadcast_preview", Buttons.of([buttons]), username=bot.username, active=active)
         return HandleOutcome("manager:broadcast_preview", replied=True)
 
     def _broadcast_button(self, ctx: Ctx, action: CallbackAction, broadcast_id: str, message_id: int) -> HandleOutcome:
@@ -148,14 +146,11 @@ class BroadcastCommands(RegistryCalls):
             self._say(ctx, "mgr_broadcast_busy" if busy else "mgr_broadcast_gone", username=found.username)
             return HandleOutcome("manager:broadcast_busy" if busy else "manager:broadcast_gone", replied=True)
         running = self._broadcasts.get(found.id) or found
-        self._outbox.edit_message_text(
-            ctx.manager_id,
-            ctx.chat_id,
-            message_id,
-            progress_text(running, now),
-            parse_mode=PARSE_MODE,
-            reply_markup=cancel_markup(self._tokens, running),
-        )
+        # The progress message, as the broadcast worker keeps it (src/tgm/domain/use_cases/broadcast.py): in the
+        # draft's language, with its Stop button.
+        progress = Ctx(ctx.manager_id, ctx.chat_id, ctx.user_id, running.lang)
+        stop = self._button(progress, "btn_broadcast_stop", CallbackAction.BROADCAST_CANCEL, running.id)
+        self._view.edit(progress.chat, message_id, Prerendered(progress_text(running, now)), Buttons.of([[stop]]))
         self._broadcast_scheduler.schedule(found.id)
         record_broadcast(self._events, self._clock, EventKind.BROADCAST_STARTED, ctx.user_id, running)
         return HandleOutcome("manager:broadcast_started", replied=True)

@@ -10,8 +10,9 @@ from tgm.domain.callback_tokens import CallbackTokens
 from tgm.domain.clock import SystemClock
 from tgm.domain.events import EventRecorder
 from tgm.domain.inbox import BotTeams, InboxLinks
-from tgm.domain.manager_bot.ports import AdminSessions, ConversationStore, UsedButtons
-from tgm.domain.ports import Clock, Outbox
+from tgm.domain.manager_bot.ports import AdminSessions, ConversationStore, ManagerView, UsedButtons
+from tgm.domain.manager_bot.view import Chat
+from tgm.domain.ports import Clock
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class Ctx:
     user_id: int
     lang: str | None
 
+    @property
+    def chat(self) -> Chat:
+        return Chat(self.manager_id, self.chat_id, self.lang)
+
 
 class ManagerDependencies:
     """The manager bot's collaborators; the constructor is ManagerBot's."""
@@ -35,7 +40,7 @@ class ManagerDependencies:
     def __init__(
         self,
         admin: BotAdmin,
-        outbox: Outbox,
+        view: ManagerView,
         tokens: CallbackTokens,
         conversations: ConversationStore,
         sessions: AdminSessions,
@@ -55,7 +60,7 @@ class ManagerDependencies:
         self._broadcast_scheduler = broadcast_scheduler
         self._events = events
         self._clock = clock or SystemClock()
-        self._outbox = outbox
+        self._view = view
         self._tokens = tokens
         self._conversations = conversations
         self._sessions = sessions

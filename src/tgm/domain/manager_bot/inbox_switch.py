@@ -7,7 +7,7 @@ from tgm.domain.inbox import unreachable_members
 from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.messages import render
+from tgm.domain.manager_bot.view import Text
 from tgm.domain.use_cases.handle_update import HandleOutcome
 
 INBOX_ON = ("on", "ligar")
@@ -22,7 +22,7 @@ class InboxSwitchCommands(RegistryCalls):
         ref, _, mode = arg.strip().partition(" ")
         mode = mode.strip().lower()
         if not ref or mode not in ("", *INBOX_ON, *INBOX_OFF):
-            self._say(ctx, "mgr_usage", usage=render(USAGE_KEYS["/inbox"], ctx.lang))
+            self._say(ctx, "mgr_usage", usage=Text(USAGE_KEYS["/inbox"]))
             return HandleOutcome("manager:usage", replied=True)
         bot_id = self._resolve_or_say(ctx, ref)
         if isinstance(bot_id, HandleOutcome):

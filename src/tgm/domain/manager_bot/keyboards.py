@@ -1,23 +1,20 @@
-"""The manager bot's keyboards: signed inline buttons, the "create a bot" reply keyboard, pagination."""
+"""The manager bot's buttons: each a signed action (CallbackTokens), and pagination of long listings."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from tgm.domain.bot_roles import BotAction, BotRole, may
 from tgm.domain.bots import Bot, BotStatus
 from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.replies import Replies
-from tgm.domain.messages import render
+from tgm.domain.manager_bot.view import Button, Text, Value
 
-MANAGED_BOT_REQUEST_ID = 1
 BOTS_PER_PAGE = 8
 MAX_PAGES = 1000
 _T = TypeVar("_T")
-Button = dict[str, Any]
-Markup = dict[str, Any]
 
 
 def paginate(items: Sequence[_T], page: int, per_page: int = BOTS_PER_PAGE) -> tuple[Sequence[_T], int, int]:
@@ -27,39 +24,15 @@ def paginate(items: Sequence[_T], page: int, per_page: int = BOTS_PER_PAGE) -> t
     return items[page * per_page : (page + 1) * per_page], page, pages
 
 
-def inline_keyboard(rows: Sequence[Sequence[Button]]) -> Markup:
-    """Telegram's inline keyboard: rows of buttons under the message."""
-    return {"inline_keyboard": [list(row) for row in rows]}
-
-
-def remove_keyboard() -> Markup:
-    """Takes away a reply keyboard shown before (the "create a bot" one)."""
-    return {"remove_keyboard": True}
-
-
 class Keyboards(Replies):
     """Buttons carry signed callback data (CallbackTokens): a claim the registry re-checks."""
 
-    def _button(
-        self, ctx: Ctx, key: str, action: CallbackAction, bot_id: str | None, **values: object
-    ) -> dict[str, str]:
-        return {
-            "text": render(key, ctx.lang, **values),
-            "callback_data": self._tokens.sign(action, bot_id, ctx.user_id, ctx.chat_id),
-        }
+    def _button(self, ctx: Ctx, key: str, action: CallbackAction, bot_id: str | None, **values: Value) -> Button:
+        return Button(Text(key, values), action, self._tokens.sign(action, bot_id, ctx.user_id, ctx.chat_id))
 
-    def _create_bot_keyboard(self, ctx: Ctx) -> dict[str, Any]:
-        button = {
-            "text": render("btn_create_bot", ctx.lang),
-            "request_managed_bot": {"request_id": MANAGED_BOT_REQUEST_ID},
-        }
-        return {"keyboard": [[button]], "resize_keyboard": True, "one_time_keyboard": True}
-
-    def _page_button(self, ctx: Ctx, key: str, page: int) -> dict[str, str]:
-        return {
-            "text": render(key, ctx.lang),
-            "callback_data": self._tokens.sign(CallbackAction.LIST_PAGE, None, ctx.user_id, ctx.chat_id, page=page),
-        }
+    def _page_button(self, ctx: Ctx, key: str, page: int) -> Button:
+        action = CallbackAction.LIST_PAGE
+        return Button(Text(key), action, self._tokens.sign(action, None, ctx.user_id, ctx.chat_id, page=page))
 
     @staticmethod
     def _role(ctx: Ctx, bot: Bot) -> BotRole:
@@ -67,7 +40,7 @@ class Keyboards(Replies):
         Only chooses which buttons to show; the registry decides what a press may do."""
         return BotRole.OWNER if bot.owner_id == ctx.user_id else BotRole.ADMIN
 
-    def _state_buttons(self, ctx: Ctx, bot: Bot) -> list[dict[str, str]]:
+    def _state_buttons(self, ctx: Ctx, bot: Bot) -> list[Button]:
         toggle = (
             self._button(ctx, "btn_enable", CallbackAction.ENABLE, bot.id)
             if bot.status is BotStatus.DISABLED

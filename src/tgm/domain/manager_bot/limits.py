@@ -6,18 +6,17 @@
     /limits @bot /start off           the service's defaults again for /start
     /limits @bot reset                the service's defaults for everything
 
-The registry validates the action and the numbers (administration/bot_administration.py); this only reads the words.
+The registry validates the action and the numbers (administration/setting_rules.py); this only reads the words.
 """
 
 from __future__ import annotations
 
-import html
 import re
 
-from tgm.domain.administration.bot_administration import parse_duration
 from tgm.domain.administration.ports import ResetLimits, SetCooldown, SetRateLimit, SettingsChange
+from tgm.domain.administration.setting_rules import parse_duration
 from tgm.domain.bots import BotSettings
-from tgm.domain.messages import render
+from tgm.domain.manager_bot.view import Joined, Text, Value
 
 RESET = frozenset({"reset", "padrao", "padrão"})
 OFF = frozenset({"off", "desligar"})
@@ -62,17 +61,17 @@ def format_seconds(seconds: float) -> str:
     return f"{whole}s"
 
 
-def describe_limits(username: str, settings: BotSettings, lang: str | None) -> str:
-    """The bot's own limits as catalogue text (HTML; every value escaped)."""
+def describe_limits(username: str, settings: BotSettings) -> Text:
+    """The bot's own limits: one line per action with its rate limit and cooldown."""
     actions = sorted(set(settings.rate_limits) | set(settings.cooldowns))
-    lines = []
+    lines: list[Value] = []
     for action in actions:
-        parts = []
+        rules: list[Value] = []
         rule = settings.rate_limits.get(action)
         if rule is not None:
-            parts.append(render("limits_rate", lang, limit=rule.limit, window=format_seconds(rule.window_seconds)))
+            rules.append(Text("limits_rate", {"limit": rule.limit, "window": format_seconds(rule.window_seconds)}))
         if action in settings.cooldowns:
-            parts.append(render("limits_cooldown", lang, seconds=format_seconds(settings.cooldowns[action])))
-        lines.append(f"• <code>{html.escape(action, quote=False)}</code> — " + " · ".join(parts))
-    body = "\n".join(lines) if lines else render("limits_none", lang)
-    return render("mgr_limits", lang, username=html.escape(username, quote=False), limits=body)
+            rules.append(Text("limits_cooldown", {"seconds": format_seconds(settings.cooldowns[action])}))
+        lines.append(Text("limits_line", {"action": action, "rules": Joined(rules, " · ")}))
+    body = Joined(lines) if lines else Text("limits_none")
+    return Text("mgr_limits", {"username": username, "limits": body})

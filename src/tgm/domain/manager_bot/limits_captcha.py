@@ -7,7 +7,7 @@ from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.limits import describe_limits, parse_limits
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.messages import render
+from tgm.domain.manager_bot.view import Text
 from tgm.domain.use_cases.handle_update import HandleOutcome
 
 
@@ -18,7 +18,7 @@ class LimitsCaptchaCommands(RegistryCalls):
         ref, _, rest = arg.strip().partition(" ")
         changes = parse_limits(rest)
         if not ref or changes is None:
-            self._say(ctx, "mgr_usage", usage=render(USAGE_KEYS["/limits"], ctx.lang))
+            self._say(ctx, "mgr_usage", usage=Text(USAGE_KEYS["/limits"]))
             return HandleOutcome("manager:usage", replied=True)
         bot_id = self._resolve_or_say(ctx, ref)
         if isinstance(bot_id, HandleOutcome):
@@ -26,14 +26,14 @@ class LimitsCaptchaCommands(RegistryCalls):
         bot = self._bot_after(ctx, bot_id, changes)
         if isinstance(bot, HandleOutcome):
             return bot
-        self._out(ctx, describe_limits(bot.username, bot.settings, ctx.lang))
+        self._show(ctx, describe_limits(bot.username, bot.settings))
         return HandleOutcome("manager:limits" if not changes else "manager:limits_set", replied=True)
 
     def _captcha_command(self, ctx: Ctx, arg: str) -> HandleOutcome:
         ref, _, mode = arg.strip().partition(" ")
         mode = mode.strip().lower()
         if not ref or len(mode.split()) > 1:
-            self._say(ctx, "mgr_usage", usage=render(USAGE_KEYS["/captcha"], ctx.lang))
+            self._say(ctx, "mgr_usage", usage=Text(USAGE_KEYS["/captcha"]))
             return HandleOutcome("manager:usage", replied=True)
         bot_id = self._resolve_or_say(ctx, ref)
         if isinstance(bot_id, HandleOutcome):
@@ -41,6 +41,6 @@ class LimitsCaptchaCommands(RegistryCalls):
         bot = self._bot_after(ctx, bot_id, (SetCaptchaMode(mode),) if mode else ())
         if isinstance(bot, HandleOutcome):
             return bot
-        shown = render(f"captcha_mode_{bot.settings.captcha_mode.value}", ctx.lang)
+        shown = Text(f"captcha_mode_{bot.settings.captcha_mode.value}")
         self._say(ctx, "mgr_captcha", username=bot.username, mode=shown)
         return HandleOutcome("manager:captcha", replied=True)

@@ -1,8 +1,31 @@
-"""Ports only the manager bot uses: conversation state, admin sessions and one-time buttons."""
+"""Ports only the manager bot uses: how it speaks, conversation state, admin sessions and one-time buttons."""
 
 from __future__ import annotations
 
 from typing import Protocol
+
+from tgm.domain.manager_bot.view import Buttons, Chat, Keyboard, Reply, Text
+
+
+class ManagerView(Protocol):
+    """Shows the manager bot's replies in a chat; how they look (markup, escaping, button shapes) is the adapter's."""
+
+    def say(self, chat: Chat, reply: Reply, keyboard: Keyboard | None = None) -> None: ...
+
+    def edit(self, chat: Chat, message_id: int, reply: Reply, buttons: Buttons | None = None) -> None:
+        """Replaces the text (and the buttons) of a message the manager bot sent."""
+        ...
+
+    def send_file(self, chat: Chat, filename: str, content: bytes, mime_type: str, caption: Text) -> None: ...
+
+    def delete(self, chat: Chat, message_id: int, if_refused: Text) -> None:
+        """Deletes a message; raises TelegramRequestFailed when refused at once. A queued adapter learns of a
+        refusal only later and then says `if_refused` itself."""
+        ...
+
+    def answer_button(self, manager_id: str, query_id: str, lang: str | None, notice: Text | None = None) -> None:
+        """Acknowledges a button press, with a short notice for the presser when there is one."""
+        ...
 
 
 class ConversationStore(Protocol):

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from tgm.domain.administration.ports import Registration
 from tgm.domain.errors import BotOwnedByAnotherAdmin, DomainError, InvalidToken, TokenRejected
 from tgm.domain.manager_bot.dependencies import Ctx
-from tgm.domain.manager_bot.keyboards import remove_keyboard
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
+from tgm.domain.manager_bot.view import RemoveKeyboard
 from tgm.domain.redaction import TOKEN_SHAPED
 from tgm.domain.sealing import placeholders_in
 from tgm.domain.telegram_update import TelegramUpdate
@@ -55,7 +55,7 @@ class RegistrationCommands(RegistryCalls):
             self._say(ctx, "mgr_unavailable")
             return HandleOutcome("manager:unavailable", replied=True)
         bot = registration.bot
-        self._say(ctx, "secret_saved", markup=remove_keyboard())
+        self._say(ctx, "secret_saved", RemoveKeyboard())
         self._say(ctx, "mgr_refreshed" if registration.refreshed else "mgr_registered", username=bot.username)
         return HandleOutcome("manager:registered", replied=True)
 

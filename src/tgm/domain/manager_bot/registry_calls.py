@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from tgm.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
 from tgm.domain.administration.ports import BotStats, SettingsChange
+from tgm.domain.administration.setting_rules import SETTING_REASON_CODES, InvalidSetting
 from tgm.domain.bots import Bot
 from tgm.domain.errors import ActionNotPermitted, BotNotFound, DomainError, IllegalTransition
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.keyboards import Keyboards
-from tgm.domain.messages import render
+from tgm.domain.manager_bot.view import Text
 from tgm.domain.use_cases.handle_update import HandleOutcome
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class RegistryCalls(Keyboards):
 
     def _say_invalid_setting(self, ctx: Ctx, error: InvalidSetting) -> None:
         code = error.code if error.code in SETTING_REASON_CODES else "invalid"
-        self._out(ctx, render("mgr_invalid_setting", ctx.lang, reason=render(f"setting_{code}", ctx.lang)))
+        self._say(ctx, "mgr_invalid_setting", reason=Text(f"setting_{code}"))
 
     def _details_or_say(self, ctx: Ctx, bot_id: str) -> tuple[Bot, BotStats] | HandleOutcome:
         """The actor's bot and its stats, or the outcome after telling them it is not found / unavailable."""
@@ -57,7 +57,7 @@ class RegistryCalls(Keyboards):
         except DomainError:
             self._say(ctx, "callback_invalid")
             return
-        self._say(ctx, "mgr_illegal_move", username=bot.username, status=self._status(ctx, bot.status))
+        self._say(ctx, "mgr_illegal_move", username=bot.username, status=self._status(bot.status))
 
     def _resolve(self, ctx: Ctx, ref: str) -> str | None:
         """'@name' → the id of the actor's bot of that name; anything else is passed on as an id (the registry

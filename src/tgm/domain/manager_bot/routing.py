@@ -14,13 +14,12 @@ from tgm.domain.manager_bot.commands import MANAGER_COMMANDS, split_command
 from tgm.domain.manager_bot.conversation import AWAIT_API, AWAIT_BROADCAST, AWAIT_COMMAND, AWAIT_TOKEN, AWAIT_WELCOME
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.inbox_switch import InboxSwitchCommands
-from tgm.domain.manager_bot.keyboards import remove_keyboard
 from tgm.domain.manager_bot.limits_captcha import LimitsCaptchaCommands
 from tgm.domain.manager_bot.registration import RegistrationCommands
 from tgm.domain.manager_bot.settings import SettingsCommands
 from tgm.domain.manager_bot.subscribers import SubscribersCommands
 from tgm.domain.manager_bot.team import TeamCommands
-from tgm.domain.messages import render
+from tgm.domain.manager_bot.view import CreateBotKeyboard, RemoveKeyboard, Text
 from tgm.domain.telegram_update import TelegramUpdate
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleOutcome
@@ -39,6 +38,8 @@ ONE_TIME_ACTIONS = frozenset(
         CallbackAction.BROADCAST_CONFIRM,
     }
 )
+
+CREATE_BOT = CreateBotKeyboard(Text("btn_create_bot"))
 
 BROADCAST_ACTIONS = frozenset({CallbackAction.BROADCAST_CONFIRM, CallbackAction.BROADCAST_CANCEL})
 
@@ -81,11 +82,11 @@ class Routing(
             command = "/join"  # the invite link: https://t.me/<manager>?start=<code>; other /start payloads: help
         if command in ("/start", "/help"):
             self._conversations.clear(ctx.chat_id, ctx.user_id)
-            self._say(ctx, "mgr_help", markup=self._create_bot_keyboard(ctx))
+            self._say(ctx, "mgr_help", CREATE_BOT)
             return HandleOutcome(f"manager:{command}", replied=True)
         if command == "/cancel":
             self._conversations.clear(ctx.chat_id, ctx.user_id)
-            self._say(ctx, "mgr_cancelled", markup=remove_keyboard())
+            self._say(ctx, "mgr_cancelled", RemoveKeyboard())
             return HandleOutcome("manager:/cancel", replied=True)
         if not self._allowed(ctx.user_id):
             self._say(ctx, "mgr_not_allowed")
@@ -109,7 +110,7 @@ class Routing(
             self._say(ctx, "mgr_token_removed")
             return HandleOutcome("manager:token_removed", replied=True)
         if command == "/newbot":
-            self._say(ctx, "mgr_new_bot", markup=self._create_bot_keyboard(ctx))
+            self._say(ctx, "mgr_new_bot", CREATE_BOT)
             return HandleOutcome("manager:/newbot", replied=True)
         if command == "/mybots":
             return self._list(ctx)
@@ -154,13 +155,13 @@ class Routing(
         lang, chat_id, data = sender.language_code, view.chat_id, view.callback_data
         claim = self._tokens.verify(data, sender.id, chat_id) if data is not None and chat_id is not None else None
         if claim is None or chat_id is None:
-            self._outbox.answer_callback_query(envelope.bot_id, query_id, render("callback_invalid", lang))
+            self._view.answer_button(envelope.bot_id, query_id, lang, Text("callback_invalid"))
             # Tampered, expired, another user's or another chat's button: one reason, as the user is told.
             self._callback_refused(sender.id, None, "invalid")
             return HandleOutcome("manager:callback_invalid")
         ctx = Ctx(envelope.bot_id, chat_id, sender.id, lang)
         if not self._allowed(ctx.user_id):
-            self._outbox.answer_callback_query(ctx.manager_id, query_id, render("mgr_not_allowed", lang))
+            self._view.answer_button(ctx.manager_id, query_id, lang, Text("mgr_not_allowed"))
             self._callback_refused(ctx.user_id, _bot_ref(claim), "not_allowed", claim.action)
             return HandleOutcome("manager:not_allowed")
         if (
@@ -170,11 +171,11 @@ class Routing(
         ):
             # Pressed before (a replay, or a double tap): a destructive button acts once; the re-confirmation
             # before rotate/delete would otherwise be replayable for the token's whole lifetime.
-            self._outbox.answer_callback_query(ctx.manager_id, query_id, render("callback_invalid", lang))
+            self._view.answer_button(ctx.manager_id, query_id, lang, Text("callback_invalid"))
             self._callback_refused(ctx.user_id, _bot_ref(claim), "replayed", claim.action)
             return HandleOutcome("manager:callback_used")
         fresh = self._sessions.is_fresh(ctx.user_id)
-        self._outbox.answer_callback_query(ctx.manager_id, query_id)
+        self._view.answer_button(ctx.manager_id, query_id, lang)
         action, bot_id = claim.action, claim.bot_id or ""
         if action in BROADCAST_ACTIONS:
             self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)

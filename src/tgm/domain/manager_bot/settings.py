@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tgm.domain.administration.bot_administration import parse_duration
 from tgm.domain.administration.ports import (
     BlockUser,
     RemoveCommand,
@@ -13,12 +12,13 @@ from tgm.domain.administration.ports import (
     SetWelcome,
     UnblockUser,
 )
+from tgm.domain.administration.setting_rules import parse_duration
 from tgm.domain.bots import ApiCommand
 from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.conversation import AWAIT_API, AWAIT_COMMAND, AWAIT_WELCOME
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.messages import render
+from tgm.domain.manager_bot.view import Text
 from tgm.domain.use_cases.handle_update import HandleOutcome
 
 DEFAULT_BLOCK = "1h"
@@ -32,7 +32,7 @@ class SettingsCommands(RegistryCalls):
         ref, _, rest = arg.partition(" ")
         rest = rest.strip()
         if not ref or not rest:
-            self._say(ctx, "mgr_usage", usage=render(USAGE_KEYS[command], ctx.lang))
+            self._say(ctx, "mgr_usage", usage=Text(USAGE_KEYS[command]))
             return HandleOutcome("manager:usage", replied=True)
         bot_id = self._resolve_or_say(ctx, ref)
         if isinstance(bot_id, HandleOutcome):
@@ -54,7 +54,7 @@ class SettingsCommands(RegistryCalls):
         rest = rest.strip()
         if not name or not rest:
             usage_key = "usage_command_answer" if kind == AWAIT_COMMAND else "usage_api_answer"
-            self._say(ctx, "mgr_usage", usage=render(usage_key, ctx.lang))
+            self._say(ctx, "mgr_usage", usage=Text(usage_key))
             return HandleOutcome("manager:usage", replied=True)
         if kind == AWAIT_COMMAND:
             return self._apply(ctx, bot_id, SetCommand(name, rest), name)
@@ -72,7 +72,7 @@ class SettingsCommands(RegistryCalls):
         duration = (words[1] if len(words) > 1 else DEFAULT_BLOCK).lower()
         seconds = parse_duration(duration)
         if not words[0].isdigit() or len(words) > 2 or (command == "/block" and seconds is None):
-            self._say(ctx, "mgr_usage", usage=render(USAGE_KEYS[command], ctx.lang))
+            self._say(ctx, "mgr_usage", usage=Text(USAGE_KEYS[command]))
             return HandleOutcome("manager:usage", replied=True)
         user_id = int(words[0])
         change: SettingsChange

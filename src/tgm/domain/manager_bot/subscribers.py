@@ -12,9 +12,8 @@ from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.errors import BotNotFound, DomainError
 from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.dependencies import Ctx
-from tgm.domain.manager_bot.keyboards import inline_keyboard
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.messages import render
+from tgm.domain.manager_bot.view import Buttons, Text
 from tgm.domain.use_cases.handle_update import HandleOutcome
 
 # The CSV export: pages of this many from the registry, and at most this many rows (its bytes travel the outbox).
@@ -46,7 +45,7 @@ class SubscribersCommands(RegistryCalls):
     def _subscribers_command(self, ctx: Ctx, arg: str) -> HandleOutcome:
         words = arg.split()
         if len(words) != 1:
-            self._say(ctx, "mgr_usage", usage=render(USAGE_KEYS["/subscribers"], ctx.lang))
+            self._say(ctx, "mgr_usage", usage=Text(USAGE_KEYS["/subscribers"]))
             return HandleOutcome("manager:usage", replied=True)
         bot_id = self._resolve_or_say(ctx, words[0])
         if isinstance(bot_id, HandleOutcome):
@@ -63,7 +62,7 @@ class SubscribersCommands(RegistryCalls):
         self._say(
             ctx,
             "mgr_subscribers",
-            markup=inline_keyboard([[export]]),
+            keyboard=Buttons.of([[export]]),
             username=bot.username,
             total=stats.total,
             active=stats.active,
@@ -99,18 +98,9 @@ class SubscribersCommands(RegistryCalls):
             return HandleOutcome("manager:export_subscribers", replied=True)
         truncated = len(rows) > MAX_EXPORT_ROWS
         rows = rows[:MAX_EXPORT_ROWS]
-        caption = render(
+        caption = Text(
             "mgr_subscribers_csv_truncated" if truncated else "mgr_subscribers_csv",
-            ctx.lang,
-            username=bot.username,
-            count=len(rows),
+            {"username": bot.username, "count": len(rows)},
         )
-        self._outbox.send_document(
-            ctx.manager_id,
-            ctx.chat_id,
-            f"subscribers-{bot.username}.csv",
-            subscribers_csv(rows),
-            mime_type="text/csv",
-            caption=caption,
-        )
+        self._view.send_file(ctx.chat, f"subscribers-{bot.username}.csv", subscribers_csv(rows), "text/csv", caption)
         return HandleOutcome("manager:export_subscribers", replied=True)

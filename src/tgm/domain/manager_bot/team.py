@@ -7,15 +7,13 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import TypeVar
 
-from tgm.domain.administration.bot_administration import SETTING_REASON_CODES, InvalidSetting
+from tgm.domain.administration.setting_rules import SETTING_REASON_CODES, InvalidSetting
 from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.errors import ActionNotPermitted, BotNotFound, DomainError
 from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.dependencies import Ctx
-from tgm.domain.manager_bot.keyboards import inline_keyboard
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.manager_bot.replies import escape
-from tgm.domain.messages import render
+from tgm.domain.manager_bot.view import Button, Buttons, Joined, Text, Value
 from tgm.domain.telegram_update import TelegramUser
 from tgm.domain.use_cases.handle_update import HandleOutcome
 
@@ -34,7 +32,7 @@ class TeamCommands(RegistryCalls):
     def _team_command(self, ctx: Ctx, command: str, arg: str) -> HandleOutcome:
         words = arg.split()
         if len(words) != 1:
-            self._say(ctx, "mgr_usage", usage=render(USAGE_KEYS[command], ctx.lang))
+            self._say(ctx, "mgr_usage", usage=Text(USAGE_KEYS[command]))
             return HandleOutcome("manager:usage", replied=True)
         bot_id = self._resolve_or_say(ctx, words[0])
         if isinstance(bot_id, HandleOutcome):
@@ -58,7 +56,7 @@ class TeamCommands(RegistryCalls):
             self._say(ctx, "mgr_owner_only")
         except InvalidSetting as error:
             code = error.code if error.code in SETTING_REASON_CODES else "invalid"
-            self._out(ctx, render("mgr_team_refused", ctx.lang, reason=render(f"setting_{code}", ctx.lang)))
+            self._say(ctx, "mgr_team_refused", reason=Text(f"setting_{code}"))
         except DomainError as error:
             logger.warning("co-admin call failed", extra={"error": type(error).__name__})
             self._say(ctx, "mgr_unavailable")
@@ -80,7 +78,7 @@ class TeamCommands(RegistryCalls):
 
     def _join(self, ctx: Ctx, code: str, sender: TelegramUser) -> HandleOutcome:
         if not code or len(code.split()) != 1:
-            self._say(ctx, "mgr_usage", usage=render(USAGE_KEYS["/join"], ctx.lang))
+            self._say(ctx, "mgr_usage", usage=Text(USAGE_KEYS["/join"]))
             return HandleOutcome("manager:usage", replied=True)
         bot = self._team_call(ctx, lambda: self._admin.redeem_invite(ctx.user_id, code))
         if bot is None:
@@ -96,11 +94,11 @@ class TeamCommands(RegistryCalls):
         if found is None:
             return HandleOutcome("manager:admins_refused", replied=True)
         bot, admins, invites = found
-        lines = [render("mgr_admins_header", ctx.lang, username=escape(bot.username))]
-        rows: list[list[dict[str, str]]] = []
+        lines: list[Value] = [Text("mgr_admins_header", {"username": bot.username})]
+        rows: list[list[Button]] = []
         for admin in admins:
             since = admin.added_at.astimezone(UTC).strftime(EXPIRY_FORMAT)
-            lines.append(render("mgr_admin_line", ctx.lang, user_id=admin.telegram_user_id, since=since))
+            lines.append(Text("mgr_admin_line", {"user_id": admin.telegram_user_id, "since": since}))
             rows.append(
                 [
                     self._button(
@@ -109,15 +107,15 @@ class TeamCommands(RegistryCalls):
                 ]
             )
         if not admins:
-            lines.append(render("mgr_no_admins", ctx.lang))
+            lines.append(Text("mgr_no_admins"))
         for invite in invites:
             until = invite.expires_at.astimezone(UTC).strftime(EXPIRY_FORMAT)
-            lines.append(render("mgr_invite_line", ctx.lang, expires=until))
+            lines.append(Text("mgr_invite_line", {"expires": until}))
             rows.append(
                 [self._button(ctx, "btn_revoke_invite", CallbackAction.REVOKE_INVITE, invite.id, expires=until)]
             )
         rows.append([self._button(ctx, "btn_invite", CallbackAction.INVITE, bot.id)])
-        self._out(ctx, "\n".join(lines), inline_keyboard(rows))
+        self._show(ctx, Joined(lines), Buttons.of(rows))
         return HandleOutcome("manager:admins", replied=True)
 
     def _revoke_admin(self, ctx: Ctx, membership_id: str) -> HandleOutcome:

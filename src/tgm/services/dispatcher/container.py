@@ -49,6 +49,7 @@ from tgm.services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
 from tgm.services.dispatcher.adapters.sent_marks import DeferredSentMarks
 from tgm.services.dispatcher.manager_bot import state as manager_state
 from tgm.services.dispatcher.manager_bot import wiring as manager_wiring
+from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.router import UpdateRouter
 from tgm.services.dispatcher.outbound.direct_send import DirectSend
 from tgm.services.dispatcher.outbound.drain import DrainOutbox, OutboxPolicy
@@ -376,7 +377,8 @@ class DispatcherContainer(containers.DeclarativeContainer):
     manager_bot = providers.ThreadSafeSingleton(
         ManagerBot,
         admin=bot_admin,
-        outbox=outbox,
+        # The manager bot decides what to say; this renders it as Telegram HTML and keyboards (docs/adr/007).
+        view=providers.ThreadSafeSingleton(TelegramManagerView, outbox),
         tokens=callback_tokens,
         conversations=providers.Selector(
             backend,

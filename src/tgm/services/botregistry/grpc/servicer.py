@@ -14,7 +14,7 @@ from typing import NoReturn, TypeVar
 
 import grpc
 
-from tgm.domain.administration.bot_administration import BotAdministration, InvalidSetting
+from tgm.domain.administration.bot_administration import BotAdministration
 from tgm.domain.administration.ports import (
     BlockedByUser,
     BlockUser,
@@ -38,6 +38,7 @@ from tgm.domain.administration.ports import (
     UnblockUser,
 )
 from tgm.domain.administration.register_bot import RegisterBot, RegisterBotCommand
+from tgm.domain.administration.setting_rules import InvalidSetting
 from tgm.domain.bot_roles import BotRole, CoAdmin, Invite, role_in
 from tgm.domain.bots import ApiCommand, Bot, BotStatus, BotToken
 from tgm.domain.errors import (

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tgm.domain.administration.bot_administration import InvalidSetting
 from tgm.domain.administration.ports import Interaction, InteractionSink, PendingInteractions
+from tgm.domain.administration.setting_rules import InvalidSetting
 from tgm.domain.clock import SystemClock
 from tgm.domain.ports import Clock
 
