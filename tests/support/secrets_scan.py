@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 import redis
 import sqlalchemy as sa
@@ -50,22 +51,23 @@ def database_row_count(db_url: str) -> int:
 
 def _redis_values(client: redis.Redis, key: bytes) -> Iterator[object]:
     """Every field and value stored under `key` (bytes or str per the client's types; `_contains` reads either)."""
+    # redis-py types its sync replies as "Awaitable[T] | T" (one class serves both clients): say what sync returns.
     kind = client.type(key)
     kind = kind.decode() if isinstance(kind, bytes) else kind
     if kind == "string":
         yield client.get(key) or b""
     elif kind == "list":
-        yield from client.lrange(key, 0, -1)
+        yield from cast(list[bytes], client.lrange(key, 0, -1))
     elif kind == "hash":
-        for field, value in client.hgetall(key).items():
+        for field, value in cast(dict[bytes, bytes], client.hgetall(key)).items():  # type: ignore[arg-type]
             yield field
             yield value
     elif kind == "set":
-        yield from client.smembers(key)
+        yield from cast(set[bytes], client.smembers(key))
     elif kind == "zset":
-        yield from client.zrange(key, 0, -1)
+        yield from cast(list[bytes], client.zrange(key, 0, -1))
     elif kind == "stream":
-        for _id, fields in client.xrange(key) or []:
+        for _id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(key)) or []:
             for field, value in (fields or {}).items():
                 yield field
                 yield value

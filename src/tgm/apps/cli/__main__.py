@@ -21,6 +21,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 DEFAULT_STACK_FILE = Path(".run") / "stack.json"
 
@@ -85,7 +86,7 @@ def queue(redis_url: str, top: int = 10) -> int:
     sizes: list[tuple[int, str]] = []
     for key in client.scan_iter(match=f"{KEY_PREFIX}:*", count=1000):
         if client.type(key) == b"list":
-            sizes.append((int(client.llen(key)), key.decode()))
+            sizes.append((cast(int, client.llen(key)), key.decode()))  # sync reply, typed as maybe-Awaitable
     sizes.sort(reverse=True)
     for size, key in sizes[:top]:
         print(f"mailbox {key}  {size:,} updates")
