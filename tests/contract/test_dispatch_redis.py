@@ -16,7 +16,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from testbed.redis_server import RedisServer
 from tgm.domain.updates import UpdateEnvelope
-from tgm.messaging.mailbox import mailbox_for
+from tgm.messaging.mailbox import RedisChatMailbox
 from tgm.messaging.update_queue import MailboxUpdateQueue
 from tgm.services.dispatcher.adapters.memory import InMemoryUpdateDeduplicator
 from tgm.services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
@@ -103,7 +103,7 @@ def test_envelope_enqueued_on_redis_is_handled_by_a_worker(redis_server: RedisSe
     worker.start()
     dedup = RedisUpdateDeduplicator(client)
     try:
-        queue = MailboxUpdateQueue(producer_broker, mailbox_for(producer_broker))
+        queue = MailboxUpdateQueue(producer_broker, RedisChatMailbox(producer_broker.client))
         update = {"update_id": 31, "message": {"chat": {"id": 1}, "text": "/start"}}
         envelope = UpdateEnvelope("bot-r", 31, time.time(), "rid-31", update)
         queue.enqueue(envelope)

@@ -17,10 +17,8 @@ from typing import Any
 
 import dramatiq
 import orjson
-import redis
-from dramatiq.brokers.redis import RedisBroker
 
-from tgm.domain.ports import ChatMailbox, MailboxItem
+from tgm.domain.ports import MailboxItem
 from tgm.domain.updates import UpdateEnvelope
 from tgm.messaging.envelope_signing import EnvelopeSigner, strip_tag
 
@@ -226,25 +224,6 @@ class InMemoryChatMailbox:
 
 _IN_MEMORY: weakref.WeakKeyDictionary[dramatiq.Broker, InMemoryChatMailbox] = weakref.WeakKeyDictionary()
 _IN_MEMORY_LOCK = threading.Lock()
-
-
-def redis_client_of(broker: dramatiq.Broker) -> redis.Redis | None:
-    """The Redis client of a RedisBroker (its queues, the chat mailboxes and the readiness PING go to that server);
-    None for an in-process broker (embedded mode's StubBroker)."""
-    if not isinstance(broker, RedisBroker):
-        return None
-    client: redis.Redis = broker.client
-    return client
-
-
-def mailbox_for(broker: dramatiq.Broker, signer: EnvelopeSigner | None = None) -> ChatMailbox:
-    """The mailbox that goes with a broker: Redis next to a RedisBroker (same server, items tagged by `signer`),
-    else one in-memory mailbox per broker object, shared by the gateway and the dispatcher of an embedded process
-    (nothing leaves the process: no tag)."""
-    client = redis_client_of(broker)
-    if client is not None:
-        return RedisChatMailbox(client, signer=signer)
-    return in_memory_mailbox_for(broker)
 
 
 def in_memory_mailbox_for(broker: dramatiq.Broker) -> InMemoryChatMailbox:

@@ -21,7 +21,7 @@ from tgm.domain.errors import TelegramRequestFailed
 from tgm.domain.ports import SentMessage
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.run_api_call import ExternalApiFailed
-from tgm.messaging.mailbox import mailbox_for
+from tgm.messaging.mailbox import in_memory_mailbox_for
 from tgm.messaging.update_queue import HANDLE_UPDATE_ACTOR, MailboxUpdateQueue
 from tgm.services.dispatcher.container import DispatcherContainer
 from tgm.services.dispatcher.settings import DispatcherSettings
@@ -143,7 +143,7 @@ class Rig:
         self.container.telegram.override(providers.Object(self.telegram))
         self.container.external_api.override(providers.Object(self.api))
         self.actors = register_actors(self.broker, self.container)
-        self.queue = MailboxUpdateQueue(self.broker, mailbox_for(self.broker))
+        self.queue = MailboxUpdateQueue(self.broker, in_memory_mailbox_for(self.broker))
         self.worker = dramatiq.Worker(self.broker, worker_threads=4, worker_timeout=20)
 
     def send(self, update_id: int, text: str, chat_id: int = 4242, user_id: int = 9) -> UpdateEnvelope:

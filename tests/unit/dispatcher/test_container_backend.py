@@ -7,7 +7,7 @@ import pytest
 from dependency_injector import providers
 from dramatiq.brokers.stub import StubBroker
 
-from tgm.messaging.mailbox import InMemoryChatMailbox, RedisChatMailbox, mailbox_for
+from tgm.messaging.mailbox import InMemoryChatMailbox, RedisChatMailbox, in_memory_mailbox_for
 from tgm.services.dispatcher.adapters import broadcasts, interaction_stats, memory, redis_abuse
 from tgm.services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore, RedisCaptchaStore
 from tgm.services.dispatcher.adapters.dead_letters import RedisDeadLetters
@@ -81,7 +81,8 @@ def test_without_redis_every_adapter_is_in_memory() -> None:
     }
     for name, kind in expected.items():
         assert type(built[name]) is kind, name
-    assert built["mailbox"] is mailbox_for(broker), "the embedded gateway pushes to the mailbox its dispatcher drains"
+    embedded_gateways = in_memory_mailbox_for(broker)
+    assert built["mailbox"] is embedded_gateways, "the embedded gateway pushes to the mailbox its dispatcher drains"
     assert built["outbox_lane"] is not None and built["chat_lane"] is not None  # composed of the ports above
     assert not isinstance(built["chat_lane"], RedisChatLane)
     assert not isinstance(built["outbox_lane"], RedisOutboxLane)

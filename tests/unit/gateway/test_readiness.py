@@ -7,7 +7,6 @@ from dramatiq import Broker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
-from tgm.messaging.mailbox import redis_client_of
 from tgm.messaging.update_queue import InProcessUpdateQueue, RedisUpdateQueue
 from tgm.services.gateway.adapters.readiness import BrokerProbe
 from tgm.services.gateway.container import GatewayContainer
@@ -24,15 +23,8 @@ class Pinger:
         return self.answer
 
 
-def test_an_in_process_broker_has_no_redis_and_is_always_ready() -> None:
-    assert redis_client_of(StubBroker()) is None
+def test_without_redis_the_probe_is_always_ready() -> None:
     assert BrokerProbe(None)() is True
-
-
-def test_a_redis_broker_gives_its_own_client() -> None:
-    broker = RedisBroker(url="redis://127.0.0.1:1/0")  # type: ignore[no-untyped-call]  # connects lazily: no server
-    client = redis_client_of(broker)
-    assert isinstance(client, redis.Redis) and client is broker.client
 
 
 def test_the_probe_is_ready_only_when_redis_answers() -> None:
