@@ -20,6 +20,10 @@ class LockKeeperThread:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
+    @property
+    def keeper(self) -> LockKeeper:
+        return self._keeper
+
     def start(self) -> None:
         self._thread.start()
 
@@ -44,12 +48,12 @@ class LockKeeperThread:
             self._keeper.wait(delay)
 
 
-def running_lock_keeper() -> Iterator[LockKeeper]:
-    """A keeper with its thread, for a dependency-injector Resource: started on first use, stopped at shutdown."""
-    keeper = LockKeeper()
-    runner = LockKeeperThread(keeper)
+def running_lock_keeper() -> Iterator[LockKeeperThread]:
+    """A keeper on its thread, for a dependency-injector Resource: started on first use, stopped at shutdown. The
+    drains take its `keeper`; the liveness probe asks whether the thread is `alive`."""
+    runner = LockKeeperThread(LockKeeper())
     runner.start()
     try:
-        yield keeper
+        yield runner
     finally:
         runner.stop()

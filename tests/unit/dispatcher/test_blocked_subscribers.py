@@ -19,6 +19,7 @@ from tgm.domain.administration.register_bot import RegisterBot
 from tgm.domain.bots import Bot, BotSettings, BotStatus, BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import TelegramRequestFailed
+from tgm.domain.lane import LockKeeper
 from tgm.services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
 from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
 from tgm.services.dispatcher.adapters.subscribers import RegistryBlockedUsers
@@ -78,6 +79,7 @@ def drain_once(error: Exception, chat_id: int, reporter: Any) -> InMemoryDeadLet
         lambda: sender,
         dead,
         blocked_users=reporter,  # type: ignore[arg-type, return-value]
+        keeper=LockKeeper(),  # nothing runs it: the work here ends within the lock's TTL
     )
     store.push("b", str(chat_id), json.dumps(call_to(chat_id)).encode(), "c1")
     outbox("b", str(chat_id))

@@ -27,7 +27,8 @@ def envelope(update_id: int) -> UpdateEnvelope:
 @pytest.fixture
 def keeper() -> Iterator[LockKeeper]:
     """The process's keeper with its thread, as the dispatcher's container runs it."""
-    yield from running_lock_keeper()
+    for runner in running_lock_keeper():
+        yield runner.keeper
 
 
 def make(

@@ -12,6 +12,7 @@ import pytest
 from tgm.domain.bots import BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import SecretRejected, TelegramUnavailable, VaultUnavailable, is_transient
+from tgm.domain.lane import LockKeeper
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.drain_chat import DrainChat, DrainPolicy
 from tgm.messaging.mailbox import InMemoryChatMailbox
@@ -40,6 +41,7 @@ class Rig:
             self.dead,
             self.clock,
             policy=DrainPolicy(max_attempts=4, min_backoff_seconds=0.5, max_backoff_seconds=10.0),
+            keeper=LockKeeper(),  # nothing runs it: the work here ends within the lock's TTL
         )
 
     def run_until_idle(self, rounds: int) -> list[float]:
@@ -152,7 +154,7 @@ def test_a_queued_reply_waits_out_a_vault_outage_instead_of_being_dead_lettered(
     store = InMemoryOutboxStore()
     sender = FlakyTokenSender(down=20)  # the outbox gives up on a bug after 5 attempts
     dead = InMemoryDeadLetters()
-    outbox = DrainOutbox(store, InMemoryLocks(), OpenLimiter(), lambda: sender, dead)  # type: ignore[arg-type, return-value]
+    outbox = DrainOutbox(store, InMemoryLocks(), OpenLimiter(), lambda: sender, dead, keeper=LockKeeper())  # type: ignore[arg-type, return-value]
     call = {"id": "c1", "bot_id": "b", "chat_id": 5, "method": "send_message", "params": {"text": "hello"}}
     store.push("b", "5", json.dumps(call).encode(), "c1")
     delays = []

@@ -16,6 +16,7 @@ from tgm.domain.bots import BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.effects import effect_scope
 from tgm.domain.errors import TelegramRequestFailed
+from tgm.domain.lane import LockKeeper
 from tgm.domain.ports import SentMessage
 from tgm.services.dispatcher.adapters.direct_outbox import DirectOutbox
 from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
@@ -75,6 +76,7 @@ def test_the_drain_links_each_delivery_to_the_number_telegram_gave_it() -> None:
         lambda: sender,
         InMemoryDeadLetters(),
         links=links,  # type: ignore[arg-type]
+        keeper=LockKeeper(),  # nothing runs it: the work here ends within the lock's TTL
     )
     assert drain(bot_id, chat_key).sent == 3
     assert telegram.calls == [

@@ -14,6 +14,7 @@ from dramatiq.brokers.stub import StubBroker
 from tests.unit.dispatcher.test_blocked_subscribers import OpenLimiter
 from tgm.domain.bots import BotToken
 from tgm.domain.effects import NoEffectScope, effect_id, effect_scope
+from tgm.domain.lane import LockKeeper
 from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
 from tgm.services.dispatcher.outbound.calls import (
     AnswerCallbackQuery,
@@ -169,7 +170,7 @@ def test_a_queued_call_that_cannot_be_decoded_is_dead_lettered_at_once_and_the_l
     store.push("b", "5", json.dumps(legacy_wire(shape)).encode(), "c1")
     good = QueuedCall("c2", "b", SendMessage(5, "next"))
     store.push("b", "5", good.encode(), good.id)
-    drain = DrainOutbox(store, InMemoryLocks(), OpenLimiter(), lambda: sender, dead)  # type: ignore[arg-type, return-value]
+    drain = DrainOutbox(store, InMemoryLocks(), OpenLimiter(), lambda: sender, dead, keeper=LockKeeper())  # type: ignore[arg-type, return-value]
     assert drain("b", "5").sent == 1
     [letter] = dead.list()
     assert (letter.kind, letter.attempts, letter.payload["id"]) == ("outbound", 1, "c1")

@@ -13,6 +13,7 @@ from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, Co
 from tgm.domain.bots import BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.effects import effect_scope
+from tgm.domain.lane import LockKeeper
 from tgm.services.dispatcher.adapters.direct_outbox import DirectOutbox
 from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
 from tgm.services.dispatcher.outbound.drain import DrainOutbox
@@ -42,7 +43,7 @@ def test_a_queued_document_is_sent_byte_for_byte_with_the_bots_token() -> None:
     [(bot_id, chat_key)] = lanes
     queued = store.peek(bot_id, chat_key)
     assert queued is not None and TOKEN.encode() not in queued  # the queue never holds the token
-    drain = DrainOutbox(store, InMemoryLocks(), OpenLimiter(), lambda: sender, dead)  # type: ignore[arg-type]
+    drain = DrainOutbox(store, InMemoryLocks(), OpenLimiter(), lambda: sender, dead, keeper=LockKeeper())  # type: ignore[arg-type]
     assert drain(bot_id, chat_key).sent == 1
     assert telegram.documents == [(TOKEN, 42, "subscribers.csv", CONTENT, "text/csv", "📄")]
     assert dead.list() == []

@@ -15,6 +15,7 @@ from tgm.domain.broadcast import Broadcast, BroadcastState, Outcome, StartResult
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import BotNotFound, DependencyUnavailable, TelegramRequestFailed, TokenRejected
+from tgm.domain.lane import LockKeeper
 from tgm.domain.use_cases.broadcast import BroadcastPolicy, BroadcastStep, RunBroadcast
 from tgm.services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
 from tgm.services.dispatcher.adapters.memory import InMemoryLocks
@@ -133,6 +134,7 @@ class World:
             blocked_users=self.blocked,
             policy=BroadcastPolicy(batch_size=self.batch, progress_interval_seconds=5.0),
             sleep=self.sleeps.append,
+            keeper=LockKeeper(),  # nothing runs it: the work here ends within the lock's TTL
         )
 
     def run_until_idle(self, limit: int = 100) -> list[BroadcastStep]:

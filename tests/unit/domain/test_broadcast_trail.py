@@ -12,6 +12,7 @@ from tests.unit.manager.test_manager_bot import harness
 from tests.unit.manager.test_manager_broadcast import BroadcastHarness, EditingOutbox, FakeScheduler
 from tgm.domain.errors import DependencyUnavailable, TokenRejected
 from tgm.domain.events import Event, EventKind, Outcome
+from tgm.domain.lane import LockKeeper
 from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.use_cases.broadcast import BroadcastPolicy, RunBroadcast
@@ -54,6 +55,7 @@ class TrailWorld(World):
             policy=BroadcastPolicy(batch_size=self.batch, progress_interval_seconds=5.0),
             sleep=self.sleeps.append,
             events=self.events,
+            keeper=LockKeeper(),  # nothing runs it: the work here ends within the lock's TTL
         )
 
 

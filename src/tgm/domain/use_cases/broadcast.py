@@ -98,7 +98,8 @@ class RunBroadcast:
         clock: Clock,
         blocked_users: BlockedReporter | None = None,
         policy: BroadcastPolicy | None = None,
-        keeper: LockKeeper | None = None,
+        *,
+        keeper: LockKeeper,
         sleep: Callable[[float], object] = time.sleep,
         events: EventRecorder | None = None,
     ) -> None:
@@ -113,8 +114,7 @@ class RunBroadcast:
         self._clock = clock
         self._blocked_users = blocked_users
         self._policy = policy or BroadcastPolicy()
-        # The process's keeper, run by the service's wiring; the default renews nothing (tests with quick handlers).
-        self._keeper = keeper or LockKeeper()
+        self._keeper = keeper  # the process's, run by its thread (src/tgm/host/lock_keeper.py)
         self._sleep = sleep
 
     def __call__(self, broadcast_id: str) -> BroadcastStep:

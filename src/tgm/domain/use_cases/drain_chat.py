@@ -91,7 +91,8 @@ class DrainChat:
         guard: InboundGuard | None = None,
         policy: DrainPolicy | None = None,
         lane: ChatLane | None = None,
-        keeper: LockKeeper | None = None,
+        *,
+        keeper: LockKeeper,
     ) -> None:
         # The lane is what the drain talks to; by default it is made of the fine-grained ports (one call each),
         # on Redis the dispatcher passes a lane that does each step in one round trip.
@@ -101,8 +102,9 @@ class DrainChat:
         self._clock = clock
         self._guard = guard
         self._policy = policy or DrainPolicy()
-        # The process's keeper, run by the service's wiring; the default renews nothing (tests with quick handlers).
-        self._keeper = keeper or LockKeeper()
+        # The process's keeper, run by its thread (src/tgm/host/lock_keeper.py): required, since a keeper nothing
+        # runs renews nothing and a long handler would lose the chat to another drain.
+        self._keeper = keeper
 
     def __call__(self, bot_id: str, chat_key: str) -> DrainResult:
         totals = DrainResult()

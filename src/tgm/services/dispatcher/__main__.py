@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tgm.config.production import production_refusal
 from tgm.domain.callback_tokens import MIN_KEY_BYTES
+from tgm.host.lock_keeper import LockKeeperThread
 from tgm.host.signals import stop_event_on_signals
 from tgm.observability.error_tracking import configure_error_tracking
 from tgm.observability.logging import configure_logging
@@ -88,7 +90,7 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     stop_stats = start_flusher(
         container.interaction_recorder(), container.registry_admin(), settings.stats_flush_interval_seconds
     )
-    metrics = _start_metrics(settings, broker, worker)
+    metrics = _start_metrics(settings, broker, worker, container.lock_keeper_thread())
     logger.info("dispatcher started", extra={"threads": settings.dispatcher_threads})
     try:
         while not stop.wait(1.0):
@@ -105,29 +107,36 @@ def serve(settings: DispatcherSettings, prepare: Callable[[Any], None] | None = 
     return 0
 
 
-def _start_metrics(settings: DispatcherSettings, broker: Any, worker: Any) -> Any:
-    """`/metrics` (counters + queue sizes) and the probes: alive while every worker thread runs; ready while
-    Redis answers too."""
+def liveness(worker_threads: Iterable[threading.Thread], keeper: LockKeeperThread) -> dict[str, bool]:
+    """Alive while every worker thread runs and so does the lock keeper's: without it no lock is renewed, and every
+    long handler or send would lose its chat to another drain (a restart is the cure)."""
+    from tgm.observability.metrics import all_alive
+
+    return {"worker_threads": all_alive(worker_threads), "lock_keeper": keeper.alive}
+
+
+def _start_metrics(settings: DispatcherSettings, broker: Any, worker: Any, keeper: LockKeeperThread) -> Any:
+    """`/metrics` (counters + queue sizes) and the probes: alive per `liveness`; ready while Redis answers too."""
     from prometheus_client import REGISTRY
 
-    from tgm.observability.metrics import QueueSizeCollector, all_alive, start_metrics_server
+    from tgm.observability.metrics import QueueSizeCollector, start_metrics_server
     from tgm.services.dispatcher.workers.actors import DISPATCHER_QUEUES
 
     if settings.metrics_port <= 0:
         return start_metrics_server("dispatcher", settings.metrics_host, 0)
     REGISTRY.register(QueueSizeCollector(broker.client, DISPATCHER_QUEUES))
 
-    def liveness() -> dict[str, bool]:
-        return {"worker_threads": all_alive(worker.workers)}
+    def alive() -> dict[str, bool]:
+        return liveness(worker.workers, keeper)
 
     def readiness() -> dict[str, bool]:
         try:
             redis_ok = bool(broker.client.ping())
         except Exception:
             redis_ok = False
-        return {**liveness(), "redis": redis_ok}
+        return {**alive(), "redis": redis_ok}
 
-    return start_metrics_server("dispatcher", settings.metrics_host, settings.metrics_port, liveness, readiness)
+    return start_metrics_server("dispatcher", settings.metrics_host, settings.metrics_port, alive, readiness)
 
 
 def main(argv: list[str] | None = None) -> int:

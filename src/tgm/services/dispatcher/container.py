@@ -433,7 +433,8 @@ class DispatcherContainer(containers.DeclarativeContainer):
     )
     # One thread per process renews every chat, outbox and broadcast lock its workers hold while they work: the
     # domain's keeper holds the schedule, this Resource owns its thread (started on first use, stopped at shutdown).
-    lock_keeper = providers.Resource(running_lock_keeper)
+    lock_keeper_thread = providers.Resource(running_lock_keeper)
+    lock_keeper = lock_keeper_thread.provided.keeper
     run_broadcast = providers.ThreadSafeSingleton(
         RunBroadcast,
         store=broadcast_store,

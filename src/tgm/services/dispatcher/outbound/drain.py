@@ -61,7 +61,8 @@ class DrainOutbox:
         dead_letters: DeadLetters,
         policy: OutboxPolicy | None = None,
         lane: OutboxLane | None = None,
-        keeper: LockKeeper | None = None,
+        *,
+        keeper: LockKeeper,
         blocked_users: BlockedUsers | None = None,
         links: InboxLinks | None = None,
     ) -> None:
@@ -69,7 +70,7 @@ class DrainOutbox:
         self._blocked_users = blocked_users
         self._store = store
         self._lane: OutboxLane = lane or ComposedOutboxLane(store, locks)
-        self._keeper = keeper or LockKeeper()
+        self._keeper = keeper  # the process's, run by its thread (src/tgm/host/lock_keeper.py)
         self._limiter = limiter
         self._sender = sender
         self._dead = dead_letters
