@@ -7,6 +7,7 @@ from __future__ import annotations
 from tests.emulator.conftest import USER, Emu, WebhookReceiver, wait_until
 from tests.emulator.test_spec_contract import param_problems, problems, result_problems
 from tgm.domain.bots import BotToken
+from tgm.domain.outbound import CopyMessage
 from tgm.telegram_http.client import HttpTelegramApi
 
 ADMIN = {"id": 700002, "first_name": "Admin", "language_code": "en"}
@@ -18,9 +19,8 @@ def test_a_users_message_is_copied_into_another_chat_by_the_bot(emu: Emu) -> Non
     emu.user_says(bot["id"], "/start", user=ADMIN)
     markup = {"inline_keyboard": [[{"text": "Block", "callback_data": "b"}]]}
     with HttpTelegramApi(emu.base_url, timeout_seconds=5) as api:
-        copied = api.copy_message(
-            BotToken(bot["token"]), ADMIN["id"], USER["id"], original["message_id"], reply_markup=markup
-        )
+        copy_of = CopyMessage(ADMIN["id"], USER["id"], original["message_id"], reply_markup=markup)
+        copied = api.copy_message(BotToken(bot["token"]), copy_of)
     assert copied.chat_id == ADMIN["id"]
     copy = next(m for m in emu.messages(bot["id"], ADMIN["id"]) if m["message_id"] == copied.message_id)
     assert copy["from_bot"] and copy["text"] == "where is my order?" and copy["reply_markup"] == markup

@@ -8,6 +8,7 @@ import base64
 from tests.emulator.conftest import USER, Emu
 from tests.emulator.test_spec_contract import param_problems, result_problems
 from tgm.domain.bots import BotToken
+from tgm.domain.outbound import SendDocument
 from tgm.telegram_http.client import HttpTelegramApi
 
 CSV = "telegram_user_id,status\r\n7,active\r\n8,ação\r\n".encode()
@@ -17,9 +18,8 @@ def test_an_uploaded_document_reaches_the_chat_byte_for_byte(emu: Emu) -> None:
     bot = emu.create_bot("doc_bot")
     emu.user_says(bot["id"], "/start")
     with HttpTelegramApi(emu.base_url, timeout_seconds=5) as api:
-        sent = api.send_document(
-            BotToken(bot["token"]), USER["id"], "subscribers.csv", CSV, mime_type="text/csv", caption="📄 Assinantes"
-        )
+        document = SendDocument(USER["id"], "subscribers.csv", CSV, mime_type="text/csv", caption="📄 Assinantes")
+        sent = api.send_document(BotToken(bot["token"]), document)
     assert sent.chat_id == USER["id"]
     message = next(m for m in emu.messages(bot["id"], USER["id"]) if m["message_id"] == sent.message_id)
     document = message["document"]

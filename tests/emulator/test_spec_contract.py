@@ -17,6 +17,7 @@ import pytest
 
 from tests.emulator.conftest import USER, Emu, WebhookReceiver, wait_until
 from tgm.domain.bots import BotToken
+from tgm.domain.outbound import EditMessageText, SendMessage
 from tgm.domain.ports import WebhookRegistration
 from tgm.telegram_http.client import HttpTelegramApi
 
@@ -120,11 +121,12 @@ def test_http_client_sends_only_documented_parameters(emu: Emu, receiver: Webhoo
     with HttpTelegramApi(emu.base_url, timeout_seconds=5) as api:
         assert api.get_me(token).can_manage_bots is True
         api.set_webhook(token, WebhookRegistration(receiver.url(), "sec_ret", ["message", "callback_query"]))
-        sent = api.send_message(
-            token, USER["id"], "<b>hi</b>", parse_mode="HTML", reply_markup=markup, disable_web_page_preview=True
+        hello = SendMessage(
+            USER["id"], "<b>hi</b>", parse_mode="HTML", reply_markup=markup, disable_web_page_preview=True
         )
+        sent = api.send_message(token, hello)
         assert sent.chat_id == USER["id"]
-        api.edit_message_text(token, USER["id"], sent.message_id, "edited", reply_markup=markup)
+        api.edit_message_text(token, EditMessageText(USER["id"], sent.message_id, "edited", reply_markup=markup))
         query = emu.http.post(
             f"/_emulator/bots/{manager['id']}/callbacks",
             json={"user": USER, "chat_id": USER["id"], "message_id": sent.message_id, "data": "y"},

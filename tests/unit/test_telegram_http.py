@@ -16,6 +16,7 @@ import pytest
 
 from tgm.domain.bots import BotToken
 from tgm.domain.errors import DomainError, TelegramRequestFailed, TelegramUnavailable, TokenRejected
+from tgm.domain.outbound import SendMessage
 from tgm.domain.ports import WebhookRegistration
 from tgm.telegram_http.client import HttpTelegramApi
 
@@ -149,7 +150,7 @@ def test_success_paths_and_what_is_sent(telegram: FakeTelegram) -> None:
     assert (info.telegram_bot_id, info.username, info.first_name, info.can_manage_bots) == (
         5550001234, "shop_bot", "Shop", True,
     )  # fmt: skip
-    sent = api.send_message(TOKEN, 77, "hi", disable_web_page_preview=True)
+    sent = api.send_message(TOKEN, SendMessage(77, "hi", disable_web_page_preview=True))
     assert (sent.message_id, sent.chat_id) == (42, 77)
     api.set_webhook(TOKEN, WebhookRegistration("https://h/x", "sec", ["message"]))
     assert api.get_managed_bot_token(TOKEN, 5550009999).telegram_bot_id == 5550009999
@@ -169,12 +170,12 @@ def test_get_me_token_refusals_are_token_rejected(telegram: FakeTelegram, status
 
 def test_revoked_token_on_send_is_token_rejected(telegram: FakeTelegram) -> None:
     with pytest.raises(TokenRejected):
-        api_answering(telegram, fail(401, "Unauthorized")).send_message(TOKEN, 1, "x")
+        api_answering(telegram, fail(401, "Unauthorized")).send_message(TOKEN, SendMessage(1, "x"))
 
 
 def test_bad_request_is_request_failed(telegram: FakeTelegram) -> None:
     with pytest.raises(TelegramRequestFailed) as caught:
-        api_answering(telegram, fail(400, "Bad Request: chat not found")).send_message(TOKEN, 1, "x")
+        api_answering(telegram, fail(400, "Bad Request: chat not found")).send_message(TOKEN, SendMessage(1, "x"))
     assert caught.value.error_code == 400
     assert caught.value.description == "Bad Request: chat not found"
     assert caught.value.retry_after is None
@@ -183,7 +184,7 @@ def test_bad_request_is_request_failed(telegram: FakeTelegram) -> None:
 def test_flood_answer_carries_retry_after(telegram: FakeTelegram) -> None:
     answer = fail(429, "Too Many Requests: retry after 7", parameters={"retry_after": 7})
     with pytest.raises(TelegramRequestFailed) as caught:
-        api_answering(telegram, answer).send_message(TOKEN, 1, "x")
+        api_answering(telegram, answer).send_message(TOKEN, SendMessage(1, "x"))
     assert (caught.value.error_code, caught.value.retry_after) == (429, 7)
 
 
@@ -216,7 +217,7 @@ def test_network_and_server_failures_are_unavailable(telegram: FakeTelegram, kin
 @pytest.mark.parametrize("kind", ["connect", "timeout", "401", "echo", "500-echo"])
 def test_no_exception_reveals_the_token(telegram: FakeTelegram, kind: str) -> None:
     api = failing_api(kind, telegram)
-    for action in (lambda: api.get_me(TOKEN), lambda: api.send_message(TOKEN, 1, "x")):
+    for action in (lambda: api.get_me(TOKEN), lambda: api.send_message(TOKEN, SendMessage(1, "x"))):
         with pytest.raises(DomainError) as caught:
             action()
         said = everything_said_about(caught.value)

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 from tgm.domain.bots import Bot, CaptchaMode
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
+from tgm.domain.effects import EffectIds
 from tgm.domain.messages import render
+from tgm.domain.outbound import AnswerCallbackQuery, EditMessageText, OutboundCall, SendMessage
 from tgm.domain.ports import Outbox
 from tgm.domain.telegram_update import UpdateKind
 from tgm.domain.updates import UpdateEnvelope
@@ -127,8 +130,13 @@ class CaptchaGuard:
         mode = bot.settings.captcha_mode
         return mode == CaptchaMode.ON or (mode == CaptchaMode.AUTO and self._store.under_attack(bot.id))
 
-    def intercept(self, bot: Bot, envelope: UpdateEnvelope, user_id: int | None) -> str | None:
-        """None to let the update through; else the outcome's action (the update was answered or dropped here)."""
+    def intercept(self, bot: Bot, envelope: UpdateEnvelope, user_id: int | None, effects: EffectIds) -> str | None:
+        """None to let the update through; else the outcome's action (the update was answered or dropped here).
+        `effects`: the update's, for what it answers."""
+
+        def send(call: OutboundCall) -> None:
+            self._outbox.send(bot.id, call, effect_id=effects.next())
+
         if user_id is None:
             return None
         chat_id = envelope.chat_id
@@ -145,25 +153,21 @@ class CaptchaGuard:
         view = envelope.view
         if gate.locked_for_seconds > 0:
             if view.callback_id is not None:
-                self._outbox.answer_callback_query(bot.id, view.callback_id, None)  # stop the spinner, say nothing
+                send(AnswerCallbackQuery(view.callback_id))  # stop the spinner, say nothing
             return "captcha:locked"
         if view.kind is UpdateKind.CALLBACK_QUERY and chat_id is not None:
             choice = self._choice_of(view.callback_data, user_id, chat_id)
             if choice is not None:
-                return self._answer(bot, envelope, user_id, chat_id, choice)
+                return self._answer(bot, envelope, user_id, chat_id, choice, send)
         if chat_id is None:
             return "captcha:no_chat"
         challenge = new_challenge(self._rng)
         if not self._store.open(bot.id, user_id, challenge.answer_code, self._policy.challenge_seconds):
             if view.callback_id is not None:
-                self._outbox.answer_callback_query(bot.id, view.callback_id, None)
+                send(AnswerCallbackQuery(view.callback_id))
             return "captcha:pending"  # one challenge message per user while it is open
-        self._outbox.send_message(
-            bot.id,
-            chat_id,
-            render("captcha_challenge", _language(envelope, bot), emoji=challenge.target),
-            reply_markup=self._keyboard(challenge, user_id, chat_id),
-        )
+        text = render("captcha_challenge", _language(envelope, bot), emoji=challenge.target)
+        send(SendMessage(chat_id, text, reply_markup=self._keyboard(challenge, user_id, chat_id)))
         return "captcha:challenged"
 
     def _choice_of(self, data: str | None, user_id: int, chat_id: int) -> int | None:
@@ -179,6 +183,7 @@ class CaptchaGuard:
         user_id: int,
         chat_id: int,
         choice: int,
+        send: Callable[[OutboundCall], None],
     ) -> str:
         lang = _language(envelope, bot)
         retry = new_challenge(self._rng)
@@ -189,31 +194,29 @@ class CaptchaGuard:
         message_id = envelope.view.message_id  # the challenge message the button is under
         if outcome is AnswerOutcome.PASSED:
             if callback_id is not None:
-                self._outbox.answer_callback_query(bot.id, callback_id, "✅")
+                send(AnswerCallbackQuery(callback_id, "✅"))
             if message_id is not None:
-                self._outbox.edit_message_text(bot.id, chat_id, message_id, render("captcha_passed", lang))
+                send(EditMessageText(chat_id, message_id, render("captcha_passed", lang)))
             return "captcha:passed"
         if outcome is AnswerOutcome.WRONG:
             if callback_id is not None:
-                self._outbox.answer_callback_query(bot.id, callback_id, render("captcha_wrong", lang, left=left))
+                send(AnswerCallbackQuery(callback_id, render("captcha_wrong", lang, left=left)))
             text = render("captcha_challenge", lang, emoji=retry.target)
             keyboard = self._keyboard(retry, user_id, chat_id)
             if message_id is not None:  # the same message, a new challenge: the old buttons are gone
-                self._outbox.edit_message_text(bot.id, chat_id, message_id, text, reply_markup=keyboard)
+                send(EditMessageText(chat_id, message_id, text, reply_markup=keyboard))
             else:
-                self._outbox.send_message(bot.id, chat_id, text, reply_markup=keyboard)
+                send(SendMessage(chat_id, text, reply_markup=keyboard))
             return "captcha:wrong"
         if outcome is AnswerOutcome.LOCKED:
             minutes = max(1, math.ceil(self._policy.lock_seconds / 60))
             if callback_id is not None:
-                self._outbox.answer_callback_query(bot.id, callback_id, render("captcha_locked", lang, minutes=minutes))
+                send(AnswerCallbackQuery(callback_id, render("captcha_locked", lang, minutes=minutes)))
             if message_id is not None:
-                self._outbox.edit_message_text(
-                    bot.id, chat_id, message_id, render("captcha_locked", lang, minutes=minutes)
-                )
+                send(EditMessageText(chat_id, message_id, render("captcha_locked", lang, minutes=minutes)))
             return "captcha:locked"
         if callback_id is not None:  # an expired challenge's button: answered, a new one on the next message
-            self._outbox.answer_callback_query(bot.id, callback_id, render("captcha_expired", lang))
+            send(AnswerCallbackQuery(callback_id, render("captcha_expired", lang)))
         return "captcha:expired"
 
     def _keyboard(self, challenge: Challenge, user_id: int, chat_id: int) -> dict[str, object]:

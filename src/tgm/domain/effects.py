@@ -1,12 +1,10 @@
-"""Deterministic ids for the side effects of one unit of work, so running it again never repeats them.
+"""Idempotency keys for the side effects of one unit of work, so running it again never repeats them.
 
-DrainChat runs a handler inside `effect_scope(f"{bot_id}:{update_id}")` (RunApiCall: the job id and
-attempt); every outbound call the handler queues takes `next_effect_id()`: sha256 of the scope and a
-counter, so the n-th reply of a re-run handler has the id of the n-th reply of the first run, and the
-outbox's idempotent push (SET NX on the id) drops the copy. Outside a scope there is no id: a side effect
-made elsewhere (a broadcast's progress, a tool) opens its own scope at its origin, with `new_effect_key()` when
-nothing makes it repeatable; one made by mistake outside any unit of work raises NoEffectScope instead of
-quietly losing "send once".
+A unit of work names its `EffectIds` after itself — an update `EffectIds.for_update(envelope)` (its bot and
+update_id), an API-call job its id and attempt — and passes `effects.next()` explicitly with each call it makes
+(`Outbox.send(..., effect_id=...)`): sha256 of the name and a counter, so the n-th call of a re-run handler has the id
+of the n-th call of the first run, and the outbox's idempotent push (SET NX on the id) drops the copy. Work that is
+never re-run as such (a broadcast's progress) uses `EffectIds.unrepeatable()`.
 """
 
 from __future__ import annotations
@@ -14,46 +12,34 @@ from __future__ import annotations
 import hashlib
 import itertools
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-
-@dataclass
-class _Scope:
-    key: str
-    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-
-
-_SCOPE: ContextVar[_Scope | None] = ContextVar("tgm_effect_scope", default=None)
-
-
-@contextmanager
-def effect_scope(key: str) -> Iterator[None]:
-    token = _SCOPE.set(_Scope(key))
-    try:
-        yield
-    finally:
-        _SCOPE.reset(token)
+if TYPE_CHECKING:
+    from tgm.domain.updates import UpdateEnvelope
 
 
 def effect_id(key: str, n: int) -> str:
     return hashlib.sha256(f"{key}:{n}".encode()).hexdigest()[:32]
 
 
-class NoEffectScope(RuntimeError):
-    """A side effect asked for its id outside any effect scope: its origin must open one (a bug, not a retry)."""
+class EffectIds:
+    """The ids of one unit of work's side effects, in the order it makes them. One run, one thread: not shared."""
 
+    def __init__(self, key: str) -> None:
+        self._key = key
+        self._counter = itertools.count(1)
 
-def new_effect_key() -> str:
-    """A fresh scope key, for a unit of work that is never re-run as such (each run is new)."""
-    return uuid.uuid4().hex
+    @classmethod
+    def for_update(cls, envelope: UpdateEnvelope, part: str = "") -> EffectIds:
+        """The update's (bot, update_id): the same for every delivery of it. `part` sets apart effects made
+        outside its handler (the inbound guard's refusal notice)."""
+        key = f"{envelope.bot_id}:{envelope.update_id}"
+        return cls(f"{key}:{part}" if part else key)
 
+    @classmethod
+    def unrepeatable(cls) -> EffectIds:
+        """For work that each run does anew (nothing to deduplicate against)."""
+        return cls(uuid.uuid4().hex)
 
-def next_effect_id() -> str:
-    """The next side effect's id in the current scope; NoEffectScope outside one."""
-    scope = _SCOPE.get()
-    if scope is None:
-        raise NoEffectScope("a side effect outside any effect scope: open effect_scope() where the work starts")
-    return effect_id(scope.key, next(scope.counter))
+    def next(self) -> str:
+        return effect_id(self._key, next(self._counter))

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tgm.domain.bots import RateRule
+from tgm.domain.effects import EffectIds
 from tgm.domain.messages import render
+from tgm.domain.outbound import AnswerCallbackQuery, OutboundCall, SendMessage
 from tgm.domain.ports import Cooldowns, Outbox, RateLimiter
 from tgm.domain.telegram_update import MalformedUpdate, UpdateKind
 from tgm.domain.updates import UpdateEnvelope
@@ -215,12 +217,18 @@ class InboundGuard:
     def _stop_spinner(self, envelope: UpdateEnvelope) -> None:
         callback_id = envelope.view.callback_id
         if callback_id is not None:
-            self._outbox.answer_callback_query(envelope.bot_id, callback_id, None)
+            self._send(envelope, AnswerCallbackQuery(callback_id))
 
     def _tell(self, envelope: UpdateEnvelope, text: str) -> None:
         callback_id = envelope.view.callback_id
         if callback_id is not None:
-            self._outbox.answer_callback_query(envelope.bot_id, callback_id, text)
+            self._send(envelope, AnswerCallbackQuery(callback_id, text))
             return
         if envelope.chat_id is not None:
-            self._outbox.send_message(envelope.bot_id, envelope.chat_id, text)
+            self._send(envelope, SendMessage(envelope.chat_id, text))
+
+    def _send(self, envelope: UpdateEnvelope, notice: OutboundCall) -> None:
+        """The one notice of a refusal: its id derives from the update, apart from its handler's answers (a refused
+        update is not handled; one checked again after a crash tells the user once)."""
+        effect_id = EffectIds.for_update(envelope, "guard").next()
+        self._outbox.send(envelope.bot_id, notice, effect_id=effect_id)

@@ -30,11 +30,13 @@ from tgm.domain.administration.ports import BlockUser, SettingsChange, UnblockUs
 from tgm.domain.administration.setting_rules import MAX_BLOCK_SECONDS
 from tgm.domain.bots import Bot
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
+from tgm.domain.effects import EffectIds
 from tgm.domain.errors import DomainError
 from tgm.domain.events import Event, EventKind, EventRecorder, Outcome, telegram_actor
 from tgm.domain.inbound import sender_of
 from tgm.domain.messages import render
-from tgm.domain.ports import Clock, Cooldowns
+from tgm.domain.outbound import AnswerCallbackQuery, CopyMessage, EditMessageText, SendMessage
+from tgm.domain.ports import Clock, Cooldowns, Outbox
 from tgm.domain.updates import UpdateEnvelope
 
 logger = logging.getLogger(__name__)
@@ -78,48 +80,6 @@ class InboxLinks(Protocol):
     def reachable(self, bot_id: str, admin_id: int) -> bool: ...
 
 
-class InboxOutbox(Protocol):
-    """The sends the inbox needs: an Outbox whose messages can be linked once Telegram numbered them."""
-
-    def send_message(
-        self,
-        bot_id: str,
-        chat_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-        disable_web_page_preview: bool = False,
-        link_chat_id: int | None = None,
-    ) -> None:
-        """`link_chat_id`: once sent, the message is linked to that user's chat (InboxLinks.link)."""
-        ...
-
-    def copy_message(
-        self,
-        bot_id: str,
-        chat_id: int,
-        from_chat_id: int,
-        message_id: int,
-        *,
-        reply_markup: dict[str, Any] | None = None,
-        link_chat_id: int | None = None,
-    ) -> None: ...
-
-    def edit_message_text(
-        self,
-        bot_id: str,
-        chat_id: int,
-        message_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-    ) -> None: ...
-
-    def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None: ...
-
-
 class SettingsChanger(Protocol):
     """The registry's settings RPC (BotAdmin.update_settings): checks that `actor_id` administers the bot."""
 
@@ -148,7 +108,7 @@ class FeedbackInbox:
     def __init__(
         self,
         links: InboxLinks,
-        outbox: InboxOutbox,
+        outbox: Outbox,
         tokens: CallbackTokens,
         admin: SettingsChanger,
         cooldowns: Cooldowns | None = None,
@@ -169,9 +129,10 @@ class FeedbackInbox:
         self._cooldowns = cooldowns
         self._policy = policy or InboxPolicy()
 
-    def handle_message(self, bot: Bot, envelope: UpdateEnvelope, answered: bool) -> str | None:
-        """A private message to the bot. `answered`: the bot answers it itself (a command it knows). The outcome's
-        action when the inbox took the message; None to let the bot go on as without an inbox."""
+    def handle_message(self, bot: Bot, envelope: UpdateEnvelope, answered: bool, effects: EffectIds) -> str | None:
+        """A private message to the bot. `answered`: the bot answers it itself (a command it knows); `effects`: the
+        update's. The outcome's action when the inbox took the message; None to let the bot go on as without an
+        inbox."""
         message = envelope.message
         sender = sender_of(envelope)
         sender_id = envelope.view.sender_id
@@ -190,7 +151,7 @@ class FeedbackInbox:
             if not enabled:
                 return None
             if reply_to is not None:
-                return self._relay_reply(bot, envelope, chat_id, reply_to)
+                return self._relay_reply(bot, envelope, chat_id, reply_to, effects)
             return None if answered else "inbox:admin_ignored"  # never looped into their own inbox
         if not enabled or answered:
             return None
@@ -198,11 +159,10 @@ class FeedbackInbox:
             # A reply to an inbox delivery in their own chat: they were an admin when it came. No longer one (revoked,
             # left) or not known now (registry unreachable): nothing is relayed, nor handed to the team as theirs.
             lang = envelope.view.language or bot.settings.language
-            self._outbox.send_message(
-                bot.id, chat_id, render("inbox_not_admin" if known else "inbox_unavailable", lang)
-            )
+            refusal = SendMessage(chat_id, render("inbox_not_admin" if known else "inbox_unavailable", lang))
+            self._outbox.send(bot.id, refusal, effect_id=effects.next())
             return "inbox:reply_refused"
-        return self._deliver(bot, envelope, sender, chat_id, message, members)
+        return self._deliver(bot, envelope, sender, chat_id, message, members, effects)
 
     def _members(self, bot: Bot) -> tuple[frozenset[int], bool]:
         """(who runs the bot, whether that is known). Unknown (the registry unreachable): the owner only, whom the
@@ -228,6 +188,7 @@ class FeedbackInbox:
         chat_id: int,
         message: dict[str, Any],
         members: frozenset[int],
+        effects: EffectIds,
     ) -> str:
         message_id = envelope.view.message_id
         user_id = envelope.view.sender_id
@@ -241,38 +202,40 @@ class FeedbackInbox:
             if self._cooldowns is None or self._cooldowns.start(
                 f"inbox-busy:{bot.id}:{user_id}", self._policy.ack_cooldown_seconds
             ):
-                self._outbox.send_message(bot.id, chat_id, render("inbox_busy", envelope.view.language or lang))
+                busy = SendMessage(chat_id, render("inbox_busy", envelope.view.language or lang))
+                self._outbox.send(bot.id, busy, effect_id=effects.next())
             return "inbox:busy"
         for admin_id in open_chats:
             header = render("inbox_header", lang, sender=describe_sender(sender), user_id=user_id)
-            self._outbox.send_message(
-                bot.id,
-                admin_id,
-                header,
-                parse_mode="HTML",
-                reply_markup=self._button(bot, CallbackAction.INBOX_BLOCK, "btn_inbox_block", lang, admin_id),
-                link_chat_id=chat_id,
-            )
-            self._outbox.copy_message(bot.id, admin_id, chat_id, message_id, link_chat_id=chat_id)
+            block = self._button(bot, CallbackAction.INBOX_BLOCK, "btn_inbox_block", lang, admin_id)
+            header_message = SendMessage(admin_id, header, parse_mode="HTML", reply_markup=block)
+            self._outbox.send(bot.id, header_message, effect_id=effects.next(), link_chat_id=chat_id)
+            copy = CopyMessage(admin_id, chat_id, message_id)
+            self._outbox.send(bot.id, copy, effect_id=effects.next(), link_chat_id=chat_id)
         if self._policy.ack and (
             self._cooldowns is None
             or self._cooldowns.start(f"inbox-ack:{bot.id}:{user_id}", self._policy.ack_cooldown_seconds)
         ):
-            self._outbox.send_message(bot.id, chat_id, render("inbox_ack", envelope.view.language or lang))
+            ack = SendMessage(chat_id, render("inbox_ack", envelope.view.language or lang))
+            self._outbox.send(bot.id, ack, effect_id=effects.next())
         return "inbox:delivered"
 
-    def _relay_reply(self, bot: Bot, envelope: UpdateEnvelope, chat_id: int, replied_id: int) -> str:
+    def _relay_reply(
+        self, bot: Bot, envelope: UpdateEnvelope, chat_id: int, replied_id: int, effects: EffectIds
+    ) -> str:
         user_chat = self._linked(bot, chat_id, replied_id)
         message_id = envelope.view.message_id
         if user_chat is None or message_id is None:
             lang = envelope.view.language or bot.settings.language
-            self._outbox.send_message(bot.id, chat_id, render("inbox_reply_unknown", lang))
+            unknown = SendMessage(chat_id, render("inbox_reply_unknown", lang))
+            self._outbox.send(bot.id, unknown, effect_id=effects.next())
             return "inbox:reply_unknown"
-        self._outbox.copy_message(bot.id, user_chat, chat_id, message_id)
+        self._outbox.send(bot.id, CopyMessage(user_chat, chat_id, message_id), effect_id=effects.next())
         return "inbox:replied"
 
-    def handle_callback(self, bot: Bot, envelope: UpdateEnvelope) -> str | None:
-        """A press of an inbox button; None when the press is not one (another feature's, or forged)."""
+    def handle_callback(self, bot: Bot, envelope: UpdateEnvelope, effects: EffectIds) -> str | None:
+        """A press of an inbox button; None when the press is not one (another feature's, or forged). `effects`: the
+        update's."""
         view = envelope.view
         presser, data, held_id, chat_id = view.sender_id, view.callback_data, view.message_id, view.chat_id
         if view.callback_id is None or presser is None or data is None:
@@ -292,7 +255,7 @@ class FeedbackInbox:
         members, known = self._members(bot)
         # Unknown team: only the owner may press (fail closed); the registry re-checks the presser's role anyway.
         if presser not in members or user_chat is None:
-            self._answer(bot, callback_id, render("callback_invalid" if known else "inbox_unavailable", lang))
+            self._answer(bot, callback_id, render("callback_invalid" if known else "inbox_unavailable", lang), effects)
             return "inbox:button_refused"
         block = claim.action is CallbackAction.INBOX_BLOCK
         change: SettingsChange = BlockUser(user_chat, MAX_BLOCK_SECONDS) if block else UnblockUser(user_chat)
@@ -302,15 +265,16 @@ class FeedbackInbox:
             # Refused (not theirs any more, already unblocked…) or the registry is down: said, nothing changed.
             reason = getattr(exc, "code", "")
             said = render("inbox_unblocked" if reason == "user_not_blocked" else "callback_invalid", lang)
-            self._answer(bot, callback_id, said)
+            self._answer(bot, callback_id, said, effects)
             return "inbox:button_failed"
-        self._answer(bot, callback_id, render("inbox_blocked" if block else "inbox_unblocked", lang))
+        self._answer(bot, callback_id, render("inbox_blocked" if block else "inbox_unblocked", lang), effects)
         self._record(bot, presser, user_chat, block)
         text = view.text
         if text:  # the header as shown, plain; the next button undoes this one
             undo = CallbackAction.INBOX_UNBLOCK if block else CallbackAction.INBOX_BLOCK
             markup = self._button(bot, undo, "btn_inbox_unblock" if block else "btn_inbox_block", lang, chat_id)
-            self._outbox.edit_message_text(bot.id, chat_id, held_id, text, reply_markup=markup)
+            edit = EditMessageText(chat_id, held_id, text, reply_markup=markup)
+            self._outbox.send(bot.id, edit, effect_id=effects.next())
         return "inbox:blocked" if block else "inbox:unblocked"
 
     def _record(self, bot: Bot, presser: int, user_id: int, block: bool) -> None:
@@ -322,9 +286,9 @@ class FeedbackInbox:
         details = {"user": str(user_id)}
         self._events.record(Event(self._clock.now(), kind, telegram_actor(presser), bot.id, Outcome.DONE, details))
 
-    def _answer(self, bot: Bot, callback_id: object, text: str) -> None:
+    def _answer(self, bot: Bot, callback_id: object, text: str, effects: EffectIds) -> None:
         if isinstance(callback_id, str):
-            self._outbox.answer_callback_query(bot.id, callback_id, text)
+            self._outbox.send(bot.id, AnswerCallbackQuery(callback_id, text), effect_id=effects.next())
 
     def _button(self, bot: Bot, action: CallbackAction, key: str, lang: str, admin_id: int) -> dict[str, Any]:
         # Signed for this bot, and for the admin in their own chat with it (a private chat's id is its user's).

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from tgm.domain.bots import Bot, BotToken, TelegramBotInfo
+from tgm.domain.outbound import CopyMessage, EditMessageText, OutboundCall, SendDocument, SendMessage
 from tgm.domain.updates import UpdateEnvelope
 
 
@@ -67,34 +68,14 @@ class TelegramApi(Protocol):
 
     def delete_webhook(self, token: BotToken, drop_pending_updates: bool = False) -> None: ...
 
-    def send_message(
-        self,
-        token: BotToken,
-        chat_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-        disable_web_page_preview: bool = False,
-    ) -> SentMessage: ...
+    def send_message(self, token: BotToken, message: SendMessage) -> SentMessage: ...
 
-    def edit_message_text(
-        self,
-        token: BotToken,
-        chat_id: int,
-        message_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-    ) -> SentMessage: ...
+    def edit_message_text(self, token: BotToken, edit: EditMessageText) -> SentMessage: ...
 
     def delete_message(self, token: BotToken, chat_id: int, message_id: int) -> None: ...
 
-    def send_document(
-        self, token: BotToken, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
-    ) -> SentMessage:
-        """Uploads `content` as a document."""
+    def send_document(self, token: BotToken, document: SendDocument) -> SentMessage:
+        """Uploads the document (multipart)."""
         ...
 
     def get_managed_bot_token(self, manager_token: BotToken, user_id: int) -> BotToken:
@@ -103,17 +84,7 @@ class TelegramApi(Protocol):
 
     def answer_callback_query(self, token: BotToken, callback_query_id: str, text: str | None = None) -> None: ...
 
-    def copy_message(
-        self,
-        token: BotToken,
-        chat_id: int,
-        from_chat_id: int,
-        message_id: int,
-        *,
-        reply_markup: dict[str, Any] | None = None,
-    ) -> SentMessage:
-        """A copy of a message of the bot's chats, sent by the bot (no link to the original, unlike a forward)."""
-        ...
+    def copy_message(self, token: BotToken, copy: CopyMessage) -> SentMessage: ...
 
 
 class Outbox(Protocol):
@@ -123,39 +94,10 @@ class Outbox(Protocol):
     bot's token only at that moment.
     """
 
-    def send_message(
-        self,
-        bot_id: str,
-        chat_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-        disable_web_page_preview: bool = False,
-    ) -> None: ...
-
-    def edit_message_text(
-        self,
-        bot_id: str,
-        chat_id: int,
-        message_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-    ) -> None: ...
-
-    def delete_message(self, bot_id: str, chat_id: int, message_id: int, *, if_refused_text: str | None = None) -> None:
-        """`if_refused_text`: sent to the chat (HTML, no link preview) when Telegram refuses the delete for good,
-        which a queued outbox learns only later (a synchronous one raises TelegramRequestFailed instead)."""
-        ...
-
-    def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None: ...
-
-    def send_document(
-        self, bot_id: str, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
-    ) -> None:
-        """A file for the chat (a CSV export); a queued outbox carries its bytes in the queue, so keep it small."""
+    def send(self, bot_id: str, call: OutboundCall, *, effect_id: str, link_chat_id: int | None = None) -> None:
+        """`effect_id`: the call's idempotency key (src/tgm/domain/effects.py): a call made again under an id already
+        used (a re-run of the same work) is not made twice. `link_chat_id`: an inbox delivery (a send or a copy),
+        linked to that user's chat once Telegram numbered it (InboxLinks.link, src/tgm/domain/inbox.py)."""
         ...
 
 

@@ -22,6 +22,7 @@ import urllib3
 
 from tgm.domain.bots import BotToken, TelegramBotInfo
 from tgm.domain.errors import DomainError, TelegramRequestFailed, TelegramUnavailable, TokenRejected
+from tgm.domain.outbound import CopyMessage, EditMessageText, SendDocument, SendMessage
 from tgm.domain.ports import SentMessage, WebhookRegistration
 from tgm.domain.redaction import redact
 from tgm.observability.metrics import TELEGRAM_API_ERRORS
@@ -174,71 +175,48 @@ class HttpTelegramApi:
         info = self._call(token, "getWebhookInfo")
         return info if isinstance(info, dict) else {}
 
-    def send_message(
-        self,
-        token: BotToken,
-        chat_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-        disable_web_page_preview: bool = False,
-    ) -> SentMessage:
-        params: dict[str, Any] = {"chat_id": chat_id, "text": text, "parse_mode": parse_mode}
-        if reply_markup is not None:
-            params["reply_markup"] = reply_markup
-        if disable_web_page_preview:
+    def send_message(self, token: BotToken, message: SendMessage) -> SentMessage:
+        params: dict[str, Any] = {"chat_id": message.chat_id, "text": message.text, "parse_mode": message.parse_mode}
+        if message.reply_markup is not None:
+            params["reply_markup"] = message.reply_markup
+        if message.disable_web_page_preview:
             # disable_web_page_preview was removed from sendMessage; link_preview_options replaces it.
             params["link_preview_options"] = {"is_disabled": True}
-        return _sent(self._call(token, "sendMessage", params), chat_id, "sendMessage")
+        return _sent(self._call(token, "sendMessage", params), message.chat_id, "sendMessage")
 
-    def edit_message_text(
-        self,
-        token: BotToken,
-        chat_id: int,
-        message_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-    ) -> SentMessage:
-        params: dict[str, Any] = {"chat_id": chat_id, "message_id": message_id, "text": text}
-        params["parse_mode"] = parse_mode
-        if reply_markup is not None:
-            params["reply_markup"] = reply_markup
+    def edit_message_text(self, token: BotToken, edit: EditMessageText) -> SentMessage:
+        params: dict[str, Any] = {"chat_id": edit.chat_id, "message_id": edit.message_id, "text": edit.text}
+        params["parse_mode"] = edit.parse_mode
+        if edit.reply_markup is not None:
+            params["reply_markup"] = edit.reply_markup
         result = self._call(token, "editMessageText", params)
         if result is True:
-            return SentMessage(message_id=message_id, chat_id=chat_id)
-        return _sent(result, chat_id, "editMessageText")
+            return SentMessage(message_id=edit.message_id, chat_id=edit.chat_id)
+        return _sent(result, edit.chat_id, "editMessageText")
 
-    def send_document(
-        self, token: BotToken, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
-    ) -> SentMessage:
-        """Uploads `content` as a document (multipart/form-data)."""
-        params: dict[str, Any] = {"chat_id": chat_id, "caption": caption or None}
-        result = self._call(token, "sendDocument", params, upload=("document", filename, content, mime_type))
-        return _sent(result, chat_id, "sendDocument")
+    def send_document(self, token: BotToken, document: SendDocument) -> SentMessage:
+        """Uploads the document (multipart/form-data)."""
+        params: dict[str, Any] = {"chat_id": document.chat_id, "caption": document.caption or None}
+        upload = ("document", document.filename, document.content, document.mime_type)
+        result = self._call(token, "sendDocument", params, upload=upload)
+        return _sent(result, document.chat_id, "sendDocument")
 
     def delete_message(self, token: BotToken, chat_id: int, message_id: int) -> None:
         self._call(token, "deleteMessage", {"chat_id": chat_id, "message_id": message_id})
 
-    def copy_message(
-        self,
-        token: BotToken,
-        chat_id: int,
-        from_chat_id: int,
-        message_id: int,
-        *,
-        reply_markup: dict[str, Any] | None = None,
-    ) -> SentMessage:
-        params: dict[str, Any] = {"chat_id": chat_id, "from_chat_id": from_chat_id, "message_id": message_id}
-        if reply_markup is not None:
-            params["reply_markup"] = reply_markup
+    def copy_message(self, token: BotToken, copy: CopyMessage) -> SentMessage:
+        params: dict[str, Any] = {
+            "chat_id": copy.chat_id,
+            "from_chat_id": copy.from_chat_id,
+            "message_id": copy.message_id,
+        }
+        if copy.reply_markup is not None:
+            params["reply_markup"] = copy.reply_markup
         result = self._call(token, "copyMessage", params)  # a MessageId, not a Message
         copied = result.get("message_id") if isinstance(result, dict) else None
         if not isinstance(copied, int):
             raise TelegramUnavailable("Telegram copyMessage: unexpected answer")
-        return SentMessage(message_id=copied, chat_id=chat_id)
+        return SentMessage(message_id=copied, chat_id=copy.chat_id)
 
     def answer_callback_query(self, token: BotToken, callback_query_id: str, text: str | None = None) -> None:
         self._call(token, "answerCallbackQuery", {"callback_query_id": callback_query_id, "text": text})

@@ -18,6 +18,7 @@ from dramatiq.middleware import Middleware, Retries
 
 from tgm.domain.bots import ApiCommand, Bot, BotSettings, BotStatus, BotToken
 from tgm.domain.errors import TelegramRequestFailed
+from tgm.domain.outbound import SendMessage
 from tgm.domain.ports import SentMessage
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.run_api_call import ExternalApiFailed
@@ -80,7 +81,8 @@ class FakeTelegram:
         self.refusals: list[int] = []
         self.lock = threading.Lock()
 
-    def send_message(self, token: BotToken, chat_id: int, text: str, **_: Any) -> SentMessage:
+    def send_message(self, token: BotToken, message: SendMessage) -> SentMessage:
+        chat_id, text = message.chat_id, message.text
         with self.lock:
             if chat_id in self.blocked:
                 self.refusals.append(chat_id)

@@ -20,6 +20,7 @@ from tgm.domain.bots import Bot, BotSettings, BotStatus, BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import TelegramRequestFailed
 from tgm.domain.lane import LockKeeper
+from tgm.domain.outbound import OutboundCall
 from tgm.services.botregistry.adapters.memory import InMemoryBotRepository, InMemoryInteractionStats
 from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
 from tgm.services.dispatcher.adapters.subscribers import RegistryBlockedUsers
@@ -40,7 +41,7 @@ class RefusingSender:
     def token(self, bot_id: str) -> BotToken:
         return BotToken("123:" + "a" * 35)
 
-    def send_message(self, bot_id: str, chat_id: int, text: str, **kwargs: object) -> None:
+    def send(self, bot_id: str, call: OutboundCall, token: BotToken | None = None) -> None:
         raise self.error
 
 

@@ -11,6 +11,7 @@ from tests.unit.dispatcher.test_actors import make_bot
 from tgm.domain.bots import Bot, BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import TokenRejected
+from tgm.domain.outbound import SendMessage
 from tgm.services.dispatcher.adapters.direct_outbox import DirectOutbox
 
 TOKEN = "123456789:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
@@ -41,10 +42,10 @@ class Telegram:
         self.sent: list[tuple[BotToken, int, str]] = []
         self.reject = False
 
-    def send_message(self, token: BotToken, chat_id: int, text: str, **_: Any) -> None:
+    def send_message(self, token: BotToken, message: SendMessage) -> None:
         if self.reject:
             raise TokenRejected("Telegram sendMessage: the bot token was rejected")
-        self.sent.append((token, chat_id, text))
+        self.sent.append((token, message.chat_id, message.text))
 
 
 def _rig(**kwargs: Any) -> tuple[DirectOutbox, Bots, CountingVault, Telegram, ManualClock]:
@@ -55,8 +56,8 @@ def _rig(**kwargs: Any) -> tuple[DirectOutbox, Bots, CountingVault, Telegram, Ma
 
 def test_two_sends_open_the_token_once() -> None:
     outbox, _, vault, telegram, _ = _rig()
-    outbox.send_message("bot-1", 1, "a")
-    outbox.send_message("bot-1", 1, "b")
+    outbox.send("bot-1", SendMessage(1, "a"))
+    outbox.send("bot-1", SendMessage(1, "b"))
     assert len(vault.decrypts) == 1
     assert [text for _, _, text in telegram.sent] == ["a", "b"]
     assert telegram.sent[0][0].reveal() == TOKEN
@@ -64,31 +65,31 @@ def test_two_sends_open_the_token_once() -> None:
 
 def test_a_changed_sealed_token_is_opened_anew() -> None:
     outbox, bots, vault, _, _ = _rig()
-    outbox.send_message("bot-1", 1, "a")
+    outbox.send("bot-1", SendMessage(1, "a"))
     bots.bot = dataclasses.replace(bots.bot, sealed_token=b"resealed")
-    outbox.send_message("bot-1", 1, "b")
+    outbox.send("bot-1", SendMessage(1, "b"))
     assert vault.decrypts == [b"sealed", b"resealed"]
 
 
 def test_an_expired_token_is_opened_anew() -> None:
     outbox, _, vault, _, clock = _rig(token_ttl_seconds=60)
-    outbox.send_message("bot-1", 1, "a")
+    outbox.send("bot-1", SendMessage(1, "a"))
     clock.advance(59)
-    outbox.send_message("bot-1", 1, "b")
+    outbox.send("bot-1", SendMessage(1, "b"))
     assert len(vault.decrypts) == 1
     clock.advance(2)
-    outbox.send_message("bot-1", 1, "c")
+    outbox.send("bot-1", SendMessage(1, "c"))
     assert len(vault.decrypts) == 2
 
 
 def test_a_rejected_token_is_forgotten() -> None:
     outbox, _, vault, telegram, _ = _rig()
-    outbox.send_message("bot-1", 1, "a")
+    outbox.send("bot-1", SendMessage(1, "a"))
     telegram.reject = True
     with pytest.raises(TokenRejected):
-        outbox.send_message("bot-1", 1, "b")
+        outbox.send("bot-1", SendMessage(1, "b"))
     telegram.reject = False
-    outbox.send_message("bot-1", 1, "c")
+    outbox.send("bot-1", SendMessage(1, "c"))
     assert len(vault.decrypts) == 2
 
 

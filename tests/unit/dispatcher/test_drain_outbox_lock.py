@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 from tgm.domain.bots import BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.lane import Holding, LockKeeper
+from tgm.domain.outbound import OutboundCall, SendMessage
 from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
 from tgm.services.dispatcher.outbound.drain import DrainOutbox, OutboxPolicy
 from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore
@@ -48,12 +48,13 @@ class SlowSender:
     def token(self, bot_id: str) -> BotToken:
         return BotToken("123:" + "a" * 35)
 
-    def send_message(self, bot_id: str, chat_id: int, text: str, **kwargs: Any) -> None:
+    def send(self, bot_id: str, call: OutboundCall, token: BotToken | None = None) -> None:
+        assert isinstance(call, SendMessage)
         for _ in range(9):
             self.clock.advance(TTL / 3)
             if self.keeper.renewals:  # the holding of this send (the latest one)
                 assert self.keeper.renewals[-1](), "the lane's lock was lost during the send"
-        self.sent.append(text)
+        self.sent.append(call.text)
 
 
 def queued(store: InMemoryOutboxStore, call_id: str, text: str) -> None:

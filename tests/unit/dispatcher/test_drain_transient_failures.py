@@ -13,6 +13,7 @@ from tgm.domain.bots import BotToken
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import SecretRejected, TelegramUnavailable, VaultUnavailable, is_transient
 from tgm.domain.lane import LockKeeper
+from tgm.domain.outbound import OutboundCall, SendMessage
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.drain_chat import DrainChat, DrainPolicy
 from tgm.messaging.mailbox import InMemoryChatMailbox
@@ -138,8 +139,9 @@ class FlakyTokenSender:
             raise VaultUnavailable("vault Decrypt failed: UNAVAILABLE")
         return BotToken("123:" + "a" * 35)
 
-    def send_message(self, bot_id: str, chat_id: int, text: str, **kwargs: object) -> None:
-        self.sent.append(text)
+    def send(self, bot_id: str, call: OutboundCall, token: BotToken | None = None) -> None:
+        assert isinstance(call, SendMessage)
+        self.sent.append(call.text)
 
 
 class OpenLimiter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support.outbox import PerCallOutbox
 from tgm.domain.bots import RateRule
 from tgm.domain.inbound import BotActions, InboundGuard, InboundPolicy, limited_action
 from tgm.domain.updates import UpdateEnvelope
@@ -51,7 +52,7 @@ def test_unknown_callback_actions_share_one_bucket() -> None:
     assert limited_action(callback("buy:3"), known, POLICY.names) == "cb:buy"
 
 
-class Outbox:
+class Outbox(PerCallOutbox):
     def __init__(self) -> None:
         self.answers: list[tuple[str, str | None]] = []
 
@@ -72,7 +73,7 @@ def test_every_refused_callback_is_answered_and_told_once() -> None:
     assert outbox.answers[0][1] is not None and outbox.answers[1][1] is None and outbox.answers[2][1] is None
 
 
-class Told:
+class Told(PerCallOutbox):
     def __init__(self) -> None:
         self.texts: list[str] = []
 

@@ -14,9 +14,10 @@ from tests.unit.dispatcher.test_blocked_subscribers import OpenGate, OpenLimiter
 from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, CountingVault
 from tgm.domain.bots import BotToken
 from tgm.domain.clock import ManualClock
-from tgm.domain.effects import effect_scope
+from tgm.domain.effects import EffectIds
 from tgm.domain.errors import TelegramRequestFailed
 from tgm.domain.lane import LockKeeper
+from tgm.domain.outbound import CopyMessage, SendMessage
 from tgm.domain.ports import SentMessage
 from tgm.services.dispatcher.adapters.direct_outbox import DirectOutbox
 from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
@@ -45,20 +46,22 @@ class NumberingTelegram:
         self.calls.append((method, chat_id, detail))
         return SentMessage(message_id=self._next, chat_id=chat_id)
 
-    def send_message(self, token: BotToken, chat_id: int, text: str, **kw: Any) -> SentMessage:
+    def send_message(self, token: BotToken, message: SendMessage) -> SentMessage:
         assert token.reveal() == TOKEN
-        return self._number("send", chat_id, text)
+        return self._number("send", message.chat_id, message.text)
 
-    def copy_message(self, token: BotToken, chat_id: int, from_chat_id: int, message_id: int, **kw: Any) -> SentMessage:
+    def copy_message(self, token: BotToken, copy: CopyMessage) -> SentMessage:
         assert token.reveal() == TOKEN
-        return self._number("copy", chat_id, (from_chat_id, message_id))
+        return self._number("copy", copy.chat_id, (copy.from_chat_id, copy.message_id))
 
 
 def queue_delivery(outbox: QueuedOutbox, bot_id: str) -> set[tuple[str, str]]:
-    with effect_scope("bot-1:update-1"), collecting_lanes() as lanes:  # as in a chat drain's handler
-        outbox.send_message(bot_id, ADMIN, "📨 header", parse_mode="HTML", link_chat_id=USER)
-        outbox.copy_message(bot_id, ADMIN, USER, 10, link_chat_id=USER)
-        outbox.send_message(bot_id, ADMIN, "not an inbox delivery")
+    effects = EffectIds("bot-1:update-1")
+    with collecting_lanes() as lanes:  # as in a chat drain's handler
+        header = SendMessage(ADMIN, "📨 header", parse_mode="HTML")
+        outbox.send(bot_id, header, effect_id=effects.next(), link_chat_id=USER)
+        outbox.send(bot_id, CopyMessage(ADMIN, USER, 10), effect_id=effects.next(), link_chat_id=USER)
+        outbox.send(bot_id, SendMessage(ADMIN, "not an inbox delivery"), effect_id=effects.next())
     return lanes
 
 

@@ -12,8 +12,9 @@ from tests.unit.dispatcher.test_blocked_subscribers import OpenLimiter
 from tests.unit.dispatcher.test_direct_outbox_token_cache import TOKEN, Bots, CountingVault
 from tgm.domain.bots import BotToken
 from tgm.domain.clock import ManualClock
-from tgm.domain.effects import effect_scope
+from tgm.domain.effects import EffectIds
 from tgm.domain.lane import LockKeeper
+from tgm.domain.outbound import SendDocument
 from tgm.services.dispatcher.adapters.direct_outbox import DirectOutbox
 from tgm.services.dispatcher.adapters.memory import InMemoryDeadLetters, InMemoryLocks
 from tgm.services.dispatcher.outbound.drain import DrainOutbox
@@ -27,10 +28,9 @@ class DocumentTelegram:
     def __init__(self) -> None:
         self.documents: list[tuple[str, int, str, bytes, str, str]] = []
 
-    def send_document(
-        self, token: BotToken, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
-    ) -> Any:
-        self.documents.append((token.reveal(), chat_id, filename, content, mime_type, caption))
+    def send_document(self, token: BotToken, document: SendDocument) -> Any:
+        d = document
+        self.documents.append((token.reveal(), d.chat_id, d.filename, d.content, d.mime_type, d.caption))
 
 
 def test_a_queued_document_is_sent_byte_for_byte_with_the_bots_token() -> None:
@@ -38,8 +38,9 @@ def test_a_queued_document_is_sent_byte_for_byte_with_the_bots_token() -> None:
     bot = make_bot()
     sender = DirectOutbox(Bots(bot), CountingVault(), telegram, ManualClock())  # type: ignore[arg-type]
     outbox = QueuedOutbox(store, StubBroker())
-    with effect_scope("bot-1:update-1"), collecting_lanes() as lanes:  # as in a chat drain's handler
-        outbox.send_document(bot.id, 42, "subscribers.csv", CONTENT, mime_type="text/csv", caption="📄")
+    with collecting_lanes() as lanes:  # as in a chat drain's handler
+        document = SendDocument(42, "subscribers.csv", CONTENT, mime_type="text/csv", caption="📄")
+        outbox.send(bot.id, document, effect_id=EffectIds("bot-1:update-1").next())
     [(bot_id, chat_key)] = lanes
     queued = store.peek(bot_id, chat_key)
     assert queued is not None and TOKEN.encode() not in queued  # the queue never holds the token

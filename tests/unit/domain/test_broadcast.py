@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.outbox import PerCallOutbox
 from tgm.domain.administration.ports import BotStats, Subscriber, SubscriberStatus
 from tgm.domain.bots import Bot, BotToken
 from tgm.domain.broadcast import Broadcast, BroadcastState, Outcome, StartResult, html_from_entities
@@ -16,6 +17,7 @@ from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import BotNotFound, DependencyUnavailable, TelegramRequestFailed, TokenRejected
 from tgm.domain.lane import LockKeeper
+from tgm.domain.outbound import OutboundCall, SendMessage
 from tgm.domain.use_cases.broadcast import BroadcastPolicy, BroadcastStep, RunBroadcast
 from tgm.services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
 from tgm.services.dispatcher.adapters.memory import InMemoryLocks
@@ -56,10 +58,10 @@ class FakeSender:
     def token(self, bot_id: str) -> BotToken:
         return TOKEN
 
-    def send_message(
-        self, bot_id: str, chat_id: int, text: str, *, parse_mode: str | None = None, token: BotToken | None = None
-    ) -> None:
-        assert (bot_id, parse_mode, token) == (BOT_ID, "HTML", TOKEN)
+    def send(self, bot_id: str, call: OutboundCall, token: BotToken | None = None) -> None:
+        assert isinstance(call, SendMessage)
+        assert (bot_id, call.parse_mode, token) == (BOT_ID, "HTML", TOKEN)
+        chat_id = call.chat_id
         failure = self.failures.pop(chat_id, None)
         if failure is not None:
             raise failure
@@ -82,7 +84,7 @@ class FakeSlots:
 
 
 @dataclass
-class FakeOutbox:
+class FakeOutbox(PerCallOutbox):
     edits: list[dict[str, Any]] = field(default_factory=list)
 
     def edit_message_text(self, bot_id: str, chat_id: int, message_id: int, text: str, **kwargs: Any) -> None:
@@ -167,7 +169,7 @@ def test_every_active_subscriber_gets_it_once_in_batches_and_the_final_state_is_
     final = world.broadcast
     assert (final.state, final.sent, final.failed, final.blocked, final.remaining) == (BroadcastState.DONE, 6, 0, 0, 0)
     last = world.outbox.edits[-1]
-    assert (last["bot_id"], last["chat_id"], last["message_id"], last["reply_markup"]) == ("mgr", ADMIN, 77, None)
+    assert (last["bot_id"], last["chat_id"], last["message_id"], last.get("reply_markup")) == ("mgr", ADMIN, 77, None)
     assert "broadcast is done" in last["text"] and "Sent: 6" in last["text"]
     assert world.store.running_for(BOT_ID) is None  # the bot may broadcast again
 

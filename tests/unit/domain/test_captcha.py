@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.outbox import PerCallOutbox
 from tgm.domain.bots import Bot, BotSettings, BotStatus, CaptchaMode
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
 from tgm.domain.captcha import CaptchaGuard, CaptchaPolicy
+from tgm.domain.effects import EffectIds
 from tgm.domain.updates import UpdateEnvelope
 from tgm.services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore
 
@@ -29,7 +31,7 @@ class Clock:
         return (self.at - T0).total_seconds()
 
 
-class Outbox:
+class Outbox(PerCallOutbox):
     def __init__(self) -> None:
         self.sent: list[tuple[int, str, Any]] = []
         self.edits: list[tuple[int, str, Any]] = []
@@ -94,11 +96,16 @@ class Rig:
         return right, wrong
 
 
+def intercept(r: Rig, bot: Bot, envelope: UpdateEnvelope, user_id: int | None) -> str | None:
+    """As HandleUpdate asks: with the update's effect ids."""
+    return r.guard.intercept(bot, envelope, user_id, EffectIds.for_update(envelope))
+
+
 def test_off_never_challenges_and_on_challenges_only_users_the_bot_does_not_know() -> None:
     r = Rig()
-    assert r.guard.intercept(make_bot(CaptchaMode.OFF), message(5), 5) is None
-    assert r.guard.intercept(make_bot(CaptchaMode.ON), message(5), 5) is None, "served while off: known"
-    assert r.guard.intercept(make_bot(CaptchaMode.ON), message(6), 6) == "captcha:challenged"
+    assert intercept(r, make_bot(CaptchaMode.OFF), message(5), 5) is None
+    assert intercept(r, make_bot(CaptchaMode.ON), message(5), 5) is None, "served while off: known"
+    assert intercept(r, make_bot(CaptchaMode.ON), message(6), 6) == "captcha:challenged"
     ((chat, text, markup),) = r.outbox.sent
     assert chat == 6 and "tap the" in text and len(r.buttons(markup)) == 6
     claims = [r.tokens.verify(b["callback_data"], 6, 6) for b in r.buttons(markup)]
@@ -109,82 +116,82 @@ def test_off_never_challenges_and_on_challenges_only_users_the_bot_does_not_know
 def test_one_challenge_while_it_is_open_then_a_right_tap_lets_the_user_in() -> None:
     r = Rig()
     bot = make_bot(CaptchaMode.ON)
-    assert r.guard.intercept(bot, message(6), 6) == "captcha:challenged"
-    assert r.guard.intercept(bot, message(6, update_id=3), 6) == "captcha:pending"
-    assert r.guard.intercept(bot, press(6, "forged"), 6) == "captcha:pending"
+    assert intercept(r, bot, message(6), 6) == "captcha:challenged"
+    assert intercept(r, bot, message(6, update_id=3), 6) == "captcha:pending"
+    assert intercept(r, bot, press(6, "forged"), 6) == "captcha:pending"
     assert len(r.outbox.sent) == 1, "a flood costs one message"
     _, text, markup = r.outbox.sent[0]
     right, _ = r.right_and_wrong(text, markup)
-    assert r.guard.intercept(bot, press(6, right), 6) == "captcha:passed"
+    assert intercept(r, bot, press(6, right), 6) == "captcha:passed"
     assert r.outbox.edits[-1][0] == 77 and "Obrigado" in r.outbox.edits[-1][1]
-    assert r.guard.intercept(bot, message(6, update_id=4), 6) is None
+    assert intercept(r, bot, message(6, update_id=4), 6) is None
 
 
 def test_a_wrong_tap_draws_a_new_challenge_and_three_lock_the_user_out() -> None:
     r = Rig()
     bot = make_bot(CaptchaMode.ON)
-    r.guard.intercept(bot, message(6), 6)
+    intercept(r, bot, message(6), 6)
     _, text, markup = r.outbox.sent[0]
     _, wrong = r.right_and_wrong(text, markup)
-    assert r.guard.intercept(bot, press(6, wrong, 2), 6) == "captcha:wrong"
+    assert intercept(r, bot, press(6, wrong, 2), 6) == "captcha:wrong"
     assert r.outbox.answers[-1] == ("cq2", "❌ Não foi esse. Tentativas restantes: 2."), "the presser's language"
     _, text2, markup2 = r.outbox.edits[-1]
     right2, wrong2 = r.right_and_wrong(text2, markup2)
-    assert r.guard.intercept(bot, press(6, wrong2, 3), 6) == "captcha:wrong"
+    assert intercept(r, bot, press(6, wrong2, 3), 6) == "captcha:wrong"
     _, text3, markup3 = r.outbox.edits[-1]
     _, wrong3 = r.right_and_wrong(text3, markup3)
-    assert r.guard.intercept(bot, press(6, wrong3, 4), 6) == "captcha:locked"
+    assert intercept(r, bot, press(6, wrong3, 4), 6) == "captcha:locked"
     sent_before = len(r.outbox.sent)
-    assert r.guard.intercept(bot, message(6, update_id=5), 6) == "captcha:locked"
-    assert r.guard.intercept(bot, press(6, right2, 6), 6) == "captcha:locked", "no answer counts while locked"
+    assert intercept(r, bot, message(6, update_id=5), 6) == "captcha:locked"
+    assert intercept(r, bot, press(6, right2, 6), 6) == "captcha:locked", "no answer counts while locked"
     assert len(r.outbox.sent) == sent_before, "locked: nothing sent"
     r.clock.at += timedelta(seconds=601)
-    assert r.guard.intercept(bot, message(6, update_id=7), 6) == "captcha:challenged"
+    assert intercept(r, bot, message(6, update_id=7), 6) == "captcha:challenged"
 
 
 def test_auto_turns_on_when_new_users_surge_and_known_users_pass_through() -> None:
     r = Rig(new_users_per_minute=3, attack_seconds=900, warmup_seconds=0)
     bot = make_bot(CaptchaMode.AUTO)
     for user in (1, 2, 3):
-        assert r.guard.intercept(bot, message(user), user) is None
-    assert r.guard.intercept(bot, message(4), 4) is None, "the 4th new user crosses the threshold"
+        assert intercept(r, bot, message(user), user) is None
+    assert intercept(r, bot, message(4), 4) is None, "the 4th new user crosses the threshold"
     assert r.store.under_attack(BOT_ID)
-    assert r.guard.intercept(bot, message(5), 5) == "captcha:challenged"
-    assert r.guard.intercept(bot, message(2), 2) is None, "known before the attack"
+    assert intercept(r, bot, message(5), 5) == "captcha:challenged"
+    assert intercept(r, bot, message(2), 2) is None, "known before the attack"
     r.clock.at += timedelta(seconds=901)
     assert not r.store.under_attack(BOT_ID)
-    assert r.guard.intercept(bot, message(6), 6) is None
+    assert intercept(r, bot, message(6), 6) is None
 
 
 def test_the_warmup_only_learns_users() -> None:
     r = Rig(new_users_per_minute=2, warmup_seconds=3600)
     bot = make_bot(CaptchaMode.AUTO)
     for user in range(1, 20):
-        assert r.guard.intercept(bot, message(user), user) is None
+        assert intercept(r, bot, message(user), user) is None
     assert not r.store.under_attack(BOT_ID)
 
 
 @pytest.mark.parametrize("mode", list(CaptchaMode))
 def test_updates_without_a_sender_are_never_stopped(mode: CaptchaMode) -> None:
     r = Rig()
-    assert r.guard.intercept(make_bot(mode), message(5), None) is None
+    assert intercept(r, make_bot(mode), message(5), None) is None
     assert r.outbox.sent == [] and not r.store.gate(BOT_ID, 5).known
 
 
 def test_a_button_of_an_earlier_challenge_never_passes() -> None:
     r = Rig(CaptchaPolicy(max_attempts=20))
     bot = make_bot(CaptchaMode.ON)
-    r.guard.intercept(bot, message(6), 6)
+    intercept(r, bot, message(6), 6)
     _, text, markup = r.outbox.sent[0]
     _, wrong = r.right_and_wrong(text, markup)
-    assert r.guard.intercept(bot, press(6, wrong, 2), 6) == "captcha:wrong"
+    assert intercept(r, bot, press(6, wrong, 2), 6) == "captcha:wrong"
     # Every button of the first keyboard, the one at the new answer's position and the old right one included.
     for update_id, button in enumerate(r.buttons(markup), start=3):
-        assert r.guard.intercept(bot, press(6, button["callback_data"], update_id), 6) == "captcha:wrong"
+        assert intercept(r, bot, press(6, button["callback_data"], update_id), 6) == "captcha:wrong"
     assert not r.store.gate(BOT_ID, 6).known
     _, text_now, markup_now = r.outbox.edits[-1]
     right_now, _ = r.right_and_wrong(text_now, markup_now)
-    assert r.guard.intercept(bot, press(6, right_now, 99), 6) == "captcha:passed"
+    assert intercept(r, bot, press(6, right_now, 99), 6) == "captcha:passed"
 
 
 def test_challenges_go_to_private_chats_only_and_group_chatter_teaches_nothing() -> None:
@@ -197,7 +204,7 @@ def test_challenges_go_to_private_chats_only_and_group_chatter_teaches_nothing()
         {"update_id": 9, "message": {"chat": {"id": -100, "type": "group"}, "from": {"id": 8}, "text": "hi"}},
     )
     for _ in range(5):
-        assert r.guard.intercept(make_bot(CaptchaMode.AUTO), group, 8) is None
+        assert intercept(r, make_bot(CaptchaMode.AUTO), group, 8) is None
     assert not r.store.gate(BOT_ID, 8).known and not r.store.under_attack(BOT_ID)
-    assert r.guard.intercept(make_bot(CaptchaMode.ON), group, 8) == "captcha:group"
+    assert intercept(r, make_bot(CaptchaMode.ON), group, 8) == "captcha:group"
     assert r.outbox.sent == [], "nothing posted in the group"

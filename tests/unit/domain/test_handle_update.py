@@ -3,6 +3,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.outbox import PerCallOutbox
 from tgm.domain.bots import Bot, BotSettings, BotStatus
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleUpdate
@@ -10,7 +11,7 @@ from tgm.domain.use_cases.handle_update import HandleUpdate
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class RecordingOutbox:
+class RecordingOutbox(PerCallOutbox):
     def __init__(self) -> None:
         self.sent: list[tuple[str, int, str]] = []
 

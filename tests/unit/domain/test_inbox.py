@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.outbox import PerCallOutbox
 from tgm.domain.administration.ports import BlockUser, SettingsChange, UnblockUser
 from tgm.domain.administration.setting_rules import MAX_BLOCK_SECONDS
 from tgm.domain.bots import Bot, BotSettings, BotStatus
@@ -32,7 +33,7 @@ USER, OTHER_USER = 77, 88
 KEY = b"k" * 32
 
 
-class Outbox:
+class Outbox(PerCallOutbox):
     """Numbers messages per (bot, chat) as Telegram does, and links inbox deliveries once "sent"."""
 
     def __init__(self, links: InMemoryInboxLinks) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.outbox import PerCallOutbox
 from tgm.domain.administration.ports import (
     BotStats,
     Registration,
@@ -115,7 +116,7 @@ class FakeAdmin:
 
 
 @dataclass
-class FakeOutbox:
+class FakeOutbox(PerCallOutbox):
     sent: list[dict[str, Any]] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
     answers: list[str | None] = field(default_factory=list)

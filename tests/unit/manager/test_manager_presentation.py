@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from tests.unit.manager.test_manager_bot import ADMIN, MANAGER, FakeAdmin, FakeOutbox, make_bot
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
 from tgm.domain.clock import ManualClock
+from tgm.domain.effects import EffectIds, effect_id
 from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.manager_bot.view import (
@@ -29,7 +30,7 @@ from tgm.services.dispatcher.manager_bot.presentation.telegram_view import Teleg
 from tgm.services.dispatcher.manager_bot.presentation.text import as_html, as_plain
 from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
 
-CHAT = Chat(MANAGER, ADMIN, "en")
+CHAT = Chat(MANAGER, ADMIN, "en", EffectIds("mgr:7"))  # answering update 7 of the manager bot
 
 
 def test_values_are_escaped_in_html_but_catalogue_text_nested_in_them_is_not() -> None:
@@ -77,15 +78,21 @@ def test_the_view_sends_html_without_link_previews_and_plain_captions_and_notice
             "chat_id": ADMIN,
             "text": "ℹ️ Usage: /join code",
             "parse_mode": "HTML",
-            "reply_markup": None,
             "disable_web_page_preview": True,
         }
     ]
     view.send_file(CHAT, "x.csv", b"a,b", "text/csv", Text("mgr_subscribers_csv", {"username": "a<b", "count": 2}))
     assert outbox.documents[0]["caption"] == "📄 Subscribers of @a<b: 2."
-    view.answer_button(MANAGER, "q1", "en", Text("callback_invalid"))
-    view.answer_button(MANAGER, "q2", "en")
+    view.answer_button(MANAGER, "q1", "en", Text("callback_invalid"), effects=CHAT.effects)
+    view.answer_button(MANAGER, "q2", "en", effects=EffectIds("mgr:8"))
     assert outbox.answers == ["⚠️ This action is no longer valid.", None]
+    # Each call under the next effect id of the update it answers: a redelivered update repeats none of them.
+    assert outbox.effect_ids == [
+        effect_id("mgr:7", 1),
+        effect_id("mgr:7", 2),
+        effect_id("mgr:7", 3),
+        effect_id("mgr:8", 1),
+    ]
 
 
 @dataclass

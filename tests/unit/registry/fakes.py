@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from tgm.domain.bots import BotToken, TelegramBotInfo
 from tgm.domain.errors import TokenRejected
+from tgm.domain.outbound import SendMessage
 from tgm.domain.ports import SentMessage, WebhookRegistration
 
 # Shaped like real tokens (the strict redaction pattern matches them), never real.
@@ -42,7 +42,7 @@ class FakeTelegram:
     def delete_webhook(self, token: BotToken, drop_pending_updates: bool = False) -> None:
         raise NotImplementedError
 
-    def send_message(self, token: BotToken, chat_id: int, text: str, **_: Any) -> SentMessage:
+    def send_message(self, token: BotToken, message: SendMessage) -> SentMessage:
         raise NotImplementedError
 
     def delete_message(self, token: BotToken, chat_id: int, message_id: int) -> None:

@@ -148,7 +148,7 @@ class BroadcastCommands(RegistryCalls):
         running = self._broadcasts.get(found.id) or found
         # The progress message, as the broadcast worker keeps it (src/tgm/domain/use_cases/broadcast.py): in the
         # draft's language, with its Stop button.
-        progress = Ctx(ctx.manager_id, ctx.chat_id, ctx.user_id, running.lang)
+        progress = Ctx(ctx.manager_id, ctx.chat_id, ctx.user_id, running.lang, ctx.effects)
         stop = self._button(progress, "btn_broadcast_stop", CallbackAction.BROADCAST_CANCEL, running.id)
         self._view.edit(progress.chat, message_id, Prerendered(progress_text(running, now)), Buttons.of([[stop]]))
         self._broadcast_scheduler.schedule(found.id)

@@ -8,11 +8,13 @@ from tgm.domain.administration.ports import BotAdmin
 from tgm.domain.broadcast import BroadcastScheduler, BroadcastStore
 from tgm.domain.callback_tokens import CallbackTokens
 from tgm.domain.clock import SystemClock
+from tgm.domain.effects import EffectIds
 from tgm.domain.events import EventRecorder
 from tgm.domain.inbox import BotTeams, InboxLinks
 from tgm.domain.manager_bot.ports import AdminSessions, ConversationStore, ManagerView, UsedButtons
 from tgm.domain.manager_bot.view import Chat
 from tgm.domain.ports import Clock
+from tgm.domain.updates import UpdateEnvelope
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,16 @@ class Ctx:
     chat_id: int
     user_id: int
     lang: str | None
+    effects: EffectIds  # the update's: every reply made while answering it takes the next id
 
     @property
     def chat(self) -> Chat:
-        return Chat(self.manager_id, self.chat_id, self.lang)
+        return Chat(self.manager_id, self.chat_id, self.lang, self.effects)
+
+
+def ctx_for_update(envelope: UpdateEnvelope, chat_id: int, user_id: int, lang: str | None) -> Ctx:
+    """The chat an update is answered in; its replies' effect ids derive from the update (a redelivery answers once)."""
+    return Ctx(envelope.bot_id, chat_id, user_id, lang, EffectIds.for_update(envelope))
 
 
 class ManagerDependencies:

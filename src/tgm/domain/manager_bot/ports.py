@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from tgm.domain.effects import EffectIds
 from tgm.domain.manager_bot.view import Buttons, Chat, Keyboard, Reply, Text
 
 
@@ -23,8 +24,11 @@ class ManagerView(Protocol):
         refusal only later and then says `if_refused` itself."""
         ...
 
-    def answer_button(self, manager_id: str, query_id: str, lang: str | None, notice: Text | None = None) -> None:
-        """Acknowledges a button press, with a short notice for the presser when there is one."""
+    def answer_button(
+        self, manager_id: str, query_id: str, lang: str | None, notice: Text | None = None, *, effects: EffectIds
+    ) -> None:
+        """Acknowledges a button press, with a short notice for the presser when there is one. `effects`: the
+        update's (the press)."""
         ...
 
 

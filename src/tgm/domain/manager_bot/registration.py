@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from tgm.domain.administration.ports import Registration
 from tgm.domain.errors import BotOwnedByAnotherAdmin, DomainError, InvalidToken, TokenRejected
-from tgm.domain.manager_bot.dependencies import Ctx
+from tgm.domain.manager_bot.dependencies import Ctx, ctx_for_update
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
 from tgm.domain.manager_bot.view import RemoveKeyboard
 from tgm.domain.redaction import TOKEN_SHAPED
@@ -63,7 +63,7 @@ class RegistrationCommands(RegistryCalls):
         if view.sender is None or view.managed_bot is None:
             return HandleOutcome("manager:ignored")
         user_id, bot_user_id, lang = view.sender.id, view.managed_bot.id, view.sender.language_code
-        ctx = Ctx(envelope.bot_id, user_id, user_id, lang)  # the creator's private chat with the manager bot
+        ctx = ctx_for_update(envelope, user_id, user_id, lang)  # the creator's private chat with the manager bot
         if not self._allowed(user_id):
             self._say(ctx, "mgr_not_allowed")
             return HandleOutcome("manager:not_allowed", replied=True)

@@ -7,12 +7,13 @@ from typing import Any
 
 from tgm.domain.bot_roles import INVITE_CODE_SHAPE
 from tgm.domain.callback_tokens import CallbackAction, CallbackClaim
+from tgm.domain.effects import EffectIds
 from tgm.domain.events import Event, EventKind, Outcome, telegram_actor
 from tgm.domain.manager_bot.bots import BotsCommands
 from tgm.domain.manager_bot.broadcast import BroadcastCommands
 from tgm.domain.manager_bot.commands import MANAGER_COMMANDS, split_command
 from tgm.domain.manager_bot.conversation import AWAIT_API, AWAIT_BROADCAST, AWAIT_COMMAND, AWAIT_TOKEN, AWAIT_WELCOME
-from tgm.domain.manager_bot.dependencies import Ctx
+from tgm.domain.manager_bot.dependencies import Ctx, ctx_for_update
 from tgm.domain.manager_bot.inbox_switch import InboxSwitchCommands
 from tgm.domain.manager_bot.limits_captcha import LimitsCaptchaCommands
 from tgm.domain.manager_bot.registration import RegistrationCommands
@@ -69,7 +70,7 @@ class Routing(
         if "managed_bot_created" in message:
             # Telegram's service message; the `managed_bot` update that comes with it registers the bot.
             return HandleOutcome("manager:managed_bot_created")
-        ctx = Ctx(envelope.bot_id, chat_id, sender.id, sender.language_code)
+        ctx = ctx_for_update(envelope, chat_id, sender.id, sender.language_code)
         text = envelope.text or ""
         if envelope.sealed_texts:
             # A token came in: the message goes away before anything else happens.
@@ -155,13 +156,14 @@ class Routing(
         lang, chat_id, data = sender.language_code, view.chat_id, view.callback_data
         claim = self._tokens.verify(data, sender.id, chat_id) if data is not None and chat_id is not None else None
         if claim is None or chat_id is None:
-            self._view.answer_button(envelope.bot_id, query_id, lang, Text("callback_invalid"))
+            effects = EffectIds.for_update(envelope)
+            self._view.answer_button(envelope.bot_id, query_id, lang, Text("callback_invalid"), effects=effects)
             # Tampered, expired, another user's or another chat's button: one reason, as the user is told.
             self._callback_refused(sender.id, None, "invalid")
             return HandleOutcome("manager:callback_invalid")
-        ctx = Ctx(envelope.bot_id, chat_id, sender.id, lang)
+        ctx = ctx_for_update(envelope, chat_id, sender.id, lang)
         if not self._allowed(ctx.user_id):
-            self._view.answer_button(ctx.manager_id, query_id, lang, Text("mgr_not_allowed"))
+            self._view.answer_button(ctx.manager_id, query_id, lang, Text("mgr_not_allowed"), effects=ctx.effects)
             self._callback_refused(ctx.user_id, _bot_ref(claim), "not_allowed", claim.action)
             return HandleOutcome("manager:not_allowed")
         if (
@@ -171,11 +173,11 @@ class Routing(
         ):
             # Pressed before (a replay, or a double tap): a destructive button acts once; the re-confirmation
             # before rotate/delete would otherwise be replayable for the token's whole lifetime.
-            self._view.answer_button(ctx.manager_id, query_id, lang, Text("callback_invalid"))
+            self._view.answer_button(ctx.manager_id, query_id, lang, Text("callback_invalid"), effects=ctx.effects)
             self._callback_refused(ctx.user_id, _bot_ref(claim), "replayed", claim.action)
             return HandleOutcome("manager:callback_used")
         fresh = self._sessions.is_fresh(ctx.user_id)
-        self._view.answer_button(ctx.manager_id, query_id, lang)
+        self._view.answer_button(ctx.manager_id, query_id, lang, effects=ctx.effects)
         action, bot_id = claim.action, claim.bot_id or ""
         if action in BROADCAST_ACTIONS:
             self._sessions.touch(ctx.user_id, self._config.session_ttl_seconds)

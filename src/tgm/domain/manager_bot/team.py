@@ -85,7 +85,7 @@ class TeamCommands(RegistryCalls):
             return HandleOutcome("manager:join_refused", replied=True)
         self._say(ctx, "mgr_joined", username=bot.username)
         name = sender.first_name or ""
-        owner = Ctx(ctx.manager_id, bot.owner_id, bot.owner_id, None)  # the owner's private chat, default language
+        owner = Ctx(ctx.manager_id, bot.owner_id, bot.owner_id, None, ctx.effects)  # their private chat, default lang
         self._say(owner, "mgr_admin_joined", name=name[:MAX_NAME_CHARS], user_id=ctx.user_id, username=bot.username)
         return HandleOutcome("manager:join", replied=True)
 
@@ -125,7 +125,7 @@ class TeamCommands(RegistryCalls):
         bot, removed = done
         self._say(ctx, "mgr_admin_revoked", user_id=removed.telegram_user_id, username=bot.username)
         if removed.telegram_user_id != ctx.user_id:
-            former = Ctx(ctx.manager_id, removed.telegram_user_id, removed.telegram_user_id, None)
+            former = Ctx(ctx.manager_id, removed.telegram_user_id, removed.telegram_user_id, None, ctx.effects)
             self._say(former, "mgr_you_were_revoked", username=bot.username)
         return HandleOutcome("manager:revoke_admin", replied=True)
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tgm.domain.callback_tokens import CallbackAction
+from tgm.domain.effects import EffectIds
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Chat:
     manager_id: str
     chat_id: int
     lang: str | None
+    effects: EffectIds  # the update being answered: each message sent takes its next id (domain/effects.py)
 
 
 @dataclass(frozen=True)

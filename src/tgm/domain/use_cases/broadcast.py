@@ -23,7 +23,7 @@ from tgm.domain.administration.ports import BotAdmin, SubscriberStatus
 from tgm.domain.bots import BotToken
 from tgm.domain.broadcast import Broadcast, BroadcastState, BroadcastStore, Outcome, progress_text
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
-from tgm.domain.effects import effect_scope, new_effect_key
+from tgm.domain.effects import EffectIds
 from tgm.domain.errors import (
     BotNotFound,
     DomainError,
@@ -36,7 +36,8 @@ from tgm.domain.events import Event, EventKind, EventRecorder, telegram_actor
 from tgm.domain.events import Outcome as EventOutcome
 from tgm.domain.lane import LockKeeper
 from tgm.domain.messages import render
-from tgm.domain.ports import Clock, Locks, Outbox
+from tgm.domain.outbound import EditMessageText, OutboundCall, SendMessage
+from tgm.domain.ports import Clock, Locks, Outbox, SentMessage
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +56,7 @@ class BroadcastSender(Protocol):
 
     def token(self, bot_id: str) -> BotToken: ...
 
-    def send_message(
-        self, bot_id: str, chat_id: int, text: str, *, parse_mode: str | None = None, token: BotToken | None = None
-    ) -> None: ...
+    def send(self, bot_id: str, call: OutboundCall, token: BotToken | None = None) -> SentMessage | None: ...
 
 
 class BlockedReporter(Protocol):
@@ -202,7 +201,7 @@ class RunBroadcast:
             self._store.release(broadcast.id, user_id)
             return None, wait
         try:
-            self._sender().send_message(broadcast.bot_id, user_id, broadcast.text, parse_mode="HTML", token=token)
+            self._sender().send(broadcast.bot_id, SendMessage(user_id, broadcast.text, parse_mode="HTML"), token)
         except TokenRejected:
             raise
         except TelegramRequestFailed as error:
@@ -253,16 +252,11 @@ class RunBroadcast:
             return
         try:
             text = progress_text(broadcast, self._clock.now().timestamp())
+            edit = EditMessageText(
+                broadcast.chat_id, broadcast.message_id, text, parse_mode="HTML", reply_markup=markup
+            )
             # Each progress edit is new (never a re-run of an earlier one): its own fresh effect id.
-            with effect_scope(new_effect_key()):
-                self._outbox.edit_message_text(
-                    broadcast.manager_id,
-                    broadcast.chat_id,
-                    broadcast.message_id,
-                    text,
-                    parse_mode="HTML",
-                    reply_markup=markup,
-                )
+            self._outbox.send(broadcast.manager_id, edit, effect_id=EffectIds.unrepeatable().next())
         except Exception as error:  # the progress is a view: the broadcast goes on without it
             logger.warning("broadcast progress not shown", extra={"error": type(error).__name__})
 

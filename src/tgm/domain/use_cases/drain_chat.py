@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from tgm.domain.chat_lane import ComposedChatLane, lock_key
-from tgm.domain.effects import effect_scope
 from tgm.domain.errors import is_transient
 from tgm.domain.inbound import InboundGuard
 from tgm.domain.lane import BatchOutcome, LockKeeper, drain_lane
@@ -176,8 +175,7 @@ class DrainChat:
             if retry_at > now:
                 return DrainResult(handled, skipped, refused, dead, run_again_in=retry_at - now)
             if attempts == 0 and self._guard is not None:
-                with effect_scope(f"{envelope.bot_id}:{envelope.update_id}:guard"):
-                    verdict = self._guard.check(envelope)
+                verdict = self._guard.check(envelope)
                 if not verdict.allowed:
                     logger.info("update refused", extra={**_ids(envelope), "reason": verdict.reason})
                     if not complete(item, envelope.update_id, mark_done=True):
@@ -185,13 +183,11 @@ class DrainChat:
                     refused += 1
                     continue
             try:
-                # Effect ids derive from (bot, update_id): a re-run after a failure or a crash queues the same
-                # outbound ids, and the outbox drops the copies (a handler that replied then failed sends once).
+                # Handlers derive their effect ids from (bot, update_id) (src/tgm/domain/effects.py): a re-run after a
+                # failure or a crash queues the same outbound ids, and the outbox drops the copies (a handler that
+                # replied then failed sends once).
                 # The process's lock keeper renews the chat lock while the handler runs, however long it takes.
-                with (
-                    effect_scope(f"{envelope.bot_id}:{envelope.update_id}"),
-                    self._keeper.hold(lambda: self._lane.renew(bot_id, chat_key, owner, ttl), ttl) as holding,
-                ):
+                with self._keeper.hold(lambda: self._lane.renew(bot_id, chat_key, owner, ttl), ttl) as holding:
                     outcome = self._handler()(envelope)
             except Exception as exc:
                 reason = describe_failure(exc)

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 from tgm.domain.bots import Bot
 from tgm.domain.clock import SystemClock
+from tgm.domain.effects import EffectIds
 from tgm.domain.messages import render
+from tgm.domain.outbound import AnswerCallbackQuery, SendMessage
 from tgm.domain.ports import BotDirectory, Clock, Cooldowns, Outbox
 from tgm.domain.telegram_update import UpdateKind
 from tgm.domain.updates import UpdateEnvelope
@@ -64,6 +66,8 @@ class HandleUpdate:
         self._maintenance_notice_seconds = maintenance_notice_seconds
 
     def __call__(self, envelope: UpdateEnvelope) -> HandleOutcome:
+        # Every answer's effect id derives from the update: a redelivered update answers once (domain/effects.py).
+        effects = EffectIds.for_update(envelope)
         bot = self._bots.get_bot(envelope.bot_id)
         if bot is None or not bot.serves_updates:
             return HandleOutcome("ignored:bot_inactive")
@@ -77,15 +81,15 @@ class HandleUpdate:
         ):
             return HandleOutcome("ignored:blocked")  # before any answer, the maintenance text included
         if self._captcha is not None:
-            stopped = self._captcha.intercept(bot, envelope, sender_id)
+            stopped = self._captcha.intercept(bot, envelope, sender_id, effects)
             if stopped is not None:  # a new user while the CAPTCHA applies: challenged, answered or dropped
                 return HandleOutcome(stopped, replied=stopped in ("captcha:challenged", "captcha:wrong"))
         if bot.settings.maintenance_text:
-            return self._maintenance_notice(bot, chat_id, envelope, sender_id)
+            return self._maintenance_notice(bot, chat_id, envelope, sender_id, effects)
         text = envelope.text
         command = _command_of(text, bot.username) if text is not None else None
         if self._inbox is not None:
-            taken = self._inbox_takes(self._inbox, bot, envelope, command)
+            taken = self._inbox_takes(self._inbox, bot, envelope, command, effects)
             if taken is not None:
                 return HandleOutcome(taken, replied=taken in _INBOX_REPLIED)
         if chat_id is None or text is None:
@@ -109,28 +113,31 @@ class HandleUpdate:
                 user_id,
                 argument,
                 envelope.view.language,
+                effects=effects,
             )
             return HandleOutcome(action, replied=action != "api:scheduled")
         else:
             return HandleOutcome("ignored:unknown_command")
-        self._outbox.send_message(bot.id, chat_id, reply)
+        self._outbox.send(bot.id, SendMessage(chat_id, reply), effect_id=effects.next())
         return HandleOutcome(f"command:{command}", replied=True)
 
-    def _inbox_takes(self, inbox: FeedbackInbox, bot: Bot, envelope: UpdateEnvelope, command: str | None) -> str | None:
+    def _inbox_takes(
+        self, inbox: FeedbackInbox, bot: Bot, envelope: UpdateEnvelope, command: str | None, effects: EffectIds
+    ) -> str | None:
         """The feedback inbox's outcome when it took the update (a message for the admins, an admin's reply, an
         inbox button), else None. Commands the bot answers stay the bot's."""
         if envelope.view.kind is UpdateKind.CALLBACK_QUERY:
-            return inbox.handle_callback(bot, envelope)
+            return inbox.handle_callback(bot, envelope, effects)
         settings = bot.settings
         answered = command is not None and (
             command == "/start"
             or command in settings.custom_commands
             or (command in settings.api_commands and self._api_calls is not None)
         )
-        return inbox.handle_message(bot, envelope, answered)
+        return inbox.handle_message(bot, envelope, answered, effects)
 
     def _maintenance_notice(
-        self, bot: Bot, chat_id: int | None, envelope: UpdateEnvelope, sender_id: int | None
+        self, bot: Bot, chat_id: int | None, envelope: UpdateEnvelope, sender_id: int | None, effects: EffectIds
     ) -> HandleOutcome:
         """The admin's text instead of the usual answers: to a button press (its spinner stops with the text), to
         anything in a private chat, and in groups only to a command addressed to this bot (group chatter is not
@@ -139,7 +146,8 @@ class HandleUpdate:
         view = envelope.view
         if view.callback_id is not None:
             # Always answered (Telegram shows a spinner until then); the text is cut to Telegram's 200 characters.
-            self._outbox.answer_callback_query(bot.id, view.callback_id, text[:200])
+            answer = AnswerCallbackQuery(view.callback_id, text[:200])
+            self._outbox.send(bot.id, answer, effect_id=effects.next())
             return HandleOutcome("maintenance:callback", replied=True)
         private = view.is_message and view.is_private
         words = envelope.text
@@ -149,7 +157,7 @@ class HandleUpdate:
         key = f"maintenance:{bot.id}:{who}"
         if self._cooldowns is not None and not self._cooldowns.start(key, self._maintenance_notice_seconds):
             return HandleOutcome("maintenance:quiet")
-        self._outbox.send_message(bot.id, chat_id, text)
+        self._outbox.send(bot.id, SendMessage(chat_id, text), effect_id=effects.next())
         return HandleOutcome("maintenance:notice", replied=True)
 
 

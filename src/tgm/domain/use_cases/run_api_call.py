@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tgm.domain.bots import ApiCommand, Bot
-from tgm.domain.effects import effect_scope
+from tgm.domain.effects import EffectIds
 from tgm.domain.errors import DomainError
 from tgm.domain.messages import render
+from tgm.domain.outbound import SendMessage
 from tgm.domain.ports import ApiCallJob, ApiCallScheduler, BotDirectory, Clock, DeadLetters, ExternalApi, Locks, Outbox
 from tgm.domain.url_policy import is_allowed_url
 from tgm.domain.use_cases.drain_chat import describe_failure
@@ -90,19 +91,33 @@ class StartApiCall:
         self._lock_ttl = lock_ttl_seconds
 
     def __call__(
-        self, bot: Bot, command: str, spec: ApiCommand, chat_id: int, user_id: int, argument: str, lang: str | None
+        self,
+        bot: Bot,
+        command: str,
+        spec: ApiCommand,
+        chat_id: int,
+        user_id: int,
+        argument: str,
+        lang: str | None,
+        *,
+        effects: EffectIds,
     ) -> str:
+        """`effects`: the update's (its refusals are its replies)."""
         language = lang or bot.settings.language
+
+        def say(key: str) -> None:
+            self._outbox.send(bot.id, SendMessage(chat_id, render(key, language)), effect_id=effects.next())
+
         if not is_allowed_url(spec.url, self._allow_private):  # the adapter checks the resolved address too
-            self._outbox.send_message(bot.id, chat_id, render("api_failed", language))
+            say("api_failed")
             return "api:refused_url"
         if self._api.is_open(spec.url, scope=bot.id):
-            self._outbox.send_message(bot.id, chat_id, render("api_unavailable", language))
+            say("api_unavailable")
             return "api:circuit_open"
         lock_key = f"api:{bot.id}:{user_id}:{command}"
         owner = self._locks.acquire(lock_key, self._lock_ttl)
         if owner is None:
-            self._outbox.send_message(bot.id, chat_id, render("locked", language))
+            say("locked")
             return "api:locked"
         job = ApiCallJob(
             job_id=uuid.uuid4().hex,
@@ -153,10 +168,9 @@ class RunApiCall:
 
     def __call__(self, job: ApiCallJob) -> ApiCallResult:
         # The reply's outbound id derives from (job, attempt): a redelivered attempt replies once.
-        with effect_scope(f"api:{job.job_id}:{job.attempt}"):
-            return self._run(job)
+        return self._run(job, EffectIds(f"api:{job.job_id}:{job.attempt}"))
 
-    def _run(self, job: ApiCallJob) -> ApiCallResult:
+    def _run(self, job: ApiCallJob, effects: EffectIds) -> ApiCallResult:
         ids = {"bot_id": job.bot_id, "job_id": job.job_id, "attempt": job.attempt + 1}
         bot = self._bots.get_bot(job.bot_id)
         spec = bot.settings.api_commands.get(job.command) if bot is not None and bot.serves_updates else None
@@ -179,11 +193,12 @@ class RunApiCall:
             letter_id = self._dead.add("api_call", job_to_message(job), reason, attempts, now)
             logger.error("api call failed for good", extra={**ids, "dead_letter_id": letter_id, "error": reason})
             key = "api_unavailable" if isinstance(exc, CircuitOpen) else "api_failed"
-            self._outbox.send_message(job.bot_id, job.chat_id, render(key, job.language))
+            reply = SendMessage(job.chat_id, render(key, job.language))
+            self._outbox.send(job.bot_id, reply, effect_id=effects.next())
             self._locks.release(job.lock_key, job.lock_owner)
             return ApiCallResult("dead_letter", dead_letter_id=letter_id)
         text = body.strip()[:MAX_REPLY_CHARS] or render("api_empty", job.language)
-        self._outbox.send_message(job.bot_id, job.chat_id, text)
+        self._outbox.send(job.bot_id, SendMessage(job.chat_id, text), effect_id=effects.next())
         self._locks.release(job.lock_key, job.lock_owner)
         logger.info("api call answered", extra=ids)
         return ApiCallResult("replied")

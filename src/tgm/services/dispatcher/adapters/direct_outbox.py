@@ -1,6 +1,7 @@
-"""Outbox that calls Telegram at once, with the bot's token opened in the vault.
+"""DirectOutbox: makes an outbound call (src/tgm/domain/outbound.py) at once, with the bot's token opened in the vault.
 
-The simplest Outbox; flood control and 429 rescheduling wrap or replace it. An opened token is kept in
+What sends for the queued Outbox (DirectSend, DrainOutbox: flood control, 429s, once only) and the broadcast; it
+decides nothing about when. An opened token is kept in
 memory for a short while (TOKEN_CACHE_TTL_SECONDS), keyed by the sealed token it came from: a re-sealed
 or replaced token is opened anew, and a token Telegram rejects is forgotten at once.
 """
@@ -9,18 +10,23 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from tgm.domain.bots import BotToken
 from tgm.domain.clock import SystemClock
 from tgm.domain.errors import BotNotFound, TokenRejected
+from tgm.domain.outbound import (
+    AnswerCallbackQuery,
+    CopyMessage,
+    DeleteMessage,
+    EditMessageText,
+    OutboundCall,
+    SendDocument,
+    SendMessage,
+)
 from tgm.domain.ports import BotDirectory, Clock, DecryptPurpose, SecretKind, SentMessage, TelegramApi, TokenVault
 
 TOKEN_CACHE_TTL_SECONDS = 60.0
 TOKEN_CACHE_MAX_ENTRIES = 1000
-
-_T = TypeVar("_T")
 
 
 class DirectOutbox:
@@ -75,105 +81,25 @@ class DirectOutbox:
             for key in [key for key in self._tokens if key[0] == bot_id]:
                 del self._tokens[key]
 
-    def _call(self, bot_id: str, call: Callable[[], _T]) -> _T:
+    def send(self, bot_id: str, call: OutboundCall, token: BotToken | None = None) -> SentMessage | None:
+        """Makes the call now (`token`: already opened, else opened here); the message a send or a copy made. A
+        DeleteMessage Telegram refuses raises TelegramRequestFailed (its `if_refused_text` is the queue's business)."""
+        opened = token or self._token(bot_id)
         try:
-            return call()
+            match call:
+                case SendMessage():
+                    return self._telegram.send_message(opened, call)
+                case CopyMessage():
+                    return self._telegram.copy_message(opened, call)
+                case EditMessageText():
+                    self._telegram.edit_message_text(opened, call)
+                case SendDocument():
+                    self._telegram.send_document(opened, call)
+                case DeleteMessage():
+                    self._telegram.delete_message(opened, call.chat_id, call.message_id)
+                case AnswerCallbackQuery():
+                    self._telegram.answer_callback_query(opened, call.callback_query_id, call.text)
         except TokenRejected:
             self.forget_token(bot_id)
             raise
-
-    def send_message(
-        self,
-        bot_id: str,
-        chat_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-        disable_web_page_preview: bool = False,
-        token: BotToken | None = None,
-    ) -> SentMessage:
-        opened = token or self._token(bot_id)
-        return self._call(
-            bot_id,
-            lambda: self._telegram.send_message(
-                opened,
-                chat_id,
-                text,
-                parse_mode=parse_mode,
-                reply_markup=reply_markup,
-                disable_web_page_preview=disable_web_page_preview,
-            ),
-        )
-
-    def edit_message_text(
-        self,
-        bot_id: str,
-        chat_id: int,
-        message_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-        token: BotToken | None = None,
-    ) -> None:
-        opened = token or self._token(bot_id)
-        self._call(
-            bot_id,
-            lambda: self._telegram.edit_message_text(
-                opened, chat_id, message_id, text, parse_mode=parse_mode, reply_markup=reply_markup
-            ),
-        )
-
-    def delete_message(
-        self,
-        bot_id: str,
-        chat_id: int,
-        message_id: int,
-        token: BotToken | None = None,
-        *,
-        if_refused_text: str | None = None,  # unused: a refusal raises TelegramRequestFailed here
-    ) -> None:
-        opened = token or self._token(bot_id)
-        self._call(bot_id, lambda: self._telegram.delete_message(opened, chat_id, message_id))
-
-    def send_document(
-        self,
-        bot_id: str,
-        chat_id: int,
-        filename: str,
-        content: bytes,
-        *,
-        mime_type: str,
-        caption: str = "",
-        token: BotToken | None = None,
-    ) -> None:
-        opened = token or self._token(bot_id)
-        self._call(
-            bot_id,
-            lambda: self._telegram.send_document(
-                opened, chat_id, filename, content, mime_type=mime_type, caption=caption
-            ),
-        )
-
-    def answer_callback_query(
-        self, bot_id: str, callback_query_id: str, text: str | None = None, token: BotToken | None = None
-    ) -> None:
-        opened = token or self._token(bot_id)
-        self._call(bot_id, lambda: self._telegram.answer_callback_query(opened, callback_query_id, text))
-
-    def copy_message(
-        self,
-        bot_id: str,
-        chat_id: int,
-        from_chat_id: int,
-        message_id: int,
-        *,
-        reply_markup: dict[str, Any] | None = None,
-        token: BotToken | None = None,
-    ) -> SentMessage:
-        opened = token or self._token(bot_id)
-        return self._call(
-            bot_id,
-            lambda: self._telegram.copy_message(opened, chat_id, from_chat_id, message_id, reply_markup=reply_markup),
-        )
+        return None

@@ -8,7 +8,7 @@ from tgm.domain.errors import TelegramRequestFailed, blocked_by_user
 from tgm.domain.inbox import InboxLinks
 from tgm.domain.ports import SentMessage
 from tgm.domain.use_cases.drain_chat import describe_failure
-from tgm.services.dispatcher.outbound.calls import CopyMessage, QueuedCall, SendMessage
+from tgm.services.dispatcher.outbound.calls import QueuedCall
 from tgm.services.dispatcher.outbound.ports import BlockedUsers
 
 logger = logging.getLogger(__name__)
@@ -31,10 +31,9 @@ def link_sent(links: InboxLinks | None, queued: QueuedCall, sent: SentMessage | 
     """An inbox delivery (a send or copy with `link_chat_id`): the message Telegram just numbered is linked to the
     user's chat, so an admin's reply to it finds that user (src/tgm/domain/inbox.py). Best effort: the message is sent
     either way, and a lost link only means a reply to it is explained instead of delivered."""
-    call = queued.call
-    if links is None or sent is None or not isinstance(call, SendMessage | CopyMessage) or call.link_chat_id is None:
+    if links is None or sent is None or queued.link_chat_id is None:
         return
     try:
-        links.link(queued.bot_id, sent.chat_id, sent.message_id, call.link_chat_id)
+        links.link(queued.bot_id, sent.chat_id, sent.message_id, queued.link_chat_id)
     except Exception as exc:
         logger.warning("inbox link not stored", extra={"bot_id": queued.bot_id, "error": describe_failure(exc)})

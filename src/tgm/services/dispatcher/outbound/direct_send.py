@@ -61,7 +61,7 @@ class DirectSend:
             token = sender.token(bot_id)  # before the slot: the grant-to-arrival time stays short
             if not self._gate.open(bot_id, queued.chat_key, queued.call.chat_id, call_id):
                 return DirectSendOutcome.QUEUE
-            sent = queued.call.send(sender, bot_id, token)
+            sent = sender.send(bot_id, queued.call, token)
         except Exception as exc:
             if isinstance(exc, TelegramRequestFailed) and exc.retry_after is not None:
                 # As DrainOutbox does: hold every chat of the bot; the queued call waits out the pause.
@@ -71,7 +71,7 @@ class DirectSend:
                     extra={
                         "bot_id": bot_id,
                         "call_id": call_id,
-                        "method": queued.call.method,
+                        "method": queued.method,
                         "retry_after": exc.retry_after,
                     },
                 )

@@ -113,7 +113,7 @@ class DrainOutbox:
             except (ValueError, KeyError, TypeError) as exc:  # an unknown method or a call without its chat
                 self._give_up(bot_id, chat_key, raw, wire, describe_failure(exc), 1)
                 continue
-            ids = {"bot_id": bot_id, "call_id": call_id, "method": queued.call.method}
+            ids = {"bot_id": bot_id, "call_id": call_id, "method": queued.method}
             sender = self._sender()
             try:
                 # The token first (a vault call of unknown latency), then the slot, then at once the HTTP
@@ -134,7 +134,7 @@ class DrainOutbox:
                 # A send may take up to the client's timeout, longer than the lane's short lock TTL (short, so a
                 # dead worker's lane frees itself in seconds): the process's lock keeper renews it meanwhile.
                 with self._keeper.hold(lambda: self._lane.renew(bot_id, chat_key, owner, ttl), ttl):
-                    sent_message = queued.call.send(sender, queued.bot_id, token)
+                    sent_message = sender.send(queued.bot_id, queued.call, token)
             except TelegramRequestFailed as exc:
                 if exc.retry_after is not None:
                     # Telegram's flood control is per bot as much as per chat: hold every chat of the bot.

@@ -1,7 +1,7 @@
 """QueuedOutbox, the Outbox port on the dispatcher: every call is queued per (bot, chat) and sent by a drain.
 
-Each port method builds its typed call (calls.py) and gives it the current effect id (src/tgm/domain/effects.py):
-deterministic inside a handler run, so a re-run queues the same ids and the idempotent push drops the copies.
+Each call is queued under the effect id its caller passed (src/tgm/domain/effects.py): deterministic for a handler's
+run, so a re-run queues the same ids and the idempotent push drops the copies.
 """
 
 from __future__ import annotations
@@ -10,22 +10,11 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
 
 import dramatiq
 
-from tgm.domain.effects import next_effect_id
-from tgm.services.dispatcher.outbound.calls import (
-    AnswerCallbackQuery,
-    CopyMessage,
-    DeleteMessage,
-    EditMessageText,
-    OutboundCall,
-    QueuedCall,
-    SendDocument,
-    SendMessage,
-    refusal_notice,
-)
+from tgm.domain.outbound import OutboundCall
+from tgm.services.dispatcher.outbound.calls import QueuedCall, refusal_notice
 from tgm.services.dispatcher.outbound.direct_send import DirectSend, DirectSendOutcome
 from tgm.services.dispatcher.outbound.ports import OutboxStore
 from tgm.services.dispatcher.outbound.scheduling import drain_outbox_message
@@ -64,9 +53,8 @@ class QueuedOutbox:
         """Messages waiting in the chat's outbox lane (the inbox's backlog check, src/tgm/domain/inbox.py)."""
         return self._store.size(bot_id, str(chat_id))
 
-    def queue(self, bot_id: str, call: OutboundCall) -> None:
-        """Queues `call` under the current effect id (src/tgm/domain/effects.py); NoEffectScope outside a scope."""
-        self._put(QueuedCall(next_effect_id(), bot_id, call))
+    def send(self, bot_id: str, call: OutboundCall, *, effect_id: str, link_chat_id: int | None = None) -> None:
+        self._put(QueuedCall(effect_id, bot_id, call, link_chat_id))
 
     def _put(self, queued: QueuedCall) -> None:
         bot_id, chat_key = queued.bot_id, queued.chat_key
@@ -90,52 +78,3 @@ class QueuedOutbox:
             inline.add((bot_id, chat_key))
         elif schedule:
             self._broker.enqueue(drain_outbox_message(bot_id, chat_key))
-
-    def send_message(
-        self,
-        bot_id: str,
-        chat_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-        disable_web_page_preview: bool = False,
-        link_chat_id: int | None = None,
-    ) -> None:
-        """`link_chat_id`: an inbox delivery, linked to that user's chat once sent (after_send.link_sent)."""
-        self.queue(bot_id, SendMessage(chat_id, text, parse_mode, reply_markup, disable_web_page_preview, link_chat_id))
-
-    def copy_message(
-        self,
-        bot_id: str,
-        chat_id: int,
-        from_chat_id: int,
-        message_id: int,
-        *,
-        reply_markup: dict[str, Any] | None = None,
-        link_chat_id: int | None = None,
-    ) -> None:
-        self.queue(bot_id, CopyMessage(chat_id, from_chat_id, message_id, reply_markup, link_chat_id))
-
-    def send_document(
-        self, bot_id: str, chat_id: int, filename: str, content: bytes, *, mime_type: str, caption: str = ""
-    ) -> None:
-        self.queue(bot_id, SendDocument(chat_id, filename, content, mime_type, caption))
-
-    def edit_message_text(
-        self,
-        bot_id: str,
-        chat_id: int,
-        message_id: int,
-        text: str,
-        *,
-        parse_mode: str | None = None,
-        reply_markup: dict[str, Any] | None = None,
-    ) -> None:
-        self.queue(bot_id, EditMessageText(chat_id, message_id, text, parse_mode, reply_markup))
-
-    def delete_message(self, bot_id: str, chat_id: int, message_id: int, *, if_refused_text: str | None = None) -> None:
-        self.queue(bot_id, DeleteMessage(chat_id, message_id, if_refused_text))
-
-    def answer_callback_query(self, bot_id: str, callback_query_id: str, text: str | None = None) -> None:
-        self.queue(bot_id, AnswerCallbackQuery(callback_query_id, text))
