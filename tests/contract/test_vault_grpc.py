@@ -1,4 +1,4 @@
-"""The vault as a real process: `python -m tgm.services.vault serve`, spoken to over gRPC."""
+"""The vault as a real process: `python -m tgm.services.vault init`, then `serve`, spoken to over gRPC."""
 
 from __future__ import annotations
 
@@ -54,24 +54,25 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TlsFiles]:
     return ensure_certs(tmp_path_factory.mktemp("certs"))
 
 
-def _start(
-    tmp_path: Path, encryption_key: str, port: int, tls: TlsFiles | None
-) -> tuple[subprocess.Popen[bytes], Path]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k
-        not in (
-            "ENCRYPTION_KEY",
-            "VAULT_KEYS",
-            "VAULT_PRIMARY_KEY_VERSION",
-            "TLS_CA_FILE",
-            "TLS_CERT_FILE",
-            "TLS_KEY_FILE",
-        )
-    }
-    env.update(ENCRYPTION_KEY=encryption_key, VAULT_LISTEN=f"127.0.0.1:{port}", LOG_LEVEL="DEBUG")
-    env.update(VAULT_AUDIT_FILE=str(tmp_path / f"audit-{port}.log"), **(tls_env(tls) if tls else {}))
+def _env(tmp_path: Path, **variables: str) -> dict[str, str]:
+    """The vault's environment: none of the caller's vault or TLS variables, its files in `tmp_path`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENCRYPTION_KEY", "VAULT_", "TLS_"))}
+    env.update(VAULT_AUDIT_FILE=str(tmp_path / "audit.log"), LOG_LEVEL="DEBUG")
+    return {**env, **variables}
+
+
+def _init(tmp_path: Path, encryption_key: str) -> Path:
+    """`init`: the keyring, once, from ENCRYPTION_KEY (its only reader); the vault serves from the file alone."""
+    keyring = tmp_path / "vault" / "keyring.json"
+    env = _env(tmp_path, ENCRYPTION_KEY=encryption_key, VAULT_KEYRING_FILE=str(keyring))
+    command = [sys.executable, "-m", "tgm.services.vault", "init"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return keyring
+
+
+def _start(tmp_path: Path, port: int, tls: TlsFiles | None, **variables: str) -> tuple[subprocess.Popen[bytes], Path]:
+    env = _env(tmp_path, VAULT_LISTEN=f"127.0.0.1:{port}", **variables, **(tls_env(tls) if tls else {}))
     stderr_path = tmp_path / f"vault-{port}.stderr"
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
@@ -110,7 +111,8 @@ def vault(tmp_path: Path, certs: dict[str, TlsFiles]) -> Iterator[VaultProcess]:
     key = os.urandom(32)
     key_b64 = base64.b64encode(key).decode()
     port = _free_port()
-    process, stderr_path = _start(tmp_path, "base64:" + key_b64, port, certs["vault"])
+    keyring = _init(tmp_path, "base64:" + key_b64)
+    process, stderr_path = _start(tmp_path, port, certs["vault"], VAULT_KEYRING_FILE=str(keyring))
     running = VaultProcess(process, stderr_path, f"127.0.0.1:{port}", key_b64, key)
     try:
         _wait_serving(process, stderr_path, running.target, certs["operator"])
@@ -178,9 +180,9 @@ def test_encrypt_decrypt_and_logs_hold_no_secrets(
     assert any('"vault stopped"' in line for line in lines)
     assert any('"outcome": "ok"' in line and '"verb": "encrypt"' in line for line in lines)
     # The audit anchors leave with the log stream: the startup head, then seq + hash of every appended line.
-    assert any('"vault audit log resumed"' in line and '"audit_seq": 0' in line for line in lines)
+    assert any('"vault audit log resumed"' in line and '"audit_seq": 1' in line for line in lines)  # init's line
     anchors = [json.loads(line) for line in lines if '"audit_seq"' in line and '"vault call"' in line]
-    assert [a["audit_seq"] for a in anchors] == list(range(1, len(anchors) + 1)) and len(anchors) == 5
+    assert [a["audit_seq"] for a in anchors] == list(range(2, len(anchors) + 2)) and len(anchors) == 5
     assert all(len(a["audit_hash"]) == 64 for a in anchors)
     for secret in (*secrets_sent, token.split(":")[1], vault.key_b64, vault.key.hex(), repr(vault.key)):
         assert secret not in stderr
@@ -222,19 +224,42 @@ def test_invalid_arguments(
 @pytest.mark.parametrize(
     "bad_key", [base64.b64encode(b"sixteen-byte-key").decode(), "this is not base64!", "base64:" + "A" * 7]
 )
-def test_bad_encryption_key_fails_startup_naming_the_variable(
-    tmp_path: Path, bad_key: str, certs: dict[str, TlsFiles]
+def test_bad_encryption_key_fails_naming_the_variable(tmp_path: Path, bad_key: str, certs: dict[str, TlsFiles]) -> None:
+    """`init` (ENCRYPTION_KEY's reader) and `serve` (which checks it against the keyring when it is set) refuse it."""
+    keyring = tmp_path / "vault" / "keyring.json"
+    variables = {"ENCRYPTION_KEY": bad_key, "VAULT_KEYRING_FILE": str(keyring)}
+    init = [sys.executable, "-m", "tgm.services.vault", "init"]
+    env = _env(tmp_path, **variables)
+    refused = subprocess.run(init, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+    process, stderr_path = _start(tmp_path, _free_port(), certs["vault"], **variables)
+    assert refused.returncode == 2 and process.wait(timeout=30) == 2 and not keyring.exists()
+    for stderr in (refused.stderr, stderr_path.read_text()):
+        assert "ENCRYPTION_KEY" in stderr
+        assert bad_key not in stderr
+        assert bad_key.removeprefix("base64:") not in stderr
+
+
+@pytest.mark.parametrize("keyring", ["unset", "missing"])
+def test_serve_refuses_without_a_keyring_and_says_to_run_init(
+    tmp_path: Path, keyring: str, certs: dict[str, TlsFiles]
 ) -> None:
-    process, stderr_path = _start(tmp_path, bad_key, _free_port(), certs["vault"])
+    """Issue 11, item 3: ENCRYPTION_KEY is `init`'s input only; the vault never serves from it alone."""
+    key = os.urandom(32)
+    variables = {"ENCRYPTION_KEY": "base64:" + base64.b64encode(key).decode()}
+    if keyring == "missing":
+        variables["VAULT_KEYRING_FILE"] = str(tmp_path / "vault" / "keyring.json")
+    process, stderr_path = _start(tmp_path, _free_port(), certs["vault"], **variables)
     assert process.wait(timeout=30) == 2
     stderr = stderr_path.read_text()
-    assert "ENCRYPTION_KEY" in stderr
-    assert bad_key not in stderr
-    assert bad_key.removeprefix("base64:") not in stderr
+    assert "VAULT_KEYRING_FILE" in stderr and "tgm.services.vault init" in stderr
+    for shown in (base64.b64encode(key).decode(), base64.urlsafe_b64encode(key).decode(), key.hex()):
+        assert shown not in stderr
+    assert not (tmp_path / "vault" / "keyring.json").exists()
+    assert not (tmp_path / "audit.log").exists()
 
 
 def test_vault_refuses_to_start_without_tls(tmp_path: Path) -> None:
-    key = "base64:" + base64.b64encode(os.urandom(32)).decode()
-    process, stderr_path = _start(tmp_path, key, _free_port(), None)
+    keyring = _init(tmp_path, "base64:" + base64.b64encode(os.urandom(32)).decode())
+    process, stderr_path = _start(tmp_path, _free_port(), None, VAULT_KEYRING_FILE=str(keyring))
     assert process.wait(timeout=30) == 2
     assert "TLS_CA_FILE" in stderr_path.read_text()

@@ -63,7 +63,7 @@ def vault(tmp_path: Path, certs: dict[str, TlsFiles]) -> Iterator[Vault]:
     keys = KeyStore.create(keyring_file, os.urandom(32))
     cipher = Cipher(keys)
     audit_file = tmp_path / "audit.log"
-    audit = AuditLog(audit_file)
+    audit = AuditLog(audit_file, key=os.urandom(32), anchor_path=tmp_path / "audit.anchor", anchor_may_be_missing=True)
     servicer = VaultServicer(cipher, default_policy(), CertificateCallerResolver(), keys=keys, audit=audit)
     running = Vault(
         start_vault(servicer, "127.0.0.1:0", certs["vault"]), keys, cipher, audit_file, keyring_file, certs, []

@@ -1,9 +1,12 @@
-"""The hash-chained audit log: `python -m tgm.services.vault audit verify` finds the first removed, edited or moved
-line."""
+"""The keyed hash-chained audit log: `python -m tgm.services.vault audit verify` finds the first removed, edited or
+moved line; the vault refuses to start on a log that lost what its anchor holds, or on an unkeyed one."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,20 +15,37 @@ from pathlib import Path
 import pytest
 
 from tgm.services.vault.audit import Anchor, AuditLog, verify
+from tgm.services.vault.keystore import KeyStore
 
 REPO = Path(__file__).resolve().parents[2]
 LINES = 6
+KEY = b"a" * 31 + b"#"  # the `log_file` fixture's audit key (its keyring's, for the command line)
+
+
+def _keyring(folder: Path) -> Path:
+    return folder / "vault" / "keyring.json"
+
+
+def _vault_env(folder: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TLS_", "VAULT_", "ENCRYPTION_KEY"))}
+    return {**env, "VAULT_KEYRING_FILE": str(_keyring(folder)), "VAULT_AUDIT_FILE": str(folder / "audit.log"), **extra}
 
 
 @pytest.fixture
 def log_file(tmp_path: Path) -> Path:
-    path = tmp_path / "audit.log"
-    audit = AuditLog(path)
+    """Six lines under KEY, written across a restart; the keyring beside it holds KEY. Its own anchor is kept apart
+    (`own.anchor`), so `audit verify` without `--anchor` checks the file alone (the vault's anchor file is absent)."""
+    keyring = _keyring(tmp_path)
+    KeyStore.create(keyring, None)
+    document = json.loads(keyring.read_text())
+    keyring.write_text(json.dumps({**document, "audit_key": "base64:" + base64.b64encode(KEY).decode()}))
+    path, anchor = tmp_path / "audit.log", tmp_path / "own.anchor"
+    audit = AuditLog(path, key=KEY, anchor_path=anchor, anchor_may_be_missing=True)
     for index in range(LINES // 2):
         audit.append({"caller": "dispatcher", "verb": "decrypt", "bot": f"bot-{index}", "outcome": "ok"})
     audit.close()
     # A restart continues the same chain.
-    audit = AuditLog(path)
+    audit = AuditLog(path, key=KEY, anchor_path=anchor)
     for index in range(LINES // 2):
         audit.append({"caller": "gateway", "verb": "encrypt", "bot": f"bot-{index}", "outcome": "denied"})
     audit.close()
@@ -35,7 +55,7 @@ def log_file(tmp_path: Path) -> Path:
 def _cli(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tgm.services.vault", "audit", "verify", "--file", str(path)],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO, env=_vault_env(path.parent), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
 
@@ -47,7 +67,7 @@ def test_intact_log_verifies(log_file: Path) -> None:
     result = _cli(log_file)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"ok {LINES} lines")
-    assert verify(log_file).head == json.loads(log_file.read_text().splitlines()[-1])["hash"]
+    assert verify(log_file, key=KEY).head == json.loads(log_file.read_text().splitlines()[-1])["hash"]
 
 
 def _edit(lines: list[str]) -> list[str]:
@@ -58,13 +78,13 @@ def _edit(lines: list[str]) -> list[str]:
 
 
 def _edit_and_rehash_alone(lines: list[str]) -> list[str]:
-    # An attacker who recomputes the edited line's own hash still breaks the next line's prev_hash.
+    # Even with the key, recomputing the edited line's own hash still breaks the next line's prev_hash.
     from tgm.services.vault.audit import chain_hash
 
     entry = json.loads(lines[2])
     entry.pop("hash")
     entry["bot"] = "bot-evil"
-    entry["hash"] = chain_hash(entry["prev_hash"], entry)
+    entry["hash"] = chain_hash(entry["prev_hash"], entry, KEY)
     lines[2] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
     return lines
 
@@ -85,7 +105,7 @@ def test_tampering_is_found_at_the_first_bad_line(
     log_file: Path, change: Callable[[list[str]], list[str]], bad_line: int
 ) -> None:
     _rewrite(log_file, change)
-    assert verify(log_file).bad_line == bad_line
+    assert verify(log_file, key=KEY).bad_line == bad_line
     result = _cli(log_file)
     assert result.returncode == 1
     assert f"line {bad_line}:" in result.stderr
@@ -95,20 +115,20 @@ def test_appending_after_a_restart_refuses_a_torn_tail(log_file: Path) -> None:
     with log_file.open("a") as handle:
         handle.write('{"half a line')
     with pytest.raises(ValueError, match="audit verify"):
-        AuditLog(log_file)
+        AuditLog(log_file, key=KEY, anchor_path=log_file.with_name("own.anchor"))
 
 
 def _cli_anchor(path: Path, anchor: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tgm.services.vault", "audit", "verify", "--file", str(path), "--anchor", anchor],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO, env=_vault_env(path.parent), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
 
 def test_every_line_has_its_seq_and_a_restart_resumes_it(log_file: Path) -> None:
     entries = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert [entry["seq"] for entry in entries] == list(range(1, LINES + 1))
-    audit = AuditLog(log_file)
+    audit = AuditLog(log_file, key=KEY, anchor_path=log_file.with_name("own.anchor"))
     assert audit.head == Anchor(LINES, entries[-1]["hash"])
     assert audit.append({"caller": "operator", "verb": "key_status", "outcome": "ok"}).seq == LINES + 1
     audit.close()
@@ -124,13 +144,13 @@ def test_a_cut_tail_is_caught_by_the_last_logged_anchor(log_file: Path) -> None:
     assert plain.returncode == 0 and f"ok {LINES - 2} lines seq={LINES - 2}" in plain.stdout
     cut = _cli_anchor(log_file, anchor)  # ...but not one that holds the anchored line
     assert cut.returncode == 1 and "tail cut" in cut.stderr
-    assert not verify(log_file, Anchor.parse(anchor)).ok
-    # Cut and regrown to the same length with forged lines: the anchored line's hash no longer matches.
-    forged = AuditLog(log_file)
+    assert not verify(log_file, Anchor.parse(anchor), key=KEY).ok
+    # Cut and regrown to the same length (by someone holding the key): the anchored line's hash no longer matches.
+    forged = AuditLog(log_file, key=KEY, anchor_path=log_file.with_name("forger.anchor"), anchor_may_be_missing=True)
     forged.append({"caller": "operator", "verb": "key_status", "outcome": "ok"})
     forged.append({"caller": "operator", "verb": "key_status", "outcome": "ok"})
     forged.close()
-    verdict = verify(log_file, Anchor.parse(anchor))
+    verdict = verify(log_file, Anchor.parse(anchor), key=KEY)
     assert not verdict.ok and verdict.bad_line == LINES and "rewritten" in verdict.reason
 
 
@@ -143,11 +163,13 @@ def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     real_write = os.write
     monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:7]))  # the kernel may write less
-    audit = AuditLog(tmp_path / "audit.log", fsync=False)
+    audit = AuditLog(
+        tmp_path / "audit.log", fsync=False, key=KEY, anchor_path=tmp_path / "audit.anchor", anchor_may_be_missing=True
+    )
     for index in range(3):
         audit.append({"caller": "dispatcher", "verb": "decrypt", "bot": f"bot-{index}", "outcome": "ok"})
     audit.close()
-    assert verify(tmp_path / "audit.log").ok
+    assert verify(tmp_path / "audit.log", key=KEY).ok
 
 
 def test_a_failed_fsync_breaks_the_log_without_repeating_a_sequence_number(
@@ -157,8 +179,8 @@ def test_a_failed_fsync_breaks_the_log_without_repeating_a_sequence_number(
 
     from tgm.services.vault.audit import AuditLogBroken
 
-    path = tmp_path / "audit.log"
-    audit = AuditLog(path, fsync=True)
+    path, anchor = tmp_path / "audit.log", tmp_path / "audit.anchor"
+    audit = AuditLog(path, fsync=True, key=KEY, anchor_path=anchor, anchor_may_be_missing=True)
     audit.append({"caller": "dispatcher", "verb": "decrypt", "outcome": "ok"})
 
     def io_error(fd: int) -> None:
@@ -173,7 +195,7 @@ def test_a_failed_fsync_breaks_the_log_without_repeating_a_sequence_number(
     audit.close()
     seqs = [json.loads(line)["seq"] for line in path.read_text().splitlines()]
     assert seqs == sorted(set(seqs)), "no sequence number twice"
-    assert AuditLog(path).head.seq == len(seqs)  # a restart resumes from what the file holds
+    assert AuditLog(path, key=KEY, anchor_path=anchor).head.seq == len(seqs)  # a restart resumes what the file holds
 
 
 # ---- keyed chain and the anchor outside the file (issue 11, item 4) ----
@@ -209,7 +231,6 @@ def test_keyed_lines_verify_only_under_the_audit_key(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in path.read_text().splitlines()]
     assert {entry["chain"] for entry in entries} == {"hmac-sha256"}
     assert verify(path, key=AUDIT_KEY).ok
-    assert "needs the audit key" in verify(path).reason
     assert verify(path, key=OTHER_KEY).bad_line == 1
 
 
@@ -231,15 +252,19 @@ def test_a_line_rewritten_without_the_key_is_found(tmp_path: Path) -> None:
     assert verify(path, key=AUDIT_KEY).bad_line == 2
 
 
-def test_an_unkeyed_line_after_keyed_ones_is_a_downgrade(tmp_path: Path) -> None:
-    from tgm.services.vault.audit import chain_hash
+def _unkeyed_line(seq: int, prev_hash: str) -> str:
+    """A line as the vault wrote them before the chain was keyed (never released): a plain SHA-256 link."""
+    entry = {**RECORD, "seq": seq, "prev_hash": prev_hash, "time": "2026-11-01T00:00:00.000000+00:00"}
+    canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+    entry["hash"] = hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+    return json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
 
+
+def test_an_unkeyed_line_after_keyed_ones_is_a_downgrade(tmp_path: Path) -> None:
     path, _ = _keyed(tmp_path, lines=2)
     last = json.loads(path.read_text().splitlines()[-1])
-    entry = {**RECORD, "seq": 3, "prev_hash": last["hash"], "time": last["time"]}
-    entry["hash"] = chain_hash(last["hash"], entry)  # a valid plain SHA-256 link
     with path.open("a") as handle:
-        handle.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
+        handle.write(_unkeyed_line(3, last["hash"]))
     verdict = verify(path, key=AUDIT_KEY)
     assert not verdict.ok and verdict.bad_line == 3 and "downgrade" in verdict.reason
 
@@ -289,22 +314,36 @@ def test_a_log_cut_and_regrown_under_another_key_is_refused(tmp_path: Path) -> N
         _reopen(path, anchor, key=OTHER_KEY)
 
 
-def test_a_legacy_unkeyed_log_is_adopted_once_and_continued_keyed(tmp_path: Path) -> None:
-    path, anchor = tmp_path / "audit.log", tmp_path / "audit.anchor"
-    legacy = AuditLog(path, fsync=False)
-    legacy.append(RECORD)
-    legacy.append(RECORD)
-    legacy.close()
-    from tgm.services.vault.audit import AuditLogTampered
+def test_an_unkeyed_log_stops_the_vault_until_it_is_archived(tmp_path: Path) -> None:
+    """Logs from before the keyed chain (never released) are not read: the vault refuses to start on one, saying to
+    archive it; then a keyring from that time gets its audit key and a new, keyed log starts."""
+    from tgm.services.vault.audit import UNKEYED_LOG, AuditLogTampered
+    from tgm.services.vault.container import audit_from_settings
+    from tgm.services.vault.settings import VaultSettings
 
-    with pytest.raises(AuditLogTampered, match=r"anchor .* is missing"):
-        _reopen(path, anchor)  # not without saying so: only a new audit key may adopt it
-    upgraded = AuditLog(path, fsync=False, key=AUDIT_KEY, anchor_path=anchor, anchor_may_be_missing=True)
-    assert upgraded.append(RECORD).seq == 3
-    upgraded.close()
-    assert [("chain" in json.loads(line)) for line in path.read_text().splitlines()] == [False, False, True]
-    assert verify(path, key=AUDIT_KEY).ok
-    assert _reopen(path, anchor).head.seq == 3
+    keyring, path = _keyring(tmp_path), tmp_path / "audit.log"
+    KeyStore.create(keyring, None)
+    old = {k: v for k, v in json.loads(keyring.read_text()).items() if k != "audit_key"}  # a keyring of that time
+    keyring.write_text(json.dumps(old))
+    first = _unkeyed_line(1, "0" * 64)
+    path.write_text(first + _unkeyed_line(2, json.loads(first)["hash"]))
+    assert verify(path, key=AUDIT_KEY).reason == UNKEYED_LOG
+    serve = subprocess.run(
+        [sys.executable, "-m", "tgm.services.vault", "serve"],
+        cwd=REPO, env=_vault_env(tmp_path), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert serve.returncode == 2 and "is not keyed" in serve.stderr and "archive it and start a new log" in serve.stderr
+    assert json.loads(keyring.read_text()) == old  # nothing added while the old log is there
+    settings = VaultSettings(vault_keyring_file=keyring, vault_audit_file=path, vault_audit_fsync=False)
+    with pytest.raises(AuditLogTampered, match="archive it"):
+        audit_from_settings(settings, KeyStore.open(keyring, None))
+    path.rename(tmp_path / "audit.log.archived")
+    audit = audit_from_settings(settings, KeyStore.open(keyring, None))  # the audit key is added now
+    assert audit.append(RECORD).seq == 1
+    audit.close()
+    keys = KeyStore.open(keyring, None)
+    assert keys.audit_key is not None and verify(path, key=keys.audit_key).ok
+    audit_from_settings(settings, keys).close()  # and from then on the anchor is required and found
 
 
 def test_a_failed_anchor_write_breaks_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

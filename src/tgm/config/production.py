@@ -114,8 +114,8 @@ def _vault_problems(settings: object) -> list[str]:
     problems = []
     if keyring is None:
         problems.append(
-            "VAULT_KEYRING_FILE is not set: the keys would be ENCRYPTION_KEY alone, fixed (no rotation) and in the "
-            "serving process's environment"
+            "VAULT_KEYRING_FILE is not set: the vault serves only from its keyring file "
+            "(`python -m tgm.services.vault init` creates it once)"
         )
     elif _secret(getattr(settings, "encryption_key", None)):
         problems.append(

@@ -74,19 +74,3 @@ def has_content(path: Path) -> bool:
         return path.stat().st_size > 0
     except FileNotFoundError:
         return False
-
-
-def last_line(path: Path) -> bytes | None:
-    """The last line of `path` without its newline, reading backwards from the end (None for an empty file)."""
-    with path.open("rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        step = 4096
-        while True:
-            start = max(0, size - step)
-            handle.seek(start)
-            lines = handle.read().splitlines()
-            if len(lines) > 1 or start == 0:
-                break
-            step *= 2
-    return lines[-1] if lines else None

@@ -23,13 +23,20 @@ def test_help_lists_every_verb() -> None:
         assert verb in done.stdout
 
 
-def test_a_verb_reaches_its_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_verb_reaches_its_tool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tgm.services.vault.audit import AuditLog
+    from tgm.services.vault.keystore import KeyStore
 
-    log = tmp_path / "audit.log"
-    audit = AuditLog(log, fsync=False)
+    keyring, log = tmp_path / "vault" / "keyring.json", tmp_path / "audit.log"
+    key = KeyStore.create(keyring, None).audit_key
+    assert key is not None
+    audit = AuditLog(log, fsync=False, key=key, anchor_path=tmp_path / "audit.anchor", anchor_may_be_missing=True)
     audit.append({"caller": "operator", "verb": "key_status", "outcome": "ok"})
     audit.close()
+    monkeypatch.setenv("VAULT_KEYRING_FILE", str(keyring))
+    monkeypatch.setenv("VAULT_AUDIT_ANCHOR_FILE", str(tmp_path / "audit.anchor"))
     assert main(["audit", "verify", "--file", str(log)]) == 0
     assert capsys.readouterr().out.startswith("ok 1 lines")
     log.write_text(log.read_text().replace("key_status", "key_rotate"))

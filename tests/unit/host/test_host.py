@@ -11,19 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tgm.host.files import LockHeld, atomic_replace, hold_lock, last_line, private_dir
+from tgm.host.files import LockHeld, atomic_replace, hold_lock, private_dir
 from tgm.host.signals import stop_event_on_signals
-
-
-def test_last_line_reads_back_past_its_first_window(tmp_path: Path) -> None:
-    path = tmp_path / "log"
-    path.write_bytes(b"")
-    assert last_line(path) is None
-    long = b"x" * 10_000  # longer than the 4 KiB first read: the window must grow
-    path.write_bytes(b"first\n" + long + b"\n")
-    assert last_line(path) == long
-    path.write_bytes(b"only")
-    assert last_line(path) == b"only"
 
 
 def test_atomic_replace_leaves_the_old_file_and_no_temp_when_writing_fails(

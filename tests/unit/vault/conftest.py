@@ -50,7 +50,10 @@ def serve_vault(certs: dict[str, TlsFiles], tmp_path: Path) -> Iterator[Callable
     started: list[RunningServer] = []
 
     def _serve(cipher: Cipher, policy: Policy | None = None, keys: KeyStore | None = None) -> RunningServer:
-        audit = AuditLog(tmp_path / f"audit-{len(started)}.log", fsync=False)
+        path = tmp_path / f"audit-{len(started)}.log"
+        audit = AuditLog(
+            path, fsync=False, key=os.urandom(32), anchor_path=path.with_suffix(".anchor"), anchor_may_be_missing=True
+        )
         servicer = VaultServicer(
             cipher=cipher,
             policy=policy or everything_for_tester(),

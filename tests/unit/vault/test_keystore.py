@@ -77,13 +77,10 @@ def test_environment_key_must_match_the_file(tmp_path: Path) -> None:
         KeyStore.open(path, os.urandom(32))
 
 
-def test_retire_refuses_primary_and_environment_only_keys_cannot_rotate(tmp_path: Path) -> None:
+def test_retire_refuses_the_primary(tmp_path: Path) -> None:
     keys = KeyStore.create(tmp_path / "k.json", os.urandom(32))
     with pytest.raises(KeyStoreError, match="primary"):
         keys.retire(1)
-    fixed = KeyStore.open(None, os.urandom(32))
-    with pytest.raises(KeyStoreError, match="VAULT_KEYRING_FILE"):
-        fixed.rotate()
 
 
 def test_rotation_while_sealing_and_opening_never_fails(tmp_path: Path) -> None:

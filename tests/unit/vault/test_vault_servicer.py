@@ -191,11 +191,14 @@ def test_secret_kind_labels_are_stable() -> None:
 
 
 def test_container_wires_one_servicer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tgm.services.vault.commands import init_keyring
     from tgm.services.vault.container import VaultContainer
 
     monkeypatch.setenv("ENCRYPTION_KEY", "base64:" + base64.b64encode(os.urandom(32)).decode())
-    monkeypatch.delenv("VAULT_KEYS", raising=False)
+    monkeypatch.setenv("VAULT_KEYRING_FILE", str(tmp_path / "vault" / "keyring.json"))
     monkeypatch.setenv("VAULT_AUDIT_FILE", str(tmp_path / "audit.log"))
+    monkeypatch.delenv("VAULT_AUDIT_ANCHOR_FILE", raising=False)
+    init_keyring()
     container = VaultContainer()
     assert container.servicer() is container.servicer()
     assert not container.policy().may_use(Caller(ANONYMOUS), Verb.ENCRYPT)

@@ -6,11 +6,16 @@ import os
 
 import pytest
 
-from tgm.services.vault.crypto import Keyring
-from tgm.services.vault.keystore import KeyStore
-from tgm.services.vault.settings import VaultConfigError, VaultSettings, decode_key, env_key, load_settings
+from tgm.services.vault.settings import VaultConfigError, decode_key, env_key, keyring_path, load_settings
 
-_VARS = ("ENCRYPTION_KEY", "VAULT_KEYS", "VAULT_PRIMARY_KEY_VERSION", "VAULT_LISTEN", "VAULT_ROTATION_DAYS")
+_VARS = (
+    "ENCRYPTION_KEY",
+    "VAULT_KEYS",
+    "VAULT_PRIMARY_KEY_VERSION",
+    "VAULT_LISTEN",
+    "VAULT_ROTATION_DAYS",
+    "VAULT_KEYRING_FILE",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -19,22 +24,23 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def keyring_from_settings(settings: VaultSettings) -> Keyring:
-    """What `serve` does without VAULT_KEYRING_FILE: the environment's keys are the (fixed) keyring."""
-    return KeyStore.open(None, env_key(settings)).current()
-
-
 def _b64(raw: bytes, urlsafe: bool = False) -> str:
     return (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(raw).decode()
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENCRYPTION_KEY", "base64:" + _b64(os.urandom(32)))
+    key = os.urandom(32)
+    monkeypatch.setenv("ENCRYPTION_KEY", "base64:" + _b64(key))
     settings = load_settings()
     assert settings.vault_listen == "127.0.0.1:50051"
-    keyring = keyring_from_settings(settings)
-    assert keyring.versions == (1,)
-    assert keyring.primary_version == 1
+    assert env_key(settings) == key
+
+
+def test_without_a_keyring_file_no_command_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """There is no serving from ENCRYPTION_KEY alone: the keys live in the keyring file, which `init` creates."""
+    monkeypatch.setenv("ENCRYPTION_KEY", "base64:" + _b64(os.urandom(32)))
+    with pytest.raises(VaultConfigError, match=r"VAULT_KEYRING_FILE is not set.*tgm\.services\.vault init"):
+        keyring_path(load_settings())
 
 
 @pytest.mark.parametrize(
@@ -68,7 +74,7 @@ def test_bad_encryption_key_names_the_variable_not_the_value(
 ) -> None:
     monkeypatch.setenv("ENCRYPTION_KEY", value)
     with pytest.raises(VaultConfigError) as info:
-        keyring_from_settings(load_settings())
+        env_key(load_settings())
     message = str(info.value)
     assert "ENCRYPTION_KEY" in message
     assert reason in message
@@ -77,9 +83,8 @@ def test_bad_encryption_key_names_the_variable_not_the_value(
     assert value not in message
 
 
-def test_missing_key_is_a_clear_error() -> None:
-    with pytest.raises(VaultConfigError, match="ENCRYPTION_KEY is required"):
-        keyring_from_settings(load_settings())
+def test_an_unset_key_is_none_so_init_makes_a_fresh_one() -> None:
+    assert env_key(load_settings()) is None
 
 
 def test_settings_repr_hides_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,8 +101,7 @@ def test_removed_multi_key_variables_are_ignored(monkeypatch: pytest.MonkeyPatch
     # Rotation lives in VAULT_KEYRING_FILE; VAULT_KEYS / VAULT_PRIMARY_KEY_VERSION are no longer read.
     monkeypatch.setenv("VAULT_KEYS", json.dumps({"1": _b64(os.urandom(32))}))
     monkeypatch.setenv("VAULT_PRIMARY_KEY_VERSION", "2")
-    with pytest.raises(VaultConfigError, match="ENCRYPTION_KEY is required"):
-        keyring_from_settings(load_settings())
+    assert env_key(load_settings()) is None
 
 
 def test_pydantic_errors_name_the_variable_not_the_value(monkeypatch: pytest.MonkeyPatch) -> None:

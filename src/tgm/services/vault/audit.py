@@ -5,7 +5,6 @@ Chain, anchors (a cut tail leaves a valid shorter chain) and durability: README.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -15,12 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tgm.host.files import atomic_replace, last_line, write_all
+from tgm.host.files import atomic_replace, write_all
 
 GENESIS = "0" * 64
 CHAIN = "hmac-sha256"
 _ANCHOR_LABEL = "tgm-vault-audit-anchor"
 _BROKEN_LINK = "does not follow the previous line (a line was removed or reordered)"
+# Lines from before the chain was keyed (plain SHA-256, never released) are not read: such a log stops the vault.
+UNKEYED_LOG = "is not keyed: a log from before keyed audit chains is not read; archive it and start a new log"
 _FIELDS = ("caller", "verb", "bot", "kind", "purpose", "key_version", "new_key_version", "outcome", "request_id")
 
 
@@ -28,12 +29,9 @@ def _canonical(entry: Mapping[str, object]) -> str:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def chain_hash(prev_hash: str, entry_without_hash: Mapping[str, object], key: bytes | None = None) -> str:
-    """HMAC-SHA256 under the audit key; plain SHA-256 for legacy (unkeyed) lines, `key=None`."""
-    data = (prev_hash + _canonical(entry_without_hash)).encode("utf-8")
-    if key is None:
-        return hashlib.sha256(data).hexdigest()
-    return hmac.new(key, data, "sha256").hexdigest()
+def chain_hash(prev_hash: str, entry_without_hash: Mapping[str, object], key: bytes) -> str:
+    """HMAC-SHA256 under the audit key of the previous hash and the canonical line."""
+    return hmac.new(key, (prev_hash + _canonical(entry_without_hash)).encode("utf-8"), "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -95,9 +93,10 @@ def read_anchor(path: Path, key: bytes) -> Anchor | None:
 
 
 class AuditLog:
-    """Appends chained lines to `path`; thread-safe within one process (the vault is the only writer). After a failed
-    write every append raises `AuditLogBroken` (fail closed). With `key` and `anchor_path` (the vault passes both) the
-    log is verified against the anchor at start; the anchor may be missing only when `anchor_may_be_missing`."""
+    """Appends lines chained under `key` to `path`, each followed by its anchor in `anchor_path`; thread-safe within
+    one process (the vault is the only writer). At start the whole log is verified against the anchor, which may be
+    missing only when `anchor_may_be_missing` (a new audit key). After a failed write every append raises
+    `AuditLogBroken` (fail closed)."""
 
     def __init__(
         self,
@@ -105,22 +104,19 @@ class AuditLog:
         fsync: bool = True,
         clock: Callable[[], datetime] | None = None,
         *,
-        key: bytes | None = None,
-        anchor_path: Path | None = None,
+        key: bytes,
+        anchor_path: Path,
         anchor_may_be_missing: bool = False,
     ) -> None:
         self._path = path
         self._fsync = fsync
         self._clock = clock or (lambda: datetime.now(UTC))
         self._key = key
-        self._anchor_path = anchor_path if key is not None else None
+        self._anchor_path = anchor_path
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        if key is not None and anchor_path is not None:
-            self._head = _verified_head(path, key, anchor_path, anchor_may_be_missing)
-            write_anchor(anchor_path, self._head, key, fsync)  # a missing or legacy anchor is replaced now
-        else:
-            self._head = _last_anchor(path)
+        self._head = _verified_head(path, key, anchor_path, anchor_may_be_missing)
+        write_anchor(anchor_path, self._head, key, fsync)  # a missing anchor is written now
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._broken: str | None = None
 
@@ -143,16 +139,13 @@ class AuditLog:
             entry["seq"] = seq
             entry["time"] = self._clock().isoformat(timespec="microseconds")
             entry["prev_hash"] = self._head.hash
-            if self._key is not None:
-                entry["chain"] = CHAIN
+            entry["chain"] = CHAIN
             digest = chain_hash(self._head.hash, entry, self._key)
             entry["hash"] = digest
             data = (_canonical(entry) + "\n").encode("utf-8")
             try:
                 write_all(self._fd, data, durable=self._fsync)  # the whole line, short writes completed
-                if self._anchor_path is not None:
-                    assert self._key is not None
-                    write_anchor(self._anchor_path, Anchor(seq, digest), self._key, self._fsync)
+                write_anchor(self._anchor_path, Anchor(seq, digest), self._key, self._fsync)
             except OSError as exc:
                 # The line may be partly (or wholly but not durably) on disk: never append after it in this run.
                 self._broken = f"{type(exc).__name__}: {exc.strerror or exc}"
@@ -163,28 +156,6 @@ class AuditLog:
     def close(self) -> None:
         with self._lock:
             os.close(self._fd)
-
-
-def _last_anchor(path: Path) -> Anchor:
-    """The head of a log: seq and hash of its last line (GENESIS_ANCHOR for an empty or missing file)."""
-    line = last_line(path) if path.exists() else None
-    if line is None:
-        return GENESIS_ANCHOR
-    try:
-        last = json.loads(line)
-        return Anchor(int(last["seq"]), str(last["hash"]))
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"the audit log {path} does not end with a valid line; run `audit verify`") from None
-
-
-def log_has_keyed_lines(path: Path) -> bool:
-    """Whether any line of the log at `path` is keyed (False for a missing log)."""
-    marker = f'"chain":"{CHAIN}"'.encode()
-    try:
-        with path.open("rb") as handle:
-            return any(marker in line for line in handle)
-    except FileNotFoundError:
-        return False
 
 
 def _verified_head(path: Path, key: bytes, anchor_path: Path, anchor_may_be_missing: bool) -> Anchor:
@@ -216,16 +187,13 @@ class Verdict:
     reason: str = ""
 
 
-def verify(path: Path, anchor: Anchor | None = None, *, key: bytes | None = None) -> Verdict:
-    """Walks the chain; names the first line (1-based) that was edited, or follows a removed/reordered one.
-
-    Keyed lines need `key` (without it they cannot be checked and fail); unkeyed lines are accepted only before
-    the first keyed one. With `anchor` (the anchor file's, or the last seq:hash the vault logged), also fails when
-    the file no longer holds that line — the tail was cut, or the log was rewritten from that point on.
+def verify(path: Path, anchor: Anchor | None = None, *, key: bytes) -> Verdict:
+    """Walks the chain under the audit key; names the first line (1-based) that was edited, is not keyed, or follows
+    a removed/reordered one. With `anchor` (the anchor file's, or the last seq:hash the vault logged), also fails
+    when the file no longer holds that line — the tail was cut, or the log was rewritten from that point on.
     """
     expected = GENESIS
     count = 0
-    keyed_seen = False
     anchored = anchor is None
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -237,13 +205,10 @@ def verify(path: Path, anchor: Anchor | None = None, *, key: bytes | None = None
                 return Verdict(False, count, expected, number, "not a valid audit line")
             if entry.get("prev_hash") != expected or entry.get("seq") != number:
                 return Verdict(False, count, expected, number, _BROKEN_LINK)
-            keyed = entry.get("chain") == CHAIN
-            if keyed and key is None:
-                return Verdict(False, count, expected, number, "is keyed: verifying it needs the audit key")
-            if not keyed and keyed_seen:
-                return Verdict(False, count, expected, number, "is not keyed but follows keyed lines (downgrade)")
-            keyed_seen = keyed_seen or keyed
-            if not hmac.compare_digest(chain_hash(expected, entry, key if keyed else None), str(claimed)):
+            if entry.get("chain") != CHAIN:
+                reason = UNKEYED_LOG if number == 1 else "is not keyed but follows keyed lines (downgrade)"
+                return Verdict(False, count, expected, number, reason)
+            if not hmac.compare_digest(chain_hash(expected, entry, key), str(claimed)):
                 return Verdict(False, count, expected, number, "hash does not match its content (edited)")
             expected = str(claimed)
             if anchor is not None and number == anchor.seq:

@@ -23,7 +23,14 @@ from tgm.services.vault.container import VaultContainer, audit_anchor_path, audi
 from tgm.services.vault.crypto import KEY_BYTES
 from tgm.services.vault.grpc.servicer import SERVICE_NAME
 from tgm.services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
-from tgm.services.vault.settings import VaultConfigError, VaultSettings, encode_key, env_key, load_settings
+from tgm.services.vault.settings import (
+    VaultConfigError,
+    VaultSettings,
+    encode_key,
+    env_key,
+    keyring_path,
+    load_settings,
+)
 from tgm.vault.v1 import vault_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -36,7 +43,8 @@ class Refused(Exception):
 
 
 def serve(container: VaultContainer | None = None) -> int:
-    """Runs the vault until SIGTERM/SIGINT; the exit code: 2 refused (settings, production, TLS), 1 cannot listen."""
+    """Runs the vault until SIGTERM/SIGINT; the exit code: 2 refused (settings, production, no keyring, TLS), 1 cannot
+    listen."""
     container = container or VaultContainer()
     try:
         settings = container.settings()
@@ -83,14 +91,12 @@ def serve(container: VaultContainer | None = None) -> int:
     )
 
 
-def _offline(verb: str, act: Callable[[VaultSettings, Path], str]) -> str:
+def _offline(act: Callable[[VaultSettings, Path], str]) -> str:
     """Runs a keyring verb under the keyring's lock (a running vault holds it: never write under it); returns what
     `act` did, or raises Refused (no keyring path, a vault holding it, bad settings, what `act` refused)."""
     try:
         settings = load_settings()
-        path = settings.vault_keyring_file
-        if path is None:
-            raise VaultConfigError(f"{verb} needs VAULT_KEYRING_FILE (the keyring file)")
+        path = keyring_path(settings)
         lock = lock_keyring(path)
         try:
             return act(settings, path)
@@ -129,7 +135,7 @@ def init_keyring() -> str:
         source = "ENCRYPTION_KEY" if bootstrap else "a fresh random key"
         return f"keyring created at {path}: key version {version} from {source} (audit seq {line.seq})"
 
-    return _offline("init", create)
+    return _offline(create)
 
 
 def destroy_key_version(version: int) -> str:
@@ -144,7 +150,7 @@ def destroy_key_version(version: int) -> str:
         )
         return f"key version {version} destroyed (audit seq {line.seq}); unset ENCRYPTION_KEY if it held that key"
 
-    return _offline("destroy", destroy)
+    return _offline(destroy)
 
 
 def new_key() -> str:
@@ -161,16 +167,14 @@ def audit_file() -> Path:
 
 
 def verify_audit_log(path: Path, anchor: audit.Anchor | None) -> tuple[audit.Anchor | None, audit.Verdict]:
-    """`audit.verify` of `path` under the audit key (from the keyring file, or ENCRYPTION_KEY without one; keyed lines
-    need it), against `anchor`, else the anchor file's (which must be the vault's). Returns the anchor checked and
-    the verdict; raises Refused (bad settings), AuditLogTampered (the anchor file) or OSError (unreadable)."""
+    """`audit.verify` of `path` under the keyring file's audit key (keyed lines need it), against `anchor`, else the
+    anchor file's (which must be the vault's). Returns the anchor checked and the verdict; raises Refused (bad
+    settings, no keyring), AuditLogTampered (the anchor file) or OSError (unreadable)."""
     try:
         settings = load_settings()
-        if settings.vault_keyring_file is not None:
-            key = KeyStore.open(settings.vault_keyring_file, None).audit_key  # read only: no lock needed
-        else:
-            bootstrap = env_key(settings)
-            key = KeyStore.open(None, bootstrap).audit_key if bootstrap else None
+        key = KeyStore.open(keyring_path(settings), None).audit_key  # read only: no lock needed
+        if key is None:
+            raise VaultConfigError(f"the keyring has no audit key, so its vault's log {path} {audit.UNKEYED_LOG}")
     except (VaultConfigError, OSError) as exc:  # OSError: the keyring file cannot be read
         raise Refused(str(exc)) from None
     if key is not None and anchor is None:

@@ -5,8 +5,6 @@ Written atomically, then swapped in memory; one vault owns the file (`lock_keyri
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import stat
@@ -58,7 +56,7 @@ class KeyStore:
         keys: Mapping[int, bytes],
         meta: Mapping[int, KeyVersion],
         primary: int,
-        path: Path | None,
+        path: Path,
         clock: Clock = utc_now,
         rotation_period: timedelta = ROTATION_PERIOD,
         audit_key: bytes | None = None,
@@ -76,18 +74,14 @@ class KeyStore:
     @classmethod
     def open(
         cls,
-        path: Path | None,
+        path: Path,
         bootstrap: bytes | None,
         clock: Clock = utc_now,
         rotation_period: timedelta = ROTATION_PERIOD,
     ) -> KeyStore:
         """Loads the keyring at `path`, which must exist (`create` makes it, once): a missing keyring is never
         rebuilt from the environment, so a retired or destroyed key cannot come back through configuration.
-        Without a path the environment's key (`bootstrap`, ENCRYPTION_KEY) is the (fixed) keyring, as version 1."""
-        if path is None:
-            if bootstrap is None:
-                raise VaultConfigError("ENCRYPTION_KEY is required; generate one with `vault genkey`")
-            return cls({1: bootstrap}, {1: KeyVersion(1, clock())}, 1, None, clock, rotation_period)
+        `bootstrap` (ENCRYPTION_KEY, when set) must be the file's version 1."""
         if not path.exists():
             raise VaultConfigError(
                 f"no keyring at VAULT_KEYRING_FILE {path}: create it once with `python -m tgm.services.vault init`; "
@@ -124,16 +118,12 @@ class KeyStore:
     @property
     def audit_key(self) -> bytes | None:
         """The key of the audit chain; None for a keyring file from before it (see `ensure_audit_key`)."""
-        if self._path is None:
-            # Keys from the environment only: derived from the lowest version, which is fixed in that mode.
-            seed = self._keys[min(self._keys)]
-            return hmac.new(seed, b"tgm vault audit chain v1", hashlib.sha256).digest()
         return self._audit_key
 
     def ensure_audit_key(self) -> bool:
         """Adds an audit key to a keyring file that has none (written atomically); True when it did."""
         with self._lock:
-            if self._path is None or self._audit_key is not None:
+            if self._audit_key is not None:
                 return False
             self._audit_key = os.urandom(KEY_BYTES)
             try:
@@ -159,7 +149,6 @@ class KeyStore:
     def rotate(self) -> int:
         """A fresh random key becomes the primary version; returns its number."""
         with self._lock:
-            self._require_file("rotate keys")
             version = max(self._meta) + 1
             keys = {**self._keys, version: os.urandom(KEY_BYTES)}
             meta = {**self._meta, version: KeyVersion(version, self._clock())}
@@ -169,7 +158,6 @@ class KeyStore:
     def retire(self, version: int) -> None:
         """The version stops opening ciphertexts. Refuses the primary and unknown versions."""
         with self._lock:
-            self._require_file("retire key versions")
             if version not in self._meta:
                 raise KeyStoreError(f"key version {version} does not exist")
             if version == self._primary:
@@ -181,7 +169,6 @@ class KeyStore:
         """Removes a retired version's key bytes from the keyring file for good (its metadata stays): whatever was
         sealed under it can never be opened again, by this vault or by anyone holding an old copy of the config."""
         with self._lock:
-            self._require_file("destroy key versions")
             meta = self._meta.get(version)
             if meta is None:
                 raise KeyStoreError(f"key version {version} does not exist")
@@ -195,10 +182,6 @@ class KeyStore:
 
     __str__ = __repr__
 
-    def _require_file(self, action: str) -> None:
-        if self._path is None:
-            raise KeyStoreError(f"cannot {action} without VAULT_KEYRING_FILE (keys from the environment are fixed)")
-
     def _commit(self, keys: dict[int, bytes], meta: dict[int, KeyVersion], primary: int) -> None:
         self._persist(keys, meta, primary)
         self._keys, self._meta, self._primary = keys, meta, primary
@@ -211,7 +194,6 @@ class KeyStore:
         )
 
     def _persist(self, keys: Mapping[int, bytes], meta: Mapping[int, KeyVersion], primary: int) -> None:
-        assert self._path is not None
         document: dict[str, object] = {"format": FILE_FORMAT, "primary": primary}
         if self._audit_key is not None:
             document["audit_key"] = encode_key(self._audit_key)

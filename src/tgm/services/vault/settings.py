@@ -41,6 +41,16 @@ def load_settings() -> VaultSettings:
     return load_from_env(VaultSettings, VaultConfigError, "vault")
 
 
+def keyring_path(settings: VaultSettings) -> Path:
+    """VAULT_KEYRING_FILE: the only place the vault's keys live (there is no serving from ENCRYPTION_KEY alone)."""
+    if settings.vault_keyring_file is None:
+        raise VaultConfigError(
+            "VAULT_KEYRING_FILE is not set: it names the vault's keyring, which `python -m tgm.services.vault init` "
+            "creates once (from ENCRYPTION_KEY, else a fresh key) and every other vault command reads"
+        )
+    return settings.vault_keyring_file
+
+
 def encode_key(raw: bytes) -> str:
     """The form `decode_key` reads (ENCRYPTION_KEY, the keyring file)."""
     return _PREFIX + base64.b64encode(raw).decode("ascii")
@@ -69,6 +79,6 @@ def decode_key(value: str, variable: str) -> bytes:
 
 
 def env_key(settings: VaultSettings) -> bytes | None:
-    """ENCRYPTION_KEY decoded (key version 1 of a keyring it bootstraps); None when it is not set."""
+    """ENCRYPTION_KEY decoded (key version 1 of the keyring `init` makes from it); None when it is not set."""
     value = settings.encryption_key.get_secret_value() if settings.encryption_key else ""
     return decode_key(value, "ENCRYPTION_KEY") if value else None
