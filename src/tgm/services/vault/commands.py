@@ -58,26 +58,11 @@ def serve(container: VaultContainer | None = None) -> int:
     except (VaultConfigError, TlsConfigError, ValueError) as exc:
         log.error("vault cannot start: %s", exc)
         return EXIT_CONFIG_ERROR
-    logging.getLogger().setLevel(settings.log_level.upper())
-    audit_log = container.audit()
+    audit_log, status = container.audit(), keys.status()
     VAULT_KEY_ROTATION_DUE.set_function(lambda: float(keys.status().rotation_due))
-
-    def serving(port: int) -> None:
-        head, status = audit_log.head, keys.status()
-        log.info("vault audit log resumed", **log_extra(audit_seq=head.seq, audit_hash=head.hash))
-        if status.rotation_due:
-            log.warning("vault primary key is older than the rotation period: run `tgm keys rotate`, then `tgm rewrap`")
-        log.info(
-            "vault serving",
-            **log_extra(
-                listen=settings.vault_listen,
-                port=port,
-                key_versions=list(keys.current().versions),
-                primary_key_version=status.primary_version,
-                audit_file=str(settings.vault_audit_file),
-            ),
-        )
-
+    log.info("vault audit log resumed", **log_extra(audit_seq=audit_log.head.seq, audit_hash=audit_log.head.hash))
+    if status.rotation_due:
+        log.warning("vault primary key is older than the rotation period: run `tgm keys rotate`, then `tgm rewrap`")
     return serve_until_signalled(
         "vault",
         lambda server: vault_pb2_grpc.add_VaultServiceServicer_to_server(servicer, server),
@@ -87,7 +72,11 @@ def serve(container: VaultContainer | None = None) -> int:
         logger=log,
         metrics=(settings.metrics_host, settings.metrics_port),
         readiness=lambda: {"audit_log": audit_log.broken is None},
-        serving=serving,
+        details={
+            "key_versions": list(keys.current().versions),
+            "primary_key_version": status.primary_version,
+            "audit_file": str(settings.vault_audit_file),
+        },
     )
 
 

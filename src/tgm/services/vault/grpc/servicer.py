@@ -25,10 +25,10 @@ from tgm.services.vault.crypto import HEADER_BYTES, TAG_BYTES, Cipher, Ciphertex
 from tgm.services.vault.keystore import KeyStore, KeyStoreError
 from tgm.services.vault.policy import Caller, CallerResolver, Grant, Policy, Verb
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
-from tgm.vault_client.wire import KIND_OF, MAX_BOT_REF_CHARS, MAX_PLAINTEXT_BYTES, PURPOSE_OF, bot_ref_ok
+from tgm.vault_client import wire
 
 SERVICE_NAME = vault_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name
-MAX_CIPHERTEXT_BYTES = HEADER_BYTES + MAX_PLAINTEXT_BYTES + TAG_BYTES
+MAX_CIPHERTEXT_BYTES = HEADER_BYTES + wire.MAX_PLAINTEXT_BYTES + TAG_BYTES
 
 
 # Every call is also one record on this logger (stderr JSON, shipped off the host) carrying the audit line's
@@ -101,8 +101,8 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     @_audited(Verb.ENCRYPT)
     def Encrypt(self, request: vault_pb2.EncryptRequest, caller: Caller, record: Record) -> vault_pb2.EncryptResponse:
         bot_ref, kind = self._admit(caller, record, Verb.ENCRYPT, request.bot_ref, request.kind)
-        if len(request.plaintext) > MAX_PLAINTEXT_BYTES:
-            raise _invalid(f"plaintext must be at most {MAX_PLAINTEXT_BYTES} bytes")
+        if len(request.plaintext) > wire.MAX_PLAINTEXT_BYTES:
+            raise _invalid(f"plaintext must be at most {wire.MAX_PLAINTEXT_BYTES} bytes")
         sealed = self._cipher.seal(bot_ref, kind, request.plaintext)
         record["key_version"] = sealed.key_version
         return vault_pb2.EncryptResponse(ciphertext=sealed.ciphertext, key_version=sealed.key_version)
@@ -139,20 +139,8 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         self, request: vault_pb2.KeyStatusRequest, caller: Caller, record: Record
     ) -> vault_pb2.KeyStatusResponse:
         status = self._key_op(caller, Verb.KEY_STATUS, lambda keys: keys.status())
-        return vault_pb2.KeyStatusResponse(
-            primary_version=status.primary_version,
-            versions=[
-                vault_pb2.KeyVersionStatus(
-                    version=v.version,
-                    age_seconds=int(status.ages[v.version].total_seconds()),
-                    primary=v.version == status.primary_version,
-                    retired=v.retired,
-                )
-                for v in status.versions
-            ],
-            rotation_due=status.rotation_due,
-            rotation_period_seconds=int(status.rotation_period.total_seconds()),
-        )
+        versions = [(v.version, status.ages[v.version], v.retired) for v in status.versions]
+        return wire.key_status_response(status.primary_version, versions, status.rotation_due, status.rotation_period)
 
     @_audited(Verb.RETIRE_KEY_VERSION)
     def RetireKeyVersion(
@@ -193,25 +181,25 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     ) -> tuple[str, SecretKind]:
         """A secret verb's checks in the module doc's order; the well-formed labels go into the audit record first,
         before anything can refuse the call."""
-        if bot_ref_ok(bot_ref):
+        secret_kind = wire.KIND_OF.get(kind)  # None: UNSPECIFIED or unknown (so is the purpose's)
+        reason = None if purpose is None else wire.PURPOSE_OF.get(purpose)
+        if wire.bot_ref_ok(bot_ref):
             record["bot"] = bot_ref
-        if kind in KIND_OF:
-            record["kind"] = KIND_OF[kind].value
-        if purpose in PURPOSE_OF:
-            record["purpose"] = PURPOSE_OF[purpose].value
+        if secret_kind is not None:
+            record["kind"] = secret_kind.value
+        if reason is not None:
+            record["purpose"] = reason.value
         if not self._policy.may_use(caller, verb):
             raise _denied("caller may not use this verb")
-        if kind not in KIND_OF:
+        if secret_kind is None:
             raise _invalid("kind must be a known SecretKind, not UNSPECIFIED")
-        if purpose is not None and purpose not in PURPOSE_OF:
+        if purpose is not None and reason is None:
             raise _invalid("purpose must be a known Purpose, not UNSPECIFIED")
-        if not self._policy.allows(
-            caller, Grant(verb, KIND_OF[kind], None if purpose is None else PURPOSE_OF[purpose])
-        ):
+        if not self._policy.allows(caller, Grant(verb, secret_kind, reason)):
             raise _denied("caller may not use this verb for this secret")
-        if not bot_ref_ok(bot_ref):
-            raise _invalid(f"bot_ref must be 1..{MAX_BOT_REF_CHARS} printable characters")
-        return bot_ref, KIND_OF[kind]
+        if not wire.bot_ref_ok(bot_ref):
+            raise _invalid(f"bot_ref must be 1..{wire.MAX_BOT_REF_CHARS} printable characters")
+        return bot_ref, secret_kind
 
     def _open(self, bot_ref: str, kind: SecretKind, ciphertext: bytes) -> bytes:
         try:
