@@ -17,7 +17,7 @@ from tgm.services.vault.audit import AuditLog
 from tgm.services.vault.crypto import Cipher
 from tgm.services.vault.grpc.servicer import VaultServicer
 from tgm.services.vault.keystore import KeyStore
-from tgm.services.vault.policy import CertificateCallerResolver, default_policy
+from tgm.services.vault.policy import default_policy
 from tgm.tools.devstack.certs import IDENTITIES, Identity, ensure_certs
 
 # Signed by the tgm CA but not in the policy: authenticated, authorized for nothing.
@@ -64,7 +64,7 @@ def vault(tmp_path: Path, certs: dict[str, TlsFiles]) -> Iterator[Vault]:
     cipher = Cipher(keys)
     audit_file = tmp_path / "audit.log"
     audit = AuditLog(audit_file, key=os.urandom(32), anchor_path=tmp_path / "audit.anchor", anchor_may_be_missing=True)
-    servicer = VaultServicer(cipher, default_policy(), CertificateCallerResolver(), keys=keys, audit=audit)
+    servicer = VaultServicer(cipher, default_policy(), keys=keys, audit=audit)
     running = Vault(
         start_vault(servicer, "127.0.0.1:0", certs["vault"]), keys, cipher, audit_file, keyring_file, certs, []
     )

@@ -15,10 +15,11 @@ from tests.support.vault_server import start_vault
 from tgm.domain.ports import SecretKind
 from tgm.grpc_runtime.channels import VAULT_SERVER_NAME, expected_server_name, open_channel
 from tgm.grpc_runtime.tls import TlsConfigError, TlsFiles
+from tgm.services.vault.audit import AuditLog
 from tgm.services.vault.crypto import Cipher
 from tgm.services.vault.grpc.servicer import VaultServicer
 from tgm.services.vault.keystore import KeyStore
-from tgm.services.vault.policy import CertificateCallerResolver, default_policy
+from tgm.services.vault.policy import default_policy
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 
 TOKEN = b"123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -242,7 +243,10 @@ def test_audit_lines_never_hold_plaintext_ciphertext_or_keys(vault: Vault) -> No
 def test_a_server_with_another_services_certificate_is_refused(tmp_path: Path, certs: dict[str, TlsFiles]) -> None:
     """An impostor "vault" holding the botregistry's certificate: vault clients refuse it at the handshake."""
     keys = KeyStore.create(tmp_path / "keyring.json", os.urandom(32))
-    servicer = VaultServicer(Cipher(keys), default_policy(), CertificateCallerResolver(), keys=keys)
+    audit = AuditLog(
+        tmp_path / "audit.log", key=os.urandom(32), anchor_path=tmp_path / "audit.anchor", anchor_may_be_missing=True
+    )
+    servicer = VaultServicer(Cipher(keys), default_policy(), keys=keys, audit=audit)
     impostor = start_vault(servicer, "127.0.0.1:0", certs["botregistry"])
     target = f"127.0.0.1:{impostor.port}"
     request = vault_pb2.EncryptRequest(bot_ref="bot-a", kind=TEXT, plaintext=TOKEN)

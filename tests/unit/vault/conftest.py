@@ -15,7 +15,7 @@ from tgm.services.vault.audit import AuditLog
 from tgm.services.vault.crypto import Cipher, Keyring
 from tgm.services.vault.grpc.servicer import VaultServicer
 from tgm.services.vault.keystore import KeyStore
-from tgm.services.vault.policy import CertificateCallerResolver, Grant, Policy, Verb
+from tgm.services.vault.policy import Grant, Policy, Verb
 from tgm.tools.devstack.certs import IDENTITIES, Identity, ensure_certs
 
 # A test-only identity that may use every verb, so one stub can seal and open.
@@ -54,13 +54,8 @@ def serve_vault(certs: dict[str, TlsFiles], tmp_path: Path) -> Iterator[Callable
         audit = AuditLog(
             path, fsync=False, key=os.urandom(32), anchor_path=path.with_suffix(".anchor"), anchor_may_be_missing=True
         )
-        servicer = VaultServicer(
-            cipher=cipher,
-            policy=policy or everything_for_tester(),
-            callers=CertificateCallerResolver(),
-            keys=keys,
-            audit=audit,
-        )
+        keys = keys or KeyStore.create(tmp_path / f"keyring-{len(started)}.json", None)  # for the operator verbs
+        servicer = VaultServicer(cipher=cipher, policy=policy or everything_for_tester(), keys=keys, audit=audit)
         started.append(start_vault(servicer, "127.0.0.1:0", certs["vault"]))
         return started[-1]
 

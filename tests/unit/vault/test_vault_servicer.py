@@ -14,7 +14,7 @@ from tgm.grpc_runtime.authorization import ANONYMOUS
 from tgm.grpc_runtime.channels import RunningServer
 from tgm.services.vault.crypto import Cipher
 from tgm.services.vault.grpc.servicer import audit_log
-from tgm.services.vault.policy import Caller, CertificateCallerResolver, Grant, Policy, Verb, default_policy
+from tgm.services.vault.policy import Caller, Grant, Policy, Verb, caller_of, default_policy
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 from tgm.vault_client.wire import MAX_PLAINTEXT_BYTES
 
@@ -182,7 +182,7 @@ class _AuthContext:
     ],
 )
 def test_certificate_caller_resolver(auth: dict[str, list[bytes]], identity: str) -> None:
-    assert CertificateCallerResolver().caller_of(_AuthContext(auth)).identity == identity  # type: ignore[arg-type]
+    assert caller_of(_AuthContext(auth)).identity == identity  # type: ignore[arg-type]
 
 
 def test_secret_kind_labels_are_stable() -> None:

@@ -12,7 +12,7 @@ from tgm.services.vault.audit import UNKEYED_LOG, AuditLog, AuditLogTampered
 from tgm.services.vault.crypto import Cipher
 from tgm.services.vault.grpc.servicer import VaultServicer
 from tgm.services.vault.keystore import KeyStore, lock_keyring
-from tgm.services.vault.policy import CertificateCallerResolver, default_policy
+from tgm.services.vault.policy import default_policy
 from tgm.services.vault.settings import VaultSettings, env_key, keyring_path, load_settings
 
 _HELD_LOCKS: list[int] = []  # keyring lock descriptors, held until the process exits
@@ -53,5 +53,4 @@ class VaultContainer(containers.DeclarativeContainer):
     cipher = providers.Singleton(Cipher, keys)
     audit = providers.Singleton(audit_from_settings, settings, keys)
     policy = providers.Singleton(default_policy)
-    callers = providers.Singleton(CertificateCallerResolver)
-    servicer = providers.Singleton(VaultServicer, cipher=cipher, policy=policy, callers=callers, keys=keys, audit=audit)
+    servicer = providers.Singleton(VaultServicer, cipher=cipher, policy=policy, keys=keys, audit=audit)

@@ -88,8 +88,6 @@ class Keyring:
     def __repr__(self) -> str:
         return f"Keyring(versions={list(self.versions)}, primary_version={self._primary})"
 
-    __str__ = __repr__
-
     def __reduce__(self) -> NoReturn:
         raise TypeError("Keyring cannot be pickled")
 

@@ -180,8 +180,6 @@ class KeyStore:
     def __repr__(self) -> str:
         return f"KeyStore(versions={sorted(self._meta)}, primary={self._primary}, path={self._path})"
 
-    __str__ = __repr__
-
     def _commit(self, keys: dict[int, bytes], meta: dict[int, KeyVersion], primary: int) -> None:
         self._persist(keys, meta, primary)
         self._keys, self._meta, self._primary = keys, meta, primary

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
 import grpc
 
@@ -31,25 +30,16 @@ class Grant:
     kind: SecretKind | None = None
     purpose: DecryptPurpose | None = None
 
-    def __str__(self) -> str:
-        return ":".join(str(part) for part in (self.verb, self.kind, self.purpose) if part is not None)
-
 
 @dataclass(frozen=True)
 class Caller:
     identity: str
 
 
-class CallerResolver(Protocol):
-    def caller_of(self, context: grpc.ServicerContext) -> Caller: ...
-
-
-class CertificateCallerResolver:
-    """The caller is the ``spiffe://tgm/<name>`` SAN URI of the verified peer certificate."""
-
-    def caller_of(self, context: grpc.ServicerContext) -> Caller:
-        # One reading of the certificate for every service (src/tgm/grpc_runtime/authorization.py).
-        return Caller(caller_identity(context))
+def caller_of(context: grpc.ServicerContext) -> Caller:
+    """The caller is the ``spiffe://tgm/<name>`` SAN URI of the verified peer certificate: one reading of the
+    certificate for every service (src/tgm/grpc_runtime/authorization.py)."""
+    return Caller(caller_identity(context))
 
 
 class Policy:
@@ -64,10 +54,6 @@ class Policy:
 
     def allows(self, caller: Caller, grant: Grant) -> bool:
         return grant in self._grants.get(caller.identity, frozenset())
-
-    def __repr__(self) -> str:
-        shown = {identity: sorted(map(str, granted)) for identity, granted in sorted(self._grants.items())}
-        return f"Policy({shown})"
 
 
 _BOT, _TEXT = SecretKind.BOT_TOKEN, SecretKind.INBOUND_TEXT

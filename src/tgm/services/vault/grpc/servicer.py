@@ -23,7 +23,7 @@ from tgm.observability.metrics import VAULT_CALLS
 from tgm.services.vault.audit import AuditLog
 from tgm.services.vault.crypto import HEADER_BYTES, TAG_BYTES, Cipher, CiphertextRejected, UnknownKeyVersion
 from tgm.services.vault.keystore import KeyStore, KeyStoreError
-from tgm.services.vault.policy import Caller, CallerResolver, Grant, Policy, Verb
+from tgm.services.vault.policy import Caller, Grant, Policy, Verb, caller_of
 from tgm.vault.v1 import vault_pb2, vault_pb2_grpc
 from tgm.vault_client import wire
 
@@ -59,10 +59,6 @@ def _denied(details: str) -> _Refused:
     return _Refused(grpc.StatusCode.PERMISSION_DENIED, details, "denied")
 
 
-def _failed_precondition(details: str) -> _Refused:
-    return _Refused(grpc.StatusCode.FAILED_PRECONDITION, details, "failed_precondition")
-
-
 def _valid_ciphertext(ciphertext: bytes, record: Record) -> bytes:
     if not ciphertext or len(ciphertext) > MAX_CIPHERTEXT_BYTES:
         raise _invalid(f"ciphertext must be 1..{MAX_CIPHERTEXT_BYTES} bytes")
@@ -84,17 +80,9 @@ def _audited(verb: Verb) -> Callable[[Act[Request, Response]], Method[Request, R
 
 
 class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
-    def __init__(
-        self,
-        cipher: Cipher,
-        policy: Policy,
-        callers: CallerResolver,
-        keys: KeyStore | None = None,
-        audit: AuditLog | None = None,
-    ) -> None:
+    def __init__(self, cipher: Cipher, policy: Policy, keys: KeyStore, audit: AuditLog) -> None:
         self._cipher = cipher
         self._policy = policy
-        self._callers = callers
         self._keys = keys
         self._audit = audit
 
@@ -153,10 +141,10 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     # ------------------------------------------------------------------------------------------ plumbing
 
     def _call(self, verb: Verb, context: grpc.ServicerContext, act: Callable[[Caller, Record], Response]) -> Response:
-        caller = self._callers.caller_of(context)
+        caller = caller_of(context)
         request_id = valid_request_id(request_id_var.get())
         record: Record = {"verb": verb.value, "caller": caller.identity, "request_id": request_id}
-        if self._audit is not None and self._audit.broken is not None:
+        if self._audit.broken is not None:
             # Fail closed: with no durable record possible, no key is used at all (the caller retries elsewhere).
             log.error("vault call refused: audit log broken", **log_extra(verb=verb.value))
             context.abort(grpc.StatusCode.UNAVAILABLE, "the vault's audit log is broken")
@@ -215,12 +203,10 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         refusal; its message holds no key material)."""
         if not self._policy.allows(caller, Grant(verb)):
             raise _denied("caller may not use this verb for this secret")
-        if self._keys is None:
-            raise _failed_precondition("this vault has no key store")
         try:
             return op(self._keys)
         except KeyStoreError as exc:
-            raise _failed_precondition(str(exc)) from None
+            raise _Refused(grpc.StatusCode.FAILED_PRECONDITION, str(exc), "failed_precondition") from None
 
     def _internal_error(self, context: grpc.ServicerContext, record: Record, exc: Exception) -> NoReturn:
         # The type only, no message or traceback: those could in theory carry request material.
@@ -233,9 +219,6 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
 
     def _record(self, outcome: str, record: Record, level: int = logging.INFO) -> None:
         record["outcome"] = outcome
-        anchor: Record = {}
-        if self._audit is not None:
-            line = self._audit.append(record)  # a failing audit write fails the call (INTERNAL): no unrecorded calls
-            anchor = {"audit_seq": line.seq, "audit_hash": line.hash}
-        audit_log.log(level, "vault call", **log_extra(**record, **anchor))
+        line = self._audit.append(record)  # a failing audit write fails the call (INTERNAL): no unrecorded calls
+        audit_log.log(level, "vault call", **log_extra(**record, audit_seq=line.seq, audit_hash=line.hash))
         VAULT_CALLS.labels(str(record.get("verb")), str(record.get("caller")), outcome).inc()
