@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tgm.services.vault.settings import VaultConfigError, decode_key, env_key, keyring_path, load_settings
+from tgm.services.vault.settings import VaultConfigError, decode_key, env_key, load_settings
 
 _VARS = (
     "ENCRYPTION_KEY",
@@ -40,7 +40,7 @@ def test_without_a_keyring_file_no_command_runs(monkeypatch: pytest.MonkeyPatch)
     """There is no serving from ENCRYPTION_KEY alone: the keys live in the keyring file, which `init` creates."""
     monkeypatch.setenv("ENCRYPTION_KEY", "base64:" + _b64(os.urandom(32)))
     with pytest.raises(VaultConfigError, match=r"VAULT_KEYRING_FILE is not set.*tgm\.services\.vault init"):
-        keyring_path(load_settings())
+        load_settings().keyring_file()
 
 
 @pytest.mark.parametrize(

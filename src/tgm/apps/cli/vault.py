@@ -82,22 +82,13 @@ def audit_verify(path: Path | None = None, anchor: str | None = None) -> int:
     Keyed lines are checked under the audit key (the vault's settings say where it is); the anchor file is checked
     too unless an anchor is given (the last `audit_seq:audit_hash` from the vault's shipped log)."""
     try:
-        checked = Anchor.parse(anchor) if anchor else None
-        path = path or commands.audit_file()
-    except (commands.Refused, ValueError) as exc:  # bad settings, or an --anchor that is not SEQ:HASH
+        path, checked, verdict = commands.verify_audit_log(path, Anchor.parse(anchor) if anchor else None)
+    except (commands.Refused, ValueError) as exc:  # bad settings, an unreadable file, an --anchor not SEQ:HASH
         print(f"audit verify: {exc}", file=sys.stderr)
         return 2
-    try:
-        checked, verdict = commands.verify_audit_log(path, checked)
-    except commands.Refused as exc:
+    except AuditLogTampered as exc:  # the anchor file
         print(f"audit verify: {exc}", file=sys.stderr)
-        return 2
-    except AuditLogTampered as exc:
-        print(f"audit log {path}: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
-        return 2
     if verdict.ok:
         # Compare with the last `audit_seq`/`audit_hash` in the vault's shipped log: a smaller seq = a cut tail.
         shown = f" anchor={checked}" if checked else ""

@@ -23,14 +23,7 @@ from tgm.services.vault.container import VaultContainer, audit_anchor_path, audi
 from tgm.services.vault.crypto import KEY_BYTES
 from tgm.services.vault.grpc.servicer import SERVICE_NAME
 from tgm.services.vault.keystore import KeyStore, KeyStoreError, lock_keyring
-from tgm.services.vault.settings import (
-    VaultConfigError,
-    VaultSettings,
-    encode_key,
-    env_key,
-    keyring_path,
-    load_settings,
-)
+from tgm.services.vault.settings import VaultConfigError, VaultSettings, encode_key, env_key, load_settings
 from tgm.vault.v1 import vault_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -85,7 +78,7 @@ def _offline(act: Callable[[VaultSettings, Path], str]) -> str:
     `act` did, or raises Refused (no keyring path, a vault holding it, bad settings, what `act` refused)."""
     try:
         settings = load_settings()
-        path = keyring_path(settings)
+        path = settings.keyring_file()
         lock = lock_keyring(path)
         try:
             return act(settings, path)
@@ -147,25 +140,17 @@ def new_key() -> str:
     return encode_key(os.urandom(KEY_BYTES))
 
 
-def audit_file() -> Path:
-    """VAULT_AUDIT_FILE (or its default); Refused on bad settings."""
-    try:
-        return load_settings().vault_audit_file
-    except VaultConfigError as exc:
-        raise Refused(str(exc)) from None
-
-
-def verify_audit_log(path: Path, anchor: audit.Anchor | None) -> tuple[audit.Anchor | None, audit.Verdict]:
-    """`audit.verify` of `path` under the keyring file's audit key (keyed lines need it), against `anchor`, else the
-    anchor file's (which must be the vault's). Returns the anchor checked and the verdict; raises Refused (bad
-    settings, no keyring), AuditLogTampered (the anchor file) or OSError (unreadable)."""
+def verify_audit_log(path: Path | None, anchor: audit.Anchor | None) -> tuple[Path, audit.Anchor | None, audit.Verdict]:
+    """`audit.verify` of `path` (default VAULT_AUDIT_FILE) under the keyring file's audit key, against `anchor`, else
+    the anchor file's (which must be the vault's). Returns the log and the anchor checked and the verdict; raises
+    Refused (bad settings, no keyring, a file that cannot be read) or AuditLogTampered (the anchor file)."""
     try:
         settings = load_settings()
-        key = KeyStore.open(keyring_path(settings), None).audit_key  # read only: no lock needed
+        path = path or settings.vault_audit_file
+        key = KeyStore.open(settings.keyring_file(), None).audit_key  # read only: no lock needed
         if key is None:
             raise VaultConfigError(f"the keyring has no audit key, so its vault's log {path} {audit.UNKEYED_LOG}")
-    except (VaultConfigError, OSError) as exc:  # OSError: the keyring file cannot be read
+        anchor = anchor or audit.read_anchor(audit_anchor_path(settings), key)
+        return path, anchor, audit.verify(path, anchor, key=key)
+    except (VaultConfigError, OSError) as exc:
         raise Refused(str(exc)) from None
-    if key is not None and anchor is None:
-        anchor = audit.read_anchor(audit_anchor_path(settings), key)
-    return anchor, audit.verify(path, anchor, key=key)

@@ -13,20 +13,20 @@ from tgm.services.vault.crypto import Cipher
 from tgm.services.vault.grpc.servicer import VaultServicer
 from tgm.services.vault.keystore import KeyStore, lock_keyring
 from tgm.services.vault.policy import default_policy
-from tgm.services.vault.settings import VaultSettings, env_key, keyring_path, load_settings
+from tgm.services.vault.settings import VaultSettings, env_key, load_settings
 
 _HELD_LOCKS: list[int] = []  # keyring lock descriptors, held until the process exits
 
 
 def key_store_from_settings(settings: VaultSettings) -> KeyStore:
     """The keyring file, locked for this process (a second vault on it stops here); never made here (`init`)."""
-    path = keyring_path(settings)
+    path = settings.keyring_file()
     _HELD_LOCKS.append(lock_keyring(path))
     return KeyStore.open(path, env_key(settings), rotation_period=timedelta(days=settings.vault_rotation_days))
 
 
 def audit_anchor_path(settings: VaultSettings) -> Path:
-    return settings.vault_audit_anchor_file or keyring_path(settings).with_name("audit.anchor")
+    return settings.vault_audit_anchor_file or settings.keyring_file().with_name("audit.anchor")
 
 
 def audit_from_settings(settings: VaultSettings, keys: KeyStore, *, new_keyring: bool = False) -> AuditLog:

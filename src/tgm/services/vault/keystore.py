@@ -186,27 +186,22 @@ class KeyStore:
         self._keyring = self._build_keyring()  # one reference swap: in-flight calls keep the keyring they read
 
     def _build_keyring(self) -> Keyring:
-        return Keyring(
-            {v: k for v, k in self._keys.items() if not self._meta[v].retired and not self._meta[v].destroyed},
-            self._primary,
-        )
+        # A destroyed version is retired too (`destroy` refuses others) and has no bytes in `_keys` at all.
+        return Keyring({v: k for v, k in self._keys.items() if not self._meta[v].retired}, self._primary)
 
     def _persist(self, keys: Mapping[int, bytes], meta: Mapping[int, KeyVersion], primary: int) -> None:
         document: dict[str, object] = {"format": FILE_FORMAT, "primary": primary}
         if self._audit_key is not None:
             document["audit_key"] = encode_key(self._audit_key)
-        document["versions"] = {
-            str(v): (
-                {"created_at": meta[v].created_at.isoformat(), "retired": True, "destroyed": True}
-                if meta[v].destroyed
-                else {
-                    "key": encode_key(keys[v]),
-                    "created_at": meta[v].created_at.isoformat(),
-                    "retired": meta[v].retired,
-                }
-            )
-            for v in sorted(meta)
-        }
+        versions: dict[str, object] = {}
+        for v in sorted(meta):
+            entry: dict[str, object] = {"created_at": meta[v].created_at.isoformat(), "retired": meta[v].retired}
+            if meta[v].destroyed:
+                entry["destroyed"] = True  # and no key bytes, for good
+            else:
+                entry["key"] = encode_key(keys[v])
+            versions[str(v)] = entry
+        document["versions"] = versions
         private_dir(self._path.parent)
         atomic_replace(self._path, json.dumps(document, indent=1).encode("utf-8"))
 

@@ -35,20 +35,19 @@ class VaultSettings(ServiceSettings):
     # Default: beside the keyring (the vault's private folder), else `<audit file>.anchor`.
     vault_audit_anchor_file: Path | None = None
 
+    def keyring_file(self) -> Path:
+        """VAULT_KEYRING_FILE: the only place the vault's keys live (there is no serving from ENCRYPTION_KEY alone)."""
+        if self.vault_keyring_file is None:
+            raise VaultConfigError(
+                "VAULT_KEYRING_FILE is not set: it names the vault's keyring, which `python -m tgm.services.vault "
+                "init` creates once (from ENCRYPTION_KEY, else a fresh key) and every other vault command reads"
+            )
+        return self.vault_keyring_file
+
 
 def load_settings() -> VaultSettings:
     """Reads the environment; a bad value is a VaultConfigError naming only the variables."""
     return load_from_env(VaultSettings, VaultConfigError, "vault")
-
-
-def keyring_path(settings: VaultSettings) -> Path:
-    """VAULT_KEYRING_FILE: the only place the vault's keys live (there is no serving from ENCRYPTION_KEY alone)."""
-    if settings.vault_keyring_file is None:
-        raise VaultConfigError(
-            "VAULT_KEYRING_FILE is not set: it names the vault's keyring, which `python -m tgm.services.vault init` "
-            "creates once (from ENCRYPTION_KEY, else a fresh key) and every other vault command reads"
-        )
-    return settings.vault_keyring_file
 
 
 def encode_key(raw: bytes) -> str:
