@@ -1,8 +1,8 @@
 """The vault stays small enough to review in one sitting (issue 11), and its key internals stay inside it.
 
 What is not key handling, policy or audit lives elsewhere (tgm.host, tgm.grpc_runtime, tgm.config, tgm.apps.cli);
-nothing outside src/tgm/services/vault may import the modules that hold or read key bytes. The budget only goes down:
-issue 11's goal is under 1,000 (SECURITY.md, "Size", says what the remaining lines are).
+nothing outside src/tgm/services/vault may import the modules that hold or read key bytes. The budget only goes down;
+issue 11's goal of under 1,000 is met (SECURITY.md, "Size", says what the lines are and what was moved or removed).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 VAULT = REPO / "src" / "tgm" / "services" / "vault"
-# 1,365 before issue 11; 1,250 after the move out; 1,200 after the second pass; 1,125 after the third.
-MAX_VAULT_LINES = 1125
+# 1,365 before issue 11; 1,250 after the move out; 1,200 after the second pass; 1,125 after the third; 1,000 after
+# the fourth (keyring only, keyed audit logs only: 995 lines).
+MAX_VAULT_LINES = 1000
 # The modules that hold key bytes, read the keyring or decrypt, and the wiring that builds them from settings.
 KEY_INTERNALS = tuple(f"tgm.services.vault.{name}" for name in ("keystore", "crypto", "settings", "container"))
 PRODUCTION = ("src", "bench", "testbed")
