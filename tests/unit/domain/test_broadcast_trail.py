@@ -17,12 +17,12 @@ from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.use_cases.broadcast import BroadcastPolicy, RunBroadcast
 from tgm.services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
-from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.state import (
     InMemoryAdminSessions,
     InMemoryConversationStore,
     InMemoryUsedButtons,
 )
+from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
 
 SECRET_TEXT = "Sale today only"
 

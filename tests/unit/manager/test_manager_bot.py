@@ -26,7 +26,6 @@ from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleOutcome
-from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.router import UpdateRouter
 from tgm.services.dispatcher.manager_bot.state import (
     InMemoryAdminSessions,
@@ -34,6 +33,7 @@ from tgm.services.dispatcher.manager_bot.state import (
     InMemoryUsedButtons,
 )
 from tgm.services.dispatcher.manager_bot.wiring import parse_admin_ids
+from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
 
 MANAGER = "mgr-0000"
 ADMIN = 501

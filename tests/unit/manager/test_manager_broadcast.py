@@ -15,12 +15,12 @@ from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleOutcome
 from tgm.services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
-from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.state import (
     InMemoryAdminSessions,
     InMemoryConversationStore,
     InMemoryUsedButtons,
 )
+from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
 
 MALLORY = 666
 

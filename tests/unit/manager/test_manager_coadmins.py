@@ -28,12 +28,12 @@ from tgm.services.botregistry.adapters.memory import (
 )
 from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns, InMemoryRateLimiter
 from tgm.services.dispatcher.container import _bot_actions
-from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.state import (
     InMemoryAdminSessions,
     InMemoryConversationStore,
     InMemoryUsedButtons,
 )
+from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
 
 OWNER, HELPER, STRANGER = 501, 602, 703
 MANAGER_TOKEN = "555555555:AAManagerFakeTokenForTests_abcdefghij"

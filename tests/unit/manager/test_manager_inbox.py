@@ -16,8 +16,8 @@ from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleOutcome
 from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
-from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
+from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
 
 
 @dataclass

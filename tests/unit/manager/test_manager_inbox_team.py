@@ -11,8 +11,8 @@ from tgm.domain.errors import DomainError
 from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
 from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
-from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
+from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
 
 HELPER, OTHER = 2002, 3003
 

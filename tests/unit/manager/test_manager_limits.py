@@ -7,7 +7,7 @@ import pytest
 from tgm.domain.administration.ports import ResetLimits, SetCooldown, SetRateLimit
 from tgm.domain.bots import BotSettings, RateRule
 from tgm.domain.manager_bot.limits import describe_limits, format_seconds, parse_limits
-from tgm.services.dispatcher.manager_bot.presentation.text import as_html
+from tgm.services.dispatcher.presentation.text import as_html
 
 
 def test_the_admins_words_become_changes() -> None:

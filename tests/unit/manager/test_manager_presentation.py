@@ -12,23 +12,13 @@ from tgm.domain.clock import ManualClock
 from tgm.domain.effects import EffectIds, effect_id
 from tgm.domain.manager_bot.bot import ManagerBot
 from tgm.domain.manager_bot.dependencies import ManagerConfig
-from tgm.domain.manager_bot.view import (
-    Button,
-    Buttons,
-    Chat,
-    CreateBotKeyboard,
-    Joined,
-    Keyboard,
-    Prerendered,
-    RemoveKeyboard,
-    Reply,
-    Text,
-)
+from tgm.domain.manager_bot.view import CreateBotKeyboard, Keyboard, RemoveKeyboard
 from tgm.domain.updates import UpdateEnvelope
-from tgm.services.dispatcher.manager_bot.presentation.markup import MANAGED_BOT_REQUEST_ID, reply_markup
-from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
-from tgm.services.dispatcher.manager_bot.presentation.text import as_html, as_plain
+from tgm.domain.view import Button, Buttons, Chat, Joined, Prerendered, Reply, Text
 from tgm.services.dispatcher.manager_bot.state import InMemoryAdminSessions, InMemoryConversationStore
+from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
+from tgm.services.dispatcher.presentation.markup import MANAGED_BOT_REQUEST_ID, reply_markup
+from tgm.services.dispatcher.presentation.text import as_html, as_plain
 
 CHAT = Chat(MANAGER, ADMIN, "en", EffectIds("mgr:7"))  # answering update 7 of the manager bot
 

@@ -8,8 +8,8 @@ from tgm.domain.errors import DomainError
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.keyboards import paginate
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.manager_bot.view import Button, Buttons, Joined, Text, Value
 from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.domain.view import Button, Buttons, Joined, Text, Value
 
 
 class BotsCommands(RegistryCalls):

@@ -22,9 +22,9 @@ from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.conversation import AWAIT_BROADCAST
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.manager_bot.view import Buttons, Prerendered, Text
 from tgm.domain.use_cases.broadcast import record_broadcast
 from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.domain.view import Buttons, Prerendered, Text
 
 BROADCAST_CANCEL_WORDS = frozenset({"cancel", "cancelar"})
 

@@ -12,9 +12,9 @@ from tgm.domain.effects import EffectIds
 from tgm.domain.events import EventRecorder
 from tgm.domain.inbox import BotTeams, InboxLinks
 from tgm.domain.manager_bot.ports import AdminSessions, ConversationStore, ManagerView, UsedButtons
-from tgm.domain.manager_bot.view import Chat
 from tgm.domain.ports import Clock
 from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.view import Chat
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from tgm.domain.inbox import unreachable_members
 from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.manager_bot.view import Text
 from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.domain.view import Text
 
 INBOX_ON = ("on", "ligar")
 INBOX_OFF = ("off", "desligar")

@@ -10,7 +10,7 @@ from tgm.domain.bots import Bot, BotStatus
 from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.replies import Replies
-from tgm.domain.manager_bot.view import Button, Text, Value
+from tgm.domain.view import Button, Text, Value
 
 BOTS_PER_PAGE = 8
 MAX_PAGES = 1000

@@ -16,7 +16,7 @@ import re
 from tgm.domain.administration.ports import ResetLimits, SetCooldown, SetRateLimit, SettingsChange
 from tgm.domain.administration.setting_rules import parse_duration
 from tgm.domain.bots import BotSettings
-from tgm.domain.manager_bot.view import Joined, Text, Value
+from tgm.domain.view import Joined, Text, Value
 
 RESET = frozenset({"reset", "padrao", "padrão"})
 OFF = frozenset({"off", "desligar"})

@@ -7,8 +7,8 @@ from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.limits import describe_limits, parse_limits
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.manager_bot.view import Text
 from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.domain.view import Text
 
 
 class LimitsCaptchaCommands(RegistryCalls):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from tgm.domain.effects import EffectIds
-from tgm.domain.manager_bot.view import Buttons, Chat, Keyboard, Reply, Text
+from tgm.domain.manager_bot.view import Keyboard
+from tgm.domain.view import Buttons, Chat, Reply, Text
 
 
 class ManagerView(Protocol):

@@ -11,8 +11,8 @@ from tgm.domain.bots import Bot
 from tgm.domain.errors import ActionNotPermitted, BotNotFound, DomainError, IllegalTransition
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.keyboards import Keyboards
-from tgm.domain.manager_bot.view import Text
 from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.domain.view import Text
 
 logger = logging.getLogger(__name__)
 

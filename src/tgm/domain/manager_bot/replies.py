@@ -7,7 +7,8 @@ import logging
 from tgm.domain.bots import BotStatus
 from tgm.domain.errors import TelegramRequestFailed
 from tgm.domain.manager_bot.dependencies import Ctx, ManagerDependencies
-from tgm.domain.manager_bot.view import Keyboard, Reply, Text, Value
+from tgm.domain.manager_bot.view import Keyboard
+from tgm.domain.view import Reply, Text, Value
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,11 @@ from tgm.domain.manager_bot.registration import RegistrationCommands
 from tgm.domain.manager_bot.settings import SettingsCommands
 from tgm.domain.manager_bot.subscribers import SubscribersCommands
 from tgm.domain.manager_bot.team import TeamCommands
-from tgm.domain.manager_bot.view import CreateBotKeyboard, RemoveKeyboard, Text
+from tgm.domain.manager_bot.view import CreateBotKeyboard, RemoveKeyboard
 from tgm.domain.telegram_update import TelegramUpdate
 from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.domain.view import Text
 
 logger = logging.getLogger(__name__)
 

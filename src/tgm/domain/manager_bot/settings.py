@@ -18,8 +18,8 @@ from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.conversation import AWAIT_API, AWAIT_COMMAND, AWAIT_WELCOME
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.manager_bot.view import Text
 from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.domain.view import Text
 
 DEFAULT_BLOCK = "1h"
 MAINTENANCE_OFF = frozenset({"off", "desligar"})

@@ -13,8 +13,8 @@ from tgm.domain.errors import BotNotFound, DomainError
 from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.manager_bot.view import Buttons, Text
 from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.domain.view import Buttons, Text
 
 # The CSV export: pages of this many from the registry, and at most this many rows (its bytes travel the outbox).
 EXPORT_PAGE = 1000

@@ -13,9 +13,9 @@ from tgm.domain.errors import ActionNotPermitted, BotNotFound, DomainError
 from tgm.domain.manager_bot.commands import USAGE_KEYS
 from tgm.domain.manager_bot.dependencies import Ctx
 from tgm.domain.manager_bot.registry_calls import RegistryCalls
-from tgm.domain.manager_bot.view import Button, Buttons, Joined, Text, Value
 from tgm.domain.telegram_update import TelegramUser
 from tgm.domain.use_cases.handle_update import HandleOutcome
+from tgm.domain.view import Button, Buttons, Joined, Text, Value
 
 logger = logging.getLogger(__name__)
 _R = TypeVar("_R")

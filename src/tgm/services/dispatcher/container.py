@@ -49,7 +49,6 @@ from tgm.services.dispatcher.adapters.redis_dedup import RedisUpdateDeduplicator
 from tgm.services.dispatcher.adapters.sent_marks import DeferredSentMarks
 from tgm.services.dispatcher.manager_bot import state as manager_state
 from tgm.services.dispatcher.manager_bot import wiring as manager_wiring
-from tgm.services.dispatcher.manager_bot.presentation.telegram_view import TelegramManagerView
 from tgm.services.dispatcher.manager_bot.router import UpdateRouter
 from tgm.services.dispatcher.outbound.direct_send import DirectSend
 from tgm.services.dispatcher.outbound.drain import DrainOutbox, OutboxPolicy
@@ -59,6 +58,7 @@ from tgm.services.dispatcher.outbound.queued_outbox import QueuedOutbox
 from tgm.services.dispatcher.outbound.scheduling import DramatiqOutboxScheduler
 from tgm.services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
 from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore, RedisOutboxStore
+from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
 from tgm.services.dispatcher.settings import DispatcherSettings
 from tgm.services.dispatcher.workers.actors import DramatiqApiCallScheduler, DramatiqBroadcastScheduler
 

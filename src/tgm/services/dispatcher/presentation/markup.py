@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tgm.domain.manager_bot.view import Buttons, CreateBotKeyboard, Keyboard
-from tgm.services.dispatcher.manager_bot.presentation.text import as_plain
+from tgm.domain.manager_bot.view import CreateBotKeyboard, Keyboard
+from tgm.domain.view import Buttons
+from tgm.services.dispatcher.presentation.text import as_plain
 
 # Telegram echoes it back with the bot the user created (Bot API 9.6 managed bots); the manager offers one such button.
 MANAGED_BOT_REQUEST_ID = 1

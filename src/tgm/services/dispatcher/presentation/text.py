@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from tgm.domain.manager_bot.view import Joined, Prerendered, Reply, Text, Value
 from tgm.domain.messages import render
+from tgm.domain.view import Joined, Prerendered, Reply, Text, Value
 
 PARSE_MODE = "HTML"
 
@@ -23,8 +23,11 @@ def as_html(reply: Reply, lang: str | None) -> str:
     return _rendered(reply, lang, escape)
 
 
-def as_plain(text: Text, lang: str | None) -> str:
-    """The text where Telegram reads no markup: values as they are."""
+def as_plain(text: Value | Prerendered, lang: str | None) -> str:
+    """The text where Telegram reads no markup (no parse mode, button labels, notices, captions): values as they
+    are."""
+    if isinstance(text, Prerendered):
+        return text.text
     return _rendered(text, lang, str)
 
 
