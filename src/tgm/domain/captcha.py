@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -24,11 +23,9 @@ from typing import Protocol
 from tgm.domain.bots import Bot, CaptchaMode
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
 from tgm.domain.effects import EffectIds
-from tgm.domain.messages import render
-from tgm.domain.outbound import AnswerCallbackQuery, EditMessageText, OutboundCall, SendMessage
-from tgm.domain.ports import Outbox
 from tgm.domain.telegram_update import UpdateKind
 from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.view import Button, Buttons, Chat, ChatView, Text
 
 OPTIONS = 6
 # Distinct at a glance on every platform's emoji font.
@@ -116,13 +113,13 @@ class CaptchaGuard:
         self,
         store: CaptchaStore,
         tokens: CallbackTokens,
-        outbox: Outbox,
+        view: ChatView,
         policy: CaptchaPolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._tokens = tokens
-        self._outbox = outbox
+        self._view = view
         self._policy = policy or CaptchaPolicy()
         self._rng = rng or random.SystemRandom()
 
@@ -133,10 +130,6 @@ class CaptchaGuard:
     def intercept(self, bot: Bot, envelope: UpdateEnvelope, user_id: int | None, effects: EffectIds) -> str | None:
         """None to let the update through; else the outcome's action (the update was answered or dropped here).
         `effects`: the update's, for what it answers."""
-
-        def send(call: OutboundCall) -> None:
-            self._outbox.send(bot.id, call, effect_id=effects.next())
-
         if user_id is None:
             return None
         chat_id = envelope.chat_id
@@ -151,23 +144,25 @@ class CaptchaGuard:
         if not private:
             return "captcha:group"  # dropped: challenges go to private chats only, never posted in a group
         view = envelope.view
+        # A private chat's id is its user's (checked above).
+        chat = Chat(bot.id, user_id, _language(envelope, bot), effects)
         if gate.locked_for_seconds > 0:
             if view.callback_id is not None:
-                send(AnswerCallbackQuery(view.callback_id))  # stop the spinner, say nothing
+                self._view.answer_button(chat, view.callback_id)  # stop the spinner, say nothing
             return "captcha:locked"
         if view.kind is UpdateKind.CALLBACK_QUERY and chat_id is not None:
             choice = self._choice_of(view.callback_data, user_id, chat_id)
             if choice is not None:
-                return self._answer(bot, envelope, user_id, chat_id, choice, send)
+                return self._answer(bot, envelope, user_id, chat, choice)
         if chat_id is None:
             return "captcha:no_chat"
         challenge = new_challenge(self._rng)
         if not self._store.open(bot.id, user_id, challenge.answer_code, self._policy.challenge_seconds):
             if view.callback_id is not None:
-                send(AnswerCallbackQuery(view.callback_id))
+                self._view.answer_button(chat, view.callback_id)
             return "captcha:pending"  # one challenge message per user while it is open
-        text = render("captcha_challenge", _language(envelope, bot), emoji=challenge.target)
-        send(SendMessage(chat_id, text, reply_markup=self._keyboard(challenge, user_id, chat_id)))
+        text = Text("captcha_challenge", {"emoji": challenge.target})
+        self._view.say(chat, text, self._options(challenge, user_id, chat_id))
         return "captcha:challenged"
 
     def _choice_of(self, data: str | None, user_id: int, chat_id: int) -> int | None:
@@ -176,16 +171,7 @@ class CaptchaGuard:
             return None
         return claim.page  # a challenge's code (nonce and option): compared with the open one's by the store
 
-    def _answer(
-        self,
-        bot: Bot,
-        envelope: UpdateEnvelope,
-        user_id: int,
-        chat_id: int,
-        choice: int,
-        send: Callable[[OutboundCall], None],
-    ) -> str:
-        lang = _language(envelope, bot)
+    def _answer(self, bot: Bot, envelope: UpdateEnvelope, user_id: int, chat: Chat, choice: int) -> str:
         retry = new_challenge(self._rng)
         outcome, left = self._store.answer(
             bot.id, user_id, choice, retry.answer_code, self._policy.max_attempts, self._policy.lock_seconds
@@ -194,38 +180,39 @@ class CaptchaGuard:
         message_id = envelope.view.message_id  # the challenge message the button is under
         if outcome is AnswerOutcome.PASSED:
             if callback_id is not None:
-                send(AnswerCallbackQuery(callback_id, "✅"))
+                self._view.answer_button(chat, callback_id, Text("captcha_pass_notice"))
             if message_id is not None:
-                send(EditMessageText(chat_id, message_id, render("captcha_passed", lang)))
+                self._view.edit(chat, message_id, Text("captcha_passed"))
             return "captcha:passed"
         if outcome is AnswerOutcome.WRONG:
             if callback_id is not None:
-                send(AnswerCallbackQuery(callback_id, render("captcha_wrong", lang, left=left)))
-            text = render("captcha_challenge", lang, emoji=retry.target)
-            keyboard = self._keyboard(retry, user_id, chat_id)
+                self._view.answer_button(chat, callback_id, Text("captcha_wrong", {"left": left}))
+            text = Text("captcha_challenge", {"emoji": retry.target})
+            options = self._options(retry, user_id, chat.chat_id)
             if message_id is not None:  # the same message, a new challenge: the old buttons are gone
-                send(EditMessageText(chat_id, message_id, text, reply_markup=keyboard))
+                self._view.edit(chat, message_id, text, options)
             else:
-                send(SendMessage(chat_id, text, reply_markup=keyboard))
+                self._view.say(chat, text, options)
             return "captcha:wrong"
         if outcome is AnswerOutcome.LOCKED:
-            minutes = max(1, math.ceil(self._policy.lock_seconds / 60))
+            locked = Text("captcha_locked", {"minutes": max(1, math.ceil(self._policy.lock_seconds / 60))})
             if callback_id is not None:
-                send(AnswerCallbackQuery(callback_id, render("captcha_locked", lang, minutes=minutes)))
+                self._view.answer_button(chat, callback_id, locked)
             if message_id is not None:
-                send(EditMessageText(chat_id, message_id, render("captcha_locked", lang, minutes=minutes)))
+                self._view.edit(chat, message_id, locked)
             return "captcha:locked"
         if callback_id is not None:  # an expired challenge's button: answered, a new one on the next message
-            send(AnswerCallbackQuery(callback_id, render("captcha_expired", lang)))
+            self._view.answer_button(chat, callback_id, Text("captcha_expired"))
         return "captcha:expired"
 
-    def _keyboard(self, challenge: Challenge, user_id: int, chat_id: int) -> dict[str, object]:
-        sign = self._tokens.sign
+    def _options(self, challenge: Challenge, user_id: int, chat_id: int) -> Buttons:
+        """The challenge's emoji, each signed for the user and the chat with its code, in two rows."""
+        action = CallbackAction.CAPTCHA
         buttons = [
-            {"text": emoji, "callback_data": sign(CallbackAction.CAPTCHA, None, user_id, chat_id, challenge.code(i))}
+            Button(emoji, action, self._tokens.sign(action, None, user_id, chat_id, challenge.code(i)))
             for i, emoji in enumerate(challenge.options)
         ]
-        return {"inline_keyboard": [buttons[: OPTIONS // 2], buttons[OPTIONS // 2 :]]}
+        return Buttons.of([buttons[: OPTIONS // 2], buttons[OPTIONS // 2 :]])
 
 
 def _language(envelope: UpdateEnvelope, bot: Bot) -> str:

@@ -275,6 +275,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pt-BR": "✅ Obrigado! Pode usar o bot: envie /start.",
         "en": "✅ Thank you! Go ahead: send /start.",
     },
+    "captcha_pass_notice": {"pt-BR": "✅", "en": "✅"},
     "captcha_expired": {
         "pt-BR": "⌛ Esse desafio expirou: envie uma mensagem para receber outro.",
         "en": "⌛ That challenge expired: send a message to get a new one.",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tgm.domain.callback_tokens import CallbackAction
 from tgm.domain.effects import EffectIds
@@ -71,3 +72,18 @@ class Buttons:
     @classmethod
     def of(cls, rows: Sequence[Sequence[Button]]) -> Buttons:
         return cls(tuple(tuple(row) for row in rows))
+
+
+class ChatView(Protocol):
+    """Shows a hosted bot's own messages in one of its chats (the CAPTCHA's, the inbox's); how they look (markup,
+    escaping, keyboards) is the adapter's. Each call goes out under the chat's next effect id."""
+
+    def say(self, chat: Chat, reply: Reply, buttons: Buttons | None = None) -> None: ...
+
+    def edit(self, chat: Chat, message_id: int, reply: Reply, buttons: Buttons | None = None) -> None:
+        """Replaces the text (and the buttons) of a message the bot sent."""
+        ...
+
+    def answer_button(self, chat: Chat, query_id: str, notice: Text | None = None) -> None:
+        """Acknowledges a button press in the chat, with a short notice for the presser when there is one."""
+        ...

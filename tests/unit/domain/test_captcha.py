@@ -15,6 +15,7 @@ from tgm.domain.captcha import CaptchaGuard, CaptchaPolicy
 from tgm.domain.effects import EffectIds
 from tgm.domain.updates import UpdateEnvelope
 from tgm.services.dispatcher.adapters.captcha_store import InMemoryCaptchaStore
+from tgm.services.dispatcher.presentation.chat_view import TelegramChatView
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 BOT_ID = "2b7f3f5e-8f1c-4d7e-9a53-0c6f0f3b1a11"
@@ -84,7 +85,8 @@ class Rig:
         self.store = InMemoryCaptchaStore(self.clock, **store)  # type: ignore[arg-type]
         self.outbox = Outbox()
         self.tokens = CallbackTokens(b"k" * 32, self.clock)  # type: ignore[arg-type]
-        self.guard = CaptchaGuard(self.store, self.tokens, self.outbox, policy or CaptchaPolicy(), random.Random(7))  # type: ignore[arg-type]
+        view = TelegramChatView(self.outbox)  # type: ignore[arg-type]
+        self.guard = CaptchaGuard(self.store, self.tokens, view, policy or CaptchaPolicy(), random.Random(7))  # type: ignore[arg-type]
 
     def buttons(self, markup: Any) -> list[dict[str, str]]:
         return [b for row in markup["inline_keyboard"] for b in row]

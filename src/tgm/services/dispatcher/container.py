@@ -58,6 +58,7 @@ from tgm.services.dispatcher.outbound.queued_outbox import QueuedOutbox
 from tgm.services.dispatcher.outbound.scheduling import DramatiqOutboxScheduler
 from tgm.services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
 from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore, RedisOutboxStore
+from tgm.services.dispatcher.presentation.chat_view import TelegramChatView
 from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
 from tgm.services.dispatcher.settings import DispatcherSettings
 from tgm.services.dispatcher.workers.actors import DramatiqApiCallScheduler, DramatiqBroadcastScheduler
@@ -313,11 +314,13 @@ class DispatcherContainer(containers.DeclarativeContainer):
         redis=providers.ThreadSafeSingleton(RedisCaptchaStore, redis_client, **_captcha_windows),
         memory=providers.ThreadSafeSingleton(InMemoryCaptchaStore, clock, **_captcha_windows),
     )
+    # How a hosted bot's own messages look (the CAPTCHA's, the inbox's): src/tgm/services/dispatcher/presentation/.
+    chat_view = providers.ThreadSafeSingleton(TelegramChatView, outbox)
     captcha = providers.ThreadSafeSingleton(
         CaptchaGuard,
         store=captcha_store,
         tokens=callback_tokens,
-        outbox=outbox,
+        view=chat_view,
         policy=providers.Factory(
             CaptchaPolicy,
             max_attempts=settings.provided.captcha_max_attempts,
