@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,10 +33,10 @@ from tgm.domain.effects import EffectIds
 from tgm.domain.errors import DomainError
 from tgm.domain.events import Event, EventKind, EventRecorder, Outcome, telegram_actor
 from tgm.domain.inbound import sender_of
-from tgm.domain.messages import render
-from tgm.domain.outbound import AnswerCallbackQuery, CopyMessage, EditMessageText, SendMessage
+from tgm.domain.outbound import CopyMessage
 from tgm.domain.ports import Clock, Cooldowns, Outbox
 from tgm.domain.updates import UpdateEnvelope
+from tgm.domain.view import Button, Buttons, Chat, ChatView, Prerendered, Text
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +101,15 @@ class InboxBacklog(Protocol):
     def pending(self, bot_id: str, chat_id: int) -> int: ...
 
 
+class InboxView(ChatView, Protocol):
+    """Shows the inbox's messages in the bot's chats; how they look is the adapter's (docs/adr/007)."""
+
+    def deliver_header(self, chat: Chat, header: Text, buttons: Buttons, *, link_chat_id: int) -> None:
+        """Sends the header that names a user's message to an admin, linked to the user's chat once Telegram numbered
+        it (Outbox.send's `link_chat_id`)."""
+        ...
+
+
 class FeedbackInbox:
     """Delivers users' messages to the admins, their replies back, and the Block/Unblock buttons."""
 
@@ -109,6 +117,7 @@ class FeedbackInbox:
         self,
         links: InboxLinks,
         outbox: Outbox,
+        view: InboxView,
         tokens: CallbackTokens,
         admin: SettingsChanger,
         cooldowns: Cooldowns | None = None,
@@ -123,7 +132,8 @@ class FeedbackInbox:
         self._events = events
         self._clock = clock
         self._links = links
-        self._outbox = outbox
+        self._outbox = outbox  # copies of the users' and the admins' messages: nothing of the inbox's own look
+        self._view = view
         self._tokens = tokens
         self._admin = admin
         self._cooldowns = cooldowns
@@ -158,9 +168,8 @@ class FeedbackInbox:
         if reply_to is not None and self._linked(bot, chat_id, reply_to) is not None:
             # A reply to an inbox delivery in their own chat: they were an admin when it came. No longer one (revoked,
             # left) or not known now (registry unreachable): nothing is relayed, nor handed to the team as theirs.
-            lang = envelope.view.language or bot.settings.language
-            refusal = SendMessage(chat_id, render("inbox_not_admin" if known else "inbox_unavailable", lang))
-            self._outbox.send(bot.id, refusal, effect_id=effects.next())
+            chat = Chat(bot.id, chat_id, envelope.view.language or bot.settings.language, effects)
+            self._view.say(chat, Text("inbox_not_admin" if known else "inbox_unavailable"))
             return "inbox:reply_refused"
         return self._deliver(bot, envelope, sender, chat_id, message, members, effects)
 
@@ -202,22 +211,19 @@ class FeedbackInbox:
             if self._cooldowns is None or self._cooldowns.start(
                 f"inbox-busy:{bot.id}:{user_id}", self._policy.ack_cooldown_seconds
             ):
-                busy = SendMessage(chat_id, render("inbox_busy", envelope.view.language or lang))
-                self._outbox.send(bot.id, busy, effect_id=effects.next())
+                self._view.say(Chat(bot.id, chat_id, envelope.view.language or lang, effects), Text("inbox_busy"))
             return "inbox:busy"
         for admin_id in open_chats:
-            header = render("inbox_header", lang, sender=describe_sender(sender), user_id=user_id)
-            block = self._button(bot, CallbackAction.INBOX_BLOCK, "btn_inbox_block", lang, admin_id)
-            header_message = SendMessage(admin_id, header, parse_mode="HTML", reply_markup=block)
-            self._outbox.send(bot.id, header_message, effect_id=effects.next(), link_chat_id=chat_id)
+            header = Text("inbox_header", {"sender": sender_text(sender), "user_id": user_id})
+            block = self._buttons(bot, CallbackAction.INBOX_BLOCK, "btn_inbox_block", admin_id)
+            self._view.deliver_header(Chat(bot.id, admin_id, lang, effects), header, block, link_chat_id=chat_id)
             copy = CopyMessage(admin_id, chat_id, message_id)
             self._outbox.send(bot.id, copy, effect_id=effects.next(), link_chat_id=chat_id)
         if self._policy.ack and (
             self._cooldowns is None
             or self._cooldowns.start(f"inbox-ack:{bot.id}:{user_id}", self._policy.ack_cooldown_seconds)
         ):
-            ack = SendMessage(chat_id, render("inbox_ack", envelope.view.language or lang))
-            self._outbox.send(bot.id, ack, effect_id=effects.next())
+            self._view.say(Chat(bot.id, chat_id, envelope.view.language or lang, effects), Text("inbox_ack"))
         return "inbox:delivered"
 
     def _relay_reply(
@@ -226,9 +232,8 @@ class FeedbackInbox:
         user_chat = self._linked(bot, chat_id, replied_id)
         message_id = envelope.view.message_id
         if user_chat is None or message_id is None:
-            lang = envelope.view.language or bot.settings.language
-            unknown = SendMessage(chat_id, render("inbox_reply_unknown", lang))
-            self._outbox.send(bot.id, unknown, effect_id=effects.next())
+            chat = Chat(bot.id, chat_id, envelope.view.language or bot.settings.language, effects)
+            self._view.say(chat, Text("inbox_reply_unknown"))
             return "inbox:reply_unknown"
         self._outbox.send(bot.id, CopyMessage(user_chat, chat_id, message_id), effect_id=effects.next())
         return "inbox:replied"
@@ -250,12 +255,12 @@ class FeedbackInbox:
         ):
             return None
         callback_id = view.callback_id
-        lang = envelope.view.language or bot.settings.language
+        chat = Chat(bot.id, chat_id, envelope.view.language or bot.settings.language, effects)
         user_chat = self._links.user_chat(bot.id, chat_id, held_id)
         members, known = self._members(bot)
         # Unknown team: only the owner may press (fail closed); the registry re-checks the presser's role anyway.
         if presser not in members or user_chat is None:
-            self._answer(bot, callback_id, render("callback_invalid" if known else "inbox_unavailable", lang), effects)
+            self._view.answer_button(chat, callback_id, Text("callback_invalid" if known else "inbox_unavailable"))
             return "inbox:button_refused"
         block = claim.action is CallbackAction.INBOX_BLOCK
         change: SettingsChange = BlockUser(user_chat, MAX_BLOCK_SECONDS) if block else UnblockUser(user_chat)
@@ -264,17 +269,17 @@ class FeedbackInbox:
         except DomainError as exc:
             # Refused (not theirs any more, already unblocked…) or the registry is down: said, nothing changed.
             reason = getattr(exc, "code", "")
-            said = render("inbox_unblocked" if reason == "user_not_blocked" else "callback_invalid", lang)
-            self._answer(bot, callback_id, said, effects)
+            said = Text("inbox_unblocked" if reason == "user_not_blocked" else "callback_invalid")
+            self._view.answer_button(chat, callback_id, said)
             return "inbox:button_failed"
-        self._answer(bot, callback_id, render("inbox_blocked" if block else "inbox_unblocked", lang), effects)
+        self._view.answer_button(chat, callback_id, Text("inbox_blocked" if block else "inbox_unblocked"))
         self._record(bot, presser, user_chat, block)
         text = view.text
-        if text:  # the header as shown, plain; the next button undoes this one
+        # The header as Telegram shows it (its formatting gone), sent back unchanged; the next button undoes this one.
+        if text:
             undo = CallbackAction.INBOX_UNBLOCK if block else CallbackAction.INBOX_BLOCK
-            markup = self._button(bot, undo, "btn_inbox_unblock" if block else "btn_inbox_block", lang, chat_id)
-            edit = EditMessageText(chat_id, held_id, text, reply_markup=markup)
-            self._outbox.send(bot.id, edit, effect_id=effects.next())
+            buttons = self._buttons(bot, undo, "btn_inbox_unblock" if block else "btn_inbox_block", chat_id)
+            self._view.edit(chat, held_id, Prerendered(text), buttons)
         return "inbox:blocked" if block else "inbox:unblocked"
 
     def _record(self, bot: Bot, presser: int, user_id: int, block: bool) -> None:
@@ -286,14 +291,10 @@ class FeedbackInbox:
         details = {"user": str(user_id)}
         self._events.record(Event(self._clock.now(), kind, telegram_actor(presser), bot.id, Outcome.DONE, details))
 
-    def _answer(self, bot: Bot, callback_id: object, text: str, effects: EffectIds) -> None:
-        if isinstance(callback_id, str):
-            self._outbox.send(bot.id, AnswerCallbackQuery(callback_id, text), effect_id=effects.next())
-
-    def _button(self, bot: Bot, action: CallbackAction, key: str, lang: str, admin_id: int) -> dict[str, Any]:
+    def _buttons(self, bot: Bot, action: CallbackAction, key: str, admin_id: int) -> Buttons:
         # Signed for this bot, and for the admin in their own chat with it (a private chat's id is its user's).
         data = self._tokens.sign(action, bot.id, admin_id, admin_id)
-        return {"inline_keyboard": [[{"text": render(key, lang), "callback_data": data}]]}
+        return Buttons.of([[Button(Text(key), action, data)]])
 
 
 def unreachable_members(bot: Bot, actor_id: int, links: InboxLinks, teams: BotTeams | None) -> tuple[bool, int]:
@@ -307,12 +308,12 @@ def unreachable_members(bot: Bot, actor_id: int, links: InboxLinks, teams: BotTe
     return not links.reachable(bot.id, actor_id), sum(not links.reachable(bot.id, member) for member in others)
 
 
-def describe_sender(sender: dict[str, Any]) -> str:
-    """The sender as the header shows them (HTML-escaped: names are the user's own text)."""
+def sender_text(sender: dict[str, Any]) -> Text:
+    """The sender as the header names them: their name and @username are values (the user's own text, never read as
+    markup)."""
     names = [sender.get("first_name"), sender.get("last_name")]
     name = " ".join(part for part in names if isinstance(part, str) and part) or "?"
-    shown = f"<b>{html.escape(name, quote=False)}</b>"
     username = sender.get("username")
     if isinstance(username, str) and username:
-        shown += f" (@{html.escape(username, quote=False)})"
-    return shown
+        return Text("inbox_sender_with_username", {"name": name, "username": username})
+    return Text("inbox_sender", {"name": name})

@@ -523,6 +523,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "en": "📨 Message from {sender} · id <code>{user_id}</code>\nReply to this message or the next one to answer"
         " as the bot.",
     },
+    "inbox_sender": {"pt-BR": "<b>{name}</b>", "en": "<b>{name}</b>"},
+    "inbox_sender_with_username": {"pt-BR": "<b>{name}</b> (@{username})", "en": "<b>{name}</b> (@{username})"},
     "inbox_busy": {
         "pt-BR": "⏳ Muitas mensagens agora: esta não foi entregue. Tente de novo em alguns minutos.",
         "en": "⏳ Too many messages right now: this one was not delivered. Please try again in a few minutes.",

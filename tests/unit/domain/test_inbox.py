@@ -24,6 +24,7 @@ from tgm.domain.updates import UpdateEnvelope
 from tgm.domain.use_cases.handle_update import HandleUpdate
 from tgm.services.dispatcher.adapters.inbox_links import InMemoryInboxLinks
 from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns
+from tgm.services.dispatcher.presentation.inbox_view import TelegramInboxView
 
 BOT_A = "2b7f3f5e-8f1c-4d7e-9a53-0c6f0f3b1a11"
 BOT_B = "5c0d2a7e-1111-4d7e-9a53-0c6f0f3b1a22"
@@ -147,6 +148,7 @@ class Rig:
         self.inbox = FeedbackInbox(
             self.links,
             self.outbox,
+            TelegramInboxView(self.outbox),
             self.tokens,
             self.bots,
             cooldowns=InMemoryCooldowns(self.clock),

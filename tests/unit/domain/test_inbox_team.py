@@ -14,6 +14,7 @@ from tgm.domain.events import Event, EventKind, Outcome
 from tgm.domain.inbox import FeedbackInbox, inbox_recipients
 from tgm.domain.use_cases.handle_update import HandleUpdate
 from tgm.services.dispatcher.adapters.memory import InMemoryCooldowns
+from tgm.services.dispatcher.presentation.inbox_view import TelegramInboxView
 
 ADMIN = 3003  # OWNER_A's co-admin on bot A
 
@@ -65,6 +66,7 @@ class TeamRig(Rig):
         self.inbox = FeedbackInbox(
             self.links,
             self.outbox,
+            TelegramInboxView(self.outbox),
             self.tokens,
             self.bots,
             cooldowns=InMemoryCooldowns(self.clock),

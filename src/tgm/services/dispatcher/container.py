@@ -59,6 +59,7 @@ from tgm.services.dispatcher.outbound.scheduling import DramatiqOutboxScheduler
 from tgm.services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
 from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore, RedisOutboxStore
 from tgm.services.dispatcher.presentation.chat_view import TelegramChatView
+from tgm.services.dispatcher.presentation.inbox_view import TelegramInboxView
 from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
 from tgm.services.dispatcher.settings import DispatcherSettings
 from tgm.services.dispatcher.workers.actors import DramatiqApiCallScheduler, DramatiqBroadcastScheduler
@@ -314,7 +315,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         redis=providers.ThreadSafeSingleton(RedisCaptchaStore, redis_client, **_captcha_windows),
         memory=providers.ThreadSafeSingleton(InMemoryCaptchaStore, clock, **_captcha_windows),
     )
-    # How a hosted bot's own messages look (the CAPTCHA's, the inbox's): src/tgm/services/dispatcher/presentation/.
+    # How a hosted bot's own messages look (the CAPTCHA's): src/tgm/services/dispatcher/presentation/.
     chat_view = providers.ThreadSafeSingleton(TelegramChatView, outbox)
     captcha = providers.ThreadSafeSingleton(
         CaptchaGuard,
@@ -350,6 +351,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         FeedbackInbox,
         links=inbox_links,
         outbox=outbox,
+        view=providers.ThreadSafeSingleton(TelegramInboxView, outbox),
         tokens=providers.ThreadSafeSingleton(_inbox_tokens, settings, clock),
         admin=bot_admin,  # blocks from the inbox reach every process's bot cache at once, as the manager's do
         cooldowns=cooldowns,
