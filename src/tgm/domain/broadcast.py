@@ -10,15 +10,13 @@ recipient, which the progress shows as failed).
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
-from tgm.domain.messages import render
+from tgm.domain.view import Text, Value
 
 MAX_BROADCAST_CHARS = 4096  # Telegram's limit on a message's text (after entities are parsed)
-_SAFE_LINK_SCHEMES = ("http://", "https://", "tg://")
 
 
 class BroadcastState(StrEnum):
@@ -52,7 +50,7 @@ class Broadcast:
     manager_id: str  # the manager bot, which edits the progress message
     username: str  # the bot's, for the admin's view
     lang: str | None
-    text: str  # HTML (parse_mode HTML), built by html_from_entities
+    text: str  # the body in the look it is sent in (ManagerView.broadcast_body: the admin's formatting kept)
     state: BroadcastState = BroadcastState.DRAFT
     message_id: int = 0  # the progress message in the admin's chat
     total: int = 0  # active subscribers when it started
@@ -139,97 +137,6 @@ def with_outcome(broadcast: Broadcast, outcome: Outcome) -> Broadcast:
     return replace(broadcast, failed=broadcast.failed + 1)
 
 
-# -- the message: Telegram's text + entities as safe HTML ------------------------------------------------------
-
-_SIMPLE_TAGS = {
-    "bold": "b",
-    "italic": "i",
-    "underline": "u",
-    "strikethrough": "s",
-    "spoiler": "tg-spoiler",
-    "code": "code",
-    "blockquote": "blockquote",
-}
-
-
-def _open_tag(entity: dict[str, Any]) -> tuple[str, str] | None:
-    """(opening, closing) HTML for an entity, or None for one shown as plain text (mentions, hashtags, URLs…)."""
-    kind = entity.get("type")
-    if kind in _SIMPLE_TAGS:
-        tag = _SIMPLE_TAGS[str(kind)]
-        return f"<{tag}>", f"</{tag}>"
-    if kind == "expandable_blockquote":
-        return "<blockquote expandable>", "</blockquote>"
-    if kind == "pre":
-        language = entity.get("language")
-        if isinstance(language, str) and language.replace("-", "").replace("_", "").isalnum():
-            return f'<pre><code class="language-{language}">', "</code></pre>"
-        return "<pre>", "</pre>"
-    if kind == "text_link":
-        url = entity.get("url")
-        if isinstance(url, str) and url.lower().startswith(_SAFE_LINK_SCHEMES):
-            return f'<a href="{html.escape(url, quote=True)}">', "</a>"
-        return None
-    if kind == "text_mention":
-        user = entity.get("user")
-        if isinstance(user, dict) and isinstance(user.get("id"), int):
-            return f'<a href="tg://user?id={int(user["id"])}">', "</a>"
-    return None
-
-
-def html_from_entities(text: str, entities: object) -> str:
-    """Telegram's message text and its `entities` (offsets in UTF-16 code units) as HTML for parse_mode HTML.
-
-    The text is escaped; only formatting entities become tags (whitelisted, link schemes http/https/tg), so
-    nothing the sender typed can inject markup. Entities that cross each other are closed and reopened.
-    """
-    units = text.encode("utf-16-le")
-    length = len(units) // 2
-    spans: list[tuple[int, int, str, str]] = []
-    for entity in entities if isinstance(entities, list) else []:
-        if not isinstance(entity, dict):
-            continue
-        offset, size = entity.get("offset"), entity.get("length")
-        tags = _open_tag(entity)
-        if tags is None or not isinstance(offset, int) or not isinstance(size, int) or size <= 0 or offset < 0:
-            continue
-        end = min(offset + size, length)
-        if offset < end:
-            spans.append((offset, end, *tags))
-    spans.sort(key=lambda span: (span[0], -span[1]))
-
-    def piece(start: int, stop: int) -> str:
-        return html.escape(units[2 * start : 2 * stop].decode("utf-16-le", errors="replace"), quote=False)
-
-    out: list[str] = []
-    stack: list[tuple[int, int, str, str]] = []
-    boundaries = sorted({0, length, *(s[0] for s in spans), *(s[1] for s in spans)})
-    index = 0
-    for here, after in zip(boundaries, [*boundaries[1:], length], strict=True):
-        # Close what ends here and only what was opened inside it (reopening those that go on), then open what
-        # starts here. Entities outside the deepest one ending here stay open: nesting is kept, not flattened.
-        ending = [depth for depth, span in enumerate(stack) if span[1] == here]
-        if ending:
-            reopen = []
-            while len(stack) > ending[0]:
-                span = stack.pop()
-                out.append(span[3])
-                if span[1] > here:
-                    reopen.append(span)
-            for span in reversed(reopen):
-                out.append(span[2])
-                stack.append(span)
-        while index < len(spans) and spans[index][0] == here:
-            out.append(spans[index][2])
-            stack.append(spans[index])
-            index += 1
-        if after > here:
-            out.append(piece(here, after))
-    while stack:
-        out.append(stack.pop()[3])
-    return "".join(out)
-
-
 # -- the admin's view ------------------------------------------------------------------------------------------
 
 
@@ -248,20 +155,19 @@ def _duration(seconds: int | None) -> str:
     return f"{minutes}:{rest:02d}"
 
 
-def progress_text(broadcast: Broadcast, now: float) -> str:
-    """The progress message (HTML; the values are numbers and an escaped username)."""
+def progress_text(broadcast: Broadcast, now: float) -> Text:
+    """The progress message: the broadcast's state with its counts, the bot's username and the time left."""
     key = {
         BroadcastState.DONE: "mgr_broadcast_done",
         BroadcastState.CANCELLED: "mgr_broadcast_cancelled",
     }.get(broadcast.state, "mgr_broadcast_progress")
-    return render(
-        key,
-        broadcast.lang,
-        username=html.escape(broadcast.username, quote=False),
-        sent=broadcast.sent,
-        failed=broadcast.failed,
-        blocked=broadcast.blocked,
-        remaining=broadcast.remaining,
-        total=broadcast.total,
-        eta=_duration(eta_seconds(broadcast, now)),
-    )
+    values: dict[str, Value] = {
+        "username": broadcast.username,
+        "sent": broadcast.sent,
+        "failed": broadcast.failed,
+        "blocked": broadcast.blocked,
+        "remaining": broadcast.remaining,
+        "total": broadcast.total,
+        "eta": _duration(eta_seconds(broadcast, now)),
+    }
+    return Text(key, values)

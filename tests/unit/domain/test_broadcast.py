@@ -12,7 +12,7 @@ import pytest
 from tests.support.outbox import PerCallOutbox
 from tgm.domain.administration.ports import BotStats, Subscriber, SubscriberStatus
 from tgm.domain.bots import Bot, BotToken
-from tgm.domain.broadcast import Broadcast, BroadcastState, Outcome, StartResult, html_from_entities
+from tgm.domain.broadcast import Broadcast, BroadcastState, Outcome, StartResult
 from tgm.domain.callback_tokens import CallbackAction, CallbackTokens
 from tgm.domain.clock import ManualClock
 from tgm.domain.errors import BotNotFound, DependencyUnavailable, TelegramRequestFailed, TokenRejected
@@ -21,6 +21,7 @@ from tgm.domain.outbound import OutboundCall, SendMessage
 from tgm.domain.use_cases.broadcast import BroadcastPolicy, BroadcastStep, RunBroadcast
 from tgm.services.dispatcher.adapters.broadcasts import InMemoryBroadcastStore
 from tgm.services.dispatcher.adapters.memory import InMemoryLocks
+from tgm.services.dispatcher.presentation.broadcast_view import TelegramBroadcastView
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ADMIN = 501
@@ -130,7 +131,7 @@ class World:
             lambda: self.sender,
             self.slots,
             self.locks,
-            self.outbox,  # type: ignore[arg-type]
+            TelegramBroadcastView(self.outbox),  # type: ignore[arg-type]
             self.tokens,
             self.clock,
             blocked_users=self.blocked,
@@ -329,57 +330,6 @@ def test_a_draft_lapses_with_its_ttl() -> None:
     clock.advance(61)
     assert store.get(BROADCAST_ID) is None
     assert store.start(BROADCAST_ID, 1, 1, 0.0) is StartResult.GONE
-
-
-@pytest.mark.parametrize(
-    ("text", "entities", "expected"),
-    [
-        ("a < b & c", [], "a &lt; b &amp; c"),
-        ("Sale today", [{"type": "bold", "offset": 0, "length": 4}], "<b>Sale</b> today"),
-        # Offsets count UTF-16 code units: an emoji outside the BMP takes two.
-        ("🎉 big sale", [{"type": "italic", "offset": 3, "length": 3}], "🎉 <i>big</i> sale"),
-        (
-            "bold and italic",
-            [{"type": "bold", "offset": 0, "length": 15}, {"type": "italic", "offset": 5, "length": 10}],
-            "<b>bold <i>and italic</i></b>",
-        ),
-        (  # crossing entities are closed and reopened, so the HTML stays well nested
-            "abcdef",
-            [{"type": "bold", "offset": 0, "length": 4}, {"type": "italic", "offset": 2, "length": 4}],
-            "<b>ab<i>cd</i></b><i>ef</i>",
-        ),
-        (
-            "site",
-            [{"type": "text_link", "offset": 0, "length": 4, "url": 'https://x.test/?a="1"&b'}],
-            '<a href="https://x.test/?a=&quot;1&quot;&amp;b">site</a>',
-        ),
-        ("click", [{"type": "text_link", "offset": 0, "length": 5, "url": "javascript:alert(1)"}], "click"),
-        ("x = 1", [{"type": "pre", "offset": 0, "length": 5, "language": 'py"><script>'}], "<pre>x = 1</pre>"),
-        (
-            "x = 1",
-            [{"type": "pre", "offset": 0, "length": 5, "language": "python"}],
-            '<pre><code class="language-python">x = 1</code></pre>',
-        ),
-        (  # an entity ending inside another closes alone: the outer one is not split in two
-            "Hello world more",
-            [{"type": "blockquote", "offset": 0, "length": 16}, {"type": "bold", "offset": 6, "length": 5}],
-            "<blockquote>Hello <b>world</b> more</blockquote>",
-        ),
-        (
-            "see docs now",
-            [
-                {"type": "italic", "offset": 0, "length": 12},
-                {"type": "text_link", "offset": 4, "length": 4, "url": "https://x.test"},
-                {"type": "bold", "offset": 4, "length": 2},
-            ],
-            '<i>see <a href="https://x.test"><b>do</b>cs</a> now</i>',
-        ),
-        ("@someone #tag", [{"type": "mention", "offset": 0, "length": 8}], "@someone #tag"),
-        ("<b>", [{"type": "bold", "offset": 0, "length": 99}, "junk", {"type": "bold"}], "<b>&lt;b&gt;</b>"),
-    ],
-)
-def test_entities_become_safe_html(text: str, entities: object, expected: str) -> None:
-    assert html_from_entities(text, entities) == expected
 
 
 def test_eta_follows_the_pace_so_far() -> None:

@@ -22,6 +22,7 @@ from tgm.services.dispatcher.manager_bot.state import (
     InMemoryConversationStore,
     InMemoryUsedButtons,
 )
+from tgm.services.dispatcher.presentation.broadcast_view import TelegramBroadcastView
 from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
 
 SECRET_TEXT = "Sale today only"
@@ -48,7 +49,7 @@ class TrailWorld(World):
             lambda: self.sender,
             self.slots,
             self.locks,
-            self.outbox,  # type: ignore[arg-type]
+            TelegramBroadcastView(self.outbox),  # type: ignore[arg-type]
             self.tokens,
             self.clock,
             blocked_users=self.blocked,

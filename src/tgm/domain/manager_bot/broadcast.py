@@ -12,7 +12,6 @@ from tgm.domain.broadcast import (
     Broadcast,
     BroadcastState,
     StartResult,
-    html_from_entities,
     progress_text,
 )
 from tgm.domain.callback_tokens import CallbackAction
@@ -103,7 +102,7 @@ class BroadcastCommands(RegistryCalls):
             manager_id=ctx.manager_id,
             username=bot.username,
             lang=ctx.lang,
-            text=html_from_entities(text, message.get("entities")),
+            text=self._view.broadcast_body(text, message.get("entities")).text,
         )
         self._broadcasts.create(draft, self._config.conversation_ttl_seconds)
         self._show(ctx, Prerendered(draft.text))  # the preview: exactly what the subscribers will get
@@ -150,7 +149,7 @@ class BroadcastCommands(RegistryCalls):
         # draft's language, with its Stop button.
         progress = Ctx(ctx.manager_id, ctx.chat_id, ctx.user_id, running.lang, ctx.effects)
         stop = self._button(progress, "btn_broadcast_stop", CallbackAction.BROADCAST_CANCEL, running.id)
-        self._view.edit(progress.chat, message_id, Prerendered(progress_text(running, now)), Buttons.of([[stop]]))
+        self._view.edit(progress.chat, message_id, progress_text(running, now), Buttons.of([[stop]]))
         self._broadcast_scheduler.schedule(found.id)
         record_broadcast(self._events, self._clock, EventKind.BROADCAST_STARTED, ctx.user_id, running)
         return HandleOutcome("manager:broadcast_started", replied=True)

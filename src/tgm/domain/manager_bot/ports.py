@@ -6,7 +6,7 @@ from typing import Protocol
 
 from tgm.domain.effects import EffectIds
 from tgm.domain.manager_bot.view import Keyboard
-from tgm.domain.view import Buttons, Chat, Reply, Text
+from tgm.domain.view import Buttons, Chat, Prerendered, Reply, Text
 
 
 class ManagerView(Protocol):
@@ -23,6 +23,11 @@ class ManagerView(Protocol):
     def delete(self, chat: Chat, message_id: int, if_refused: Text) -> None:
         """Deletes a message; raises TelegramRequestFailed when refused at once. A queued adapter learns of a
         refusal only later and then says `if_refused` itself."""
+        ...
+
+    def broadcast_body(self, text: str, entities: object) -> Prerendered:
+        """The admin's message (Telegram's text and its formatting `entities`) as a broadcast's body, in the look it is
+        stored and sent in: the preview shows it, and every subscriber gets it unchanged."""
         ...
 
     def answer_button(

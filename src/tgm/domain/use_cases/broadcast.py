@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from tgm.domain.administration.ports import BotAdmin, SubscriberStatus
 from tgm.domain.bots import BotToken
@@ -35,9 +35,9 @@ from tgm.domain.errors import (
 from tgm.domain.events import Event, EventKind, EventRecorder, telegram_actor
 from tgm.domain.events import Outcome as EventOutcome
 from tgm.domain.lane import LockKeeper
-from tgm.domain.messages import render
-from tgm.domain.outbound import EditMessageText, OutboundCall, SendMessage
-from tgm.domain.ports import Clock, Locks, Outbox, SentMessage
+from tgm.domain.outbound import OutboundCall
+from tgm.domain.ports import Clock, Locks, SentMessage
+from tgm.domain.view import Button, Chat, Prerendered, Text
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,20 @@ class BroadcastSender(Protocol):
     def token(self, bot_id: str) -> BotToken: ...
 
     def send(self, bot_id: str, call: OutboundCall, token: BotToken | None = None) -> SentMessage | None: ...
+
+
+class BroadcastView(Protocol):
+    """How a broadcast's messages look; the adapter's (docs/adr/007)."""
+
+    def body(self, subscriber_id: int, body: Prerendered) -> OutboundCall:
+        """The call that gives a subscriber the body. The worker sends it itself, as the hosted bot (BroadcastSender),
+        to learn of each refusal."""
+        ...
+
+    def show_progress(self, chat: Chat, message_id: int, progress: Text, stop: Button | None) -> None:
+        """Edits the admin's progress message (the manager bot's, through its outbox), with the Stop button while it
+        runs."""
+        ...
 
 
 class BlockedReporter(Protocol):
@@ -92,7 +106,7 @@ class RunBroadcast:
         sender: Callable[[], BroadcastSender],
         slots: BroadcastSlots,
         locks: Locks,
-        outbox: Outbox,
+        view: BroadcastView,
         tokens: CallbackTokens,
         clock: Clock,
         blocked_users: BlockedReporter | None = None,
@@ -108,7 +122,7 @@ class RunBroadcast:
         self._sender = sender
         self._slots = slots
         self._locks = locks
-        self._outbox = outbox
+        self._view = view
         self._tokens = tokens
         self._clock = clock
         self._blocked_users = blocked_users
@@ -201,7 +215,7 @@ class RunBroadcast:
             self._store.release(broadcast.id, user_id)
             return None, wait
         try:
-            self._sender().send(broadcast.bot_id, SendMessage(user_id, broadcast.text, parse_mode="HTML"), token)
+            self._sender().send(broadcast.bot_id, self._view.body(user_id, Prerendered(broadcast.text)), token)
         except TokenRejected:
             raise
         except TelegramRequestFailed as error:
@@ -233,7 +247,7 @@ class RunBroadcast:
         self._store.finish(broadcast.id, state, self._clock.now().timestamp())
         final = self._store.get(broadcast.id)
         if final is not None:
-            self._edit(final, markup=None)
+            self._edit(final, stop=None)
             # Once: a redelivered batch finds the broadcast finished and stops before this.
             end = reason or state.value
             record_broadcast(self._events, self._clock, EventKind.BROADCAST_FINISHED, final.admin_id, final, end=end)
@@ -244,27 +258,26 @@ class RunBroadcast:
             return
         latest = self._store.get(broadcast_id)
         if latest is not None and latest.state is BroadcastState.RUNNING:
-            self._edit(latest, markup=cancel_markup(self._tokens, latest))
+            self._edit(latest, stop=stop_button(self._tokens, latest))
 
-    def _edit(self, broadcast: Broadcast, markup: dict[str, Any] | None) -> None:
+    def _edit(self, broadcast: Broadcast, stop: Button | None) -> None:
         """Edits the admin's progress message (through the manager bot's outbox: flood control, retries)."""
         if not broadcast.message_id:
             return
         try:
             text = progress_text(broadcast, self._clock.now().timestamp())
-            edit = EditMessageText(
-                broadcast.chat_id, broadcast.message_id, text, parse_mode="HTML", reply_markup=markup
-            )
             # Each progress edit is new (never a re-run of an earlier one): its own fresh effect id.
-            self._outbox.send(broadcast.manager_id, edit, effect_id=EffectIds.unrepeatable().next())
+            chat = Chat(broadcast.manager_id, broadcast.chat_id, broadcast.lang, EffectIds.unrepeatable())
+            self._view.show_progress(chat, broadcast.message_id, text, stop)
         except Exception as error:  # the progress is a view: the broadcast goes on without it
             logger.warning("broadcast progress not shown", extra={"error": type(error).__name__})
 
 
-def cancel_markup(tokens: CallbackTokens, broadcast: Broadcast) -> dict[str, Any]:
-    """The progress message's signed cancel button (the broadcast id in the button's reference field)."""
-    data = tokens.sign(CallbackAction.BROADCAST_CANCEL, broadcast.id, broadcast.admin_id, broadcast.chat_id)
-    return {"inline_keyboard": [[{"text": render("btn_broadcast_stop", broadcast.lang), "callback_data": data}]]}
+def stop_button(tokens: CallbackTokens, broadcast: Broadcast) -> Button:
+    """The progress message's signed Stop button (the broadcast id in the button's reference field)."""
+    action = CallbackAction.BROADCAST_CANCEL
+    data = tokens.sign(action, broadcast.id, broadcast.admin_id, broadcast.chat_id)
+    return Button(Text("btn_broadcast_stop"), action, data)
 
 
 def record_broadcast(

@@ -58,6 +58,7 @@ from tgm.services.dispatcher.outbound.queued_outbox import QueuedOutbox
 from tgm.services.dispatcher.outbound.scheduling import DramatiqOutboxScheduler
 from tgm.services.dispatcher.outbound.send_gate import ComposedDirectSendGate, RedisDirectSendGate
 from tgm.services.dispatcher.outbound.store import InMemoryOutboxStore, RedisOutboxStore
+from tgm.services.dispatcher.presentation.broadcast_view import TelegramBroadcastView
 from tgm.services.dispatcher.presentation.chat_view import TelegramChatView
 from tgm.services.dispatcher.presentation.inbox_view import TelegramInboxView
 from tgm.services.dispatcher.presentation.manager_view import TelegramManagerView
@@ -447,7 +448,7 @@ class DispatcherContainer(containers.DeclarativeContainer):
         sender=sender.provider,
         slots=send_limiter,
         locks=locks,
-        outbox=outbox,
+        view=providers.ThreadSafeSingleton(TelegramBroadcastView, outbox),
         tokens=callback_tokens,
         clock=clock,
         blocked_users=blocked_users,

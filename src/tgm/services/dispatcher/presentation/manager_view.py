@@ -6,7 +6,8 @@ from tgm.domain.effects import EffectIds
 from tgm.domain.manager_bot.view import Keyboard
 from tgm.domain.outbound import AnswerCallbackQuery, DeleteMessage, EditMessageText, SendDocument, SendMessage
 from tgm.domain.ports import Outbox
-from tgm.domain.view import Buttons, Chat, Reply, Text
+from tgm.domain.view import Buttons, Chat, Prerendered, Reply, Text
+from tgm.services.dispatcher.presentation.broadcast_body import html_from_entities
 from tgm.services.dispatcher.presentation.markup import reply_markup
 from tgm.services.dispatcher.presentation.text import PARSE_MODE, as_html, as_plain
 
@@ -36,6 +37,9 @@ class TelegramManagerView:
         # A queued outbox learns of a refusal only when it sends: it then posts this text itself (HTML, as `say`).
         delete = DeleteMessage(chat.chat_id, message_id, if_refused_text=as_html(if_refused, chat.lang))
         self._outbox.send(chat.bot_id, delete, effect_id=chat.effects.next())
+
+    def broadcast_body(self, text: str, entities: object) -> Prerendered:
+        return Prerendered(html_from_entities(text, entities))
 
     def answer_button(
         self, manager_id: str, query_id: str, lang: str | None, notice: Text | None = None, *, effects: EffectIds
