@@ -241,3 +241,26 @@ def test_http_client_request_logs_are_redacted(telegram: FakeTelegram, caplog: p
     assert any("POST" in r.getMessage() for r in caplog.records if r.name.startswith("urllib3"))
     assert SECRET_PART not in caplog.text
     assert SECRET_PART not in repr(api_answering(telegram, fail(401, "x")))
+
+
+def test_a_base_url_with_a_path_keeps_it(telegram: FakeTelegram) -> None:
+    """A Bot API server mounted under a path (a reverse proxy's /tg/) gets every call under that path."""
+    telegram.handler = lambda seen: ok({"message_id": 7})
+    telegram.record = True
+    HttpTelegramApi(telegram.url + "/tg/").send_message(TOKEN, SendMessage(5, "hi"))
+    assert [seen.path for seen in telegram.seen] == [f"/tg/bot{TOKEN.reveal()}/sendMessage"]
+
+
+def test_a_proxy_from_the_environment_still_carries_the_calls(
+    telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HTTP_PROXY set, calls go through the proxy (absolute-form request line), not straight to the host."""
+    telegram.handler = lambda seen: ok({"message_id": 7})
+    telegram.record = True
+    monkeypatch.setenv("HTTP_PROXY", telegram.url)
+    monkeypatch.setenv("http_proxy", telegram.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    closed = closed_port_url()  # nothing listens there: only the proxy can answer
+    HttpTelegramApi(closed).send_message(TOKEN, SendMessage(5, "hi"))
+    assert [seen.path for seen in telegram.seen] == [f"{closed}/bot{TOKEN.reveal()}/sendMessage"]

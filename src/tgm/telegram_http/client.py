@@ -78,6 +78,16 @@ class HttpTelegramApi:
         _install_log_redaction()
         self._base_url = base_url.rstrip("/")
         self._pool = _pool(self._base_url, timeout_seconds, max_connections)
+        # Without a proxy every call goes to one host: its connection pool directly, with the path only, skips
+        # PoolManager's URL parsing and pool lookup per call (~20 % of the client's CPU per send, callgrind).
+        self._host_pool: urllib3.HTTPConnectionPool | None = None
+        self._path_prefix = ""
+        if not isinstance(self._pool, urllib3.ProxyManager):
+            try:
+                self._host_pool = self._pool.connection_from_url(self._base_url)
+                self._path_prefix = urlsplit(self._base_url).path
+            except Exception:
+                self._host_pool = None
 
     def close(self) -> None:
         self._pool.clear()
@@ -101,7 +111,15 @@ class HttpTelegramApi:
         (field, file name, bytes, MIME type) the call is multipart/form-data, other values as form fields."""
         try:
             url = f"{self._base_url}/bot{secret}/{method}"
-            if upload is None:
+            if upload is None and self._host_pool is not None:
+                response = self._host_pool.urlopen(
+                    "POST",
+                    f"{self._path_prefix}/bot{secret}/{method}",
+                    body=orjson.dumps(params),
+                    headers=_JSON_HEADERS,
+                    redirect=False,
+                )
+            elif upload is None:
                 response = self._pool.request(
                     "POST", url, body=orjson.dumps(params), headers=_JSON_HEADERS, redirect=False
                 )
