@@ -346,6 +346,27 @@ def test_an_unkeyed_log_stops_the_vault_until_it_is_archived(tmp_path: Path) -> 
     audit_from_settings(settings, keys).close()  # and from then on the anchor is required and found
 
 
+def test_a_keyed_log_whose_keyring_lost_its_key_is_not_taken_for_an_old_one(tmp_path: Path) -> None:
+    """A keyring restored without its audit key (or stripped of it) beside a keyed log: archiving that log would
+    restart the evidence chain, so the vault says to restore the keyring instead, and adds no key."""
+    from tgm.services.vault.audit import KEY_LOST, AuditLogTampered
+    from tgm.services.vault.container import audit_from_settings
+    from tgm.services.vault.settings import VaultSettings
+
+    keyring, path = _keyring(tmp_path), tmp_path / "audit.log"
+    KeyStore.create(keyring, None)
+    settings = VaultSettings(vault_keyring_file=keyring, vault_audit_file=path, vault_audit_fsync=False)
+    audit = audit_from_settings(settings, KeyStore.open(keyring, None), new_keyring=True)
+    audit.append(RECORD)
+    audit.close()
+    stripped = {k: v for k, v in json.loads(keyring.read_text()).items() if k != "audit_key"}
+    keyring.write_text(json.dumps(stripped))
+    with pytest.raises(AuditLogTampered) as refused:
+        audit_from_settings(settings, KeyStore.open(keyring, None))
+    assert KEY_LOST in str(refused.value) and "archive it" not in str(refused.value)
+    assert json.loads(keyring.read_text()) == stripped  # no new key was added
+
+
 def test_a_failed_anchor_write_breaks_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tgm.services.vault import audit as audit_module
     from tgm.services.vault.audit import AuditLogBroken

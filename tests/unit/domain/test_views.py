@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from tests.support.outbox import PerCallOutbox
 from tests.unit.domain.test_captcha import BOT_ID, Clock, message, press
 from tests.unit.domain.test_captcha import make_bot as captcha_bot
 from tgm.domain.bots import CaptchaMode
@@ -44,7 +43,7 @@ class RecordingView:
 
 
 @dataclass
-class Calls(PerCallOutbox):
+class Calls:
     calls: list[tuple[str, OutboundCall, int | None]] = field(default_factory=list)
 
     def send(self, bot_id: str, call: OutboundCall, *, effect_id: str, link_chat_id: int | None = None) -> None:

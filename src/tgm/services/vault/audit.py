@@ -22,6 +22,15 @@ _ANCHOR_LABEL = "tgm-vault-audit-anchor"
 _BROKEN_LINK = "does not follow the previous line (a line was removed or reordered)"
 # Lines from before the chain was keyed (plain SHA-256, never released) are not read: such a log stops the vault.
 UNKEYED_LOG = "is not keyed: a log from before keyed audit chains is not read; archive it and start a new log"
+KEY_LOST = "is keyed, but the keyring has no audit key: restore the keyring that wrote it (do not archive the log)"
+
+
+def without_key(path: Path) -> str:
+    """Why a log with lines is unreadable with no audit key: it predates keyed chains, or the keyring lost its key."""
+    with path.open("rb") as handle:
+        return KEY_LOST if f'"chain":"{CHAIN}"'.encode() in handle.readline() else UNKEYED_LOG
+
+
 _FIELDS = ("caller", "verb", "bot", "kind", "purpose", "key_version", "new_key_version", "outcome", "request_id")
 
 

@@ -149,7 +149,7 @@ def verify_audit_log(path: Path | None, anchor: audit.Anchor | None) -> tuple[Pa
         path = path or settings.vault_audit_file
         key = KeyStore.open(settings.keyring_file(), None).audit_key  # read only: no lock needed
         if key is None:
-            raise VaultConfigError(f"the keyring has no audit key, so its vault's log {path} {audit.UNKEYED_LOG}")
+            raise VaultConfigError(f"the keyring has no audit key, so its vault's log {path} {audit.without_key(path)}")
         anchor = anchor or audit.read_anchor(audit_anchor_path(settings), key)
         return path, anchor, audit.verify(path, anchor, key=key)
     except (VaultConfigError, OSError) as exc:

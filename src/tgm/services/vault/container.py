@@ -8,7 +8,7 @@ from pathlib import Path
 from dependency_injector import containers, providers
 
 from tgm.host.files import has_content
-from tgm.services.vault.audit import UNKEYED_LOG, AuditLog, AuditLogTampered
+from tgm.services.vault.audit import AuditLog, AuditLogTampered, without_key
 from tgm.services.vault.crypto import Cipher
 from tgm.services.vault.grpc.servicer import VaultServicer
 from tgm.services.vault.keystore import KeyStore, lock_keyring
@@ -34,16 +34,14 @@ def audit_from_settings(settings: VaultSettings, keys: KeyStore, *, new_keyring:
     the keyring, or a keyring made before keyed audit logs gets its key now (once its unkeyed log was archived)."""
     if keys.audit_key is None and has_content(settings.vault_audit_file):
         # Refused before the key is added: with the key no longer new, no new log could start without an anchor.
-        raise AuditLogTampered(f"the audit log {settings.vault_audit_file} {UNKEYED_LOG}")
-    created = keys.ensure_audit_key() or new_keyring
-    key = keys.audit_key
-    assert key is not None  # ensured above
+        raise AuditLogTampered(f"the audit log {settings.vault_audit_file} {without_key(settings.vault_audit_file)}")
+    key, added = keys.ensure_audit_key()
     return AuditLog(
         settings.vault_audit_file,
         fsync=settings.vault_audit_fsync,
         key=key,
         anchor_path=audit_anchor_path(settings),
-        anchor_may_be_missing=created,
+        anchor_may_be_missing=added or new_keyring,
     )
 
 

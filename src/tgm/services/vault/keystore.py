@@ -5,6 +5,7 @@ Written atomically, then swapped in memory; one vault owns the file (`lock_keyri
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import stat
@@ -88,7 +89,7 @@ class KeyStore:
                 "a vault never rebuilds a missing keyring from ENCRYPTION_KEY (restore the file from backup instead)"
             )
         keys, meta, primary, audit_key = _load(path)
-        if bootstrap is not None and keys.get(1) != bootstrap:
+        if bootstrap is not None and not hmac.compare_digest(keys.get(1, b""), bootstrap):
             raise VaultConfigError(
                 "the environment's key version 1 does not match VAULT_KEYRING_FILE; "
                 "the file is authoritative once it exists: unset ENCRYPTION_KEY or fix the file"
@@ -120,18 +121,18 @@ class KeyStore:
         """The key of the audit chain; None for a keyring file from before it (see `ensure_audit_key`)."""
         return self._audit_key
 
-    def ensure_audit_key(self) -> bool:
-        """Adds an audit key to a keyring file that has none (written atomically); True when it did."""
+    def ensure_audit_key(self) -> tuple[bytes, bool]:
+        """The audit key, added (written atomically) to a keyring file that has none; and whether it was added now."""
         with self._lock:
             if self._audit_key is not None:
-                return False
-            self._audit_key = os.urandom(KEY_BYTES)
+                return self._audit_key, False
+            added = self._audit_key = os.urandom(KEY_BYTES)
             try:
                 self._persist(self._keys, self._meta, self._primary)
             except BaseException:
                 self._audit_key = None
                 raise
-            return True
+            return added, True
 
     def status(self) -> KeyStatus:
         with self._lock:
