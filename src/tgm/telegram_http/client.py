@@ -80,7 +80,7 @@ class HttpTelegramApi:
         self._base_url = base_url.rstrip("/")
         self._pool = _pool(self._base_url, timeout_seconds, max_connections)
         # Without a proxy every call goes to one host: its connection pool, given the path only, skips PoolManager's
-        # URL parsing and pool lookup per call (868k -> 696k instructions per send, callgrind). A proxy needs the
+        # URL parsing and pool lookup per call (868k -> 734k instructions per send, callgrind). A proxy needs the
         # whole URL, so calls then go through the manager.
         self._requester: urllib3.PoolManager | urllib3.HTTPConnectionPool = self._pool
         self._target_prefix = self._base_url
